@@ -1,0 +1,82 @@
+"""People, the organisations they belong to (the tenants), and their roles."""
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class User(AbstractUser):
+    """A person who signs in. A custom model from the start, so it can grow."""
+
+    language = models.CharField(
+        _("preferred language"),
+        max_length=8,
+        choices=settings.LANGUAGES,
+        blank=True,
+        help_text=_("Pages and e-mails use this language; blank follows the browser."),
+    )
+
+    def mail_language(self):
+        return self.language or settings.LANGUAGE_CODE
+
+
+class Organization(models.Model):
+    """The tenant: everything an administrator manages belongs to one."""
+
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("short name"), max_length=60, unique=True)
+    time_zone = models.CharField(
+        _("time zone"),
+        max_length=64,
+        default=settings.TIME_ZONE,
+        help_text=_("Times in pages and e-mails are shown in this zone."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    tenant_path = "pk"
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("organisation")
+        verbose_name_plural = _("organisations")
+
+    def __str__(self):
+        return self.name
+
+
+class Role(models.TextChoices):
+    # Declared from least to most powerful: Role.rank() relies on this order.
+    VIEWER = "viewer", _("Viewer")
+    OPERATOR = "operator", _("Operator")
+    ADMIN = "admin", _("Administrator")
+    OWNER = "owner", _("Owner")
+
+    @classmethod
+    def at_least(cls, role):
+        """The roles that include every right of `role`."""
+        values = cls.values
+        return values[values.index(role) :]
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    tenant_path = "organization"
+
+    class Meta:
+        verbose_name = _("membership")
+        verbose_name_plural = _("memberships")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organization"], name="one_membership_per_org")
+        ]
+
+    def __str__(self):
+        return f"{self.user} @ {self.organization} ({self.get_role_display()})"

@@ -1,0 +1,21 @@
+"""The portal's nouns, one module per group (see DESIGN.md, 'Words')."""
+
+from .ca import CAAccount, DepositEntry
+from .certificate import Certificate, CertificateVersion, Challenge, KeyType
+from .hosts import Deployment, TargetHost
+from .orders import Order
+from .runs import Notification, RenewalRun
+
+__all__ = [
+    "CAAccount",
+    "Certificate",
+    "CertificateVersion",
+    "Challenge",
+    "Deployment",
+    "DepositEntry",
+    "KeyType",
+    "Notification",
+    "Order",
+    "RenewalRun",
+    "TargetHost",
+]

@@ -1,0 +1,107 @@
+"""CA accounts and their prepaid deposit."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q, Sum
+from django.utils.translation import gettext_lazy as _
+
+from fujissl_portal.encryption import EncryptedTextField
+
+
+class CAAccount(models.Model):
+    """An ACME account at one CA, with its price per certificate and its deposit."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="ca_accounts"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    directory_url = models.URLField(
+        _("ACME directory URL"), max_length=500,
+        help_text=_("For example https://acme.example.com/directory"),
+    )
+    contact_email = models.EmailField(_("contact e-mail"))
+    account_key = EncryptedTextField(
+        _("account key"), blank=True, help_text=_("Created on first use; stored encrypted.")
+    )
+    account_url = models.URLField(_("account URL"), max_length=500, blank=True)
+    eab_kid = models.CharField(
+        _("EAB key ID"), max_length=200, blank=True,
+        help_text=_("External Account Binding, required by commercial CAs."),
+    )
+    eab_hmac_key = EncryptedTextField(_("EAB HMAC key"), blank=True)
+    price = models.DecimalField(
+        _("price per certificate"), max_digits=12, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"), _("The price cannot be negative."))],
+    )
+    currency = models.CharField(_("currency"), max_length=3, default="JPY")
+    low_balance_threshold = models.DecimalField(
+        _("low-balance threshold"), max_digits=12, decimal_places=2, default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0"), _("The threshold cannot be negative."))],
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    tenant_path = "organization"
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("CA account")
+        verbose_name_plural = _("CA accounts")
+
+    def __str__(self):
+        return self.name
+
+    def balance(self) -> Decimal:
+        """The balance is the sum of the ledger; it is never stored on its own."""
+        total = self.ledger.aggregate(total=Sum("amount"))["total"]
+        return total if total is not None else Decimal("0")
+
+    def is_priced(self) -> bool:
+        # Free CAs (Let's Encrypt and the like) raise no deposit warnings.
+        return self.price > 0
+
+
+class DepositEntry(models.Model):
+    """One line of a deposit ledger. Money moves once: `reference` is unique."""
+
+    class Kind(models.TextChoices):
+        TOP_UP = "topup", _("Top-up")
+        CHARGE = "charge", _("Charge")
+        REFUND = "refund", _("Refund")
+
+    ca_account = models.ForeignKey(CAAccount, on_delete=models.PROTECT, related_name="ledger")
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind.choices)
+    amount = models.DecimalField(
+        _("amount"), max_digits=12, decimal_places=2,
+        help_text=_("Signed: top-ups and refunds are positive, charges negative."),
+    )
+    # A retried task that tries to charge for the same issued version collides here.
+    reference = models.CharField(_("reference"), max_length=200, unique=True)
+    note = models.TextField(_("note"), blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("by"),
+    )
+    created_at = models.DateTimeField(_("when"), auto_now_add=True)
+
+    tenant_path = "ca_account__organization"
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("deposit entry")
+        verbose_name_plural = _("deposit ledger")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="charge", amount__lt=0) | Q(~Q(kind="charge"), amount__gt=0)),
+                name="deposit_amount_sign_matches_kind",
+            )
+        ]
+        indexes = [
+            # The ledger page and the balance sum read one account's entries.
+            models.Index(fields=["ca_account", "created_at"], name="ledger_by_account_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.amount} ({self.reference})"

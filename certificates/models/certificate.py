@@ -1,0 +1,262 @@
+"""Certificates as administrators manage them, and each issuance of one."""
+
+import hashlib
+import ipaddress
+from datetime import timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from fujissl_portal.encryption import EncryptedTextField
+
+from .. import validators
+
+
+def validate_dns_server(value: str) -> str:
+    """An IP address or a host name: where RFC 2136 updates are sent."""
+    value = value.strip()
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    if value.lower() == "localhost":
+        return "localhost"
+    return validators.normalize_domain_name(
+        value, label=_("DNS server"), allow_wildcard=False
+    )
+
+
+class KeyType(models.TextChoices):
+    EC_P256 = "ec-p256", _("ECDSA P-256")
+    EC_P384 = "ec-p384", _("ECDSA P-384")
+    RSA_2048 = "rsa-2048", _("RSA 2048")
+    RSA_3072 = "rsa-3072", _("RSA 3072")
+    RSA_4096 = "rsa-4096", _("RSA 4096")
+
+
+class Challenge(models.TextChoices):
+    HTTP_01 = "http-01", _("HTTP-01 (a file in the host's document root)")
+    DNS_01 = "dns-01", _("DNS-01 (a TXT record over RFC 2136)")
+
+
+class Certificate(models.Model):
+    """A certificate to keep renewed: its names, key type, challenge and hosts."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="certificates"
+    )
+    ca_account = models.ForeignKey(
+        "certificates.CAAccount", on_delete=models.PROTECT, related_name="certificates",
+        verbose_name=_("CA account"),
+    )
+    common_name = models.CharField(_("common name"), max_length=253)
+    # Every name on the certificate, the common name first; normalised A-labels.
+    sans = models.JSONField(_("subject alternative names"), default=list, blank=True)
+    key_type = models.CharField(
+        _("key type"), max_length=10, choices=KeyType.choices, default=KeyType.EC_P256
+    )
+    challenge = models.CharField(
+        _("challenge"), max_length=8, choices=Challenge.choices, default=Challenge.HTTP_01
+    )
+    dns_server = models.CharField(
+        _("DNS server"), max_length=253, blank=True,
+        help_text=_("The authoritative server that accepts RFC 2136 updates (DNS-01)."),
+    )
+    dns_port = models.PositiveIntegerField(
+        _("DNS port"), default=53,
+        validators=[
+            MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),
+            MaxValueValidator(65535, _("Ports are whole numbers from 1 to 65535.")),
+        ],
+    )
+    tsig_key_name = models.CharField(_("TSIG key name"), max_length=253, blank=True)
+    tsig_algorithm = models.CharField(
+        _("TSIG algorithm"), max_length=20, blank=True, default="hmac-sha256",
+        choices=[(a, a) for a in validators.TSIG_ALGORITHMS],
+    )
+    tsig_secret = EncryptedTextField(_("TSIG secret"), blank=True)
+    auto_renew = models.BooleanField(_("renew automatically"), default=True)
+    renew_after = models.DateTimeField(_("renew after"), null=True, blank=True)
+    # Set after a failure (backoff); kept in the database, not in Celery countdowns.
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
+    failure_count = models.PositiveIntegerField(_("failures in a row"), default=0)
+    current_version = models.ForeignKey(
+        "certificates.CertificateVersion", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("current version"),
+    )
+    # Copied from the current version so that lists sort by expiry without a join.
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    hosts = models.ManyToManyField(
+        "certificates.TargetHost", through="certificates.Deployment",
+        related_name="certificates", blank=True, verbose_name=_("target hosts"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    tenant_path = "organization"
+
+    class Meta:
+        ordering = ["expires_at", "common_name"]
+        verbose_name = _("certificate")
+        verbose_name_plural = _("certificates")
+        indexes = [
+            # The beat scan (renewal.py): certificates whose renew_after has come...
+            models.Index(
+                fields=["renew_after"], condition=Q(auto_renew=True), name="cert_due_renewal_idx"
+            ),
+            # ...or whose backoff has run out.
+            models.Index(
+                fields=["next_attempt_at"], condition=Q(auto_renew=True),
+                name="cert_due_retry_idx",
+            ),
+            # The certificate list and the dashboard timeline: by organisation, by expiry.
+            models.Index(fields=["organization", "expires_at"], name="cert_org_expiry_idx"),
+            models.Index(fields=["organization", "common_name"], name="cert_org_name_idx"),
+        ]
+
+    def __str__(self):
+        return self.common_name
+
+    def names(self) -> list[str]:
+        return self.sans or [self.common_name]
+
+    def clean(self):
+        errors = {}
+        try:
+            self.common_name = validators.normalize_domain_name(
+                self.common_name, label=_("Common name")
+            )
+        except ValidationError as exc:
+            errors["common_name"] = exc.messages
+        else:
+            try:
+                self.sans = validators.normalize_san_list(
+                    self.sans, common_name=self.common_name
+                )
+            except ValidationError as exc:
+                errors["sans"] = exc.messages
+            else:
+                try:
+                    validators.validate_wildcard_challenge(self.sans, self.challenge)
+                except ValidationError as exc:
+                    errors["challenge"] = exc.messages
+        if self.challenge == Challenge.DNS_01:
+            errors.update(self._dns01_errors())
+        if self.organization_id and self.ca_account_id:
+            if self.ca_account.organization_id != self.organization_id:
+                errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
+        if errors:
+            raise ValidationError(errors)
+
+    def _dns01_errors(self):
+        errors = {}
+        required = {
+            "dns_server": _("DNS server"),
+            "tsig_key_name": _("TSIG key name"),
+            "tsig_secret": _("TSIG secret"),
+        }
+        for field, label in required.items():
+            if not getattr(self, field):
+                errors[field] = [
+                    _("%(field)s is required for DNS-01: the RFC 2136 update is signed with it.")
+                    % {"field": label}
+                ]
+        checks = [
+            ("dns_server", validate_dns_server),
+            ("tsig_secret", validators.validate_tsig_secret),
+            ("tsig_algorithm", validators.validate_tsig_algorithm),
+        ]
+        for field, check in checks:
+            if field not in errors and getattr(self, field):
+                try:
+                    setattr(self, field, check(getattr(self, field)))
+                except ValidationError as exc:
+                    errors[field] = exc.messages
+        return errors
+
+    def days_left(self, now=None) -> int | None:
+        if self.expires_at is None:
+            return None
+        return (self.expires_at - (now or timezone.now())).days
+
+    def needs_renewal(self, now=None) -> bool:
+        now = now or timezone.now()
+        if not self.auto_renew:
+            return False
+        if self.next_attempt_at is not None:
+            return self.next_attempt_at <= now
+        return self.renew_after is None or self.renew_after <= now
+
+
+class CertificateVersion(models.Model):
+    """One issuance: the chain, its private key (encrypted) and what identifies it."""
+
+    certificate = models.ForeignKey(
+        Certificate, on_delete=models.CASCADE, related_name="versions",
+        verbose_name=_("certificate"),
+    )
+    chain_pem = models.TextField(_("certificate chain (PEM)"))
+    private_key = EncryptedTextField(_("private key"))
+    serial = models.CharField(_("serial number"), max_length=64)
+    not_before = models.DateTimeField(_("valid from"))
+    not_after = models.DateTimeField(_("valid until"))
+    fingerprint_sha256 = models.CharField(_("SHA-256 fingerprint"), max_length=64, db_index=True)
+    issuer = models.CharField(_("issuer"), max_length=500)
+    acme_order_url = models.URLField(_("ACME order URL"), max_length=500, blank=True)
+    created_at = models.DateTimeField(_("issued"), auto_now_add=True)
+
+    tenant_path = "certificate__organization"
+
+    class Meta:
+        ordering = ["-not_before", "-pk"]
+        get_latest_by = "not_before"
+        verbose_name = _("certificate version")
+        verbose_name_plural = _("certificate versions")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["certificate", "fingerprint_sha256"], name="one_version_per_leaf"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.certificate} #{self.serial[:16]}"
+
+    @classmethod
+    def from_pem(cls, *, certificate, chain_pem, private_key_pem, acme_order_url=""):
+        """A version with its identifying fields read from the leaf of `chain_pem`."""
+        leaf = x509.load_pem_x509_certificates(chain_pem.encode())[0]
+        return cls(
+            certificate=certificate,
+            chain_pem=chain_pem,
+            private_key=private_key_pem,
+            serial=format(leaf.serial_number, "x"),
+            not_before=leaf.not_valid_before_utc,
+            not_after=leaf.not_valid_after_utc,
+            fingerprint_sha256=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),
+            issuer=leaf.issuer.rfc4514_string()[:500],
+            acme_order_url=acme_order_url,
+        )
+
+    def _pems(self) -> list[str]:
+        marker = "-----END CERTIFICATE-----"
+        return [part.strip() + "\n" + marker + "\n" for part in self.chain_pem.split(marker)
+                if part.strip()]
+
+    def leaf_pem(self) -> str:
+        return self._pems()[0]
+
+    def intermediates_pem(self) -> str:
+        """The CA bundle: everything after the leaf."""
+        return "".join(self._pems()[1:])
+
+    def fullchain_pem(self) -> str:
+        return "".join(self._pems())
+
+    def lifetime(self) -> timedelta:
+        return self.not_after - self.not_before

@@ -1,0 +1,181 @@
+"""Target hosts (servers reached over SSH) and the certificates deployed to them."""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from fujissl_portal.encryption import EncryptedTextField
+
+from .. import validators
+
+PORT_VALIDATORS = [
+    MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),
+    MaxValueValidator(65535, _("Ports are whole numbers from 1 to 65535.")),
+]
+FILE_MODE_VALIDATOR = RegexValidator(
+    r"^0?[0-7]{3}$", _("Enter an octal file mode such as 0600 or 0644.")
+)
+# Fields holding a path on the host, with the label used in messages.
+PATH_FIELDS = {
+    "private_key_path": _("Private key path"),
+    "certificate_path": _("Certificate path"),
+    "ca_bundle_path": _("CA bundle path"),
+    "fullchain_path": _("Full chain path"),
+    "document_root": _("Document root"),
+    "backup_dir": _("Backup folder"),
+}
+
+
+class TargetHost(models.Model):
+    """A server that receives certificate files over SSH, with its pinned host key."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="hosts"
+    )
+    name = models.CharField(_("name"), max_length=200)
+    address = models.CharField(_("SSH address"), max_length=253)
+    ssh_port = models.PositiveIntegerField(_("SSH port"), default=22, validators=PORT_VALIDATORS)
+    ssh_user = models.CharField(_("SSH user"), max_length=64)
+    login_key = EncryptedTextField(
+        _("SSH login key"), help_text=_("An OpenSSH private key without a passphrase.")
+    )
+    # Pinned at enrolment, after an administrator confirms the fingerprint; a
+    # host whose key is not confirmed receives nothing.
+    host_key = models.TextField(_("SSH host key"), blank=True)
+    host_key_fingerprint = models.CharField(_("host key fingerprint"), max_length=80, blank=True)
+    host_key_confirmed_at = models.DateTimeField(_("host key confirmed"), null=True, blank=True)
+    host_key_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("host key confirmed by"),
+    )
+    private_key_path = models.CharField(_("private key path"), max_length=4096)
+    certificate_path = models.CharField(_("certificate path"), max_length=4096)
+    ca_bundle_path = models.CharField(_("CA bundle path"), max_length=4096, blank=True)
+    fullchain_path = models.CharField(_("full chain path"), max_length=4096, blank=True)
+    document_root = models.CharField(
+        _("document root"), max_length=4096, blank=True,
+        help_text=_("Where HTTP-01 challenge files are written."),
+    )
+    backup_dir = models.CharField(_("backup folder"), max_length=4096)
+    file_owner = models.CharField(_("file owner"), max_length=64, blank=True)
+    file_group = models.CharField(_("file group"), max_length=64, blank=True)
+    key_mode = models.CharField(
+        _("private key mode"), max_length=4, default="0600", validators=[FILE_MODE_VALIDATOR]
+    )
+    cert_mode = models.CharField(
+        _("certificate mode"), max_length=4, default="0644", validators=[FILE_MODE_VALIDATOR]
+    )
+    config_test_command = models.CharField(
+        _("config test command"), max_length=1000, default="nginx -t"
+    )
+    reload_command = models.CharField(
+        _("reload command"), max_length=1000, default="systemctl reload nginx"
+    )
+    tls_check_address = models.CharField(
+        _("TLS check address"), max_length=253, blank=True,
+        help_text=_("Where the served certificate is checked; blank means the SSH address."),
+    )
+    tls_check_port = models.PositiveIntegerField(
+        _("TLS check port"), default=443, validators=PORT_VALIDATORS
+    )
+    tls_sni_name = models.CharField(
+        _("TLS SNI name"), max_length=253, blank=True,
+        help_text=_("Blank means the certificate's common name."),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    tenant_path = "organization"
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("target host")
+        verbose_name_plural = _("target hosts")
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="host_name_unique_in_org")
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        # The fingerprint is derived, so it can never disagree with the pinned key.
+        self.host_key_fingerprint = (
+            validators.ssh_fingerprint_sha256(self.host_key) if self.host_key else ""
+        )
+        super().save(*args, **kwargs)
+
+    @property
+    def host_key_confirmed(self) -> bool:
+        return bool(self.host_key and self.host_key_confirmed_at)
+
+    def clean(self):
+        errors = {}
+        for field, label in PATH_FIELDS.items():
+            value = getattr(self, field)
+            if not value:
+                continue
+            try:
+                setattr(self, field, validators.validate_absolute_path(value, label=label))
+            except ValidationError as exc:
+                errors[field] = exc.messages
+        if self.login_key:
+            try:
+                validators.validate_ssh_private_key(self.login_key, label=_("SSH login key"))
+            except ValidationError as exc:
+                errors["login_key"] = exc.messages
+        if self.host_key:
+            try:
+                validators.validate_ssh_public_key(self.host_key, label=_("SSH host key"))
+            except ValidationError as exc:
+                errors["host_key"] = exc.messages
+        if errors:
+            raise ValidationError(errors)
+
+
+class Deployment(models.Model):
+    """A certificate bound to a host, and whether the host really serves it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Not deployed yet")
+        DEPLOYED = "deployed", _("Deployed")
+        FAILED = "failed", _("Failed")
+        ROLLED_BACK = "rolled_back", _("Rolled back")
+
+    certificate = models.ForeignKey(
+        "certificates.Certificate", on_delete=models.CASCADE, related_name="deployments"
+    )
+    host = models.ForeignKey(TargetHost, on_delete=models.CASCADE, related_name="deployments")
+    last_version = models.ForeignKey(
+        "certificates.CertificateVersion", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("last deployed version"),
+    )
+    last_status = models.CharField(
+        _("last status"), max_length=12, choices=Status.choices, default=Status.PENDING
+    )
+    last_error = models.TextField(_("last error"), blank=True)
+    # None until the first TLS check; then whether the served leaf is ours.
+    served = models.BooleanField(_("served"), null=True)
+    served_fingerprint = models.CharField(_("served fingerprint"), max_length=64, blank=True)
+    last_deployed_at = models.DateTimeField(_("last deployed"), null=True, blank=True)
+    last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
+
+    tenant_path = "certificate__organization"
+
+    class Meta:
+        verbose_name = _("deployment")
+        verbose_name_plural = _("deployments")
+        constraints = [
+            models.UniqueConstraint(fields=["certificate", "host"], name="one_deployment_per_host")
+        ]
+
+    def __str__(self):
+        return f"{self.certificate} → {self.host}"
+
+    def clean(self):
+        if (
+            self.certificate_id and self.host_id
+            and self.certificate.organization_id != self.host.organization_id
+        ):
+            raise ValidationError({"host": _("Choose a host of the certificate's organisation.")})

@@ -1,0 +1,117 @@
+"""What happened: renewal runs with their steps, and every message sent."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class RenewalRun(models.Model):
+    """One attempt to renew a certificate, start to finish."""
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", _("Schedule")
+        MANUAL = "manual", _("Manual")
+        API = "api", _("API")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        SUCCEEDED = "succeeded", _("Succeeded")
+        FAILED = "failed", _("Failed")
+        INSUFFICIENT_DEPOSIT = "insufficient_deposit", _("Insufficient deposit")
+
+    certificate = models.ForeignKey(
+        "certificates.Certificate", on_delete=models.CASCADE, related_name="runs"
+    )
+    trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    status = models.CharField(
+        _("status"), max_length=24, choices=Status.choices, default=Status.QUEUED
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("requested by"),
+    )
+    # [{"name": "order", "status": "done", "at": "2026-...", "detail": "..."}, ...]
+    steps = models.JSONField(_("steps"), default=list, blank=True)
+    log = models.TextField(_("log"), blank=True)
+    error = models.TextField(_("error"), blank=True)
+    # The CA's RFC 7807 problem document, kept whole (type, detail, subproblems).
+    problem = models.JSONField(_("CA problem"), null=True, blank=True)
+    version = models.ForeignKey(
+        "certificates.CertificateVersion", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("issued version"),
+    )
+    created_at = models.DateTimeField(_("queued"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    tenant_path = "certificate__organization"
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("renewal run")
+        verbose_name_plural = _("renewal runs")
+        indexes = [
+            # A certificate's history, newest first (detail page, API).
+            models.Index(fields=["certificate", "-created_at"], name="run_by_cert_idx"),
+            # Recovery after a worker dies: the runs still open.
+            models.Index(
+                fields=["status"], condition=Q(status__in=["queued", "running"]),
+                name="run_open_idx",
+            ),
+            # The dashboard's recent runs.
+            models.Index(fields=["-created_at"], name="run_recent_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.certificate} {self.get_trigger_display()} {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+
+class Notification(models.Model):
+    """One e-mail to one person, with whether it went out."""
+
+    class Kind(models.TextChoices):
+        RENEWAL_FAILED = "renewal_failed", _("Renewal failed")
+        DEPOSIT_LOW = "deposit_low", _("Deposit low")
+        DEPOSIT_INSUFFICIENT = "deposit_insufficient", _("Deposit insufficient")
+        NOT_SERVED = "not_served", _("Deployment not served")
+        EXPIRING = "expiring", _("Certificate expiring")
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="notifications"
+    )
+    certificate = models.ForeignKey(
+        "certificates.Certificate", on_delete=models.CASCADE, null=True, blank=True,
+        related_name="notifications",
+    )
+    ca_account = models.ForeignKey(
+        "certificates.CAAccount", on_delete=models.CASCADE, null=True, blank=True,
+        related_name="notifications",
+    )
+    kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    recipient = models.EmailField(_("recipient"))
+    language = models.CharField(_("language"), max_length=8, default="ja")
+    subject = models.CharField(_("subject"), max_length=300)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    tenant_path = "organization"
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        indexes = [
+            # "At most one mail per kind and certificate a day" looks up this triple.
+            models.Index(fields=["kind", "certificate", "created_at"], name="notif_dedupe_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} → {self.recipient}"

@@ -1,0 +1,91 @@
+"""An object of another organisation is simply not there: 404, in pages and admin."""
+
+import pytest
+from django.urls import reverse
+
+from accounts.models import Role
+from accounts.tenancy import get_scoped_or_404, scoped
+from certificates.tests.factories import one_of_everything
+
+pytestmark = pytest.mark.django_db
+
+OBJECT_PAGES = [
+    ("certificates:certificate", "certificate"),
+    ("certificates:host", "host"),
+    ("certificates:ca_account", "ca_account"),
+    ("certificates:order", "order"),
+    ("certificates:run", "run"),
+]
+
+
+@pytest.fixture
+def world(organization, tmp_path):
+    return one_of_everything(organization, tmp_path)
+
+
+@pytest.mark.parametrize("url_name,key", OBJECT_PAGES)
+def test_members_of_the_organisation_see_its_object_pages(client, world, owner, operator,
+                                                         url_name, key):
+    url = reverse(url_name, args=[world[key].pk])
+    for person in (owner, operator):
+        client.force_login(person)
+        assert client.get(url).status_code == 200
+
+
+@pytest.mark.parametrize("url_name,key", OBJECT_PAGES)
+def test_an_outsider_gets_404_for_every_object_page(client, world, outsider, url_name, key):
+    client.force_login(outsider)
+    assert client.get(reverse(url_name, args=[world[key].pk])).status_code == 404
+
+
+@pytest.mark.parametrize("url_name,key", OBJECT_PAGES)
+def test_an_anonymous_visitor_is_sent_to_the_login_page(client, world, url_name, key):
+    response = client.get(reverse(url_name, args=[world[key].pk]))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_the_dashboard_lists_only_the_askers_certificates(client, world, outsider, owner):
+    client.force_login(outsider)
+    assert world["certificate"].common_name not in client.get("/").content.decode()
+    client.force_login(owner)
+    assert world["certificate"].common_name in client.get("/").content.decode()
+
+
+def test_the_scoping_helper_hides_every_model_from_an_outsider(world, owner, outsider):
+    for key, obj in world.items():
+        model = type(obj)
+        assert scoped(model, owner).filter(pk=obj.pk).exists(), key
+        assert not scoped(model, outsider).filter(pk=obj.pk).exists(), key
+
+
+def test_the_scoping_helper_honours_the_least_role(world, operator):
+    certificate = world["certificate"]
+    assert scoped(type(certificate), operator, at_least=Role.OPERATOR).exists()
+    assert not scoped(type(certificate), operator, at_least=Role.ADMIN).exists()
+
+
+def test_get_scoped_or_404_raises_404_outside(world, outsider):
+    from django.http import Http404
+
+    with pytest.raises(Http404):
+        get_scoped_or_404(type(world["certificate"]), outsider, pk=world["certificate"].pk)
+
+
+def test_staff_who_are_not_superusers_see_only_their_organisations_in_the_admin(
+    client, world, outsider
+):
+    from django.contrib.auth.models import Permission
+
+    outsider.is_staff = True
+    outsider.save()
+    outsider.user_permissions.set(Permission.objects.filter(content_type__app_label="certificates"))
+    client.force_login(outsider)
+    changelist = client.get(reverse("admin:certificates_certificate_changelist"))
+    assert changelist.status_code == 200
+    assert world["certificate"].common_name not in changelist.content.decode()
+    change = client.get(
+        reverse("admin:certificates_certificate_change", args=[world["certificate"].pk])
+    )
+    # The admin redirects to its index with "doesn't exist" rather than showing it.
+    assert change.status_code == 302

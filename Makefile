@@ -1,0 +1,46 @@
+# The two commands a newcomer needs: `make run` and `make test` (README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.runtime-installed
+TEST_STAMP := $(VENV)/.test-installed
+
+.PHONY: run test install system-packages lint messages
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(TEST_STAMP): requirements.txt requirements-test.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@ $(RUNTIME_STAMP)
+
+install: $(RUNTIME_STAMP)
+
+# Debian packages for the testbed (Pebble, BIND, OpenSSH, nginx, gettext).
+system-packages:
+	scripts/install-system-packages.sh
+
+# Embedded defaults: SQLite and a file-system broker under var/, no server needed.
+run: $(RUNTIME_STAMP)
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py bootstrap_portal
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runportal $(if $(ADDR),--addr $(ADDR))
+
+# SQLite + embedded broker by default; PostgreSQL + Redis when DATABASE_URL and
+# REDIS_URL are set (as .ci/run does). PYTEST_ARGS narrows a run: PYTEST_ARGS="-k smoke".
+test: $(TEST_STAMP) system-packages
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+
+# After changing a translatable string: update and compile the catalogues.
+messages: $(TEST_STAMP)
+	DEBUG=1 $(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=testbed --ignore=var
+	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv

@@ -5,7 +5,7 @@ from django.shortcuts import render
 
 from accounts.tenancy import get_scoped_or_404, scoped
 
-from .models import CAAccount, Certificate, Order, RenewalRun, TargetHost
+from .models import CAAccount, Certificate, Heartbeat, Order, RenewalRun, TargetHost
 
 
 @login_required
@@ -16,6 +16,7 @@ def dashboard(request):
         "certificates": certificates.order_by("expires_at", "common_name")[:50],
         "ca_accounts": scoped(CAAccount, request.user).select_related("organization"),
         "runs": runs,
+        "scheduler_stale": Heartbeat.is_stale(),
     })
 
 

@@ -20,7 +20,8 @@ env = environ.Env()
 # A .env file is read only for convenience in development; the environment wins.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-VAR_DIR = Path(env("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+# Relative paths are taken from the project folder, wherever the command runs.
+VAR_DIR = BASE_DIR / env("PORTAL_VAR_DIR", default="var")
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
@@ -108,6 +109,9 @@ DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'portal.sqlite3'}")
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, for the test database too: tests start real Celery
+    # workers in other processes, and they must see the same rows.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-portal.sqlite3")}
     # The web server, the worker and beat share one file: WAL lets readers
     # proceed during a write, IMMEDIATE takes the write lock at BEGIN so that
     # two writers queue on the busy timeout instead of failing mid-transaction.
@@ -145,7 +149,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # `manage.py collectstatic` fills this; whitenoise serves it. Created here so
 # that whitenoise does not warn on a checkout that has not collected yet.
-STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT = VAR_DIR / env("STATIC_ROOT", default="static")
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
@@ -205,7 +209,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    # `expires` on every entry: a backlog (workers down for an hour) must not
+    # replay sixty stale copies when they come back.
+    "heartbeat": {"task": "certificates.heartbeat", "schedule": 60.0, "options": {"expires": 50}},
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -4,7 +4,7 @@ from .ca import CAAccount, DepositEntry
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
 from .hosts import Deployment, TargetHost
 from .orders import Order
-from .runs import Notification, RenewalRun
+from .runs import Heartbeat, Notification, RenewalRun
 
 __all__ = [
     "CAAccount",
@@ -13,6 +13,7 @@ __all__ = [
     "Challenge",
     "Deployment",
     "DepositEntry",
+    "Heartbeat",
     "KeyType",
     "Notification",
     "Order",

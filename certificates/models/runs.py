@@ -1,5 +1,7 @@
 """What happened: renewal runs with their steps, and every message sent."""
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -115,3 +117,32 @@ class Notification(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} → {self.recipient}"
+
+
+class Heartbeat(models.Model):
+    """When a worker last ran the scheduler's heartbeat task.
+
+    If beat or every worker stops, renewals stop silently; the dashboard warns
+    when this row grows old (see STALE_AFTER).
+    """
+
+    STALE_AFTER = timedelta(minutes=5)
+
+    name = models.CharField(_("name"), max_length=50, unique=True)
+    beat_at = models.DateTimeField(_("last beat"))
+
+    class Meta:
+        verbose_name = _("heartbeat")
+        verbose_name_plural = _("heartbeats")
+
+    def __str__(self):
+        return f"{self.name} {self.beat_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def record(cls, name="scheduler"):
+        cls.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+
+    @classmethod
+    def is_stale(cls, name="scheduler", now=None) -> bool:
+        beat_at = cls.objects.filter(name=name).values_list("beat_at", flat=True).first()
+        return beat_at is None or beat_at < (now or timezone.now()) - cls.STALE_AFTER

@@ -1,0 +1,47 @@
+"""Celery works end to end on whatever broker is configured: the file-system
+broker of the embedded defaults, or Redis in production and CI."""
+
+import time
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from certificates.models import Heartbeat
+from certificates.tasks import heartbeat
+
+
+def test_a_task_sent_through_the_broker_runs_in_a_real_worker(celery_worker_process):
+    heartbeat.delay()
+    deadline = time.monotonic() + 30
+    while not Heartbeat.objects.filter(name="scheduler").exists():
+        if time.monotonic() > deadline:
+            pytest.fail("the worker did not run the task:\n"
+                        + celery_worker_process.log.read_text()[-3000:])
+        time.sleep(0.2)
+    assert Heartbeat.is_stale() is False
+
+
+def test_every_beat_entry_expires_so_that_a_backlog_cannot_pile_up():
+    assert settings.CELERY_BEAT_SCHEDULE
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        assert entry["options"]["expires"] <= entry["schedule"], name
+
+
+def test_tasks_travel_as_json_and_are_acknowledged_late():
+    assert settings.CELERY_TASK_SERIALIZER == "json"
+    assert settings.CELERY_ACCEPT_CONTENT == ["json"]
+    assert settings.CELERY_TASK_ACKS_LATE is True
+    assert settings.CELERY_WORKER_PREFETCH_MULTIPLIER == 1
+
+
+@pytest.mark.django_db
+def test_the_dashboard_warns_when_no_worker_has_answered_the_scheduler(client, owner):
+    client.force_login(owner)
+    warning = "id=\"scheduler-warning\""
+    assert warning in client.get(reverse("certificates:dashboard")).content.decode()
+    Heartbeat.record()
+    assert warning not in client.get(reverse("certificates:dashboard")).content.decode()
+    Heartbeat.objects.update(beat_at=timezone.now() - Heartbeat.STALE_AFTER * 2)
+    assert warning in client.get(reverse("certificates:dashboard")).content.decode()

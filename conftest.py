@@ -1,4 +1,4 @@
-"""Shared fixtures: the personas every test speaks of.
+"""Shared fixtures: the testbed's real peers, and the personas every test speaks of.
 
 The personas (DESIGN.md, house style 8): an owner and an operator of one
 organisation, and an outsider who belongs to another and must be refused.
@@ -7,6 +7,8 @@ organisation, and an outsider who belongs to another and must be refused.
 import pytest
 
 from accounts.models import Membership, Organization, Role
+
+pytest_plugins = ["testbed.fixtures"]
 
 
 @pytest.fixture

@@ -1,0 +1,37 @@
+#!/bin/sh
+# Install the Debian packages behind the test bed's peers, only if one is missing.
+# Idempotent: with every binary present it changes nothing and exits 0.
+set -eu
+
+# Daemons live in /usr/sbin, which is not on every user's PATH.
+PATH="$PATH:/usr/sbin:/sbin"
+
+# binary:package pairs, one for each peer the tests start or call.
+NEEDS="pebble:pebble named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils
+sshd:openssh-server nginx:nginx-light msgfmt:gettext"
+
+missing=""
+for need in $NEEDS; do
+    binary=${need%%:*}
+    package=${need#*:}
+    if ! command -v "$binary" >/dev/null 2>&1; then
+        echo "missing: $binary (Debian package $package)"
+        case " $missing " in *" $package "*) ;; *) missing="$missing $package" ;; esac
+    fi
+done
+
+if [ -z "$missing" ]; then
+    echo "all test bed binaries present"
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "run as root, or ask an administrator:" >&2
+    echo "  apt-get install -y --no-install-recommends$missing" >&2
+    exit 1
+fi
+
+# Install the whole set, not only what is missing: one apt run, same result.
+export DEBIAN_FRONTEND=noninteractive
+apt-get update
+apt-get install -y --no-install-recommends pebble nginx-light openssh-server bind9 bind9-dnsutils gettext

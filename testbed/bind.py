@@ -1,0 +1,118 @@
+"""BIND 9: the zone ``example.test`` with TSIG-signed RFC 2136 TXT updates.
+
+Pebble resolves every name it validates here, and the portal's DNS-01 path
+writes its ``_acme-challenge`` TXT records here, exactly as with a real
+primary server.
+"""
+
+import base64
+import secrets
+from pathlib import Path
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rdatatype
+import dns.tsigkeyring
+
+from .ports import free_port
+from .tools import Daemon, require
+
+ZONE = "example.test"
+# hN.example.test and *.hN.example.test -> 127.0.0.N, one address per target
+# host (see hosts.py for why each host needs its own address).
+HOST_NUMBERS = range(2, 61)
+
+
+def zone_text() -> str:
+    """The zone file: apex, ns1 and the wildcard at 127.0.0.1, then the hosts."""
+    lines = [
+        "$TTL 60",
+        f"@ IN SOA ns1.{ZONE}. hostmaster.{ZONE}. ( 1 60 60 3600 60 )",
+        f"  IN NS ns1.{ZONE}.",
+        "@ IN A 127.0.0.1",
+        "ns1 IN A 127.0.0.1",
+        "* IN A 127.0.0.1",
+    ]
+    for n in HOST_NUMBERS:
+        lines += [f"h{n} IN A 127.0.0.{n}", f"*.h{n} IN A 127.0.0.{n}"]
+    return "\n".join(lines) + "\n"
+
+
+class BindServer:
+    """``named -g`` serving ``zone`` on ``address:port`` (UDP and TCP).
+
+    Attributes: ``address``, ``port``, ``zone``, ``tsig_key_name``,
+    ``tsig_algorithm``, ``tsig_secret`` (base64), ``keyring`` (dnspython).
+    The key may add or delete TXT records anywhere in the zone, nothing else.
+    """
+
+    address = "127.0.0.1"
+    zone = ZONE
+    tsig_key_name = "testbed-key"
+    tsig_algorithm = "hmac-sha256"
+
+    def __init__(self, directory: Path):
+        named = require("named", "bind9")
+        self.directory = directory
+        self.port = free_port(self.address, udp_too=True)
+        self.tsig_secret = base64.b64encode(secrets.token_bytes(32)).decode()
+        # Updates rewrite the zone file and its journal: this copy is ours alone.
+        (directory / f"db.{ZONE}").write_text(zone_text())
+        conf = directory / "named.conf"
+        conf.write_text(self._config())
+        self.daemon = Daemon("named", [named, "-g", "-c", str(conf)], directory / "named.log")
+
+    def _config(self) -> str:
+        d = self.directory
+        return f"""
+key "{self.tsig_key_name}" {{ algorithm {self.tsig_algorithm}; secret "{self.tsig_secret}"; }};
+controls {{ }};  # no rndc channel, hence no need for the system's rndc.key
+options {{
+    directory "{d}";
+    pid-file "{d}/named.pid";
+    session-keyfile "{d}/session.key";
+    listen-on port {self.port} {{ {self.address}; }};
+    listen-on-v6 {{ none; }};
+    recursion no;
+    dnssec-validation no;
+    notify no;
+}};
+zone "{ZONE}" {{
+    type primary;
+    file "{d}/db.{ZONE}";
+    update-policy {{ grant {self.tsig_key_name} zonesub TXT; }};
+}};
+"""
+
+    @property
+    def keyring(self) -> dict:
+        """The TSIG keyring for ``dns.update.Update(..., keyring=...)``."""
+        key = (self.tsig_algorithm, self.tsig_secret)
+        return dns.tsigkeyring.from_text({self.tsig_key_name: key})
+
+    def start(self) -> None:
+        self.daemon.start()
+        self.daemon.wait_until(self._serves_zone, f"serving {ZONE} on port {self.port}",
+                               not_yet=(OSError, dns.exception.DNSException))
+
+    def stop(self) -> None:
+        self.daemon.stop()
+
+    def _serves_zone(self) -> bool:
+        return bool(self.query(ZONE, "SOA").answer)
+
+    def query(self, name: str, rdtype: str) -> dns.message.Message:
+        """Ask this server (over TCP) for ``name``'s ``rdtype`` records."""
+        request = dns.message.make_query(dns.name.from_text(name), rdtype)
+        return dns.query.tcp(request, self.address, port=self.port, timeout=2)
+
+    def txt(self, name: str) -> list[str]:
+        """The TXT strings at ``name`` (fully qualified), [] when there are none."""
+        answer = self.query(name, "TXT")
+        return [
+            b"".join(rdata.strings).decode()
+            for rrset in answer.answer if rrset.rdtype == dns.rdatatype.TXT
+            for rdata in rrset
+        ]

@@ -1,0 +1,76 @@
+"""pytest plugin: the peers as fixtures. Load with ``pytest_plugins = ["testbed.fixtures"]``.
+
+Every daemon is stopped by a finalizer registered *before* it starts, so a
+failed start-up or a failing test never leaves it running.
+"""
+
+from collections.abc import Iterator
+
+import pytest
+
+from .bind import BindServer
+from .hosts import TargetHost, TargetHostFactory
+from .pebble import Pebble, PebbleFactory
+from .ports import free_port
+
+
+@pytest.fixture(scope="session")
+def bind_dns(request, tmp_path_factory) -> BindServer:
+    """BIND serving ``example.test`` with TSIG-signed TXT updates.
+
+    ``address``, ``port``, ``zone``, ``tsig_key_name``, ``tsig_algorithm``,
+    ``tsig_secret`` (base64), ``keyring``; ``txt(name) -> list[str]`` and
+    ``query(name, rdtype)`` ask the server directly. Names: ``@``, ``ns1``,
+    ``*`` -> 127.0.0.1; ``hN`` and ``*.hN`` -> 127.0.0.N for N in 2..60.
+    """
+    server = BindServer(tmp_path_factory.mktemp("testbed-bind"))
+    request.addfinalizer(server.stop)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def acme_http_port() -> int:
+    """The one HTTP-01 port of the session: every Pebble validates there and
+    every target host's nginx listens there (on its own address)."""
+    return free_port("127.0.0.1")
+
+
+@pytest.fixture(scope="session")
+def pebble_factory(request, tmp_path_factory, bind_dns, acme_http_port) -> PebbleFactory:
+    """``pebble_factory(*, eab_keys=None, nonce_reject=0) -> Pebble``, started.
+
+    ``eab_keys`` ({kid: base64url HMAC key}) makes External Account Binding
+    required; ``nonce_reject`` is PEBBLE_WFE_NONCEREJECT in percent (None
+    keeps Pebble's default of 5). A Pebble has ``directory_url``,
+    ``ca_bundle``, ``http_port``, ``management_url``, ``root_pem()``,
+    ``intermediate_pem()``, ``stop()`` and ``start()`` (same ports).
+    """
+    factory = PebbleFactory(tmp_path_factory, http_port=acme_http_port,
+                            dns_server=f"{bind_dns.address}:{bind_dns.port}")
+    request.addfinalizer(factory.stop_all)
+    return factory
+
+
+@pytest.fixture(scope="session")
+def pebble(pebble_factory) -> Pebble:
+    """The session's default Pebble: no EAB, never rejects a nonce."""
+    return pebble_factory(nonce_reject=0)
+
+
+@pytest.fixture(scope="session")
+def target_host_factory(request, tmp_path_factory, acme_http_port) -> TargetHostFactory:
+    """``target_host_factory() -> TargetHost``: a new sshd + nginx at 127.0.0.N
+    named ``hN.example.test`` (see ``testbed.hosts.TargetHost``); all are
+    stopped at session end."""
+    factory = TargetHostFactory(tmp_path_factory, http_port=acme_http_port)
+    request.addfinalizer(factory.stop_all)
+    return factory
+
+
+@pytest.fixture
+def target_host(target_host_factory) -> Iterator[TargetHost]:
+    """One fresh target host for this test, stopped when the test ends."""
+    host = target_host_factory()
+    yield host
+    host.stop()

@@ -2,11 +2,19 @@
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from certificates.models import Certificate, Challenge, TargetHost
 from certificates.tests.factories import ca_account, host, ssh_keypair
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def english():
+    # Messages are asserted in English here; test_i18n.py checks the Japanese.
+    with translation.override("en"):
+        yield
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ each as its own service instead (README.md, 'Production').
 """
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,8 +32,13 @@ class Command(BaseCommand):
                      "--loglevel=INFO", "--schedule", beat_schedule],
         }
         processes = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}
+        # Printed once the web server answers, so it is not lost above the
+        # worker's start-up banner.
+        self._wait_for_web(addr, processes["web"])
         self.stdout.write(self.style.SUCCESS(
             f"\nThe portal is running at http://{addr}/ (admin: http://{addr}/admin/).\n"
+            "Log in with the administrator printed when it was created; to set a new\n"
+            "password: .venv/bin/python manage.py changepassword admin\n"
             "Web server, Celery worker and beat are up; press Ctrl-C to stop all three.\n"
         ))
         stopping = False
@@ -59,3 +65,14 @@ class Command(BaseCommand):
                     process.wait(timeout=15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+
+    @staticmethod
+    def _wait_for_web(addr, process, timeout=60):
+        host, _, port = addr.rpartition(":")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), 1):
+                    return
+            except OSError:
+                time.sleep(0.3)

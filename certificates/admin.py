@@ -13,6 +13,7 @@ from .models import (
     Notification,
     Order,
     RenewalRun,
+    RenewalStep,
     TargetHost,
 )
 
@@ -94,6 +95,14 @@ class DeploymentAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("certificate__common_name", "host__name")
 
 
+class RenewalStepInline(admin.TabularInline):
+    model = RenewalStep
+    extra = 0
+    fields = ("at", "name", "host", "status", "detail")
+    readonly_fields = fields
+    can_delete = False
+
+
 @admin.register(RenewalRun)
 class RenewalRunAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ("certificate", "trigger", "status", "created_at", "started_at",
@@ -103,6 +112,8 @@ class RenewalRunAdmin(TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("certificate__common_name", "error")
     date_hierarchy = "created_at"
     raw_id_fields = ("certificate", "version")
+    exclude = ("private_key",)
+    inlines = [RenewalStepInline]
 
 
 @admin.register(Notification)

@@ -67,4 +67,6 @@ def order_detail(request, pk):
 def run_detail(request, pk):
     run = get_scoped_or_404(RenewalRun.objects.select_related("certificate"),
                             request.user, pk=pk)
-    return render(request, "certificates/run_detail.html", {"run": run})
+    return render(request, "certificates/run_detail.html", {
+        "run": run, "steps": run.steps.select_related("host"),
+    })

@@ -4,7 +4,7 @@ from .ca import CAAccount, DepositEntry
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
 from .hosts import Deployment, TargetHost
 from .orders import Order
-from .runs import Heartbeat, Notification, RenewalRun
+from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
 __all__ = [
     "CAAccount",
@@ -18,5 +18,6 @@ __all__ = [
     "Notification",
     "Order",
     "RenewalRun",
+    "RenewalStep",
     "TargetHost",
 ]

@@ -84,6 +84,16 @@ class TargetHost(models.Model):
         _("TLS SNI name"), max_length=253, blank=True,
         help_text=_("Blank means the certificate's common name."),
     )
+    backups_to_keep = models.PositiveSmallIntegerField(
+        _("backups to keep"), default=5,
+        validators=[MinValueValidator(1, _("Keep at least one backup."))],
+    )
+    # A lease, taken with a guarded UPDATE: one deployment at a time per host, so
+    # that two certificates on one nginx never reload over each other. A lease
+    # rather than a held lock, so that a dead worker's claim simply runs out.
+    deploy_lock_owner = models.CharField(_("deployment lock owner"), max_length=64, blank=True)
+    deploy_locked_until = models.DateTimeField(_("deployment locked until"), null=True,
+                                               blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     tenant_path = "organization"

@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from fujissl_portal.encryption import EncryptedTextField
+
 
 class RenewalRun(models.Model):
     """One attempt to renew a certificate, start to finish."""
@@ -35,12 +37,21 @@ class RenewalRun(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", verbose_name=_("requested by"),
     )
-    # [{"name": "order", "status": "done", "at": "2026-...", "detail": "..."}, ...]
-    steps = models.JSONField(_("steps"), default=list, blank=True)
     log = models.TextField(_("log"), blank=True)
     error = models.TextField(_("error"), blank=True)
+    # Transient errors are retried with backoff; permanent ones wait for a person.
+    error_class = models.CharField(
+        _("kind of error"), max_length=10, blank=True,
+        choices=[("transient", _("Transient")), ("permanent", _("Permanent"))],
+    )
     # The CA's RFC 7807 problem document, kept whole (type, detail, subproblems).
     problem = models.JSONField(_("CA problem"), null=True, blank=True)
+    # When the CA asked us to come back (rateLimited, 503 with Retry-After).
+    retry_after = models.DateTimeField(_("retry after"), null=True, blank=True)
+    # The order in flight and its key, kept so that a run picked up again after a
+    # worker died resumes the same ACME order instead of issuing twice.
+    acme_order_url = models.URLField(_("ACME order URL"), max_length=500, blank=True)
+    private_key = EncryptedTextField(_("private key of the order"), blank=True)
     version = models.ForeignKey(
         "certificates.CertificateVersion", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", verbose_name=_("issued version"),
@@ -73,6 +84,43 @@ class RenewalRun(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    def step(self, name, status, detail="", *, host=None):
+        """Record one step as it happens (the UI shows them live)."""
+        return RenewalStep.objects.create(run=self, name=name, status=status,
+                                          detail=str(detail)[:4000], host=host)
+
+
+class RenewalStep(models.Model):
+    """One step of a renewal run: order, challenge, validation, finalization, a
+    host's deployment or TLS check. Rows, not a list in one field, so that
+    concurrent deployments to several hosts never overwrite each other's steps."""
+
+    class Status(models.TextChoices):
+        STARTED = "started", _("Started")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Skipped")
+
+    run = models.ForeignKey(RenewalRun, on_delete=models.CASCADE, related_name="steps")
+    name = models.CharField(_("step"), max_length=40)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    host = models.ForeignKey(
+        "certificates.TargetHost", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("host"),
+    )
+    detail = models.TextField(_("detail"), blank=True)
+    at = models.DateTimeField(_("at"), default=timezone.now)
+
+    tenant_path = "run__certificate__organization"
+
+    class Meta:
+        ordering = ["at", "pk"]
+        verbose_name = _("renewal step")
+        verbose_name_plural = _("renewal steps")
+
+    def __str__(self):
+        return f"{self.name}: {self.get_status_display()}"
 
 
 class Notification(models.Model):

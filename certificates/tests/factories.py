@@ -91,11 +91,13 @@ def one_of_everything(organization, tmp_path):
                                  product=Order.Product.SINGLE, price=ca.price)
     entry = DepositEntry.objects.create(ca_account=ca, kind=DepositEntry.Kind.TOP_UP,
                                         amount=Decimal("10000"), reference=f"topup-{ca.pk}")
-    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.MANUAL)
+    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.MANUAL,
+                                    private_key=self_signed()[0])
+    step = run.step("order", "done", host=target)
     notification = Notification.objects.create(
         organization=organization, certificate=cert, kind=Notification.Kind.EXPIRING,
         recipient="ops@example.test", subject="expiring",
     )
     return dict(ca_account=ca, certificate=cert, version=version, host=target,
-                deployment=deployment, order=order, deposit_entry=entry, run=run,
+                deployment=deployment, order=order, deposit_entry=entry, run=run, step=step,
                 notification=notification)

@@ -19,9 +19,10 @@ def world(organization, tmp_path):
 
 
 def secrets_in(world):
-    ca, cert, version, host = (world[k] for k in ("ca_account", "certificate", "version", "host"))
+    ca, cert, version, host, run = (
+        world[k] for k in ("ca_account", "certificate", "version", "host", "run"))
     values = [ca.account_key, ca.eab_hmac_key, cert.tsig_secret, version.private_key,
-              host.login_key]
+              host.login_key, run.private_key]
     assert all(values), "every secret field of the fixture must hold a secret"
     # The body of each key too, so that a re-wrapped PEM would still be caught.
     return values + [line for v in values for line in v.splitlines()

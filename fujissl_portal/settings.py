@@ -215,6 +215,21 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "certificates.heartbeat", "schedule": 60.0, "options": {"expires": 50}},
 }
 
+# Talking to CAs (certificates/acme.py). ACME_CA_BUNDLE adds trust for a private
+# CA's own HTTPS listener (step-ca, Pebble in tests); empty means the system store.
+ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")
+ACME_HTTP_TIMEOUT = env.float("ACME_HTTP_TIMEOUT", default=30)
+ACME_VALIDATION_TIMEOUT = env.float("ACME_VALIDATION_TIMEOUT", default=180)
+# DNS-01 (certificates/dns.py): how long to wait for the TXT record to appear.
+DNS_UPDATE_TIMEOUT = env.float("DNS_UPDATE_TIMEOUT", default=10)
+DNS_PROPAGATION_TIMEOUT = env.float("DNS_PROPAGATION_TIMEOUT", default=60)
+# Target hosts (certificates/ssh.py, deployment.py).
+SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10)
+SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=120)
+TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5)
+DEPLOY_TLS_GRACE_SECONDS = env.float("DEPLOY_TLS_GRACE_SECONDS", default=30)
+DEPLOY_MAX_PARALLEL = env.int("DEPLOY_MAX_PARALLEL", default=4)
+
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_AUTHENTICATION_CLASSES": [

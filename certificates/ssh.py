@@ -1,0 +1,414 @@
+"""The seam to target hosts: SSH and SFTP through paramiko, and nothing else.
+
+Every error leaving this module is an ``SSHError`` sorted into transient
+(retry later: the network, a timeout) or permanent (a person must act: a
+changed host key, a refused login, a failing command). Host keys are pinned:
+``connect`` trusts only the key stored on the TargetHost after an
+administrator confirmed it, and paramiko's RejectPolicy refuses anything else.
+Key material is never logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import posixpath
+import secrets
+import shlex
+import socket
+import stat
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NamedTuple
+
+import paramiko
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
+
+from . import validators
+
+# Enough of a command's output to show a person what went wrong (nginx -t
+# prints its verdict last), without storing a runaway log in a step's detail.
+OUTPUT_LIMIT = 4000
+
+
+class SSHError(Exception):
+    """Anything that went wrong on the way to or on a host; ``str()`` is for people."""
+
+    transient = False
+
+
+class HostKeyNotConfirmed(SSHError):
+    pass
+
+
+class HostKeyMismatch(SSHError):
+    def __init__(self, message, *, pinned: str, presented: str):
+        super().__init__(message)
+        self.pinned, self.presented = pinned, presented
+
+
+class Unreachable(SSHError):
+    transient = True
+
+
+class AuthenticationFailed(SSHError):
+    pass
+
+
+class CommandFailed(SSHError):
+    def __init__(self, message, *, exit_status: int, output: str):
+        super().__init__(message)
+        self.exit_status, self.output = exit_status, output
+
+
+class CommandTimedOut(SSHError):
+    transient = True
+
+
+class RemoteFileError(SSHError):
+    """An SFTP operation the server refused (permission, missing folder...)."""
+
+
+class CommandResult(NamedTuple):
+    exit_status: int
+    output: str  # stdout and stderr interleaved, trimmed
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+
+def _connect_timeout(timeout):
+    return settings.SSH_CONNECT_TIMEOUT if timeout is None else timeout
+
+
+def _trim(text: str) -> str:
+    text = text.strip()
+    return text if len(text) <= OUTPUT_LIMIT else "…" + text[-OUTPUT_LIMIT:]
+
+
+def _public_key(line: str) -> paramiko.PKey:
+    key_type, encoded = validators.validate_ssh_public_key(line)
+    return paramiko.PKey.from_type_string(key_type, base64.b64decode(encoded))
+
+
+def _where(address: str, port: int) -> str:
+    return f"{address}:{port}"
+
+
+def _describe(exc: BaseException) -> str:
+    # paramiko raises some exceptions (EOFError, timeouts) without a message.
+    return str(exc) or type(exc).__name__
+
+
+@contextmanager
+def _network_errors(where: str) -> Iterator[None]:
+    """Sort what socket and paramiko raise while connecting into our errors."""
+    try:
+        yield
+    except (paramiko.BadHostKeyException, paramiko.AuthenticationException):
+        raise  # the caller knows the host and says what they mean
+    except OSError as exc:
+        # Refused, timed out, no route, unknown name: the host may be back later.
+        raise Unreachable(
+            _("Could not reach %(where)s over SSH: %(error)s")
+            % {"where": where, "error": _describe(exc)}
+        ) from exc
+    except paramiko.ssh_exception.IncompatiblePeer as exc:
+        raise SSHError(
+            _("%(where)s offers no SSH algorithm the portal accepts: %(error)s")
+            % {"where": where, "error": exc}
+        ) from exc
+    except (paramiko.SSHException, EOFError) as exc:
+        # A banner that never came, a connection dropped during key exchange.
+        raise Unreachable(
+            _("The SSH connection to %(where)s failed: %(error)s")
+            % {"where": where, "error": _describe(exc)}
+        ) from exc
+
+
+def fetch_host_key(address: str, port: int, *, timeout=None) -> str:
+    """The host key the server presents, as an ``ssh-ed25519 AAAA...`` line.
+
+    For enrolment only: the key is shown to an administrator, who confirms its
+    fingerprint before anything trusts it. No login is attempted.
+    """
+    timeout = _connect_timeout(timeout)
+    where = _where(address, port)
+    with _network_errors(where):
+        sock = socket.create_connection((address, port), timeout=timeout)
+        transport = paramiko.Transport(sock)
+        try:
+            transport.banner_timeout = timeout
+            transport.start_client(timeout=timeout)
+            key = transport.get_remote_server_key()
+        finally:
+            transport.close()
+    return f"{key.get_name()} {key.get_base64()}"
+
+
+def _client_for(host) -> paramiko.SSHClient:
+    """A client that trusts exactly the host's pinned key, and no other."""
+    if not host.host_key_confirmed:
+        raise HostKeyNotConfirmed(
+            _("The SSH host key of %(host)s has not been confirmed by an administrator, "
+              "so the portal does not connect to it; enrol the host and confirm its "
+              "fingerprint first.") % {"host": host.name}
+        )
+    client = paramiko.SSHClient()
+    # Not load_system_host_keys(): the portal's pin is the only source of trust.
+    name = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
+    pinned = _public_key(host.host_key)
+    client.get_host_keys().add(name, pinned.get_name(), pinned)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return client
+
+
+def _login_key(host) -> paramiko.PKey:
+    try:
+        return validators.validate_ssh_private_key(host.login_key)
+    except ValidationError as exc:
+        raise AuthenticationFailed(
+            _("The SSH login key of %(host)s cannot be used: %(error)s")
+            % {"host": host.name, "error": " ".join(exc.messages)}
+        ) from None
+
+
+@contextmanager
+def connect(host, *, timeout=None) -> Iterator[Session]:
+    """An authenticated session with ``host``, its host key checked against the pin."""
+    client = _client_for(host)
+    try:
+        _log_in(client, host, timeout=_connect_timeout(timeout))
+        with Session(client, host=host) as session:
+            yield session
+    finally:
+        client.close()
+
+
+def _log_in(client: paramiko.SSHClient, host, *, timeout: float) -> None:
+    where = _where(host.address, host.ssh_port)
+    try:
+        with _network_errors(where):
+            client.connect(
+                host.address, port=host.ssh_port, username=host.ssh_user,
+                pkey=_login_key(host), look_for_keys=False, allow_agent=False,
+                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
+                channel_timeout=timeout,
+            )
+    except paramiko.BadHostKeyException as exc:
+        raise _mismatch(host, exc) from None
+    except paramiko.AuthenticationException as exc:
+        raise AuthenticationFailed(
+            _("%(where)s refused the login of %(user)s with the portal's key: %(error)s")
+            % {"where": where, "user": host.ssh_user, "error": _describe(exc)}
+        ) from None
+
+
+def _mismatch(host, exc: paramiko.BadHostKeyException) -> HostKeyMismatch:
+    pinned = validators.ssh_fingerprint_sha256(host.host_key)
+    presented = exc.key.fingerprint
+    return HostKeyMismatch(
+        _("The SSH host key of %(host)s has changed: the pinned key is %(pinned)s, but "
+          "the server presented %(presented)s. Nothing was written. If the change is "
+          "expected, enrol the host again and confirm the new fingerprint.")
+        % {"host": host.name, "pinned": pinned, "presented": presented},
+        pinned=pinned, presented=presented,
+    )
+
+
+class _SFTPClient(paramiko.SFTPClient):
+    def create_exclusive(self, path: str, mode: int) -> paramiko.SFTPFile:
+        """Open a new file for writing, created with ``mode`` (O_CREAT|O_EXCL).
+
+        paramiko's open() sends no attributes, so the server creates the file
+        with its default mode and a chmod afterwards would leave a window in
+        which a secret is readable. The SFTP OPEN request carries the
+        permissions itself and OpenSSH's sftp-server passes them to open(2).
+        EXCL also refuses to write through a symlink planted at ``path``.
+        """
+        attrs = paramiko.SFTPAttributes()
+        attrs.st_mode = mode
+        flags = SFTP_FLAG_WRITE | SFTP_FLAG_CREATE | SFTP_FLAG_EXCL
+        kind, message = self._request(CMD_OPEN, path.encode(), flags, attrs)
+        if kind != CMD_HANDLE:
+            raise paramiko.SFTPError("Expected handle")
+        return paramiko.SFTPFile(self, message.get_binary(), "wb")
+
+
+class Session:
+    """File operations (SFTP) and commands (exec) on one connected host."""
+
+    def __init__(self, client: paramiko.SSHClient, *, host):
+        self.host = host
+        self._client = client
+        self._sftp: _SFTPClient | None = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._sftp is not None:
+            self._sftp.close()
+
+    @property
+    def sftp(self) -> _SFTPClient:
+        if self._sftp is None:
+            with self._file_errors(_("open SFTP on"), self.host.address):
+                self._sftp = _SFTPClient.from_transport(self._client.get_transport())
+                self._sftp.get_channel().settimeout(settings.SSH_COMMAND_TIMEOUT)
+        return self._sftp
+
+    @contextmanager
+    def _file_errors(self, action: str, path: str) -> Iterator[None]:
+        try:
+            yield
+        except (TimeoutError, EOFError, paramiko.SSHException) as exc:
+            raise Unreachable(
+                _("The SSH connection to %(host)s broke off while trying to %(action)s "
+                  "%(path)s: %(error)s")
+                % {"host": self.host.name, "action": action, "path": path,
+                   "error": _describe(exc)}
+            ) from exc
+        except OSError as exc:
+            raise RemoteFileError(
+                _("Could not %(action)s %(path)s on %(host)s: %(error)s")
+                % {"action": action, "path": path, "host": self.host.name,
+                   "error": exc.strerror or exc}
+            ) from exc
+
+    # -- files ------------------------------------------------------------
+
+    def stat(self, path: str) -> paramiko.SFTPAttributes | None:
+        """The file's attributes, or None if nothing is there."""
+        with self._file_errors(_("inspect"), path):
+            try:
+                return self.sftp.stat(path)
+            except FileNotFoundError:
+                return None
+
+    def exists(self, path: str) -> bool:
+        return self.stat(path) is not None
+
+    def is_dir(self, path: str) -> bool:
+        attrs = self.stat(path)
+        return attrs is not None and stat.S_ISDIR(attrs.st_mode)
+
+    def listdir(self, path: str) -> list[str]:
+        with self._file_errors(_("list"), path):
+            return self.sftp.listdir(path)
+
+    def makedirs(self, path: str, mode=0o755) -> None:
+        """Create ``path`` and any missing parents, each with ``mode``."""
+        missing = []
+        while path not in ("/", "") and not self.is_dir(path):
+            missing.append(path)
+            path = posixpath.dirname(path)
+        for folder in reversed(missing):
+            with self._file_errors(_("create the folder"), folder):
+                self.sftp.mkdir(folder, mode)
+
+    def read_file(self, path: str) -> bytes:
+        with self._file_errors(_("read"), path), self.sftp.open(path, "rb") as remote:
+            return remote.read()
+
+    def write_file(self, path: str, data: bytes, *, mode=0o644, owner: str = "",
+                   group: str = "") -> None:
+        """Write ``data`` to ``path``, replacing a file already there (not atomically:
+        write to a temporary name and ``rename()`` for that).
+
+        The file is created readable by its owner only and gets ``owner``,
+        ``group`` and then ``mode`` once its content is complete, so a key is
+        never readable by anyone else, not even for an instant.
+        """
+        self.remove(path)  # O_EXCL below, and a stale file's looser mode must not stay
+        with self._file_errors(_("write"), path):
+            with self.sftp.create_exclusive(path, 0o600) as remote:
+                remote.write(data)
+        if owner or group:
+            self.chown(path, owner=owner, group=group)
+        with self._file_errors(_("set the mode of"), path):
+            self.sftp.chmod(path, mode)
+
+    def chown(self, path: str, *, owner: str = "", group: str = "") -> None:
+        # SFTP's SETSTAT takes numeric ids only; chown(1) resolves names on the host.
+        spec = f"{owner}:{group}" if group else owner
+        result = self.run(f"chown -- {shlex.quote(spec)} {shlex.quote(path)}")
+        if not result.ok:
+            raise CommandFailed(
+                _("Could not give %(path)s on %(host)s the owner %(spec)s: %(output)s")
+                % {"path": path, "host": self.host.name, "spec": spec, "output": result.output},
+                exit_status=result.exit_status, output=result.output,
+            )
+
+    def remove(self, path: str, *, missing_ok=True) -> None:
+        with self._file_errors(_("remove"), path):
+            try:
+                self.sftp.remove(path)
+            except FileNotFoundError:
+                if not missing_ok:
+                    raise
+
+    def rmdir(self, path: str) -> None:
+        with self._file_errors(_("remove the folder"), path):
+            self.sftp.rmdir(path)
+
+    def rename(self, src: str, dst: str) -> None:
+        """Move ``src`` over ``dst`` in one step: readers see the old file or the new."""
+        with self._file_errors(_("move into place"), dst):
+            self.sftp.posix_rename(src, dst)
+
+    def temporary_name(self, path: str) -> str:
+        """A fresh name beside ``path`` (same folder, so same file system: rename is atomic)."""
+        folder, name = posixpath.split(path)
+        return posixpath.join(folder, f".{name}.portal-{secrets.token_hex(6)}.tmp")
+
+    # -- commands ---------------------------------------------------------
+
+    def run(self, command: str, *, timeout=None) -> CommandResult:
+        """Run ``command`` through the login shell; output is stdout and stderr together."""
+        timeout = settings.SSH_COMMAND_TIMEOUT if timeout is None else timeout
+        deadline = time.monotonic() + timeout
+        try:
+            channel = self._client.get_transport().open_session(timeout=timeout)
+            try:
+                channel.set_combine_stderr(True)
+                channel.exec_command(command)
+                output = self._read_until_exit(channel, deadline)
+                status = channel.recv_exit_status()  # already arrived: does not block
+            finally:
+                channel.close()
+        except TimeoutError:
+            raise CommandTimedOut(
+                _("“%(command)s” on %(host)s did not finish within %(seconds)s seconds.")
+                % {"command": command, "host": self.host.name, "seconds": f"{timeout:g}"}
+            ) from None
+        except (EOFError, OSError, paramiko.SSHException) as exc:
+            raise Unreachable(
+                _("The SSH connection to %(host)s broke off while running “%(command)s”: "
+                  "%(error)s") % {"host": self.host.name, "command": command,
+                                  "error": _describe(exc)}
+            ) from exc
+        return CommandResult(status, _trim(output.decode("utf-8", errors="replace")))
+
+    @staticmethod
+    def _read_until_exit(channel: paramiko.Channel, deadline: float) -> bytes:
+        output = bytearray()
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            channel.settimeout(remaining)
+            data = channel.recv(32768)  # raises TimeoutError when the deadline passes
+            if not data:
+                break
+            # Only the tail is kept (see _trim): a chatty command cannot fill memory.
+            output += data
+            del output[:-4 * OUTPUT_LIMIT]
+        # The exit status may follow the end of output by a moment.
+        if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
+            raise TimeoutError
+        return bytes(output)

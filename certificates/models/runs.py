@@ -5,10 +5,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal.encryption import EncryptedTextField
+
+# Sent with `step` each time a renewal step is recorded.
+step_recorded = Signal()
 
 
 class RenewalRun(models.Model):
@@ -86,9 +90,12 @@ class RenewalRun(models.Model):
         return self.status in (self.Status.QUEUED, self.Status.RUNNING)
 
     def step(self, name, status, detail="", *, host=None):
-        """Record one step as it happens (the UI shows them live)."""
-        return RenewalStep.objects.create(run=self, name=name, status=status,
+        """Record one step as it happens (the UI shows them live; `manage.py renew`
+        prints them through the `step_recorded` signal)."""
+        step = RenewalStep.objects.create(run=self, name=name, status=status,
                                           detail=str(detail)[:4000], host=host)
+        step_recorded.send(sender=RenewalStep, step=step)
+        return step
 
 
 class RenewalStep(models.Model):

@@ -1,0 +1,428 @@
+"""The ACME seam: the one module that talks to a CA (RFC 8555), through certbot's
+`acme` library, which does the JWS signing, nonces (with one `badNonce` retry),
+EAB and polling.
+
+What this module adds on top of the library:
+- `replaces` in newOrder (RFC 9773), which the library does not send;
+- ACME Renewal Information windows with their Retry-After;
+- one re-registration with the same key when the CA no longer knows the
+  account (`accountDoesNotExist`, as after a Pebble restart);
+- every failure turned into an `AcmeError` that says whether retrying can help
+  (transient) or a person must act (permanent), with the CA's problem document.
+
+It knows nothing of the database: callers pass plain values in and persist what
+comes out (the account URL after a registration).
+"""
+
+import datetime
+import email.utils
+import logging
+import random
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import josepy as jose
+import requests
+from acme import challenges, client, crypto_util, errors, messages
+from acme.client import _renewal_info_path_component as ari_certificate_id
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils.translation import gettext_lazy as _
+
+logger = logging.getLogger(__name__)
+
+USER_AGENT = "fujissl-portal (certificate renewal portal)"
+
+# Retrying can help: the CA was busy or asked us to slow down.
+TRANSIENT_CODES = {"serverInternal", "rateLimited", "badNonce"}
+
+# Problem types in words for people (the CA's own detail follows them).
+PROBLEM_WORDS = {
+    "unauthorized": _("The CA could not confirm control of the name: the challenge "
+                      "response was missing or wrong."),
+    "incorrectResponse": _("The challenge response the CA found was not the expected one."),
+    "connection": _("The CA could not connect to the server to check the challenge."),
+    "dns": _("The CA's DNS lookup for the name failed."),
+    "tls": _("A TLS error occurred while the CA checked the challenge."),
+    "caa": _("The domain's CAA records forbid this CA from issuing for it."),
+    "rejectedIdentifier": _("The CA will not issue certificates for this name."),
+    "badCSR": _("The CA refused the certificate request (CSR)."),
+    "rateLimited": _("The CA's rate limit was reached; the portal retries later."),
+    "serverInternal": _("The CA had an internal error; the portal retries later."),
+    "badNonce": _("The CA kept refusing the request's anti-replay nonce; the portal "
+                  "retries later."),
+    "externalAccountRequired": _("The CA requires External Account Binding: enter the EAB "
+                                 "key ID and HMAC key of the CA account."),
+    "unauthorizedAccount": _("The CA refused the account."),
+    "accountDoesNotExist": _("The CA does not know the account."),
+    "malformed": _("The CA found the request malformed."),
+    "timeout": _("The CA did not finish in time; the portal retries later."),
+    "network": _("The CA could not be reached; the portal retries later."),
+}
+
+
+class AcmeError(Exception):
+    """A failure talking to the CA, sorted for the retry policy."""
+
+    def __init__(self, message, *, transient, problem=None, retry_after=None):
+        super().__init__(message)
+        self.transient = transient
+        self.problem = problem
+        # Seconds the CA asked us to wait (rateLimited, 503), if it said.
+        self.retry_after = retry_after
+
+
+def describe_problem(problem: dict | None) -> str:
+    """The problem document in words: ours for its type, then the CA's detail."""
+    if not problem:
+        return ""
+    code = problem.get("type", "").rsplit(":", 1)[-1]
+    parts = [str(PROBLEM_WORDS.get(code, _("The CA reported a problem.")))]
+    if problem.get("detail"):
+        parts.append(problem["detail"])
+    for sub in problem.get("subproblems") or []:
+        name = (sub.get("identifier") or {}).get("value", "")
+        parts.append(f"{name}: {sub.get('detail', '')}".strip(": "))
+    return " ".join(parts)
+
+
+def new_account_key() -> str:
+    """An ACME account key (ECDSA P-256, ES256), as PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _jwk_and_alg(key_pem: str):
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg = {256: jose.ES256, 384: jose.ES384, 521: jose.ES512}[key.curve.key_size]
+        return jose.JWKEC(key=key), alg
+    if isinstance(key, rsa.RSAPrivateKey):
+        return jose.JWKRSA(key=key), jose.RS256
+    raise ValueError("ACME account keys are ECDSA or RSA")
+
+
+@dataclass
+class RenewalWindow:
+    """The CA's suggested renewal window (RFC 9773) and when to ask again."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    retry_after_seconds: float
+    explanation_url: str = ""
+
+    def random_time(self) -> datetime.datetime:
+        # A random point spreads a fleet's renewals over the window, as the RFC asks.
+        span = max((self.end - self.start).total_seconds(), 0)
+        return self.start + datetime.timedelta(seconds=random.uniform(0, span))
+
+
+class _NewOrder(messages.NewOrder):
+    # RFC 9773 section 5: the certificate this order replaces.
+    replaces: str | None = jose.field("replaces", omitempty=True)
+
+
+class _Network(client.ClientNetwork):
+    """Keeps the last response, so that an error's Retry-After can be read, and
+    retries a refused nonce more than the library's once."""
+
+    last_response = None
+    # Each round is the library's try + retry. A CA that refuses 5 % of nonces
+    # (Pebble's default) would otherwise fail about one issuance in twenty.
+    NONCE_ROUNDS = 3
+
+    def post(self, *args, **kwargs):
+        for round_ in range(self.NONCE_ROUNDS):
+            try:
+                return super().post(*args, **kwargs)
+            except messages.Error as exc:
+                if exc.code != "badNonce" or round_ == self.NONCE_ROUNDS - 1:
+                    raise
+                logger.info("CA refused a nonce twice; trying again")
+        raise AssertionError("unreachable")
+
+    def _send_request(self, method, url, *args, **kwargs):
+        response = super()._send_request(method, url, *args, **kwargs)
+        self.last_response = response
+        return response
+
+
+class _Client(client.ClientV2):
+    def new_order_replacing(self, csr_pem: bytes, replaces: str | None):
+        """`new_order` plus `replaces`; otherwise the library's own steps."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        dns_names, _ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name)
+                       for name in dns_names]
+        response = self._post(self.directory["newOrder"],
+                              _NewOrder(identifiers=identifiers, replaces=replaces))
+        return self._order_resource(response, response.headers.get("Location"), csr_pem)
+
+    def fetch_order(self, url: str, csr_pem: bytes):
+        """An order created earlier (a run picked up again after a crash)."""
+        return self._order_resource(self._post_as_get(url), url, csr_pem)
+
+    def _order_resource(self, response, uri, csr_pem):
+        body = messages.Order.from_json(response.json())
+        authorizations = [self._authzr_from_response(self._post_as_get(url), uri=url)
+                          for url in body.authorizations]
+        return messages.OrderResource(body=body, uri=uri, authorizations=authorizations,
+                                      csr_pem=csr_pem)
+
+
+class CA:
+    """One CA account's conversation with its CA.
+
+    ``account_url`` is empty until the account is registered; read it back after
+    any call, since a registration (first use, or the CA having forgotten the
+    account) changes it.
+    """
+
+    def __init__(self, *, directory_url, account_key_pem, account_url="", contact_email="",
+                 eab_kid="", eab_hmac_key="", verify=True, timeout=30):
+        jwk, alg = _jwk_and_alg(account_key_pem)
+        self.account_key = jwk
+        self.account_url = account_url
+        # True once this object registered the account (first use, or again).
+        self.registered = False
+        self._contact_email = contact_email
+        self._eab = (eab_kid, eab_hmac_key) if eab_kid and eab_hmac_key else None
+        self._net = _Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT,
+                             timeout=timeout)
+        with self._errors():
+            directory = client.ClientV2.get_directory(directory_url, self._net)
+        self._client = _Client(directory, self._net)
+        if account_url:
+            self._net.account = messages.RegistrationResource(
+                uri=account_url, body=messages.Registration())
+
+    @property
+    def offers_renewal_info(self) -> bool:
+        return "renewalInfo" in self._client.directory.to_partial_json()
+
+    # -- account ---------------------------------------------------------------
+
+    def ensure_account(self) -> str:
+        if not self.account_url:
+            self.register()
+        return self.account_url
+
+    def register(self) -> str:
+        """Register (or find again) the account of this key; terms agreed."""
+        eab = None
+        if self._eab:
+            eab = messages.ExternalAccountBinding.from_data(
+                account_public_key=self.account_key.public_key(), kid=self._eab[0],
+                hmac_key=self._eab[1], directory=self._client.directory)
+        registration = messages.NewRegistration.from_data(
+            email=self._contact_email or None, terms_of_service_agreed=True,
+            external_account_binding=eab)
+        self._net.account = None
+        with self._errors():
+            try:
+                self.account_url = self._client.new_account(registration).uri
+            except errors.ConflictError as exists:
+                # The CA already has an account for this key: use it.
+                self.account_url = exists.location
+                self._net.account = messages.RegistrationResource(
+                    uri=self.account_url, body=messages.Registration())
+        self.registered = True
+        return self.account_url
+
+    @contextmanager
+    def _account_recovery(self):
+        """Registers again, once, when the CA has forgotten the account."""
+        try:
+            yield
+        except messages.Error as exc:
+            if exc.code != "accountDoesNotExist":
+                raise
+            logger.warning("CA no longer knows account %s; registering again", self.account_url)
+            self.register()
+            raise _RetryOnce from exc
+
+    def _with_account(self, call, *args):
+        self.ensure_account()
+        with self._errors():
+            try:
+                with self._account_recovery():
+                    return call(*args)
+            except _RetryOnce:
+                return call(*args)
+
+    # -- orders ----------------------------------------------------------------
+
+    def new_order(self, csr_pem: bytes, *, replaces: str | None = None):
+        # `replaces` only where the CA speaks ARI: others may reject an unknown field.
+        replaces = replaces if self.offers_renewal_info else None
+        if replaces:
+            try:
+                return self._with_account(self._client.new_order_replacing, csr_pem, replaces)
+            except AcmeError as exc:
+                if exc.transient:
+                    raise
+                # The CA may refuse the replacement (already replaced, unknown):
+                # an order without it is still the right thing to place.
+                logger.warning("order with replaces=%s refused (%s); ordering without",
+                               replaces, exc)
+        return self._with_account(self._client.new_order_replacing, csr_pem, None)
+
+    def fetch_order(self, url: str, csr_pem: bytes):
+        return self._with_account(self._client.fetch_order, url, csr_pem)
+
+    def pending_challenges(self, order, challenge_type: str):
+        """(authorization, challenge body) for each authorization still pending."""
+        wanted = {"http-01": challenges.HTTP01, "dns-01": challenges.DNS01}[challenge_type]
+        found = []
+        for authzr in order.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                continue  # the CA reused a recent validation
+            matches = [c for c in authzr.body.challenges if isinstance(c.chall, wanted)]
+            if not matches:
+                name = authzr.body.identifier.value
+                raise AcmeError(
+                    _("The CA offers no %(type)s challenge for %(name)s.")
+                    % {"type": challenge_type, "name": name}, transient=False)
+            found.append((authzr, matches[0]))
+        return found
+
+    def http01_resource(self, challenge_body) -> tuple[str, str]:
+        """(token path under the web root, content to serve)."""
+        chall = challenge_body.chall
+        return chall.path.lstrip("/"), chall.validation(self.account_key)
+
+    def dns01_record(self, challenge_body, name: str) -> tuple[str, str]:
+        """(record name, TXT value) for `name` (a wildcard's base name)."""
+        chall = challenge_body.chall
+        return chall.validation_domain_name(name.removeprefix("*.")), chall.validation(
+            self.account_key)
+
+    def answer(self, challenge_body) -> None:
+        with self._errors():
+            self._client.answer_challenge(challenge_body,
+                                          challenge_body.chall.response(self.account_key))
+
+    def wait_for_validation(self, order, *, timeout: float):
+        with self._errors():
+            return self._client.poll_authorizations(order, _deadline(timeout))
+
+    def finalize(self, order, *, timeout: float) -> str:
+        """The full chain (leaf first), once the CA has issued."""
+        with self._errors():
+            if order.body.status in (messages.STATUS_VALID, messages.STATUS_PROCESSING):
+                # A resumed order the CA already finalized: only download it.
+                return self._client.poll_finalization(order, _deadline(timeout)).fullchain_pem
+            return self._client.finalize_order(order, _deadline(timeout)).fullchain_pem
+
+    # -- renewal information (RFC 9773) ---------------------------------------
+
+    def renewal_window(self, certificate_pem: str) -> RenewalWindow | None:
+        """The CA's window for renewing this certificate, or None if it offers none."""
+        if not self.offers_renewal_info:
+            return None
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        url = f"{self._client.directory['renewalInfo']}/{ari_certificate_id(cert)}"
+        with self._errors():
+            response = self._net.get(url, content_type="application/json")
+        info = messages.RenewalInfo.from_json(response.json())
+        # RFC 9773 4.3.3: ask again after Retry-After, clamped to one minute ... one
+        # day; six hours when the CA does not say.
+        retry = retry_after_seconds(response)
+        return RenewalWindow(
+            start=info.suggested_window.start, end=info.suggested_window.end,
+            retry_after_seconds=min(max(retry if retry is not None else 6 * 3600, 60), 86400),
+            explanation_url=response.json().get("explanationURL", ""),
+        )
+
+    # -- errors ----------------------------------------------------------------
+
+    @contextmanager
+    def _errors(self):
+        try:
+            yield
+        except AcmeError:
+            raise
+        except messages.Error as exc:
+            raise self._from_problem(exc) from exc
+        except errors.IssuanceError as exc:
+            raise self._from_problem(exc.error) from exc
+        except errors.ValidationError as exc:
+            problem = _validation_problem(exc.failed_authzrs)
+            raise AcmeError(describe_problem(problem), transient=False, problem=problem) from exc
+        except (errors.TimeoutError, errors.NonceError) as exc:
+            code = "timeout" if isinstance(exc, errors.TimeoutError) else "badNonce"
+            raise AcmeError(str(PROBLEM_WORDS[code]), transient=True) from exc
+        except errors.ClientError as exc:
+            response = exc.args[0] if exc.args and hasattr(exc.args[0], "status_code") else None
+            status = getattr(response, "status_code", 0)
+            raise AcmeError(_("The CA answered with HTTP %(status)s.") % {"status": status},
+                            transient=status >= 500 or status == 0,
+                            retry_after=self._retry_after()) from exc
+        except requests.RequestException as exc:
+            raise AcmeError(f"{PROBLEM_WORDS['network']} ({exc.__class__.__name__}: {exc})",
+                            transient=True) from exc
+
+    def _from_problem(self, error: messages.Error) -> AcmeError:
+        problem = _problem_dict(error)
+        status = getattr(self._net.last_response, "status_code", 0)
+        transient = error.code in TRANSIENT_CODES or status >= 500
+        return AcmeError(describe_problem(problem), transient=transient, problem=problem,
+                         retry_after=self._retry_after() if transient else None)
+
+    def _retry_after(self) -> float | None:
+        response = self._net.last_response
+        return retry_after_seconds(response) if response is not None else None
+
+
+class _RetryOnce(Exception):
+    """Internal: the account was registered again; repeat the call once."""
+
+
+def retry_after_seconds(response) -> float | None:
+    """Retry-After (seconds or an HTTP date) as seconds from now, or None.
+
+    Parsed here because the library mixes naive local and naive UTC times.
+    """
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.UTC)
+    return max((when - datetime.datetime.now(datetime.UTC)).total_seconds(), 0.0)
+
+
+def _deadline(seconds: float) -> datetime.datetime:
+    # The library compares with naive local time.
+    return datetime.datetime.now() + datetime.timedelta(seconds=seconds)
+
+
+def _problem_dict(error: messages.Error) -> dict:
+    problem = {"type": error.typ, "detail": error.detail or ""}
+    if error.identifier is not None:
+        problem["identifier"] = {"type": error.identifier.typ.name,
+                                 "value": error.identifier.value}
+    if error.subproblems:
+        problem["subproblems"] = [_problem_dict(sub) for sub in error.subproblems]
+    return problem
+
+
+def _validation_problem(failed_authzrs) -> dict:
+    """One problem document for failed validations, a subproblem per name."""
+    subproblems = []
+    for authzr in failed_authzrs:
+        for chall in authzr.body.challenges:
+            if chall.error is not None:
+                sub = _problem_dict(chall.error)
+                sub["identifier"] = {"type": "dns", "value": authzr.body.identifier.value}
+                subproblems.append(sub)
+    first = subproblems[0] if subproblems else {"type": messages.ERROR_PREFIX + "unauthorized"}
+    return {"type": first["type"], "detail": str(_("Validation failed.")),
+            "subproblems": subproblems}

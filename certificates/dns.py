@@ -1,0 +1,144 @@
+"""The DNS seam: TXT records for DNS-01 through RFC 2136 updates signed with TSIG
+(dnspython), sent to the zone's authoritative server.
+
+Records are added, never replaced: a wildcard and its base name put two values at
+the same `_acme-challenge` name, and another client may be validating too. They
+are deleted value by value, so only what this portal added goes away.
+"""
+
+import socket
+import time
+from dataclasses import dataclass
+
+import dns.exception
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rdtypes.ANY.TXT
+import dns.tsig
+import dns.update
+from django.utils.translation import gettext_lazy as _
+
+TTL = 60
+
+
+class DNSUpdateError(Exception):
+    def __init__(self, message, *, transient):
+        super().__init__(message)
+        self.transient = transient
+
+
+@dataclass(frozen=True)
+class Server:
+    """Where RFC 2136 updates go, and the TSIG key that signs them."""
+
+    address: str
+    port: int
+    key_name: str
+    secret: str
+    algorithm: str = "hmac-sha256"
+    timeout: float = 10
+
+    @property
+    def ip(self) -> str:
+        try:
+            return socket.getaddrinfo(self.address, self.port, proto=socket.IPPROTO_TCP)[0][4][0]
+        except OSError as exc:
+            raise DNSUpdateError(
+                _("The DNS server %(server)s cannot be resolved: %(error)s")
+                % {"server": self.address, "error": exc}, transient=True) from exc
+
+    def tsig_key(self) -> dns.tsig.Key:
+        return dns.tsig.Key(self.key_name, self.secret, self.algorithm)
+
+
+def add_txt(server: Server, name: str, value: str) -> None:
+    update = _update(server, name)
+    update.add(dns.name.from_text(name), TTL, _txt(value))
+    _send(server, update, name)
+
+
+def delete_txt(server: Server, name: str, value: str) -> None:
+    """Deletes exactly this value at `name`; other values there stay."""
+    update = _update(server, name)
+    update.delete(dns.name.from_text(name), _txt(value))
+    _send(server, update, name)
+
+
+def wait_until_served(server: Server, name: str, values: set[str], *, timeout: float) -> None:
+    """Polls the authoritative server until it answers `name` with every value."""
+    deadline = time.monotonic() + timeout
+    ip = server.ip
+    while True:
+        if values <= _txt_values(ip, server, name):
+            return
+        if time.monotonic() > deadline:
+            raise DNSUpdateError(
+                _("The DNS server %(server)s did not answer %(name)s with the new TXT record "
+                  "within %(seconds)s s.")
+                % {"server": server.address, "name": name, "seconds": int(timeout)},
+                transient=True)
+        time.sleep(0.2)
+
+
+def _txt(value: str):
+    return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [value.encode()])
+
+
+def _update(server: Server, name: str) -> dns.update.UpdateMessage:
+    update = dns.update.UpdateMessage(_zone_of(server, name))
+    update.use_tsig(server.tsig_key())
+    return update
+
+
+def _zone_of(server: Server, name: str) -> dns.name.Name:
+    """The zone holding `name`, from the SOA the authoritative server returns."""
+    query = dns.message.make_query(name, dns.rdatatype.SOA)
+    response = _exchange(server, query, name)
+    for section in (response.answer, response.authority):
+        for rrset in section:
+            if rrset.rdtype == dns.rdatatype.SOA:
+                return rrset.name
+    raise DNSUpdateError(
+        _("The DNS server %(server)s is not authoritative for %(name)s: check the certificate's "
+          "DNS server.") % {"server": server.address, "name": name}, transient=False)
+
+
+def _txt_values(ip: str, server: Server, name: str) -> set[str]:
+    response = _exchange(server, dns.message.make_query(name, dns.rdatatype.TXT), name, ip=ip)
+    return {b"".join(rdata.strings).decode() for rrset in response.answer
+            if rrset.rdtype == dns.rdatatype.TXT for rdata in rrset}
+
+
+def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
+    response = _exchange(server, update, name)
+    rcode = response.rcode()
+    if rcode == dns.rcode.NOERROR:
+        return
+    # REFUSED and NOTAUTH mean the key or the server's policy: retrying won't help.
+    raise DNSUpdateError(
+        _("The DNS server %(server)s refused the update of %(name)s (%(rcode)s): check the TSIG "
+          "key name, algorithm and secret, and the zone's update policy.")
+        % {"server": server.address, "name": name, "rcode": dns.rcode.to_text(rcode)},
+        transient=rcode == dns.rcode.SERVFAIL)
+
+
+def _exchange(server: Server, message, name: str, *, ip: str | None = None):
+    try:
+        # TCP: updates and their answers are small, but TCP gives a clear
+        # "connection refused" instead of a UDP timeout when the server is down.
+        return dns.query.tcp(message, ip or server.ip, port=server.port, timeout=server.timeout)
+    except dns.tsig.PeerError as exc:
+        raise DNSUpdateError(
+            _("The DNS server %(server)s rejected the TSIG signature for %(name)s (%(error)s): "
+              "check the key name, algorithm and secret.")
+            % {"server": server.address, "name": name, "error": exc.__class__.__name__},
+            transient=False) from exc
+    except (OSError, dns.exception.Timeout, EOFError) as exc:
+        raise DNSUpdateError(
+            _("The DNS server %(server)s:%(port)s could not be reached: %(error)s")
+            % {"server": server.address, "port": server.port, "error": exc},
+            transient=True) from exc

@@ -1,0 +1,302 @@
+"""Issuing a certificate over ACME, start to finish, recorded step by step on a
+renewal run: key and CSR, order, challenges (HTTP-01 through the hosts' document
+roots over SSH, or DNS-01 over RFC 2136), validation, finalization, the stored
+version, and the next renewal time.
+
+No database transaction is held while the CA, a host or a DNS server is talked to
+(house rule 4): each write below is its own short statement.
+"""
+
+import datetime
+import logging
+import posixpath
+from contextlib import contextmanager
+
+from acme import messages
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import acme, dns, keys, ssh
+from .models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
+
+logger = logging.getLogger(__name__)
+
+CHALLENGE_DIR = ".well-known/acme-challenge"
+SHORT_LIFETIME = datetime.timedelta(days=10)
+
+
+class IssuanceFailed(Exception):
+    """Issuance stopped; `transient` tells whether retrying later can help."""
+
+    def __init__(self, message, *, transient, problem=None, retry_after=None):
+        super().__init__(message)
+        self.transient = transient
+        self.problem = problem
+        self.retry_after = retry_after
+
+    @classmethod
+    def from_seam(cls, exc):
+        """From an error of the ACME, SSH or DNS seam, keeping its sorting."""
+        return cls(str(exc), transient=exc.transient, problem=getattr(exc, "problem", None),
+                   retry_after=getattr(exc, "retry_after", None))
+
+
+SEAM_ERRORS = (acme.AcmeError, ssh.SSHError, dns.DNSUpdateError)
+
+
+def connect_ca(ca_account: CAAccount) -> acme.CA:
+    """The CA of `ca_account`, its account key created (and saved) on first use."""
+    if not ca_account.account_key:
+        # Saved before registering: a crash in between must not lose the key the
+        # CA will know the account by.
+        ca_account.account_key = acme.new_account_key()
+        ca_account.save(update_fields=["account_key"])
+    return acme.CA(
+        directory_url=ca_account.directory_url, account_key_pem=ca_account.account_key,
+        account_url=ca_account.account_url, contact_email=ca_account.contact_email,
+        eab_kid=ca_account.eab_kid, eab_hmac_key=ca_account.eab_hmac_key,
+        verify=settings.ACME_CA_BUNDLE or True, timeout=settings.ACME_HTTP_TIMEOUT,
+    )
+
+
+def remember_account(ca_account: CAAccount, ca: acme.CA, run=None) -> None:
+    """Saves the account URL after a registration, and says so on the run."""
+    if not ca.registered:
+        return
+    CAAccount.objects.filter(pk=ca_account.pk).update(account_url=ca.account_url)
+    if run is not None:
+        detail = (_("The CA no longer knew the account; registered again with the same key.")
+                  if ca_account.account_url else _("Account registered."))
+        run.step("account", "done", f"{detail} {ca.account_url}")
+    ca_account.account_url = ca.account_url
+
+
+def issue(*, run: RenewalRun) -> CertificateVersion:
+    """Issues `run.certificate` and stores the new version. Raises IssuanceFailed.
+
+    A run picked up again after a crash resumes its ACME order with its key.
+    """
+    certificate = Certificate.objects.select_related("ca_account", "current_version").get(
+        pk=run.certificate_id)
+    try:
+        return _issue(run, certificate)
+    except SEAM_ERRORS as exc:
+        raise IssuanceFailed.from_seam(exc) from exc
+
+
+def _issue(run, certificate):
+    key_pem = _order_key(run, certificate)
+    csr = keys.make_csr(key_pem, certificate.names())
+    ca = connect_ca(certificate.ca_account)
+    try:
+        order = _place_or_resume_order(run, certificate, ca, csr)
+    finally:
+        remember_account(certificate.ca_account, ca, run)
+    if order.body.status == messages.STATUS_PENDING:
+        _validate(run, certificate, ca, order)
+    run.step("finalize", "started")
+    fullchain = ca.finalize(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
+    run.step("finalize", "done")
+    version = _store_version(run, certificate, fullchain, key_pem, order.uri)
+    schedule_renewal(certificate, version, ca=ca, run=run)
+    return version
+
+
+def _order_key(run, certificate) -> str:
+    if not run.private_key:
+        run.private_key = keys.generate_private_key(certificate.key_type)
+        run.save(update_fields=["private_key"])
+        run.step("key", "done", certificate.get_key_type_display())
+    return run.private_key
+
+
+def _place_or_resume_order(run, certificate, ca, csr):
+    if run.acme_order_url:
+        order = ca.fetch_order(run.acme_order_url, csr)
+        if order.body.status != messages.STATUS_INVALID:
+            run.step("order", "done", _("Resumed order %(url)s") % {"url": order.uri})
+            return order
+    replaces = None
+    if certificate.current_version_id:
+        replaces = ari_id(certificate.current_version)
+    order = ca.new_order(csr, replaces=replaces)
+    run.acme_order_url = order.uri
+    run.save(update_fields=["acme_order_url"])
+    run.step("order", "done", order.uri)
+    return order
+
+
+def _validate(run, certificate, ca, order):
+    pending = ca.pending_challenges(order, certificate.challenge)
+    publish = _publish_http01 if certificate.challenge == Challenge.HTTP_01 else _publish_dns01
+    with publish(run, certificate, ca, pending):
+        for _authzr, challenge_body in pending:
+            ca.answer(challenge_body)
+        run.step("validation", "started")
+        ca.wait_for_validation(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
+        run.step("validation", "done")
+
+
+@contextmanager
+def _publish_http01(run, certificate, ca, pending):
+    """Challenge files on every host of the certificate, removed afterwards even
+    when validation fails; any host may be the one the name points at."""
+    hosts = list(certificate.hosts.exclude(document_root=""))
+    if not hosts:
+        raise IssuanceFailed(
+            _("HTTP-01 needs at least one target host with a document root; add one to "
+              "%(name)s or use DNS-01.") % {"name": certificate.common_name}, transient=False)
+    files = [ca.http01_resource(body) for _authzr, body in pending]
+    written = []
+    try:
+        for host in hosts:
+            directory = posixpath.join(host.document_root, CHALLENGE_DIR)
+            with ssh.connect(host) as session:
+                session.makedirs(directory)
+                for token_path, content in files:
+                    path = posixpath.join(host.document_root, token_path)
+                    written.append((host, path))
+                    session.write_file(path, content.encode(), mode=0o644)
+            run.step("challenge", "done", _("%(count)d challenge file(s) in %(dir)s")
+                     % {"count": len(files), "dir": directory}, host=host)
+        yield
+    finally:
+        _remove_challenge_files(run, written)
+
+
+def _remove_challenge_files(run, written):
+    by_host = {}
+    for host, path in written:
+        by_host.setdefault(host, []).append(path)
+    for host, paths in by_host.items():
+        try:
+            with ssh.connect(host) as session:
+                for path in paths:
+                    session.remove(path, missing_ok=True)
+            run.step("cleanup", "done", _("challenge files removed"), host=host)
+        except ssh.SSHError as exc:
+            # Not fatal: a stale token file reveals nothing and proves nothing.
+            run.step("cleanup", "failed", str(exc), host=host)
+
+
+@contextmanager
+def _publish_dns01(run, certificate, ca, pending):
+    """TXT records added (never replaced) and, afterwards, exactly they deleted."""
+    server = dns.Server(
+        address=certificate.dns_server, port=certificate.dns_port,
+        key_name=certificate.tsig_key_name, secret=certificate.tsig_secret,
+        algorithm=certificate.tsig_algorithm or "hmac-sha256",
+        timeout=settings.DNS_UPDATE_TIMEOUT,
+    )
+    added = []
+    try:
+        for authzr, body in pending:
+            record, value = ca.dns01_record(body, authzr.body.identifier.value)
+            dns.add_txt(server, record, value)
+            added.append((record, value))
+        expected = {}
+        for record, value in added:
+            expected.setdefault(record, set()).add(value)
+        for record, values in expected.items():
+            dns.wait_until_served(server, record, values,
+                                  timeout=settings.DNS_PROPAGATION_TIMEOUT)
+        run.step("challenge", "done", _("%(count)d TXT record(s) at %(server)s")
+                 % {"count": len(added), "server": certificate.dns_server})
+        yield
+    finally:
+        failures = []
+        for record, value in added:
+            try:
+                dns.delete_txt(server, record, value)
+            except dns.DNSUpdateError as exc:
+                failures.append(str(exc))
+        if added:
+            run.step("cleanup", "failed" if failures else "done",
+                     "; ".join(failures) or _("TXT records removed"))
+
+
+def _store_version(run, certificate, fullchain, key_pem, order_url) -> CertificateVersion:
+    version = CertificateVersion.from_pem(certificate=certificate, chain_pem=fullchain,
+                                          private_key_pem=key_pem, acme_order_url=order_url)
+    with transaction.atomic():
+        version.save()
+        Certificate.objects.filter(pk=certificate.pk).update(
+            current_version=version, expires_at=version.not_after)
+        RenewalRun.objects.filter(pk=run.pk).update(version=version)
+    certificate.current_version, certificate.expires_at = version, version.not_after
+    run.version = version
+    run.step("store", "done", _("serial %(serial)s, valid until %(until)s")
+             % {"serial": version.serial, "until": version.not_after.isoformat()})
+    return version
+
+
+def ari_id(version: CertificateVersion) -> str:
+    from cryptography import x509
+
+    return acme.ari_certificate_id(x509.load_pem_x509_certificate(version.leaf_pem().encode()))
+
+
+def renewal_time_by_lifetime(version: CertificateVersion) -> datetime.datetime:
+    """When a third of the lifetime remains (half, for lifetimes of ten days or less)."""
+    lifetime = version.lifetime()
+    remaining = lifetime / 2 if lifetime <= SHORT_LIFETIME else lifetime / 3
+    return version.not_after - remaining
+
+
+def schedule_renewal(certificate, version, *, ca=None, run=None, now=None):
+    """Sets renew_after from the CA's ARI window where it offers one, else by
+    lifetime; and when to ask the CA for its window again."""
+    now = now or timezone.now()
+    window = None
+    if ca is not None:
+        try:
+            window = ca.renewal_window(version.leaf_pem())
+        except acme.AcmeError as exc:
+            logger.warning("ARI lookup for %s failed: %s", certificate, exc)
+    if window is not None:
+        renew_after = max(window.random_time(), now)
+        next_check = now + datetime.timedelta(seconds=window.retry_after_seconds)
+        how = _("inside the CA's renewal window %(start)s – %(end)s") % {
+            "start": window.start.isoformat(), "end": window.end.isoformat()}
+    else:
+        renew_after, next_check = renewal_time_by_lifetime(version), None
+        how = _("when a third of the lifetime remains (half for ten days or less)")
+    Certificate.objects.filter(pk=certificate.pk).update(
+        renew_after=renew_after, ari_next_check_at=next_check)
+    certificate.renew_after, certificate.ari_next_check_at = renew_after, next_check
+    if run is not None:
+        run.step("schedule", "done", _("next renewal %(when)s, %(how)s")
+                 % {"when": renew_after.isoformat(), "how": how})
+    return renew_after
+
+
+def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None):
+    """A renewal run that issues one certificate (no deposit, no deployment): for
+    `manage.py renew` and for tests. Returns the finished run."""
+    run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
+                                    requested_by=requested_by,
+                                    status=RenewalRun.Status.RUNNING, started_at=timezone.now())
+    try:
+        issue(run=run)
+    except IssuanceFailed as exc:
+        record_failure(run, exc)
+    else:
+        run.status = RenewalRun.Status.SUCCEEDED
+        run.finished_at = timezone.now()
+        run.save(update_fields=["status", "finished_at"])
+    return run
+
+
+def record_failure(run: RenewalRun, exc: IssuanceFailed) -> None:
+    now = timezone.now()
+    run.status = RenewalRun.Status.FAILED
+    run.error = str(exc)
+    run.error_class = "transient" if exc.transient else "permanent"
+    run.problem = exc.problem
+    run.retry_after = (now + datetime.timedelta(seconds=exc.retry_after)
+                       if exc.retry_after else None)
+    run.finished_at = now
+    run.save(update_fields=["status", "error", "error_class", "problem", "retry_after",
+                            "finished_at"])

@@ -1,0 +1,38 @@
+"""Private keys and CSRs for issuance, with `cryptography` (and `acme`'s CSR helper)."""
+
+from acme import crypto_util
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from .models import KeyType
+
+_GENERATORS = {
+    KeyType.EC_P256: lambda: ec.generate_private_key(ec.SECP256R1()),
+    KeyType.EC_P384: lambda: ec.generate_private_key(ec.SECP384R1()),
+    KeyType.RSA_2048: lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
+    KeyType.RSA_3072: lambda: rsa.generate_private_key(public_exponent=65537, key_size=3072),
+    KeyType.RSA_4096: lambda: rsa.generate_private_key(public_exponent=65537, key_size=4096),
+}
+
+
+def generate_private_key(key_type: str) -> str:
+    """A fresh private key of `key_type`, as unencrypted PKCS#8 PEM (it is
+    encrypted at rest by the model field, and written 0600 on hosts)."""
+    key = _GENERATORS[KeyType(key_type)]()
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def make_csr(private_key_pem: str, names: list[str]) -> bytes:
+    """A CSR carrying every name as a SAN (CAs ignore the subject CN)."""
+    return crypto_util.make_csr(private_key_pem.encode(), domains=list(names))
+
+
+def public_key_matches(private_key_pem: str, certificate) -> bool:
+    """Whether `certificate` (a cryptography x509 object) is for this key."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_key().public_bytes(*spki) == certificate.public_key().public_bytes(*spki)

@@ -1,0 +1,53 @@
+"""`manage.py renew <certificate id or common name>`: issue or renew one
+certificate now, printing each step as it happens and the result."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from certificates.issuance import run_issuance
+from certificates.models import Certificate, RenewalRun, RenewalStep
+from certificates.models.runs import step_recorded
+
+
+class Command(BaseCommand):
+    help = "Issue or renew one certificate now, printing each step."
+
+    def add_arguments(self, parser):
+        parser.add_argument("certificate", help="certificate id or common name")
+
+    def handle(self, *args, certificate, **options):
+        target = find_certificate(certificate)
+        self.stdout.write(f"Renewing {target.common_name} ({', '.join(target.names())}) "
+                          f"at {target.ca_account.directory_url}")
+
+        def echo(sender, step, **kwargs):
+            if step.run.certificate_id != target.pk:
+                return
+            where = f" [{step.host}]" if step.host_id else ""
+            self.stdout.write(f"  {step.at:%H:%M:%S} {step.name}{where}: "
+                              f"{step.get_status_display()} {step.detail}".rstrip())
+
+        step_recorded.connect(echo, sender=RenewalStep, weak=False)
+        try:
+            run = run_issuance(certificate_id=target.pk, trigger=RenewalRun.Trigger.MANUAL)
+        finally:
+            step_recorded.disconnect(echo, sender=RenewalStep)
+        if run.status != RenewalRun.Status.SUCCEEDED:
+            raise CommandError(f"Renewal failed ({run.error_class}): {run.error}")
+        version = run.version
+        self.stdout.write(self.style.SUCCESS(
+            f"Issued serial {version.serial}, valid {version.not_before:%Y-%m-%d} to "
+            f"{version.not_after:%Y-%m-%d}; SHA-256 {version.fingerprint_sha256}"))
+
+
+def find_certificate(ref: str) -> Certificate:
+    queryset = Certificate.objects.select_related("ca_account")
+    if ref.isdigit():
+        found = queryset.filter(pk=int(ref)).first()
+        if found:
+            return found
+    matches = list(queryset.filter(common_name=ref.lower().rstrip("."))[:2])
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise CommandError(f"Several certificates are named {ref}; give the id.")
+    raise CommandError(f"No certificate with id or common name {ref!r}.")

@@ -1,0 +1,234 @@
+"""Unit tests at the ACME seam, for what Pebble cannot show: ARI windows and their
+Retry-After, `replaces`, a CA's errors of every kind, and the renewal schedule."""
+
+import datetime
+import json
+
+import pytest
+import requests
+from acme import errors, messages
+from django.utils import timezone
+
+from certificates import acme
+from certificates.issuance import renewal_time_by_lifetime, schedule_renewal
+from certificates.models import Certificate, CertificateVersion
+from certificates.tests.factories import ca_account
+
+
+@pytest.fixture
+def ca(pebble):
+    return acme.CA(directory_url=pebble.directory_url, account_key_pem=acme.new_account_key(),
+                   contact_email="ops@example.test", verify=str(pebble.ca_bundle))
+
+
+def response(status=200, body=None, headers=None):
+    resp = requests.Response()
+    resp.status_code = status
+    resp._content = json.dumps(body or {}).encode()
+    resp.headers.update({"Content-Type": "application/json", **(headers or {})})
+    return resp
+
+
+def offer_ari(ca, monkeypatch, window_response=None):
+    directory = dict(ca._client.directory.to_partial_json())
+    directory["renewalInfo"] = "https://127.0.0.1:1/renewal-info"
+    monkeypatch.setattr(ca._client, "directory", messages.Directory(directory))
+    if window_response is not None:
+        monkeypatch.setattr(ca._net, "get", lambda url, **kw: window_response)
+
+
+def window_body(start, end):
+    return {"suggestedWindow": {"start": start.isoformat().replace("+00:00", "Z"),
+                                "end": end.isoformat().replace("+00:00", "Z")}}
+
+
+def leaf_with_authority_key_id(name):
+    """A CA-signed leaf carrying an Authority Key Identifier, as ARI needs."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ARI test CA")]))
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+                       critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    return key_pem, leaf.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture
+def version(organization):
+    cert = Certificate.objects.create(
+        organization=organization, ca_account=ca_account(organization),
+        common_name="www.example.test", sans=["www.example.test"])
+    key_pem, leaf_pem = leaf_with_authority_key_id("www.example.test")
+    v = CertificateVersion.from_pem(certificate=cert, chain_pem=leaf_pem,
+                                    private_key_pem=key_pem)
+    v.save()
+    return v
+
+
+@pytest.mark.django_db
+def test_the_renewal_time_is_a_random_point_inside_the_cas_ari_window(ca, monkeypatch, version):
+    start = timezone.now() + datetime.timedelta(days=20)
+    end = start + datetime.timedelta(days=2)
+    offer_ari(ca, monkeypatch, response(body=window_body(start, end),
+                                        headers={"Retry-After": "21600"}))
+    before = timezone.now()
+
+    renew_after = schedule_renewal(version.certificate, version, ca=ca)
+
+    assert start <= renew_after <= end
+    cert = Certificate.objects.get(pk=version.certificate_id)
+    assert cert.renew_after == renew_after
+    asked_again_in = cert.ari_next_check_at - before
+    assert datetime.timedelta(hours=5, minutes=59) < asked_again_in < datetime.timedelta(hours=6,
+                                                                                          minutes=1)
+
+
+@pytest.mark.django_db
+def test_a_window_already_open_means_renew_now(ca, monkeypatch, version):
+    start = timezone.now() - datetime.timedelta(days=3)
+    offer_ari(ca, monkeypatch, response(body=window_body(start, start + datetime.timedelta(
+        days=1))))
+    before = timezone.now()
+    renew_after = schedule_renewal(version.certificate, version, ca=ca)
+    assert before <= renew_after <= timezone.now()
+
+
+@pytest.mark.django_db
+def test_retry_after_as_an_http_date_is_honoured(ca, monkeypatch, version):
+    start = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+    in_two_hours = datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=2)
+    offer_ari(ca, monkeypatch, response(
+        body=window_body(start, start + datetime.timedelta(hours=1)),
+        headers={"Retry-After": in_two_hours.strftime("%a, %d %b %Y %H:%M:%S GMT")}))
+    window = ca.renewal_window(version.leaf_pem())
+    assert 2 * 3600 - 120 < window.retry_after_seconds <= 2 * 3600
+
+
+@pytest.mark.django_db
+def test_a_ca_without_renewal_info_gives_no_window(ca, version):
+    assert ca.offers_renewal_info is False  # Pebble 2.4 does not offer ARI
+    assert ca.renewal_window(version.leaf_pem()) is None
+
+
+@pytest.mark.django_db
+def test_without_ari_renewal_comes_when_a_third_of_the_lifetime_remains(version):
+    assert renewal_time_by_lifetime(version) == version.not_after - version.lifetime() / 3
+
+
+@pytest.mark.django_db
+def test_a_short_lived_certificate_renews_at_half_its_lifetime(version):
+    version.not_before = version.not_after - datetime.timedelta(days=6)
+    assert renewal_time_by_lifetime(version) == version.not_after - datetime.timedelta(days=3)
+
+
+def csr():
+    from certificates import keys
+
+    return keys.make_csr(keys.generate_private_key("ec-p256"), ["h2.example.test"])
+
+
+def posted_new_orders(ca, monkeypatch):
+    sent = []
+    post = ca._client._post
+
+    def spy(url, obj, *args, **kwargs):
+        if url == ca._client.directory["newOrder"]:
+            sent.append(obj.to_partial_json())
+        return post(url, obj, *args, **kwargs)
+
+    monkeypatch.setattr(ca._client, "_post", spy)
+    return sent
+
+
+def test_a_renewal_names_the_certificate_it_replaces_where_the_ca_offers_ari(ca, monkeypatch):
+    offer_ari(ca, monkeypatch)
+    sent = posted_new_orders(ca, monkeypatch)
+    ca.new_order(csr(), replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
+    assert sent[0]["replaces"] == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"
+
+
+def test_replaces_is_not_sent_to_a_ca_without_ari(ca, monkeypatch):
+    sent = posted_new_orders(ca, monkeypatch)
+    ca.new_order(csr(), replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
+    assert "replaces" not in sent[0]
+
+
+def test_a_refused_replacement_is_ordered_again_without_replaces(ca, monkeypatch):
+    offer_ari(ca, monkeypatch)
+    sent = posted_new_orders(ca, monkeypatch)
+    real = ca._client.new_order_replacing
+
+    def refuse_replaces(csr_pem, replaces):
+        if replaces:
+            raise messages.Error.with_code("malformed", detail="certificate already replaced")
+        return real(csr_pem, replaces)
+
+    monkeypatch.setattr(ca._client, "new_order_replacing", refuse_replaces)
+    order = ca.new_order(csr(), replaces="aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE")
+    assert order.uri
+    assert "replaces" not in sent[-1]
+
+
+def raised_by(ca, exc, last_response=None):
+    ca._net.last_response = last_response
+    with pytest.raises(acme.AcmeError) as info, ca._errors():
+        raise exc
+    return info.value
+
+
+@pytest.mark.parametrize("code", ["rateLimited", "serverInternal", "badNonce"])
+def test_busy_ca_errors_are_transient(ca, code):
+    error = raised_by(ca, messages.Error.with_code(code, detail="slow down"),
+                      response(429, headers={"Retry-After": "120"}))
+    assert error.transient is True
+    assert error.problem["type"].endswith(code)
+    assert 115 <= error.retry_after <= 120
+
+
+@pytest.mark.parametrize("code", ["unauthorized", "caa", "rejectedIdentifier", "badCSR",
+                                  "externalAccountRequired", "malformed"])
+def test_refusals_are_permanent_and_keep_the_problem_document(ca, code):
+    error = raised_by(ca, messages.Error.with_code(code, detail="no"), response(403))
+    assert error.transient is False
+    assert error.problem == {"type": messages.ERROR_PREFIX + code, "detail": "no"}
+    assert "no" in str(error)
+
+
+def test_a_ca_5xx_problem_is_transient(ca):
+    error = raised_by(ca, messages.Error(typ="about:blank", detail="bad gateway"),
+                      response(502))
+    assert error.transient is True
+
+
+@pytest.mark.parametrize("exc", [requests.ConnectionError("refused"), requests.Timeout("slow"),
+                                 errors.TimeoutError(), errors.BadNonce("n", "e")])
+def test_network_failures_and_timeouts_are_transient(ca, exc):
+    assert raised_by(ca, exc).transient is True
+
+
+def test_a_non_json_error_response_is_sorted_by_its_status(ca):
+    assert raised_by(ca, errors.ClientError(response(503))).transient is True
+    assert raised_by(ca, errors.ClientError(response(404))).transient is False
+
+
+def test_a_problem_is_shown_to_people_in_words_with_each_name():
+    words = acme.describe_problem({
+        "type": messages.ERROR_PREFIX + "unauthorized", "detail": "Validation failed.",
+        "subproblems": [{"type": messages.ERROR_PREFIX + "connection",
+                         "detail": "connection refused",
+                         "identifier": {"type": "dns", "value": "www.example.test"}}]})
+    assert "could not confirm control" in words
+    assert "www.example.test: connection refused" in words

@@ -1,0 +1,270 @@
+"""Issuance end to end against the testbed: Pebble, BIND, and sshd + nginx hosts."""
+
+import base64
+import io
+import os
+
+import pytest
+from cryptography import x509
+from django.core.management import call_command
+from django.utils import timezone
+
+from certificates import keys
+from certificates.issuance import run_issuance
+from certificates.models import Certificate, Challenge, Deployment, RenewalRun, TargetHost
+from certificates.tests.factories import ca_account
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def trust_pebble(settings, pebble):
+    settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+
+
+def portal_host(organization, bed_host):
+    """The portal's record of a testbed host, its host key pinned and confirmed."""
+    return TargetHost.objects.create(
+        organization=organization, name=bed_host.name, address=bed_host.address,
+        ssh_port=bed_host.ssh_port, ssh_user=bed_host.ssh_user,
+        login_key=bed_host.client_key_pem, host_key=bed_host.host_public_key,
+        host_key_confirmed_at=timezone.now(),
+        private_key_path=str(bed_host.private_key_path),
+        certificate_path=str(bed_host.certificate_path),
+        ca_bundle_path=str(bed_host.ca_bundle_path), fullchain_path=str(bed_host.fullchain_path),
+        document_root=str(bed_host.webroot), backup_dir=str(bed_host.backup_dir),
+        config_test_command=bed_host.config_test_command,
+        reload_command=bed_host.reload_command, tls_check_address=bed_host.address,
+        tls_check_port=bed_host.tls_port, tls_sni_name=bed_host.sni_name,
+    )
+
+
+def http01_certificate(organization, ca, host, names, **fields):
+    cert = Certificate(organization=organization, ca_account=ca, common_name=names[0],
+                       sans=names, challenge=Challenge.HTTP_01, **fields)
+    cert.full_clean()
+    cert.save()
+    Deployment.objects.create(certificate=cert, host=host)
+    return cert
+
+
+def chain_verifies_to(chain_pem: str, root_pem: str) -> bool:
+    """Each certificate of the chain is signed by the next, the last by the root."""
+    chain = x509.load_pem_x509_certificates(chain_pem.encode())
+    chain.append(x509.load_pem_x509_certificate(root_pem.encode()))
+    for child, parent in zip(chain, chain[1:], strict=False):
+        child.verify_directly_issued_by(parent)
+    return True
+
+
+def challenge_files(bed_host):
+    directory = bed_host.webroot / ".well-known" / "acme-challenge"
+    return sorted(os.listdir(directory)) if directory.exists() else []
+
+
+def assert_issued(run, names, pebble):
+    assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
+    version = run.version
+    leaf = x509.load_pem_x509_certificate(version.leaf_pem().encode())
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sorted(sans.get_values_for_type(x509.DNSName)) == sorted(names)
+    assert chain_verifies_to(version.chain_pem, pebble.root_pem())
+    assert keys.public_key_matches(version.private_key, leaf)
+    certificate = Certificate.objects.get(pk=run.certificate_id)
+    assert certificate.current_version_id == version.pk
+    assert certificate.expires_at == version.not_after
+    assert version.not_before < certificate.renew_after < version.not_after
+    return version
+
+
+def test_a_single_name_certificate_is_issued_by_http01_through_the_hosts_document_root(
+    organization, pebble, trust_pebble, target_host
+):
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    host = portal_host(organization, target_host)
+    cert = http01_certificate(organization, ca, host, [target_host.name])
+
+    run = run_issuance(certificate_id=cert.pk)
+
+    assert_issued(run, [target_host.name], pebble)
+    assert challenge_files(target_host) == []
+    steps = list(run.steps.values_list("name", "status"))
+    for expected in [("order", "done"), ("challenge", "done"), ("validation", "done"),
+                     ("finalize", "done"), ("store", "done"), ("cleanup", "done")]:
+        assert expected in steps
+    ca.refresh_from_db()
+    assert ca.account_url.startswith("https://127.0.0.1:")
+
+
+def test_a_multi_san_certificate_is_issued_by_http01(organization, pebble, trust_pebble,
+                                                     target_host):
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    host = portal_host(organization, target_host)
+    names = [target_host.name, f"www.{target_host.name}", f"api.{target_host.name}"]
+    cert = http01_certificate(organization, ca, host, names, key_type="rsa-2048")
+
+    run = run_issuance(certificate_id=cert.pk)
+
+    version = assert_issued(run, names, pebble)
+    leaf = x509.load_pem_x509_certificate(version.leaf_pem().encode())
+    assert leaf.public_key().key_size == 2048
+    assert challenge_files(target_host) == []
+
+
+def test_a_wildcard_and_its_base_name_are_issued_by_dns01_over_rfc2136(
+    organization, pebble, trust_pebble, bind_dns
+):
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    cert = Certificate(
+        organization=organization, ca_account=ca, common_name="*.example.test",
+        sans=["*.example.test", "example.test"], challenge=Challenge.DNS_01,
+        dns_server=bind_dns.address, dns_port=bind_dns.port,
+        tsig_key_name=bind_dns.tsig_key_name, tsig_algorithm=bind_dns.tsig_algorithm,
+        tsig_secret=bind_dns.tsig_secret, key_type="ec-p384",
+    )
+    cert.full_clean()
+    cert.save()
+
+    run = run_issuance(certificate_id=cert.pk)
+
+    assert_issued(run, ["*.example.test", "example.test"], pebble)
+    # Both values lived at one name; both are gone, and nothing else was touched.
+    assert bind_dns.txt("_acme-challenge.example.test") == []
+    assert ("cleanup", "done") in list(run.steps.values_list("name", "status"))
+
+
+def test_a_validation_that_cannot_succeed_fails_permanently_with_the_cas_detail(
+    organization, pebble, trust_pebble, target_host
+):
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    host = portal_host(organization, target_host)
+    # nowhere.example.test resolves to 127.0.0.1, where no web server answers:
+    # the challenge files go to the host, but the CA looks elsewhere.
+    cert = http01_certificate(organization, ca, host, ["nowhere.example.test"])
+
+    run = run_issuance(certificate_id=cert.pk)
+
+    assert run.status == RenewalRun.Status.FAILED
+    assert run.error_class == "permanent"
+    assert run.problem["subproblems"][0]["identifier"]["value"] == "nowhere.example.test"
+    assert run.problem["subproblems"][0]["detail"]
+    assert run.problem["subproblems"][0]["detail"] in run.error
+    assert challenge_files(target_host) == []
+    assert Certificate.objects.get(pk=cert.pk).current_version is None
+
+
+def test_an_account_is_created_with_eab_and_refused_without_it(
+    organization, pebble_factory, settings, target_host
+):
+    hmac_key = base64.urlsafe_b64encode(os.urandom(32)).rstrip(b"=").decode()
+    eab_pebble = pebble_factory(eab_keys={"kid-1": hmac_key})
+    settings.ACME_CA_BUNDLE = str(eab_pebble.ca_bundle)
+    host = portal_host(organization, target_host)
+
+    without = ca_account(organization, name="no EAB", directory_url=eab_pebble.directory_url)
+    refused = run_issuance(certificate_id=http01_certificate(
+        organization, without, host, [target_host.name]).pk)
+    assert refused.status == RenewalRun.Status.FAILED
+    assert refused.error_class == "permanent"
+    assert refused.problem["type"].endswith("externalAccountRequired")
+
+    with_eab = ca_account(organization, name="EAB", directory_url=eab_pebble.directory_url,
+                          eab_kid="kid-1", eab_hmac_key=hmac_key)
+    cert = Certificate.objects.create(organization=organization, ca_account=with_eab,
+                                      common_name=target_host.name, sans=[target_host.name])
+    Deployment.objects.create(certificate=cert, host=host)
+    run = run_issuance(certificate_id=cert.pk)
+    assert_issued(run, [target_host.name], eab_pebble)
+    with_eab.refresh_from_db()
+    assert with_eab.account_url
+
+
+def test_issuance_succeeds_with_pebbles_default_nonce_rejection(
+    organization, pebble_factory, settings, target_host
+):
+    noisy = pebble_factory(nonce_reject=None)  # Pebble's default: 5 % of nonces refused
+    settings.ACME_CA_BUNDLE = str(noisy.ca_bundle)
+    ca = ca_account(organization, directory_url=noisy.directory_url)
+    host = portal_host(organization, target_host)
+    names = [target_host.name, f"www.{target_host.name}", f"mail.{target_host.name}"]
+
+    run = run_issuance(certificate_id=http01_certificate(organization, ca, host, names).pk)
+
+    assert_issued(run, names, noisy)
+
+
+def test_a_ca_that_forgot_the_account_gets_it_registered_again_with_the_same_key(
+    organization, pebble_factory, settings, target_host
+):
+    forgetful = pebble_factory()
+    settings.ACME_CA_BUNDLE = str(forgetful.ca_bundle)
+    ca = ca_account(organization, directory_url=forgetful.directory_url)
+    host = portal_host(organization, target_host)
+    cert = http01_certificate(organization, ca, host, [target_host.name])
+    assert run_issuance(certificate_id=cert.pk).status == RenewalRun.Status.SUCCEEDED
+    ca.refresh_from_db()
+    first_url, account_key = ca.account_url, ca.account_key
+
+    forgetful.stop()
+    forgetful.start()  # Pebble keeps no state: the account is gone
+    run = run_issuance(certificate_id=cert.pk)
+
+    assert_issued(run, [target_host.name], forgetful)
+    ca.refresh_from_db()
+    assert ca.account_key == account_key
+    account_steps = list(run.steps.filter(name="account").values_list("detail", flat=True))
+    assert len(account_steps) == 1
+    assert "registered again" in account_steps[0]
+    assert first_url  # the account existed before the CA forgot it
+
+
+def test_manage_py_renew_prints_each_step_and_the_result(organization, pebble, trust_pebble,
+                                                        target_host):
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    host = portal_host(organization, target_host)
+    cert = http01_certificate(organization, ca, host, [target_host.name])
+    out = io.StringIO()
+
+    call_command("renew", target_host.name, stdout=out)
+
+    printed = out.getvalue()
+    for step in ("order", "challenge", "validation", "finalize", "store", "schedule"):
+        assert f" {step}" in printed
+    version = Certificate.objects.get(pk=cert.pk).current_version
+    assert f"Issued serial {version.serial}" in printed
+
+
+def test_a_wrong_tsig_secret_fails_permanently_and_writes_no_record(
+    organization, pebble, trust_pebble, bind_dns
+):
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    wrong_secret = base64.b64encode(os.urandom(32)).decode()
+    cert = Certificate.objects.create(
+        organization=organization, ca_account=ca, common_name="*.h9.example.test",
+        sans=["*.h9.example.test"], challenge=Challenge.DNS_01, dns_server=bind_dns.address,
+        dns_port=bind_dns.port, tsig_key_name=bind_dns.tsig_key_name,
+        tsig_algorithm=bind_dns.tsig_algorithm, tsig_secret=wrong_secret)
+
+    run = run_issuance(certificate_id=cert.pk)
+
+    assert run.status == RenewalRun.Status.FAILED
+    assert run.error_class == "permanent"
+    assert "TSIG" in run.error
+    assert bind_dns.txt("_acme-challenge.h9.example.test") == []
+
+
+def test_a_dns_server_that_is_down_is_a_transient_failure(organization, pebble, trust_pebble,
+                                                           bind_dns):
+    from testbed.ports import free_port
+
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    cert = Certificate.objects.create(
+        organization=organization, ca_account=ca, common_name="*.h8.example.test",
+        sans=["*.h8.example.test"], challenge=Challenge.DNS_01, dns_server="127.0.0.1",
+        dns_port=free_port("127.0.0.1"), tsig_key_name=bind_dns.tsig_key_name,
+        tsig_algorithm=bind_dns.tsig_algorithm, tsig_secret=bind_dns.tsig_secret)
+
+    run = run_issuance(certificate_id=cert.pk)
+
+    assert run.status == RenewalRun.Status.FAILED
+    assert run.error_class == "transient"

@@ -63,6 +63,10 @@ class RenewalRun(models.Model):
     created_at = models.DateTimeField(_("queued"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # A worker holds a running run until this time; a run still "running" after
+    # its lease ran out lost its worker (killed, machine gone) and is taken up again.
+    lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
 
     tenant_path = "certificate__organization"
 
@@ -80,6 +84,14 @@ class RenewalRun(models.Model):
             ),
             # The dashboard's recent runs.
             models.Index(fields=["-created_at"], name="run_recent_idx"),
+        ]
+        constraints = [
+            # One renewal at a time per certificate, enforced by the database: two
+            # scans racing each other cannot both open a run.
+            models.UniqueConstraint(
+                fields=["certificate"], condition=Q(status__in=["queued", "running"]),
+                name="one_open_run_per_certificate",
+            ),
         ]
 
     def __str__(self):
@@ -152,6 +164,8 @@ class Notification(models.Model):
         related_name="notifications",
     )
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
+    # What exactly happened ("first failure", "14 days left"...), for de-duplication.
+    event = models.CharField(_("event"), max_length=64, blank=True)
     recipient = models.EmailField(_("recipient"))
     language = models.CharField(_("language"), max_length=8, default="ja")
     subject = models.CharField(_("subject"), max_length=300)

@@ -1,0 +1,418 @@
+"""Deploying to real hosts (sshd + nginx of the testbed), proven by TLS handshakes."""
+
+import grp
+import os
+import stat
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.utils import timezone
+
+from certificates import deployment
+from certificates.deployment import NothingToDeploy, deploy_certificate, deploy_version_to_host
+from certificates.models import Deployment, RenewalRun, RenewalStep, TargetHost
+
+from . import factories
+from .pki import make_current, new_version
+from .targets import portal_host
+
+DEPLOYED, FAILED, ROLLED_BACK = (Deployment.Status.DEPLOYED, Deployment.Status.FAILED,
+                                 Deployment.Status.ROLLED_BACK)
+
+
+@pytest.fixture
+def ca(organization):
+    return factories.ca_account(organization)
+
+
+@pytest.fixture
+def host(organization, target_host):
+    return portal_host(organization, target_host)
+
+
+@pytest.fixture
+def certificate(organization, ca, target_host):
+    return factories.certificate(organization, ca, common_name=target_host.sni_name,
+                                 sans=[target_host.sni_name])
+
+
+@pytest.fixture
+def version(certificate, target_host):
+    version = new_version(certificate, target_host.sni_name)
+    make_current(certificate, version)
+    return version
+
+
+@pytest.fixture
+def fast_grace(settings):
+    """A short TLS grace period, for tests where the new leaf never comes."""
+    settings.DEPLOY_TLS_GRACE_SECONDS = 1.5
+
+
+def mode_of(path) -> int:
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def files_on(testbed) -> dict:
+    """Every file nginx serves from or the portal backs up to: content and mode."""
+    folders = (testbed.ssl_dir, testbed.backup_dir)
+    return {path: (path.read_bytes(), mode_of(path))
+            for folder in folders for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def live_files(testbed) -> dict:
+    return {path: path.read_bytes() for path in (
+        testbed.private_key_path, testbed.certificate_path, testbed.ca_bundle_path,
+        testbed.fullchain_path)}
+
+
+def backups(testbed) -> list:
+    return sorted(p for p in testbed.backup_dir.iterdir()
+                  if p.is_dir() and p.name[0].isdigit())
+
+
+# -- a deployment that takes ------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_a_deployment_makes_nginx_serve_the_new_leaf(host, target_host, version):
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert outcome.ok, outcome.error
+    assert outcome.served_fingerprint == version.fingerprint_sha256
+    target_host.wait_for_served_leaf(version.fingerprint_sha256)  # our own handshake
+    assert target_host.private_key_path.read_text() == version.private_key
+    assert target_host.certificate_path.read_text() == version.leaf_pem()
+    assert target_host.ca_bundle_path.read_text() == version.intermediates_pem()
+    assert target_host.fullchain_path.read_text() == version.fullchain_pem()
+    assert mode_of(target_host.private_key_path) == 0o600
+    assert mode_of(target_host.fullchain_path) == 0o644
+    row = Deployment.objects.get(certificate=version.certificate, host=host)
+    assert (row.last_status, row.served, row.served_fingerprint, row.last_version) == (
+        DEPLOYED, True, version.fingerprint_sha256, version)
+    assert row.last_deployed_at and row.last_checked_at and not row.last_error
+
+
+@pytest.mark.django_db
+def test_it_backs_up_the_previous_files_before_replacing_them(host, target_host, version):
+    before = live_files(target_host)
+
+    assert deploy_version_to_host(version=version, host=host).ok
+
+    [folder] = backups(target_host)
+    assert mode_of(folder) == 0o700
+    saved = {path.name: path.read_bytes() for path in folder.iterdir()}
+    assert saved == {
+        "private_key-privkey.pem": before[target_host.private_key_path],
+        "certificate-cert.pem": before[target_host.certificate_path],
+        "ca_bundle-chain.pem": before[target_host.ca_bundle_path],
+        "fullchain-fullchain.pem": before[target_host.fullchain_path],
+    }
+    assert mode_of(folder / "private_key-privkey.pem") == 0o600
+    assert not [p for p in target_host.ssl_dir.iterdir() if ".portal-" in p.name]
+
+
+@pytest.mark.django_db
+def test_each_step_is_recorded_on_the_run_with_its_host(host, version):
+    run = RenewalRun.objects.create(certificate=version.certificate,
+                                    trigger=RenewalRun.Trigger.MANUAL)
+
+    assert deploy_version_to_host(version=version, host=host, run=run).ok
+
+    steps = list(run.steps.values_list("name", "status", "host"))
+    names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
+             "cleanup"]
+    assert steps == [(name, RenewalStep.Status.DONE, host.pk) for name in names]
+    run.refresh_from_db()
+    assert run.log == f"{host.name}: deployed\n"
+
+
+@pytest.mark.django_db
+def test_it_writes_files_with_the_configured_modes_and_group(host, target_host, version):
+    host.key_mode, host.cert_mode, host.file_group = "0640", "0444", "daemon"
+    host.save()
+
+    assert deploy_version_to_host(version=version, host=host).ok
+
+    assert mode_of(target_host.private_key_path) == 0o640
+    assert mode_of(target_host.certificate_path) == 0o444
+    assert target_host.private_key_path.stat().st_gid == grp.getgrnam("daemon").gr_gid
+
+
+@pytest.mark.django_db
+def test_it_keeps_only_the_newest_backups(host, target_host, version):
+    host.backups_to_keep = 2
+    host.save()
+    for name in ("20200101T000000.000000Z", "20210101T000000.000000Z",
+                 "20220101T000000.000000Z"):
+        (target_host.backup_dir / name).mkdir()
+        (target_host.backup_dir / name / "certificate-cert.pem").write_text("old")
+    (target_host.backup_dir / "kept-by-a-person").mkdir()
+
+    assert deploy_version_to_host(version=version, host=host).ok
+
+    remaining = sorted(p.name for p in target_host.backup_dir.iterdir())
+    assert remaining[0] == "20220101T000000.000000Z"
+    assert remaining[1].startswith(str(timezone.now().year))
+    assert remaining[2:] == ["kept-by-a-person"]
+
+
+# -- deployments that do not take ---------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_restores_the_old_files_when_the_config_test_fails(
+        host, target_host, certificate, version):
+    # A key that does not belong to the leaf: nginx -t refuses the pair.
+    mismatched = new_version(certificate, target_host.sni_name,
+                             private_key_pem=factories.self_signed()[0])
+    before, served_before = live_files(target_host), target_host.served_leaf_sha256()
+    run = RenewalRun.objects.create(certificate=certificate, trigger=RenewalRun.Trigger.MANUAL)
+
+    outcome = deploy_version_to_host(version=mismatched, host=host, run=run)
+
+    assert outcome.status == ROLLED_BACK and not outcome.transient
+    assert outcome.error_kind == "CommandFailed"
+    assert "key values mismatch" in outcome.error  # nginx's own words
+    assert live_files(target_host) == before
+    assert target_host.served_leaf_sha256() == served_before
+    steps = dict(run.steps.values_list("name", "status"))
+    assert steps["config_test"] == "failed" and steps["rollback"] == "done"
+    assert "reload" not in steps
+    row = Deployment.objects.get(certificate=certificate, host=host)
+    assert (row.last_status, row.last_version) == (ROLLED_BACK, None)
+    assert "key values mismatch" in row.last_error
+
+
+@pytest.mark.django_db
+def test_a_broken_nginx_config_stops_the_deployment_before_the_reload(
+        host, target_host, version):
+    conf = target_host.nginx_conf.read_text()
+    target_host.nginx_conf.write_text(conf + "\nthis is not a directive;\n")
+    before, served_before = live_files(target_host), target_host.served_leaf_sha256()
+    try:
+        outcome = deploy_version_to_host(version=version, host=host)
+    finally:
+        target_host.nginx_conf.write_text(conf)
+
+    assert outcome.status == ROLLED_BACK and not outcome.transient
+    assert "test failed" in outcome.error
+    assert live_files(target_host) == before
+    assert target_host.served_leaf_sha256() == served_before
+
+
+@pytest.mark.django_db
+def test_it_rolls_back_when_reload_does_not_take(host, target_host, version, fast_grace):
+    host.reload_command = "true"  # exits 0 and changes nothing, like a reload gone wrong
+    host.save()
+    before, served_before = live_files(target_host), target_host.served_leaf_sha256()
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert (outcome.status, outcome.error_kind, outcome.transient) == (
+        ROLLED_BACK, "NotServed", False)
+    assert served_before in outcome.error and version.fingerprint_sha256 in outcome.error
+    assert outcome.served_fingerprint == served_before
+    assert live_files(target_host) == before
+    assert target_host.served_leaf_sha256() == served_before
+    row = Deployment.objects.get(certificate=version.certificate, host=host)
+    assert (row.last_status, row.served, row.served_fingerprint) == (
+        ROLLED_BACK, False, served_before)
+
+
+@pytest.mark.django_db
+def test_a_tls_port_that_never_answers_rolls_back_as_a_transient_error(
+        host, target_host, version, fast_grace):
+    host.tls_check_port = target_host.ssh_port + 1 if target_host.ssh_port < 65535 else 1
+    host.save()
+    before = live_files(target_host)
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert outcome.status == ROLLED_BACK and outcome.transient
+    assert "No TLS handshake" in outcome.error
+    assert live_files(target_host) == before
+
+
+@pytest.mark.django_db
+def test_a_changed_host_key_refuses_the_deployment_and_writes_nothing(
+        host, target_host, version):
+    pinned = target_host.host_key_fingerprint
+    presented = target_host.replace_host_key()
+    before = files_on(target_host)
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert (outcome.status, outcome.error_kind, outcome.transient) == (
+        FAILED, "HostKeyMismatch", False)
+    assert pinned in outcome.error and presented in outcome.error
+    assert files_on(target_host) == before
+
+
+@pytest.mark.django_db
+def test_a_host_whose_key_is_not_confirmed_receives_nothing(
+        organization, target_host, version):
+    unconfirmed = portal_host(organization, target_host, confirmed=False)
+    before = files_on(target_host)
+
+    outcome = deploy_version_to_host(version=version, host=unconfirmed)
+
+    assert outcome.status == FAILED and not outcome.transient
+    assert files_on(target_host) == before
+
+
+@pytest.mark.django_db
+def test_an_sshd_that_is_down_gives_a_transient_error(host, target_host, version):
+    target_host.stop_sshd()
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert (outcome.status, outcome.error_kind, outcome.transient) == (
+        FAILED, "Unreachable", True)
+    assert target_host.address in outcome.error
+    host.refresh_from_db()
+    assert (host.deploy_lock_owner, host.deploy_locked_until) == ("", None)  # released
+
+
+# -- many hosts, and one host at a time -------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_hosts_at_once_with_one_down_the_two_others_succeed(
+        organization, ca, target_host_factory):
+    testbeds = [target_host_factory() for _ in range(3)]
+    try:
+        hosts = [portal_host(organization, testbed) for testbed in testbeds]
+        certificate = factories.certificate(organization, ca, common_name="www.example.test",
+                                            sans=["www.example.test"])
+        for host in hosts:
+            Deployment.objects.create(certificate=certificate, host=host)
+        version = new_version(certificate, "www.example.test")
+        make_current(certificate, version)
+        run = RenewalRun.objects.create(certificate=certificate,
+                                        trigger=RenewalRun.Trigger.SCHEDULE)
+        testbeds[1].stop_sshd()
+
+        outcomes = deploy_certificate(certificate_id=certificate.pk, run_id=run.pk)
+
+        by_host = {outcome.host_id: outcome for outcome in outcomes}
+        assert [by_host[h.pk].status for h in hosts] == [DEPLOYED, FAILED, DEPLOYED]
+        assert by_host[hosts[1].pk].transient
+        for testbed in (testbeds[0], testbeds[2]):
+            testbed.wait_for_served_leaf(version.fingerprint_sha256)
+        statuses = dict(Deployment.objects.values_list("host__name", "last_status"))
+        assert statuses == {hosts[0].name: DEPLOYED, hosts[1].name: FAILED,
+                            hosts[2].name: DEPLOYED}
+        failed_steps = run.steps.filter(status="failed")
+        assert list(failed_steps.values_list("name", "host")) == [("connect", hosts[1].pk)]
+        assert run.steps.filter(host=hosts[0], name="tls_check", status="done").exists()
+    finally:
+        for testbed in testbeds:
+            testbed.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_certificates_on_one_host_deploy_one_after_the_other(
+        organization, ca, host, target_host):
+    runs = []
+    for name in ("a.example.test", "b.example.test"):
+        certificate = factories.certificate(organization, ca, common_name=name, sans=[name])
+        Deployment.objects.create(certificate=certificate, host=host)
+        make_current(certificate, new_version(certificate, name))
+        runs.append(RenewalRun.objects.create(certificate=certificate,
+                                              trigger=RenewalRun.Trigger.MANUAL))
+    outcomes = []
+
+    def deploy(run):
+        outcomes.extend(deploy_certificate(certificate_id=run.certificate_id, run_id=run.pk))
+
+    threads = [threading.Thread(target=deploy, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert [outcome.status for outcome in outcomes] == [DEPLOYED, DEPLOYED]
+    spans = sorted((run.steps.first().at, run.steps.last().at) for run in runs)
+    assert spans[0][1] < spans[1][0], "the two deployments overlapped on one host"
+
+
+@pytest.mark.django_db
+def test_a_host_busy_with_another_deployment_is_a_transient_error(
+        host, target_host, version, monkeypatch):
+    monkeypatch.setattr(deployment, "LEASE_WAIT_SECONDS", 1)
+    until = timezone.now() + timedelta(hours=1)
+    TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="another-worker",
+                                                 deploy_locked_until=until)
+    before = files_on(target_host)
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert outcome.status == FAILED and outcome.transient
+    assert files_on(target_host) == before
+    host.refresh_from_db()
+    assert host.deploy_lock_owner == "another-worker"  # not ours to release
+
+
+@pytest.mark.django_db
+def test_the_lease_of_a_dead_worker_runs_out(host, version):
+    TargetHost.objects.filter(pk=host.pk).update(
+        deploy_lock_owner="dead-worker", deploy_locked_until=timezone.now() - timedelta(1))
+
+    assert deploy_version_to_host(version=version, host=host).ok
+
+
+@pytest.mark.django_db
+def test_a_certificate_without_a_version_has_nothing_to_deploy(certificate):
+    with pytest.raises(NothingToDeploy):
+        deploy_certificate(certificate_id=certificate.pk)
+
+
+# -- manage.py deploy ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_manage_py_deploy_prints_each_step_and_deploys(host, target_host, version, capsys):
+    Deployment.objects.create(certificate=version.certificate, host=host)
+
+    call_command("deploy", version.certificate.common_name)
+
+    out = capsys.readouterr().out
+    for step in ("connect", "backup", "upload", "install", "config_test", "reload",
+                 "tls_check", "cleanup"):
+        assert f"{host.name}  {step}: " in out
+    target_host.wait_for_served_leaf(version.fingerprint_sha256)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_manage_py_deploy_to_one_host_leaves_the_others_alone(
+        organization, host, version, target_host_factory):
+    other_testbed = target_host_factory()
+    try:
+        other = portal_host(organization, other_testbed)
+        for target in (host, other):
+            Deployment.objects.create(certificate=version.certificate, host=target)
+        before = live_files(other_testbed)
+
+        call_command("deploy", str(version.certificate.pk), "--host", host.name)
+
+        assert live_files(other_testbed) == before
+        statuses = dict(Deployment.objects.values_list("host", "last_status"))
+        assert statuses == {host.pk: DEPLOYED, other.pk: Deployment.Status.PENDING}
+    finally:
+        other_testbed.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_manage_py_deploy_fails_when_a_host_does_not_take_the_certificate(
+        host, target_host, version, capsys):
+    Deployment.objects.create(certificate=version.certificate, host=host)
+    target_host.stop_sshd()
+
+    with pytest.raises(CommandError):
+        call_command("deploy", version.certificate.common_name)
+
+    assert f"{host.name}  connect: " in capsys.readouterr().out

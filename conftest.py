@@ -11,6 +11,16 @@ from accounts.models import Membership, Organization, Role
 pytest_plugins = ["testbed.fixtures"]
 
 
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test():
+    """A page fetched by the test client leaves its language active in this
+    thread; put the default back so that no test depends on the one before."""
+    from django.utils import translation
+
+    yield
+    translation.deactivate()
+
+
 @pytest.fixture
 def organization(db):
     return Organization.objects.create(name="Msen", slug="msen")
@@ -58,37 +68,91 @@ def _database_url_for_other_processes():
     return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, tmp_path):
-    """A real Celery worker in its own process, on the configured broker and the
-    test database (committed rows only: hence transactional_db)."""
-    import os
-    import subprocess
-    import sys
-    import time
+class CeleryProcesses:
+    """Real Celery workers and beat in processes of their own, on the configured
+    broker and the test database; all stopped when the test ends."""
 
+    def __init__(self, tmp_path):
+        self.tmp_path, self.processes = tmp_path, []
+
+    def _start(self, role, args, env, ready):
+        import os
+        import subprocess
+        import sys
+        import time
+
+        log = self.tmp_path / f"{role}-{len(self.processes)}.log"
+        environment = {**os.environ, "DATABASE_URL": _database_url_for_other_processes(),
+                       **{k: str(v) for k, v in env.items()}}
+        with log.open("w") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "fujissl_portal", role, *args],
+                env=environment, stdout=sink, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        process.log = log
+        self.processes.append(process)
+        deadline = time.monotonic() + 60
+        while ready not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.kill(process)
+                pytest.fail(f"Celery {role} did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        return process
+
+    def worker(self, **env):
+        """A worker serving every queue, one task at a time."""
+        import os
+
+        from django.conf import settings
+
+        name = f"test-{os.getpid()}-{len(self.processes)}@%h"
+        return self._start("worker", ["--pool=solo", "--loglevel=INFO", "--without-gossip",
+                                      "--without-mingle", "-n", name,
+                                      "-Q", settings.CELERY_WORKER_QUEUES], env, " ready.")
+
+    def beat(self, **env):
+        schedule = self.tmp_path / f"beat-{len(self.processes)}"
+        return self._start("beat", ["--loglevel=INFO", "--schedule", str(schedule)], env,
+                           "beat: Starting")
+
+    @staticmethod
+    def kill(process, sig=None):
+        import os
+        import signal
+
+        try:
+            os.killpg(process.pid, sig or signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait()
+
+    def stop_all(self):
+        import signal
+        import subprocess
+
+        for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill(process)
+
+
+@pytest.fixture
+def celery_processes(transactional_db, tmp_path):
+    """Start real Celery workers and beat: ``celery_processes.worker(**env)``,
+    ``.beat(**env)``. Committed rows only, hence transactional_db."""
     from fujissl_portal.celery import app
 
-    app.control.purge()  # nothing left over from an earlier run may reach this worker
-    log = tmp_path / "worker.log"
-    env = {**os.environ, "DATABASE_URL": _database_url_for_other_processes()}
-    with log.open("w") as sink:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "fujissl_portal", "worker", "--pool=solo",
-             "--loglevel=INFO", "--without-gossip", "--without-mingle", "-n",
-             f"test-{os.getpid()}@%h"],
-            env=env, stdout=sink, stderr=subprocess.STDOUT,
-        )
-    deadline = time.monotonic() + 60
-    while " ready." not in log.read_text():
-        if worker.poll() is not None or time.monotonic() > deadline:
-            worker.kill()
-            pytest.fail(f"the Celery worker did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
-    worker.log = log
-    yield worker
-    worker.terminate()
-    try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
+    app.control.purge()  # nothing left over from an earlier run may reach these workers
+    processes = CeleryProcesses(tmp_path)
+    yield processes
+    processes.stop_all()
+
+
+@pytest.fixture
+def celery_worker_process(celery_processes):
+    """One real Celery worker (see celery_processes)."""
+    return celery_processes.worker()

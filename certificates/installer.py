@@ -67,11 +67,12 @@ class Original:
 def planned_files(version, host) -> list[PlannedFile]:
     """What goes where: the key, the leaf, the CA bundle and the full chain."""
     key_mode, cert_mode = int(host.key_mode, 8), int(host.cert_mode, 8)
+    paths = host.file_paths(version.certificate)
     wanted = [
-        ("private_key", host.private_key_path, version.private_key, key_mode),
-        ("certificate", host.certificate_path, version.leaf_pem(), cert_mode),
-        ("ca_bundle", host.ca_bundle_path, version.intermediates_pem(), cert_mode),
-        ("fullchain", host.fullchain_path, version.fullchain_pem(), cert_mode),
+        ("private_key", paths["private_key_path"], version.private_key, key_mode),
+        ("certificate", paths["certificate_path"], version.leaf_pem(), cert_mode),
+        ("ca_bundle", paths["ca_bundle_path"], version.intermediates_pem(), cert_mode),
+        ("fullchain", paths["fullchain_path"], version.fullchain_pem(), cert_mode),
     ]
     files = [PlannedFile(role, path, text.encode(), mode)
              for role, path, text, mode in wanted if path]

@@ -133,7 +133,10 @@ def _validate(run, certificate, ca, order):
     publish = _publish_http01 if certificate.challenge == Challenge.HTTP_01 else _publish_dns01
     with publish(run, certificate, ca, pending):
         for _authzr, challenge_body in pending:
-            ca.answer(challenge_body)
+            # A resumed order may hold challenges answered before a crash: the CA
+            # is already checking those, and a second answer is an error.
+            if challenge_body.status == messages.STATUS_PENDING:
+                ca.answer(challenge_body)
         run.step("validation", "started")
         ca.wait_for_validation(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
         run.step("validation", "done")
@@ -289,14 +292,20 @@ def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested
     return run
 
 
-def record_failure(run: RenewalRun, exc: IssuanceFailed) -> None:
+def failure_fields(exc: IssuanceFailed) -> dict:
+    """What a failed run records: the error in words, its class, the CA's problem."""
     now = timezone.now()
-    run.status = RenewalRun.Status.FAILED
-    run.error = str(exc)
-    run.error_class = "transient" if exc.transient else "permanent"
-    run.problem = exc.problem
-    run.retry_after = (now + datetime.timedelta(seconds=exc.retry_after)
-                       if exc.retry_after else None)
-    run.finished_at = now
-    run.save(update_fields=["status", "error", "error_class", "problem", "retry_after",
-                            "finished_at"])
+    return {
+        "status": RenewalRun.Status.FAILED, "error": str(exc),
+        "error_class": "transient" if exc.transient else "permanent",
+        "problem": exc.problem, "finished_at": now,
+        "retry_after": (now + datetime.timedelta(seconds=exc.retry_after)
+                        if exc.retry_after else None),
+    }
+
+
+def record_failure(run: RenewalRun, exc: IssuanceFailed) -> None:
+    fields = failure_fields(exc)
+    for name, value in fields.items():
+        setattr(run, name, value)
+    run.save(update_fields=list(fields))

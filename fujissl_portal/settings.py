@@ -209,11 +209,34 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# How often beat looks for due renewals (an indexed query; cheap).
+RENEWAL_SCAN_SECONDS = env.float("RENEWAL_SCAN_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     # `expires` on every entry: a backlog (workers down for an hour) must not
     # replay sixty stale copies when they come back.
     "heartbeat": {"task": "certificates.heartbeat", "schedule": 60.0, "options": {"expires": 50}},
+    "scan-due-renewals": {"task": "certificates.scan", "schedule": RENEWAL_SCAN_SECONDS,
+                          "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
+    "recover-stale-runs": {"task": "certificates.recover", "schedule": 60.0,
+                           "options": {"expires": 50}},
+    "alert-checks": {"task": "certificates.checks", "schedule": 15 * 60.0,
+                     "options": {"expires": 14 * 60}},
 }
+# ACME work and deployments on queues of their own, so each can get its workers:
+#   celery -A fujissl_portal worker -Q celery,acme     (scans, issuance)
+#   celery -A fujissl_portal worker -Q deploy          (SSH deployments)
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_ROUTES = {
+    "certificates.renew": {"queue": "acme"},
+    "certificates.deploy_run": {"queue": "deploy"},
+    "certificates.deploy_now": {"queue": "deploy"},
+}
+CELERY_WORKER_QUEUES = "celery,acme,deploy"  # what `make run`'s single worker serves
+# A running run is held by its worker for this long after its last step; a run
+# still "running" past it lost its worker and is taken up again.
+RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=15 * 60)
+# "Expiring" alerts for certificates this close to expiry with no successful renewal.
+EXPIRY_WARNING_DAYS = env.int("EXPIRY_WARNING_DAYS", default=14)
 
 # Talking to CAs (certificates/acme.py). ACME_CA_BUNDLE adds trust for a private
 # CA's own HTTPS listener (step-ca, Pebble in tests); empty means the system store.

@@ -10,7 +10,8 @@ from certificates.validators import validate_port
 pytestmark = pytest.mark.django_db
 
 
-def test_the_login_page_is_japanese_by_default_and_english_on_request(client):
+def test_the_login_page_is_japanese_by_default_and_english_on_request(client, settings):
+    settings.LANGUAGE_CODE = "ja"  # the production default (the suite runs in English)
     assert "ログイン" in client.get(reverse("login")).content.decode()
     english = client.get(reverse("login"), HTTP_ACCEPT_LANGUAGE="en")
     assert "Log in" in english.content.decode()

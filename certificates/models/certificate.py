@@ -86,6 +86,8 @@ class Certificate(models.Model):
     # Set after a failure (backoff); kept in the database, not in Celery countdowns.
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     failure_count = models.PositiveIntegerField(_("failures in a row"), default=0)
+    # Waiting for a top-up: the last renewal found the deposit short.
+    held_for_deposit = models.BooleanField(_("held for deposit"), default=False)
     # ACME Renewal Information (RFC 9773): when to ask the CA for its window again.
     ari_next_check_at = models.DateTimeField(_("next ARI check"), null=True, blank=True)
     current_version = models.ForeignKey(

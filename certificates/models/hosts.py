@@ -28,6 +28,11 @@ PATH_FIELDS = {
 }
 
 
+# In a file path, the certificate's common name: "/etc/nginx/ssl/{name}.key".
+NAME_PLACEHOLDER = "{name}"
+FILE_PATH_FIELDS = ("private_key_path", "certificate_path", "ca_bundle_path", "fullchain_path")
+
+
 class TargetHost(models.Model):
     """A server that receives certificate files over SSH, with its pinned host key."""
 
@@ -116,6 +121,18 @@ class TargetHost(models.Model):
         )
         super().save(*args, **kwargs)
 
+    def file_paths(self, certificate) -> dict[str, str]:
+        """The four file paths for `certificate`, `{name}` replaced by its common
+        name (a wildcard's `*` as `wildcard`), so one host can carry several
+        certificates, each in files of its own."""
+        name = certificate.common_name.replace("*", "wildcard")
+        return {field: getattr(self, field).replace(NAME_PLACEHOLDER, name)
+                for field in FILE_PATH_FIELDS}
+
+    def has_per_certificate_paths(self) -> bool:
+        return all(NAME_PLACEHOLDER in getattr(self, field)
+                   for field in FILE_PATH_FIELDS if getattr(self, field))
+
     @property
     def host_key_confirmed(self) -> bool:
         return bool(self.host_key and self.host_key_confirmed_at)
@@ -130,6 +147,12 @@ class TargetHost(models.Model):
                 setattr(self, field, validators.validate_absolute_path(value, label=label))
             except ValidationError as exc:
                 errors[field] = exc.messages
+                continue
+            if "{" in value.replace(NAME_PLACEHOLDER, "") or "}" in value.replace(
+                NAME_PLACEHOLDER, ""
+            ):
+                errors[field] = [_("%(field)s may contain {name} (the certificate's common "
+                                   "name) and no other braces.") % {"field": label}]
         if self.login_key:
             try:
                 validators.validate_ssh_private_key(self.login_key, label=_("SSH login key"))
@@ -166,7 +189,7 @@ class Deployment(models.Model):
     )
     last_error = models.TextField(_("last error"), blank=True)
     # None until the first TLS check; then whether the served leaf is ours.
-    served = models.BooleanField(_("served"), null=True)
+    served = models.BooleanField(_("served"), null=True, blank=True)
     served_fingerprint = models.CharField(_("served fingerprint"), max_length=64, blank=True)
     last_deployed_at = models.DateTimeField(_("last deployed"), null=True, blank=True)
     last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
@@ -184,8 +207,15 @@ class Deployment(models.Model):
         return f"{self.certificate} → {self.host}"
 
     def clean(self):
-        if (
-            self.certificate_id and self.host_id
-            and self.certificate.organization_id != self.host.organization_id
-        ):
+        if not (self.certificate_id and self.host_id):
+            return
+        if self.certificate.organization_id != self.host.organization_id:
             raise ValidationError({"host": _("Choose a host of the certificate's organisation.")})
+        others = Deployment.objects.filter(host_id=self.host_id).exclude(
+            certificate_id=self.certificate_id)
+        if others.exists() and not self.host.has_per_certificate_paths():
+            # Otherwise a second certificate would overwrite the first one's files.
+            raise ValidationError({"host": _(
+                "%(host)s already receives another certificate: put {name} in each of its file "
+                "paths (for example /etc/nginx/ssl/{name}.key) so that every certificate gets "
+                "files of its own.") % {"host": self.host}})

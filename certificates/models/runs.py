@@ -30,6 +30,8 @@ class RenewalRun(models.Model):
         FAILED = "failed", _("Failed")
         INSUFFICIENT_DEPOSIT = "insufficient_deposit", _("Insufficient deposit")
 
+    OPEN = (Status.QUEUED, Status.RUNNING)
+
     certificate = models.ForeignKey(
         "certificates.Certificate", on_delete=models.CASCADE, related_name="runs"
     )
@@ -99,13 +101,16 @@ class RenewalRun(models.Model):
 
     @property
     def is_open(self) -> bool:
-        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+        return self.status in self.OPEN
 
     def step(self, name, status, detail="", *, host=None):
         """Record one step as it happens (the UI shows them live; `manage.py renew`
-        prints them through the `step_recorded` signal)."""
+        prints them through the `step_recorded` signal). A step is also a sign of
+        life: it extends a running run's lease."""
         step = RenewalStep.objects.create(run=self, name=name, status=status,
                                           detail=str(detail)[:4000], host=host)
+        RenewalRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
+            lease_until=step.at + timedelta(seconds=settings.RENEWAL_LEASE_SECONDS))
         step_recorded.send(sender=RenewalStep, step=step)
         return step
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 from acme import errors, messages
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from certificates import acme
 from certificates.issuance import renewal_time_by_lifetime, schedule_renewal
@@ -225,10 +225,15 @@ def test_a_non_json_error_response_is_sorted_by_its_status(ca):
 
 
 def test_a_problem_is_shown_to_people_in_words_with_each_name():
-    words = acme.describe_problem({
+    with translation.override("en"):
+        words = _english_problem_words()
+    assert "could not confirm control" in words
+    assert "www.example.test: connection refused" in words
+
+
+def _english_problem_words():
+    return acme.describe_problem({
         "type": messages.ERROR_PREFIX + "unauthorized", "detail": "Validation failed.",
         "subproblems": [{"type": messages.ERROR_PREFIX + "connection",
                          "detail": "connection refused",
                          "identifier": {"type": "dns", "value": "www.example.test"}}]})
-    assert "could not confirm control" in words
-    assert "www.example.test: connection refused" in words

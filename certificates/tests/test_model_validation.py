@@ -216,3 +216,39 @@ def test_a_dns_server_that_is_neither_address_nor_name_is_refused(organization, 
         tsig_secret="dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA==",
     )
     assert "DNS server" in errors_of(cert)["dns_server"][0]
+
+
+def test_a_second_certificate_on_a_host_needs_name_in_its_file_paths(organization, ca, tmp_path):
+    from certificates.models import Deployment
+
+    login_key, _ = ssh_keypair(tmp_path)
+    target = host(organization, login_key=login_key)
+    first = Certificate.objects.create(organization=organization, ca_account=ca,
+                                       common_name="a.example.test")
+    second = Certificate.objects.create(organization=organization, ca_account=ca,
+                                        common_name="*.b.example.test")
+    Deployment(certificate=first, host=target).full_clean()
+    Deployment.objects.create(certificate=first, host=target)
+
+    errors = errors_of(Deployment(certificate=second, host=target))
+    assert "{name}" in errors["host"][0]
+
+    for field in ("private_key_path", "certificate_path", "ca_bundle_path", "fullchain_path"):
+        setattr(target, field, f"/etc/nginx/ssl/{{name}}.{field}")
+    target.full_clean()
+    target.save()
+    Deployment(certificate=second, host=target).full_clean()
+    assert target.file_paths(second)["private_key_path"] == (
+        "/etc/nginx/ssl/wildcard.b.example.test.private_key_path")
+    assert target.file_paths(first)["private_key_path"] != (
+        target.file_paths(second)["private_key_path"])
+
+
+def test_only_the_name_placeholder_is_allowed_in_paths(organization, tmp_path):
+    login_key, _ = ssh_keypair(tmp_path)
+    target = TargetHost(organization=organization, name="web", address="127.0.0.2",
+                        ssh_user="root", login_key=login_key, private_key_path="/k/{host}.key",
+                        certificate_path="/c/{name}.crt", backup_dir="/b")
+    errors = errors_of(target)
+    assert "{name}" in errors["private_key_path"][0]
+    assert "certificate_path" not in errors

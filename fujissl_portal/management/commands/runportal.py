@@ -27,7 +27,8 @@ class Command(BaseCommand):
         commands = {
             "web": [python, "manage.py", "runserver", "--noreload", addr],
             "worker": [python, "-m", "celery", "-A", "fujissl_portal", "worker",
-                       "--loglevel=INFO", "--concurrency=2", "-n", "portal@%h"],
+                       "--loglevel=INFO", "--concurrency=2", "-n", "portal@%h",
+                       "-Q", settings.CELERY_WORKER_QUEUES],
             "beat": [python, "-m", "celery", "-A", "fujissl_portal", "beat",
                      "--loglevel=INFO", "--schedule", beat_schedule],
         }

@@ -1,0 +1,294 @@
+"""Automatic renewal: finding what is due, opening one run per certificate, and
+carrying a run through deposit check, issuance, charge and deployment.
+
+The database is the source of truth, never Celery: a run is claimed with a
+guarded UPDATE, backoff lives in `next_attempt_at`, and a run whose worker died
+is found by its expired lease and taken up again. Every step is idempotent, so
+a run executed twice issues once (the ACME order is resumed), charges once (the
+ledger reference is unique) and deploys once (hosts already serving the version
+are skipped).
+"""
+
+import datetime
+import logging
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from . import alerts, deposit, issuance
+from .deployment import NothingToDeploy, deploy_certificate
+from .models import Certificate, Deployment, Notification, Order, RenewalRun
+
+logger = logging.getLogger(__name__)
+
+BACKOFF = [datetime.timedelta(minutes=1), datetime.timedelta(minutes=10),
+           datetime.timedelta(minutes=100), datetime.timedelta(days=1)]
+# A certificate held for lack of money is looked at again this often, in case
+# the price changed; a top-up releases it at once.
+DEPOSIT_RECHECK = datetime.timedelta(hours=1)
+# Reminders for a failing renewal, nearest first: the smallest one crossed is sent.
+REMINDER_DAYS = (3, 14)
+
+
+def backoff(failures: int) -> datetime.timedelta:
+    """1 min, 10 min, 100 min, then daily."""
+    return BACKOFF[min(max(failures, 1), len(BACKOFF)) - 1]
+
+
+# -- finding and starting work ----------------------------------------------------
+
+
+def due_certificates(now=None):
+    """Certificates whose renewal time, or next attempt after a failure, has come,
+    and that have no open run. Served by the two partial indexes on Certificate."""
+    now = now or timezone.now()
+    open_run = RenewalRun.objects.filter(certificate=OuterRef("pk"),
+                                         status__in=RenewalRun.OPEN)
+    return (
+        Certificate.objects.filter(auto_renew=True)
+        .filter(Q(next_attempt_at__lte=now)
+                | Q(next_attempt_at__isnull=True, renew_after__lte=now)
+                | Q(next_attempt_at__isnull=True, renew_after__isnull=True))
+        .exclude(Exists(open_run))
+    )
+
+
+def scan(*, now=None, limit=500) -> list[int]:
+    """Opens a run for each due certificate and enqueues it; returns the run ids."""
+    ids = list(due_certificates(now).order_by(
+        Coalesce("next_attempt_at", "renew_after").asc(nulls_first=True)
+    ).values_list("pk", flat=True)[:limit])
+    runs = [start_run(certificate_id=pk, trigger=RenewalRun.Trigger.SCHEDULE) for pk in ids]
+    return [run.pk for run in runs if run is not None]
+
+
+def start_run(*, certificate_id, trigger, requested_by=None) -> RenewalRun | None:
+    """Opens a run and enqueues it once the transaction commits; None when the
+    certificate has an open run already (the partial unique constraint says so,
+    so two scans racing each other cannot both open one)."""
+    from .tasks import renew  # noqa: PLC0415 - tasks imports this module
+
+    try:
+        with transaction.atomic():
+            run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
+                                            requested_by=requested_by)
+            transaction.on_commit(lambda: renew.delay(run.pk))
+    except IntegrityError:
+        return None
+    return run
+
+
+def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL) -> RenewalRun:
+    """A person's "renew now": starts at once, whatever the backoff. Returns the
+    new run, or the one already open."""
+    run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by)
+    if run is None:
+        run = RenewalRun.objects.filter(certificate_id=certificate_id,
+                                        status__in=RenewalRun.OPEN).first()
+    return run
+
+
+def recover_stale_runs(*, now=None) -> list[int]:
+    """Runs whose worker died (their lease ran out while running), and queued
+    runs whose message was lost, are enqueued again."""
+    from .tasks import renew  # noqa: PLC0415
+
+    now = now or timezone.now()
+    stale = RenewalRun.objects.filter(
+        Q(status=RenewalRun.Status.RUNNING, lease_until__lt=now)
+        | Q(status=RenewalRun.Status.QUEUED, created_at__lt=now - _lease()))
+    ids = list(stale.values_list("pk", flat=True))
+    for run_id in ids:
+        logger.warning("renewal run %s lost its worker; taking it up again", run_id)
+        renew.delay(run_id)
+    return ids
+
+
+# -- carrying a run through -------------------------------------------------------
+
+
+def _lease() -> datetime.timedelta:
+    return datetime.timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
+
+
+def claim(run_id, *, now=None) -> RenewalRun | None:
+    """Takes a queued run, or a running one whose lease ran out; None if another
+    worker holds it or it has finished."""
+    now = now or timezone.now()
+    taken = RenewalRun.objects.filter(pk=run_id).filter(
+        Q(status=RenewalRun.Status.QUEUED)
+        | Q(status=RenewalRun.Status.RUNNING, lease_until__lt=now)
+    ).update(status=RenewalRun.Status.RUNNING, started_at=Coalesce("started_at", now),
+             lease_until=now + _lease(), attempts=F("attempts") + 1)
+    return RenewalRun.objects.select_related("certificate__ca_account").get(pk=run_id) \
+        if taken else None
+
+
+def execute(*, run_id) -> RenewalRun | None:
+    """The ACME half of a run: deposit check, issuance, charge. Then the
+    deployment half is enqueued on the deployment queue."""
+    from .tasks import deploy_run  # noqa: PLC0415
+
+    run = claim(run_id)
+    if run is None:
+        return None
+    if run.attempts > 1:
+        run.step("resume", "done", _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
+    certificate = run.certificate
+    if run.version_id is None and _needs_issuance(run, certificate):
+        missing = deposit.shortfall(certificate.ca_account)
+        if missing > 0:
+            return _hold_for_deposit(run, certificate, missing)
+        try:
+            issuance.issue(run=run)
+        except issuance.IssuanceFailed as exc:
+            return fail(run, exc)
+    if run.version_id is not None:
+        charged = deposit.charge_for_version(version=run.version)
+        if charged is not None:
+            run.step("charge", "done", f"{charged.amount} {certificate.ca_account.currency}")
+            _activate_order(certificate)
+    transaction.on_commit(lambda: deploy_run.delay(run.pk))
+    return run
+
+
+def deploy(*, run_id) -> RenewalRun | None:
+    """The deployment half: every host not yet serving the current version."""
+    run = RenewalRun.objects.select_related("certificate").filter(
+        pk=run_id, status=RenewalRun.Status.RUNNING).first()
+    if run is None:
+        return None
+    certificate = run.certificate
+    pending = _hosts_not_serving(certificate)
+    try:
+        outcomes = deploy_certificate(certificate_id=certificate.pk, run_id=run.pk,
+                                      host_ids=pending) if pending else []
+    except NothingToDeploy as exc:
+        return fail(run, issuance.IssuanceFailed(str(exc), transient=False))
+    for outcome in outcomes:
+        if outcome.error_kind == "NotServed":
+            alerts.notify(Notification.Kind.NOT_SERVED, certificate=certificate, run=run,
+                          extra={"host": outcome.host_name,
+                                 "expected": outcome.expected_fingerprint,
+                                 "served": outcome.served_fingerprint})
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        message = "; ".join(f"{o.host_name}: {o.error}" for o in failed)
+        return fail(run, issuance.IssuanceFailed(
+            _("Deployment failed on %(count)d host(s): %(hosts)s")
+            % {"count": len(failed), "hosts": message},
+            transient=all(o.transient for o in failed)))
+    return succeed(run)
+
+
+def _needs_issuance(run, certificate) -> bool:
+    if run.trigger != RenewalRun.Trigger.SCHEDULE or certificate.current_version_id is None:
+        return True
+    # A scheduled run after a failed deployment only deploys what was issued.
+    return certificate.renew_after is None or certificate.renew_after <= timezone.now()
+
+
+def _hosts_not_serving(certificate) -> list[int]:
+    return list(Deployment.objects.filter(certificate=certificate).exclude(
+        last_version_id=certificate.current_version_id, served=True,
+        last_status=Deployment.Status.DEPLOYED).values_list("host_id", flat=True))
+
+
+def _activate_order(certificate) -> None:
+    # An order's validity starts when its certificate is issued and installed.
+    Order.objects.filter(certificate=certificate, status=Order.Status.PENDING).update(
+        status=Order.Status.ISSUED)
+
+
+def succeed(run) -> RenewalRun:
+    now = timezone.now()
+    Certificate.objects.filter(pk=run.certificate_id).update(
+        failure_count=0, next_attempt_at=None, held_for_deposit=False)
+    Order.objects.filter(certificate_id=run.certificate_id, status=Order.Status.ISSUED,
+                         activated_at__isnull=True).update(status=Order.Status.ACTIVE,
+                                                           activated_at=now)
+    # The run ends last, so that whoever waits for it finds everything in place.
+    RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.SUCCEEDED,
+                                                finished_at=now, lease_until=None)
+    run.status = RenewalRun.Status.SUCCEEDED
+    return run
+
+
+def fail(run, exc: issuance.IssuanceFailed) -> RenewalRun:
+    """Records the failure, sets the backoff (a permanent error waits a day, so
+    as not to spend the CA's failed-validation allowance) and alerts."""
+    fields = issuance.failure_fields(exc)
+    for name, value in fields.items():
+        setattr(run, name, value)
+    certificate = Certificate.objects.get(pk=run.certificate_id)
+    failures = certificate.failure_count + 1
+    delay = backoff(failures) if exc.transient else BACKOFF[-1]
+    next_attempt = timezone.now() + delay
+    if run.retry_after and run.retry_after > next_attempt:
+        next_attempt = run.retry_after
+    Certificate.objects.filter(pk=certificate.pk).update(failure_count=failures,
+                                                         next_attempt_at=next_attempt)
+    if failures == 1:
+        alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate, run=run,
+                      event="first-failure", extra={"next_attempt_at": next_attempt})
+    # The run ends last, so that whoever waits for it finds everything in place.
+    RenewalRun.objects.filter(pk=run.pk).update(lease_until=None, **fields)
+    return run
+
+
+def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
+    ca_account = certificate.ca_account
+    now = timezone.now()
+    detail = _("The deposit is short by %(missing)s %(currency)s.") % {
+        "missing": missing, "currency": ca_account.currency}
+    run.step("deposit", "failed", detail)
+    Certificate.objects.filter(pk=certificate.pk).update(
+        held_for_deposit=True, next_attempt_at=now + DEPOSIT_RECHECK)
+    run.error = detail
+    alerts.notify(Notification.Kind.DEPOSIT_INSUFFICIENT, certificate=certificate,
+                  ca_account=ca_account, run=run,
+                  extra={"balance": ca_account.balance(), "price": ca_account.price,
+                         "missing": missing})
+    RenewalRun.objects.filter(pk=run.pk).update(
+        status=RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail, error_class="transient",
+        finished_at=now, lease_until=None)
+    run.status = RenewalRun.Status.INSUFFICIENT_DEPOSIT
+    return run
+
+
+# -- the periodic checks that need a person -----------------------------------------
+
+
+def periodic_checks(*, now=None) -> None:
+    """Deposit warnings, reminders for failing renewals as expiry nears, and
+    certificates expiring with no successful renewal. Notifications de-duplicate,
+    so running this often sends nothing twice."""
+    now = now or timezone.now()
+    from .models import CAAccount
+
+    for ca_account in CAAccount.objects.filter(price__gt=0):
+        outlook = deposit.forecast(ca_account, now=now)
+        if outlook.is_low(ca_account.low_balance_threshold):
+            alerts.notify(Notification.Kind.DEPOSIT_LOW, ca_account=ca_account, extra={
+                "balance": outlook.balance, "threshold": ca_account.low_balance_threshold,
+                "needed_30d": outlook.needed_30d, "runs_out_on": outlook.runs_out_on})
+    expiring = Certificate.objects.filter(
+        expires_at__lte=now + datetime.timedelta(days=settings.EXPIRY_WARNING_DAYS),
+        expires_at__gt=now, renew_after__lte=now,
+    ).select_related("current_version", "ca_account")
+    for certificate in expiring:
+        days = certificate.days_left(now)
+        if certificate.failure_count:
+            last_run = certificate.runs.filter(status=RenewalRun.Status.FAILED).first()
+            for threshold in REMINDER_DAYS:
+                if days < threshold:
+                    alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate,
+                                  run=last_run, once=True,
+                                  event=f"{threshold}d:version-{certificate.current_version_id}")
+                    break
+        alerts.notify(Notification.Kind.EXPIRING, certificate=certificate,
+                      event=f"version-{certificate.current_version_id}", extra={"days": days})

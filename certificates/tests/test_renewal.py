@@ -1,0 +1,263 @@
+"""Automatic renewal with real Celery workers and beat through the configured
+broker (Redis in CI), against Pebble and sshd + nginx hosts."""
+
+import datetime
+import signal
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from certificates import deposit, renewal
+from certificates.models import (
+    Certificate,
+    CertificateVersion,
+    Deployment,
+    DepositEntry,
+    Notification,
+    RenewalRun,
+)
+from certificates.tests.factories import ca_account
+from certificates.tests.test_issuance import http01_certificate, portal_host
+
+
+def wait_for(predicate, timeout, what, *logs):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    tails = "\n".join(p.log.read_text()[-4000:] for p in logs)
+    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
+
+
+def run_of(cert):
+    return RenewalRun.objects.filter(certificate=cert).order_by("-pk").first()
+
+
+def finished(cert):
+    def check():
+        run = run_of(cert)
+        return run is not None and run.status not in RenewalRun.OPEN
+    return check
+
+
+@pytest.fixture
+def worker_env(pebble):
+    return {"ACME_CA_BUNDLE": pebble.ca_bundle, "DEPLOY_TLS_GRACE_SECONDS": 10}
+
+
+@pytest.fixture
+def owner_with_mail(owner):
+    owner.email = "owner@example.test"
+    owner.save()
+    return owner
+
+
+def due_certificate(organization, pebble, target_host, **ca_fields):
+    ca = ca_account(organization, directory_url=pebble.directory_url, **ca_fields)
+    host = portal_host(organization, target_host)
+    cert = http01_certificate(organization, ca, host, [target_host.name])
+    Certificate.objects.filter(pk=cert.pk).update(
+        renew_after=timezone.now() - datetime.timedelta(minutes=1))
+    return cert
+
+
+def test_a_due_certificate_is_renewed_and_deployed_with_nobody_acting(
+    celery_processes, worker_env, organization, pebble, target_host, settings
+):
+    settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+    cert = due_certificate(organization, pebble, target_host, price=Decimal("0"))
+    worker = celery_processes.worker(**worker_env)
+    beat = celery_processes.beat(RENEWAL_SCAN_SECONDS=1)
+
+    wait_for(finished(cert), 90, "the scheduled renewal", worker, beat)
+
+    run = run_of(cert)
+    assert run.trigger == RenewalRun.Trigger.SCHEDULE
+    assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
+    cert.refresh_from_db()
+    assert cert.renew_after > timezone.now()
+    assert cert.failure_count == 0
+    deployment = Deployment.objects.get(certificate=cert)
+    assert deployment.last_version_id == cert.current_version_id
+    assert deployment.served is True
+    assert target_host.served_leaf_sha256() == cert.current_version.fingerprint_sha256
+
+
+def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_charges_once(
+    celery_processes, worker_env, organization, pebble, target_host, settings
+):
+    settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+    cert = due_certificate(organization, pebble, target_host, price=Decimal("1100"))
+    deposit.top_up(ca_account=cert.ca_account, amount=Decimal("10000"), note="test")
+    env = {**worker_env, "RENEWAL_LEASE_SECONDS": 3}
+    doomed = celery_processes.worker(**env)
+    run = renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.SCHEDULE)
+
+    # Killed once the ACME order exists: the CA has work in flight for this run.
+    wait_for(lambda: RenewalRun.objects.get(pk=run.pk).acme_order_url, 60,
+             "the ACME order", doomed)
+    celery_processes.kill(doomed, signal.SIGKILL)
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.RUNNING
+
+    survivor = celery_processes.worker(**env)
+    wait_for(lambda: renewal.recover_stale_runs(), 30, "the lease running out", survivor)
+    wait_for(finished(cert), 90, "the run taken up again", survivor)
+
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
+    assert run.attempts >= 2
+    assert RenewalRun.objects.filter(certificate=cert).count() == 1
+    assert CertificateVersion.objects.filter(certificate=cert).count() == 1
+    assert DepositEntry.objects.filter(ca_account=cert.ca_account,
+                                       kind=DepositEntry.Kind.CHARGE).count() == 1
+    cert.refresh_from_db()
+    assert target_host.served_leaf_sha256() == cert.current_version.fingerprint_sha256
+
+
+def test_a_ca_that_is_down_gives_backoff_and_one_alert_then_renews_when_back(
+    celery_processes, worker_env, organization, owner_with_mail, pebble_factory, target_host,
+    settings
+):
+    ca_server = pebble_factory()
+    settings.ACME_CA_BUNDLE = str(ca_server.ca_bundle)
+    cert = due_certificate(organization, ca_server, target_host, price=Decimal("0"))
+    worker = celery_processes.worker(**{**worker_env, "ACME_CA_BUNDLE": ca_server.ca_bundle})
+    ca_server.stop()
+
+    delays = []
+    for _attempt in range(2):
+        before = timezone.now()
+        renewal.scan()
+        wait_for(finished(cert), 60, "a failed attempt", worker)
+        cert.refresh_from_db()
+        assert run_of(cert).error_class == "transient"
+        delays.append(cert.next_attempt_at - before)
+        assert renewal.scan() == []  # backing off: not due again yet
+        Certificate.objects.filter(pk=cert.pk).update(next_attempt_at=timezone.now())
+
+    assert datetime.timedelta(seconds=50) < delays[0] <= datetime.timedelta(minutes=1, seconds=5)
+    assert datetime.timedelta(minutes=9) < delays[1] <= datetime.timedelta(minutes=10, seconds=5)
+    alerts = Notification.objects.filter(certificate=cert,
+                                         kind=Notification.Kind.RENEWAL_FAILED)
+    assert alerts.filter(recipient="owner@example.test").count() == 1
+
+    ca_server.start()
+    renewal.scan()
+    wait_for(finished(cert), 90, "the renewal after the CA came back", worker)
+    assert run_of(cert).status == RenewalRun.Status.SUCCEEDED
+    cert.refresh_from_db()
+    assert cert.failure_count == 0 and cert.next_attempt_at is None
+
+
+def test_a_short_deposit_refuses_the_renewal_once_and_renews_after_a_top_up(
+    celery_processes, worker_env, organization, owner_with_mail, pebble, target_host, settings
+):
+    settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+    cert = due_certificate(organization, pebble, target_host, price=Decimal("1100"))
+    deposit.top_up(ca_account=cert.ca_account, amount=Decimal("500"), note="too little")
+    worker = celery_processes.worker(**worker_env)
+
+    renewal.scan()
+    wait_for(finished(cert), 60, "the refused renewal", worker)
+    refused = run_of(cert)
+    assert refused.status == RenewalRun.Status.INSUFFICIENT_DEPOSIT
+    assert "600" in refused.error  # 1100 - 500 missing
+    assert refused.acme_order_url == ""  # no ACME order was placed
+    notices = Notification.objects.filter(kind=Notification.Kind.DEPOSIT_INSUFFICIENT,
+                                          recipient="owner@example.test")
+    assert notices.count() == 1
+    renewal.scan()  # held: nothing starts, nothing is sent again
+    assert notices.count() == 1
+
+    deposit.top_up(ca_account=cert.ca_account, amount=Decimal("5000"), note="top-up")
+    renewal.scan()
+    wait_for(lambda: run_of(cert).pk != refused.pk and finished(cert)(), 90,
+             "the renewal after the top-up", worker)
+    assert run_of(cert).status == RenewalRun.Status.SUCCEEDED
+    assert cert.ca_account.balance() == Decimal("4400")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_scans_at_once_start_one_run_per_certificate(organization, monkeypatch):
+    from certificates import tasks
+
+    monkeypatch.setattr(tasks.renew, "delay", lambda run_id: None)  # no broker needed here
+    ca = ca_account(organization)
+    certs = [Certificate.objects.create(organization=organization, ca_account=ca,
+                                        common_name=f"c{i}.example.test",
+                                        sans=[f"c{i}.example.test"]) for i in range(10)]
+    barrier = threading.Barrier(2)
+
+    def scan():
+        barrier.wait()
+        try:
+            renewal.scan()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    for cert in certs:
+        assert RenewalRun.objects.filter(certificate=cert).count() == 1
+
+
+def test_backoff_is_one_ten_and_a_hundred_minutes_then_daily():
+    minutes = [renewal.backoff(n).total_seconds() / 60 for n in range(1, 7)]
+    assert minutes == [1, 10, 100, 1440, 1440, 1440]
+
+
+@pytest.mark.django_db
+def test_the_deposit_forecast_matches_a_hand_computation(organization):
+    now = timezone.now()
+    ca = ca_account(organization, price=Decimal("1000"))
+    deposit.top_up(ca_account=ca, amount=Decimal("2500"))
+    # Three certificates due in 5, 20 and 45 days, each renewing every 60 days
+    # (no version to learn from); one more not auto-renewed, which costs nothing.
+    for i, days in enumerate([5, 20, 45]):
+        Certificate.objects.create(organization=organization, ca_account=ca,
+                                   common_name=f"f{i}.example.test",
+                                   renew_after=now + datetime.timedelta(days=days))
+    Certificate.objects.create(organization=organization, ca_account=ca,
+                               common_name="manual.example.test", auto_renew=False,
+                               renew_after=now + datetime.timedelta(days=1))
+
+    outlook = deposit.forecast(ca, now=now)
+
+    # By hand: renewals on days 5, 20, 45, 65 (5+60), 80 (20+60) within 90 days.
+    assert outlook.due[30] == (2, Decimal("2000"))
+    assert outlook.due[60] == (3, Decimal("3000"))
+    assert outlook.due[90] == (5, Decimal("5000"))
+    # 2500 pays two renewals; the third, on day 45, cannot be paid.
+    assert outlook.runs_out_on == timezone.localtime(now + datetime.timedelta(days=45)).date()
+    assert outlook.is_low(Decimal("0")) is False  # 2500 covers the next 30 days' 2000
+    assert outlook.is_low(Decimal("3000")) is True
+
+
+@pytest.mark.django_db
+def test_a_ca_priced_at_zero_raises_no_deposit_warning(organization, owner_with_mail):
+    ca_account(organization, price=Decimal("0"), low_balance_threshold=Decimal("1000"))
+    renewal.periodic_checks()
+    assert not Notification.objects.filter(kind=Notification.Kind.DEPOSIT_LOW).exists()
+    assert mail.outbox == []
+
+
+@pytest.mark.django_db
+def test_a_low_deposit_is_announced_once_a_day(organization, owner_with_mail):
+    ca = ca_account(organization, price=Decimal("1000"), low_balance_threshold=Decimal("5000"))
+    deposit.top_up(ca_account=ca, amount=Decimal("1500"))
+    renewal.periodic_checks()
+    renewal.periodic_checks()
+    sent = Notification.objects.filter(kind=Notification.Kind.DEPOSIT_LOW,
+                                       recipient="owner@example.test")
+    assert sent.count() == 1

@@ -175,6 +175,8 @@ FIELD_ENCRYPTION_KEYS = required_secret(
 # E-mail: printed to the console unless EMAIL_URL names an SMTP server.
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Django waits forever on an SMTP server that does not answer; a worker must not.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="portal@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")

@@ -66,7 +66,7 @@ def scan(*, now=None, limit=500) -> list[int]:
     return [run.pk for run in runs if run is not None]
 
 
-def start_run(*, certificate_id, trigger, requested_by=None) -> RenewalRun | None:
+def start_run(*, certificate_id, trigger, requested_by=None, enqueue=True) -> RenewalRun | None:
     """Opens a run and enqueues it once the transaction commits; None when the
     certificate has an open run already (the partial unique constraint says so,
     so two scans racing each other cannot both open one)."""
@@ -76,9 +76,22 @@ def start_run(*, certificate_id, trigger, requested_by=None) -> RenewalRun | Non
         with transaction.atomic():
             run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
                                             requested_by=requested_by)
-            transaction.on_commit(lambda: renew.delay(run.pk))
+            if enqueue:
+                transaction.on_commit(lambda: renew.delay(run.pk))
     except IntegrityError:
         return None
+    return run
+
+
+def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None):
+    """A whole run in this process, for `manage.py renew`: deposit check, issuance,
+    charge, deployment. Returns the finished run, or None if one is open already."""
+    run = start_run(certificate_id=certificate_id, trigger=trigger,
+                    requested_by=requested_by, enqueue=False)
+    if run is None:
+        return None
+    execute(run_id=run.pk, deploy_inline=True)
+    run.refresh_from_db()
     return run
 
 
@@ -128,9 +141,9 @@ def claim(run_id, *, now=None) -> RenewalRun | None:
         if taken else None
 
 
-def execute(*, run_id) -> RenewalRun | None:
+def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
     """The ACME half of a run: deposit check, issuance, charge. Then the
-    deployment half is enqueued on the deployment queue."""
+    deployment half is enqueued on the deployment queue (or run here)."""
     from .tasks import deploy_run  # noqa: PLC0415
 
     run = claim(run_id)
@@ -152,6 +165,8 @@ def execute(*, run_id) -> RenewalRun | None:
         if charged is not None:
             run.step("charge", "done", f"{charged.amount} {certificate.ca_account.currency}")
             _activate_order(certificate)
+    if deploy_inline:
+        return deploy(run_id=run.pk)
     transaction.on_commit(lambda: deploy_run.delay(run.pk))
     return run
 

@@ -218,9 +218,13 @@ def test_a_ca_that_forgot_the_account_gets_it_registered_again_with_the_same_key
     assert first_url  # the account existed before the CA forgot it
 
 
-def test_manage_py_renew_prints_each_step_and_the_result(organization, pebble, trust_pebble,
-                                                        target_host):
+@pytest.mark.django_db(transaction=True)  # deployments run in threads of their own
+def test_manage_py_renew_renews_deploys_and_prints_each_step(organization, pebble, trust_pebble,
+                                                            target_host):
+    from certificates.deposit import top_up
+
     ca = ca_account(organization, directory_url=pebble.directory_url)
+    top_up(ca_account=ca, amount=ca.price)
     host = portal_host(organization, target_host)
     cert = http01_certificate(organization, ca, host, [target_host.name])
     out = io.StringIO()
@@ -228,10 +232,13 @@ def test_manage_py_renew_prints_each_step_and_the_result(organization, pebble, t
     call_command("renew", target_host.name, stdout=out)
 
     printed = out.getvalue()
-    for step in ("order", "challenge", "validation", "finalize", "store", "schedule"):
+    for step in ("order", "challenge", "validation", "finalize", "store", "schedule", "charge",
+                 "install", "tls_check"):
         assert f" {step}" in printed
     version = Certificate.objects.get(pk=cert.pk).current_version
     assert f"Issued serial {version.serial}" in printed
+    assert target_host.served_leaf_sha256() == version.fingerprint_sha256
+    assert ca.balance() == 0
 
 
 def test_a_wrong_tsig_secret_fails_permanently_and_writes_no_record(

@@ -1,11 +1,12 @@
-"""`manage.py renew <certificate id or common name>`: issue or renew one
-certificate now, printing each step as it happens and the result."""
+"""`manage.py renew <certificate id or common name>`: renew one certificate now,
+in this process (deposit check, issuance, charge, deployment to every host),
+printing each step as it happens and the result."""
 
 from django.core.management.base import BaseCommand, CommandError
 
-from certificates.issuance import run_issuance
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
+from certificates.renewal import run_inline
 
 
 class Command(BaseCommand):
@@ -28,11 +29,14 @@ class Command(BaseCommand):
 
         step_recorded.connect(echo, sender=RenewalStep, weak=False)
         try:
-            run = run_issuance(certificate_id=target.pk, trigger=RenewalRun.Trigger.MANUAL)
+            run = run_inline(certificate_id=target.pk, trigger=RenewalRun.Trigger.MANUAL)
         finally:
             step_recorded.disconnect(echo, sender=RenewalStep)
+        if run is None:
+            raise CommandError("A renewal of this certificate is already running.")
         if run.status != RenewalRun.Status.SUCCEEDED:
-            raise CommandError(f"Renewal failed ({run.error_class}): {run.error}")
+            raise CommandError(f"Renewal ended as {run.get_status_display()} "
+                               f"({run.error_class}): {run.error}")
         version = run.version
         self.stdout.write(self.style.SUCCESS(
             f"Issued serial {version.serial}, valid {version.not_before:%Y-%m-%d} to "

@@ -7,6 +7,7 @@ encryption key generated under ``var/``.  With ``DEBUG`` off, a missing secret
 stops start-up with a message naming it.
 """
 
+import re
 import secrets
 from pathlib import Path
 
@@ -66,9 +67,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "fujissl_portal",
     "accounts",
     "certificates",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -289,3 +292,32 @@ LOGGING = {
     # paramiko logs every packet at DEBUG; keep it quiet unless asked.
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
+
+# The REST API (api/): /metrics is open to a bearer METRICS_TOKEN or to the
+# addresses (or networks) in METRICS_ALLOWED_IPS; with neither set it is closed.
+# No loopback default: behind a reverse proxy every request comes from 127.0.0.1.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
+API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="600/min")
+if not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", API_THROTTLE_RATE):
+    raise ImproperlyConfigured(
+        f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: write requests per period, e.g. 600/min "
+        "(periods: sec, min, hour, day).")
+SPECTACULAR_SETTINGS.update({
+    "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Swagger UI would send the schema to validator.swagger.io for its badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    "SERVE_INCLUDE_SCHEMA": False, "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "certificates.models.runs.RenewalRun.Status",
+        "StepStatusEnum": "certificates.models.runs.RenewalStep.Status",
+        "OrderStatusEnum": "certificates.models.orders.Order.Status",
+        "DeploymentStatusEnum": "certificates.models.hosts.Deployment.Status",
+        "WebhookEventEnum": "api.models.Event",
+    },
+    "DESCRIPTION": "Certificates, hosts, deployments, renewal runs, CA accounts and orders "
+                   "of the organisations you belong to.",
+})
+# Failed webhook deliveries are retried from the database (backoff in next_attempt_at).
+CELERY_BEAT_SCHEDULE["webhook-retries"] = {"task": "api.retry_webhooks", "schedule": 60.0,
+                                           "options": {"expires": 50}}

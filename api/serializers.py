@@ -1,0 +1,386 @@
+"""What the API shows and accepts. Secrets (private keys, the SSH login key, TSIG
+and EAB secrets) are write-only or absent: they never leave the portal here."""
+
+from copy import copy
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext_lazy as _
+from rest_framework import serializers
+from rest_framework.serializers import as_serializer_error
+
+from accounts.models import Role
+from accounts.tenancy import organizations_of, scoped
+from certificates.models import (
+    CAAccount,
+    Certificate,
+    CertificateVersion,
+    Deployment,
+    DepositEntry,
+    Order,
+    RenewalRun,
+    RenewalStep,
+    TargetHost,
+)
+
+from .models import Event, Webhook, WebhookDelivery
+
+INVALID_CHOICE = _("“{input}” is not allowed; choose one of: %(choices)s.")
+
+
+class ScopedRelatedField(serializers.PrimaryKeyRelatedField):
+    """An id among the objects of the asker's organisations: any other id is
+    "does not exist", exactly as if it did not."""
+
+    def __init__(self, model, **kwargs):
+        self.model = model
+        super().__init__(queryset=model._default_manager.none(), **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        return scoped(self.model, getattr(request, "user", None))
+
+
+class OrganizationField(serializers.PrimaryKeyRelatedField):
+    """One of the organisations in which the asker holds the serializer's write role."""
+
+    def __init__(self, **kwargs):
+        from accounts.models import Organization
+
+        super().__init__(queryset=Organization.objects.none(), **kwargs)
+
+    def get_queryset(self):
+        request = self.context.get("request")
+        role = getattr(self.parent, "write_role", Role.ADMIN)
+        return organizations_of(getattr(request, "user", None), at_least=role)
+
+
+class HostIdsField(serializers.ListField):
+    """A certificate's hosts as ids, read from its (prefetched) deployments."""
+
+    def get_attribute(self, instance):
+        return sorted(d.host_id for d in instance.deployments.all())
+
+
+class AllowedChoicesMixin:
+    """A refused choice says which values are allowed."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        for field in fields.values():
+            if isinstance(field, serializers.ChoiceField) and not field.read_only:
+                choices = ", ".join(str(c) for c in field.choices)
+                field.error_messages["invalid_choice"] = str(INVALID_CHOICE) % {
+                    "choices": choices}
+        return fields
+
+
+class PortalModelSerializer(AllowedChoicesMixin, serializers.ModelSerializer):
+    """The model's own clean() decides what is valid, and its normalised values
+    (A-labels, ordered SANs) are what is saved."""
+
+    write_role = Role.ADMIN
+    clean_exclude = ()
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        if self.instance is None and "organization" in self.fields:
+            attrs.setdefault("organization", self._only_organization())
+        instance = copy(self.instance) if self.instance is not None else self.Meta.model()
+        plain = {k: v for k, v in attrs.items() if k not in self.many_to_many}
+        for name, value in plain.items():
+            setattr(instance, name, value)
+        try:
+            instance.full_clean(exclude=list(self.clean_exclude))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        return {**attrs, **{name: getattr(instance, name) for name in plain}}
+
+    many_to_many = ()
+
+    def _only_organization(self):
+        choices = list(self.fields["organization"].get_queryset()[:2])
+        if len(choices) == 1:
+            return choices[0]
+        raise serializers.ValidationError({"organization": [
+            _("Name the organisation (its id): you can do this in several, or in none.")]},
+            code="required")
+
+
+class CertificateSerializer(PortalModelSerializer):
+    write_role = Role.OPERATOR
+    many_to_many = ("hosts",)
+
+    organization = OrganizationField(required=False, help_text=_(
+        "Id of the organisation; may be left out if you belong to only one."))
+    ca_account = ScopedRelatedField(CAAccount)
+    hosts = HostIdsField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=500,
+        help_text=_("Ids of the target hosts the certificate is deployed to."))
+    sans = serializers.ListField(
+        child=serializers.CharField(max_length=253), required=False, max_length=100,
+        help_text=_("Every name on the certificate; the common name is added first if missing."))
+    tsig_secret = serializers.CharField(
+        write_only=True, required=False, allow_blank=True, max_length=1000,
+        help_text=_("Base64 TSIG secret for DNS-01; never shown again."))
+    days_left = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Certificate
+        fields = [
+            "id", "organization", "ca_account", "common_name", "sans", "key_type", "challenge",
+            "dns_server", "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret",
+            "auto_renew", "hosts", "current_version", "expires_at", "days_left", "renew_after",
+            "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
+        ]
+        read_only_fields = [
+            "current_version", "expires_at", "renew_after", "next_attempt_at", "failure_count",
+            "held_for_deposit", "created_at", "updated_at",
+        ]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list):
+            fields["organization"].read_only = True
+        return fields
+
+    def get_days_left(self, obj) -> int | None:
+        return obj.days_left()
+
+    def validate(self, attrs):
+        host_ids = attrs.get("hosts")
+        attrs = super().validate(attrs)
+        if host_ids is not None:
+            organization = attrs.get("organization") or self.instance.organization
+            found = set(scoped(TargetHost, self.context["request"].user)
+                        .filter(pk__in=host_ids, organization=organization)
+                        .values_list("pk", flat=True))
+            missing = sorted(set(host_ids) - found)
+            if missing:
+                raise serializers.ValidationError({"hosts": [
+                    _("Hosts %(ids)s are not hosts of the certificate's organisation.")
+                    % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
+            attrs["hosts"] = sorted(found)
+        return attrs
+
+    def create(self, validated_data):
+        host_ids = validated_data.pop("hosts", None)
+        certificate = Certificate.objects.create(**validated_data)
+        self._bind_hosts(certificate, host_ids)
+        return certificate
+
+    def update(self, instance, validated_data):
+        host_ids = validated_data.pop("hosts", None)
+        instance = super().update(instance, validated_data)
+        self._bind_hosts(instance, host_ids)
+        return instance
+
+    @staticmethod
+    def _bind_hosts(certificate, host_ids):
+        if host_ids is None:
+            return
+        certificate.deployments.exclude(host_id__in=host_ids).delete()
+        for host_id in host_ids:
+            Deployment.objects.get_or_create(certificate=certificate, host_id=host_id)
+
+
+class VersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CertificateVersion
+        fields = ["id", "certificate", "serial", "not_before", "not_after",
+                  "fingerprint_sha256", "issuer", "created_at"]
+
+
+class HostSerializer(PortalModelSerializer):
+    write_role = Role.ADMIN
+    clean_exclude = ()
+
+    organization = OrganizationField(required=False, help_text=_(
+        "Id of the organisation; may be left out if you belong to only one."))
+    login_key = serializers.CharField(
+        write_only=True, max_length=20000, trim_whitespace=False,
+        help_text=_("OpenSSH private key without a passphrase; never shown again."))
+    host_key_confirmed = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = TargetHost
+        fields = [
+            "id", "organization", "name", "address", "ssh_port", "ssh_user", "login_key",
+            "host_key", "host_key_fingerprint", "host_key_confirmed", "host_key_confirmed_at",
+            "private_key_path", "certificate_path", "ca_bundle_path", "fullchain_path",
+            "document_root", "backup_dir", "file_owner", "file_group", "key_mode", "cert_mode",
+            "config_test_command", "reload_command", "tls_check_address", "tls_check_port",
+            "tls_sni_name", "backups_to_keep", "created_at",
+        ]
+        # The host key is pinned only by fetching it and confirming its fingerprint.
+        read_only_fields = ["host_key", "host_key_fingerprint", "host_key_confirmed_at",
+                            "created_at"]
+        # The name is unique within the organisation, which may be left out: the
+        # model's own constraint check (in full_clean) judges it instead.
+        validators = []
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list):
+            fields["organization"].read_only = True
+            fields["login_key"].required = False
+        return fields
+
+
+class DeploymentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Deployment
+        fields = ["id", "certificate", "host", "last_version", "last_status", "last_error",
+                  "served", "served_fingerprint", "last_deployed_at", "last_checked_at"]
+
+
+class StepSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RenewalStep
+        fields = ["id", "name", "status", "host", "detail", "at"]
+
+
+class RunSerializer(serializers.ModelSerializer):
+    is_open = serializers.BooleanField(read_only=True, help_text=_(
+        "True while queued or running: poll the detail until it is false."))
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                                allow_null=True)
+
+    class Meta:
+        model = RenewalRun
+        fields = ["id", "certificate", "trigger", "status", "is_open", "requested_by",
+                  "error", "error_class", "problem", "retry_after", "version", "attempts",
+                  "created_at", "started_at", "finished_at"]
+
+
+class RunDetailSerializer(RunSerializer):
+    steps = StepSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = RunSerializer.Meta.fields + ["log", "steps"]
+
+
+class CAAccountSerializer(serializers.ModelSerializer):
+    balance = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True,
+                                       source="ledger_balance")
+
+    class Meta:
+        model = CAAccount
+        fields = ["id", "organization", "name", "directory_url", "contact_email", "account_url",
+                  "eab_kid", "price", "currency", "low_balance_threshold", "balance",
+                  "created_at"]
+
+
+class BalanceSerializer(serializers.Serializer):
+    balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    currency = serializers.CharField()
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    low_balance_threshold = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class LedgerEntrySerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
+                                                allow_null=True)
+
+    class Meta:
+        model = DepositEntry
+        fields = ["id", "kind", "amount", "reference", "note", "created_by", "created_at"]
+
+
+class HorizonSerializer(serializers.Serializer):
+    days = serializers.IntegerField()
+    renewals = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class ForecastSerializer(serializers.Serializer):
+    balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    horizons = HorizonSerializer(many=True)
+    runs_out_on = serializers.DateField(allow_null=True, help_text=_(
+        "The day of the first renewal the balance cannot pay, within 90 days."))
+    is_low = serializers.BooleanField()
+
+
+class TopUpSerializer(serializers.Serializer):
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2,
+                                      min_value=Decimal("0.01"), max_value=Decimal("9999999999"))
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
+
+
+class OrderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Order
+        fields = ["id", "organization", "ca_account", "certificate", "code", "product", "price",
+                  "status", "purchased_at", "activated_at"]
+
+
+class DeployRequestSerializer(serializers.Serializer):
+    hosts = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+        max_length=500, help_text=_("Ids of some of the certificate's hosts; all when left out."))
+
+
+class DeployAcceptedSerializer(serializers.Serializer):
+    certificate = serializers.IntegerField()
+    version = serializers.IntegerField()
+    hosts = serializers.ListField(child=serializers.IntegerField())
+
+
+class ConfirmHostKeySerializer(serializers.Serializer):
+    fingerprint = serializers.CharField(max_length=100, help_text=_(
+        "The SHA256 fingerprint you compared with the host's, e.g. SHA256:abc…"))
+
+
+class HostKeySerializer(serializers.Serializer):
+    host_key_fingerprint = serializers.CharField()
+    host_key_confirmed = serializers.BooleanField()
+
+
+class CheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField(allow_blank=True)
+
+
+class ConnectionTestSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    checks = CheckSerializer(many=True)
+
+
+class WebhookSerializer(PortalModelSerializer):
+    write_role = Role.ADMIN
+
+    organization = OrganizationField(required=False, help_text=_(
+        "Id of the organisation; may be left out if you belong to only one."))
+    secret = serializers.CharField(
+        write_only=True, min_length=16, max_length=200, help_text=_(
+            "At least 16 characters; bodies are signed with HMAC-SHA256 under it. "
+            "Never shown again."))
+    events = serializers.ListField(
+        child=serializers.ChoiceField(choices=Event.choices), allow_empty=False,
+        max_length=len(Event.values))
+
+    class Meta:
+        model = Webhook
+        fields = ["id", "organization", "url", "secret", "events", "active", "created_at"]
+        read_only_fields = ["created_at"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list):
+            fields["organization"].read_only = True
+            fields["secret"].required = False
+        return fields
+
+    def validate_events(self, value):
+        return sorted(set(value))
+
+
+class WebhookDeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = WebhookDelivery
+        fields = ["id", "event", "payload", "status", "status_code", "error", "attempts",
+                  "next_attempt_at", "delivered_at", "created_at"]

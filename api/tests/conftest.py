@@ -1,0 +1,66 @@
+"""Personas with tokens: the owner and operator of Msen, a viewer there, and an
+outsider who owns another organisation and must find nothing of Msen's."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts.models import Membership, Role
+from api.models import APIToken
+from certificates.tests.factories import one_of_everything
+
+
+@pytest.fixture(autouse=True)
+def _generous_throttle(settings):
+    settings.API_THROTTLE_RATE = "100000/min"
+
+
+def issued_world(organization, tmp_path):
+    """one_of_everything, with its version made the certificate's current one."""
+    objects = one_of_everything(organization, tmp_path)
+    certificate, version = objects["certificate"], objects["version"]
+    certificate.current_version, certificate.expires_at = version, version.not_after
+    certificate.save()
+    return objects
+
+
+@pytest.fixture
+def world(organization, tmp_path):
+    return issued_world(organization, tmp_path)
+
+
+@pytest.fixture
+def other_world(other_organization, tmp_path):
+    return issued_world(other_organization, tmp_path)
+
+
+@pytest.fixture
+def viewer(django_user_model, organization):
+    user = django_user_model.objects.create_user(username="viewer", password="pw-viewer")
+    Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
+    return user
+
+
+def make_token(user, scopes=("read", "write"), **fields):
+    token, raw = APIToken.issue(user=user, name=f"{user.username} token", scopes=scopes,
+                                expires_at=fields.pop("expires_at", timezone.now()
+                                                      + timedelta(days=30)))
+    return token, raw
+
+
+def client_for(raw):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    return client
+
+
+@pytest.fixture
+def as_user():
+    """as_user(user, scopes=...) -> an APIClient sending a fresh token of `user`."""
+
+    def make(user, scopes=("read", "write")):
+        return client_for(make_token(user, scopes)[1])
+
+    return make

@@ -1,0 +1,258 @@
+"""The happy path of every endpoint, as the owner of Msen with a read+write token."""
+
+import pytest
+
+from certificates.models import Certificate, Deployment, RenewalRun, TargetHost
+from certificates.tests.factories import ssh_keypair
+from certificates.tests.targets import portal_host
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api(owner, as_user):
+    return as_user(owner)
+
+
+# -- certificates ----------------------------------------------------------------------
+
+
+def test_it_lists_certificates_with_filters_and_pages(api, world):
+    ca = world["ca_account"]
+    Certificate.objects.create(organization=world["certificate"].organization, ca_account=ca,
+                               common_name="api.example.test", sans=["api.example.test"])
+    body = api.get("/api/v1/certificates/", {"page_size": 1, "ordering": "common_name"}).json()
+    assert body["count"] == 2 and len(body["results"]) == 1 and body["next"]
+    assert body["results"][0]["common_name"] == "api.example.test"
+    found = api.get("/api/v1/certificates/", {"search": "www", "ca_account": ca.pk}).json()
+    assert [c["common_name"] for c in found["results"]] == ["www.example.test"]
+    hosted = api.get("/api/v1/certificates/", {"host": world["host"].pk}).json()
+    assert [c["id"] for c in hosted["results"]] == [world["certificate"].pk]
+    soon = api.get("/api/v1/certificates/", {"expires_before": "2000-01-01T00:00:00Z"}).json()
+    assert soon["count"] == 0
+
+
+def test_a_certificate_shows_no_secret(api, world):
+    body = api.get(f"/api/v1/certificates/{world['certificate'].pk}/").json()
+    assert "tsig_secret" not in body and "private_key" not in body
+    assert body["hosts"] == [world["host"].pk]
+    assert body["current_version"] == world["version"].pk
+
+
+def test_it_creates_a_certificate_with_normalised_names_and_its_hosts(api, world,
+                                                                      organization):
+    response = api.post("/api/v1/certificates/", {
+        "ca_account": world["ca_account"].pk, "common_name": "WWW.Bücher.example.test",
+        "sans": ["shop.example.test"], "hosts": [world["host"].pk]}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["organization"] == organization.pk  # the only one: may be left out
+    assert body["common_name"] == "www.xn--bcher-kva.example.test"
+    assert body["sans"][0] == body["common_name"] and "shop.example.test" in body["sans"]
+    assert body["hosts"] == [world["host"].pk]
+    assert Deployment.objects.filter(certificate_id=body["id"], host=world["host"]).exists()
+
+
+def test_it_updates_and_deletes_a_certificate(api, world):
+    cert = world["certificate"]
+    response = api.put(f"/api/v1/certificates/{cert.pk}/", {
+        "ca_account": world["ca_account"].pk, "common_name": "www.example.test",
+        "challenge": "http-01", "auto_renew": False, "hosts": []}, format="json")
+    assert response.status_code == 200, response.content
+    cert.refresh_from_db()
+    assert cert.auto_renew is False and cert.challenge == "http-01"
+    assert not cert.deployments.exists()
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {"auto_renew": True},
+                         format="json")
+    assert response.status_code == 200 and response.json()["auto_renew"] is True
+    assert api.delete(f"/api/v1/certificates/{cert.pk}/").status_code == 204
+    assert not Certificate.objects.filter(pk=cert.pk).exists()
+
+
+def test_renew_now_opens_a_run_that_can_be_polled(api, world, django_capture_on_commit_callbacks,
+                                                   monkeypatch):
+    from certificates import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.renew, "delay", queued.append)
+    world["run"].status = RenewalRun.Status.SUCCEEDED
+    world["run"].save()
+    cert = world["certificate"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/certificates/{cert.pk}/renew/")
+    assert response.status_code == 202
+    run = response.json()
+    assert run["trigger"] == "api" and run["is_open"] is True and run["status"] == "queued"
+    assert response["Location"] == f"/api/v1/runs/{run['id']}/"
+    assert queued == [run["id"]]
+    # A second "renew now" while it is open returns the same run.
+    assert api.post(f"/api/v1/certificates/{cert.pk}/renew/").json()["id"] == run["id"]
+    detail = api.get(response["Location"]).json()
+    assert detail["id"] == run["id"] and detail["steps"] == []
+
+
+def test_deploy_now_enqueues_the_current_version_after_commit(
+        api, world, django_capture_on_commit_callbacks, monkeypatch):
+    from certificates import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.deploy_now, "delay", lambda *args: sent.append(args))
+    cert, host = world["certificate"], world["host"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"/api/v1/certificates/{cert.pk}/deploy/",
+                            {"hosts": [host.pk]}, format="json")
+    assert response.status_code == 202, response.content
+    assert response.json() == {"certificate": cert.pk, "version": world["version"].pk,
+                               "hosts": [host.pk]}
+    assert sent == [(cert.pk, [host.pk])]
+
+
+def test_deploy_now_refuses_a_host_of_another_certificate(api, world, organization,
+                                                          tmp_path):
+    login_key, _public = ssh_keypair(tmp_path, "other")
+    stranger = TargetHost.objects.create(
+        organization=organization, name="web2", address="127.0.0.3", ssh_user="root",
+        login_key=login_key, private_key_path="/k", certificate_path="/c", backup_dir="/b")
+    response = api.post(f"/api/v1/certificates/{world['certificate'].pk}/deploy/",
+                        {"hosts": [stranger.pk]}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "hosts"
+
+
+def test_deploy_now_without_an_issued_version_is_a_conflict(api, world):
+    cert = world["certificate"]
+    Certificate.objects.filter(pk=cert.pk).update(current_version=None)
+    response = api.post(f"/api/v1/certificates/{cert.pk}/deploy/", {}, format="json")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["code"] == "nothing_to_deploy"
+
+
+def test_it_lists_versions_and_downloads_chain_and_full_chain(api, world):
+    cert, version = world["certificate"], world["version"]
+    versions = api.get(f"/api/v1/certificates/{cert.pk}/versions/").json()
+    assert [v["id"] for v in versions["results"]] == [version.pk]
+    assert "private_key" not in versions["results"][0]
+    full = api.get(f"/api/v1/certificates/{cert.pk}/fullchain/")
+    assert full.status_code == 200
+    assert full["Content-Type"] == "application/pem-certificate-chain"
+    assert full.content.decode() == version.fullchain_pem()
+    assert "PRIVATE KEY" not in full.content.decode()
+    chain = api.get(f"/api/v1/certificates/{cert.pk}/chain/", {"version": version.pk})
+    assert chain.status_code == 200 and chain.content.decode() == version.intermediates_pem()
+    missing = api.get(f"/api/v1/certificates/{cert.pk}/chain/", {"version": 999999})
+    assert missing.status_code == 409
+
+
+# -- hosts ------------------------------------------------------------------------------
+
+
+def test_it_creates_reads_updates_and_deletes_a_host(api, world, tmp_path):
+    login_key, _public = ssh_keypair(tmp_path, "new-host")
+    response = api.post("/api/v1/hosts/", {
+        "name": "web9", "address": "127.0.0.9", "ssh_user": "deploy", "login_key": login_key,
+        "private_key_path": "/etc/ssl/private/site.key", "certificate_path": "/etc/ssl/site.crt",
+        "backup_dir": "/var/backups/certs"}, format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert "login_key" not in body and body["host_key_confirmed"] is False
+    url = f"/api/v1/hosts/{body['id']}/"
+    assert api.get(url).json()["name"] == "web9"
+    assert api.get("/api/v1/hosts/", {"search": "web9"}).json()["count"] == 1
+    response = api.patch(url, {"ssh_port": 2200}, format="json")
+    assert response.status_code == 200 and response.json()["ssh_port"] == 2200
+    assert TargetHost.objects.get(pk=body["id"]).login_key == login_key  # kept
+    assert api.delete(url).status_code == 204
+
+
+def test_a_host_key_is_confirmed_explicitly_with_its_fingerprint(api, world):
+    host = world["host"]
+    assert api.get(f"/api/v1/hosts/{host.pk}/").json()["host_key_confirmed"] is False
+    wrong = api.post(f"/api/v1/hosts/{host.pk}/confirm-host-key/",
+                     {"fingerprint": "SHA256:" + "A" * 43}, format="json")
+    assert wrong.status_code == 400
+    assert wrong.json()["errors"][0]["field"] == "fingerprint"
+    right = api.post(f"/api/v1/hosts/{host.pk}/confirm-host-key/",
+                     {"fingerprint": host.host_key_fingerprint}, format="json")
+    assert right.status_code == 200
+    assert right.json() == {"host_key_fingerprint": host.host_key_fingerprint,
+                            "host_key_confirmed": True}
+
+
+def test_an_unreachable_host_is_a_bad_gateway_not_a_500(api, world):
+    from testbed.ports import free_port
+
+    host = world["host"]
+    TargetHost.objects.filter(pk=host.pk).update(address="127.0.0.1",
+                                                 ssh_port=free_port("127.0.0.1"))
+    response = api.post(f"/api/v1/hosts/{host.pk}/fetch-host-key/")
+    assert response.status_code == 502
+    assert response.json()["errors"][0]["code"] == "host_unreachable"
+    checks = api.post(f"/api/v1/hosts/{host.pk}/test-connection/").json()
+    assert checks["ok"] is False and checks["checks"][0]["name"] == "connect"
+
+
+def test_a_host_is_enrolled_over_the_api_against_a_real_sshd(api, organization, target_host):
+    host = portal_host(organization, target_host, confirmed=False)
+    fetched = api.post(f"/api/v1/hosts/{host.pk}/fetch-host-key/")
+    assert fetched.status_code == 200, fetched.content
+    assert fetched.json() == {"host_key_fingerprint": target_host.host_key_fingerprint,
+                              "host_key_confirmed": False}
+    confirmed = api.post(f"/api/v1/hosts/{host.pk}/confirm-host-key/",
+                         {"fingerprint": target_host.host_key_fingerprint}, format="json")
+    assert confirmed.json()["host_key_confirmed"] is True
+    tested = api.post(f"/api/v1/hosts/{host.pk}/test-connection/").json()
+    assert tested["ok"] is True, tested
+
+
+# -- deployments, runs, CA accounts, orders ----------------------------------------------------
+
+
+def test_it_lists_and_shows_deployments(api, world):
+    body = api.get("/api/v1/deployments/", {"certificate": world["certificate"].pk}).json()
+    assert [d["id"] for d in body["results"]] == [world["deployment"].pk]
+    detail = api.get(f"/api/v1/deployments/{world['deployment'].pk}/").json()
+    assert detail["host"] == world["host"].pk and detail["last_status"] == "pending"
+
+
+def test_it_lists_runs_and_shows_one_with_its_steps(api, world):
+    run = world["run"]
+    body = api.get("/api/v1/runs/", {"status": "queued"}).json()
+    assert [r["id"] for r in body["results"]] == [run.pk]
+    assert "steps" not in body["results"][0]
+    detail = api.get(f"/api/v1/runs/{run.pk}/").json()
+    assert detail["is_open"] is True
+    assert [(s["name"], s["status"]) for s in detail["steps"]] == [("order", "done")]
+    assert "private_key" not in detail
+
+
+def test_it_shows_a_ca_account_its_balance_ledger_and_forecast(api, world):
+    ca = world["ca_account"]
+    body = api.get(f"/api/v1/ca-accounts/{ca.pk}/").json()
+    assert body["balance"] == "10000.00"
+    assert "account_key" not in body and "eab_hmac_key" not in body
+    assert api.get("/api/v1/ca-accounts/").json()["results"][0]["balance"] == "10000.00"
+    balance = api.get(f"/api/v1/ca-accounts/{ca.pk}/balance/").json()
+    assert balance == {"balance": "10000.00", "currency": "JPY", "price": "1100.00",
+                       "low_balance_threshold": "5000.00"}
+    ledger = api.get(f"/api/v1/ca-accounts/{ca.pk}/ledger/").json()
+    assert [e["kind"] for e in ledger["results"]] == ["topup"]
+    forecast = api.get(f"/api/v1/ca-accounts/{ca.pk}/forecast/").json()
+    assert [h["days"] for h in forecast["horizons"]] == [30, 60, 90]
+    assert forecast["balance"] == "10000.00" and "is_low" in forecast
+
+
+def test_an_administrator_tops_up_the_deposit(api, world, owner):
+    ca = world["ca_account"]
+    response = api.post(f"/api/v1/ca-accounts/{ca.pk}/top-up/",
+                        {"amount": "5500", "note": "invoice 42"}, format="json")
+    assert response.status_code == 201, response.content
+    entry = response.json()
+    assert entry["amount"] == "5500.00" and entry["created_by"] == owner.username
+    assert api.get(f"/api/v1/ca-accounts/{ca.pk}/balance/").json()["balance"] == "15500.00"
+
+
+def test_it_lists_and_shows_orders(api, world):
+    order = world["order"]
+    body = api.get("/api/v1/orders/", {"status": "pending"}).json()
+    assert [o["code"] for o in body["results"]] == [order.code]
+    assert api.get(f"/api/v1/orders/{order.pk}/").json()["product"] == "single"

@@ -1,0 +1,26 @@
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from . import tokens, views
+
+router = DefaultRouter(trailing_slash=True)
+router.include_root_view = False
+router.register("certificates", views.CertificateViewSet, basename="certificate")
+router.register("hosts", views.HostViewSet, basename="host")
+router.register("deployments", views.DeploymentViewSet, basename="deployment")
+router.register("runs", views.RenewalRunViewSet, basename="run")
+router.register("ca-accounts", views.CAAccountViewSet, basename="ca-account")
+router.register("orders", views.OrderViewSet, basename="order")
+router.register("webhooks", views.WebhookViewSet, basename="webhook")
+
+app_name = "api"
+urlpatterns = [
+    path("v1/", include(router.urls)),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    # Swagger UI only: drf-spectacular's Redoc page loads Google Fonts, a CDN.
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("tokens/", tokens.token_list, name="tokens"),
+    path("tokens/<int:pk>/revoke/", tokens.revoke_token, name="revoke-token"),
+    re_path(r"^v1/", views.not_found),
+]

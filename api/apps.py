@@ -7,4 +7,9 @@ class ApiConfig(AppConfig):
     verbose_name = _("REST API")
 
     def ready(self):
+        from certificates.signals import portal_event
+
         from . import schema  # noqa: F401 - registers the OpenAPI extension of the token auth
+        from .webhooks import emit_portal_event
+
+        portal_event.connect(emit_portal_event, dispatch_uid="api-webhooks")

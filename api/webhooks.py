@@ -81,6 +81,11 @@ def emit(event: str, *, organization, payload: dict) -> list[WebhookDelivery]:
     return deliveries
 
 
+def emit_portal_event(sender, *, event, organization, payload, **kwargs):
+    """Receiver of certificates.signals.portal_event: every event a webhook."""
+    emit(event, organization=organization, payload=payload)
+
+
 def claim(delivery_id, *, now=None) -> WebhookDelivery | None:
     now = now or timezone.now()
     claimed = WebhookDelivery.objects.filter(

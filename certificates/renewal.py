@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from . import alerts, deposit, issuance
 from .deployment import NothingToDeploy, deploy_certificate
 from .models import Certificate, Deployment, Notification, Order, RenewalRun
+from .signals import announce
 
 logger = logging.getLogger(__name__)
 
@@ -186,10 +187,12 @@ def deploy(*, run_id) -> RenewalRun | None:
         return fail(run, issuance.IssuanceFailed(str(exc), transient=False))
     for outcome in outcomes:
         if outcome.error_kind == "NotServed":
+            extra = {"host": outcome.host_name, "expected": outcome.expected_fingerprint,
+                     "served": outcome.served_fingerprint}
             alerts.notify(Notification.Kind.NOT_SERVED, certificate=certificate, run=run,
-                          extra={"host": outcome.host_name,
-                                 "expected": outcome.expected_fingerprint,
-                                 "served": outcome.served_fingerprint})
+                          extra=extra)
+            announce("deployment.not_served", organization=certificate.organization,
+                     payload={**_about(certificate, run), **extra})
     failed = [o for o in outcomes if not o.ok]
     if failed:
         message = "; ".join(f"{o.host_name}: {o.error}" for o in failed)
@@ -198,6 +201,11 @@ def deploy(*, run_id) -> RenewalRun | None:
             % {"count": len(failed), "hosts": message},
             transient=all(o.transient for o in failed)))
     return succeed(run)
+
+
+def _about(certificate, run) -> dict:
+    return {"certificate": certificate.pk, "common_name": certificate.common_name,
+            "names": certificate.names(), "run": run.pk if run else None}
 
 
 def _needs_issuance(run, certificate) -> bool:
@@ -226,6 +234,12 @@ def succeed(run) -> RenewalRun:
     Order.objects.filter(certificate_id=run.certificate_id, status=Order.Status.ISSUED,
                          activated_at__isnull=True).update(status=Order.Status.ACTIVE,
                                                            activated_at=now)
+    certificate = Certificate.objects.select_related("organization", "current_version").get(
+        pk=run.certificate_id)
+    version = certificate.current_version
+    announce("renewal.succeeded", organization=certificate.organization, payload={
+        **_about(certificate, run), "serial": version.serial if version else "",
+        "not_after": version.not_after if version else None})
     # The run ends last, so that whoever waits for it finds everything in place.
     RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.SUCCEEDED,
                                                 finished_at=now, lease_until=None)
@@ -250,6 +264,9 @@ def fail(run, exc: issuance.IssuanceFailed) -> RenewalRun:
     if failures == 1:
         alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate, run=run,
                       event="first-failure", extra={"next_attempt_at": next_attempt})
+    announce("renewal.failed", organization=certificate.organization, payload={
+        **_about(certificate, run), "error": run.error, "error_class": run.error_class,
+        "failures": failures, "next_attempt_at": next_attempt})
     # The run ends last, so that whoever waits for it finds everything in place.
     RenewalRun.objects.filter(pk=run.pk).update(lease_until=None, **fields)
     return run
@@ -288,9 +305,14 @@ def periodic_checks(*, now=None) -> None:
     for ca_account in CAAccount.objects.filter(price__gt=0):
         outlook = deposit.forecast(ca_account, now=now)
         if outlook.is_low(ca_account.low_balance_threshold):
-            alerts.notify(Notification.Kind.DEPOSIT_LOW, ca_account=ca_account, extra={
-                "balance": outlook.balance, "threshold": ca_account.low_balance_threshold,
-                "needed_30d": outlook.needed_30d, "runs_out_on": outlook.runs_out_on})
+            extra = {"balance": outlook.balance, "threshold": ca_account.low_balance_threshold,
+                     "needed_30d": outlook.needed_30d, "runs_out_on": outlook.runs_out_on}
+            told = alerts.notify(Notification.Kind.DEPOSIT_LOW, ca_account=ca_account,
+                                 extra=extra)
+            if told:  # once a day, like the mail, not at every check
+                announce("deposit.low", organization=ca_account.organization, payload={
+                    "ca_account": ca_account.pk, "name": ca_account.name,
+                    "currency": ca_account.currency, **extra})
     expiring = Certificate.objects.filter(
         expires_at__lte=now + datetime.timedelta(days=settings.EXPIRY_WARNING_DAYS),
         expires_at__gt=now, renew_after__lte=now,

@@ -5,6 +5,7 @@ from django.contrib import admin
 from fujissl_portal.admin_mixins import TenantAdminMixin
 
 from .models import (
+    AuditEvent,
     CAAccount,
     Certificate,
     CertificateVersion,
@@ -123,3 +124,20 @@ class NotificationAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_filter = ("kind", "organization")
     search_fields = ("recipient", "subject", "certificate__common_name")
     raw_id_fields = ("certificate", "ca_account")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(TenantAdminMixin, admin.ModelAdmin):
+    """The audit log is read, never written, here."""
+
+    list_display = ("created_at", "action", "user", "subject", "ip_address")
+    list_select_related = ("user",)
+    list_filter = ("action", "organization")
+    search_fields = ("subject", "user__username", "ip_address")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

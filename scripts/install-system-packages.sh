@@ -8,6 +8,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 
 # binary:package pairs, one for each peer the tests start or call.
 NEEDS="pebble:pebble named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils
+chromium:chromium
 sshd:openssh-server nginx:nginx-light msgfmt:gettext"
 
 missing=""
@@ -19,6 +20,12 @@ for need in $NEEDS; do
         case " $missing " in *" $package "*) ;; *) missing="$missing $package" ;; esac
     fi
 done
+
+# A font is no binary: look for its folder.
+if [ ! -d /usr/share/fonts/opentype/ipafont-gothic ]; then
+    echo "missing: a Japanese font (Debian package fonts-ipafont-gothic)"
+    missing="$missing fonts-ipafont-gothic"
+fi
 
 if [ -z "$missing" ]; then
     echo "all test bed binaries present"
@@ -34,4 +41,7 @@ fi
 # Install the whole set, not only what is missing: one apt run, same result.
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
-apt-get install -y --no-install-recommends pebble nginx-light openssh-server bind9 bind9-dnsutils gettext
+# chromium drives the browser tests (Playwright); the IPA font makes Japanese
+# pages legible in their screenshots.
+apt-get install -y --no-install-recommends pebble nginx-light openssh-server bind9 \
+    bind9-dnsutils gettext chromium fonts-ipafont-gothic

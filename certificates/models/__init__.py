@@ -1,5 +1,6 @@
 """The portal's nouns, one module per group (see DESIGN.md, 'Words')."""
 
+from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
 from .hosts import Deployment, TargetHost
@@ -7,6 +8,7 @@ from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
 __all__ = [
+    "AuditEvent",
     "CAAccount",
     "Certificate",
     "CertificateVersion",

@@ -1,0 +1,201 @@
+"""Forms of the browser UI. Validation lives on the models (full_clean); these
+forms shape the input and show the model's field errors next to their fields.
+
+Secrets (TSIG secret, SSH login key) are write-only: a form never renders a
+stored secret, and leaving the field blank when editing keeps it.
+"""
+
+from decimal import Decimal
+
+from django import forms
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .models import CAAccount, Certificate, TargetHost
+
+
+class NamesField(forms.CharField):
+    """Subject alternative names, one per line (commas and spaces also split)."""
+
+    widget = forms.Textarea(attrs={"rows": 4, "spellcheck": "false",
+                                   "autocapitalize": "none"})
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return "\n".join(value)
+        return value
+
+    def to_python(self, value):
+        text = super().to_python(value) or ""
+        return [name for name in text.replace(",", " ").split() if name]
+
+
+class SecretInput(forms.PasswordInput):
+    """Never renders the stored value; blank means 'keep'."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs={"autocomplete": "new-password", **(attrs or {})},
+                         render_value=False)
+
+
+class SecretTextarea(forms.Textarea):
+    """A textarea for a secret: never sent back to the browser, not even after an
+    error elsewhere in the form (it must then be pasted again)."""
+
+    def format_value(self, value):
+        return None
+
+
+class KeepSecretMixin:
+    """For each field in `secret_fields`, blank input keeps the stored secret."""
+
+    secret_fields: tuple[str, ...] = ()
+
+    def _post_clean(self):
+        for name in self.secret_fields:
+            if self.instance.pk and not self.cleaned_data.get(name):
+                self.cleaned_data[name] = getattr(
+                    type(self.instance).objects.only(name).get(pk=self.instance.pk), name)
+        super()._post_clean()
+
+
+class CertificateForm(KeepSecretMixin, forms.ModelForm):
+    secret_fields = ("tsig_secret",)
+
+    sans = NamesField(
+        label=_("Subject alternative names"), required=False,
+        help_text=_("One name per line. The common name is always included; "
+                    "a wildcard (*.example.com) needs the DNS-01 challenge."),
+    )
+    hosts = forms.ModelMultipleChoiceField(
+        label=_("Target hosts"), queryset=TargetHost.objects.none(), required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("The servers this certificate is deployed to."),
+    )
+
+    class Meta:
+        model = Certificate
+        fields = ["common_name", "sans", "ca_account", "key_type", "challenge", "dns_server",
+                  "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret", "auto_renew",
+                  "hosts"]
+        widgets = {"tsig_secret": SecretInput(),
+                   "common_name": forms.TextInput(attrs={"spellcheck": "false",
+                                                         "autocapitalize": "none"})}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        self.fields["ca_account"].queryset = CAAccount.objects.filter(organization=organization)
+        self.fields["hosts"].queryset = TargetHost.objects.filter(organization=organization)
+        if self.instance.pk:
+            self.fields["tsig_secret"].help_text = _("Leave blank to keep the stored secret.")
+            self.initial["hosts"] = list(self.instance.hosts.values_list("pk", flat=True))
+
+    def _save_m2m(self):
+        # Hosts go through Deployment rows: add the new ones, drop the removed ones,
+        # and keep the history of those that stay.
+        chosen = {host.pk for host in self.cleaned_data.get("hosts") or []}
+        certificate = self.instance
+        certificate.deployments.exclude(host_id__in=chosen).delete()
+        existing = set(certificate.deployments.values_list("host_id", flat=True))
+        certificate.deployments.bulk_create(
+            [certificate.deployments.model(certificate=certificate, host_id=pk)
+             for pk in sorted(chosen - existing)])
+
+
+class HostForm(KeepSecretMixin, forms.ModelForm):
+    secret_fields = ("login_key",)
+
+    class Meta:
+        model = TargetHost
+        fields = ["name", "address", "ssh_port", "ssh_user", "login_key", "private_key_path",
+                  "certificate_path", "ca_bundle_path", "fullchain_path", "document_root",
+                  "backup_dir", "file_owner", "file_group", "key_mode", "cert_mode",
+                  "config_test_command", "reload_command", "tls_check_address",
+                  "tls_check_port", "tls_sni_name", "backups_to_keep"]
+        widgets = {"login_key": SecretTextarea(attrs={"rows": 4, "spellcheck": "false",
+                                                      "autocomplete": "off"})}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        if self.instance.pk:
+            self.fields["login_key"].required = False
+            self.fields["login_key"].help_text = _("Leave blank to keep the stored key.")
+            self.initial["login_key"] = ""
+
+    def validate_unique(self):
+        # organization is not a form field, so ModelForm would skip this constraint.
+        try:
+            self.instance.validate_constraints()
+        except forms.ValidationError as exc:
+            self._update_errors(exc)
+
+
+def _https_by_default(field, **kwargs):
+    # ACME directories are HTTPS; also Django 6's default, asked for now.
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return field.formfield(**kwargs)
+
+
+class CAAccountForm(KeepSecretMixin, forms.ModelForm):
+    secret_fields = ("eab_hmac_key",)
+
+    class Meta:
+        formfield_callback = _https_by_default
+        model = CAAccount
+        fields = ["name", "directory_url", "contact_email", "eab_kid", "eab_hmac_key", "price",
+                  "currency", "low_balance_threshold"]
+        widgets = {"eab_hmac_key": SecretInput()}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        if self.instance.pk:
+            self.fields["eab_hmac_key"].help_text = _("Leave blank to keep the stored key.")
+
+
+class ConfirmHostKeyForm(forms.Form):
+    fingerprint = forms.CharField(label=_("Fingerprint you compared"), max_length=80)
+
+
+class TopUpForm(forms.Form):
+    amount = forms.DecimalField(
+        label=_("Amount"), max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
+        error_messages={"min_value": _("A top-up amount must be greater than zero.")},
+    )
+    note = forms.CharField(label=_("Note"), required=False, max_length=500,
+                           help_text=_("For example the bank transfer or invoice number."))
+
+
+class DeployForm(forms.Form):
+    hosts = forms.ModelMultipleChoiceField(queryset=TargetHost.objects.none(), required=False)
+
+    def __init__(self, *args, certificate, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["hosts"].queryset = certificate.hosts.all()
+
+
+class MemberForm(forms.Form):
+    """Adds an existing person to the organisation, by user name or e-mail."""
+
+    person = forms.CharField(label=_("User name or e-mail"), max_length=254)
+    role = forms.ChoiceField(label=_("Role"))
+
+    def __init__(self, *args, roles, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = roles
+
+    def clean_person(self):
+        from django.contrib.auth import get_user_model  # noqa: PLC0415
+
+        value = self.cleaned_data["person"].strip()
+        users = get_user_model().objects.filter(is_active=True)
+        user = users.filter(username=value).first() or (
+            users.filter(email__iexact=value).first() if "@" in value else None)
+        if user is None:
+            raise forms.ValidationError(
+                _("Nobody with this user name or e-mail has an account; an administrator "
+                  "of the portal creates accounts."))
+        return user

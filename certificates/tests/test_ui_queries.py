@@ -1,0 +1,125 @@
+"""Pages stay fast with many certificates: the number of SQL queries a page runs
+does not grow with the rows (10,000 certificates here)."""
+
+import datetime
+import random
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from certificates.models import (
+    Certificate,
+    CertificateVersion,
+    Deployment,
+    DepositEntry,
+    Order,
+    RenewalRun,
+)
+from certificates.tests.factories import ca_account, host, self_signed, ssh_keypair
+
+pytestmark = pytest.mark.django_db
+
+MANY = 10_000
+# Generous but fixed: a page that ran one query per row would need thousands.
+MAX_QUERIES = 25
+
+
+def fill(organization, tmp_path, count):
+    """`count` certificates in every state, with deployments, runs and versions."""
+    rng = random.Random(count)
+    now = timezone.now()
+    ca = ca_account(organization, low_balance_threshold=Decimal("1000000"))
+    DepositEntry.objects.create(ca_account=ca, kind="topup", amount=Decimal("50000"),
+                                reference=f"fill-{count}")
+    login_key, host_key = ssh_keypair(tmp_path, f"fill-{count}")
+    hosts = [host(organization, login_key, host_key, name=f"web{i}") for i in range(5)]
+    certificates = Certificate.objects.bulk_create([
+        Certificate(
+            organization=organization, ca_account=ca, common_name=f"c{i}.example.test",
+            sans=[f"c{i}.example.test"],
+            expires_at=now + datetime.timedelta(days=rng.randint(-10, 400)),
+            renew_after=now + datetime.timedelta(days=rng.randint(-20, 300)),
+            failure_count=1 if i % 97 == 0 else 0,
+        ) for i in range(count)
+    ])
+    Deployment.objects.bulk_create([
+        Deployment(certificate=cert, host=hosts[i % 5], served=(i % 53 != 0))
+        for i, cert in enumerate(certificates)
+    ])
+    RenewalRun.objects.bulk_create([
+        RenewalRun(certificate=cert, trigger="schedule",
+                   status="failed" if i % 2 else "queued", error="boom")
+        for i, cert in enumerate(certificates[:40])
+    ])
+    key_pem, cert_pem = self_signed()
+    first = certificates[0]
+    version = CertificateVersion.from_pem(certificate=first, chain_pem=cert_pem,
+                                          private_key_pem=key_pem)
+    version.save()
+    first.current_version = version
+    first.save()
+    Order.objects.create(organization=organization, ca_account=ca, certificate=first,
+                         product="single", price=ca.price)
+    return {"certificate": first, "host": hosts[0], "ca_account": ca,
+            "run": RenewalRun.objects.filter(certificate=first).first()}
+
+
+def pages(world):
+    return [
+        reverse("certificates:dashboard"),
+        reverse("certificates:certificates"),
+        reverse("certificates:certificates") + "?state=due&sort=-expires&page=3",
+        reverse("certificates:certificates") + f"?q=c1&host={world['host'].pk}"
+                                                f"&ca={world['ca_account'].pk}",
+        reverse("certificates:certificates") + "?expiring=400",
+        reverse("certificates:certificate", args=[world["certificate"].pk]),
+        reverse("certificates:certificate_edit", args=[world["certificate"].pk]),
+        reverse("certificates:hosts"),
+        reverse("certificates:host", args=[world["host"].pk]),
+        reverse("certificates:ca_accounts"),
+        reverse("certificates:ca_account", args=[world["ca_account"].pk]),
+        reverse("certificates:orders"),
+        reverse("certificates:runs"),
+        reverse("certificates:members"),
+        reverse("certificates:run", args=[world["run"].pk]),
+        reverse("certificates:run_steps", args=[world["run"].pk]),
+    ]
+
+
+def count_queries(client, url):
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(queries)
+
+
+@pytest.fixture
+def many(organization, tmp_path):
+    return fill(organization, tmp_path, MANY)
+
+
+def test_with_ten_thousand_certificates_every_page_runs_a_bounded_number_of_queries(
+    client, owner, many, django_assert_max_num_queries
+):
+    client.force_login(owner)
+    for url in pages(many):
+        with django_assert_max_num_queries(MAX_QUERIES):
+            assert client.get(url).status_code == 200, url
+
+
+def test_the_number_of_queries_does_not_grow_with_the_rows(
+    client, owner, organization, other_organization, outsider, tmp_path
+):
+    few = fill(other_organization, tmp_path, 20)
+    client.force_login(outsider)
+    small = {url.replace(str(few["certificate"].pk), "X"): count_queries(client, url)
+             for url in pages(few)}
+    many = fill(organization, tmp_path, 2_000)
+    client.force_login(owner)
+    large = {url.replace(str(many["certificate"].pk), "X"): count_queries(client, url)
+             for url in pages(many)}
+    assert list(small.values()) == list(large.values())

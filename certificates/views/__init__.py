@@ -1,0 +1,45 @@
+"""Server-rendered pages, one module per noun. Every object is fetched through
+the tenancy helper (accounts.tenancy): another organisation's object is a 404."""
+
+from .account import set_language, switch_organization
+from .ca_accounts import (
+    ca_account_create,
+    ca_account_detail,
+    ca_account_edit,
+    ca_account_list,
+    order_detail,
+    order_list,
+    top_up,
+)
+from .certificates import (
+    certificate_create,
+    certificate_detail,
+    certificate_edit,
+    certificate_list,
+    deploy,
+    download,
+    download_key,
+    renew,
+)
+from .dashboard import dashboard
+from .hosts import (
+    confirm_host_key,
+    fetch_host_key,
+    host_create,
+    host_detail,
+    host_edit,
+    host_list,
+    test_connection,
+)
+from .members import member_add, member_list, member_remove, member_role
+from .runs import run_detail, run_list, run_steps
+
+__all__ = [
+    "ca_account_create", "ca_account_edit",
+    "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
+    "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
+    "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
+    "host_list", "member_add", "member_list", "member_remove", "member_role", "order_detail",
+    "order_list", "renew", "run_detail", "run_list", "run_steps", "set_language",
+    "switch_organization", "test_connection", "top_up",
+]

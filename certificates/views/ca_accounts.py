@@ -1,0 +1,123 @@
+"""CA accounts with their deposit (balance, forecast, ledger, top-up), and orders."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.tenancy import get_scoped_or_404, scoped
+
+from .. import deposit
+from ..forms import CAAccountForm, TopUpForm
+from ..models import CAAccount, Order
+from .common import enter, paginate, portal_view, query_without_page, require, roles
+from .dashboard import deposit_cards
+
+
+@portal_view
+def ca_account_list(request):
+    accounts = scoped(CAAccount, request.user).filter(organization=request.organization)
+    return render(request, "certificates/ca_account_list.html", {
+        "deposit_cards": deposit_cards(accounts), **roles(request)})
+
+
+def _fetch(request, pk):
+    account = get_scoped_or_404(CAAccount.objects.select_related("organization"),
+                                request.user, pk=pk)
+    enter(request, account.organization)
+    return account
+
+
+def _page(request, account, form=None):
+    outlook = deposit.forecast(account)
+    return render(request, "certificates/ca_account_detail.html", {
+        "ca_account": account,
+        "forecast": outlook,
+        "horizons": [(days, *outlook.due[days]) for days in sorted(outlook.due)],
+        "low": outlook.is_low(account.low_balance_threshold),
+        "ledger": paginate(request, account.ledger.select_related("created_by"), 25),
+        "query": query_without_page(request),
+        "orders": account.orders.select_related("certificate")[:20],
+        "certificate_count": account.certificates.count(),
+        "form": form or TopUpForm(),
+        **roles(request),
+    })
+
+
+@portal_view
+def ca_account_detail(request, pk):
+    return _page(request, _fetch(request, pk))
+
+
+@require_POST
+@portal_view
+def top_up(request, pk):
+    account = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    form = TopUpForm(request.POST)
+    if form.is_valid():
+        try:
+            deposit.top_up(ca_account=account, amount=form.cleaned_data["amount"],
+                           note=form.cleaned_data["note"], by=request.user)
+        except deposit.DepositError as exc:
+            form.add_error("amount", str(exc))
+        else:
+            messages.success(request, _("Top-up of %(amount)s %(currency)s recorded.") % {
+                "amount": form.cleaned_data["amount"], "currency": account.currency})
+            return redirect("certificates:ca_account", account.pk)
+    return _page(request, account, form)
+
+
+@portal_view
+def order_list(request):
+    orders = scoped(Order, request.user).filter(organization=request.organization)
+    status = request.GET.get("status", "")
+    if status in Order.Status.values:
+        orders = orders.filter(status=status)
+    return render(request, "certificates/order_list.html", {
+        "page": paginate(request, orders.select_related("ca_account", "certificate")),
+        "query": query_without_page(request),
+        "statuses": Order.Status.choices,
+        "status": status,
+        **roles(request),
+    })
+
+
+@portal_view
+def order_detail(request, pk):
+    order = get_scoped_or_404(Order.objects.select_related("ca_account", "certificate",
+                                                           "organization"),
+                              request.user, pk=pk)
+    enter(request, order.organization)
+    return render(request, "certificates/order_detail.html", {"order": order,
+                                                               **roles(request)})
+
+
+def _form_page(request, form, account=None):
+    return render(request, "certificates/ca_account_form.html",
+                  {"form": form, "ca_account": account, **roles(request)})
+
+
+@portal_view
+def ca_account_create(request):
+    require(request, Role.ADMIN)
+    form = CAAccountForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        account = form.save()
+        messages.success(request, _("CA account %(name)s added.") % {"name": account.name})
+        return redirect("certificates:ca_account", account.pk)
+    return _form_page(request, form)
+
+
+@portal_view
+def ca_account_edit(request, pk):
+    account = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    form = CAAccountForm(request.POST or None, instance=account,
+                         organization=account.organization)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Changes saved."))
+        return redirect("certificates:ca_account", account.pk)
+    return _form_page(request, form, account)

@@ -1,0 +1,231 @@
+"""Certificates: the list with its filters, the page of one, create and edit,
+and the actions (renew now, deploy now, downloads)."""
+
+import datetime
+
+from django.contrib import messages
+from django.db.models import Exists, F, OuterRef, Prefetch, Q
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.tenancy import get_scoped_or_404, scoped
+
+from .. import renewal, states, tasks
+from ..forms import CertificateForm
+from ..models import CAAccount, Certificate, Deployment, RenewalStep, TargetHost
+from .common import enter, paginate, portal_view, query_without_page, require, roles
+from .runs import collapse
+
+SORTS = {
+    # Not yet issued (no expiry) last either way: they are not about to expire.
+    "expires": (F("expires_at").asc(nulls_last=True), "common_name"),
+    "-expires": (F("expires_at").desc(nulls_last=True), "common_name"),
+    "name": ("common_name",),
+    "-name": ("-common_name",),
+}
+EXPIRING_CHOICES = (7, 14, 30, 60, 90)
+
+
+def _int(value):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def filtered_certificates(request, now):
+    """The current organisation's certificates, filtered as the query string asks."""
+    params = request.GET
+    certificates = states.with_state(
+        scoped(Certificate, request.user).filter(organization=request.organization), now)
+    search = params.get("q", "").strip()
+    if search:
+        certificates = certificates.filter(Q(common_name__icontains=search)
+                                           | Q(sans__icontains=search))
+    state = params.get("state", "")
+    if state in states.State.values:
+        certificates = certificates.filter(state=state)
+    if ca_id := _int(params.get("ca")):
+        certificates = certificates.filter(ca_account_id=ca_id)
+    if host_id := _int(params.get("host")):
+        # Exists, not a join: a certificate on the host once, however many rows match.
+        certificates = certificates.filter(Exists(Deployment.objects.filter(
+            certificate=OuterRef("pk"), host_id=host_id)))
+    if days := _int(params.get("expiring")):
+        certificates = certificates.filter(
+            expires_at__lte=now + datetime.timedelta(days=days))
+    sort = params.get("sort", "expires")
+    return certificates.order_by(*SORTS.get(sort, SORTS["expires"])), sort
+
+
+@portal_view
+def certificate_list(request):
+    now = timezone.now()
+    certificates, sort = filtered_certificates(request, now)
+    page = paginate(request, certificates.select_related("ca_account"))
+    organization = request.organization
+    return render(request, "certificates/certificate_list.html", {
+        "page": page,
+        "query": query_without_page(request),
+        "sort": sort,
+        "states": states.State,
+        "ca_accounts": CAAccount.objects.filter(organization=organization).only("pk", "name"),
+        "hosts": TargetHost.objects.filter(organization=organization).only("pk", "name"),
+        "expiring_choices": EXPIRING_CHOICES,
+        "filters": {key: request.GET.get(key, "") for key in
+                    ("q", "state", "ca", "host", "expiring")},
+        "now": now,
+        **roles(request),
+    })
+
+
+def _fetch(request, pk):
+    """One certificate of the asker's organisations (404 otherwise), with its state."""
+    certificate = get_scoped_or_404(
+        states.with_state(Certificate.objects.select_related(
+            "ca_account", "organization", "current_version")),
+        request.user, pk=pk)
+    enter(request, certificate.organization)
+    return certificate
+
+
+@portal_view
+def certificate_detail(request, pk):
+    certificate = _fetch(request, pk)
+    now = timezone.now()
+    version = certificate.current_version
+    validity = None
+    if version is not None:
+        lifetime = (version.not_after - version.not_before).total_seconds() or 1
+        elapsed = (now - version.not_before).total_seconds()
+        validity = {
+            "percent": max(0, min(100, round(100 * elapsed / lifetime))),
+            "days_left": (version.not_after - now).days,
+            "total_days": round(lifetime / 86400),
+        }
+    runs = certificate.runs.select_related("requested_by", "version").prefetch_related(
+        Prefetch("steps", queryset=RenewalStep.objects.select_related("host")))[:10]
+    for run in runs:
+        run.shown_steps = collapse(run.steps.all())
+    return render(request, "certificates/certificate_detail.html", {
+        "certificate": certificate,
+        "state": states.State(certificate.state),
+        "version": version,
+        "validity": validity,
+        "versions": certificate.versions.defer("private_key", "chain_pem")[:20],
+        "deployments": certificate.deployments.select_related("host", "last_version")
+        .order_by("host__name"),
+        "runs": runs,
+        "open_run": next((run for run in runs if run.is_open), None),
+        "can_download_key": roles(request)["can_admin"],
+        **roles(request),
+    })
+
+
+def _form_page(request, form, certificate=None):
+    return render(request, "certificates/certificate_form.html", {
+        "form": form, "certificate": certificate, **roles(request)})
+
+
+@portal_view
+def certificate_create(request):
+    require(request, Role.OPERATOR)
+    form = CertificateForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        certificate = form.save()
+        messages.success(request, _("Certificate %(name)s added.") % {
+            "name": certificate.common_name})
+        return redirect("certificates:certificate", certificate.pk)
+    return _form_page(request, form)
+
+
+@portal_view
+def certificate_edit(request, pk):
+    certificate = _fetch(request, pk)
+    require(request, Role.OPERATOR)
+    certificate = get_object_or_404(Certificate, pk=certificate.pk)  # without the annotation
+    form = CertificateForm(request.POST or None, instance=certificate,
+                           organization=certificate.organization)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Changes saved."))
+        return redirect("certificates:certificate", certificate.pk)
+    return _form_page(request, form, certificate)
+
+
+@require_POST
+@portal_view
+def renew(request, pk):
+    certificate = _fetch(request, pk)
+    require(request, Role.OPERATOR)
+    run = renewal.renew_now(certificate_id=certificate.pk, by=request.user)
+    if run is None:
+        messages.error(request, _("The renewal could not be started."))
+        return redirect("certificates:certificate", certificate.pk)
+    return redirect("certificates:run", run.pk)
+
+
+@require_POST
+@portal_view
+def deploy(request, pk):
+    certificate = _fetch(request, pk)
+    require(request, Role.OPERATOR)
+    if certificate.current_version_id is None:
+        messages.error(request, _("There is nothing to deploy yet: the certificate has not "
+                                  "been issued. Renew it first."))
+        return redirect("certificates:certificate", certificate.pk)
+    host_ids = [int(pk) for pk in request.POST.getlist("host") if pk.isdigit()]
+    if host_ids:
+        host_ids = list(certificate.hosts.filter(pk__in=host_ids).values_list("pk", flat=True))
+    tasks.deploy_now.delay(certificate.pk, host_ids or None)
+    messages.success(request, _("Deployment started. Each host's result appears below "
+                                "when it is done."))
+    return redirect("certificates:certificate", certificate.pk)
+
+
+DOWNLOADS = {
+    "cert": ("leaf_pem", "{name}.crt"),
+    "chain": ("intermediates_pem", "{name}.ca-bundle.crt"),
+    "fullchain": ("fullchain_pem", "{name}.fullchain.crt"),
+}
+
+
+def _filename(certificate, pattern):
+    return pattern.format(name=certificate.common_name.replace("*", "_wildcard"))
+
+
+def _attachment(content, filename, content_type="application/x-pem-file"):
+    response = HttpResponse(content, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@portal_view
+def download(request, pk, what):
+    certificate = _fetch(request, pk)
+    version = certificate.current_version
+    if version is None or what not in DOWNLOADS:
+        raise Http404
+    method, pattern = DOWNLOADS[what]
+    return _attachment(getattr(version, method)(), _filename(certificate, pattern))
+
+
+@require_POST
+@portal_view
+def download_key(request, pk):
+    """The private key, for administrators only, and every download is audited."""
+    from ..models.audit import AuditEvent  # noqa: PLC0415 - the lead migrates it
+
+    certificate = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    version = certificate.current_version
+    if version is None:
+        raise Http404
+    AuditEvent.record(request, action=AuditEvent.Action.KEY_DOWNLOAD, certificate=certificate,
+                      detail=version.fingerprint_sha256)
+    return _attachment(version.private_key, _filename(certificate, "{name}.key"))

@@ -1,0 +1,91 @@
+"""The dashboard: counts by state, the expiry timeline, deposits, recent runs and
+the problems that need a person, each with the way to fix it.
+
+The number of queries does not grow with the number of certificates: counts are
+one aggregate, the timeline one values() query, each list is sliced.
+"""
+
+import datetime
+
+from django.db.models import OuterRef, Q, Subquery
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.tenancy import scoped
+
+from .. import deposit, states
+from ..models import CAAccount, Certificate, Deployment, Heartbeat, RenewalRun
+from . import timeline
+from .common import portal_view, roles
+
+PROBLEMS_SHOWN = 5
+FAILED = (RenewalRun.Status.FAILED, RenewalRun.Status.INSUFFICIENT_DEPOSIT)
+
+
+def deposit_cards(ca_accounts):
+    cards = []
+    for account in ca_accounts:
+        outlook = deposit.forecast(account)
+        cards.append({
+            "account": account,
+            "forecast": outlook,
+            "low": outlook.is_low(account.low_balance_threshold),
+            "empty": account.is_priced() and outlook.balance < account.price,
+        })
+    return cards
+
+
+def _failing(certificates, now):
+    last_failed = RenewalRun.objects.filter(
+        certificate=OuterRef("pk"), status__in=FAILED).order_by("-created_at", "-pk")
+    return (
+        states.filter_state(certificates, states.State.FAILING, now)
+        .annotate(last_run_id=Subquery(last_failed.values("pk")[:1]),
+                  last_error=Subquery(last_failed.values("error")[:1]))
+        .order_by("expires_at", "common_name")
+    )
+
+
+def _not_served(organization):
+    return (
+        Deployment.objects.filter(certificate__organization=organization)
+        .filter(Q(served=False) | Q(last_status__in=[Deployment.Status.FAILED,
+                                                      Deployment.Status.ROLLED_BACK]))
+        .select_related("certificate", "host")
+        .order_by("certificate__common_name", "host__name")
+    )
+
+
+@portal_view
+def dashboard(request):
+    now = timezone.now()
+    organization = request.organization
+    certificates = scoped(Certificate, request.user).filter(organization=organization)
+    counts = states.counts(certificates, now)
+    horizon = now + datetime.timedelta(days=365)
+    marks = list(
+        states.with_state(certificates, now)
+        .filter(expires_at__gt=now, expires_at__lte=horizon)
+        .values_list("pk", "common_name", "expires_at", "state")
+    )
+    cards = deposit_cards(scoped(CAAccount, request.user).filter(organization=organization))
+    failing = _failing(certificates, now)
+    not_served = _not_served(organization)
+    return render(request, "certificates/dashboard.html", {
+        "scheduler_stale": Heartbeat.is_stale(),
+        "counts": [(state, counts[state.value]) for state in states.State],
+        "total": sum(counts.values()),
+        "timeline": timeline.render(marks, now=now),
+        "timeline_marks": len(marks),
+        "expire_later": certificates.filter(expires_at__gt=horizon).count(),
+        "deposit_cards": cards,
+        "runs": scoped(RenewalRun, request.user)
+        .filter(certificate__organization=organization)
+        .select_related("certificate", "requested_by")[:10],
+        "failing": failing[:PROBLEMS_SHOWN],
+        "failing_count": counts[states.State.FAILING],
+        "not_served": not_served[:PROBLEMS_SHOWN],
+        "not_served_count": not_served.count(),
+        "low_deposits": [card for card in cards if card["low"]],
+        **roles(request),
+    })

@@ -1,0 +1,142 @@
+"""Target hosts: the list, the page of one, enrolment (fetch the host key, an
+administrator confirms its fingerprint) and the connection test."""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Count, Q
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.tenancy import get_scoped_or_404, scoped
+
+from .. import enrolment, ssh
+from ..forms import ConfirmHostKeyForm, HostForm
+from ..models import TargetHost
+from .common import enter, paginate, portal_view, query_without_page, require, roles
+
+
+@portal_view
+def host_list(request):
+    hosts = scoped(TargetHost, request.user).filter(organization=request.organization)
+    search = request.GET.get("q", "").strip()
+    if search:
+        hosts = hosts.filter(Q(name__icontains=search) | Q(address__icontains=search))
+    hosts = hosts.annotate(
+        certificate_count=Count("deployments"),
+        not_served=Count("deployments", filter=Q(deployments__served=False)),
+    ).defer("login_key", "host_key")
+    return render(request, "certificates/host_list.html", {
+        "page": paginate(request, hosts.order_by("name")),
+        "query": query_without_page(request),
+        "q": search,
+        **roles(request),
+    })
+
+
+def _fetch(request, pk):
+    host = get_scoped_or_404(TargetHost.objects.select_related("organization",
+                                                               "host_key_confirmed_by"),
+                             request.user, pk=pk)
+    enter(request, host.organization)
+    return host
+
+
+DEPLOYMENTS_SHOWN = 100
+
+
+def _page(request, host, **extra):
+    deployments = host.deployments.select_related("certificate", "last_version")
+    return render(request, "certificates/host_detail.html", {
+        "host": host,
+        # Problems first; the full list is the certificate list filtered by this host.
+        "deployments": deployments.order_by("served", "certificate__common_name")
+        [:DEPLOYMENTS_SHOWN],
+        "deployment_count": deployments.count(),
+        "confirm_form": extra.pop("confirm_form", None) or ConfirmHostKeyForm(),
+        **extra,
+        **roles(request),
+    })
+
+
+@portal_view
+def host_detail(request, pk):
+    return _page(request, _fetch(request, pk))
+
+
+@require_POST
+@portal_view
+def fetch_host_key(request, pk):
+    host = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    try:
+        enrolment.fetch_and_pin_host_key(host_id=host.pk, by=request.user)
+    except (ssh.SSHError, ValidationError, OSError) as exc:
+        messages.error(request, _("The host key could not be fetched: %(error)s")
+                       % {"error": exc})
+    else:
+        messages.info(request, _("Compare the fingerprint below with the host's own, "
+                                 "then confirm it."))
+    return redirect("certificates:host", host.pk)
+
+
+@require_POST
+@portal_view
+def confirm_host_key(request, pk):
+    host = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    form = ConfirmHostKeyForm(request.POST)
+    if form.is_valid():
+        try:
+            enrolment.confirm_host_key(host_id=host.pk, by=request.user,
+                                       fingerprint=form.cleaned_data["fingerprint"])
+        except ValidationError as exc:
+            form.add_error("fingerprint", exc)
+        else:
+            messages.success(request, _("Host key confirmed: the host can receive "
+                                        "certificates."))
+            return redirect("certificates:host", host.pk)
+    return _page(request, host, confirm_form=form)
+
+
+@require_POST
+@portal_view
+def test_connection(request, pk):
+    host = _fetch(request, pk)
+    require(request, Role.OPERATOR)
+    if not host.host_key_confirmed:
+        messages.error(request, _("Confirm the host key first: the portal does not talk "
+                                  "to a host whose key nobody has confirmed."))
+        return redirect("certificates:host", host.pk)
+    checks = enrolment.test_connection(host_id=host.pk)
+    return _page(request, host, checks=checks, all_ok=all(check.ok for check in checks))
+
+
+def _form_page(request, form, host=None):
+    return render(request, "certificates/host_form.html",
+                  {"form": form, "host": host, **roles(request)})
+
+
+@portal_view
+def host_create(request):
+    require(request, Role.ADMIN)
+    form = HostForm(request.POST or None, organization=request.organization)
+    if request.method == "POST" and form.is_valid():
+        host = form.save()
+        messages.success(request, _("Host %(name)s added. Fetch and confirm its host key "
+                                    "next.") % {"name": host.name})
+        return redirect("certificates:host", host.pk)
+    return _form_page(request, form)
+
+
+@portal_view
+def host_edit(request, pk):
+    host = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    form = HostForm(request.POST or None, instance=host, organization=host.organization)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, _("Changes saved."))
+        return redirect("certificates:host", host.pk)
+    return _form_page(request, form, host)

@@ -204,6 +204,10 @@ else:
     # Longer than the longest task's hard time limit, or Redis would hand a
     # running task to a second worker.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+# The cache holds API throttling counters. Per process by default; with several
+# web processes set CACHE_URL (e.g. redis://127.0.0.1:6379/1) so that they all
+# count the same token. A Redis database of its own: clearing a cache empties it.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

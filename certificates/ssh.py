@@ -308,8 +308,15 @@ class Session:
             missing.append(path)
             path = posixpath.dirname(path)
         for folder in reversed(missing):
-            with self._file_errors(_("create the folder"), folder):
+            try:
                 self.sftp.mkdir(folder, mode)
+            except OSError:
+                # Another session (a renewal of a second certificate on this host)
+                # may have created it between our look and our mkdir: that is fine.
+                if self.is_dir(folder):
+                    continue
+                with self._file_errors(_("create the folder"), folder):
+                    self.sftp.mkdir(folder, mode)
 
     def read_file(self, path: str) -> bytes:
         with self._file_errors(_("read"), path), self.sftp.open(path, "rb") as remote:

@@ -148,6 +148,26 @@ def test_makedirs_creates_every_missing_folder_with_the_mode(host, tmp_path):
     assert mode_of(tmp_path / "a") == 0o700 and mode_of(tmp_path / "a" / "b") == 0o700
 
 
+def test_makedirs_accepts_a_folder_another_session_created_meanwhile(host, tmp_path,
+                                                                     monkeypatch):
+    folder = tmp_path / "webroot" / ".well-known"
+    (tmp_path / "webroot").mkdir()
+    with ssh.connect(host) as session:
+        real_is_dir = session.is_dir
+        looks = []
+
+        def is_dir_then_a_rival_creates_it(path):
+            looks.append(path)
+            if len(looks) == 1:  # our first look: missing; a rival creates it right after
+                folder.mkdir()
+                return False
+            return real_is_dir(path)
+
+        monkeypatch.setattr(session, "is_dir", is_dir_then_a_rival_creates_it)
+        session.makedirs(str(folder))
+    assert folder.is_dir()
+
+
 def test_remove_ignores_a_missing_file_unless_asked(host, tmp_path):
     with ssh.connect(host) as session:
         session.remove(str(tmp_path / "nothing"))

@@ -44,3 +44,11 @@ lint: $(TEST_STAMP)
 messages: $(TEST_STAMP)
 	DEBUG=1 $(BIN)/python manage.py makemessages -l ja --ignore=.venv --ignore=testbed --ignore=var
 	DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
+
+# Benchmarks a person runs (bench/README.md): renewal throughput against certbot,
+# a profile of one renewal, pages at 10,000 certificates. Needs root, PostgreSQL
+# and Redis as for `make test`. BENCH_ARGS="--full" for 200 certificates on 10 hosts.
+.PHONY: bench
+bench: $(TEST_STAMP) system-packages
+	bench/certbot_venv.sh var/certbot-venv
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -1,0 +1,111 @@
+"""Where the time goes: one renewal (issuance over ACME against Pebble, HTTP-01
+through a host's webroot over SSH, deployment with reload and TLS check),
+profiled with cProfile in this process. Prints the top entries and the time
+between the run's recorded steps.
+
+    .venv/bin/python -m bench.profile_renewal [--renewals 3]
+"""
+
+import argparse
+import cProfile
+import datetime
+import io
+import pstats
+import time
+
+from .env import VAR, configure, machine, reset_database
+
+
+class _InlineExecutor:
+    """Deployment's thread pool, run in this thread so that cProfile sees it
+    (bench only: the product code is unchanged)."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return False
+
+    def map(self, fn, *iterables):
+        return list(map(fn, *iterables))
+
+
+def _stats_text(profile, sort: str, limit: int) -> str:
+    out = io.StringIO()
+    stats = pstats.Stats(profile, stream=out).strip_dirs().sort_stats(sort)
+    stats.print_stats(limit)
+    text = out.getvalue()
+    # Keep the table only: from the column header on.
+    return text[text.find("   ncalls"):].rstrip()
+
+
+def sleeping_seconds(profile) -> float:
+    stats = pstats.Stats(profile)
+    return sum(tt for (file, _line, name), (_cc, _nc, tt, _ct, _callers)
+               in stats.stats.items() if name == "<built-in method time.sleep>")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--renewals", type=int, default=3,
+                        help="renewals profiled one after another (the first is a warm-up)")
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args(argv)
+    configure()
+    reset_database()
+    from django.conf import settings
+
+    from certificates import deployment, renewal
+    from certificates.models import Certificate, RenewalRun, RenewalStep
+
+    from .testbed import Testbed, portal_objects
+    from .throughput import step_durations
+
+    print(f"== Where the time goes: one renewal "
+          f"({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)")
+    print(f"   machine: {machine()}")
+    settings.DEPLOY_TLS_GRACE_SECONDS = 5
+    deployment.ThreadPoolExecutor = _InlineExecutor
+    with Testbed(hosts=1, certificates=1) as bed:
+        (certificate,) = portal_objects(bed)
+        walls, runs = [], []
+        profile = cProfile.Profile()
+        for n in range(args.renewals):
+            Certificate.objects.filter(pk=certificate.pk).update(
+                renew_after=None, next_attempt_at=None)
+            t0 = time.perf_counter()
+            if n == 0:
+                run = renewal.run_inline(certificate_id=certificate.pk)
+            else:
+                profile.enable()
+                run = renewal.run_inline(certificate_id=certificate.pk)
+                profile.disable()
+            walls.append(time.perf_counter() - t0)
+            runs.append(run)
+            if run.status != RenewalRun.Status.SUCCEEDED:
+                raise SystemExit(f"renewal {n} did not succeed: {run.status} {run.error}")
+    profiled = walls[1:] or walls
+    path = VAR / "renewal.prof"
+    profile.dump_stats(path)
+    total = sum(profiled)
+    slept = sleeping_seconds(profile) if len(walls) > 1 else 0.0
+    print(f"   {len(walls)} renewals, each issued, deployed and verified: wall "
+          f"{', '.join(f'{w:.2f}' for w in walls)} s (first one unprofiled, a warm-up)")
+    print(f"   profiled: {total:.2f} s wall, of which {slept:.2f} s ({slept / total:.0%}) in "
+          f"time.sleep (the acme library's polling and the TLS check's retry)")
+    print(f"   full profile: {path} (python -m pstats, or snakeviz)")
+    print("   median time since the previous step of the same run (s):")
+    gaps = step_durations(RenewalStep, [r.pk for r in runs[1:] or runs])
+    for name, seconds in sorted(gaps.items(), key=lambda kv: -kv[1]):
+        print(f"     {name:24} {seconds:6.2f}")
+    print(f"-- top {args.top} by cumulative time --")
+    print(_stats_text(profile, "cumulative", args.top))
+    print(f"-- top {args.top} by own time --")
+    print(_stats_text(profile, "tottime", args.top))
+
+
+if __name__ == "__main__":
+    main()

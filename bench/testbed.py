@@ -1,0 +1,191 @@
+"""The testbed's real peers outside pytest: BIND, one Pebble, and target hosts
+(sshd + nginx), built from the same classes as testbed/fixtures.py.
+
+Each host's nginx gets one TLS server block per certificate name, with files
+of its own under ``ssl/<name>/``, so that every certificate the benchmark
+deploys can be proved served by a handshake with its own SNI name.
+"""
+
+import hashlib
+import itertools
+import shutil
+import socket
+import ssl
+from pathlib import Path
+
+from testbed import certs
+from testbed.bind import ZONE, BindServer
+from testbed.hosts import TargetHost
+from testbed.pebble import PebbleFactory
+from testbed.ports import free_port
+
+from .env import VAR
+
+
+class Folders:
+    """The ``mktemp(name)`` that testbed's factories expect, under var/bench/testbed."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        shutil.rmtree(root, ignore_errors=True)
+        root.mkdir(parents=True)
+        self._count = itertools.count()
+
+    def mktemp(self, name: str) -> Path:
+        path = self.root / f"{name}{next(self._count)}"
+        path.mkdir()
+        return path
+
+
+def cert_name(index: int, host_number: int) -> str:
+    """``c<index>.h<N>.example.test``: BIND answers it with the host's 127.0.0.N."""
+    return f"c{index}.h{host_number}.{ZONE}"
+
+
+class BenchHost:
+    """A testbed TargetHost whose nginx serves ``names``, each with its own files."""
+
+    def __init__(self, folders: Folders, number: int, http_port: int, names: list[str]):
+        self.bed = TargetHost(folders.mktemp(f"testbed-h{number}-"), number, http_port)
+        self.names = names
+        self.sites = self.bed.ssl_dir / "sites"
+        # Made once, as on a host that has been through one renewal: concurrent
+        # runs for names on one host race to create it (see bench/README.md).
+        (self.bed.webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
+        blocks = []
+        for name in names:
+            folder = self.sites / name
+            folder.mkdir(parents=True)
+            key, cert = certs.self_signed(name)
+            certs.write_private(folder / "privkey.pem", certs.key_pem(key))
+            for file in ("cert.pem", "chain.pem", "fullchain.pem"):
+                (folder / file).write_text(certs.cert_pem(cert))
+            blocks.append(f"""\
+  server {{
+    listen {self.bed.address}:{self.bed.tls_port} ssl;
+    server_name {name};
+    ssl_certificate {folder}/fullchain.pem;
+    ssl_certificate_key {folder}/privkey.pem;
+  }}
+""")
+        conf = self.bed.nginx_conf.read_text()
+        head, _tail = conf.rstrip().rsplit("}", 1)
+        self.bed.nginx_conf.write_text(head + "".join(blocks) + "}\n")
+
+    def start(self) -> None:
+        self.bed.start()
+
+    def stop(self) -> None:
+        self.bed.stop()
+
+    def path_pattern(self, file: str) -> str:
+        return str(self.sites / "{name}" / file)
+
+    def served_leaf_sha256(self, name: str) -> str:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        with (socket.create_connection((self.bed.address, self.bed.tls_port), timeout=5) as raw,
+              context.wrap_socket(raw, server_hostname=name) as tls):
+            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+
+
+class Testbed:
+    """BIND + Pebble (VA without sleep, no nonce rejection) + ``hosts`` hosts
+    carrying ``certificates`` names between them, round robin."""
+
+    def __init__(self, *, hosts: int, certificates: int, root: Path | None = None):
+        self.folders = Folders(root or VAR / "testbed")
+        self.http_port = free_port("127.0.0.1")
+        self.bind = BindServer(self.folders.mktemp("testbed-bind"))
+        self.pebble = None
+        self.hosts: list[BenchHost] = []
+        self._host_count, self._cert_count = hosts, certificates
+        # (name, host) for every certificate, in index order.
+        self.assignments: list[tuple[str, BenchHost]] = []
+
+    def __enter__(self):
+        try:
+            self.bind.start()
+            factory = PebbleFactory(self.folders, http_port=self.http_port,
+                                    dns_server=f"{self.bind.address}:{self.bind.port}")
+            self.pebble = factory(nonce_reject=0)
+            numbers = list(range(2, 2 + self._host_count))
+            names = {n: [] for n in numbers}
+            order = []
+            for i in range(self._cert_count):
+                number = numbers[i % len(numbers)]
+                names[number].append(cert_name(i, number))
+                order.append((cert_name(i, number), number))
+            by_number = {}
+            for number in numbers:
+                host = BenchHost(self.folders, number, self.http_port, names[number])
+                self.hosts.append(host)  # before start: a failed start is still stopped
+                host.start()
+                by_number[number] = host
+            self.assignments = [(name, by_number[number]) for name, number in order]
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            host.stop()
+        if self.pebble is not None:
+            self.pebble.stop()
+        self.bind.stop()
+
+
+def portal_objects(bed: Testbed, *, organization_slug="bench"):
+    """The portal's records for ``bed``: an organisation, a CA account at the
+    bed's Pebble (registered now, so no run pays for it), one portal host per
+    testbed host with per-certificate paths, and one HTTP-01 certificate per
+    name, each deployed to its host. Returns the certificates, in index order."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from accounts.models import Organization
+    from certificates import issuance
+    from certificates.models import (
+        CAAccount,
+        Certificate,
+        Challenge,
+        Deployment,
+        TargetHost,
+    )
+
+    organization = Organization.objects.create(name="Bench", slug=organization_slug)
+    ca = CAAccount.objects.create(
+        organization=organization, name="Pebble", directory_url=bed.pebble.directory_url,
+        contact_email="ops@example.test", price=0, currency="JPY", low_balance_threshold=0)
+    settings.ACME_CA_BUNDLE = str(bed.pebble.ca_bundle)
+    client = issuance.connect_ca(ca)
+    client.ensure_account()
+    issuance.remember_account(ca, client)
+    portal_hosts = {}
+    for host in bed.hosts:
+        b = host.bed
+        portal_hosts[id(host)] = TargetHost.objects.create(
+            organization=organization, name=b.name, address=b.address, ssh_port=b.ssh_port,
+            ssh_user=b.ssh_user, login_key=b.client_key_pem, host_key=b.host_public_key,
+            host_key_confirmed_at=timezone.now(),
+            private_key_path=host.path_pattern("privkey.pem"),
+            certificate_path=host.path_pattern("cert.pem"),
+            ca_bundle_path=host.path_pattern("chain.pem"),
+            fullchain_path=host.path_pattern("fullchain.pem"),
+            document_root=str(b.webroot), backup_dir=str(b.backup_dir),
+            config_test_command=b.config_test_command, reload_command=b.reload_command,
+            tls_check_address=b.address, tls_check_port=b.tls_port,
+            tls_sni_name="",  # the certificate's own name: one server block each
+        )
+    certificates = []
+    for name, host in bed.assignments:
+        cert = Certificate.objects.create(organization=organization, ca_account=ca,
+                                          common_name=name, sans=[name],
+                                          challenge=Challenge.HTTP_01)
+        Deployment.objects.create(certificate=cert, host=portal_hosts[id(host)])
+        certificates.append(cert)
+    return certificates

@@ -1,0 +1,241 @@
+"""Renewal throughput: N due certificates on M testbed hosts, renewed by the
+portal's real Celery workers through Redis against Pebble, every deployment
+proved by TLS; and certbot issuing names one run after another, as a cron job
+would, against the same Pebble. Prints the figures.
+
+    .venv/bin/python -m bench.throughput --certificates 200 --hosts 10 --certbot 10
+"""
+
+import argparse
+import datetime
+import os
+import shutil
+import statistics
+import subprocess
+import time
+
+from .env import ROOT, VAR, configure, machine, reset_database, worker_environment
+
+CERTBOT = ROOT / "var" / "certbot-venv" / "bin" / "certbot"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--certificates", "-n", type=int, default=200)
+    parser.add_argument("--hosts", "-m", type=int, default=10)
+    parser.add_argument("--certbot", type=int, default=10,
+                        help="names certbot issues, one run after another (0: skip)")
+    # Chosen by measurement (bench/README.md): ACME work waits on the network,
+    # so many threads; deployments on their own worker, so that one waiting for
+    # a host's lease never holds up an issuance.
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes for the celery and acme queues")
+    parser.add_argument("--pool", default="threads")
+    parser.add_argument("--concurrency", type=int, default=32, help="per worker process")
+    parser.add_argument("--deploy-workers", type=int, default=1,
+                        help="worker processes for the deploy queue alone (0: every worker "
+                             "serves every queue)")
+    parser.add_argument("--deploy-concurrency", type=int, default=12)
+    parser.add_argument("--timeout", type=float, default=900)
+    args = parser.parse_args(argv)
+    if not 1 <= args.hosts <= 59:
+        parser.error("--hosts must be 1..59 (BIND's zone has 127.0.0.2..60)")
+    return args
+
+
+def run_certbot(bed, count: int) -> dict:
+    """certbot certonly --webroot for the first ``count`` names, one at a time."""
+    if not CERTBOT.exists():
+        raise SystemExit(f"{CERTBOT} is missing: run bench/certbot_venv.sh (make bench does)")
+    base = VAR / "certbot"
+    # A lineage left from an earlier run would make certbot skip the name.
+    shutil.rmtree(base, ignore_errors=True)
+    dirs = ["--config-dir", str(base / "config"), "--work-dir", str(base / "work"),
+            "--logs-dir", str(base / "logs")]
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": str(bed.pebble.ca_bundle)}
+    common = ["--non-interactive", "--agree-tos", "-m", "admin@example.test",
+              "--server", bed.pebble.directory_url, *dirs]
+    # The account once, untimed, as an installed certbot would already have it.
+    subprocess.run([str(CERTBOT), "register", *common], env=env, check=True,
+                   capture_output=True, text=True)
+    walls, failures = [], 0
+    started = time.monotonic()
+    for name, host in bed.assignments[:count]:
+        t0 = time.monotonic()
+        done = subprocess.run(
+            [str(CERTBOT), "certonly", *common, "--webroot", "-w", str(host.bed.webroot),
+             "-d", name, "--cert-name", name], env=env, capture_output=True, text=True)
+        walls.append(time.monotonic() - t0)
+        if done.returncode != 0 or "Successfully received certificate" not in done.stdout:
+            failures += 1
+            print(f"  certbot failed for {name}:\n{done.stderr[-1500:]}")
+    wall = time.monotonic() - started
+    return {"count": count, "wall": wall, "per_second": count / wall,
+            "median_each": statistics.median(walls), "failures": failures}
+
+
+def run_portal(bed, args) -> dict:
+    from django.db.models import Count, F, Max, Min
+
+    from certificates import renewal
+    from certificates.models import Deployment, RenewalRun, RenewalStep
+    from fujissl_portal.celery import app
+
+    from .testbed import portal_objects
+    from .workers import Workers
+
+    certificates = portal_objects(bed)
+    app.control.purge()
+    env = {**worker_environment(), "ACME_CA_BUNDLE": str(bed.pebble.ca_bundle),
+           "DEPLOY_TLS_GRACE_SECONDS": "5", "TLS_CHECK_TIMEOUT": "5"}
+    if args.deploy_workers:
+        groups = [Workers(count=args.workers, pool=args.pool, concurrency=args.concurrency,
+                          env=env, queues="celery,acme", label="acme"),
+                  Workers(count=args.deploy_workers, pool=args.pool,
+                          concurrency=args.deploy_concurrency, env=env, queues="deploy",
+                          label="deploy")]
+    else:
+        groups = [Workers(count=args.workers, pool=args.pool, concurrency=args.concurrency,
+                          env=env)]
+    workers = _AllWorkers(groups)
+    workers.start()
+    try:
+        cpu_before = workers.cpu_seconds()
+        started = time.monotonic()
+        run_ids = renewal.scan(limit=len(certificates))  # what beat's scan does: all due
+        deadline = started + args.timeout
+        open_runs = RenewalRun.objects.filter(pk__in=run_ids, status__in=RenewalRun.OPEN)
+        while open_runs.exists():
+            if time.monotonic() > deadline:
+                print(f"  timeout: {open_runs.count()} run(s) still open")
+                break
+            time.sleep(0.2)
+        wall = time.monotonic() - started
+        cpu = workers.cpu_seconds() - cpu_before
+        peaks = workers.peak_rss_mb()
+    finally:
+        workers.stop()
+    outcomes = {row["status"]: row["n"] for row in RenewalRun.objects.filter(pk__in=run_ids)
+                .values("status").annotate(n=Count("pk")).order_by()}
+    deployed = Deployment.objects.filter(
+        last_version_id=F("certificate__current_version_id"),
+        served=True, last_status=Deployment.Status.DEPLOYED,
+        certificate__in=certificates).count()
+    verified = verify_by_tls(bed, certificates)
+    errors = list(RenewalRun.objects.filter(pk__in=run_ids)
+                  .exclude(status=RenewalRun.Status.SUCCEEDED)
+                  .values_list("error", flat=True)[:3])
+    steps = step_durations(RenewalStep, run_ids)
+    # The ACME half alone: from the scan to the last version stored.
+    first = RenewalRun.objects.filter(pk__in=run_ids).aggregate(t=Min("created_at"))["t"]
+    stored = RenewalStep.objects.filter(run_id__in=run_ids, name="store").aggregate(
+        t=Max("at"), n=Count("pk"))
+    issued_wall = (stored["t"] - first).total_seconds() if stored["t"] and first else None
+    succeeded = outcomes.get(RenewalRun.Status.SUCCEEDED, 0)
+    return {"count": len(certificates), "runs": len(run_ids), "succeeded": succeeded,
+            "outcomes": outcomes, "deployed": deployed, "verified": verified,
+            "wall": wall, "per_second": succeeded / wall, "cpu": cpu,
+            "peaks": peaks, "errors": errors, "steps": steps,
+            "issued": stored["n"], "issued_wall": issued_wall}
+
+
+class _AllWorkers:
+    def __init__(self, groups):
+        self.groups = groups
+
+    def start(self):
+        for group in self.groups:
+            group.start()
+
+    def cpu_seconds(self):
+        return sum(group.cpu_seconds() for group in self.groups)
+
+    def peak_rss_mb(self):
+        return [peak for group in self.groups for peak in group.peak_rss_mb()]
+
+    def stop(self):
+        for group in self.groups:
+            group.stop()
+
+
+def verify_by_tls(bed, certificates) -> int:
+    """Our own handshake per name: the leaf served is the current version's."""
+    from certificates.models import Certificate
+
+    fingerprints = dict(Certificate.objects.filter(pk__in=[c.pk for c in certificates])
+                        .values_list("common_name", "current_version__fingerprint_sha256"))
+    good = 0
+    for name, host in bed.assignments:
+        try:
+            good += host.served_leaf_sha256(name) == fingerprints.get(name)
+        except OSError:
+            pass
+    return good
+
+
+def step_durations(step_model, run_ids) -> dict[str, float]:
+    """Median seconds from each step to the one before it in the same run,
+    keyed by step name: where a run's wall time goes."""
+    gaps: dict[str, list[float]] = {}
+    last: dict[int, datetime.datetime] = {}
+    started = dict(_run_starts(run_ids))
+    for run_id, name, status, at in (step_model.objects.filter(run_id__in=run_ids)
+                                     .order_by("run_id", "at", "pk")
+                                     .values_list("run_id", "name", "status", "at")):
+        before = last.get(run_id) or started.get(run_id) or at
+        gaps.setdefault(f"{name}:{status}", []).append((at - before).total_seconds())
+        last[run_id] = at
+    return {k: statistics.median(v) for k, v in gaps.items()}
+
+
+def _run_starts(run_ids):
+    from certificates.models import RenewalRun
+
+    return RenewalRun.objects.filter(pk__in=run_ids).values_list("pk", "created_at")
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    configure()
+    reset_database()
+    from .testbed import Testbed
+
+    print(f"== Renewal throughput ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)")
+    print(f"   machine: {machine()}")
+    print(f"   {args.certificates} certificates on {args.hosts} hosts, HTTP-01, Pebble "
+          f"(PEBBLE_VA_NOSLEEP=1); workers: {args.workers} x --pool={args.pool} "
+          f"-c {args.concurrency}"
+          + (f" on celery,acme + {args.deploy_workers} x -c {args.deploy_concurrency} on deploy"
+             if args.deploy_workers else " on every queue")
+          + f", Redis {worker_environment()['REDIS_URL']}")
+    with Testbed(hosts=args.hosts, certificates=args.certificates) as bed:
+        certbot = run_certbot(bed, args.certbot) if args.certbot else None
+        portal = run_portal(bed, args)
+    print(f"   portal : {portal['succeeded']}/{portal['count']} renewed, "
+          f"{portal['deployed']} deployed and served (portal's record), "
+          f"{portal['verified']} verified by our own TLS handshake")
+    print(f"            wall {portal['wall']:.1f} s, {portal['per_second']:.2f} certificates/s, "
+          f"workers' CPU {portal['cpu']:.1f} s ({portal['cpu'] / max(portal['count'], 1):.2f} "
+          f"s per certificate), peak RSS per worker process "
+          f"{', '.join(f'{p:.0f}' for p in portal['peaks'])} MB")
+    if portal["issued_wall"]:
+        print(f"            the ACME half alone: {portal['issued']} issued in "
+              f"{portal['issued_wall']:.1f} s, "
+              f"{portal['issued'] / portal['issued_wall']:.2f} certificates/s; the rest is "
+              "deployment, one at a time per host")
+    if portal["outcomes"].keys() - {"succeeded"}:
+        print(f"            outcomes {portal['outcomes']}; first errors: {portal['errors']}")
+    if certbot:
+        print(f"   certbot: {certbot['count'] - certbot['failures']}/{certbot['count']} issued "
+              f"one after another, wall {certbot['wall']:.1f} s, {certbot['per_second']:.2f} "
+              f"certificates/s (median {certbot['median_each']:.2f} s per run)")
+        ratio = portal["per_second"] / certbot["per_second"]
+        print(f"   ratio  : portal / certbot = {ratio:.1f}x")
+    print("   median time since the previous step of the same run (s):")
+    for name, seconds in sorted(portal["steps"].items(), key=lambda kv: -kv[1]):
+        print(f"     {name:24} {seconds:6.2f}")
+    return {"portal": portal, "certbot": certbot}
+
+
+if __name__ == "__main__":
+    main()

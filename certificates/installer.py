@@ -27,7 +27,12 @@ from . import ssh, tls
 # not ours and is never pruned.
 BACKUP_NAME = "%Y%m%dT%H%M%S.%fZ"
 BACKUP_NAME_RE = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
-TLS_RETRY_INTERVAL = 0.5  # seconds between handshakes while waiting for a reload
+# Seconds between handshakes while waiting for a reload: short at first (nginx
+# usually takes a tenth of a second), doubling up to a second.
+TLS_RETRY_FIRST, TLS_RETRY_MAX = 0.05, 1.0
+# Right after a reload, nginx's old workers may still answer some handshakes with
+# the old leaf: the new one must come back this many times in a row.
+TLS_CONFIRMATIONS = 3
 
 
 class InstallFailed(Exception):
@@ -197,6 +202,7 @@ class Installer:
         expected = self.version.fingerprint_sha256
         address = self.host.tls_check_address or self.host.address
         deadline = time.monotonic() + settings.DEPLOY_TLS_GRACE_SECONDS
+        pause, in_a_row = TLS_RETRY_FIRST, 0
         while True:
             try:
                 served, error = tls.served_leaf_sha256(
@@ -204,11 +210,16 @@ class Installer:
                     timeout=settings.TLS_CHECK_TIMEOUT), None
             except tls.TLSCheckError as exc:
                 served, error = "", exc
-            if served == expected:
+            in_a_row = in_a_row + 1 if served == expected else 0
+            if in_a_row == TLS_CONFIRMATIONS:
                 return served
             if time.monotonic() >= deadline:
                 break
-            time.sleep(TLS_RETRY_INTERVAL)
+            if in_a_row:
+                time.sleep(TLS_RETRY_FIRST)  # confirming: a short, steady pace
+                continue
+            time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, TLS_RETRY_MAX)
         if error is not None:
             raise InstallFailed(str(error), kind=type(error).__name__, transient=error.transient)
         raise InstallFailed(

@@ -178,7 +178,7 @@ def test_it_restores_the_old_files_when_the_config_test_fails(
     assert outcome.error_kind == "CommandFailed"
     assert "key values mismatch" in outcome.error  # nginx's own words
     assert live_files(target_host) == before
-    assert target_host.served_leaf_sha256() == served_before
+    target_host.wait_for_served_leaf(served_before)
     steps = dict(run.steps.values_list("name", "status"))
     assert steps["config_test"] == "failed" and steps["rollback"] == "done"
     assert "reload" not in steps
@@ -201,7 +201,7 @@ def test_a_broken_nginx_config_stops_the_deployment_before_the_reload(
     assert outcome.status == ROLLED_BACK and not outcome.transient
     assert "test failed" in outcome.error
     assert live_files(target_host) == before
-    assert target_host.served_leaf_sha256() == served_before
+    target_host.wait_for_served_leaf(served_before)
 
 
 @pytest.mark.django_db
@@ -217,7 +217,7 @@ def test_it_rolls_back_when_reload_does_not_take(host, target_host, version, fas
     assert served_before in outcome.error and version.fingerprint_sha256 in outcome.error
     assert outcome.served_fingerprint == served_before
     assert live_files(target_host) == before
-    assert target_host.served_leaf_sha256() == served_before
+    target_host.wait_for_served_leaf(served_before)
     row = Deployment.objects.get(certificate=version.certificate, host=host)
     assert (row.last_status, row.served, row.served_fingerprint) == (
         ROLLED_BACK, False, served_before)

@@ -237,7 +237,7 @@ def test_manage_py_renew_renews_deploys_and_prints_each_step(organization, pebbl
         assert f" {step}" in printed
     version = Certificate.objects.get(pk=cert.pk).current_version
     assert f"Issued serial {version.serial}" in printed
-    assert target_host.served_leaf_sha256() == version.fingerprint_sha256
+    target_host.wait_for_served_leaf(version.fingerprint_sha256)
     assert ca.balance() == 0
 
 

@@ -86,7 +86,7 @@ def test_a_due_certificate_is_renewed_and_deployed_with_nobody_acting(
     deployment = Deployment.objects.get(certificate=cert)
     assert deployment.last_version_id == cert.current_version_id
     assert deployment.served is True
-    assert target_host.served_leaf_sha256() == cert.current_version.fingerprint_sha256
+    target_host.wait_for_served_leaf(cert.current_version.fingerprint_sha256)
 
 
 def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_charges_once(
@@ -118,7 +118,7 @@ def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_charges_once(
     assert DepositEntry.objects.filter(ca_account=cert.ca_account,
                                        kind=DepositEntry.Kind.CHARGE).count() == 1
     cert.refresh_from_db()
-    assert target_host.served_leaf_sha256() == cert.current_version.fingerprint_sha256
+    target_host.wait_for_served_leaf(cert.current_version.fingerprint_sha256)
 
 
 def test_a_ca_that_is_down_gives_backoff_and_one_alert_then_renews_when_back(

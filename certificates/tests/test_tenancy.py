@@ -89,3 +89,24 @@ def test_staff_who_are_not_superusers_see_only_their_organisations_in_the_admin(
     )
     # The admin redirects to its index with "doesn't exist" rather than showing it.
     assert change.status_code == 302
+
+
+def test_a_role_in_one_organisation_gives_no_rights_in_another(client, world, organization,
+                                                               other_organization,
+                                                               django_user_model):
+    """An admin of one organisation who is only a viewer of another may not act on
+    the other's objects, whichever organisation the header has chosen."""
+    from accounts.models import Membership
+
+    person = django_user_model.objects.create_user(username="two-hats", password="x")
+    Membership.objects.create(user=person, organization=other_organization, role=Role.ADMIN)
+    Membership.objects.create(user=person, organization=organization, role=Role.VIEWER)
+    client.force_login(person)
+    session = client.session
+    session["organization_id"] = other_organization.pk  # the header shows the admin one
+    session.save()
+    cert = world["certificate"]
+
+    assert client.get(reverse("certificates:certificate", args=[cert.pk])).status_code == 200
+    for name in ("certificates:download_key", "certificates:renew", "certificates:deploy"):
+        assert client.post(reverse(name, args=[cert.pk])).status_code == 403, name

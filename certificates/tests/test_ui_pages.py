@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from accounts.models import Membership, Organization, Role
 from certificates import states
@@ -252,6 +252,23 @@ def test_every_certificate_has_exactly_one_state_and_the_counts_add_up(organizat
         assert list(states.filter_state(Certificate.objects.all(), state)) == [cert]
 
 
+def test_only_an_open_run_makes_a_certificate_renewing_and_counting_is_one_query(
+    organization, django_assert_num_queries
+):
+    made = _certificates_in_every_state(organization)
+    renewing, valid = made["renewing"], made["valid"]
+    RenewalRun.objects.filter(certificate=renewing).update(status=RenewalRun.Status.RUNNING)
+    for status in (RenewalRun.Status.SUCCEEDED, RenewalRun.Status.FAILED):
+        RenewalRun.objects.create(certificate=valid, trigger=RenewalRun.Trigger.MANUAL,
+                                  status=status)
+    with django_assert_num_queries(1):
+        counts = states.counts(Certificate.objects.all())
+    assert counts == {state: 1 for state in states.State.values}
+    assert states.state_of(renewing) == "renewing" and states.state_of(valid) == "valid"
+    RenewalRun.objects.filter(certificate=renewing).update(status=RenewalRun.Status.SUCCEEDED)
+    assert states.state_of(renewing) == "valid"
+
+
 def test_the_dashboard_counts_link_to_the_filtered_list(client, organization, owner):
     made = _certificates_in_every_state(organization)
     client.force_login(owner)
@@ -274,6 +291,85 @@ def test_the_timeline_has_a_mark_with_name_and_date_for_each_coming_expiry(
     assert svg.count("<circle") == 5  # every state but expired and not-issued
     assert made["valid"].common_name in svg and 'class="mark valid"' in svg
     assert made["expired"].common_name not in svg
+
+
+def _svg(html):
+    return html[html.index("<svg"):html.index("</svg>")]
+
+
+def test_a_small_fleet_has_one_mark_per_certificate_linking_to_it(client, organization, owner):
+    made = _certificates_in_every_state(organization)
+    client.force_login(owner)
+    svg = _svg(page(client, "certificates:dashboard"))
+    valid = made["valid"]
+    when = formats.date_format(timezone.localtime(valid.expires_at).date(), "DATE_FORMAT")
+    assert f"<title>{valid.common_name} · {when}</title>" in svg
+    assert f'href="{reverse("certificates:certificate", args=[valid.pk])}"' in svg
+    assert 'class="mark group' not in svg
+
+
+def _one_week_ahead(days):
+    """Noon on the Monday of the week `days` ahead, local time."""
+    day = timezone.localtime(timezone.now() + datetime.timedelta(days=days))
+    monday = day - datetime.timedelta(days=day.weekday())
+    return monday.replace(hour=12, minute=0, second=0, microsecond=0)
+
+
+def test_a_large_fleet_has_one_mark_per_week_and_state_naming_them_on_hover(
+    client, organization, other_organization, owner, monkeypatch
+):
+    from certificates.views import timeline
+
+    # Grouped as soon as there are more than 2 in the window; 2 names per tooltip.
+    monkeypatch.setattr(timeline, "DETAIL_LIMIT", 2)
+    monkeypatch.setattr(timeline, "NAMES", 2)
+    ca = ca_account(organization, name="Weekly")
+    monday = _one_week_ahead(100)
+    hour = datetime.timedelta(hours=1)
+    valid = [certificate(organization, ca, common_name=f"v{i}.example.test",
+                         sans=[f"v{i}.example.test"], expires_at=monday + i * hour,
+                         renew_after=monday - datetime.timedelta(days=30))
+             for i in range(3)]
+    due = certificate(organization, ca, common_name="due.example.test",
+                      sans=["due.example.test"], expires_at=monday + 5 * hour,
+                      renew_after=timezone.now() - datetime.timedelta(days=1))
+    later = certificate(organization, ca, common_name="later.example.test",
+                        sans=["later.example.test"],
+                        expires_at=monday + datetime.timedelta(days=14))
+    # Another organisation's certificate in the same week is neither counted nor named.
+    certificate(other_organization, ca_account(other_organization, name="Theirs"),
+                common_name="theirs.example.test", sans=["theirs.example.test"],
+                expires_at=monday + 2 * hour)
+    client.force_login(owner)
+    html = page(client, "certificates:dashboard")
+    svg = _svg(html)
+    assert "one mark per week and state" in html
+    # Three marks: the week's valid ones together, the due one, the later one.
+    assert svg.count("<circle") == 3 and svg.count('class="mark group') == 3
+    assert 'class="mark group valid"' in svg and 'class="mark group due"' in svg
+    group = svg[svg.index('class="mark group valid"'):]
+    title = group[group.index("<title>") + 7:group.index("</title>")]
+    assert title.startswith("3 certificates, ")
+    assert "v0.example.test · " in title and "v1.example.test · " in title
+    assert "v2.example.test" not in svg and "+1 more" in title
+    assert "theirs.example.test" not in svg
+    assert '<text class="mark-count"' in group and ">3</text>" in group
+    # A group of one links to its certificate, and names it with its date.
+    for single in (due, later):
+        assert f'href="{reverse("certificates:certificate", args=[single.pk])}"' in svg
+        assert "<title>1 certificate, " in svg and f"{single.common_name} · " in svg
+    # A larger group links to the list of its state up to the week's end, latest
+    # first: the week's certificates head the list.
+    start = svg.rindex("<a ", 0, svg.index('class="mark group valid"'))
+    href = svg[start:].split('href="', 1)[1].split('"', 1)[0].replace("&amp;", "&")
+    path, query = href.split("?")
+    assert path == reverse("certificates:certificates")
+    params = dict(pair.split("=") for pair in query.split("&"))
+    assert params["state"] == "valid" and params["sort"] == "-expires"
+    listing = page(client, "certificates:certificates", **params)
+    assert all(c.common_name in listing for c in valid)
+    assert listing.index("v2.example.test") < listing.index("v0.example.test")
+    assert due.common_name not in listing and later.common_name not in listing
 
 
 def test_the_list_searches_names_and_sans_and_filters_by_host_ca_and_expiry(

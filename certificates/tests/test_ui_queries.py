@@ -3,6 +3,7 @@ does not grow with the rows (10,000 certificates here)."""
 
 import datetime
 import random
+import re
 from decimal import Decimal
 
 import pytest
@@ -123,3 +124,22 @@ def test_the_number_of_queries_does_not_grow_with_the_rows(
     large = {url.replace(str(many["certificate"].pk), "X"): count_queries(client, url)
              for url in pages(many)}
     assert list(small.values()) == list(large.values())
+
+
+def test_with_ten_thousand_certificates_the_timeline_groups_marks_and_still_counts_them_all(
+    client, owner, many
+):
+    from certificates.views import timeline
+
+    client.force_login(owner)
+    now = timezone.now()
+    in_window = Certificate.objects.filter(
+        expires_at__gt=now, expires_at__lte=now + datetime.timedelta(days=timeline.DAYS)).count()
+    assert in_window > timeline.DETAIL_LIMIT
+    html = client.get(reverse("certificates:dashboard"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    svg = html[html.index("<svg"):html.index("</svg>")]
+    # One mark per week and state (53 weeks touch a year, 5 lanes), not one per certificate.
+    assert 0 < svg.count("<circle") <= 53 * len(timeline.LANES)
+    counted = [int(n) for n in re.findall(r"<title>(\d+) certificates?, ", svg)]
+    assert len(counted) == svg.count("<circle") and sum(counted) == in_window
+    assert len(html) < 200_000  # it was 1.4 MB with a mark per certificate

@@ -1,30 +1,97 @@
 """The dashboard's expiry timeline: an SVG drawn on the server.
 
-Every certificate expiring in the next twelve months is a mark on its day,
-in a lane of its state; hovering a mark shows its name and date (an SVG
-<title>). Built as a string rather than in a template loop: ten thousand marks
-render in milliseconds this way.
+Certificates expiring in the next twelve months are marks in a lane of their
+state; hovering a mark shows names and dates (an SVG <title>).
+
+One query fetches what the timeline needs, whatever the size of the fleet
+(``rows()``): with at most ``DETAIL_LIMIT`` certificates in the window, every
+certificate is a mark on its day, linking to its page. Beyond that, the database
+groups them by week and state: one mark per (week, state), sized by its count,
+whose tooltip names the first ``NAMES`` certificates (+ how many more) and which
+links to the certificate list of that state, latest first, up to that week's
+end. A page of ten thousand certificates thus draws at most 53 marks per lane.
+Built as a string rather than in a template loop.
 """
 
 import datetime
+import math
+from dataclasses import dataclass, field
 
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber, TruncWeek
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import ngettext
 
+from .. import states
 from ..states import State
 
 WIDTH, LEFT, RIGHT, TOP, LANE = 1000, 78, 10, 26, 26
 MONTHS = 12
+DAYS = 365
+# Up to this many certificates in the window, one mark each; beyond, grouped.
+DETAIL_LIMIT = 500
+# Names listed in the tooltip of a grouped mark.
+NAMES = 8
 # Lanes from top to bottom; a state that cannot lie in the future has none.
 LANES = [State.EXPIRING, State.DUE, State.FAILING, State.RENEWING, State.VALID]
 SHORT_LABELS = {
     State.EXPIRING: _lazy("Expiring"), State.DUE: _lazy("Due"), State.FAILING: _lazy("Failing"),
     State.RENEWING: _lazy("Renewing"), State.VALID: _lazy("Valid"),
 }
+
+
+@dataclass
+class Row:
+    pk: int
+    name: str
+    expires_at: datetime.datetime
+    state: str
+    week: datetime.datetime  # Monday 00:00 of its week, in the current time zone
+    in_group: int  # certificates of the same week and state
+    total: int  # certificates in the whole window
+
+
+@dataclass
+class Group:
+    week: datetime.datetime
+    state: str
+    count: int
+    rows: list = field(default_factory=list)
+
+
+def rows(certificates, *, now=None) -> list[Row]:
+    """One query: the certificates of `certificates` expiring between `now` and
+    a year ahead; all of them when there are at most DETAIL_LIMIT, otherwise the
+    first NAMES of each (week, state), every row carrying its group's size."""
+    now = now or timezone.now()
+    group = [F("week"), F("state")]
+    queryset = (
+        states.with_state(certificates, now)
+        .filter(expires_at__gt=now, expires_at__lte=now + datetime.timedelta(days=DAYS))
+        .annotate(
+            week=TruncWeek("expires_at"),
+            in_group=Window(Count("pk"), partition_by=group),
+            rank=Window(RowNumber(), partition_by=group,
+                        order_by=[F("expires_at").asc(), F("pk").asc()]),
+            total=Window(Count("pk")),
+        )
+        .filter(Q(rank__lte=NAMES) | Q(total__lte=DETAIL_LIMIT))
+        # Sorted here, not in SQL: the database would sort every row in the window
+        # before keeping the few of each group.
+        .order_by()
+        .values_list("pk", "common_name", "expires_at", "state", "week", "in_group", "total")
+    )
+    return sorted((Row(*values) for values in queryset), key=lambda r: (r.expires_at, r.pk))
+
+
+def count(timeline_rows) -> int:
+    """How many certificates the timeline stands for (not how many rows it has)."""
+    return timeline_rows[0].total if timeline_rows else 0
 
 
 def _x(when, start, end):
@@ -37,14 +104,25 @@ def _jitter(pk: int) -> float:
     return ((pk * 2654435761) % 1000) / 1000 - 0.5
 
 
-def render(rows, *, now=None) -> str:
-    """`rows`: (pk, common_name, expires_at, state) of certificates expiring
-    between now and twelve months ahead."""
-    now = now or timezone.now()
-    start = timezone.localtime(now)
-    end = start + datetime.timedelta(days=365)
-    height = TOP + LANE * len(LANES) + 8
-    lane_of = {state.value: i for i, state in enumerate(LANES)}
+class _Dates:
+    """DATE_FORMAT of a local date, formatted once per day however many marks."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def __call__(self, when: datetime.datetime) -> str:
+        day = timezone.localtime(when).date()
+        if day not in self.seen:
+            self.seen[day] = formats.date_format(day, "DATE_FORMAT")
+        return self.seen[day]
+
+
+def _radius(number: int) -> float:
+    # 4 for one certificate (as a single mark), +0.5 each time the count doubles.
+    return min(8.0, 4 + math.log2(max(number, 1)) / 2)
+
+
+def _frame(start, end, height) -> list[str]:
     parts = [
         f'<svg class="timeline" viewBox="0 0 {WIDTH} {height}" role="img" '
         f'preserveAspectRatio="xMinYMin meet" aria-label="{escape(_("Expiry timeline"))}">'
@@ -70,15 +148,103 @@ def render(rows, *, now=None) -> str:
     x_now = _x(start, start, end)
     parts.append(f'<line class="now" x1="{x_now:.1f}" x2="{x_now:.1f}" y1="{TOP - 6}" '
                  f'y2="{height - 8}"/>')
-    detail = reverse("certificates:certificate", args=[0])[:-2]
-    for pk, name, expires_at, state in rows:
-        lane = lane_of.get(state, lane_of[State.VALID.value])
-        x = _x(max(min(expires_at, end), start), start, end)
-        y = TOP + LANE * lane + (LANE - 4) / 2 + _jitter(pk) * (LANE - 12)
-        when = formats.date_format(timezone.localtime(expires_at), "DATE_FORMAT")
+    return parts
+
+
+def _lane(state, lane_of) -> int:
+    return lane_of.get(state, lane_of[State.VALID.value])
+
+
+def _detail_marks(timeline_rows, start, end, lane_of, detail, date) -> list[str]:
+    parts = []
+    for row in timeline_rows:
+        x = _x(max(min(row.expires_at, end), start), start, end)
+        y = TOP + LANE * _lane(row.state, lane_of) + (LANE - 4) / 2 + _jitter(row.pk) * (LANE - 12)
+        tip = escape(f"{row.name} · {date(row.expires_at)}")
         parts.append(
-            f'<a href="{detail}{pk}/"><circle class="mark {state}" cx="{x:.1f}" cy="{y:.1f}" '
-            f'r="4"><title>{escape(name)} · {escape(when)}</title></circle></a>'
+            f'<a href="{detail}{row.pk}/"><circle class="mark {row.state}" cx="{x:.1f}" '
+            f'cy="{y:.1f}" r="4"><title>{tip}</title></circle></a>'
         )
+    return parts
+
+
+def groups(timeline_rows) -> list[Group]:
+    """Rows gathered by (week, state), in order of week then lane."""
+    by_key = {}
+    for row in timeline_rows:
+        key = (row.week, row.state)
+        if key not in by_key:
+            by_key[key] = Group(row.week, row.state, row.in_group)
+        by_key[key].rows.append(row)
+    order = {state.value: i for i, state in enumerate(LANES)}
+    return sorted(by_key.values(), key=lambda g: (g.week, order.get(g.state, len(LANES))))
+
+
+def _count_label(number: int, x: float, y: float) -> str:
+    """The count inside a grouped mark: small enough to fit its circle."""
+    if number < 2:
+        return ""
+    if number < 100:
+        text, size = str(number), ""
+    elif number < 1000:
+        text, size = str(number), " long"
+    else:  # the tooltip says exactly how many
+        text, size = _("%(thousands)dk") % {"thousands": number // 1000}, " long"
+    return (f'<text class="mark-count{size}" x="{x:.1f}" y="{y + 3:.1f}" '
+            f'text-anchor="middle">{escape(text)}</text>')
+
+
+def _group_marks(timeline_rows, now, start, end, lane_of, detail, date) -> list[str]:
+    listing = reverse("certificates:certificates")
+    parts = []
+    for group in groups(timeline_rows):
+        first = max(group.week, start)
+        last = min(group.week + datetime.timedelta(days=7), end)
+        x = _x(first + (last - first) / 2, start, end)
+        y = TOP + LANE * _lane(group.state, lane_of) + (LANE - 4) / 2
+        if group.count == 1:
+            href = f"{detail}{group.rows[0].pk}/"
+        else:
+            # The list has no date-range filter: this state, expiring by the week's
+            # end, latest first, so the week's certificates come at the top.
+            days = max(1, math.ceil((last - now).total_seconds() / 86400))
+            href = escape(f"{listing}?state={group.state}&expiring={days}&sort=-expires")
+        lines = [ngettext(
+            "%(count)d certificate, %(first)s – %(last)s",
+            "%(count)d certificates, %(first)s – %(last)s", group.count,
+        ) % {"count": group.count, "first": date(first),
+             "last": date(last - datetime.timedelta(microseconds=1))}]
+        lines += [f"{row.name} · {date(row.expires_at)}" for row in group.rows[:NAMES]]
+        if group.count > NAMES:
+            more = group.count - NAMES
+            lines.append(ngettext("+%(count)d more", "+%(count)d more", more) % {"count": more})
+        tip = escape("\n".join(lines))
+        label = _count_label(group.count, x, y)
+        parts.append(
+            f'<a href="{href}"><circle class="mark group {group.state}" cx="{x:.1f}" '
+            f'cy="{y:.1f}" r="{_radius(group.count):.1f}"><title>{tip}</title>'
+            f'</circle>{label}</a>'
+        )
+    return parts
+
+
+def render(timeline_rows, *, now=None) -> str:
+    """`timeline_rows`: what ``rows()`` returned for the same `now`."""
+    now = now or timezone.now()
+    start = timezone.localtime(now)
+    end = start + datetime.timedelta(days=DAYS)
+    height = TOP + LANE * len(LANES) + 8
+    lane_of = {state.value: i for i, state in enumerate(LANES)}
+    parts = _frame(start, end, height)
+    detail = reverse("certificates:certificate", args=[0])[:-2]
+    date = _Dates()
+    if count(timeline_rows) <= DETAIL_LIMIT:
+        parts += _detail_marks(timeline_rows, start, end, lane_of, detail, date)
+    else:
+        parts += _group_marks(timeline_rows, now, start, end, lane_of, detail, date)
     parts.append("</svg>")
     return mark_safe("".join(parts))
+
+
+def grouped(timeline_rows) -> bool:
+    return count(timeline_rows) > DETAIL_LIMIT

@@ -12,6 +12,14 @@ pytest_plugins = ["testbed.fixtures"]
 
 
 @pytest.fixture(autouse=True)
+def _empty_cache():
+    """Rows of one test reuse the ids of another's; nothing cached may carry over."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _default_language_after_each_test():
     """A page fetched by the test client leaves its language active in this
     thread; put the default back so that no test depends on the one before."""

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -93,10 +94,11 @@ def forecast(ca_account: CAAccount, *, now=None) -> Forecast:
     """Renewals due in the next 30, 60 and 90 days and their cost, counting every
     renewal of a short-lived certificate inside the horizon, and the date the
     balance runs out."""
+    current = now is None
     now = now or timezone.now()
-    horizon = now + datetime.timedelta(days=max(HORIZONS))
     price, balance = ca_account.price, ca_account.balance()
-    dates = sorted(_renewal_dates(ca_account, now, horizon))
+    dates = _dates_of_this_minute(ca_account, now) if current else _renewal_dates(
+        ca_account, now)
     result = Forecast(balance=balance, price=price)
     for days in HORIZONS:
         count = sum(1 for d in dates if d <= now + datetime.timedelta(days=days))
@@ -109,29 +111,46 @@ def forecast(ca_account: CAAccount, *, now=None) -> Forecast:
     return result
 
 
-def _renewal_dates(ca_account, now, horizon):
-    certificates = (
+def _dates_of_this_minute(ca_account, now):
+    """The renewal dates, computed at most once a minute per CA account: the
+    dashboard forecasts every CA account on every view, over thousands of
+    certificates. The balance they are set against is always current."""
+    key = f"deposit-forecast-dates:{ca_account.pk}:{int(now.timestamp() // 60)}"
+    dates = cache.get(key)
+    if dates is None:
+        dates = _renewal_dates(ca_account, now)
+        cache.set(key, dates, 120)
+    return dates
+
+
+def _renewal_dates(ca_account, now) -> list[datetime.datetime]:
+    """Every renewal in the next 90 days, sorted, repeats of short-lived ones too."""
+    horizon = now + datetime.timedelta(days=max(HORIZONS))
+    return sorted(_each_renewal(ca_account, now, horizon))
+
+
+def _each_renewal(ca_account, now, horizon):
+    # Plain columns, not model objects: thousands of rows per CA account.
+    rows = (
         Certificate.objects.filter(ca_account=ca_account, auto_renew=True)
         .filter(Q(renew_after__lte=horizon) | Q(renew_after__isnull=True)
                 | Q(next_attempt_at__lte=horizon))
-        .select_related("current_version")
-        .only("renew_after", "next_attempt_at", "current_version__not_before",
-              "current_version__not_after")
+        .values_list("next_attempt_at", "renew_after", "current_version__not_before",
+                     "current_version__not_after")
     )
-    for certificate in certificates:
-        first = certificate.next_attempt_at or certificate.renew_after or now
-        when = max(first, now)
-        interval = _renewal_interval(certificate.current_version)
+    for next_attempt_at, renew_after, not_before, not_after in rows.iterator(chunk_size=2000):
+        when = max(next_attempt_at or renew_after or now, now)
+        interval = _renewal_interval(not_before, not_after)
         while when <= horizon:
             yield when
             when += interval
 
 
-def _renewal_interval(version) -> datetime.timedelta:
-    if version is None:
+def _renewal_interval(not_before, not_after) -> datetime.timedelta:
+    """The next version will be like this one: renewed as far into its life."""
+    if not_before is None:
         return DEFAULT_RENEWAL_INTERVAL
-    from .issuance import renewal_time_by_lifetime
+    from .issuance import remaining_at_renewal
 
-    # The next version will be like this one: renewed as far into its life.
-    return max(renewal_time_by_lifetime(version) - version.not_before,
-               datetime.timedelta(hours=1))
+    lifetime = not_after - not_before
+    return max(lifetime - remaining_at_renewal(lifetime), datetime.timedelta(hours=1))

@@ -241,11 +241,14 @@ def ari_id(version: CertificateVersion) -> str:
     return acme.ari_certificate_id(x509.load_pem_x509_certificate(version.leaf_pem().encode()))
 
 
+def remaining_at_renewal(lifetime: datetime.timedelta) -> datetime.timedelta:
+    """A third of the lifetime (half, for lifetimes of ten days or less)."""
+    return lifetime / 2 if lifetime <= SHORT_LIFETIME else lifetime / 3
+
+
 def renewal_time_by_lifetime(version: CertificateVersion) -> datetime.datetime:
     """When a third of the lifetime remains (half, for lifetimes of ten days or less)."""
-    lifetime = version.lifetime()
-    remaining = lifetime / 2 if lifetime <= SHORT_LIFETIME else lifetime / 3
-    return version.not_after - remaining
+    return version.not_after - remaining_at_renewal(version.lifetime())
 
 
 def schedule_renewal(certificate, version, *, ca=None, run=None, now=None):

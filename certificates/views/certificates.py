@@ -16,7 +16,7 @@ from accounts.tenancy import get_scoped_or_404, scoped
 
 from .. import renewal, states, tasks
 from ..forms import CertificateForm
-from ..models import CAAccount, Certificate, Deployment, RenewalStep, TargetHost
+from ..models import AuditEvent, CAAccount, Certificate, Deployment, RenewalStep, TargetHost
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 from .runs import collapse
 
@@ -219,8 +219,6 @@ def download(request, pk, what):
 @portal_view
 def download_key(request, pk):
     """The private key, for administrators only, and every download is audited."""
-    from ..models.audit import AuditEvent  # noqa: PLC0415 - the lead migrates it
-
     certificate = _fetch(request, pk)
     require(request, Role.ADMIN)
     version = certificate.current_version

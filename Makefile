@@ -26,8 +26,13 @@ install: $(RUNTIME_STAMP)
 system-packages:
 	scripts/install-system-packages.sh
 
+# A development checkout's settings, so that manage.py commands work here too;
+# production sets its environment instead and never runs `make run`.
+.env:
+	printf '# Development settings, written by make run. Not for production.\nDEBUG=1\n' > $@
+
 # Embedded defaults: SQLite and a file-system broker under var/, no server needed.
-run: $(RUNTIME_STAMP)
+run: $(RUNTIME_STAMP) .env
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py bootstrap_portal
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runportal $(if $(ADDR),--addr $(ADDR))

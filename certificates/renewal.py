@@ -50,11 +50,7 @@ def due_certificates(now=None):
     open_run = RenewalRun.objects.filter(certificate=OuterRef("pk"),
                                          status__in=RenewalRun.OPEN)
     return (
-        Certificate.objects.filter(auto_renew=True)
-        .filter(Q(next_attempt_at__lte=now)
-                | Q(next_attempt_at__isnull=True, renew_after__lte=now)
-                | Q(next_attempt_at__isnull=True, renew_after__isnull=True))
-        .exclude(Exists(open_run))
+        Certificate.objects.filter(Certificate.due(now)).exclude(Exists(open_run))
     )
 
 

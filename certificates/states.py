@@ -20,7 +20,7 @@ from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from .models import RenewalRun
+from .models import Certificate, RenewalRun
 
 EXPIRING_DAYS = 30
 
@@ -52,8 +52,7 @@ def conditions(now=None) -> list[tuple[str, Q]]:
         # Held for a top-up counts as failing: it will not renew by itself.
         (State.FAILING, Q(failure_count__gt=0) | Q(held_for_deposit=True)),
         (State.NEW, Q(expires_at__isnull=True)),
-        (State.DUE, Q(auto_renew=True) & (Q(renew_after__lte=now)
-                                          | Q(next_attempt_at__lte=now))),
+        (State.DUE, Certificate.due(now)),
         (State.EXPIRING, Q(expires_at__lte=now + datetime.timedelta(days=EXPIRING_DAYS))),
     ]
 

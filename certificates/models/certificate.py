@@ -189,13 +189,16 @@ class Certificate(models.Model):
             return None
         return (self.expires_at - (now or timezone.now())).days
 
-    def needs_renewal(self, now=None) -> bool:
-        now = now or timezone.now()
-        if not self.auto_renew:
-            return False
-        if self.next_attempt_at is not None:
-            return self.next_attempt_at <= now
-        return self.renew_after is None or self.renew_after <= now
+    @staticmethod
+    def due(now) -> Q:
+        """The one rule of "due": renewing automatically, and the next attempt after
+        a failure has come, or (none pending) the renewal time has come or was never
+        set. The beat scan and the dashboard's "due" state both use it."""
+        return Q(auto_renew=True) & (
+            Q(next_attempt_at__lte=now)
+            | Q(next_attempt_at__isnull=True, renew_after__lte=now)
+            | Q(next_attempt_at__isnull=True, renew_after__isnull=True)
+        )
 
 
 class CertificateVersion(models.Model):

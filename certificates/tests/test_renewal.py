@@ -261,3 +261,31 @@ def test_a_low_deposit_is_announced_once_a_day(organization, owner_with_mail):
     sent = Notification.objects.filter(kind=Notification.Kind.DEPOSIT_LOW,
                                        recipient="owner@example.test")
     assert sent.count() == 1
+
+
+@pytest.mark.django_db
+def test_the_scan_and_the_dashboard_agree_on_what_is_due(organization):
+    from certificates import states
+
+    now = timezone.now()
+    ca = ca_account(organization)
+    past, future = now - datetime.timedelta(hours=1), now + datetime.timedelta(hours=1)
+    cases = {  # name: (renew_after, next_attempt_at, auto_renew, due?)
+        "time-come": (past, None, True, True),
+        "time-not-come": (future, None, True, False),
+        "backing-off": (past, future, True, False),
+        "retry-come": (future, past, True, True),
+        "manual-only": (past, None, False, False),
+    }
+    for name, (renew_after, next_attempt_at, auto_renew, _due) in cases.items():
+        Certificate.objects.create(
+            organization=organization, ca_account=ca, common_name=f"{name}.example.test",
+            renew_after=renew_after, next_attempt_at=next_attempt_at, auto_renew=auto_renew,
+            expires_at=now + datetime.timedelta(days=200))
+
+    scanned = set(renewal.due_certificates(now).values_list("common_name", flat=True))
+    shown_due = set(states.filter_state(Certificate.objects.all(), states.State.DUE, now)
+                    .values_list("common_name", flat=True))
+    expected = {f"{name}.example.test" for name, case in cases.items() if case[3]}
+    assert scanned == expected
+    assert shown_due == expected

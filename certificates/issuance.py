@@ -279,8 +279,9 @@ def schedule_renewal(certificate, version, *, ca=None, run=None, now=None):
 
 
 def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None):
-    """A renewal run that issues one certificate (no deposit, no deployment): for
-    `manage.py renew` and for tests. Returns the finished run."""
+    """A run that only issues (no deposit check, no charge, no deployment), so that
+    issuance can be proved on its own; `renewal.run_inline` is the whole renewal.
+    Returns the finished run."""
     run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
                                     requested_by=requested_by,
                                     status=RenewalRun.Status.RUNNING, started_at=timezone.now())

@@ -71,8 +71,10 @@ def start_run(*, certificate_id, trigger, requested_by=None, enqueue=True) -> Re
 
     try:
         with transaction.atomic():
+            # A queued run's lease is its message's: past it, the message was lost.
             run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
-                                            requested_by=requested_by)
+                                            requested_by=requested_by,
+                                            lease_until=timezone.now() + _lease())
             if enqueue:
                 transaction.on_commit(lambda: renew.delay(run.pk))
     except IntegrityError:
@@ -108,14 +110,19 @@ def recover_stale_runs(*, now=None) -> list[int]:
     from .tasks import renew  # noqa: PLC0415
 
     now = now or timezone.now()
-    stale = RenewalRun.objects.filter(
-        Q(status=RenewalRun.Status.RUNNING, lease_until__lt=now)
-        | Q(status=RenewalRun.Status.QUEUED, created_at__lt=now - _lease()))
-    ids = list(stale.values_list("pk", flat=True))
-    for run_id in ids:
-        logger.warning("renewal run %s lost its worker; taking it up again", run_id)
-        renew.delay(run_id)
-    return ids
+    stale = RenewalRun.objects.filter(status__in=RenewalRun.OPEN).filter(
+        Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=now - _lease()))
+    requeued = []
+    for run_id, lease_until in stale.values_list("pk", "lease_until"):
+        # Back to queued with a fresh lease, guarded: each lost run is enqueued
+        # once per lease, however often this runs and however long the backlog.
+        taken = RenewalRun.objects.filter(pk=run_id, lease_until=lease_until).update(
+            status=RenewalRun.Status.QUEUED, lease_until=now + _lease())
+        if taken:
+            logger.warning("renewal run %s lost its worker or message; enqueued again", run_id)
+            renew.delay(run_id)
+            requeued.append(run_id)
+    return requeued
 
 
 # -- carrying a run through -------------------------------------------------------

@@ -289,3 +289,24 @@ def test_the_scan_and_the_dashboard_agree_on_what_is_due(organization):
     expected = {f"{name}.example.test" for name, case in cases.items() if case[3]}
     assert scanned == expected
     assert shown_due == expected
+
+
+@pytest.mark.django_db
+def test_a_lost_run_is_enqueued_again_once_per_lease(organization, monkeypatch):
+    from certificates import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.renew, "delay", sent.append)
+    cert = Certificate.objects.create(organization=organization,
+                                      ca_account=ca_account(organization),
+                                      common_name="lost.example.test")
+    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
+                                    status=RenewalRun.Status.RUNNING,
+                                    lease_until=timezone.now() - datetime.timedelta(seconds=1))
+
+    assert renewal.recover_stale_runs() == [run.pk]
+    assert renewal.recover_stale_runs() == []  # the fresh lease holds it back
+    assert sent == [run.pk]
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.QUEUED
+    assert renewal.claim(run.pk) is not None  # a worker takes it as any queued run

@@ -6,14 +6,10 @@ of its own under ``ssl/<name>/``, so that every certificate the benchmark
 deploys can be proved served by a handshake with its own SNI name.
 """
 
-import hashlib
 import itertools
 import shutil
-import socket
-import ssl
 from pathlib import Path
 
-from testbed import certs
 from testbed.bind import ZONE, BindServer
 from testbed.hosts import TargetHost
 from testbed.pebble import PebbleFactory
@@ -48,29 +44,10 @@ class BenchHost:
     def __init__(self, folders: Folders, number: int, http_port: int, names: list[str]):
         self.bed = TargetHost(folders.mktemp(f"testbed-h{number}-"), number, http_port)
         self.names = names
-        self.sites = self.bed.ssl_dir / "sites"
         # Made once, as on a host that has been through one renewal: concurrent
         # runs for names on one host race to create it (see bench/README.md).
         (self.bed.webroot / ".well-known" / "acme-challenge").mkdir(parents=True)
-        blocks = []
-        for name in names:
-            folder = self.sites / name
-            folder.mkdir(parents=True)
-            key, cert = certs.self_signed(name)
-            certs.write_private(folder / "privkey.pem", certs.key_pem(key))
-            for file in ("cert.pem", "chain.pem", "fullchain.pem"):
-                (folder / file).write_text(certs.cert_pem(cert))
-            blocks.append(f"""\
-  server {{
-    listen {self.bed.address}:{self.bed.tls_port} ssl;
-    server_name {name};
-    ssl_certificate {folder}/fullchain.pem;
-    ssl_certificate_key {folder}/privkey.pem;
-  }}
-""")
-        conf = self.bed.nginx_conf.read_text()
-        head, _tail = conf.rstrip().rsplit("}", 1)
-        self.bed.nginx_conf.write_text(head + "".join(blocks) + "}\n")
+        self.bed.serve_sites(names)
 
     def start(self) -> None:
         self.bed.start()
@@ -79,14 +56,10 @@ class BenchHost:
         self.bed.stop()
 
     def path_pattern(self, file: str) -> str:
-        return str(self.sites / "{name}" / file)
+        return self.bed.site_path(file)
 
     def served_leaf_sha256(self, name: str) -> str:
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        with (socket.create_connection((self.bed.address, self.bed.tls_port), timeout=5) as raw,
-              context.wrap_socket(raw, server_hostname=name) as tls):
-            return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
+        return self.bed.served_leaf_sha256(name)
 
 
 class Testbed:

@@ -7,13 +7,16 @@ they listen on different addresses. BIND maps ``hN.example.test`` to
 """
 
 import hashlib
+import shlex
 import socket
 import ssl
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
+from . import certs
 from .bind import HOST_NUMBERS, ZONE
 from .nginx import NginxServer
 from .ports import free_port
@@ -73,32 +76,70 @@ class TargetHost:
         self.sshd.start()
         self.nginx.start()
 
-    def served_leaf_sha256(self) -> str:
-        """Hex SHA-256 of the leaf certificate nginx serves for ``sni_name``."""
+    def serve_sites(self, names: list[str]) -> None:
+        """One more TLS server block per name, each with files of its own under
+        ``ssl/sites/<name>/`` (a self-signed leaf at first), as on a host that
+        carries several certificates; ``site_path(file)`` is the portal's
+        ``{name}`` path to them. Call before ``start()``, or nginx is reloaded."""
+        blocks = []
+        for name in names:
+            folder = self.ssl_dir / "sites" / name
+            folder.mkdir(parents=True)
+            key, cert = certs.self_signed(name)
+            certs.write_private(folder / "privkey.pem", certs.key_pem(key))
+            for file in ("cert.pem", "chain.pem", "fullchain.pem"):
+                (folder / file).write_text(certs.cert_pem(cert))
+            blocks.append(f"""\
+  server {{
+    listen {self.address}:{self.tls_port} ssl;
+    server_name {name};
+    ssl_certificate {folder}/fullchain.pem;
+    ssl_certificate_key {folder}/privkey.pem;
+  }}
+""")
+        conf = self.nginx_conf.read_text()
+        head, _tail = conf.rstrip().rsplit("}", 1)
+        self.nginx_conf.write_text(head + "".join(blocks) + "}\n")
+        if self.nginx.daemon.running:
+            subprocess.run(shlex.split(self.reload_command), check=True, capture_output=True)
+            for name in names:  # until the new workers answer for every new name
+                leaf = certs.leaf_sha256(self.ssl_dir / "sites" / name / "cert.pem")
+                self.wait_for_served_leaf(leaf, name=name)
+
+    def site_path(self, file: str) -> str:
+        """``ssl/sites/{name}/<file>``: a file of ``serve_sites``, for the portal."""
+        return str(self.ssl_dir / "sites" / "{name}" / file)
+
+    def served_leaf_sha256(self, name: str | None = None) -> str:
+        """Hex SHA-256 of the leaf certificate nginx serves for ``name``
+        (default ``sni_name``)."""
         # Look, don't verify (a self-signed leaf is a valid answer here); and no
         # CA store to load, which would make each call ten times slower.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         with (
             socket.create_connection((self.address, self.tls_port), timeout=5) as raw,
-            context.wrap_socket(raw, server_hostname=self.sni_name) as tls,
+            context.wrap_socket(raw, server_hostname=name or self.sni_name) as tls,
         ):
             return hashlib.sha256(tls.getpeercert(binary_form=True)).hexdigest()
 
-    def wait_for_served_leaf(self, sha256: str, timeout: float = 10) -> None:
-        """Wait until nginx serves (and will keep serving) the leaf ``sha256``.
+    def wait_for_served_leaf(self, sha256: str, timeout: float = 10,
+                             name: str | None = None) -> None:
+        """Wait until nginx serves (and will keep serving) the leaf ``sha256``
+        for ``name`` (default ``sni_name``).
 
         For after a reload: see ``NginxServer.settled`` for the race it waits out.
         """
         deadline = time.monotonic() + timeout
         while True:
-            served = self.served_leaf_sha256()
+            served = self.served_leaf_sha256(name)
             # Settled *after* the new leaf was seen: no old worker is left to
             # answer a later handshake with the old one.
             if served == sha256 and self.nginx.settled():
                 return
             if time.monotonic() > deadline:
-                pytest.fail(f"{self.name} serves leaf {served}, not {sha256}, after {timeout} s\n"
+                pytest.fail(f"{self.name} serves leaf {served} for {name or self.sni_name}, "
+                            f"not {sha256}, after {timeout} s\n"
                             f"--- tail of {self.nginx.daemon.log} ---\n"
                             f"{self.nginx.daemon.log_tail()}", pytrace=False)
             time.sleep(0.05)

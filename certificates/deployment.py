@@ -1,9 +1,12 @@
 """Deploying certificate versions to target hosts, and recording what happened.
 
-One host at a time per host (a lease on the TargetHost row), several hosts
-at a time per certificate (a bounded thread pool). The database is touched
-only between network calls, in autocommit: no transaction is held while
-talking SSH or TLS (house rule 4). The steps on the host are in installer.py.
+One session at a time per host (a lease on the TargetHost row), several hosts
+at a time per certificate (a bounded thread pool). Certificates renewed
+together queue for a host as DeployRequest rows, and whoever takes the lease
+installs all of them in one session, with one config test and one reload
+instead of one each. The database is touched only between network calls, in
+autocommit: no transaction is held while talking SSH or TLS (house rule 4).
+The steps on the host are in installer.py.
 """
 
 from __future__ import annotations
@@ -14,9 +17,8 @@ import random
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -28,8 +30,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import ssh
-from .installer import Installer, InstallFailed, planned_files
-from .models import Certificate, Deployment, RenewalRun, TargetHost
+from .installer import Installer, InstallFailed, Item, planned_files
+from .models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ LEASE_WAIT_SECONDS = 300
 # second, so half-second polls lost a third of a host's time; the jitter keeps
 # several waiters from asking in step.
 LEASE_POLL_SECONDS = (0.1, 0.2)
+
+# At most this many certificates go into one session on a host; the rest wait
+# for the next. It bounds how long a lease is held between two steps' renewals
+# (the TLS checks of a batch run in one step).
+DEPLOY_BATCH_SIZE = 50
 
 # on_step(host, step name, status, detail): for a caller that shows progress.
 StepCallback = Callable[[TargetHost, str, str, str], None]
@@ -116,8 +123,11 @@ def deploy_version_to_host(*, version, host: TargetHost, run: RenewalRun | None 
                            on_step: StepCallback | None = None) -> Outcome:
     """Install ``version`` on ``host``, prove it is served, roll back if not.
 
-    Never raises for what the host or the network did: the Outcome says it,
-    and the Deployment row and the run's steps record it.
+    The version joins the host's queue of deploy requests; whoever holds the
+    host's lease installs everything queued in one go, this request included,
+    so the outcome may come from another worker's session. Never raises for what
+    the host or the network did: the Outcome says it, and the Deployment row and
+    the run's steps record it.
     """
     certificate = version.certificate
     if host.organization_id != certificate.organization_id:
@@ -125,79 +135,187 @@ def deploy_version_to_host(*, version, host: TargetHost, run: RenewalRun | None 
     deployment, _created = Deployment.objects.get_or_create(certificate=certificate, host=host)
     report = _reporter(run, host, on_step)
     try:
-        files = planned_files(version, host)
-    except InstallFailed as exc:  # the host's paths, not the network: fail before connecting
+        planned_files(version, host)
+    except InstallFailed as exc:  # the host's paths, not the network: fail before queueing
         report("upload", "failed", str(exc))
         return _finish(deployment, version, run, _outcome(
             host, version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
+    request = DeployRequest.objects.create(host=host, deployment=deployment, version=version,
+                                           run=run)
     try:
-        with host_lease(host) as renew, ssh.connect(host) as session:
-            report("connect", "done", _("Host key %(fingerprint)s matches the pinned key.")
-                   % {"fingerprint": host.host_key_fingerprint})
+        return _wait_for(request, host=host, version=version, on_step=on_step) or _finish(
+            deployment, version, run, _host_busy(host, version, report))
+    finally:
+        DeployRequest.objects.filter(pk=request.pk).delete()
 
-            def report_and_renew(name, status, detail):
-                renew()  # each step may take up to a command timeout
-                report(name, status, detail)
 
-            installer = Installer(session, host=host, version=version, files=files,
-                                  sni=_sni_name(host, certificate), report=report_and_renew)
-            served = installer.install()
-    except (HostBusy, ssh.SSHError) as exc:  # before the installer ran: lease, login
-        report("lock" if isinstance(exc, HostBusy) else "connect", "failed", str(exc))
-        outcome = _outcome(host, version, Deployment.Status.FAILED, error=str(exc),
-                           kind=type(exc).__name__, transient=exc.transient)
-    except InstallFailed as exc:
-        status = (Deployment.Status.ROLLED_BACK if exc.rolled_back
-                  else Deployment.Status.FAILED)
-        outcome = _outcome(host, version, status, error=str(exc), kind=exc.kind,
-                           transient=exc.transient, served=exc.served_fingerprint)
-    else:
-        outcome = _outcome(host, version, Deployment.Status.DEPLOYED, served=served)
-    return _finish(deployment, version, run, outcome)
+def _wait_for(request: DeployRequest, *, host, version, on_step) -> Outcome | None:
+    """Until ``request`` has an outcome: take the host's lease when it is free and
+    install what is queued, or see another worker's session do it. None if the
+    host stays busy for LEASE_WAIT_SECONDS."""
+    owner = _lease_owner()
+    deadline = time.monotonic() + LEASE_WAIT_SECONDS
+    while True:
+        if _take_lease(host, owner):
+            try:
+                install_queued(host, owner=owner, on_step={request.pk: on_step})
+            finally:
+                _release_lease(host, owner)
+        done = DeployRequest.objects.filter(pk=request.pk, finished_at__isnull=False).first()
+        if done is not None:
+            return Outcome(host_id=host.pk, host_name=host.name, status=done.status,
+                           error=done.error, error_kind=done.error_kind,
+                           transient=done.transient,
+                           expected_fingerprint=version.fingerprint_sha256,
+                           served_fingerprint=done.served_fingerprint)
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(random.uniform(*LEASE_POLL_SECONDS))
+
+
+def _host_busy(host, version, report) -> Outcome:
+    exc = HostBusy(
+        _("Another deployment to %(host)s has been running for over %(seconds)s "
+          "seconds; try again later.") % {"host": host.name, "seconds": LEASE_WAIT_SECONDS})
+    report("lock", "failed", str(exc))
+    return _outcome(host, version, Deployment.Status.FAILED, error=str(exc),
+                    kind="HostBusy", transient=True)
+
+
+def install_queued(host: TargetHost, *, owner: str,
+                   on_step: dict[int, StepCallback | None] | None = None) -> int:
+    """Install the host's queued requests (up to DEPLOY_BATCH_SIZE) in one SSH
+    session; the caller holds the host's lease as ``owner``. Each request gets
+    its outcome, its Deployment row and its run's steps. Returns how many were
+    tried."""
+    on_step = on_step or {}
+    _forget_old_requests(host)
+    queued = list(DeployRequest.objects.filter(host=host, finished_at__isnull=True)
+                  .select_related("version__certificate", "deployment", "run")
+                  .order_by("requested_at", "pk")[:DEPLOY_BATCH_SIZE])
+    if not queued:
+        return 0
+    # One installation per certificate: the newest version asked for. A request
+    # for an older one (a "deploy now" overtaken by a renewal) is answered so.
+    newest = {}
+    for request in queued:
+        current = newest.get(request.deployment_id)
+        if current is None or request.version_id > current.version_id:
+            newest[request.deployment_id] = request
+    items = {}
+    for request in newest.values():
+        report = _reporter(request.run, host, on_step.get(request.pk))
+        try:
+            files = planned_files(request.version, host)
+        except InstallFailed as exc:
+            report("upload", "failed", str(exc))
+            _answer(request, host, _outcome(host, request.version, Deployment.Status.FAILED,
+                                            error=str(exc), kind=exc.kind))
+            continue
+        items[request.pk] = Item(version=request.version, files=files,
+                                 sni=_sni_name(host, request.version.certificate),
+                                 report=report)
+    if items:
+        _install_items(host, owner, list(items.values()))
+    answered = {}
+    for request in newest.values():
+        item = items.get(request.pk)
+        if item is not None:
+            answered[request.deployment_id] = _answer(request, host, _item_outcome(host, item))
+    for request in queued:
+        if newest[request.deployment_id] is request:
+            continue
+        outcome = answered.get(request.deployment_id)
+        if outcome is not None and request.version_id == newest[request.deployment_id].version_id:
+            _answer(request, host, outcome, record=False)
+        else:
+            newer = newest[request.deployment_id].version
+            _answer(request, host, _outcome(
+                host, request.version, Deployment.Status.FAILED, kind="Superseded",
+                error=_("A newer version (serial %(serial)s) was deployed instead.")
+                % {"serial": newer.serial}), record=False)
+    return len(queued)
+
+
+def _install_items(host, owner, items: list[Item]) -> None:
+    def heartbeat():  # each step may take up to a command timeout
+        _renew_lease(host, owner)
+
+    try:
+        with ssh.connect(host) as session:
+            detail = _("Host key %(fingerprint)s matches the pinned key.") % {
+                "fingerprint": host.host_key_fingerprint}
+            for item in items:
+                item.report("connect", "done", detail)
+            Installer(session, host=host, items=items, heartbeat=heartbeat).install()
+    except ssh.SSHError as exc:  # before the installer ran: the login
+        for item in items:
+            if item.error is None and not item.served:
+                item.report("connect", "failed", str(exc))
+                item.error = exc
+
+
+def _item_outcome(host, item: Item) -> Outcome:
+    if item.error is None:
+        return _outcome(host, item.version, Deployment.Status.DEPLOYED, served=item.served)
+    exc = item.error
+    rolled_back = getattr(exc, "rolled_back", False)
+    return _outcome(host, item.version,
+                    Deployment.Status.ROLLED_BACK if rolled_back else Deployment.Status.FAILED,
+                    error=str(exc), kind=getattr(exc, "kind", "") or type(exc).__name__,
+                    transient=exc.transient, served=getattr(exc, "served_fingerprint", ""))
+
+
+def _answer(request: DeployRequest, host, outcome: Outcome, *, record=True) -> Outcome:
+    """The outcome on the request (for its waiting deployment) and, unless another
+    request of the same certificate already did, on the Deployment row and the run."""
+    if record:
+        _finish(request.deployment, request.version, request.run, outcome)
+    DeployRequest.objects.filter(pk=request.pk).update(
+        finished_at=timezone.now(), status=outcome.status, error=outcome.error,
+        error_kind=outcome.error_kind, transient=outcome.transient,
+        served_fingerprint=outcome.served_fingerprint)
+    return outcome
+
+
+def _forget_old_requests(host) -> None:
+    # Left by a worker that died while waiting: nobody reads them any more.
+    now = timezone.now()
+    DeployRequest.objects.filter(host=host).filter(
+        Q(finished_at__lt=now - timedelta(hours=1))
+        | Q(finished_at__isnull=True, requested_at__lt=now - timedelta(
+            seconds=2 * LEASE_WAIT_SECONDS))).delete()
 
 
 # -- one deployment at a time per host ------------------------------------------
 
 
 def _lease_length() -> timedelta:
-    # Renewed after every step, so it only has to outlast the longest single
+    # Renewed before every step, so it only has to outlast the longest single
     # step: a rollback's chown of four files and its reload, or the TLS grace.
     return timedelta(seconds=settings.SSH_CONNECT_TIMEOUT + 6 * settings.SSH_COMMAND_TIMEOUT
                      + settings.DEPLOY_TLS_GRACE_SECONDS)
 
 
-@contextmanager
-def host_lease(host: TargetHost) -> Iterator[Callable[[], None]]:
-    """Hold the host's deployment lease; yields a function that renews it.
+def _lease_owner() -> str:
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
-    A guarded UPDATE takes the lease only if it is free or has run out, so
-    two workers can never both hold it; a dead worker's lease simply expires.
-    """
-    owner = f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-    deadline = time.monotonic() + LEASE_WAIT_SECONDS
-    while not _take_lease(host, owner):
-        if time.monotonic() >= deadline:
-            raise HostBusy(
-                _("Another deployment to %(host)s has been running for over %(seconds)s "
-                  "seconds; try again later.")
-                % {"host": host.name, "seconds": LEASE_WAIT_SECONDS}
-            )
-        time.sleep(random.uniform(*LEASE_POLL_SECONDS))
 
-    def renew():
-        renewed = TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
-            deploy_locked_until=timezone.now() + _lease_length())
-        if not renewed:  # a step outlasted the lease and another deployment took it
-            logger.warning("deployment lease on %s lost by %s", host, owner)
+def _renew_lease(host, owner) -> None:
+    renewed = TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
+        deploy_locked_until=timezone.now() + _lease_length())
+    if not renewed:  # a step outlasted the lease and another deployment took it
+        logger.warning("deployment lease on %s lost by %s", host, owner)
 
-    try:
-        yield renew
-    finally:
-        TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
-            deploy_lock_owner="", deploy_locked_until=None)
+
+def _release_lease(host, owner) -> None:
+    TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
+        deploy_lock_owner="", deploy_locked_until=None)
 
 
 def _take_lease(host: TargetHost, owner: str) -> bool:
+    """A guarded UPDATE takes the lease only if it is free or has run out, so two
+    workers can never both hold it; a dead worker's lease simply expires."""
     now = timezone.now()
     free = Q(deploy_locked_until__isnull=True) | Q(deploy_locked_until__lte=now)
     return bool(TargetHost.objects.filter(free, pk=host.pk).update(

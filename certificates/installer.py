@@ -1,11 +1,18 @@
-"""Installing one certificate version on one connected host, and undoing it.
+"""Installing certificate versions on one connected host, and undoing it.
 
 The order is the safe one: back up what will be replaced, upload to
 temporary names beside the live files, rename each into place (a reader sees
 the old file or the new, never half of one), test the configuration, reload,
-then prove with a TLS handshake that the new leaf is served. Whatever fails
-after the first rename puts the backup back. Used by ``deployment.py``, which
-takes the host's lease and records the outcome.
+then prove with a TLS handshake that each new leaf is served. Whatever fails
+after the first rename puts that certificate's backup back.
+
+Several certificates bound for one host are installed together: their files
+first, then one config test and one reload for all of them, then one TLS check
+per certificate. A config test or reload that fails for the group says nothing
+about which certificate broke it, so the group is rolled back and each one is
+tried again on its own; a certificate the server does not serve is rolled back
+alone. Used by ``deployment.py``, which takes the host's lease and records the
+outcomes.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import posixpath
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.utils import timezone
@@ -33,6 +40,8 @@ TLS_RETRY_FIRST, TLS_RETRY_MAX = 0.05, 1.0
 # Right after a reload, nginx's old workers may still answer some handshakes with
 # the old leaf: the new one must come back this many times in a row.
 TLS_CONFIRMATIONS = 3
+
+Report = Callable[[str, str, str], None]
 
 
 class InstallFailed(Exception):
@@ -69,6 +78,35 @@ class Original:
     gid: int = 0
 
 
+@dataclass(eq=False)
+class Item:
+    """One certificate version to install, and, afterwards, what became of it:
+    ``served`` (the leaf's fingerprint) or ``error``."""
+
+    version: object
+    files: list[PlannedFile]
+    sni: str
+    report: Report
+    # Its backup's subfolder: the certificate's name, readable by a person
+    # looking for an old key, and its id, since two certificates may share a name.
+    label: str = ""
+    originals: list[Original] = field(default_factory=list)
+    temporary: dict[str, str] = field(default_factory=dict)  # live path -> temporary name
+    installed: bool = False  # from the first rename on, a failure must roll back
+    served: str = ""
+    error: InstallFailed | None = None
+
+    def __post_init__(self):
+        if not self.label:
+            certificate = self.version.certificate
+            name = re.sub(r"[^A-Za-z0-9.-]", "_", certificate.common_name)
+            self.label = f"{name}-{certificate.pk}"
+
+    def reset(self) -> None:
+        self.originals, self.installed = [], False
+        self.served, self.error = "", None
+
+
 def planned_files(version, host) -> list[PlannedFile]:
     """What goes where: the key, the leaf, the CA bundle and the full chain."""
     key_mode, cert_mode = int(host.key_mode, 8), int(host.cert_mode, 8)
@@ -92,69 +130,106 @@ def planned_files(version, host) -> list[PlannedFile]:
 
 
 class Installer:
-    """The steps on one host, each reported through ``report(name, status, detail)``."""
+    """The steps on one host for one or more items, each step reported to the
+    items it concerns. ``heartbeat()`` is called before each step, so that whoever
+    holds the host can extend their hold."""
 
-    def __init__(self, session: ssh.Session, *, host, version, files: list[PlannedFile],
-                 sni: str, report: Callable[[str, str, str], None]):
-        self.session, self.host, self.version, self.sni = session, host, version, sni
-        self.files, self.report = files, report
-        self.originals: list[Original] = []
-        self.temporary: dict[str, str] = {}  # live path -> its temporary name
+    def __init__(self, session: ssh.Session, *, host, items: list[Item],
+                 heartbeat: Callable[[], None] = lambda: None):
+        self.session, self.host, self.items = session, host, items
+        self.heartbeat = heartbeat
         self.backup_folder = ""
-        self.installed = False
 
-    def install(self) -> str:
-        """Install and prove it: the served leaf's fingerprint. Rolls back on failure."""
+    def install(self) -> None:
+        """Install every item; each ends with ``served`` or ``error`` set."""
         try:
-            return self._install()
+            self._install(self.items)
         finally:
-            self._remove_temporary()
+            for item in self.items:
+                self._remove_temporary(item)
             if self.backup_folder:
                 # After a rollback too: a host that keeps failing must not fill its disk.
-                self._step("cleanup", self.cleanup, fatal=False)
+                self._step("cleanup", self.items, self.cleanup, fatal=False)
 
-    def _install(self) -> str:
+    def _install(self, items: list[Item]) -> None:
+        live = [item for item in items if self._put_in_place(item)]
+        if not live:
+            return
         try:
-            self._step("backup", self.backup)
-            self._step("upload", self.upload)
-            self.installed = True  # from the first rename on, a failure must roll back
-            self._step("install", self.rename_into_place)
-            self._step("config_test", self.config_test)
+            self._step("config_test", live, self.config_test)
         except (ssh.SSHError, InstallFailed) as exc:
             # The running server never loaded the new files: no reload needed.
-            raise self._undo(exc, reload=False) from exc
+            self._undo_group(live, exc, reload=False)
+            return
         try:
-            self._step("reload", self.reload)
-            return self._step("tls_check", self.tls_check)
+            self._step("reload", live, self.reload)
         except (ssh.SSHError, InstallFailed) as exc:
-            raise self._undo(exc, reload=True) from exc
+            self._undo_group(live, exc, reload=True)
+            return
+        self.heartbeat()
+        self.tls_check(live)
+        refused = [item for item in live if item.error is not None]
+        if refused:
+            self._undo(refused, reload=True)
 
-    def _step(self, name, action, *, fatal=True):
+    def _put_in_place(self, item: Item) -> bool:
+        try:
+            self._step("backup", [item], lambda: self.backup(item))
+            self._step("upload", [item], lambda: self.upload(item))
+            item.installed = True
+            self._step("install", [item], lambda: self.rename_into_place(item))
+        except (ssh.SSHError, InstallFailed) as exc:
+            item.error = exc
+            self._undo([item], reload=False)
+            return False
+        return True
+
+    def _undo_group(self, items: list[Item], cause: Exception, *, reload: bool) -> None:
+        for item in items:
+            item.error = cause
+        self._undo(items, reload=reload)
+        if len(items) == 1 or any(item.error.kind == "RollbackFailed" for item in items):
+            return
+        # Which certificate broke the group's config test or reload? Each alone says.
+        detail = _("The config test or reload failed with %(count)d certificates installed "
+                   "together; each is now installed on its own to find the one at fault.") % {
+            "count": len(items)}
+        for item in items:
+            item.report("retry", "started", detail)
+            item.reset()
+            self._install([item])
+
+    def _step(self, name: str, items: list[Item], action, *, fatal=True):
+        self.heartbeat()
         try:
             detail = action()
         except (ssh.SSHError, InstallFailed) as exc:
-            self.report(name, "failed", str(exc))
+            for item in items:
+                item.report(name, "failed", str(exc))
             if fatal:
                 raise
             return None
-        self.report(name, "done", detail)
+        for item in items:
+            item.report(name, "done", detail)
         return detail
 
     # -- the steps ------------------------------------------------------------
 
-    def backup(self) -> str:
-        folder = posixpath.join(self.host.backup_dir, timezone.now().strftime(BACKUP_NAME))
-        # 0700: the backup holds the old private key.
+    def backup(self, item: Item) -> str:
+        if not self.backup_folder:
+            folder = posixpath.join(self.host.backup_dir, timezone.now().strftime(BACKUP_NAME))
+            # 0700: the backup holds the old private keys.
+            self.session.makedirs(folder, mode=0o700)
+            self.backup_folder = folder
+        folder = posixpath.join(self.backup_folder, item.label)
         self.session.makedirs(folder, mode=0o700)
-        for planned in self.files:
-            original = self._read_original(planned.path)
-            self.originals.append(original)
+        item.originals = [self._read_original(planned.path) for planned in item.files]
+        for planned, original in zip(item.files, item.originals, strict=True):
             if original.data is not None:
                 name = f"{planned.role}-{posixpath.basename(planned.path)}"
                 self.session.write_file(posixpath.join(folder, name), original.data,
                                         mode=original.mode)
-        self.backup_folder = folder
-        kept = sum(o.data is not None for o in self.originals)
+        kept = sum(o.data is not None for o in item.originals)
         return ngettext("%(count)s file saved in %(folder)s", "%(count)s files saved in %(folder)s",
                         kept) % {"count": kept, "folder": folder}
 
@@ -165,18 +240,18 @@ class Installer:
         return Original(path, self.session.read_file(path), attrs.st_mode & 0o7777,
                         attrs.st_uid, attrs.st_gid)
 
-    def upload(self) -> str:
-        for planned in self.files:
+    def upload(self, item: Item) -> str:
+        for planned in item.files:
             temporary = self.session.temporary_name(planned.path)
-            self.temporary[planned.path] = temporary
+            item.temporary[planned.path] = temporary
             self.session.write_file(temporary, planned.data, mode=planned.mode,
                                     owner=self.host.file_owner, group=self.host.file_group)
-        return ", ".join(f.path for f in self.files)
+        return ", ".join(f.path for f in item.files)
 
-    def rename_into_place(self) -> str:
-        for planned in self.files:
-            self.session.rename(self.temporary.pop(planned.path), planned.path)
-        return _("Leaf %(fingerprint)s") % {"fingerprint": self.version.fingerprint_sha256}
+    def rename_into_place(self, item: Item) -> str:
+        for planned in item.files:
+            self.session.rename(item.temporary.pop(planned.path), planned.path)
+        return _("Leaf %(fingerprint)s") % {"fingerprint": item.version.fingerprint_sha256}
 
     def config_test(self) -> str:
         return self._run_or_fail(self.host.config_test_command, _("The config test"))
@@ -197,38 +272,52 @@ class Installer:
             )
         return result.output
 
-    def tls_check(self) -> str:
-        """Handshake until the new leaf is served or the grace period runs out."""
-        expected = self.version.fingerprint_sha256
+    def tls_check(self, items: list[Item]) -> None:
+        """Handshake, round after round over the items still waiting, until each
+        new leaf has been served TLS_CONFIRMATIONS times in a row or the grace
+        period runs out. Sets ``served`` or ``error`` on each item."""
         address = self.host.tls_check_address or self.host.address
+        port = self.host.tls_check_port
         deadline = time.monotonic() + settings.DEPLOY_TLS_GRACE_SECONDS
-        pause, in_a_row = TLS_RETRY_FIRST, 0
+        waiting = {item: 0 for item in items}  # item -> confirmations in a row
+        last = {}  # item -> (served fingerprint, error) of its latest handshake
+        pause = TLS_RETRY_FIRST
         while True:
-            try:
-                served, error = tls.served_leaf_sha256(
-                    address, self.host.tls_check_port, self.sni,
-                    timeout=settings.TLS_CHECK_TIMEOUT), None
-            except tls.TLSCheckError as exc:
-                served, error = "", exc
-            in_a_row = in_a_row + 1 if served == expected else 0
-            if in_a_row == TLS_CONFIRMATIONS:
-                return served
-            if time.monotonic() >= deadline:
+            for item in list(waiting):
+                try:
+                    served, error = tls.served_leaf_sha256(
+                        address, port, item.sni, timeout=settings.TLS_CHECK_TIMEOUT), None
+                except tls.TLSCheckError as exc:
+                    served, error = "", exc
+                last[item] = served, error
+                new = served == item.version.fingerprint_sha256
+                waiting[item] = waiting[item] + 1 if new else 0
+                if waiting[item] == TLS_CONFIRMATIONS:
+                    del waiting[item]
+                    item.served = served
+                    item.report("tls_check", "done", served)
+            if not waiting or time.monotonic() >= deadline:
                 break
-            if in_a_row:
+            if any(waiting.values()):
                 time.sleep(TLS_RETRY_FIRST)  # confirming: a short, steady pace
                 continue
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, TLS_RETRY_MAX)
-        if error is not None:
-            raise InstallFailed(str(error), kind=type(error).__name__, transient=error.transient)
-        raise InstallFailed(
-            _("%(address)s:%(port)s still serves the leaf %(served)s instead of the deployed "
-              "%(expected)s after %(seconds)s seconds.")
-            % {"address": address, "port": self.host.tls_check_port, "served": served,
-               "expected": expected, "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
-            kind="NotServed", served_fingerprint=served,
-        )
+        for item in waiting:
+            served, error = last[item]
+            if error is not None:
+                item.error = InstallFailed(str(error), kind=type(error).__name__,
+                                           transient=error.transient)
+            else:
+                item.error = InstallFailed(
+                    _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
+                      "deployed %(expected)s after %(seconds)s seconds.")
+                    % {"address": address, "port": port, "served": served,
+                       "expected": item.version.fingerprint_sha256,
+                       "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
+                    kind="NotServed", served_fingerprint=served,
+                )
+            item.report("tls_check", "failed", str(item.error))
 
     def cleanup(self) -> str:
         """Keep the newest ``backups_to_keep`` backup folders; remove older ones."""
@@ -236,61 +325,83 @@ class Installer:
                        if BACKUP_NAME_RE.match(n))
         old = names[:-self.host.backups_to_keep]
         for name in old:
-            folder = posixpath.join(self.host.backup_dir, name)
-            for entry in self.session.listdir(folder):
-                self.session.remove(posixpath.join(folder, entry))
-            self.session.rmdir(folder)
+            self._remove_tree(posixpath.join(self.host.backup_dir, name))
         return ngettext("%(count)s old backup removed", "%(count)s old backups removed",
                         len(old)) % {"count": len(old)}
 
+    def _remove_tree(self, folder: str) -> None:
+        for entry in self.session.listdir(folder):
+            path = posixpath.join(folder, entry)
+            if self.session.is_dir(path):
+                self._remove_tree(path)
+            else:
+                self.session.remove(path)
+        self.session.rmdir(folder)
+
     # -- undo -----------------------------------------------------------------
 
-    def _undo(self, cause: Exception, *, reload: bool) -> InstallFailed:
-        """Put the old files back (and reload) if anything was installed."""
-        served = getattr(cause, "served_fingerprint", "")
-        kind = getattr(cause, "kind", type(cause).__name__)
-        if not self.installed:
-            return InstallFailed(str(cause), kind=kind, transient=cause.transient)
+    def _undo(self, items: list[Item], *, reload: bool) -> None:
+        """Put the old files of ``items`` back (and reload once) where anything
+        was installed; each item's ``error`` then says whether that worked."""
+        installed = [item for item in items if item.installed]
+        for item in items:
+            if not item.installed:
+                item.error = _failed(item.error)
+        if not installed:
+            return
+        self.heartbeat()
+        failure = None
         try:
-            self._step("rollback", lambda: self.restore(reload=reload))
-        except (ssh.SSHError, InstallFailed) as exc:
-            # What the host serves now is unknown: a person should look.
-            return InstallFailed(
-                _("%(cause)s\nThe rollback failed as well: %(error)s")
-                % {"cause": cause, "error": exc},
-                kind="RollbackFailed", served_fingerprint=served,
-            )
-        return InstallFailed(str(cause), kind=kind, transient=cause.transient,
-                             rolled_back=True, served_fingerprint=served)
-
-    def restore(self, *, reload: bool) -> str:
-        try:
-            self._restore_files()
+            for item in installed:
+                self._restore_files(item)
         except ssh.SSHError as exc:
-            raise InstallFailed(
+            failure = InstallFailed(
                 _("Could not put all the previous files back (%(error)s); they are saved in "
-                  "%(folder)s.") % {"error": exc, "folder": self.backup_folder}
-            ) from exc
-        if reload:
-            self.reload()
-        return _("The previous files are back in place (saved in %(folder)s).") % {
+                  "%(folder)s.") % {"error": exc, "folder": self.backup_folder})
+        if failure is None and reload:
+            try:
+                self.reload()
+            except ssh.SSHError as exc:
+                failure = exc
+        if failure is not None:
+            for item in installed:
+                item.report("rollback", "failed", str(failure))
+                # What the host serves now is unknown: a person should look.
+                item.error = InstallFailed(
+                    _("%(cause)s\nThe rollback failed as well: %(error)s")
+                    % {"cause": item.error, "error": failure},
+                    kind="RollbackFailed",
+                    served_fingerprint=getattr(item.error, "served_fingerprint", ""))
+            return
+        detail = _("The previous files are back in place (saved in %(folder)s).") % {
             "folder": self.backup_folder}
+        for item in installed:
+            item.report("rollback", "done", detail)
+            item.error = _failed(item.error, rolled_back=True)
 
-    def _restore_files(self) -> None:
-        for original in self.originals:
+    def _restore_files(self, item: Item) -> None:
+        for original in item.originals:
             if original.data is None:  # new on this host: take it away again
                 self.session.remove(original.path)
                 continue
-            temporary = self.temporary[original.path] = self.session.temporary_name(
+            temporary = item.temporary[original.path] = self.session.temporary_name(
                 original.path)
             self.session.write_file(temporary, original.data, mode=original.mode,
                                     owner=str(original.uid), group=str(original.gid))
-            self.session.rename(self.temporary.pop(original.path), original.path)
+            self.session.rename(item.temporary.pop(original.path), original.path)
+        item.installed = False
 
-    def _remove_temporary(self) -> None:
-        for temporary in self.temporary.values():
+    def _remove_temporary(self, item: Item) -> None:
+        for temporary in item.temporary.values():
             try:
                 self.session.remove(temporary)
             except ssh.SSHError:
                 pass  # best effort: the connection may be what failed
-        self.temporary.clear()
+        item.temporary.clear()
+
+
+def _failed(cause: Exception, *, rolled_back=False) -> InstallFailed:
+    """``cause`` (an SSH error or an InstallFailed) as the item's InstallFailed."""
+    return InstallFailed(str(cause), kind=getattr(cause, "kind", "") or type(cause).__name__,
+                         transient=cause.transient, rolled_back=rolled_back,
+                         served_fingerprint=getattr(cause, "served_fingerprint", ""))

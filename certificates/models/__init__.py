@@ -3,7 +3,7 @@
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
-from .hosts import Deployment, TargetHost
+from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
@@ -14,6 +14,7 @@ __all__ = [
     "CertificateVersion",
     "Challenge",
     "Deployment",
+    "DeployRequest",
     "DepositEntry",
     "Heartbeat",
     "KeyType",

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal.encryption import EncryptedTextField
@@ -219,3 +220,43 @@ class Deployment(models.Model):
                 "%(host)s already receives another certificate: put {name} in each of its file "
                 "paths (for example /etc/nginx/ssl/{name}.key) so that every certificate gets "
                 "files of its own.") % {"host": self.host}})
+
+
+class DeployRequest(models.Model):
+    """A version waiting to be installed on a host, and, once tried, how it went.
+
+    Deployments to one host go one at a time, so certificates renewed together
+    queue up behind each other. Each waiting deployment leaves a request here;
+    whoever takes the host's lease installs every waiting request in one
+    session, with one config test and one reload, and writes each outcome on
+    its row, where the deployment that asked for it reads it back.
+    """
+
+    host = models.ForeignKey(TargetHost, on_delete=models.CASCADE, related_name="+")
+    deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
+    version = models.ForeignKey("certificates.CertificateVersion", on_delete=models.CASCADE,
+                                related_name="+")
+    # Whose steps the installation is recorded on; none for a person's "deploy now".
+    run = models.ForeignKey("certificates.RenewalRun", on_delete=models.SET_NULL, null=True,
+                            blank=True, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # The outcome, as deployment.Outcome carries it.
+    status = models.CharField(max_length=12, choices=Deployment.Status.choices, blank=True)
+    error = models.TextField(blank=True)
+    error_kind = models.CharField(max_length=40, blank=True)
+    transient = models.BooleanField(default=False)
+    served_fingerprint = models.CharField(max_length=64, blank=True)
+
+    tenant_path = "host__organization"
+
+    class Meta:
+        verbose_name = _("deployment request")
+        verbose_name_plural = _("deployment requests")
+        indexes = [
+            models.Index(fields=["host", "requested_at"], name="deploy_request_waiting_idx",
+                         condition=models.Q(finished_at__isnull=True)),
+        ]
+
+    def __str__(self):
+        return f"{self.deployment} ({self.requested_at:%Y-%m-%d %H:%M:%S})"

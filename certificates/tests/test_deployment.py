@@ -4,6 +4,7 @@ import grp
 import os
 import stat
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,7 +14,7 @@ from django.utils import timezone
 
 from certificates import deployment
 from certificates.deployment import NothingToDeploy, deploy_certificate, deploy_version_to_host
-from certificates.models import Deployment, RenewalRun, RenewalStep, TargetHost
+from certificates.models import Deployment, DeployRequest, RenewalRun, RenewalStep, TargetHost
 
 from . import factories
 from .pki import make_current, new_version
@@ -102,8 +103,12 @@ def test_it_backs_up_the_previous_files_before_replacing_them(host, target_host,
 
     assert deploy_version_to_host(version=version, host=host).ok
 
-    [folder] = backups(target_host)
-    assert mode_of(folder) == 0o700
+    [batch] = backups(target_host)
+    # One folder per session on the host, one subfolder per certificate in it.
+    [folder] = batch.iterdir()
+    certificate = version.certificate
+    assert folder.name == f"{certificate.common_name}-{certificate.pk}"
+    assert mode_of(batch) == mode_of(folder) == 0o700
     saved = {path.name: path.read_bytes() for path in folder.iterdir()}
     assert saved == {
         "private_key-privkey.pem": before[target_host.private_key_path],
@@ -314,30 +319,174 @@ def test_three_hosts_at_once_with_one_down_the_two_others_succeed(
             testbed.stop()
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_certificates_on_one_host_deploy_one_after_the_other(
-        organization, ca, host, target_host):
-    runs = []
-    for name in ("a.example.test", "b.example.test"):
-        certificate = factories.certificate(organization, ca, common_name=name, sans=[name])
-        Deployment.objects.create(certificate=certificate, host=host)
-        make_current(certificate, new_version(certificate, name))
-        runs.append(RenewalRun.objects.create(certificate=certificate,
-                                              trigger=RenewalRun.Trigger.MANUAL))
-    outcomes = []
+# -- several certificates on one host: queued, then installed together -------------
+
+SITES = ["a.example.test", "b.example.test", "c.example.test"]
+
+
+@pytest.fixture
+def shared_host(organization, target_host):
+    """The testbed host serving SITES, each from files of its own ({name} paths),
+    its reloads counted in a file beside it."""
+    target_host.serve_sites(SITES)
+    reloads = target_host.backup_dir.parent / "reloads"
+    reloads.write_text("")
+    host = portal_host(
+        organization, target_host, tls_sni_name="",  # each certificate's own name
+        private_key_path=target_host.site_path("privkey.pem"),
+        certificate_path=target_host.site_path("cert.pem"),
+        ca_bundle_path=target_host.site_path("chain.pem"),
+        fullchain_path=target_host.site_path("fullchain.pem"),
+        reload_command=f"echo reload >> {reloads} && {target_host.reload_command}")
+    host.reloads = lambda: len(reloads.read_text().splitlines())
+    return host
+
+
+def queue_and_release(host, runs):
+    """Deploy each run's certificate from its own thread while another worker holds
+    the host, so that all of them queue; then let the host go. Returns the
+    outcomes by certificate id."""
+    TargetHost.objects.filter(pk=host.pk).update(
+        deploy_lock_owner="another-worker",
+        deploy_locked_until=timezone.now() + timedelta(minutes=5))
+    outcomes = {}
 
     def deploy(run):
-        outcomes.extend(deploy_certificate(certificate_id=run.certificate_id, run_id=run.pk))
+        [outcomes[run.certificate_id]] = deploy_certificate(
+            certificate_id=run.certificate_id, run_id=run.pk)
 
     threads = [threading.Thread(target=deploy, args=(run,)) for run in runs]
     for thread in threads:
         thread.start()
+    deadline = time.monotonic() + 30
+    while DeployRequest.objects.filter(host=host).count() < len(runs):
+        assert time.monotonic() < deadline, "the deployments did not queue"
+        time.sleep(0.05)
+    TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="",
+                                                 deploy_locked_until=None)
     for thread in threads:
-        thread.join()
+        thread.join(timeout=60)
+    return outcomes
 
-    assert [outcome.status for outcome in outcomes] == [DEPLOYED, DEPLOYED]
-    spans = sorted((run.steps.first().at, run.steps.last().at) for run in runs)
-    assert spans[0][1] < spans[1][0], "the two deployments overlapped on one host"
+
+def site_certificates(organization, ca, host, names, **version_options):
+    runs, versions = [], {}
+    for name in names:
+        certificate = factories.certificate(organization, ca, common_name=name, sans=[name])
+        Deployment.objects.create(certificate=certificate, host=host)
+        version = new_version(certificate, name, **version_options.get(name, {}))
+        make_current(certificate, version)
+        versions[certificate.pk] = version
+        runs.append(RenewalRun.objects.create(certificate=certificate,
+                                              trigger=RenewalRun.Trigger.SCHEDULE))
+    return runs, versions
+
+
+@pytest.mark.django_db(transaction=True)
+def test_certificates_queued_for_one_host_are_installed_in_one_session_with_one_reload(
+        organization, ca, shared_host, target_host):
+    runs, versions = site_certificates(organization, ca, shared_host, SITES)
+
+    outcomes = queue_and_release(shared_host, runs)
+
+    assert {pk: o.status for pk, o in outcomes.items()} == dict.fromkeys(versions, DEPLOYED)
+    for pk, version in versions.items():
+        assert outcomes[pk].served_fingerprint == version.fingerprint_sha256
+        target_host.wait_for_served_leaf(version.fingerprint_sha256,
+                                         name=version.certificate.common_name)
+    assert shared_host.reloads() == 1
+    [batch] = backups(target_host)
+    assert sorted(p.name for p in batch.iterdir()) == sorted(
+        f"{v.certificate.common_name}-{v.certificate.pk}" for v in versions.values())
+    names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
+             "cleanup"]
+    for run in runs:
+        assert list(run.steps.values_list("name", "status")) == [(n, "done") for n in names]
+        run.refresh_from_db()
+        assert run.log == f"{shared_host.name}: deployed\n"
+    assert not DeployRequest.objects.exists()  # each waiting deployment took its answer
+    assert set(Deployment.objects.values_list("last_status", "served")) == {(DEPLOYED, True)}
+    shared_host.refresh_from_db()
+    assert shared_host.deploy_lock_owner == ""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_certificate_that_breaks_the_config_test_does_not_hold_back_the_others(
+        organization, ca, shared_host, target_host):
+    bad = "b.example.test"
+    before = (target_host.ssl_dir / "sites" / bad / "privkey.pem").read_bytes()
+    served_before = target_host.served_leaf_sha256(bad)
+    # A key that does not belong to the leaf: nginx -t refuses the pair.
+    runs, versions = site_certificates(
+        organization, ca, shared_host, SITES,
+        **{bad: {"private_key_pem": factories.self_signed()[0]}})
+
+    outcomes = queue_and_release(shared_host, runs)
+
+    by_name = {versions[pk].certificate.common_name: o for pk, o in outcomes.items()}
+    assert by_name[bad].status == ROLLED_BACK and not by_name[bad].transient
+    assert "key values mismatch" in by_name[bad].error  # nginx's own words
+    assert (target_host.ssl_dir / "sites" / bad / "privkey.pem").read_bytes() == before
+    target_host.wait_for_served_leaf(served_before, name=bad)
+    for pk, version in versions.items():
+        name = version.certificate.common_name
+        if name != bad:
+            assert outcomes[pk].ok, outcomes[pk].error
+            target_host.wait_for_served_leaf(version.fingerprint_sha256, name=name)
+    # Together: the config test failed, so no reload; then each alone, one reload
+    # for each good one.
+    assert shared_host.reloads() == 2
+    for run in runs:
+        assert run.steps.filter(name="retry", status="started").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_certificate_the_server_does_not_serve_is_rolled_back_alone(
+        organization, ca, shared_host, target_host, fast_grace):
+    # Files of its own, but no server block: nginx answers its name with another leaf.
+    stray = "d.example.test"
+    (target_host.ssl_dir / "sites" / stray).mkdir()
+    runs, versions = site_certificates(organization, ca, shared_host, [*SITES, stray])
+
+    outcomes = queue_and_release(shared_host, runs)
+
+    by_name = {versions[pk].certificate.common_name: o for pk, o in outcomes.items()}
+    assert (by_name[stray].status, by_name[stray].error_kind) == (ROLLED_BACK, "NotServed")
+    assert list((target_host.ssl_dir / "sites" / stray).iterdir()) == []  # new files gone
+    for name in SITES:
+        assert by_name[name].ok, by_name[name].error
+    for version in versions.values():
+        if version.certificate.common_name in SITES:
+            target_host.wait_for_served_leaf(version.fingerprint_sha256,
+                                             name=version.certificate.common_name)
+    assert shared_host.reloads() == 2  # the batch's, and the rollback's
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_for_an_older_version_is_answered_with_the_newer_one_deployed(
+        organization, ca, shared_host, target_host):
+    name = SITES[0]
+    certificate = factories.certificate(organization, ca, common_name=name, sans=[name])
+    row = Deployment.objects.create(certificate=certificate, host=shared_host)
+    older, newer = new_version(certificate, name), new_version(certificate, name)
+    make_current(certificate, newer)
+    for version in (newer, older):
+        DeployRequest.objects.create(host=shared_host, deployment=row, version=version)
+    assert deployment._take_lease(shared_host, "this-test")
+    try:
+        assert deployment.install_queued(shared_host, owner="this-test") == 2
+    finally:
+        deployment._release_lease(shared_host, "this-test")
+
+    answered = {r.version_id: r for r in DeployRequest.objects.all()}
+    assert (answered[newer.pk].status, answered[older.pk].status) == (DEPLOYED, FAILED)
+    assert answered[older.pk].error_kind == "Superseded"
+    assert newer.serial in answered[older.pk].error
+    target_host.wait_for_served_leaf(newer.fingerprint_sha256, name=name)
+    row.refresh_from_db()
+    assert row.last_version == newer
+    assert shared_host.reloads() == 1
+    assert all(r.finished_at for r in answered.values())
 
 
 @pytest.mark.django_db

@@ -10,7 +10,7 @@ No database transaction is held while the CA, a host or a DNS server is talked t
 import datetime
 import logging
 import posixpath
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from acme import messages
 from django.conf import settings
@@ -145,39 +145,48 @@ def _validate(run, certificate, ca, order):
 @contextmanager
 def _publish_http01(run, certificate, ca, pending):
     """Challenge files on every host of the certificate, removed afterwards even
-    when validation fails; any host may be the one the name points at."""
+    when validation fails; any host may be the one the name points at. Each
+    host's session stays open while the CA validates, so that the files are
+    removed through it rather than through a second login."""
     hosts = list(certificate.hosts.exclude(document_root=""))
     if not hosts:
         raise IssuanceFailed(
             _("HTTP-01 needs at least one target host with a document root; add one to "
               "%(name)s or use DNS-01.") % {"name": certificate.common_name}, transient=False)
     files = [ca.http01_resource(body) for _authzr, body in pending]
-    written = []
-    try:
-        for host in hosts:
-            directory = posixpath.join(host.document_root, CHALLENGE_DIR)
-            with ssh.connect(host) as session:
+    with ExitStack() as sessions:
+        written = []  # (host, its session, the paths written there)
+        try:
+            for host in hosts:
+                directory = posixpath.join(host.document_root, CHALLENGE_DIR)
+                session = sessions.enter_context(ssh.connect(host))
+                paths = []
+                written.append((host, session, paths))
                 session.makedirs(directory)
                 for token_path, content in files:
                     path = posixpath.join(host.document_root, token_path)
-                    written.append((host, path))
+                    paths.append(path)
                     session.write_file(path, content.encode(), mode=0o644)
-            run.step("challenge", "done", _("%(count)d challenge file(s) in %(dir)s")
-                     % {"count": len(files), "dir": directory}, host=host)
-        yield
-    finally:
-        _remove_challenge_files(run, written)
+                run.step("challenge", "done", _("%(count)d challenge file(s) in %(dir)s")
+                         % {"count": len(files), "dir": directory}, host=host)
+            yield
+        finally:
+            _remove_challenge_files(run, written)
 
 
 def _remove_challenge_files(run, written):
-    by_host = {}
-    for host, path in written:
-        by_host.setdefault(host, []).append(path)
-    for host, paths in by_host.items():
+    for host, session, paths in written:
+        if not paths:
+            continue
         try:
-            with ssh.connect(host) as session:
+            try:
                 for path in paths:
                     session.remove(path, missing_ok=True)
+            except ssh.SSHError:
+                # The session may have dropped while the CA validated: log in again.
+                with ssh.connect(host) as fresh:
+                    for path in paths:
+                        fresh.remove(path, missing_ok=True)
             run.step("cleanup", "done", _("challenge files removed"), host=host)
         except ssh.SSHError as exc:
             # Not fatal: a stale token file reveals nothing and proves nothing.

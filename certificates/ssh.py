@@ -258,7 +258,10 @@ class Session:
     def sftp(self) -> _SFTPClient:
         if self._sftp is None:
             with self._file_errors(_("open SFTP on"), self.host.address):
-                self._sftp = _SFTPClient.from_transport(self._client.get_transport())
+                transport = self._client.get_transport()
+                if transport is None or not transport.is_active():
+                    raise paramiko.SSHException("the connection is closed")
+                self._sftp = _SFTPClient.from_transport(transport)
                 self._sftp.get_channel().settimeout(settings.SSH_COMMAND_TIMEOUT)
         return self._sftp
 

@@ -275,3 +275,25 @@ def test_a_dns_server_that_is_down_is_a_transient_failure(organization, pebble, 
 
     assert run.status == RenewalRun.Status.FAILED
     assert run.error_class == "transient"
+
+
+def test_challenge_files_are_removed_through_a_new_login_when_the_session_dropped(
+    organization, target_host
+):
+    from certificates import issuance, ssh
+
+    host = portal_host(organization, target_host)
+    run = RenewalRun.objects.create(certificate=http01_certificate(
+        organization, ca_account(organization), host, [target_host.name]))
+    path = f"{target_host.webroot}/.well-known/acme-challenge/token-1"
+    with ssh.connect(host) as session:
+        session.makedirs(os.path.dirname(path))
+        session.write_file(path, b"proof")
+        assert challenge_files(target_host) == ["token-1"]
+        session._client.close()  # the connection drops while the CA validates
+
+        issuance._remove_challenge_files(run, [(host, session, [path])])
+
+    assert challenge_files(target_host) == []
+    assert list(run.steps.values_list("name", "status", "host")) == [
+        ("cleanup", "done", host.pk)]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -42,6 +42,8 @@ LEASE_WAIT_SECONDS = 300
 # several waiters from asking in step.
 LEASE_POLL_SECONDS = (0.1, 0.2)
 
+# The host's lease is extended at the next step after this many seconds.
+LEASE_RENEW_SECONDS = 5
 # At most this many certificates go into one session on a host; the rest wait
 # for the next. It bounds how long a lease is held between two steps' renewals
 # (the TLS checks of a batch run in one step).
@@ -86,23 +88,10 @@ def deploy_certificate(*, certificate_id: int, run_id: int | None = None,
                        host_ids: list[int] | None = None,
                        on_step: StepCallback | None = None) -> list[Outcome]:
     """Deploy the certificate's current version to its hosts (or those of
-    ``host_ids``), DEPLOY_MAX_PARALLEL at a time; one host failing does not
-    stop the others. Outcomes are in host name order."""
-    certificate = Certificate.objects.select_related("current_version").get(pk=certificate_id)
-    version = certificate.current_version
-    if version is None:
-        raise NothingToDeploy(
-            _("%(certificate)s has no issued version to deploy yet.")
-            % {"certificate": certificate}
-        )
-    version.certificate = certificate  # spares each thread a query
+    ``host_ids``) and wait for the outcomes, DEPLOY_MAX_PARALLEL hosts at a time;
+    one host failing does not stop the others. Outcomes are in host name order."""
+    certificate, version, hosts = _what_to_deploy(certificate_id, host_ids)
     run = RenewalRun.objects.get(pk=run_id, certificate=certificate) if run_id else None
-    hosts = certificate.hosts.order_by("name")
-    if host_ids is not None:
-        hosts = hosts.filter(pk__in=host_ids)
-    hosts = list(hosts)
-    if not hosts:
-        return []
 
     def deploy_one(host):
         try:
@@ -111,66 +100,132 @@ def deploy_certificate(*, certificate_id: int, run_id: int | None = None,
             logger.exception("deployment of %s to %s failed", certificate, host)
             return _outcome(host, version, Deployment.Status.FAILED, error=repr(exc),
                             kind=type(exc).__name__)
+
+    return _on_each_host(hosts, deploy_one)
+
+
+def queue_certificate(*, certificate_id: int, run: RenewalRun,
+                      host_ids: list[int] | None = None) -> None:
+    """Queue the certificate's current version for its hosts (or those of
+    ``host_ids``) on behalf of ``run``, and install what is queued on each host
+    that is free. Does not wait for a busy host: whoever holds it installs this
+    request too, and the run is concluded by whoever answers its last request
+    (``renewal.conclude_deployment``)."""
+    certificate, version, hosts = _what_to_deploy(certificate_id, host_ids)
+    # All at once: a run is concluded when its last request is answered, so none
+    # may be answered before the others exist.
+    with transaction.atomic():
+        queued = [host for host in hosts if _queue(version, host, run, awaited=False)]
+
+    def drain_one(host):
+        try:
+            drain(host)
+        except Exception:  # the run is taken up again when its lease runs out
+            logger.exception("deployments queued for %s failed", host)
+
+    _on_each_host(queued, drain_one)
+    _conclude_runs({run.pk})  # if every request was answered without a session
+
+
+def _what_to_deploy(certificate_id, host_ids):
+    certificate = Certificate.objects.select_related("current_version").get(pk=certificate_id)
+    version = certificate.current_version
+    if version is None:
+        raise NothingToDeploy(
+            _("%(certificate)s has no issued version to deploy yet.")
+            % {"certificate": certificate}
+        )
+    version.certificate = certificate  # spares each thread a query
+    hosts = certificate.hosts.order_by("name")
+    if host_ids is not None:
+        hosts = hosts.filter(pk__in=host_ids)
+    return certificate, version, list(hosts)
+
+
+def _on_each_host(hosts, action) -> list:
+    if not hosts:
+        return []
+
+    def one(host):
+        try:
+            return action(host)
         finally:
             connection.close()  # this thread's connection, which nobody else will close
 
     with ThreadPoolExecutor(max_workers=min(settings.DEPLOY_MAX_PARALLEL, len(hosts)),
                             thread_name_prefix="deploy") as pool:
-        return list(pool.map(deploy_one, hosts))
+        return list(pool.map(one, hosts))
 
 
 def deploy_version_to_host(*, version, host: TargetHost, run: RenewalRun | None = None,
                            on_step: StepCallback | None = None) -> Outcome:
-    """Install ``version`` on ``host``, prove it is served, roll back if not.
+    """Install ``version`` on ``host``, prove it is served, roll back if not, and
+    wait for it.
 
-    The version joins the host's queue of deploy requests; whoever holds the
-    host's lease installs everything queued in one go, this request included,
-    so the outcome may come from another worker's session. Never raises for what
-    the host or the network did: the Outcome says it, and the Deployment row and
-    the run's steps record it.
+    The version joins the host's queue; whoever holds the host's lease installs
+    everything queued in one go, this request included, so the outcome may come
+    from another worker's session. Never raises for what the host or the network
+    did: the Outcome says it, and the Deployment row and the run's steps record it.
     """
-    certificate = version.certificate
-    if host.organization_id != certificate.organization_id:
-        raise ValueError(f"host {host.pk} is not in the organisation of {certificate}")
-    deployment, _created = Deployment.objects.get_or_create(certificate=certificate, host=host)
-    report = _reporter(run, host, on_step)
-    try:
-        planned_files(version, host)
-    except InstallFailed as exc:  # the host's paths, not the network: fail before queueing
-        report("upload", "failed", str(exc))
-        return _finish(deployment, version, run, _outcome(
-            host, version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
-    request = DeployRequest.objects.create(host=host, deployment=deployment, version=version,
-                                           run=run)
+    request = _queue(version, host, run, awaited=True, on_step=on_step)
+    if isinstance(request, Outcome):
+        return request
     try:
         return _wait_for(request, host=host, version=version, on_step=on_step) or _finish(
-            deployment, version, run, _host_busy(host, version, report))
+            request.deployment, version, run,
+            _host_busy(host, version, _reporter(run, host, on_step)))
     finally:
         DeployRequest.objects.filter(pk=request.pk).delete()
 
 
+def _queue(version, host, run, *, awaited,
+           on_step=None) -> DeployRequest | Outcome | None:
+    """A request for ``version`` on ``host``. If the host's paths cannot take it,
+    the failure is recorded at once: returned as an Outcome to one who waits,
+    otherwise written on an answered request (and None returned)."""
+    certificate = version.certificate
+    if host.organization_id != certificate.organization_id:
+        raise ValueError(f"host {host.pk} is not in the organisation of {certificate}")
+    deployment, _created = Deployment.objects.get_or_create(certificate=certificate, host=host)
+    try:
+        planned_files(version, host)
+    except InstallFailed as exc:  # the host's paths, not the network: fail before queueing
+        _reporter(run, host, on_step)("upload", "failed", str(exc))
+        outcome = _finish(deployment, version, run, _outcome(
+            host, version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
+        if awaited:
+            return outcome
+        # Answered at once, so that the run is concluded like any other.
+        request = DeployRequest.objects.create(host=host, deployment=deployment,
+                                               version=version, run=run)
+        _answer(request, host, outcome, record=False)
+        return None
+    return DeployRequest.objects.create(host=host, deployment=deployment, version=version,
+                                        run=run, awaited=awaited)
+
+
 def _wait_for(request: DeployRequest, *, host, version, on_step) -> Outcome | None:
-    """Until ``request`` has an outcome: take the host's lease when it is free and
-    install what is queued, or see another worker's session do it. None if the
-    host stays busy for LEASE_WAIT_SECONDS."""
-    owner = _lease_owner()
+    """Until ``request`` has an outcome: install what is queued whenever the host
+    is free, or see another worker's session do it. None if the host stays busy
+    for LEASE_WAIT_SECONDS."""
     deadline = time.monotonic() + LEASE_WAIT_SECONDS
     while True:
-        if _take_lease(host, owner):
-            try:
-                install_queued(host, owner=owner, on_step={request.pk: on_step})
-            finally:
-                _release_lease(host, owner)
+        drain(host, on_step={request.pk: on_step})
         done = DeployRequest.objects.filter(pk=request.pk, finished_at__isnull=False).first()
         if done is not None:
-            return Outcome(host_id=host.pk, host_name=host.name, status=done.status,
-                           error=done.error, error_kind=done.error_kind,
-                           transient=done.transient,
-                           expected_fingerprint=version.fingerprint_sha256,
-                           served_fingerprint=done.served_fingerprint)
+            return outcome_of(done, host=host, version=version)
         if time.monotonic() >= deadline:
             return None
         time.sleep(random.uniform(*LEASE_POLL_SECONDS))
+
+
+def outcome_of(request: DeployRequest, *, host=None, version=None) -> Outcome:
+    """The Outcome written on an answered request."""
+    host, version = host or request.host, version or request.version
+    return Outcome(host_id=host.pk, host_name=host.name, status=request.status,
+                   error=request.error, error_kind=request.error_kind,
+                   transient=request.transient, expected_fingerprint=version.fingerprint_sha256,
+                   served_fingerprint=request.served_fingerprint)
 
 
 def _host_busy(host, version, report) -> Outcome:
@@ -182,19 +237,52 @@ def _host_busy(host, version, report) -> Outcome:
                     kind="HostBusy", transient=True)
 
 
+def drain(host: TargetHost, *, on_step: dict[int, StepCallback | None] | None = None) -> None:
+    """If the host is free: take its lease and install what is queued, batch after
+    batch, until nothing is; then conclude the runs answered. If it is busy, its
+    holder will find our requests: it looks at the queue again after letting go."""
+    owner = _lease_owner()
+    concluded = set()
+    while _take_lease(host, owner):
+        try:
+            while True:
+                tried, runs = install_queued(host, owner=owner, on_step=on_step)
+                concluded |= runs
+                if not tried:
+                    break
+        finally:
+            _release_lease(host, owner)
+        # A request queued while we let go may have seen the lease still taken.
+        if not DeployRequest.objects.filter(host=host, finished_at__isnull=True).exists():
+            break
+    # After letting go of the host: concluding sends mail and webhooks.
+    _conclude_runs(concluded)
+
+
+def _conclude_runs(run_ids) -> None:
+    from .renewal import conclude_deployment  # noqa: PLC0415 - renewal imports this module
+
+    for run_id in sorted(run_ids):
+        try:
+            conclude_deployment(run_id)
+        except Exception:  # one run's alert must not keep the others from concluding
+            logger.exception("concluding the deployment of run %s failed", run_id)
+
+
 def install_queued(host: TargetHost, *, owner: str,
-                   on_step: dict[int, StepCallback | None] | None = None) -> int:
+                   on_step: dict[int, StepCallback | None] | None = None
+                   ) -> tuple[int, set[int]]:
     """Install the host's queued requests (up to DEPLOY_BATCH_SIZE) in one SSH
     session; the caller holds the host's lease as ``owner``. Each request gets
     its outcome, its Deployment row and its run's steps. Returns how many were
-    tried."""
+    tried, and the runs whose requests nobody waits for (to be concluded)."""
     on_step = on_step or {}
     _forget_old_requests(host)
     queued = list(DeployRequest.objects.filter(host=host, finished_at__isnull=True)
                   .select_related("version__certificate", "deployment", "run")
                   .order_by("requested_at", "pk")[:DEPLOY_BATCH_SIZE])
     if not queued:
-        return 0
+        return 0, set()
     # One installation per certificate: the newest version asked for. A request
     # for an older one (a "deploy now" overtaken by a renewal) is answered so.
     newest = {}
@@ -234,12 +322,19 @@ def install_queued(host: TargetHost, *, owner: str,
                 host, request.version, Deployment.Status.FAILED, kind="Superseded",
                 error=_("A newer version (serial %(serial)s) was deployed instead.")
                 % {"serial": newer.serial}), record=False)
-    return len(queued)
+    return len(queued), {r.run_id for r in queued if r.run_id and not r.awaited}
 
 
 def _install_items(host, owner, items: list[Item]) -> None:
-    def heartbeat():  # each step may take up to a command timeout
-        _renew_lease(host, owner)
+    renewed = [time.monotonic()]  # the lease was taken just now
+
+    def heartbeat():
+        # Each step may take up to a command timeout; the lease outlasts the
+        # longest, so renewing every few seconds is enough and spares a write
+        # for each of a batch's many small steps.
+        if time.monotonic() - renewed[0] >= LEASE_RENEW_SECONDS:
+            _renew_lease(host, owner)
+            renewed[0] = time.monotonic()
 
     try:
         with ssh.connect(host) as session:

@@ -166,7 +166,6 @@ class Installer:
         except (ssh.SSHError, InstallFailed) as exc:
             self._undo_group(live, exc, reload=True)
             return
-        self.heartbeat()
         self.tls_check(live)
         refused = [item for item in live if item.error is not None]
         if refused:
@@ -284,6 +283,7 @@ class Installer:
         pause = TLS_RETRY_FIRST
         while True:
             for item in list(waiting):
+                self.heartbeat()  # a round over many names may outlast one lease
                 try:
                     served, error = tls.served_leaf_sha256(
                         address, port, item.sni, timeout=settings.TLS_CHECK_TIMEOUT), None

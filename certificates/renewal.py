@@ -20,8 +20,15 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import alerts, deposit, issuance
-from .deployment import NothingToDeploy, deploy_certificate
-from .models import Certificate, Deployment, Notification, Order, RenewalRun
+from .deployment import NothingToDeploy, deploy_certificate, outcome_of, queue_certificate
+from .models import (
+    Certificate,
+    Deployment,
+    DeployRequest,
+    Notification,
+    Order,
+    RenewalRun,
+)
 from .signals import announce
 
 logger = logging.getLogger(__name__)
@@ -170,24 +177,61 @@ def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
             run.step("charge", "done", f"{charged.amount} {certificate.ca_account.currency}")
             _activate_order(certificate)
     if deploy_inline:
-        return deploy(run_id=run.pk)
+        return deploy(run_id=run.pk, wait=True)
     transaction.on_commit(lambda: deploy_run.delay(run.pk))
     return run
 
 
-def deploy(*, run_id) -> RenewalRun | None:
-    """The deployment half: every host not yet serving the current version."""
+def deploy(*, run_id, wait=False) -> RenewalRun | None:
+    """The deployment half: every host not yet serving the current version.
+
+    With ``wait`` (manage.py renew), installed here and the run concluded at
+    once. Otherwise queued for each host: whoever holds a busy host installs it
+    with the rest of that host's queue, and whoever answers the run's last
+    request concludes the run (``conclude_deployment``), so no worker thread
+    sits waiting for a host."""
     run = RenewalRun.objects.select_related("certificate").filter(
         pk=run_id, status=RenewalRun.Status.RUNNING).first()
     if run is None:
         return None
     certificate = run.certificate
     pending = _hosts_not_serving(certificate)
+    if not pending:
+        return succeed(run)
     try:
-        outcomes = deploy_certificate(certificate_id=certificate.pk, run_id=run.pk,
-                                      host_ids=pending) if pending else []
+        if wait:
+            outcomes = deploy_certificate(certificate_id=certificate.pk, run_id=run.pk,
+                                          host_ids=pending)
+            return _conclude(run, outcomes)
+        # Answers left from an earlier attempt of this run (its worker died).
+        DeployRequest.objects.filter(run=run).delete()
+        queue_certificate(certificate_id=certificate.pk, run=run, host_ids=pending)
     except NothingToDeploy as exc:
         return fail(run, issuance.IssuanceFailed(str(exc), transient=False))
+    return run
+
+
+def conclude_deployment(run_id) -> RenewalRun | None:
+    """Once every request queued for the run has its answer: alerts, and the run
+    succeeded or failed. Called by whoever answered the last request; if two
+    answer at once, the one that deletes the requests concludes."""
+    requests = list(DeployRequest.objects.filter(run_id=run_id, awaited=False)
+                    .select_related("host", "version"))
+    if not requests or any(request.finished_at is None for request in requests):
+        return None
+    deleted, _by_model = DeployRequest.objects.filter(
+        pk__in=[request.pk for request in requests]).delete()
+    if deleted != len(requests):
+        return None
+    run = RenewalRun.objects.select_related("certificate").filter(
+        pk=run_id, status=RenewalRun.Status.RUNNING).first()
+    if run is None:
+        return None
+    return _conclude(run, [outcome_of(request) for request in requests])
+
+
+def _conclude(run, outcomes) -> RenewalRun:
+    certificate = run.certificate
     for outcome in outcomes:
         if outcome.error_kind == "NotServed":
             extra = {"host": outcome.host_name, "expected": outcome.expected_fingerprint,

@@ -226,10 +226,10 @@ class DeployRequest(models.Model):
     """A version waiting to be installed on a host, and, once tried, how it went.
 
     Deployments to one host go one at a time, so certificates renewed together
-    queue up behind each other. Each waiting deployment leaves a request here;
-    whoever takes the host's lease installs every waiting request in one
-    session, with one config test and one reload, and writes each outcome on
-    its row, where the deployment that asked for it reads it back.
+    queue up behind each other. Each deployment leaves a request here; whoever
+    takes the host's lease installs every queued request in one session, with
+    one config test and one reload, and writes each outcome on its row, where
+    the one who asked reads it back.
     """
 
     host = models.ForeignKey(TargetHost, on_delete=models.CASCADE, related_name="+")
@@ -239,6 +239,10 @@ class DeployRequest(models.Model):
     # Whose steps the installation is recorded on; none for a person's "deploy now".
     run = models.ForeignKey("certificates.RenewalRun", on_delete=models.SET_NULL, null=True,
                             blank=True, related_name="+")
+    # Someone waits for the answer in this request's process (manage.py deploy,
+    # "deploy now"): they read it and act on it. Otherwise the run is concluded
+    # by whoever answers its last request (renewal.conclude_deployment).
+    awaited = models.BooleanField(default=False)
     requested_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The outcome, as deployment.Outcome carries it.

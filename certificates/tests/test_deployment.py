@@ -12,9 +12,16 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from certificates import deployment
+from certificates import deployment, renewal
 from certificates.deployment import NothingToDeploy, deploy_certificate, deploy_version_to_host
-from certificates.models import Deployment, DeployRequest, RenewalRun, RenewalStep, TargetHost
+from certificates.models import (
+    Deployment,
+    DeployRequest,
+    Notification,
+    RenewalRun,
+    RenewalStep,
+    TargetHost,
+)
 
 from . import factories
 from .pki import make_current, new_version
@@ -474,7 +481,7 @@ def test_a_request_for_an_older_version_is_answered_with_the_newer_one_deployed(
         DeployRequest.objects.create(host=shared_host, deployment=row, version=version)
     assert deployment._take_lease(shared_host, "this-test")
     try:
-        assert deployment.install_queued(shared_host, owner="this-test") == 2
+        assert deployment.install_queued(shared_host, owner="this-test") == (2, set())
     finally:
         deployment._release_lease(shared_host, "this-test")
 
@@ -487,6 +494,80 @@ def test_a_request_for_an_older_version_is_answered_with_the_newer_one_deployed(
     assert row.last_version == newer
     assert shared_host.reloads() == 1
     assert all(r.finished_at for r in answered.values())
+
+
+# -- a run's deployment, queued: nobody waits for a busy host ------------------------
+
+
+def hold(host, owner="another-worker"):
+    TargetHost.objects.filter(pk=host.pk).update(
+        deploy_lock_owner=owner, deploy_locked_until=timezone.now() + timedelta(minutes=5))
+
+
+def let_go(host):
+    TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="", deploy_locked_until=None)
+
+
+def running_run(certificate):
+    return RenewalRun.objects.create(certificate=certificate, trigger=RenewalRun.Trigger.SCHEDULE,
+                                     status=RenewalRun.Status.RUNNING,
+                                     started_at=timezone.now(),
+                                     lease_until=timezone.now() + timedelta(minutes=15))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_runs_deployment_to_a_busy_host_is_queued_and_concluded_by_whoever_drains_it(
+        host, target_host, version):
+    Deployment.objects.create(certificate=version.certificate, host=host)
+    run = running_run(version.certificate)
+    hold(host)
+
+    renewal.deploy(run_id=run.pk)  # returns at once: the host is busy
+
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.RUNNING
+    [queued] = DeployRequest.objects.all()
+    assert (queued.run_id, queued.version_id, queued.finished_at) == (run.pk, version.pk, None)
+
+    let_go(host)
+    deployment.drain(host)  # what the holder does after its own batch
+
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.SUCCEEDED, run.error
+    target_host.wait_for_served_leaf(version.fingerprint_sha256)
+    assert not DeployRequest.objects.exists()
+    assert run.steps.filter(name="tls_check", status="done", host=host).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_on_two_hosts_is_concluded_when_the_last_one_answers(
+        organization, host, target_host, version, target_host_factory, fast_grace):
+    other_testbed = target_host_factory()
+    try:
+        # A reload there changes nothing: the new leaf is never served, and the run fails.
+        other = portal_host(organization, other_testbed, reload_command="true")
+        for target in (host, other):
+            Deployment.objects.create(certificate=version.certificate, host=target)
+        run = running_run(version.certificate)
+        hold(other)
+
+        renewal.deploy(run_id=run.pk)
+
+        run.refresh_from_db()
+        assert run.status == RenewalRun.Status.RUNNING  # one host answered, one to go
+        target_host.wait_for_served_leaf(version.fingerprint_sha256)
+
+        let_go(other)
+        deployment.drain(other)
+
+        run.refresh_from_db()
+        assert run.status == RenewalRun.Status.FAILED
+        assert other.name in run.error and host.name not in run.error
+        assert Notification.objects.filter(kind=Notification.Kind.NOT_SERVED,
+                                           certificate=version.certificate).count() == 1
+        assert renewal.conclude_deployment(run.pk) is None  # concluded once
+    finally:
+        other_testbed.stop()
 
 
 @pytest.mark.django_db

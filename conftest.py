@@ -20,6 +20,17 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
+def _no_kept_ssh_logins():
+    """Each test starts with no SSH login kept from another: its hosts are new,
+    and a test that restarts sshd must meet the restarted one."""
+    from certificates import ssh
+
+    ssh.forget_kept_logins()
+    yield
+    ssh.forget_kept_logins()
+
+
+@pytest.fixture(autouse=True)
 def _default_language_after_each_test():
     """A page fetched by the test client leaves its language active in this
     thread; put the default back so that no test depends on the one before."""

@@ -90,7 +90,7 @@ def test_connection(*, host_id: int) -> list[Check]:
     """
     host = TargetHost.objects.get(pk=host_id)
     try:
-        with ssh.connect(host) as session:
+        with ssh.connect(host, fresh=True) as session:  # a new login, not a kept one
             checks = [Check("connect", _("Connection and login"), True,
                             _("Host key %(fingerprint)s matches the pinned key.")
                             % {"fingerprint": host.host_key_fingerprint})]

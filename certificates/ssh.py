@@ -10,12 +10,16 @@ Key material is never logged.
 
 from __future__ import annotations
 
+import atexit
 import base64
+import hashlib
+import os
 import posixpath
 import secrets
 import shlex
 import socket
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -178,15 +182,114 @@ def _login_key(host) -> paramiko.PKey:
 
 
 @contextmanager
-def connect(host, *, timeout=None) -> Iterator[Session]:
-    """An authenticated session with ``host``, its host key checked against the pin."""
-    client = _client_for(host)
+def connect(host, *, timeout=None, fresh=False) -> Iterator[Session]:
+    """An authenticated session with ``host``, its host key checked against the pin.
+
+    The login is kept for the next session with the same host in this process
+    (see ``_Pool``), unless ``fresh``: a connection test must prove a new login.
+    A session that ends in an error closes its connection instead.
+    """
+    key = _pool_key(host)
+    client, sftp = (None, None) if fresh else _pool.take(key)
+    if client is None:
+        client = _client_for(host)
+        try:
+            _log_in(client, host, timeout=_connect_timeout(timeout))
+        except BaseException:
+            client.close()
+            raise
+    session = Session(client, host=host, sftp=sftp)
     try:
-        _log_in(client, host, timeout=_connect_timeout(timeout))
-        with Session(client, host=host) as session:
-            yield session
-    finally:
+        yield session
+    except BaseException:
+        session.close()
         client.close()
+        raise
+    if fresh:
+        session.close()
+        client.close()
+    else:
+        _pool.give_back(key, client, session.detach_sftp())
+
+
+def _pool_key(host) -> tuple:
+    """What a kept login is good for: the same address, port and user, the same
+    pinned key and the same login key. A changed record never reuses a login
+    made under the old one."""
+    return (host.pk, host.address, host.ssh_port, host.ssh_user, host.host_key,
+            hashlib.sha256(host.login_key.encode()).hexdigest())
+
+
+class _Pool:
+    """Idle logins kept per host, per process, for SSH_KEEP_SECONDS.
+
+    A renewal logs in to each host to place challenge files, then to deploy;
+    with many certificates on a host, the logins were most of the host's CPU
+    (OpenSSH forks and re-executes itself, then key exchange and authentication
+    for each one). A kept login is only handed to one session at a time, and
+    never across a fork.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._idle: dict[tuple, list[tuple[float, paramiko.SSHClient, object]]] = {}
+        self._pid = os.getpid()
+
+    def take(self, key) -> tuple[paramiko.SSHClient | None, object]:
+        """A kept login for ``key`` and its SFTP channel, or (None, None)."""
+        stale = []
+        found = None, None
+        with self._lock:
+            self._after_fork()
+            idle = self._idle.get(key, [])
+            now = time.monotonic()
+            while idle:
+                since, client, sftp = idle.pop()
+                transport = client.get_transport()
+                if now - since < settings.SSH_KEEP_SECONDS and transport is not None \
+                        and transport.is_active():
+                    if sftp is not None and sftp.get_channel().closed:
+                        sftp = None  # the next session opens a new one
+                    found = client, sftp
+                    break
+                stale.append(client)
+        for client in stale:
+            client.close()
+        return found
+
+    def give_back(self, key, client, sftp) -> None:
+        if settings.SSH_KEEP_SECONDS <= 0:
+            client.close()
+            return
+        with self._lock:
+            self._after_fork()
+            idle = self._idle.setdefault(key, [])
+            idle.append((time.monotonic(), client, sftp))
+            surplus = idle[:-settings.SSH_KEEP_PER_HOST]
+            del idle[:-settings.SSH_KEEP_PER_HOST]
+        for _since, old, _sftp in surplus:
+            old.close()
+
+    def clear(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for entries in idle.values():
+            for _since, client, _sftp in entries:
+                client.close()
+
+    def _after_fork(self) -> None:
+        # A child process must not talk through its parent's sockets.
+        if os.getpid() != self._pid:
+            self._idle, self._pid = {}, os.getpid()
+
+
+_pool = _Pool()
+atexit.register(_pool.clear)
+
+
+def forget_kept_logins() -> None:
+    """Close every kept login of this process (tests start each from none)."""
+    _pool.clear()
 
 
 def _log_in(client: paramiko.SSHClient, host, *, timeout: float) -> None:
@@ -242,17 +345,27 @@ class _SFTPClient(paramiko.SFTPClient):
 class Session:
     """File operations (SFTP) and commands (exec) on one connected host."""
 
-    def __init__(self, client: paramiko.SSHClient, *, host):
+    def __init__(self, client: paramiko.SSHClient, *, host, sftp: _SFTPClient | None = None):
         self.host = host
         self._client = client
-        self._sftp: _SFTPClient | None = None
+        # A kept login keeps its SFTP channel too: each new one starts an
+        # sftp-server process on the host.
+        self._sftp = sftp
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc_info):
+        self.close()
+
+    def close(self) -> None:
         if self._sftp is not None:
             self._sftp.close()
+            self._sftp = None
+
+    def detach_sftp(self) -> _SFTPClient | None:
+        sftp, self._sftp = self._sftp, None
+        return sftp
 
     @property
     def sftp(self) -> _SFTPClient:

@@ -258,6 +258,10 @@ DNS_PROPAGATION_TIMEOUT = env.float("DNS_PROPAGATION_TIMEOUT", default=60)
 # Target hosts (certificates/ssh.py, deployment.py).
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10)
 SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=120)
+# A login to a host is kept this long for the next session in the same worker
+# process (0: log in every time), at most SSH_KEEP_PER_HOST idle ones per host.
+SSH_KEEP_SECONDS = env.float("SSH_KEEP_SECONDS", default=30)
+SSH_KEEP_PER_HOST = env.int("SSH_KEEP_PER_HOST", default=4)
 TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5)
 DEPLOY_TLS_GRACE_SECONDS = env.float("DEPLOY_TLS_GRACE_SECONDS", default=30)
 DEPLOY_MAX_PARALLEL = env.int("DEPLOY_MAX_PARALLEL", default=4)

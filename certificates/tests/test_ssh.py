@@ -205,3 +205,61 @@ def test_a_long_output_is_trimmed_to_its_end(host):
     assert result.ok
     assert len(result.output) <= ssh.OUTPUT_LIMIT + 1
     assert result.output.endswith("199999\n200000")
+
+
+# -- kept logins ---------------------------------------------------------------------
+
+
+def logins(testbed) -> int:
+    """Logins sshd accepted so far (its log, LogLevel INFO)."""
+    return testbed.sshd.daemon.log.read_text().count("Accepted publickey")
+
+
+@pytest.mark.django_db
+def test_a_login_is_kept_for_the_next_session_with_the_same_host(organization, target_host):
+    host = portal_host(organization, target_host)
+    before = logins(target_host)
+
+    for _ in range(3):
+        with ssh.connect(host) as session:
+            assert session.exists(str(target_host.webroot))
+
+    assert logins(target_host) - before == 1
+
+
+@pytest.mark.django_db
+def test_a_session_that_failed_does_not_leave_its_login_behind(organization, target_host):
+    host = portal_host(organization, target_host)
+    before = logins(target_host)
+
+    with pytest.raises(ssh.RemoteFileError), ssh.connect(host) as session:
+        session.read_file("/nonexistent/file")
+    with ssh.connect(host) as session:
+        session.exists("/")
+
+    assert logins(target_host) - before == 2
+
+
+@pytest.mark.django_db
+def test_a_changed_host_record_logs_in_again_and_a_connection_test_always_does(
+        organization, target_host, settings):
+    host = portal_host(organization, target_host)
+    before = logins(target_host)
+    with ssh.connect(host) as session:
+        session.exists("/")
+
+    host.ssh_user = "root"  # unchanged: reused
+    with ssh.connect(host) as session:
+        session.exists("/")
+    host.host_key = target_host.host_public_key + " "  # another record of the same key
+    with ssh.connect(host) as session:
+        session.exists("/")
+    with ssh.connect(host, fresh=True) as session:
+        session.exists("/")
+    settings.SSH_KEEP_SECONDS = 0  # keeping turned off
+    with ssh.connect(host) as session:
+        session.exists("/")
+    with ssh.connect(host) as session:
+        session.exists("/")
+
+    assert logins(target_host) - before == 5

@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: run test install system-packages lint messages
 
@@ -19,6 +20,10 @@ $(RUNTIME_STAMP): requirements.txt | $(BIN)/python
 $(TEST_STAMP): requirements.txt requirements-test.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-test.txt
 	touch $@ $(RUNTIME_STAMP)
+
+$(BENCH_STAMP): requirements-bench.txt $(TEST_STAMP)
+	$(BIN)/pip install --quiet -r requirements-bench.txt
+	touch $@
 
 install: $(RUNTIME_STAMP)
 
@@ -54,6 +59,6 @@ messages: $(TEST_STAMP)
 # a profile of one renewal, pages at 10,000 certificates. Needs root, PostgreSQL
 # and Redis as for `make test`. BENCH_ARGS="--full" for 200 certificates on 10 hosts.
 .PHONY: bench
-bench: $(TEST_STAMP) system-packages
+bench: $(BENCH_STAMP) system-packages
 	bench/certbot_venv.sh var/certbot-venv
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -37,6 +37,9 @@ def parse_args(argv=None):
                              "serves every queue)")
     parser.add_argument("--deploy-concurrency", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--py-spy", action="store_true",
+                        help="sample the workers with py-spy while the clock runs and print "
+                             "where their CPU goes")
     args = parser.parse_args(argv)
     if not 1 <= args.hosts <= 59:
         parser.error("--hosts must be 1..59 (BIND's zone has 127.0.0.2..60)")
@@ -81,6 +84,7 @@ def run_portal(bed, args) -> dict:
     from certificates.models import Deployment, RenewalRun, RenewalStep
     from fujissl_portal.celery import app
 
+    from .cpu import Usage
     from .testbed import portal_objects
     from .workers import Workers
 
@@ -99,8 +103,15 @@ def run_portal(bed, args) -> dict:
                           env=env)]
     workers = _AllWorkers(groups)
     workers.start()
+    sampler = None
+    usage = Usage()
     try:
+        if args.py_spy:
+            from .sampling import Sampler
+
+            sampler = Sampler(workers.pids())
         cpu_before = workers.cpu_seconds()
+        usage.start()
         started = time.monotonic()
         run_ids = renewal.scan(limit=len(certificates))  # what beat's scan does: all due
         deadline = started + args.timeout
@@ -111,9 +122,12 @@ def run_portal(bed, args) -> dict:
                 break
             time.sleep(0.2)
         wall = time.monotonic() - started
+        usage.stop()
         cpu = workers.cpu_seconds() - cpu_before
         peaks = workers.peak_rss_mb()
     finally:
+        if sampler is not None:
+            sampler.stop()
         workers.stop()
     outcomes = {row["status"]: row["n"] for row in RenewalRun.objects.filter(pk__in=run_ids)
                 .values("status").annotate(n=Count("pk")).order_by()}
@@ -136,7 +150,9 @@ def run_portal(bed, args) -> dict:
             "outcomes": outcomes, "deployed": deployed, "verified": verified,
             "wall": wall, "per_second": succeeded / wall, "cpu": cpu,
             "peaks": peaks, "errors": errors, "steps": steps,
-            "issued": stored["n"], "issued_wall": issued_wall}
+            "issued": stored["n"], "issued_wall": issued_wall,
+            "samples": sampler.summary() if sampler is not None else None,
+            "busy": usage.busy_share, "cpu_by_name": usage.by_name()}
 
 
 class _AllWorkers:
@@ -152,6 +168,9 @@ class _AllWorkers:
 
     def peak_rss_mb(self):
         return [peak for group in self.groups for peak in group.peak_rss_mb()]
+
+    def pids(self):
+        return [process.pid for group in self.groups for process in group.processes]
 
     def stop(self):
         for group in self.groups:
@@ -218,11 +237,13 @@ def main(argv=None) -> dict:
           f"workers' CPU {portal['cpu']:.1f} s ({portal['cpu'] / max(portal['count'], 1):.2f} "
           f"s per certificate), peak RSS per worker process "
           f"{', '.join(f'{p:.0f}' for p in portal['peaks'])} MB")
+    print(f"            machine busy {portal['busy']:.0%} of its {os.cpu_count()} CPUs; CPU "
+          "seconds by process: " + ", ".join(
+              f"{name} {seconds:.1f}" for name, seconds in portal["cpu_by_name"][:8]))
     if portal["issued_wall"]:
         print(f"            the ACME half alone: {portal['issued']} issued in "
               f"{portal['issued_wall']:.1f} s, "
-              f"{portal['issued'] / portal['issued_wall']:.2f} certificates/s; the rest is "
-              "deployment, one at a time per host")
+              f"{portal['issued'] / portal['issued_wall']:.2f} certificates/s")
     if portal["outcomes"].keys() - {"succeeded"}:
         print(f"            outcomes {portal['outcomes']}; first errors: {portal['errors']}")
     if certbot:
@@ -234,6 +255,12 @@ def main(argv=None) -> dict:
     print("   median time since the previous step of the same run (s):")
     for name, seconds in sorted(portal["steps"].items(), key=lambda kv: -kv[1]):
         print(f"     {name:24} {seconds:6.2f}")
+    if portal["samples"]:
+        samples, rows = portal["samples"]
+        print(f"   where the workers' CPU went (py-spy, {samples} samples on CPU, all threads):")
+        print("     inclusive    self  function")
+        for frame, inclusive, own in rows:
+            print(f"     {inclusive:8.1%} {own:7.1%}  {frame}")
     return {"portal": portal, "certbot": certbot}
 
 

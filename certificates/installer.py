@@ -69,13 +69,19 @@ class PlannedFile:
 
 @dataclass
 class Original:
-    """A live file as it was before the deployment (None data: there was none)."""
+    """A live file as it was before the deployment: linked into the backup
+    (``link``), or copied there and held in ``data``; neither if there was none."""
 
     path: str
     data: bytes | None = None
     mode: int = 0
     uid: int = 0
     gid: int = 0
+    link: str = ""
+
+    @property
+    def existed(self) -> bool:
+        return self.data is not None or bool(self.link)
 
 
 @dataclass(eq=False)
@@ -103,8 +109,8 @@ class Item:
             self.label = f"{name}-{certificate.pk}"
 
     def reset(self) -> None:
-        self.originals, self.installed = [], False
-        self.served, self.error = "", None
+        """Ready to be tried again; its backup and the originals stay."""
+        self.installed, self.served, self.error = False, "", None
 
 
 def planned_files(version, host) -> list[PlannedFile]:
@@ -139,6 +145,7 @@ class Installer:
         self.session, self.host, self.items = session, host, items
         self.heartbeat = heartbeat
         self.backup_folder = ""
+        self._links = True  # until the server refuses a hard link
 
     def install(self) -> None:
         """Install every item; each ends with ``served`` or ``error`` set."""
@@ -173,7 +180,8 @@ class Installer:
 
     def _put_in_place(self, item: Item) -> bool:
         try:
-            self._step("backup", [item], lambda: self.backup(item))
+            if not item.originals:  # tried again alone: backed up the first time
+                self._step("backup", [item], lambda: self.backup(item))
             self._step("upload", [item], lambda: self.upload(item))
             item.installed = True
             self._step("install", [item], lambda: self.rename_into_place(item))
@@ -222,29 +230,37 @@ class Installer:
             self.backup_folder = folder
         folder = posixpath.join(self.backup_folder, item.label)
         self.session.makedirs(folder, mode=0o700)
-        item.originals = [self._read_original(planned.path) for planned in item.files]
-        for planned, original in zip(item.files, item.originals, strict=True):
-            if original.data is not None:
-                name = f"{planned.role}-{posixpath.basename(planned.path)}"
-                self.session.write_file(posixpath.join(folder, name), original.data,
-                                        mode=original.mode)
-        kept = sum(o.data is not None for o in item.originals)
+        originals = []
+        for planned in item.files:
+            backup = posixpath.join(folder, f"{planned.role}-{posixpath.basename(planned.path)}")
+            originals.append(self._save_original(planned.path, backup))
+        item.originals = originals
+        kept = sum(o.existed for o in originals)
         return ngettext("%(count)s file saved in %(folder)s", "%(count)s files saved in %(folder)s",
                         kept) % {"count": kept, "folder": folder}
 
-    def _read_original(self, path: str) -> Original:
+    def _save_original(self, path: str, backup: str) -> Original:
+        """Keep the live file at ``path`` as ``backup``: as a second name of the
+        same file where the server can (no copy, and the owner and mode come
+        along), else as a copy, also held here for a rollback."""
         attrs = self.session.stat(path)
         if attrs is None:
             return Original(path)
-        return Original(path, self.session.read_file(path), attrs.st_mode & 0o7777,
-                        attrs.st_uid, attrs.st_gid)
+        if self._links and self.session.hardlink(path, backup):
+            return Original(path, link=backup)
+        self._links = False  # not on this host (or not across these file systems)
+        original = Original(path, self.session.read_file(path), attrs.st_mode & 0o7777,
+                            attrs.st_uid, attrs.st_gid)
+        self.session.write_file(backup, original.data, mode=original.mode, fresh=True)
+        return original
 
     def upload(self, item: Item) -> str:
         for planned in item.files:
             temporary = self.session.temporary_name(planned.path)
             item.temporary[planned.path] = temporary
             self.session.write_file(temporary, planned.data, mode=planned.mode,
-                                    owner=self.host.file_owner, group=self.host.file_group)
+                                    owner=self.host.file_owner, group=self.host.file_group,
+                                    fresh=True)
         return ", ".join(f.path for f in item.files)
 
     def rename_into_place(self, item: Item) -> str:
@@ -381,13 +397,20 @@ class Installer:
 
     def _restore_files(self, item: Item) -> None:
         for original in item.originals:
-            if original.data is None:  # new on this host: take it away again
+            if not original.existed:  # new on this host: take it away again
                 self.session.remove(original.path)
                 continue
             temporary = item.temporary[original.path] = self.session.temporary_name(
                 original.path)
-            self.session.write_file(temporary, original.data, mode=original.mode,
-                                    owner=str(original.uid), group=str(original.gid))
+            if original.link:
+                if not self.session.hardlink(original.link, temporary):
+                    raise ssh.RemoteFileError(
+                        _("Could not link %(backup)s back to %(path)s.")
+                        % {"backup": original.link, "path": original.path})
+            else:
+                self.session.write_file(temporary, original.data, mode=original.mode,
+                                        owner=str(original.uid), group=str(original.gid),
+                                        fresh=True)
             self.session.rename(item.temporary.pop(original.path), original.path)
         item.installed = False
 

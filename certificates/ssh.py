@@ -29,7 +29,14 @@ import paramiko
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
-from paramiko.sftp import CMD_HANDLE, CMD_OPEN, SFTP_FLAG_CREATE, SFTP_FLAG_EXCL, SFTP_FLAG_WRITE
+from paramiko.sftp import (
+    CMD_EXTENDED,
+    CMD_HANDLE,
+    CMD_OPEN,
+    SFTP_FLAG_CREATE,
+    SFTP_FLAG_EXCL,
+    SFTP_FLAG_WRITE,
+)
 
 from . import validators
 
@@ -439,22 +446,39 @@ class Session:
             return remote.read()
 
     def write_file(self, path: str, data: bytes, *, mode=0o644, owner: str = "",
-                   group: str = "") -> None:
+                   group: str = "", fresh=False) -> None:
         """Write ``data`` to ``path``, replacing a file already there (not atomically:
-        write to a temporary name and ``rename()`` for that).
+        write to a temporary name and ``rename()`` for that). ``fresh``: the name
+        is new (a temporary name, a new folder), so there is nothing to remove
+        first; if something is there after all, the write fails.
 
         The file is created readable by its owner only and gets ``owner``,
         ``group`` and then ``mode`` once its content is complete, so a key is
         never readable by anyone else, not even for an instant.
         """
-        self.remove(path)  # O_EXCL below, and a stale file's looser mode must not stay
+        if not fresh:
+            self.remove(path)  # O_EXCL below, and a stale file's looser mode must not stay
         with self._file_errors(_("write"), path):
             with self.sftp.create_exclusive(path, 0o600) as remote:
                 remote.write(data)
         if owner or group:
             self.chown(path, owner=owner, group=group)
+        elif mode == 0o600:
+            return  # created so
         with self._file_errors(_("set the mode of"), path):
             self.sftp.chmod(path, mode)
+
+    def hardlink(self, path: str, link: str) -> bool:
+        """A second name ``link`` for the file at ``path`` (OpenSSH's
+        hardlink@openssh.com): a backup without copying a byte. False if the
+        server cannot (another SFTP server; another file system; ``link``
+        exists), and the caller copies instead."""
+        with self._file_errors(_("link"), link):
+            try:
+                self.sftp._request(CMD_EXTENDED, "hardlink@openssh.com", path, link)
+            except OSError:
+                return False
+        return True
 
     def chown(self, path: str, *, owner: str = "", group: str = "") -> None:
         # SFTP's SETSTAT takes numeric ids only; chown(1) resolves names on the host.

@@ -2,10 +2,13 @@
 
 import grp
 import os
+import shutil
 import stat
+import tempfile
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -125,6 +128,45 @@ def test_it_backs_up_the_previous_files_before_replacing_them(host, target_host,
     }
     assert mode_of(folder / "private_key-privkey.pem") == 0o600
     assert not [p for p in target_host.ssl_dir.iterdir() if ".portal-" in p.name]
+
+
+@pytest.mark.django_db
+def test_the_backup_is_the_old_file_itself_not_a_copy(host, target_host, version):
+    old_inode = target_host.private_key_path.stat().st_ino
+
+    assert deploy_version_to_host(version=version, host=host).ok
+
+    [batch] = backups(target_host)
+    [folder] = batch.iterdir()
+    # A second name for the same file (hardlink@openssh.com): nothing was copied.
+    assert (folder / "private_key-privkey.pem").stat().st_ino == old_inode
+    assert target_host.private_key_path.stat().st_ino != old_inode
+
+
+@pytest.mark.django_db
+def test_a_backup_folder_on_another_file_system_gets_copies_and_still_rolls_back(
+        host, target_host, certificate):
+    elsewhere = tempfile.mkdtemp(prefix="portal-backups-", dir="/dev/shm")
+    try:
+        assert os.stat(elsewhere).st_dev != target_host.ssl_dir.stat().st_dev
+        host.backup_dir = elsewhere
+        host.save()
+        before = live_files(target_host)
+        # A key that does not belong to the leaf: nginx -t refuses, the old files come back.
+        mismatched = new_version(certificate, target_host.sni_name,
+                                 private_key_pem=factories.self_signed()[0])
+
+        outcome = deploy_version_to_host(version=mismatched, host=host)
+
+        assert outcome.status == ROLLED_BACK
+        assert live_files(target_host) == before
+        [batch] = [p for p in Path(elsewhere).iterdir()]
+        [folder] = batch.iterdir()
+        assert (folder / "private_key-privkey.pem").read_bytes() == before[
+            target_host.private_key_path]
+        assert mode_of(folder / "private_key-privkey.pem") == 0o600
+    finally:
+        shutil.rmtree(elsewhere)
 
 
 @pytest.mark.django_db

@@ -45,6 +45,10 @@ StrictModes no
 UsePAM no
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
+# bash started by sshd reads ~/.bashrc; this machine's root has one that runs
+# pyenv init, ~0.1 s of CPU for every remote command. A stock host has none:
+# with SHLVL set, bash is not the top-level shell and skips it.
+SetEnv SHLVL=1
 """)
         # sshd re-executes itself, so it needs its absolute path and config.
         argv = [self.binary, "-D", "-f", str(config), "-E", str(directory / "sshd.log")]

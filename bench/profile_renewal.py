@@ -33,6 +33,36 @@ class _InlineExecutor:
         return list(map(fn, *iterables))
 
 
+class _Counts:
+    """Round trips of one renewal, counted at the seams in this process (bench
+    only): SFTP requests, remote commands and logins; SQL comes from Django."""
+
+    def __init__(self):
+        import paramiko
+
+        from certificates import ssh
+
+        self.sftp = self.commands = self.logins = 0
+        originals = (paramiko.SFTPClient._request, ssh.Session.run, ssh._log_in)
+
+        def request(client, *args, **kwargs):
+            self.sftp += 1
+            return originals[0](client, *args, **kwargs)
+
+        def run(session, *args, **kwargs):
+            self.commands += 1
+            return originals[1](session, *args, **kwargs)
+
+        def log_in(*args, **kwargs):
+            self.logins += 1
+            return originals[2](*args, **kwargs)
+
+        paramiko.SFTPClient._request, ssh.Session.run, ssh._log_in = request, run, log_in
+
+    def reset(self):
+        self.sftp = self.commands = self.logins = 0
+
+
 def _stats_text(profile, sort: str, limit: int) -> str:
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out).strip_dirs().sort_stats(sort)
@@ -57,6 +87,8 @@ def main(argv=None):
     configure()
     reset_database()
     from django.conf import settings
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
 
     from certificates import deployment, renewal
     from certificates.models import Certificate, RenewalRun, RenewalStep
@@ -69,6 +101,7 @@ def main(argv=None):
     print(f"   machine: {machine()}")
     settings.DEPLOY_TLS_GRACE_SECONDS = 5
     deployment.ThreadPoolExecutor = _InlineExecutor
+    counts, counted = _Counts(), []
     with Testbed(hosts=1, certificates=1) as bed:
         (certificate,) = portal_objects(bed)
         walls, runs = [], []
@@ -76,14 +109,17 @@ def main(argv=None):
         for n in range(args.renewals):
             Certificate.objects.filter(pk=certificate.pk).update(
                 renew_after=None, next_attempt_at=None)
+            counts.reset()
             t0 = time.perf_counter()
-            if n == 0:
-                run = renewal.run_inline(certificate_id=certificate.pk)
-            else:
-                profile.enable()
-                run = renewal.run_inline(certificate_id=certificate.pk)
-                profile.disable()
+            with CaptureQueriesContext(connection) as queries:
+                if n == 0:
+                    run = renewal.run_inline(certificate_id=certificate.pk)
+                else:
+                    profile.enable()
+                    run = renewal.run_inline(certificate_id=certificate.pk)
+                    profile.disable()
             walls.append(time.perf_counter() - t0)
+            counted.append((len(queries), counts.sftp, counts.commands, counts.logins))
             runs.append(run)
             if run.status != RenewalRun.Status.SUCCEEDED:
                 raise SystemExit(f"renewal {n} did not succeed: {run.status} {run.error}")
@@ -97,6 +133,9 @@ def main(argv=None):
     print(f"   profiled: {total:.2f} s wall, of which {slept:.2f} s ({slept / total:.0%}) in "
           f"time.sleep (the acme library's polling and the TLS check's retry)")
     print(f"   full profile: {path} (python -m pstats, or snakeviz)")
+    print("   round trips per renewal (SQL queries, SFTP requests, remote commands, SSH "
+          "logins): " + "; ".join(f"{q}, {f}, {c}, {lg}" for q, f, c, lg in counted)
+          + " (logins are kept from one renewal to the next)")
     print("   median time since the previous step of the same run (s):")
     gaps = step_durations(RenewalStep, [r.pk for r in runs[1:] or runs])
     for name, seconds in sorted(gaps.items(), key=lambda kv: -kv[1]):

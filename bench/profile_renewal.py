@@ -83,6 +83,8 @@ def main(argv=None):
     parser.add_argument("--renewals", type=int, default=3,
                         help="renewals profiled one after another (the first is a warm-up)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--queries", action="store_true",
+                        help="print the SQL of the last renewal, statement by statement")
     args = parser.parse_args(argv)
     configure()
     reset_database()
@@ -120,6 +122,7 @@ def main(argv=None):
                     profile.disable()
             walls.append(time.perf_counter() - t0)
             counted.append((len(queries), counts.sftp, counts.commands, counts.logins))
+            last_queries = [q["sql"] for q in queries.captured_queries]
             runs.append(run)
             if run.status != RenewalRun.Status.SUCCEEDED:
                 raise SystemExit(f"renewal {n} did not succeed: {run.status} {run.error}")
@@ -140,6 +143,10 @@ def main(argv=None):
     gaps = step_durations(RenewalStep, [r.pk for r in runs[1:] or runs])
     for name, seconds in sorted(gaps.items(), key=lambda kv: -kv[1]):
         print(f"     {name:24} {seconds:6.2f}")
+    if args.queries:
+        print("-- the SQL of the last renewal --")
+        for number, sql in enumerate(last_queries, 1):
+            print(f"{number:4} {sql[:220]}")
     print(f"-- top {args.top} by cumulative time --")
     print(_stats_text(profile, "cumulative", args.top))
     print(f"-- top {args.top} by own time --")

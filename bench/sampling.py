@@ -23,6 +23,8 @@ class Sampler:
         binary = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(binary).exists():
             raise SystemExit("py-spy is missing: pip install -r requirements-bench.txt")
+        for old in VAR.glob("py-spy-*.txt"):  # an earlier run's
+            old.unlink()
         self.outputs = [VAR / f"py-spy-{pid}.txt" for pid in pids]
         self.processes = [
             subprocess.Popen([binary, "record", "--pid", str(pid), "--rate", str(rate),

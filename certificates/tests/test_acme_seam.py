@@ -237,3 +237,43 @@ def _english_problem_words():
         "subproblems": [{"type": messages.ERROR_PREFIX + "connection",
                          "detail": "connection refused",
                          "identifier": {"type": "dns", "value": "www.example.test"}}]})
+
+
+# -- the environment, read once per CA ------------------------------------------------
+
+
+def network(verify=True):
+    import josepy as jose
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(acme.new_account_key().encode(), password=None)
+    return acme._Network(jose.JWKEC(key=key), alg=jose.ES256, verify_ssl=verify)
+
+
+def test_proxy_variables_still_apply_though_read_once(monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.example.test:3128")
+    monkeypatch.setenv("NO_PROXY", "internal-ca.example.test")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/corporate.pem")
+
+    public, internal, pinned = network(), network(), network(verify="/etc/portal/ca.pem")
+    public.read_environment_once("https://acme.example.test/directory")
+    internal.read_environment_once("https://internal-ca.example.test/directory")
+    pinned.read_environment_once("https://acme.example.test/directory")
+
+    assert public.session.proxies["https"] == "http://proxy.example.test:3128"
+    assert "https" not in internal.session.proxies  # NO_PROXY
+    assert public.verify_ssl == "/etc/ssl/corporate.pem"
+    assert pinned.verify_ssl == "/etc/portal/ca.pem"  # ACME_CA_BUNDLE wins
+    # requests no longer scans the environment at each request:
+    assert not public.session.trust_env
+
+
+def test_a_proxy_that_is_bypassed_lets_the_ca_be_reached(pebble, settings, monkeypatch):
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+
+    ca = acme.CA(directory_url=pebble.directory_url, account_key_pem=acme.new_account_key(),
+                 verify=str(pebble.ca_bundle), timeout=10)
+
+    assert ca.ensure_account()

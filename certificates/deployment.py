@@ -24,7 +24,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q, TextField, Value
+from django.db.models import Exists, F, OuterRef, Q, TextField, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -239,15 +239,18 @@ def _host_busy(host, version, report) -> Outcome:
 
 def drain(host: TargetHost, *, on_step: dict[int, StepCallback | None] | None = None) -> None:
     """If the host is free: take its lease and install what is queued, batch after
-    batch, until nothing is; then conclude the runs answered. If it is busy, its
-    holder will find our requests: it looks at the queue again after letting go."""
+    batch, until nothing is, concluding the runs each batch answered. If it is
+    busy, its holder will find our requests: it looks at the queue again after
+    letting go."""
     owner = _lease_owner()
-    concluded = set()
     while _take_lease(host, owner):
         try:
             while True:
+                _linger(host)
                 tried, runs = install_queued(host, owner=owner, on_step=on_step)
-                concluded |= runs
+                # Now, not when the queue runs dry: under a steady stream of
+                # renewals that could be long after these runs were done.
+                _conclude_runs(runs)
                 if not tried:
                     break
         finally:
@@ -255,8 +258,27 @@ def drain(host: TargetHost, *, on_step: dict[int, StepCallback | None] | None = 
         # A request queued while we let go may have seen the lease still taken.
         if not DeployRequest.objects.filter(host=host, finished_at__isnull=True).exists():
             break
-    # After letting go of the host: concluding sends mail and webhooks.
-    _conclude_runs(concluded)
+
+
+def _linger(host) -> None:
+    """While renewals of certificates bound for this host are running but have
+    not queued their deployment yet (they are still being issued), wait a moment
+    (at most DEPLOY_BATCH_LINGER_SECONDS after the oldest request) so that they
+    join this batch: one reload for several certificates costs the host far
+    less than one each. A lone deployment does not wait."""
+    limit = settings.DEPLOY_BATCH_LINGER_SECONDS
+    if limit <= 0:
+        return
+    oldest = (DeployRequest.objects.filter(host=host, finished_at__isnull=True)
+              .order_by("requested_at").values_list("requested_at", flat=True).first())
+    if oldest is None:
+        return
+    on_the_way = RenewalRun.objects.filter(
+        status=RenewalRun.Status.RUNNING, certificate__deployments__host=host,
+    ).exclude(Exists(DeployRequest.objects.filter(run=OuterRef("pk"), host=host)))
+    until = oldest + timedelta(seconds=limit)
+    while timezone.now() < until and on_the_way.exists():
+        time.sleep(min(0.1, max((until - timezone.now()).total_seconds(), 0)))
 
 
 def _conclude_runs(run_ids) -> None:
@@ -277,7 +299,6 @@ def install_queued(host: TargetHost, *, owner: str,
     its outcome, its Deployment row and its run's steps. Returns how many were
     tried, and the runs whose requests nobody waits for (to be concluded)."""
     on_step = on_step or {}
-    _forget_old_requests(host)
     queued = list(DeployRequest.objects.filter(host=host, finished_at__isnull=True)
                   .select_related("version__certificate", "deployment", "run")
                   .order_by("requested_at", "pk")[:DEPLOY_BATCH_SIZE])
@@ -373,13 +394,16 @@ def _answer(request: DeployRequest, host, outcome: Outcome, *, record=True) -> O
     return outcome
 
 
-def _forget_old_requests(host) -> None:
-    # Left by a worker that died while waiting: nobody reads them any more.
-    now = timezone.now()
-    DeployRequest.objects.filter(host=host).filter(
+def forget_old_requests(*, now=None) -> int:
+    """Requests nobody will read: answered over an hour ago (their deployment's
+    worker died before reading), or never answered and older than anyone waits.
+    For the periodic recovery pass."""
+    now = now or timezone.now()
+    deleted, _by_model = DeployRequest.objects.filter(
         Q(finished_at__lt=now - timedelta(hours=1))
-        | Q(finished_at__isnull=True, requested_at__lt=now - timedelta(
-            seconds=2 * LEASE_WAIT_SECONDS))).delete()
+        | Q(finished_at__isnull=True,
+            requested_at__lt=now - timedelta(seconds=2 * LEASE_WAIT_SECONDS))).delete()
+    return deleted
 
 
 # -- one deployment at a time per host ------------------------------------------

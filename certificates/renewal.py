@@ -20,7 +20,13 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import alerts, deposit, issuance
-from .deployment import NothingToDeploy, deploy_certificate, outcome_of, queue_certificate
+from .deployment import (
+    NothingToDeploy,
+    deploy_certificate,
+    forget_old_requests,
+    outcome_of,
+    queue_certificate,
+)
 from .models import (
     Certificate,
     Deployment,
@@ -117,6 +123,7 @@ def recover_stale_runs(*, now=None) -> list[int]:
     from .tasks import renew  # noqa: PLC0415
 
     now = now or timezone.now()
+    forget_old_requests(now=now)
     stale = RenewalRun.objects.filter(status__in=RenewalRun.OPEN).filter(
         Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=now - _lease()))
     requeued = []
@@ -204,7 +211,9 @@ def deploy(*, run_id, wait=False) -> RenewalRun | None:
                                           host_ids=pending)
             return _conclude(run, outcomes)
         # Answers left from an earlier attempt of this run (its worker died).
-        DeployRequest.objects.filter(run=run).delete()
+        earlier = DeployRequest.objects.filter(run=run)
+        if earlier.exists():
+            earlier.delete()
         queue_certificate(certificate_id=certificate.pk, run=run, host_ids=pending)
     except NothingToDeploy as exc:
         return fail(run, issuance.IssuanceFailed(str(exc), transient=False))

@@ -265,6 +265,9 @@ SSH_KEEP_PER_HOST = env.int("SSH_KEEP_PER_HOST", default=4)
 TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5)
 DEPLOY_TLS_GRACE_SECONDS = env.float("DEPLOY_TLS_GRACE_SECONDS", default=30)
 DEPLOY_MAX_PARALLEL = env.int("DEPLOY_MAX_PARALLEL", default=4)
+# When certificates bound for a host are still being issued, its next batch
+# waits for them up to this long after its oldest request (0: never waits).
+DEPLOY_BATCH_LINGER_SECONDS = env.float("DEPLOY_BATCH_LINGER_SECONDS", default=1.5)
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -612,6 +612,37 @@ def test_a_run_on_two_hosts_is_concluded_when_the_last_one_answers(
         other_testbed.stop()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_certificate_of_the_host_that_is_still_being_issued(
+        organization, ca, shared_host, target_host, settings):
+    settings.DEPLOY_BATCH_LINGER_SECONDS = 30  # the issuance below ends long before
+    runs, versions = site_certificates(organization, ca, shared_host, SITES[:2])
+    for run in runs:
+        RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.RUNNING)
+    issuing, ready = runs
+    RenewalRun.objects.filter(pk=ready.pk).update(version=versions[ready.certificate_id])
+    hold(shared_host)
+    renewal.deploy(run_id=ready.pk)  # queued: the host is busy
+    let_go(shared_host)
+
+    drainer = threading.Thread(target=deployment.drain, args=(shared_host,))
+    drainer.start()
+    time.sleep(0.5)  # the first one waits: the second is still being issued
+    assert not run_steps(ready, "reload")
+    RenewalRun.objects.filter(pk=issuing.pk).update(version=versions[issuing.certificate_id])
+    renewal.deploy(run_id=issuing.pk)  # issued: it joins the waiting batch
+    drainer.join(timeout=60)
+
+    for run in runs:
+        run.refresh_from_db()
+        assert run.status == RenewalRun.Status.SUCCEEDED, run.error
+    assert shared_host.reloads() == 1
+
+
+def run_steps(run, name):
+    return list(run.steps.filter(name=name))
+
+
 @pytest.mark.django_db
 def test_a_host_busy_with_another_deployment_is_a_transient_error(
         host, target_host, version, monkeypatch):

@@ -20,14 +20,17 @@ def _empty_cache():
 
 
 @pytest.fixture(autouse=True)
-def _no_kept_ssh_logins():
-    """Each test starts with no SSH login kept from another: its hosts are new,
-    and a test that restarts sshd must meet the restarted one."""
-    from certificates import ssh
+def _no_kept_connections():
+    """Each test starts with no SSH login or ACME client kept from another: its
+    hosts and CAs are new, and a test that restarts a peer must meet the
+    restarted one."""
+    from certificates import issuance, ssh
 
     ssh.forget_kept_logins()
+    issuance.forget_kept_clients()
     yield
     ssh.forget_kept_logins()
+    issuance.forget_kept_clients()
 
 
 @pytest.fixture(autouse=True)

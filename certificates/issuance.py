@@ -8,8 +8,11 @@ No database transaction is held while the CA, a host or a DNS server is talked t
 """
 
 import datetime
+import hashlib
 import logging
 import posixpath
+import threading
+import time
 from contextlib import ExitStack, contextmanager
 
 from acme import messages
@@ -46,6 +49,13 @@ class IssuanceFailed(Exception):
 SEAM_ERRORS = (acme.AcmeError, ssh.SSHError, dns.DNSUpdateError)
 
 
+# A client per CA account and thread, kept for the next issuance: it has the
+# CA's directory, a nonce and a connection already, where a new one would fetch
+# the directory, ask for a nonce and shake hands first.
+_kept_clients = threading.local()
+KEEP_CLIENT_SECONDS = 300
+
+
 def connect_ca(ca_account: CAAccount) -> acme.CA:
     """The CA of `ca_account`, its account key created (and saved) on first use."""
     if not ca_account.account_key:
@@ -53,12 +63,33 @@ def connect_ca(ca_account: CAAccount) -> acme.CA:
         # CA will know the account by.
         ca_account.account_key = acme.new_account_key()
         ca_account.save(update_fields=["account_key"])
-    return acme.CA(
+    settings_now = dict(
         directory_url=ca_account.directory_url, account_key_pem=ca_account.account_key,
         account_url=ca_account.account_url, contact_email=ca_account.contact_email,
         eab_kid=ca_account.eab_kid, eab_hmac_key=ca_account.eab_hmac_key,
         verify=settings.ACME_CA_BUNDLE or True, timeout=settings.ACME_HTTP_TIMEOUT,
     )
+    # Every setting is part of the key: an edited account never reuses a client.
+    key = hashlib.sha256(repr(sorted(settings_now.items())).encode()).hexdigest()
+    kept = getattr(_kept_clients, "by_key", None)
+    if kept is None:
+        kept = _kept_clients.by_key = {}
+    now = time.monotonic()
+    entry = kept.get(key)
+    if entry is not None and now - entry[0] < KEEP_CLIENT_SECONDS:
+        ca = entry[1]
+        ca.registered = False  # what this issuance registers, if anything
+        return ca
+    for old in [k for k, (since, _ca) in kept.items() if now - since >= KEEP_CLIENT_SECONDS]:
+        del kept[old]
+    ca = acme.CA(**settings_now)
+    kept[key] = (now, ca)
+    return ca
+
+
+def forget_kept_clients() -> None:
+    """This thread's kept CA clients are dropped (tests start each from none)."""
+    _kept_clients.by_key = {}
 
 
 def remember_account(ca_account: CAAccount, ca: acme.CA, run=None) -> None:

@@ -297,3 +297,20 @@ def test_challenge_files_are_removed_through_a_new_login_when_the_session_droppe
     assert challenge_files(target_host) == []
     assert list(run.steps.values_list("name", "status", "host")) == [
         ("cleanup", "done", host.pk)]
+
+
+def test_the_next_issuance_reuses_the_ca_client_until_the_account_changes(
+    organization, pebble, trust_pebble
+):
+    from certificates import issuance
+
+    ca = ca_account(organization, directory_url=pebble.directory_url)
+    first = issuance.connect_ca(ca)
+    first.ensure_account()
+    issuance.remember_account(ca, first)
+
+    again = issuance.connect_ca(ca)
+    assert again is not first  # the account URL is now known: part of the key
+    assert issuance.connect_ca(ca) is again and not again.registered
+    ca.contact_email = "someone-else@example.test"  # an edited account: a new client
+    assert issuance.connect_ca(ca) is not again

@@ -111,6 +111,7 @@ def run_portal(bed, args) -> dict:
 
             sampler = Sampler(workers.pids())
         cpu_before = workers.cpu_seconds()
+        group_before = [group.cpu_seconds() for group in groups]
         usage.start()
         started = time.monotonic()
         run_ids = renewal.scan(limit=len(certificates))  # what beat's scan does: all due
@@ -124,6 +125,8 @@ def run_portal(bed, args) -> dict:
         wall = time.monotonic() - started
         usage.stop()
         cpu = workers.cpu_seconds() - cpu_before
+        by_group = [(group.label, group.cpu_seconds() - before)
+                    for group, before in zip(groups, group_before, strict=True)]
         peaks = workers.peak_rss_mb()
     finally:
         if sampler is not None:
@@ -148,7 +151,7 @@ def run_portal(bed, args) -> dict:
     succeeded = outcomes.get(RenewalRun.Status.SUCCEEDED, 0)
     return {"count": len(certificates), "runs": len(run_ids), "succeeded": succeeded,
             "outcomes": outcomes, "deployed": deployed, "verified": verified,
-            "wall": wall, "per_second": succeeded / wall, "cpu": cpu,
+            "wall": wall, "per_second": succeeded / wall, "cpu": cpu, "cpu_by_group": by_group,
             "peaks": peaks, "errors": errors, "steps": steps,
             "issued": stored["n"], "issued_wall": issued_wall,
             "samples": sampler.summary() if sampler is not None else None,
@@ -235,7 +238,9 @@ def main(argv=None) -> dict:
           f"{portal['verified']} verified by our own TLS handshake")
     print(f"            wall {portal['wall']:.1f} s, {portal['per_second']:.2f} certificates/s, "
           f"workers' CPU {portal['cpu']:.1f} s ({portal['cpu'] / max(portal['count'], 1):.2f} "
-          f"s per certificate), peak RSS per worker process "
+          f"s per certificate; "
+          + ", ".join(f"{label} {seconds:.1f} s" for label, seconds in portal["cpu_by_group"])
+          + "), peak RSS per worker process "
           f"{', '.join(f'{p:.0f}' for p in portal['peaks'])} MB")
     print(f"            machine busy {portal['busy']:.0%} of its {os.cpu_count()} CPUs; CPU "
           "seconds by process: " + ", ".join(

@@ -251,6 +251,9 @@ def main(argv=None) -> dict:
               f"{portal['issued'] / portal['issued_wall']:.2f} certificates/s")
     if portal["outcomes"].keys() - {"succeeded"}:
         print(f"            outcomes {portal['outcomes']}; first errors: {portal['errors']}")
+        print("   NOTE: not every renewal succeeded, so this run's figures do not measure the "
+              "portal's throughput (if the errors are CA timeouts: Pebble stopped answering; "
+              "see bench/README.md, 'Pebble hangs')")
     if certbot:
         print(f"   certbot: {certbot['count'] - certbot['failures']}/{certbot['count']} issued "
               f"one after another, wall {certbot['wall']:.1f} s, {certbot['per_second']:.2f} "

@@ -10,6 +10,7 @@ from .models import (
     Certificate,
     CertificateVersion,
     Deployment,
+    DeployRequest,
     DepositEntry,
     Notification,
     Order,
@@ -94,6 +95,24 @@ class DeploymentAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_select_related = ("certificate", "host")
     list_filter = ("last_status", "served", "host__organization")
     search_fields = ("certificate__common_name", "host__name")
+
+
+@admin.register(DeployRequest)
+class DeployRequestAdmin(TenantAdminMixin, admin.ModelAdmin):
+    """The deployment queue, to look at (a stuck host shows here); the portal
+    alone writes it."""
+
+    list_display = ("requested_at", "deployment", "version", "run", "awaited",
+                    "finished_at", "status", "error_kind")
+    list_select_related = ("deployment__certificate", "deployment__host", "version", "run")
+    list_filter = ("status", "awaited", "host__organization")
+    search_fields = ("deployment__certificate__common_name", "host__name", "error")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 class RenewalStepInline(admin.TabularInline):

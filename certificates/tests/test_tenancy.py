@@ -110,3 +110,31 @@ def test_a_role_in_one_organisation_gives_no_rights_in_another(client, world, or
     assert client.get(reverse("certificates:certificate", args=[cert.pk])).status_code == 200
     for name in ("certificates:download_key", "certificates:renew", "certificates:deploy"):
         assert client.post(reverse(name, args=[cert.pk])).status_code == 403, name
+
+
+def test_the_deployment_queue_is_shown_in_the_admin_to_its_organisation_only(
+    client, world, outsider, admin_user
+):
+    from django.contrib.auth.models import Permission
+
+    from certificates.models import Deployment, DeployRequest
+    from certificates.tests.pki import make_current, new_version
+
+    certificate, host = world["certificate"], world["host"]
+    deployment, _created = Deployment.objects.get_or_create(certificate=certificate, host=host)
+    version = new_version(certificate, certificate.common_name)
+    make_current(certificate, version)
+    DeployRequest.objects.create(host=host, deployment=deployment, version=version)
+
+    client.force_login(admin_user)
+    page = client.get(reverse("admin:certificates_deployrequest_changelist"))
+    assert page.status_code == 200
+    assert certificate.common_name in page.content.decode()
+
+    outsider.is_staff = True
+    outsider.save()
+    outsider.user_permissions.set(Permission.objects.filter(content_type__app_label="certificates"))
+    client.force_login(outsider)
+    page = client.get(reverse("admin:certificates_deployrequest_changelist"))
+    assert page.status_code == 200
+    assert certificate.common_name not in page.content.decode()

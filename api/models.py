@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal.encryption import EncryptedTextField
@@ -95,6 +96,15 @@ class Event(models.TextChoices):
     DEPOSIT_LOW = "deposit.low", _("Deposit low")
 
 
+def _events_help_now() -> str:
+    return _("Which events are sent: %(events)s") % {"events": ", ".join(Event.values)}
+
+
+# Lazy as a whole: "%" on a lazy string translates it at import, in the
+# default language, for everyone (and into the migration).
+_events_help = lazy(_events_help_now, str)
+
+
 class Webhook(models.Model):
     """An organisation's receiver of events; each body is signed with `secret`."""
 
@@ -105,10 +115,7 @@ class Webhook(models.Model):
     secret = EncryptedTextField(
         _("signing secret"), help_text=_("Bodies are signed with HMAC-SHA256 using this secret.")
     )
-    events = models.JSONField(
-        _("events"), default=list, help_text=_("Which events are sent: %(events)s")
-        % {"events": ", ".join(Event.values)},
-    )
+    events = models.JSONField(_("events"), default=list, help_text=_events_help())
     active = models.BooleanField(_("active"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 

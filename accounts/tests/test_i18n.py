@@ -52,3 +52,13 @@ def test_the_catalogue_is_compiled_and_complete():
     stats = subprocess.run(["msgfmt", "--check", "--statistics", "-o", "/dev/null", str(po)],
                            capture_output=True, text=True, check=True).stderr
     assert "untranslated" not in stats and "fuzzy" not in stats, stats
+
+
+def test_a_models_help_text_is_in_the_readers_language_not_the_one_at_import():
+    from api.models import Webhook
+
+    help_text = Webhook._meta.get_field("events").help_text
+    with translation.override("ja"):
+        assert str(help_text).startswith("送信するイベント")
+    with translation.override("en"):
+        assert str(help_text).startswith("Which events are sent")

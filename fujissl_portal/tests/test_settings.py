@@ -43,3 +43,32 @@ def test_development_generates_its_secrets_under_var_once(tmp_path):
     assert manage(tmp_path, "check", DEBUG="1").returncode == 0
     assert (tmp_path / "secret_key").read_text() == first
     assert (tmp_path / "field_encryption_keys").stat().st_mode & 0o077 == 0
+
+
+def bare(tmp_path, *args, **env):
+    """manage.py in a checkout configured by nothing at all (as a fresh clone)."""
+    environment = {k: v for k, v in os.environ.items()
+                   if k not in ("DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL",
+                                "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
+    environment.update(PORTAL_VAR_DIR=str(tmp_path), **env)
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_an_unconfigured_checkout_runs_management_commands_on_the_development_defaults(
+        tmp_path):
+    result = bare(tmp_path, "makemigrations", "--check", "--dry-run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No changes detected" in result.stdout
+    if not (ROOT / ".env").exists():  # a .env (make run writes one) configures it instead
+        assert "development defaults apply" in result.stderr
+
+
+def test_a_configured_deployment_never_falls_back_to_the_development_defaults(tmp_path):
+    # A database is configured but the secrets are not: that is a mistake to name.
+    result = bare(tmp_path, "check", DATABASE_URL=f"sqlite:///{tmp_path}/portal.sqlite3")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()

@@ -310,3 +310,33 @@ def test_a_lost_run_is_enqueued_again_once_per_lease(organization, monkeypatch):
     run.refresh_from_db()
     assert run.status == RenewalRun.Status.QUEUED
     assert renewal.claim(run.pk) is not None  # a worker takes it as any queued run
+
+
+
+def test_the_recovery_pass_removes_deploy_requests_nobody_will_read(organization, tmp_path):
+    from certificates.deployment import LEASE_WAIT_SECONDS
+    from certificates.models import Deployment, DeployRequest
+    from certificates.tests import factories
+    from certificates.tests.pki import new_version
+
+    cert = factories.certificate(organization, ca_account(organization),
+                                 common_name="queue.example.test")
+    host = factories.host(organization, factories.ssh_keypair(tmp_path)[0])
+    deployment = Deployment.objects.create(certificate=cert, host=host)
+    version = new_version(cert, "queue.example.test")
+    now = timezone.now()
+
+    def request(**fields):
+        return DeployRequest.objects.create(host=host, deployment=deployment, version=version,
+                                            **fields)
+
+    answered_long_ago = request(finished_at=now - datetime.timedelta(hours=2))
+    abandoned = request(requested_at=now - datetime.timedelta(seconds=3 * LEASE_WAIT_SECONDS))
+    answered_now = request(finished_at=now)
+    waiting = request()
+
+    renewal.recover_stale_runs(now=now)
+
+    assert set(DeployRequest.objects.values_list("pk", flat=True)) == {
+        answered_now.pk, waiting.pk}
+    assert not DeployRequest.objects.filter(pk__in=[answered_long_ago.pk, abandoned.pk]).exists()

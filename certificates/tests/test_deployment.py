@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from certificates import deployment, renewal
@@ -391,6 +392,17 @@ def shared_host(organization, target_host):
     return host
 
 
+def closing_thread(target, *args) -> threading.Thread:
+    """A thread that closes its own database connection when done, so that none is
+    left open when the test database is dropped."""
+    def run():
+        try:
+            target(*args)
+        finally:
+            connection.close()
+    return threading.Thread(target=run)
+
+
 def queue_and_release(host, runs):
     """Deploy each run's certificate from its own thread while another worker holds
     the host, so that all of them queue; then let the host go. Returns the
@@ -404,7 +416,7 @@ def queue_and_release(host, runs):
         [outcomes[run.certificate_id]] = deploy_certificate(
             certificate_id=run.certificate_id, run_id=run.pk)
 
-    threads = [threading.Thread(target=deploy, args=(run,)) for run in runs]
+    threads = [closing_thread(deploy, run) for run in runs]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + 30
@@ -625,7 +637,7 @@ def test_a_batch_waits_for_a_certificate_of_the_host_that_is_still_being_issued(
     renewal.deploy(run_id=ready.pk)  # queued: the host is busy
     let_go(shared_host)
 
-    drainer = threading.Thread(target=deployment.drain, args=(shared_host,))
+    drainer = closing_thread(deployment.drain, shared_host)
     drainer.start()
     time.sleep(0.5)  # the first one waits: the second is still being issued
     assert not run_steps(ready, "reload")

@@ -29,6 +29,7 @@ from certificates.models import (
     RenewalStep,
     TargetHost,
 )
+from fujissl_portal.pagination import KeysFirstPaginator
 
 from . import filters
 from . import serializers as s
@@ -41,6 +42,7 @@ from .throttling import TokenRateThrottle
 
 
 class Pagination(pagination.PageNumberPagination):
+    django_paginator_class = KeysFirstPaginator
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500

@@ -13,12 +13,12 @@ from functools import wraps
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.models import Role
 from accounts.tenancy import organizations_of, role_in
+from fujissl_portal.pagination import KeysFirstPaginator
 
 SESSION_KEY = "organization_id"
 PAGE_SIZE = 50
@@ -82,7 +82,7 @@ def roles(request) -> dict:
 
 
 def paginate(request, queryset, per_page=PAGE_SIZE):
-    return Paginator(queryset, per_page).get_page(request.GET.get("page"))
+    return KeysFirstPaginator(queryset, per_page).get_page(request.GET.get("page"))
 
 
 def query_without_page(request) -> str:

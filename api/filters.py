@@ -1,6 +1,7 @@
 """Query parameters of the list endpoints, validated like any input (400 naming
 the parameter), and documented in the schema from these serializers."""
 
+from django.db.models import Exists, OuterRef
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -10,7 +11,8 @@ from .serializers import AllowedChoicesMixin
 
 
 class Filters(AllowedChoicesMixin, serializers.Serializer):
-    """Subclasses map each parameter to a queryset lookup in `lookups`."""
+    """Subclasses map each parameter to a queryset lookup in `lookups`, or to a
+    function of the value that returns the condition."""
 
     lookups: dict = {}
 
@@ -18,9 +20,17 @@ class Filters(AllowedChoicesMixin, serializers.Serializer):
         for name, value in self.validated_data.items():
             if name == "ordering":
                 queryset = queryset.order_by(value, "pk")
-            elif name in self.lookups:
-                queryset = queryset.filter(**{self.lookups[name]: value})
+            elif callable(lookup := self.lookups.get(name)):
+                queryset = queryset.filter(lookup(value))
+            elif lookup:
+                queryset = queryset.filter(**{lookup: value})
         return queryset
+
+
+def deployed_to(host_id):
+    # Exists, not a join: one row per certificate however many deployments
+    # match, so the list needs no DISTINCT (which compared every column of every row).
+    return Exists(Deployment.objects.filter(certificate=OuterRef("pk"), host_id=host_id))
 
 
 ID = {"min_value": 1, "max_value": 2**63 - 1, "required": False}
@@ -28,7 +38,7 @@ ID = {"min_value": 1, "max_value": 2**63 - 1, "required": False}
 
 class CertificateFilters(Filters):
     lookups = {"organization": "organization_id", "ca_account": "ca_account_id",
-               "host": "deployments__host_id", "auto_renew": "auto_renew",
+               "host": deployed_to, "auto_renew": "auto_renew",
                "challenge": "challenge", "expires_before": "expires_at__lt",
                "expires_after": "expires_at__gte", "search": "common_name__icontains"}
     organization = serializers.IntegerField(**ID, help_text=_("Organisation id."))

@@ -133,9 +133,6 @@ class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             Prefetch("deployments", queryset=Deployment.objects.only("id", "host_id",
                                                                       "certificate_id")))
 
-    def filter_queryset(self, queryset):
-        return super().filter_queryset(queryset).distinct()
-
     @extend_schema(request=None, responses={202: s.RunSerializer}, summary=_("Renew now"),
                    description=_("Starts a renewal run, or returns the one already open. "
                                  "Poll /api/v1/runs/{id}/ until is_open is false."))

@@ -3,7 +3,7 @@
 import pytest
 
 from certificates.models import Certificate, Deployment, RenewalRun, TargetHost
-from certificates.tests.factories import ssh_keypair
+from certificates.tests.factories import host, ssh_keypair
 from certificates.tests.targets import portal_host
 
 pytestmark = pytest.mark.django_db
@@ -30,6 +30,18 @@ def test_it_lists_certificates_with_filters_and_pages(api, world):
     assert [c["id"] for c in hosted["results"]] == [world["certificate"].pk]
     soon = api.get("/api/v1/certificates/", {"expires_before": "2000-01-01T00:00:00Z"}).json()
     assert soon["count"] == 0
+
+
+def test_a_certificate_on_several_hosts_is_listed_once_with_all_of_them(api, world, tmp_path):
+    login_key, host_key = ssh_keypair(tmp_path, "second")
+    second = host(world["host"].organization, login_key, host_key, name="web2",
+                  address="127.0.0.3")
+    Deployment.objects.create(certificate=world["certificate"], host=second)
+    for params in ({}, {"host": second.pk}, {"host": world["host"].pk}):
+        body = api.get("/api/v1/certificates/", params).json()
+        assert [c["id"] for c in body["results"]] == [world["certificate"].pk], params
+        assert body["count"] == 1
+        assert sorted(body["results"][0]["hosts"]) == sorted([world["host"].pk, second.pk])
 
 
 def test_a_certificate_shows_no_secret(api, world):

@@ -13,8 +13,14 @@ from django.utils import formats, timezone
 
 from accounts.models import Membership, Organization, Role
 from certificates import states
-from certificates.models import AuditEvent, Certificate, DepositEntry, RenewalRun
-from certificates.tests.factories import ca_account, certificate, one_of_everything
+from certificates.models import AuditEvent, Certificate, Deployment, DepositEntry, RenewalRun
+from certificates.tests.factories import (
+    ca_account,
+    certificate,
+    host,
+    one_of_everything,
+    ssh_keypair,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -392,6 +398,36 @@ def test_the_list_searches_names_and_sans_and_filters_by_host_ca_and_expiry(
     listing = page(client, "certificates:certificates", expiring=7)
     assert soon.common_name in listing and world["certificate"].common_name not in listing
     page(client, "certificates:certificates", state="nonsense", ca="x", expiring="y")
+
+
+def test_the_host_filter_takes_part_of_a_name_and_suggests_the_names_of_a_small_fleet(
+    client, world, owner, tmp_path, monkeypatch
+):
+    from certificates.views import certificates as view
+
+    organization = world["certificate"].organization
+    elsewhere = certificate(organization, world["ca_account"], common_name="db.example.test",
+                            sans=["db.example.test"])
+    login_key, host_key = ssh_keypair(tmp_path, "second")
+    tokyo = host(organization, login_key, host_key, name="db-tokyo-2", address="127.0.0.3")
+    Deployment.objects.create(certificate=elsewhere, host=tokyo)
+    client.force_login(owner)
+    listing = page(client, "certificates:certificates", hostname="TOKYO")
+    assert "db.example.test" in listing and world["certificate"].common_name not in listing
+    assert '<option value="db-tokyo-2">' in listing and '<option value="web1">' in listing
+    # A large fleet gets a plain field: a list of every host was most of the page.
+    monkeypatch.setattr(view, "HOST_SUGGESTIONS", 1)
+    listing = page(client, "certificates:certificates", hostname="tokyo")
+    assert "db.example.test" in listing and "<datalist" not in listing
+
+
+def test_the_list_of_one_host_names_it_and_offers_to_drop_it(client, world, owner):
+    target = world["host"]
+    client.force_login(owner)
+    listing = page(client, "certificates:certificates", host=target.pk, q="example")
+    assert 'id="host-filter"' in listing and f">{target.name} <a" in listing
+    assert '<a href="?q=example" title="Any host"' in listing  # the other filters stay
+    assert f'<input type="hidden" name="host" value="{target.pk}">' in listing
 
 
 def test_the_list_is_paginated_and_sorted_by_expiry(client, organization, owner):

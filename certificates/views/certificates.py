@@ -28,6 +28,7 @@ SORTS = {
     "-name": ("-common_name",),
 }
 EXPIRING_CHOICES = (7, 14, 30, 60, 90)
+HOST_SUGGESTIONS = 100
 
 
 def _int(value):
@@ -51,10 +52,13 @@ def filtered_certificates(request, now):
         certificates = certificates.filter(state=state)
     if ca_id := _int(params.get("ca")):
         certificates = certificates.filter(ca_account_id=ca_id)
-    if host_id := _int(params.get("host")):
-        # Exists, not a join: a certificate on the host once, however many rows match.
+    # Exists, not a join: a certificate on the host once, however many rows match.
+    if host_id := _int(params.get("host")):  # one host, from the links on its page
         certificates = certificates.filter(Exists(Deployment.objects.filter(
             certificate=OuterRef("pk"), host_id=host_id)))
+    if host_name := params.get("hostname", "").strip():  # typed in the filters
+        certificates = certificates.filter(Exists(Deployment.objects.filter(
+            certificate=OuterRef("pk"), host__name__icontains=host_name)))
     if days := _int(params.get("expiring")):
         certificates = certificates.filter(
             expires_at__lte=now + datetime.timedelta(days=days))
@@ -68,16 +72,28 @@ def certificate_list(request):
     certificates, sort = filtered_certificates(request, now)
     page = paginate(request, certificates.select_related("ca_account"))
     organization = request.organization
+    hosts = TargetHost.objects.filter(organization=organization)
+    # The host filter is typed, not chosen from a list of every host (a fleet of
+    # 2,000 made the list most of the page's time and weight); small fleets get
+    # their names offered as suggestions.
+    host_names = list(hosts.order_by("name").values_list("name", flat=True)[
+        :HOST_SUGGESTIONS + 1])
+    host_id = _int(request.GET.get("host"))
+    without_host = request.GET.copy()
+    for key in ("host", "page"):
+        without_host.pop(key, None)
     return render(request, "certificates/certificate_list.html", {
         "page": page,
         "query": query_without_page(request),
         "sort": sort,
         "states": states.State,
         "ca_accounts": CAAccount.objects.filter(organization=organization).only("pk", "name"),
-        "hosts": TargetHost.objects.filter(organization=organization).only("pk", "name"),
+        "host_names": host_names if len(host_names) <= HOST_SUGGESTIONS else [],
+        "host": host_id and hosts.filter(pk=host_id).only("pk", "name").first(),
+        "without_host": without_host.urlencode(),
         "expiring_choices": EXPIRING_CHOICES,
         "filters": {key: request.GET.get(key, "") for key in
-                    ("q", "state", "ca", "host", "expiring")},
+                    ("q", "state", "ca", "host", "hostname", "expiring")},
         "now": now,
         **roles(request),
     })

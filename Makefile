@@ -61,4 +61,5 @@ messages: $(TEST_STAMP)
 .PHONY: bench
 bench: $(BENCH_STAMP) system-packages
 	bench/certbot_venv.sh var/certbot-venv
+	bench/pebble_build.sh var/pebble-lockfix
 	$(BIN)/python -m bench $(BENCH_ARGS)

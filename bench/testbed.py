@@ -66,8 +66,11 @@ class Testbed:
     """BIND + Pebble (VA without sleep, no nonce rejection) + ``hosts`` hosts
     carrying ``certificates`` names between them, round robin."""
 
-    def __init__(self, *, hosts: int, certificates: int, root: Path | None = None):
+    def __init__(self, *, hosts: int, certificates: int, root: Path | None = None,
+                 pebble: str | None = None):
+        """``pebble``: the Pebble binary (default: Debian's)."""
         self.folders = Folders(root or VAR / "testbed")
+        self._pebble_binary = pebble
         self.http_port = free_port("127.0.0.1")
         self.bind = BindServer(self.folders.mktemp("testbed-bind"))
         self.pebble = None
@@ -80,7 +83,8 @@ class Testbed:
         try:
             self.bind.start()
             factory = PebbleFactory(self.folders, http_port=self.http_port,
-                                    dns_server=f"{self.bind.address}:{self.bind.port}")
+                                    dns_server=f"{self.bind.address}:{self.bind.port}",
+                                    binary=self._pebble_binary)
             self.pebble = factory(nonce_reject=0)
             numbers = list(range(2, 2 + self._host_count))
             names = {n: [] for n in numbers}

@@ -17,6 +17,7 @@ import time
 from .env import ROOT, VAR, configure, machine, reset_database, worker_environment
 
 CERTBOT = ROOT / "var" / "certbot-venv" / "bin" / "certbot"
+PEBBLE_BUILD = ROOT / "var" / "pebble-lockfix"
 
 
 def parse_args(argv=None):
@@ -37,6 +38,11 @@ def parse_args(argv=None):
                              "serves every queue)")
     parser.add_argument("--deploy-concurrency", type=int, default=12)
     parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--pebble", choices=["patched", "debian"], default="patched",
+                        help="patched: Debian's Pebble rebuilt with bench/pebble-patches "
+                             "(bench/pebble_build.sh, built on first use), which fix a deadlock "
+                             "that hangs Debian's build in about one run in three at this "
+                             "concurrency; debian: /usr/bin/pebble as the tests use")
     parser.add_argument("--py-spy", action="store_true",
                         help="sample the workers with py-spy while the clock runs and print "
                              "where their CPU goes")
@@ -44,6 +50,14 @@ def parse_args(argv=None):
     if not 1 <= args.hosts <= 59:
         parser.error("--hosts must be 1..59 (BIND's zone has 127.0.0.2..60)")
     return args
+
+
+def pebble_binary(which: str) -> str | None:
+    """The patched build (made by bench/pebble_build.sh if missing), or None: Debian's."""
+    if which == "debian":
+        return None
+    subprocess.run([str(ROOT / "bench" / "pebble_build.sh"), str(PEBBLE_BUILD)], check=True)
+    return str(PEBBLE_BUILD / "pebble")
 
 
 def run_certbot(bed, count: int) -> dict:
@@ -225,12 +239,13 @@ def main(argv=None) -> dict:
     print(f"== Renewal throughput ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)")
     print(f"   machine: {machine()}")
     print(f"   {args.certificates} certificates on {args.hosts} hosts, HTTP-01, Pebble "
-          f"(PEBBLE_VA_NOSLEEP=1); workers: {args.workers} x --pool={args.pool} "
+          f"({args.pebble}, PEBBLE_VA_NOSLEEP=1); workers: {args.workers} x --pool={args.pool} "
           f"-c {args.concurrency}"
           + (f" on celery,acme + {args.deploy_workers} x -c {args.deploy_concurrency} on deploy"
              if args.deploy_workers else " on every queue")
           + f", Redis {worker_environment()['REDIS_URL']}")
-    with Testbed(hosts=args.hosts, certificates=args.certificates) as bed:
+    with Testbed(hosts=args.hosts, certificates=args.certificates,
+                 pebble=pebble_binary(args.pebble)) as bed:
         certbot = run_certbot(bed, args.certbot) if args.certbot else None
         portal = run_portal(bed, args)
     print(f"   portal : {portal['succeeded']}/{portal['count']} renewed, "

@@ -27,8 +27,8 @@ class Pebble:
 
     def __init__(self, directory: Path, *, listener_cert: Path, listener_key: Path,
                  ca_bundle: Path, http_port: int, dns_server: str,
-                 eab_keys: dict | None, nonce_reject: int | None):
-        binary = require("pebble", "pebble")
+                 eab_keys: dict | None, nonce_reject: int | None, binary: str | None = None):
+        binary = binary or require("pebble", "pebble")
         self.ca_bundle, self.http_port = str(ca_bundle), http_port
         listen, management, self.tls_port = (free_port(_HOST) for _ in range(3))
         self.directory_url = f"https://{_HOST}:{listen}/dir"
@@ -88,8 +88,10 @@ class PebbleFactory:
     """
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory, *,
-                 http_port: int, dns_server: str):
+                 http_port: int, dns_server: str, binary: str | None = None):
+        """``binary``: another Pebble than Debian's (the benchmark's patched build)."""
         self._tmp, self.http_port, self.dns_server = tmp_path_factory, http_port, dns_server
+        self.binary = binary
         self.instances: list[Pebble] = []
         directory = tmp_path_factory.mktemp("testbed-pebble-listener")
         ca_key, ca_cert = certs.make_ca("testbed Pebble listener CA")
@@ -106,6 +108,7 @@ class PebbleFactory:
             self._tmp.mktemp("testbed-pebble"), listener_cert=self.listener_cert,
             listener_key=self.listener_key, ca_bundle=self.ca_bundle, http_port=self.http_port,
             dns_server=self.dns_server, eab_keys=eab_keys, nonce_reject=nonce_reject,
+            binary=self.binary,
         )
         self.instances.append(pebble)  # before start: a failed start is still cleaned up
         pebble.start()

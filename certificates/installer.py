@@ -289,14 +289,23 @@ class Installer:
 
     def tls_check(self, items: list[Item]) -> None:
         """Handshake, round after round over the items still waiting, until each
-        new leaf has been served TLS_CONFIRMATIONS times in a row or the grace
-        period runs out. Sets ``served`` or ``error`` on each item."""
+        new leaf has been served TLS_CONFIRMATIONS times in a row. Sets ``served``
+        or ``error`` on each item.
+
+        The grace period bounds the wait for a new leaf to appear. An item whose
+        leaf is already being confirmed when it ends may finish, within
+        TLS_CONFIRMATIONS more rounds: a round over a large batch on a loaded
+        host can take seconds, and failing (then rolling back) a certificate
+        that is being served would be wrong."""
         address = self.host.tls_check_address or self.host.address
         port = self.host.tls_check_port
         deadline = time.monotonic() + settings.DEPLOY_TLS_GRACE_SECONDS
         waiting = {item: 0 for item in items}  # item -> confirmations in a row
         last = {}  # item -> (served fingerprint, error) of its latest handshake
+        given_up = []
+        seen = set()  # items whose new leaf came back at least once
         pause = TLS_RETRY_FIRST
+        rounds_after_deadline = 0
         while True:
             for item in list(waiting):
                 self.heartbeat()  # a round over many names may outlast one lease
@@ -308,28 +317,50 @@ class Installer:
                 last[item] = served, error
                 new = served == item.version.fingerprint_sha256
                 waiting[item] = waiting[item] + 1 if new else 0
+                if new:
+                    seen.add(item)
                 if waiting[item] == TLS_CONFIRMATIONS:
                     del waiting[item]
                     item.served = served
                     item.report("tls_check", "done", served)
-            if not waiting or time.monotonic() >= deadline:
+            if waiting and time.monotonic() >= deadline:
+                for item in [item for item, streak in waiting.items() if not streak]:
+                    given_up.append(item)
+                    del waiting[item]
+                rounds_after_deadline += 1
+                if rounds_after_deadline > TLS_CONFIRMATIONS:
+                    given_up.extend(waiting)
+                    waiting.clear()
+            if not waiting:
                 break
             if any(waiting.values()):
                 time.sleep(TLS_RETRY_FIRST)  # confirming: a short, steady pace
                 continue
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, TLS_RETRY_MAX)
-        for item in waiting:
+        for item in given_up:
             served, error = last[item]
+            expected = item.version.fingerprint_sha256
             if error is not None:
                 item.error = InstallFailed(str(error), kind=type(error).__name__,
                                            transient=error.transient)
+            elif item in seen:  # but never the times in a row it takes
+                item.error = InstallFailed(
+                    _("%(address)s:%(port)s served the deployed leaf %(expected)s only now and "
+                      "then in %(seconds)s seconds, and another one in between (%(served)s "
+                      "last).")
+                    % {"address": address, "port": port, "expected": expected,
+                       "served": served, "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
+                    # No fingerprint: rolled back, the host serves the old leaf again,
+                    # and recording this one would mark the deployment as served.
+                    kind="NotServed",
+                )
             else:
                 item.error = InstallFailed(
                     _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
                       "deployed %(expected)s after %(seconds)s seconds.")
                     % {"address": address, "port": port, "served": served,
-                       "expected": item.version.fingerprint_sha256,
+                       "expected": expected,
                        "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
                     kind="NotServed", served_fingerprint=served,
                 )

@@ -1,0 +1,98 @@
+"""The TLS check's rounds on a loaded host, where one round over a large batch
+takes seconds. A real nginx cannot be made to answer this slowly, or to flip
+between two leaves, on cue: the handshake (``tls.served_leaf_sha256``) and the
+clock are the seam here. Real handshakes are test_deployment's."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from certificates import installer, tls
+
+OLD, NEW = "0" * 64, "1" * 64
+
+
+class Clock:
+    """Time that passes only when the code sleeps or a handshake costs some."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch, settings):
+    settings.DEPLOY_TLS_GRACE_SECONDS = 5
+    clock = Clock()
+    monkeypatch.setattr(installer, "time", clock)
+    return clock
+
+
+def items(count, reports):
+    def report(sni):
+        return lambda name, status, detail="": reports.append((sni, name, status, detail))
+    return [installer.Item(version=SimpleNamespace(fingerprint_sha256=NEW), files=[],
+                           sni=f"c{i}.example.test", report=report(f"c{i}.example.test"),
+                           label=f"c{i}")
+            for i in range(count)]
+
+
+def check(batch):
+    host = SimpleNamespace(tls_check_address="127.0.0.1", address="127.0.0.1",
+                           tls_check_port=443)
+    installer.Installer(session=None, host=host, items=batch).tls_check(batch)
+
+
+def serve(monkeypatch, clock, leaf, seconds_per_handshake):
+    def handshake(address, port, sni, *, timeout):
+        clock.now += seconds_per_handshake
+        return leaf(sni, clock.now)
+    monkeypatch.setattr(tls, "served_leaf_sha256", handshake)
+
+
+def test_a_leaf_that_appears_as_the_grace_period_ends_is_confirmed_not_rolled_back(
+    monkeypatch, clock
+):
+    # Ten names at 0.4 s a handshake: a round takes 4 s, so the second round
+    # (the first to see every new leaf) ends past the 5 s grace period.
+    serve(monkeypatch, clock, lambda sni, now: NEW if now >= 3 else OLD, 0.4)
+    reports = []
+    batch = items(10, reports)
+    check(batch)
+    assert [item.error for item in batch] == [None] * 10
+    assert all(item.served == NEW for item in batch)
+    assert sorted(sni for sni, name, status, _ in reports if status == "done") == sorted(
+        item.sni for item in batch)
+
+
+def test_a_leaf_still_old_when_the_grace_period_ends_fails_and_names_the_leaf_served(
+    monkeypatch, clock
+):
+    serve(monkeypatch, clock, lambda sni, now: OLD, 0.4)
+    batch = items(3, [])
+    check(batch)
+    for item in batch:
+        assert item.error.kind == "NotServed" and item.error.served_fingerprint == OLD
+        assert f"still serves the leaf {OLD} instead of the deployed {NEW}" in str(item.error)
+    assert clock.now < 5 + 3 * 1.3  # it stops waiting: at most a round past the grace period
+
+
+def test_a_host_that_keeps_flipping_between_leaves_fails_after_a_bounded_wait(
+    monkeypatch, clock
+):
+    # Every other handshake meets an old worker: never three in a row.
+    answers = iter([NEW, OLD] * 1000)
+    serve(monkeypatch, clock, lambda sni, now: next(answers), 0.1)
+    batch = items(1, [])
+    check(batch)
+    (item,) = batch
+    assert item.error.kind == "NotServed"
+    assert "only now and then" in str(item.error)
+    # Rolled back: the old leaf is served again, so the new one is not recorded as served.
+    assert item.error.served_fingerprint == "" and item.served == ""
+    assert clock.now < 5 + 2

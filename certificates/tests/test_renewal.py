@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from certificates import deposit, renewal
@@ -210,6 +211,55 @@ def test_two_scans_at_once_start_one_run_per_certificate(organization, monkeypat
 
     for cert in certs:
         assert RenewalRun.objects.filter(certificate=cert).count() == 1
+
+
+@pytest.mark.django_db
+def test_the_scan_opens_and_enqueues_one_run_per_due_certificate_in_one_insert(
+    organization, monkeypatch, django_capture_on_commit_callbacks
+):
+    from certificates import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.renew, "delay", sent.append)
+    ca = ca_account(organization)
+    certs = [Certificate.objects.create(organization=organization, ca_account=ca,
+                                        common_name=f"c{i}.example.test") for i in range(5)]
+    with django_capture_on_commit_callbacks(execute=True):
+        with CaptureQueriesContext(connection) as queries:
+            opened = renewal.scan()
+    inserts = [q["sql"] for q in queries.captured_queries
+               if q["sql"].startswith('INSERT INTO "certificates_renewalrun"')]
+    assert len(inserts) == 1
+    runs = RenewalRun.objects.filter(pk__in=opened)
+    assert sorted(runs.values_list("certificate_id", flat=True)) == [c.pk for c in certs]
+    assert all(run.status == RenewalRun.Status.QUEUED and run.lease_until for run in runs)
+    assert sorted(sent) == sorted(opened)
+
+
+@pytest.mark.django_db
+def test_a_certificate_that_got_a_run_since_it_was_found_due_is_skipped_by_the_scan(
+    organization, monkeypatch, django_capture_on_commit_callbacks
+):
+    from certificates import tasks
+
+    sent = []
+    monkeypatch.setattr(tasks.renew, "delay", sent.append)
+    ca = ca_account(organization)
+    certs = [Certificate.objects.create(organization=organization, ca_account=ca,
+                                        common_name=f"c{i}.example.test") for i in range(3)]
+    # A person pressed "renew now" on the second between the scan's query and
+    # its insert: the query still found it due.
+    found_due = list(Certificate.objects.filter(pk__in=[c.pk for c in certs]))
+    pressed = renewal.renew_now(certificate_id=certs[1].pk)
+    monkeypatch.setattr(renewal, "due_certificates",
+                        lambda now=None: Certificate.objects.filter(
+                            pk__in=[c.pk for c in found_due]))
+    with django_capture_on_commit_callbacks(execute=True):
+        opened = renewal.scan()
+    assert len(opened) == 2 and pressed.pk not in opened
+    for cert in certs:
+        assert RenewalRun.objects.filter(certificate=cert).count() == 1
+    assert sorted(sent) == sorted(opened)
 
 
 def test_backoff_is_one_ten_and_a_hundred_minutes_then_daily():

@@ -213,17 +213,23 @@ def test_two_scans_at_once_start_one_run_per_certificate(organization, monkeypat
         assert RenewalRun.objects.filter(certificate=cert).count() == 1
 
 
-@pytest.mark.django_db
-def test_the_scan_opens_and_enqueues_one_run_per_due_certificate_in_one_insert(
-    organization, monkeypatch, django_capture_on_commit_callbacks
-):
+def due_without_broker(organization, monkeypatch, count):
+    """``count`` due certificates, and the list of run ids the scan enqueues."""
     from certificates import tasks
 
     sent = []
     monkeypatch.setattr(tasks.renew, "delay", sent.append)
     ca = ca_account(organization)
-    certs = [Certificate.objects.create(organization=organization, ca_account=ca,
-                                        common_name=f"c{i}.example.test") for i in range(5)]
+    return [Certificate.objects.create(organization=organization, ca_account=ca,
+                                       common_name=f"c{i}.example.test")
+            for i in range(count)], sent
+
+
+@pytest.mark.django_db
+def test_the_scan_opens_and_enqueues_one_run_per_due_certificate_in_one_insert(
+    organization, monkeypatch, django_capture_on_commit_callbacks
+):
+    certs, sent = due_without_broker(organization, monkeypatch, 5)
     with django_capture_on_commit_callbacks(execute=True):
         with CaptureQueriesContext(connection) as queries:
             opened = renewal.scan()
@@ -240,13 +246,7 @@ def test_the_scan_opens_and_enqueues_one_run_per_due_certificate_in_one_insert(
 def test_a_certificate_that_got_a_run_since_it_was_found_due_is_skipped_by_the_scan(
     organization, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from certificates import tasks
-
-    sent = []
-    monkeypatch.setattr(tasks.renew, "delay", sent.append)
-    ca = ca_account(organization)
-    certs = [Certificate.objects.create(organization=organization, ca_account=ca,
-                                        common_name=f"c{i}.example.test") for i in range(3)]
+    certs, sent = due_without_broker(organization, monkeypatch, 3)
     # A person pressed "renew now" on the second between the scan's query and
     # its insert: the query still found it due.
     found_due = list(Certificate.objects.filter(pk__in=[c.pk for c in certs]))

@@ -32,6 +32,7 @@ from django.utils.translation import gettext as _
 from . import ssh
 from .installer import Installer, InstallFailed, Item, planned_files
 from .models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
+from .models.runs import held_steps
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ LEASE_POLL_SECONDS = (0.1, 0.2)
 
 # The host's lease is extended at the next step after this many seconds.
 LEASE_RENEW_SECONDS = 5
+# A batch's steps wait at most this long to be written (the run's page shows
+# them live, a moment late), so that each phase is one INSERT, not one per item.
+STEP_HOLD_SECONDS = 0.5
 # At most this many certificates go into one session on a host; the rest wait
 # for the next. It bounds how long a lease is held between two steps' renewals
 # (the TLS checks of a batch run in one step).
@@ -348,27 +352,31 @@ def install_queued(host: TargetHost, *, owner: str,
 
 def _install_items(host, owner, items: list[Item]) -> None:
     renewed = [time.monotonic()]  # the lease was taken just now
+    # The installer reports each phase for every item of the batch at once; the
+    # steps are written together, before the next phase or after STEP_HOLD_SECONDS.
+    with held_steps() as flush:
 
-    def heartbeat():
-        # Each step may take up to a command timeout; the lease outlasts the
-        # longest, so renewing every few seconds is enough and spares a write
-        # for each of a batch's many small steps.
-        if time.monotonic() - renewed[0] >= LEASE_RENEW_SECONDS:
-            _renew_lease(host, owner)
-            renewed[0] = time.monotonic()
+        def heartbeat():
+            flush(max_age=STEP_HOLD_SECONDS)
+            # Each step may take up to a command timeout; the lease outlasts the
+            # longest, so renewing every few seconds is enough and spares a write
+            # for each of a batch's many small steps.
+            if time.monotonic() - renewed[0] >= LEASE_RENEW_SECONDS:
+                _renew_lease(host, owner)
+                renewed[0] = time.monotonic()
 
-    try:
-        with ssh.connect(host) as session:
-            detail = _("Host key %(fingerprint)s matches the pinned key.") % {
-                "fingerprint": host.host_key_fingerprint}
+        try:
+            with ssh.connect(host) as session:
+                detail = _("Host key %(fingerprint)s matches the pinned key.") % {
+                    "fingerprint": host.host_key_fingerprint}
+                for item in items:
+                    item.report("connect", "done", detail)
+                Installer(session, host=host, items=items, heartbeat=heartbeat).install()
+        except ssh.SSHError as exc:  # before the installer ran: the login
             for item in items:
-                item.report("connect", "done", detail)
-            Installer(session, host=host, items=items, heartbeat=heartbeat).install()
-    except ssh.SSHError as exc:  # before the installer ran: the login
-        for item in items:
-            if item.error is None and not item.served:
-                item.report("connect", "failed", str(exc))
-                item.error = exc
+                if item.error is None and not item.served:
+                    item.report("connect", "failed", str(exc))
+                    item.error = exc
 
 
 def _item_outcome(host, item: Item) -> Outcome:

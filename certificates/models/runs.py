@@ -1,5 +1,8 @@
 """What happened: renewal runs with their steps, and every message sent."""
 
+import logging
+import threading
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -10,6 +13,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal.encryption import EncryptedTextField
+
+logger = logging.getLogger(__name__)
 
 # Sent with `step` each time a renewal step is recorded.
 step_recorded = Signal()
@@ -106,9 +111,19 @@ class RenewalRun(models.Model):
     def step(self, name, status, detail="", *, host=None):
         """Record one step as it happens (the UI shows them live; `manage.py renew`
         prints them through the `step_recorded` signal). A step is also a sign of
-        life: it extends a running run's lease."""
-        step = RenewalStep.objects.create(run=self, name=name, status=status,
-                                          detail=str(detail)[:4000], host=host)
+        life: it extends a running run's lease. Inside `held_steps()` the step is
+        written with the others held there, a moment later."""
+        step = RenewalStep(run=self, name=name, status=status, detail=str(detail)[:4000],
+                           host=host)
+        held = getattr(_held, "steps", None)
+        if held is not None:
+            held.append((self, step))
+            return step
+        step.save()
+        self._recorded(step)
+        return step
+
+    def _recorded(self, step):
         # A lease lasts RENEWAL_LEASE_SECONDS; extending it at most every tenth of
         # that saves a write for most steps, which come a fraction of a second apart.
         lease = timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
@@ -119,6 +134,45 @@ class RenewalRun(models.Model):
             self._lease_extended_at = step.at
         step_recorded.send(sender=RenewalStep, step=step)
         return step
+
+
+_held = threading.local()  # this thread's steps not written yet, inside held_steps()
+
+
+@contextmanager
+def held_steps():
+    """Within it, this thread's steps are written together, by ``flush(max_age)``
+    (those held longer than ``max_age`` seconds, and the rest with them) and on
+    leaving. A batch deployment reports each of its phases for every certificate
+    at once: one INSERT then instead of one per certificate. Each step keeps the
+    time it was recorded; nested, the outermost writes."""
+    if getattr(_held, "steps", None) is not None:
+        yield lambda max_age=0: None
+        return
+    _held.steps = []
+    try:
+        yield _flush
+    except BaseException:
+        try:
+            _flush()
+        except Exception:  # the error that got us here is the one to report
+            logger.exception("steps held for a batch could not be written")
+        raise
+    else:
+        _flush()
+    finally:
+        _held.steps = None
+
+
+def _flush(max_age: float = 0) -> None:
+    held = _held.steps
+    if not held or (timezone.now() - held[0][1].at).total_seconds() < max_age:
+        return
+    pending = held[:]
+    held.clear()
+    RenewalStep.objects.bulk_create([step for _run, step in pending])
+    for run, step in pending:
+        run._recorded(step)
 
 
 class RenewalStep(models.Model):

@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from certificates import deployment, renewal
@@ -469,6 +470,34 @@ def test_certificates_queued_for_one_host_are_installed_in_one_session_with_one_
     assert set(Deployment.objects.values_list("last_status", "served")) == {(DEPLOYED, True)}
     shared_host.refresh_from_db()
     assert shared_host.deploy_lock_owner == ""
+
+
+@pytest.mark.django_db
+def test_a_batch_writes_each_phases_steps_together_not_one_insert_per_certificate(
+        organization, ca, shared_host):
+    runs, versions = site_certificates(organization, ca, shared_host, SITES)
+    for run in runs:
+        DeployRequest.objects.create(
+            host=shared_host, version=versions[run.certificate_id], run=run,
+            deployment=Deployment.objects.get(certificate_id=run.certificate_id))
+    TargetHost.objects.filter(pk=shared_host.pk).update(
+        deploy_lock_owner="me", deploy_locked_until=timezone.now() + timedelta(minutes=5))
+
+    with CaptureQueriesContext(connection) as queries:
+        tried, _runs = deployment.install_queued(shared_host, owner="me")
+
+    assert tried == len(SITES)
+    inserts = [q for q in queries.captured_queries
+               if q["sql"].startswith('INSERT INTO "certificates_renewalstep"')]
+    phases = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
+              "cleanup"]
+    # One per phase at most (a phase slower than STEP_HOLD_SECONDS may split one);
+    # one per certificate and phase would be 24.
+    assert len(inserts) <= len(phases) + 2, [q["sql"][:80] for q in inserts]
+    for run in runs:
+        steps = list(run.steps.order_by("at", "pk"))
+        assert [(s.name, s.status) for s in steps] == [(n, "done") for n in phases]
+        assert [s.at for s in steps] == sorted(s.at for s in steps)
 
 
 @pytest.mark.django_db(transaction=True)

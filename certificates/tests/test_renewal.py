@@ -390,3 +390,46 @@ def test_the_recovery_pass_removes_deploy_requests_nobody_will_read(organization
     assert set(DeployRequest.objects.values_list("pk", flat=True)) == {
         answered_now.pk, waiting.pk}
     assert not DeployRequest.objects.filter(pk__in=[answered_long_ago.pk, abandoned.pk]).exists()
+
+
+@pytest.mark.django_db
+def test_held_steps_are_written_together_in_order_with_their_own_times(organization):
+    from certificates.models.runs import RenewalStep, held_steps, step_recorded
+
+    ca = ca_account(organization)
+    runs = [RenewalRun.objects.create(
+        certificate=Certificate.objects.create(organization=organization, ca_account=ca,
+                                               common_name=f"h{i}.example.test"),
+        trigger=RenewalRun.Trigger.SCHEDULE, status=RenewalRun.Status.RUNNING)
+        for i in range(2)]
+    announced = []
+
+    def listen(sender, step, **kwargs):
+        announced.append((step.run_id, step.name))
+
+    step_recorded.connect(listen, sender=RenewalStep)
+    try:
+        with held_steps() as flush:
+            with held_steps() as inner_flush:  # nested: the outer one writes
+                for run in runs:
+                    run.step("config_test", "done", "ok")
+                inner_flush()
+            flush(max_age=60)  # held for less than a minute: not yet
+            assert not RenewalStep.objects.exists() and announced == []
+            with CaptureQueriesContext(connection) as queries:
+                flush()
+            assert [q["sql"][:38] for q in queries.captured_queries
+                    if q["sql"].startswith("INSERT")] == ['INSERT INTO "certificates_renewalstep"']
+            for run in runs:
+                run.step("reload", "done")
+        # Leaving writes what is still held.
+    finally:
+        step_recorded.disconnect(listen, sender=RenewalStep)
+    for run in runs:
+        steps = list(run.steps.order_by("at", "pk"))
+        assert [s.name for s in steps] == ["config_test", "reload"]
+        assert steps[0].at < steps[1].at
+        run.refresh_from_db()
+        assert run.lease_until is not None  # a recorded step still extends the lease
+    assert sorted(announced) == sorted(
+        (run.pk, name) for run in runs for name in ("config_test", "reload"))

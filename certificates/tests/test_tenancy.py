@@ -72,15 +72,21 @@ def test_get_scoped_or_404_raises_404_outside(world, outsider):
         get_scoped_or_404(type(world["certificate"]), outsider, pk=world["certificate"].pk)
 
 
+def staff_of_another_organisation(user):
+    """``user`` made staff with every permission of the certificates app, but
+    no role in the world's organisation."""
+    from django.contrib.auth.models import Permission
+
+    user.is_staff = True
+    user.save()
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="certificates"))
+    return user
+
+
 def test_staff_who_are_not_superusers_see_only_their_organisations_in_the_admin(
     client, world, outsider
 ):
-    from django.contrib.auth.models import Permission
-
-    outsider.is_staff = True
-    outsider.save()
-    outsider.user_permissions.set(Permission.objects.filter(content_type__app_label="certificates"))
-    client.force_login(outsider)
+    client.force_login(staff_of_another_organisation(outsider))
     changelist = client.get(reverse("admin:certificates_certificate_changelist"))
     assert changelist.status_code == 200
     assert world["certificate"].common_name not in changelist.content.decode()
@@ -115,8 +121,6 @@ def test_a_role_in_one_organisation_gives_no_rights_in_another(client, world, or
 def test_the_deployment_queue_is_shown_in_the_admin_to_its_organisation_only(
     client, world, outsider, admin_user
 ):
-    from django.contrib.auth.models import Permission
-
     from certificates.models import Deployment, DeployRequest
     from certificates.tests.pki import make_current, new_version
 
@@ -131,10 +135,7 @@ def test_the_deployment_queue_is_shown_in_the_admin_to_its_organisation_only(
     assert page.status_code == 200
     assert certificate.common_name in page.content.decode()
 
-    outsider.is_staff = True
-    outsider.save()
-    outsider.user_permissions.set(Permission.objects.filter(content_type__app_label="certificates"))
-    client.force_login(outsider)
+    client.force_login(staff_of_another_organisation(outsider))
     page = client.get(reverse("admin:certificates_deployrequest_changelist"))
     assert page.status_code == 200
     assert certificate.common_name not in page.content.decode()

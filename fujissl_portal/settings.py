@@ -293,6 +293,12 @@ SILENCED_SYSTEM_CHECKS = [] if env.bool("SECURE_HSTS_PRELOAD", default=False) el
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+# The audit log records who changed what from where. Behind a reverse proxy,
+# name the header it sets (as Django spells it in request.META, e.g.
+# HTTP_X_FORWARDED_FOR) and how many trusted proxies append to it; unset,
+# the connecting address is recorded.
+AUDIT_TRUSTED_PROXY_HEADER = env("AUDIT_TRUSTED_PROXY_HEADER", default="")
+AUDIT_TRUSTED_PROXY_COUNT = env.int("AUDIT_TRUSTED_PROXY_COUNT", default=1)
 
 LOGGING = {
     "version": 1,

@@ -7,14 +7,14 @@ from fujissl_portal.admin_mixins import TenantAdminMixin
 from .models import Membership, Organization, User
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(TenantAdminMixin, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(TenantAdminMixin, DjangoUserAdmin):
     fieldsets = DjangoUserAdmin.fieldsets + ((_("Preferences"), {"fields": ("language",)}),)
     list_display = ("username", "email", "first_name", "last_name", "language", "is_staff")
     list_filter = DjangoUserAdmin.list_filter + ("language",)

@@ -10,7 +10,7 @@ found: a 404, never a 403 that would confirm it exists.
 from django.db.models import Model, QuerySet
 from django.http import Http404
 
-from .models import Membership, Organization, Role
+from .models import Membership, Organization, Role, User
 
 
 def organizations_of(user, *, at_least=Role.VIEWER) -> QuerySet:
@@ -57,3 +57,11 @@ def role_in(user, organization) -> str | None:
 def has_role(user, organization, at_least) -> bool:
     role = role_in(user, organization)
     return role is not None and role in Role.at_least(at_least)
+
+
+def people_of(user, *, at_least=Role.VIEWER) -> QuerySet:
+    """The people who are members of an organisation in which `user` holds
+    `at_least` this role (`user` among them)."""
+    org_ids = organizations_of(user, at_least=at_least).values("pk")
+    members = Membership.objects.filter(organization__in=org_ids).values("user")
+    return User.objects.filter(pk__in=members)

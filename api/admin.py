@@ -6,7 +6,7 @@ from .models import APIToken, Webhook, WebhookDelivery
 
 
 @admin.register(APIToken)
-class APITokenAdmin(admin.ModelAdmin):
+class APITokenAdmin(TenantAdminMixin, admin.ModelAdmin):
     list_display = ("name", "user", "prefix", "scopes", "expires_at", "last_used_at",
                     "revoked_at")
     search_fields = ("name", "prefix", "user__username")
@@ -22,7 +22,7 @@ class APITokenAdmin(admin.ModelAdmin):
         return queryset if request.user.is_superuser else queryset.filter(user=request.user)
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(TenantAdminMixin, admin.TabularInline):
     model = WebhookDelivery
     extra = 0
     can_delete = False

@@ -20,7 +20,7 @@ from .models import (
 )
 
 
-class DeploymentInline(admin.TabularInline):
+class DeploymentInline(TenantAdminMixin, admin.TabularInline):
     model = Deployment
     extra = 0
     fields = ("host", "last_status", "served", "last_deployed_at")
@@ -115,7 +115,7 @@ class DeployRequestAdmin(TenantAdminMixin, admin.ModelAdmin):
         return False
 
 
-class RenewalStepInline(admin.TabularInline):
+class RenewalStepInline(TenantAdminMixin, admin.TabularInline):
     model = RenewalStep
     extra = 0
     fields = ("at", "name", "host", "status", "detail")

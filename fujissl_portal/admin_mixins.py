@@ -1,10 +1,23 @@
-"""What every model admin of the portal shares: tenancy and write-only secrets."""
+"""What every model admin of the portal shares: tenancy and write-only secrets.
+
+A staff member who is not a superuser administers the organisations in which
+they hold the administrator role or above, and the admin obeys the portal's
+rules for them: every list, drop-down, filter, inline, lookup and label shows
+only those organisations' rows (and the people who belong to them); nothing of
+another organisation is found, named or chosen.
+"""
 
 from django import forms
+from django.contrib.admin import AllValuesFieldListFilter, RelatedOnlyFieldListFilter
+from django.contrib.admin.filters import RelatedFieldListFilter
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
-from accounts.models import Organization, Role
-from accounts.tenancy import organizations_of, scoped
+from accounts.models import Role
+from accounts.tenancy import people_of, scoped
 
 from .encryption import EncryptedTextField
 
@@ -49,8 +62,90 @@ class KeepSecretFormMixin:
         return cleaned
 
 
+def visible_to(queryset, user):
+    """`queryset` narrowed to what `user` administers in the admin.
+
+    Superusers see everything. Anyone else sees the rows of the organisations
+    in which they are an administrator or owner, and of people, those who are
+    members of one of them. Rows of no organisation (groups, permissions) are
+    left as they are.
+    """
+    if user.is_superuser:
+        return queryset
+    model = queryset.model
+    if issubclass(model, get_user_model()):
+        return queryset.filter(pk__in=people_of(user, at_least=Role.ADMIN).values("pk"))
+    if hasattr(model, "tenant_path"):
+        return scoped(queryset, user, at_least=Role.ADMIN)
+    return queryset
+
+
+class ScopedRawIdWidget(ForeignKeyRawIdWidget):
+    """A raw-id input whose label names only an object the person may see.
+
+    The stock widget looks the typed or posted id up in every row of the
+    table, so ``?certificate=<id>`` on an add page would print another
+    organisation's certificate next to the box.
+    """
+
+    def __init__(self, rel, admin_site, queryset, attrs=None, using=None):
+        super().__init__(rel, admin_site, attrs, using)
+        self.queryset = queryset
+
+    def label_and_url_for_value(self, value):
+        key = self.rel.get_related_field().name
+        try:
+            visible = self.queryset.filter(**{key: value}).exists()
+        except (ValueError, TypeError, ValidationError):
+            visible = False
+        return super().label_and_url_for_value(value) if visible else ("", "")
+
+
+class ScopedAllValuesFieldListFilter(AllValuesFieldListFilter):
+    """The distinct values of a field across a relation, taken from the rows the
+    admin shows: the stock filter reads the related table whole."""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.lookup_choices = (
+            model_admin.get_queryset(request).distinct().order_by(field_path)
+            .values_list(field_path, flat=True)
+        )
+
+
+def scoped_list_filter(model, spec):
+    """`spec` (an entry of list_filter) made to offer only visible rows.
+
+    A relation's filter lists every row of the related table; the related-only
+    filter lists those that the scoped rows point at.
+    """
+    if isinstance(spec, (list, tuple)):
+        path, filter_class = spec
+        if filter_class is RelatedFieldListFilter:
+            return (path, RelatedOnlyFieldListFilter)
+        return spec
+    if not isinstance(spec, str):
+        return spec  # a SimpleListFilter computes its own choices
+    fields = get_fields_from_path(model, spec)
+    last = fields[-1]
+    if last.is_relation:
+        return (spec, RelatedOnlyFieldListFilter)
+    if len(fields) > 1 and not last.flatchoices and last.get_internal_type() in (
+        "CharField", "TextField", "SlugField", "EmailField", "URLField", "IntegerField",
+        "PositiveIntegerField", "DecimalField", "GenericIPAddressField",
+    ):
+        return (spec, ScopedAllValuesFieldListFilter)
+    return spec
+
+
 class TenantAdminMixin:
-    """Staff who are not superusers see and choose only their organisations' rows."""
+    """Staff who are not superusers see and choose only their organisations' rows.
+
+    For model admins and inlines alike: lists and objects (get_queryset, hence
+    change pages, raw-id pop-ups and the autocomplete view, which reads the
+    related model admin's queryset), drop-downs and raw-id labels
+    (formfield_for_*), and list filters.
+    """
 
     formfield_overrides = {EncryptedTextField: {"widget": SecretWidget}}
 
@@ -61,16 +156,32 @@ class TenantAdminMixin:
         return form
 
     def get_queryset(self, request):
-        queryset = super().get_queryset(request)
-        if request.user.is_superuser:
-            return queryset
-        return scoped(queryset, request.user, at_least=Role.ADMIN)
+        return visible_to(super().get_queryset(request), request.user)
+
+    def _visible_choices(self, db_field, request, kwargs):
+        db = kwargs.get("using")
+        queryset = self.get_field_queryset(db, db_field, request)
+        if queryset is None:
+            queryset = db_field.remote_field.model._default_manager.using(db)
+        return visible_to(queryset, request.user)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        related = db_field.related_model
-        if not request.user.is_superuser and hasattr(related, "tenant_path"):
-            if related is Organization:
-                kwargs["queryset"] = organizations_of(request.user, at_least=Role.ADMIN)
-            else:
-                kwargs["queryset"] = scoped(related, request.user, at_least=Role.ADMIN)
+        if not request.user.is_superuser and "queryset" not in kwargs:
+            queryset = self._visible_choices(db_field, request, kwargs)
+            kwargs["queryset"] = queryset
+            if "widget" not in kwargs and db_field.name in self.raw_id_fields:
+                kwargs["widget"] = ScopedRawIdWidget(
+                    db_field.remote_field, self.admin_site, queryset, using=kwargs.get("using"))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if not request.user.is_superuser and "queryset" not in kwargs:
+            kwargs["queryset"] = self._visible_choices(db_field, request, kwargs)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    def get_list_filter(self, request):
+        filters = super().get_list_filter(request)
+        if request.user.is_superuser:
+            return filters
+        return [scoped_list_filter(self.model, spec) for spec in filters]
+

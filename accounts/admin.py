@@ -1,20 +1,28 @@
 from django.contrib import admin
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.utils.translation import gettext_lazy as _
 
-from fujissl_portal.admin_mixins import TenantAdminMixin
+from fujissl_portal.admin_mixins import OnlySuperusersWriteMixin, TenantAdminMixin
 
 from .models import Membership, Organization, User
 
+# Memberships and people are changed on the portal's members page, which keeps
+# its rules (nobody raises their own role, the last owner stays, only owners
+# make owners) and records each change in the audit log. Here, staff who are
+# not superusers read them; a person may belong to several organisations, so
+# editing a person (password, e-mail, staff flags) is for superusers alone.
 
-class MembershipInline(TenantAdminMixin, admin.TabularInline):
+
+class MembershipInline(OnlySuperusersWriteMixin, TenantAdminMixin, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
 
 
 @admin.register(User)
-class UserAdmin(TenantAdminMixin, DjangoUserAdmin):
+class UserAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, DjangoUserAdmin):
     fieldsets = DjangoUserAdmin.fieldsets + ((_("Preferences"), {"fields": ("language",)}),)
     list_display = ("username", "email", "first_name", "last_name", "language", "is_staff")
     list_filter = DjangoUserAdmin.list_filter + ("language",)
@@ -28,11 +36,28 @@ class OrganizationAdmin(TenantAdminMixin, admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     inlines = [MembershipInline]
 
+    # An organisation made here would belong to nobody the maker administers,
+    # and deleting one takes its audit log with it.
+    def has_add_permission(self, request):
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
 
 @admin.register(Membership)
-class MembershipAdmin(TenantAdminMixin, admin.ModelAdmin):
+class MembershipAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, admin.ModelAdmin):
     list_display = ("user", "organization", "role", "created_at")
     list_select_related = ("user", "organization")
     list_filter = ("role", "organization")
     search_fields = ("user__username", "user__email", "organization__name")
     autocomplete_fields = ["user"]
+
+
+# Groups carry permissions for every organisation at once.
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(OnlySuperusersWriteMixin, DjangoGroupAdmin):
+    pass

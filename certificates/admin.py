@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from fujissl_portal.admin_mixins import TenantAdminMixin
+from fujissl_portal.admin_mixins import OnlySuperusersWriteMixin, TenantAdminMixin
 
 from .models import (
     AuditEvent,
@@ -38,7 +38,10 @@ class CAAccountAdmin(TenantAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(DepositEntry)
-class DepositEntryAdmin(TenantAdminMixin, admin.ModelAdmin):
+class DepositEntryAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, admin.ModelAdmin):
+    """The ledger is append-only: money comes in through the portal's top-up
+    (audited) and goes out through renewals; only a superuser corrects it here."""
+
     list_display = ("created_at", "ca_account", "kind", "amount", "reference", "created_by")
     list_select_related = ("ca_account", "created_by")
     list_filter = ("kind", "ca_account__organization")
@@ -146,8 +149,9 @@ class NotificationAdmin(TenantAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(TenantAdminMixin, admin.ModelAdmin):
-    """The audit log is read, never written, here."""
+class AuditEventAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, admin.ModelAdmin):
+    """The audit log is read, never written, here; only a superuser deletes
+    (retention), never someone whose acts it records."""
 
     list_display = ("created_at", "action", "user", "subject", "ip_address")
     list_select_related = ("user",)

@@ -185,3 +185,17 @@ class TenantAdminMixin:
             return filters
         return [scoped_list_filter(self.model, spec) for spec in filters]
 
+
+class OnlySuperusersWriteMixin:
+    """Rows that staff who are not superusers may read here but never add,
+    change or delete, whatever model permissions they hold: the portal (with
+    its rules and its audit log) is where they change."""
+
+    def has_add_permission(self, request, *args):
+        return request.user.is_superuser and super().has_add_permission(request, *args)
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser and super().has_delete_permission(request, obj)

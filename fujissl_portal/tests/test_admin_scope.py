@@ -10,6 +10,7 @@ members page guards (roles) cannot be changed through the admin.
 
 import re
 from datetime import timedelta
+from html.parser import HTMLParser
 from urllib.parse import urlencode
 
 import pytest
@@ -18,7 +19,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Role, User
+from accounts.models import Membership, Organization, Role, User
 from api.models import APIToken, Webhook, WebhookDelivery
 from certificates.models import (
     AuditEvent,
@@ -188,3 +189,159 @@ def test_a_raw_id_box_does_not_name_another_organisations_row(staff_client, ours
     assert "secret.elsewhere.test" not in page.content.decode()
     page = staff_client.get(_url(Order, "add") + f"?certificate={ours['certificate'].pk}")
     assert ours["certificate"].common_name in page.content.decode()
+
+
+class _FormReader(HTMLParser):
+    """The values a browser would post for the page's main form, as it stands."""
+
+    def __init__(self):
+        super().__init__()
+        self.data, self._select, self._textarea = {}, None, None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        name = attrs.get("name")
+        if tag == "input" and name and attrs.get("type") not in ("submit", "button", "file"):
+            if attrs.get("type") in ("checkbox", "radio") and "checked" not in attrs:
+                return
+            self.data.setdefault(name, attrs.get("value") or "")
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select and "selected" in attrs:
+            self.data[self._select] = attrs.get("value") or ""
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += data
+
+
+def _form(client, url, **changes):
+    reader = _FormReader()
+    reader.feed(client.get(url).content.decode())
+    reader.data.pop("csrfmiddlewaretoken", None)
+    return {**reader.data, **changes}
+
+
+def test_only_a_superuser_changes_a_ledger_entry(staff_client, client, admin_user, ours):
+    entry = ours["deposit_entry"]
+    url = _url(DepositEntry, "change", entry.pk)
+    assert staff_client.get(url).status_code == 200  # read, yes
+    response = staff_client.post(url, _form(staff_client, url, amount="99999999"))
+    assert response.status_code == 403
+    entry.refresh_from_db()
+    assert entry.amount == 10000
+
+    client.force_login(admin_user)
+    response = client.post(url, _form(client, url, amount="9000"))
+    assert response.status_code == 302
+    entry.refresh_from_db()
+    assert entry.amount == 9000
+
+
+def test_staff_cannot_add_or_delete_ledger_entries(staff_client, ours):
+    entry = ours["deposit_entry"]
+    assert staff_client.post(_url(DepositEntry, "delete", entry.pk),
+                             {"post": "yes"}).status_code == 403
+    staff_client.post(_url(DepositEntry, "changelist"),
+                      {"action": "delete_selected", "_selected_action": [entry.pk], "post": "yes"})
+    assert DepositEntry.objects.filter(pk=entry.pk).exists()
+    response = staff_client.post(_url(DepositEntry, "add"), {
+        "ca_account": ours["ca_account"].pk, "kind": "topup", "amount": "99999999",
+        "reference": "gift"})
+    assert response.status_code == 403
+    assert not DepositEntry.objects.filter(reference="gift").exists()
+
+
+def test_staff_cannot_delete_an_audit_event(staff_client, ours):
+    event = ours["audit_event"]
+    assert staff_client.post(_url(AuditEvent, "delete", event.pk),
+                             {"post": "yes"}).status_code == 403
+    staff_client.post(_url(AuditEvent, "changelist"),
+                      {"action": "delete_selected", "_selected_action": [event.pk], "post": "yes"})
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_a_revoked_token_stays_revoked_and_its_expiry_stays(staff_client, ours):
+    token = ours["token"]
+    revoked_at = timezone.now() - timedelta(hours=1)
+    APIToken.objects.filter(pk=token.pk).update(revoked_at=revoked_at)
+    token.refresh_from_db()
+    url = _url(APIToken, "change", token.pk)
+    staff_client.post(url, _form(staff_client, url, **{
+        "name": "renamed", "revoked_at_0": "", "revoked_at_1": "",
+        "expires_at_0": "2099-01-01", "expires_at_1": "00:00:00"}))
+    after = APIToken.objects.get(pk=token.pk)
+    assert after.name == "renamed"  # the form was taken
+    assert after.revoked_at == revoked_at
+    assert after.expires_at == token.expires_at
+
+
+def test_staff_revoke_their_token_with_the_action(staff_client, ours):
+    token = ours["token"]
+    staff_client.post(_url(APIToken, "changelist"),
+                      {"action": "revoke", "_selected_action": [token.pk]})
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+
+
+def test_staff_cannot_promote_themselves_to_owner(staff_client, ours, staffer):
+    mine = Membership.objects.get(user=staffer)
+    url = _url(Membership, "change", mine.pk)
+    assert staff_client.post(url, _form(staff_client, url, role=Role.OWNER)).status_code == 403
+    # Nor through the organisation's page, where memberships are an inline.
+    url = _url(Organization, "change", ours["organization"].pk)
+    data = _form(staff_client, url)
+    row = next(key[:-3] for key, value in data.items()
+               if key.startswith("memberships-") and key.endswith("-id") and value == str(mine.pk))
+    data.update({f"{row}-role": Role.OWNER, f"{row}-user": str(staffer.pk),
+                 f"{row}-organization": str(ours["organization"].pk)})
+    staff_client.post(url, data)
+    mine.refresh_from_db()
+    assert mine.role == Role.ADMIN
+
+
+def test_staff_cannot_demote_or_remove_the_last_owner(staff_client, ours, owner):
+    theirs_ = Membership.objects.get(user=owner)
+    url = _url(Membership, "change", theirs_.pk)
+    assert staff_client.post(url, _form(staff_client, url, role=Role.VIEWER)).status_code == 403
+    assert staff_client.post(_url(Membership, "delete", theirs_.pk),
+                             {"post": "yes"}).status_code == 403
+    theirs_.refresh_from_db()
+    assert theirs_.role == Role.OWNER
+
+
+def test_staff_cannot_add_a_member_of_another_organisation(staff_client, ours, theirs):
+    outsider, organization = theirs["outsider"], ours["organization"]
+    response = staff_client.post(_url(Membership, "add"), {
+        "user": outsider.pk, "organization": organization.pk, "role": Role.OWNER})
+    assert response.status_code == 403
+    url = _url(Organization, "change", organization.pk)
+    data = _form(staff_client, url)
+    total = int(data.get("memberships-TOTAL_FORMS", 0))
+    data.update({"memberships-TOTAL_FORMS": str(total + 1),
+                 f"memberships-{total}-user": str(outsider.pk),
+                 f"memberships-{total}-organization": str(organization.pk),
+                 f"memberships-{total}-role": Role.OWNER})
+    staff_client.post(url, data)
+    assert not Membership.objects.filter(user=outsider, organization=organization).exists()
+
+
+def test_staff_cannot_change_a_person(staff_client, ours, staffer, owner):
+    url = _url(User, "change", staffer.pk)
+    data = _form(staff_client, url, is_superuser="on")
+    assert staff_client.post(url, data).status_code == 403
+    password = reverse("admin:auth_user_password_change", args=[owner.pk])
+    assert staff_client.post(password, {"password1": "x-Long-pass-123",
+                                        "password2": "x-Long-pass-123"}).status_code == 403
+    staffer.refresh_from_db()
+    owner.refresh_from_db()
+    assert not staffer.is_superuser and owner.check_password("pw-owner")

@@ -140,6 +140,25 @@ def test_no_admin_page_shows_anything_of_another_organisation(staff_client, staf
     assert checked >= 3 * len(admin.site._registry)
 
 
+def test_every_model_admin_and_inline_is_scoped():
+    """A model admin or inline added later without the mixin would show every
+    organisation's rows; groups hold no organisation's data (and only
+    superusers write them)."""
+    from django.contrib.auth.models import Group
+
+    from fujissl_portal.admin_mixins import TenantAdminMixin
+
+    unscoped = []
+    for model, model_admin in admin.site._registry.items():
+        if model is Group:
+            continue
+        if not isinstance(model_admin, TenantAdminMixin):
+            unscoped.append(type(model_admin).__name__)
+        unscoped += [inline.__name__ for inline in model_admin.inlines
+                     if not issubclass(inline, TenantAdminMixin)]
+    assert unscoped == []
+
+
 def test_the_lists_and_their_filters_show_the_staff_members_own_rows(staff_client, ours, theirs):
     page = staff_client.get(_url(Certificate, "changelist")).content.decode()
     # The filter column names the organisation and the CA account, both ours only.

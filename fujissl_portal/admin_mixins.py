@@ -14,6 +14,7 @@ from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Role
@@ -130,9 +131,10 @@ def scoped_list_filter(model, spec):
     last = fields[-1]
     if last.is_relation:
         return (spec, RelatedOnlyFieldListFilter)
-    if len(fields) > 1 and not last.flatchoices and last.get_internal_type() in (
-        "CharField", "TextField", "SlugField", "EmailField", "URLField", "IntegerField",
-        "PositiveIntegerField", "DecimalField", "GenericIPAddressField",
+    # Django gives a field of choices, a boolean or a date a filter of fixed
+    # choices, and any other field the all-values one.
+    if len(fields) > 1 and not last.flatchoices and not isinstance(
+        last, (models.BooleanField, models.DateField)
     ):
         return (spec, ScopedAllValuesFieldListFilter)
     return spec

@@ -219,3 +219,18 @@ def test_a_refusal_is_never_taken_for_a_network_failure():
     """Not an OSError, so that no seam's network handler mistakes it for a
     transient failure and retries it."""
     assert not issubclass(egress.Refused, (OSError, requests.RequestException))
+
+
+def test_production_allows_no_internal_address_and_a_malformed_setting_stops_start_up(
+        tmp_path, monkeypatch):
+    from fujissl_portal.tests.test_settings import PRODUCTION, manage
+
+    monkeypatch.delenv("OUTBOUND_ALLOW", raising=False)
+    shown = manage(tmp_path, "shell", "-c",
+                   "from django.conf import settings; print(settings.OUTBOUND_ALLOW)",
+                   **PRODUCTION)
+    assert shown.stdout.strip().splitlines()[-1] == "[]", shown.stdout + shown.stderr
+
+    broken = manage(tmp_path, "check", OUTBOUND_ALLOW="10.0.0.0/8,intranet", **PRODUCTION)
+    assert broken.returncode != 0
+    assert "OUTBOUND_ALLOW: 'intranet'" in broken.stderr

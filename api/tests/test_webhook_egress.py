@@ -70,8 +70,8 @@ def emit_one(organization):
     return delivery
 
 
-def test_a_webhook_to_loopback_is_refused_for_good_unless_allowed(organization, answering,
-                                                                  settings):
+def test_a_webhook_to_loopback_is_refused_for_good_when_the_policy_does_not_allow_it(
+        organization, answering, settings):
     settings.OUTBOUND_ALLOW = []
     hook(organization, answering.url.replace("http://", "https://"))
     hook(organization, answering.url)

@@ -114,9 +114,18 @@ def rules() -> Rules:
     return _rules_for(tuple(settings.OUTBOUND_ALLOW))
 
 
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
 def _unwrapped(address: Address) -> Address:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
+    """The IPv4 address an IPv6 one carries to (mapped, NAT64, 6to4), else itself."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        if address in NAT64:
+            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if address.sixtofour is not None:
+            return address.sixtofour
     return address
 
 

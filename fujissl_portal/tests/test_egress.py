@@ -63,7 +63,7 @@ class Redirector:
     "127.0.0.1", "127.9.9.9", "::1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.1.1",
     "fe80::1", "fd12::1", "224.0.0.1", "ff02::1", "0.0.0.0", "::", "240.0.0.1",
     "100.64.0.1", "169.254.169.254", "fd00:ec2::254", "::ffff:127.0.0.1", "::ffff:10.0.0.1",
-    "::ffff:169.254.169.254",
+    "::ffff:169.254.169.254", "64:ff9b::7f00:1", "2002:7f00:1::1", "2002:a9fe:a9fe::1",
 ])
 def test_internal_special_and_metadata_addresses_are_refused_by_default(address):
     assert egress.is_restricted(ip(address))

@@ -298,7 +298,8 @@ class Adapter(HTTPAdapter):
     def _read_capped(self, response) -> None:
         chunks, size = [], 0
         try:
-            for chunk in response.raw.stream(16 * 1024, decode_content=True):
+            for chunk in response.raw.stream(min(64 * 1024, self.max_body + 1),
+                                             decode_content=True):
                 chunks.append(chunk)
                 size += len(chunk)
                 if size > self.max_body:

@@ -4,6 +4,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import models
@@ -11,6 +12,7 @@ from django.utils import timezone
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
+from fujissl_portal import egress
 from fujissl_portal.encryption import EncryptedTextField
 
 TOKEN_MARK = "fjp"
@@ -132,10 +134,38 @@ class Webhook(models.Model):
     def clean(self):
         from django.core.exceptions import ValidationError
 
+        errors = {}
         unknown = [e for e in self.events or [] if e not in Event.values]
         if unknown or not isinstance(self.events, list):
-            raise ValidationError({"events": _("Choose events among: %(events)s.")
-                                   % {"events": ", ".join(Event.values)}})
+            errors["events"] = _("Choose events among: %(events)s.") % {
+                "events": ", ".join(Event.values)}
+        url_error = self._url_error()
+        if url_error:
+            errors["url"] = url_error
+        if errors:
+            raise ValidationError(errors)
+
+    def _url_error(self):
+        """Why the portal will not send to this URL, or None. A name that does not
+        resolve yet passes: each delivery checks again."""
+        try:
+            parts = urlsplit(self.url or "")
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            return None  # the URL field's own validation says what is wrong
+        if not parts.hostname or parts.scheme not in ("http", "https"):
+            return None
+        if not egress.scheme_allowed(self.url):
+            return _("Use an https:// URL: plain http is allowed only to hosts the portal's "
+                     "operator allows.")
+        try:
+            egress.resolve(parts.hostname, port)
+        except egress.Refused:
+            return _("The address of this URL is not allowed by the portal's outbound "
+                     "policy: use the receiver's public address.")
+        except (OSError, UnicodeError):
+            return None
+        return None
 
 
 class WebhookDelivery(models.Model):

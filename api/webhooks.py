@@ -13,15 +13,19 @@ raw request body under the webhook's secret. The body carries the delivery id
 import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import time
+from urllib.parse import urlsplit
 
 import requests
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+
+from fujissl_portal import egress
 
 from .models import Event, Webhook, WebhookDelivery
 
@@ -37,6 +41,10 @@ BACKOFF = [datetime.timedelta(minutes=m) for m in (1, 5, 25, 125, 625)]
 MAX_ATTEMPTS = len(BACKOFF) + 1
 # A delivery still "sending" this long after its claim lost its worker.
 SENDING_LEASE = datetime.timedelta(minutes=5)
+# No more of a receiver's answer is ever read (the connection is dropped there),
+# and no more than EXCERPT_CHARS of it is kept, and only from a public receiver.
+READ_LIMIT = 4 * 1024
+EXCERPT_CHARS = 200
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -109,27 +117,54 @@ def deliver(delivery_id, *, now=None) -> WebhookDelivery | None:
                SIGNATURE_HEADER: sign(webhook.secret, body),
                TIMESTAMP_HEADER: str(int(time.time())), EVENT_HEADER: delivery.event,
                DELIVERY_HEADER: str(delivery.pk)}
-    status_code, error = None, ""
+    status_code, error, permanent = None, "", False
+    host = urlsplit(webhook.url).hostname or ""
     try:
+        if not egress.scheme_allowed(webhook.url):
+            raise egress.Refused(host, None, "plain http")
         # No redirects: a receiver cannot bounce a signed body elsewhere.
-        response = requests.post(webhook.url, data=body, headers=headers, timeout=TIMEOUT,
+        with egress.session(max_body=READ_LIMIT, truncate=True) as http:
+            response = http.post(webhook.url, data=body, headers=headers, timeout=TIMEOUT,
                                  allow_redirects=False)
         status_code = response.status_code
         if not 200 <= status_code < 300:
-            error = f"HTTP {status_code}: {response.text[:500]}"
+            error = f"HTTP {status_code}"
+            if _may_show(response):
+                error += f": {excerpt(response.content)}"
+    except egress.Refused as exc:
+        logger.warning("webhook %s: %s refused by the outbound policy (%s)", webhook.pk,
+                       webhook.url, exc.reason)
+        error, permanent = f"Refused: {host} is not allowed by the outbound policy", True
     except requests.RequestException as exc:
-        error = f"{type(exc).__name__}: {exc}"[:1000]
-    return _record(delivery, status_code, error)
+        # Refused, timed out or dropped: one text, so that deliveries cannot tell
+        # what listens on which port; the log has the detail.
+        logger.info("webhook delivery %s to %s failed: %r", delivery.pk, webhook.url, exc)
+        error = f"ConnectionError: no answer from {host}"
+    return _record(delivery, status_code, error, permanent=permanent)
 
 
-def _record(delivery, status_code, error) -> WebhookDelivery:
+def _may_show(response) -> bool:
+    # An internal service allowed by the operator is not the tenant's to read.
+    peer = getattr(response, "peer_address", None)
+    return peer is not None and not egress.is_restricted(
+        ipaddress.ip_address(peer.split("%", 1)[0]))
+
+
+def excerpt(content: bytes) -> str:
+    """The start of an answer as one line of printable text, at most EXCERPT_CHARS."""
+    text = content[:READ_LIMIT].decode("utf-8", "replace")
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())[:EXCERPT_CHARS]
+
+
+def _record(delivery, status_code, error, *, permanent=False) -> WebhookDelivery:
     now = timezone.now()
     attempts = delivery.attempts + 1
     fields = {"attempts": attempts, "status_code": status_code, "error": error}
     if not error:
         fields.update(status=WebhookDelivery.Status.DELIVERED, delivered_at=now,
                       next_attempt_at=None)
-    elif attempts >= MAX_ATTEMPTS:
+    elif permanent or attempts >= MAX_ATTEMPTS:
         fields.update(status=WebhookDelivery.Status.FAILED, next_attempt_at=None)
         logger.warning("webhook delivery %s gave up after %s attempts: %s", delivery.pk,
                        attempts, error)

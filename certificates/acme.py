@@ -32,9 +32,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.utils.translation import gettext_lazy as _
 
+from fujissl_portal import egress
+
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "fujissl-portal (certificate renewal portal)"
+# ACME answers are small JSON documents and PEM chains; a larger answer is not a CA's.
+MAX_RESPONSE_BYTES = 1024 * 1024
 
 # Retrying can help: the CA was busy or asked us to slow down.
 TRANSIENT_CODES = {"serverInternal", "rateLimited", "badNonce"}
@@ -131,6 +135,12 @@ class _Network(client.ClientNetwork):
     retries a refused nonce more than the library's once."""
 
     last_response = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Every connection, redirects included, through the outbound policy.
+        egress.mount(self.session, max_body=MAX_RESPONSE_BYTES)
+
     # Each round is the library's try + retry. A CA that refuses 5 % of nonces
     # (Pebble's default) would otherwise fail about one issuance in twenty.
     NONCE_ROUNDS = 3
@@ -238,6 +248,9 @@ class CA:
 
     def __init__(self, *, directory_url, account_key_pem, account_url="", contact_email="",
                  eab_kid="", eab_hmac_key="", verify=True, timeout=30):
+        if not directory_url.lower().startswith("https://"):
+            raise AcmeError(_("The CA's directory URL must start with https://."),
+                            transient=False)
         jwk, alg = _jwk_and_alg(account_key_pem)
         self.account_key = jwk
         self.account_url = account_url
@@ -426,9 +439,14 @@ class CA:
             raise AcmeError(_("The CA answered with HTTP %(status)s.") % {"status": status},
                             transient=status >= 500 or status == 0,
                             retry_after=self._retry_after()) from exc
+        except (egress.Refused, egress.ResponseTooLarge) as exc:
+            raise AcmeError(_("%(error)s Check the CA account's directory URL.")
+                            % {"error": exc}, transient=False) from exc
         except requests.RequestException as exc:
-            raise AcmeError(f"{PROBLEM_WORDS['network']} ({exc.__class__.__name__}: {exc})",
-                            transient=True) from exc
+            # Refused, timed out or dropped: one message, so that a directory URL
+            # cannot probe what listens on which port; the log has the detail.
+            logger.info("ACME request failed: %r", exc)
+            raise AcmeError(str(PROBLEM_WORDS["network"]), transient=True) from exc
 
     def _from_problem(self, error: messages.Error) -> AcmeError:
         problem = _problem_dict(error)

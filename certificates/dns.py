@@ -6,7 +6,7 @@ the same `_acme-challenge` name, and another client may be validating too. They
 are deleted value by value, so only what this portal added goes away.
 """
 
-import socket
+import logging
 import time
 from dataclasses import dataclass
 
@@ -21,6 +21,10 @@ import dns.rdtypes.ANY.TXT
 import dns.tsig
 import dns.update
 from django.utils.translation import gettext_lazy as _
+
+from fujissl_portal import egress
+
+logger = logging.getLogger(__name__)
 
 TTL = 60
 
@@ -44,8 +48,15 @@ class Server:
 
     @property
     def ip(self) -> str:
+        """A permitted address of the server: queries go to it, never to the name
+        resolved again behind the outbound policy's back."""
         try:
-            return socket.getaddrinfo(self.address, self.port, proto=socket.IPPROTO_TCP)[0][4][0]
+            return egress.checked_address(self.address, self.port)
+        except egress.Refused as exc:
+            raise DNSUpdateError(
+                _("The DNS server %(server)s is not allowed by the portal's outbound policy: "
+                  "enter the zone's public authoritative server.")
+                % {"server": self.address}, transient=False) from exc
         except OSError as exc:
             raise DNSUpdateError(
                 _("The DNS server %(server)s cannot be resolved: %(error)s")
@@ -138,7 +149,11 @@ def _exchange(server: Server, message, name: str, *, ip: str | None = None):
             % {"server": server.address, "name": name, "error": exc.__class__.__name__},
             transient=False) from exc
     except (OSError, dns.exception.Timeout, EOFError) as exc:
+        # Refused, timed out or dropped: one message, so that an update cannot tell
+        # what listens on which port; the log has the detail.
+        logger.info("DNS exchange with %s:%s failed: %r", server.address, server.port, exc)
         raise DNSUpdateError(
-            _("The DNS server %(server)s:%(port)s could not be reached: %(error)s")
-            % {"server": server.address, "port": server.port, "error": exc},
+            _("The DNS server %(server)s:%(port)s could not be reached: check its address "
+              "and port, and that it accepts DNS over TCP from the portal.")
+            % {"server": server.address, "port": server.port},
             transient=True) from exc

@@ -13,11 +13,11 @@ from __future__ import annotations
 import atexit
 import base64
 import hashlib
+import logging
 import os
 import posixpath
 import secrets
 import shlex
-import socket
 import stat
 import threading
 import time
@@ -38,7 +38,11 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
+from fujissl_portal import egress
+
 from . import validators
+
+logger = logging.getLogger(__name__)
 
 # Enough of a command's output to show a person what went wrong (nginx -t
 # prints its verdict last), without storing a runaway log in a step's detail.
@@ -115,29 +119,39 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+class OutboundRefused(SSHError):
+    """The address is not one the portal's outbound policy allows: a person must
+    change it (or the operator the policy); retrying changes nothing."""
+
+
 @contextmanager
 def _network_errors(where: str) -> Iterator[None]:
-    """Sort what socket and paramiko raise while connecting into our errors."""
+    """Sort what socket and paramiko raise while connecting into our errors.
+
+    Refused, timed out, no banner, dropped during key exchange: one message for
+    people, so that an address and port cannot be probed through the portal by
+    the difference; the log has the detail."""
     try:
         yield
     except (paramiko.BadHostKeyException, paramiko.AuthenticationException):
         raise  # the caller knows the host and says what they mean
-    except OSError as exc:
-        # Refused, timed out, no route, unknown name: the host may be back later.
-        raise Unreachable(
-            _("Could not reach %(where)s over SSH: %(error)s")
-            % {"where": where, "error": _describe(exc)}
+    except egress.Refused as exc:
+        raise OutboundRefused(
+            _("%(where)s is not allowed by the portal's outbound policy: enter the host's "
+              "public address.") % {"where": where}
         ) from exc
     except paramiko.ssh_exception.IncompatiblePeer as exc:
         raise SSHError(
             _("%(where)s offers no SSH algorithm the portal accepts: %(error)s")
             % {"where": where, "error": exc}
         ) from exc
-    except (paramiko.SSHException, EOFError) as exc:
-        # A banner that never came, a connection dropped during key exchange.
+    except (OSError, paramiko.SSHException, EOFError) as exc:
+        # The host may be back later.
+        logger.info("SSH connection to %s failed: %s: %s", where, type(exc).__name__,
+                    _describe(exc))
         raise Unreachable(
-            _("The SSH connection to %(where)s failed: %(error)s")
-            % {"where": where, "error": _describe(exc)}
+            _("Could not reach %(where)s over SSH: check the address and port, and that the "
+              "SSH server runs and accepts connections from the portal.") % {"where": where}
         ) from exc
 
 
@@ -150,7 +164,7 @@ def fetch_host_key(address: str, port: int, *, timeout=None) -> str:
     timeout = _connect_timeout(timeout)
     where = _where(address, port)
     with _network_errors(where):
-        sock = socket.create_connection((address, port), timeout=timeout)
+        sock = egress.connect(address, port, timeout=timeout)
         transport = paramiko.Transport(sock)
         try:
             transport.banner_timeout = timeout
@@ -303,8 +317,9 @@ def _log_in(client: paramiko.SSHClient, host, *, timeout: float) -> None:
     where = _where(host.address, host.ssh_port)
     try:
         with _network_errors(where):
+            sock = egress.connect(host.address, host.ssh_port, timeout=timeout)
             client.connect(
-                host.address, port=host.ssh_port, username=host.ssh_user,
+                host.address, port=host.ssh_port, sock=sock, username=host.ssh_user,
                 pkey=_login_key(host), look_for_keys=False, allow_agent=False,
                 timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
                 channel_timeout=timeout,

@@ -1,10 +1,14 @@
 """The seam to a host's TLS listener: which leaf certificate does it serve?"""
 
 import hashlib
-import socket
+import logging
 import ssl
 
 from django.utils.translation import gettext as _
+
+from fujissl_portal import egress
+
+logger = logging.getLogger(__name__)
 
 
 class TLSCheckError(Exception):
@@ -28,15 +32,24 @@ def served_leaf_sha256(address: str, port: int, sni: str, *, timeout: float) -> 
     """Hex SHA-256 of the DER leaf certificate served at ``address:port`` for ``sni``."""
     try:
         with (
-            socket.create_connection((address, port), timeout=timeout) as raw,
+            egress.connect(address, port, timeout=timeout) as raw,
             _client_context().wrap_socket(raw, server_hostname=sni) as tls,
         ):
             der = tls.getpeercert(binary_form=True)
-    except (OSError, ValueError) as exc:  # ssl.SSLError and socket timeouts are OSErrors
+    except egress.Refused as exc:
         error = TLSCheckError(
-            _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s): %(error)s")
-            % {"address": address, "port": port, "sni": sni,
-               "error": str(exc) or type(exc).__name__}
+            _("The TLS check address %(address)s is not allowed by the portal's outbound "
+              "policy: enter the server's public address.") % {"address": address})
+        error.transient = False
+        raise error from exc
+    except (OSError, ValueError) as exc:  # ssl.SSLError and socket timeouts are OSErrors
+        # Refused, timed out or not TLS: the tenant sees one message, so that the
+        # check cannot tell what listens on which port; the log has the detail.
+        logger.info("TLS check of %s:%s (SNI %s) failed: %r", address, port, sni, exc)
+        error = TLSCheckError(
+            _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s): check that the "
+              "server listens there and serves this name over TLS.")
+            % {"address": address, "port": port, "sni": sni}
         )
         # A ValueError is a name that cannot be sent as SNI: waiting will not fix it.
         error.transient = not isinstance(exc, ValueError)

@@ -247,6 +247,19 @@ RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=15 * 60)
 # "Expiring" alerts for certificates this close to expiry with no successful renewal.
 EXPIRY_WARNING_DAYS = env.int("EXPIRY_WARNING_DAYS", default=14)
 
+# Where the portal may connect on a tenant's behalf (fujissl_portal/egress.py):
+# public addresses only, unless listed here as networks (10.1.0.0/16) or host:port
+# pairs (ca.internal:443). Webhooks over plain http only to what is listed.
+# Development (DEBUG) allows loopback, where the testbed's peers and a local CA run.
+OUTBOUND_ALLOW = env.list("OUTBOUND_ALLOW",
+                          default=["127.0.0.0/8", "::1/128"] if DEBUG else [])
+try:
+    from fujissl_portal.egress import parse_rules
+
+    parse_rules(OUTBOUND_ALLOW)
+except ValueError as _invalid:
+    raise ImproperlyConfigured(str(_invalid)) from None
+
 # Talking to CAs (certificates/acme.py). ACME_CA_BUNDLE adds trust for a private
 # CA's own HTTPS listener (step-ca, Pebble in tests); empty means the system store.
 ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")

@@ -53,6 +53,14 @@ class CAAccount(models.Model):
     def __str__(self):
         return self.name
 
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        # The account key and EAB secret travel to this URL: never in clear text.
+        if self.directory_url and not self.directory_url.lower().startswith("https://"):
+            raise ValidationError({"directory_url": _(
+                "The ACME directory URL must start with https://.")})
+
     def balance(self) -> Decimal:
         """The balance is the sum of the ledger; it is never stored on its own."""
         total = self.ledger.aggregate(total=Sum("amount"))["total"]

@@ -22,6 +22,7 @@ from certificates.models import (
     RenewalStep,
     TargetHost,
 )
+from certificates.models.hosts import FILE_PATH_FIELDS
 
 from .models import Event, Webhook, WebhookDelivery
 
@@ -152,14 +153,19 @@ class CertificateSerializer(PortalModelSerializer):
         attrs = super().validate(attrs)
         if host_ids is not None:
             organization = attrs.get("organization") or self.instance.organization
-            found = set(scoped(TargetHost, self.context["request"].user)
-                        .filter(pk__in=host_ids, organization=organization)
-                        .values_list("pk", flat=True))
+            hosts = list(scoped(TargetHost, self.context["request"].user)
+                         .filter(pk__in=host_ids, organization=organization)
+                         .only(*FILE_PATH_FIELDS, "name"))
+            found = {host.pk for host in hosts}
             missing = sorted(set(host_ids) - found)
             if missing:
                 raise serializers.ValidationError({"hosts": [
                     _("Hosts %(ids)s are not hosts of the certificate's organisation.")
                     % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
+            crowded = Deployment.crowded_hosts(getattr(self.instance, "pk", None), hosts)
+            if crowded:
+                raise serializers.ValidationError({"hosts": [
+                    Deployment.crowded_message(host) for host in crowded]}, code="invalid")
             attrs["hosts"] = sorted(found)
         return attrs
 

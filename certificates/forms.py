@@ -11,7 +11,7 @@ from django import forms
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .models import CAAccount, Certificate, TargetHost
+from .models import CAAccount, Certificate, Deployment, TargetHost
 
 
 class NamesField(forms.CharField):
@@ -90,6 +90,13 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         if self.instance.pk:
             self.fields["tsig_secret"].help_text = _("Leave blank to keep the stored secret.")
             self.initial["hosts"] = list(self.instance.hosts.values_list("pk", flat=True))
+
+    def clean_hosts(self):
+        hosts = self.cleaned_data["hosts"]
+        crowded = Deployment.crowded_hosts(self.instance.pk, hosts)
+        if crowded:
+            raise forms.ValidationError([Deployment.crowded_message(h) for h in crowded])
+        return hosts
 
     def _save_m2m(self):
         # Hosts go through Deployment rows: add the new ones, drop the removed ones,

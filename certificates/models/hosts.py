@@ -164,8 +164,24 @@ class TargetHost(models.Model):
                 validators.validate_ssh_public_key(self.host_key, label=_("SSH host key"))
             except ValidationError as exc:
                 errors["host_key"] = exc.messages
+        for field, message in self._shared_path_errors().items():
+            errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
+
+    def _shared_path_errors(self) -> dict:
+        """A path without {name} on a host that several certificates go to: each
+        deployment would overwrite the files (the key!) of the others."""
+        if not self.pk or self.has_per_certificate_paths():
+            return {}
+        count = Deployment.objects.filter(host_id=self.pk).count()
+        if count < 2:
+            return {}
+        message = _("%(count)d certificates are deployed to this host, so each of its file "
+                    "paths needs {name} (for example /etc/nginx/ssl/{name}.key): otherwise they "
+                    "would overwrite each other's files.") % {"count": count}
+        return {field: message for field in FILE_PATH_FIELDS
+                if getattr(self, field) and NAME_PLACEHOLDER not in getattr(self, field)}
 
 
 class Deployment(models.Model):
@@ -212,14 +228,27 @@ class Deployment(models.Model):
             return
         if self.certificate.organization_id != self.host.organization_id:
             raise ValidationError({"host": _("Choose a host of the certificate's organisation.")})
-        others = Deployment.objects.filter(host_id=self.host_id).exclude(
-            certificate_id=self.certificate_id)
-        if others.exists() and not self.host.has_per_certificate_paths():
-            # Otherwise a second certificate would overwrite the first one's files.
-            raise ValidationError({"host": _(
-                "%(host)s already receives another certificate: put {name} in each of its file "
-                "paths (for example /etc/nginx/ssl/{name}.key) so that every certificate gets "
-                "files of its own.") % {"host": self.host}})
+        if self.crowded_hosts(self.certificate_id, [self.host]):
+            raise ValidationError({"host": self.crowded_message(self.host)})
+
+    @classmethod
+    def crowded_hosts(cls, certificate_id, hosts) -> list:
+        """Those of ``hosts`` that already receive a certificate other than
+        ``certificate_id`` (None: a new one) and have a file path without {name}:
+        binding it there would overwrite the other one's files. Call it wherever
+        bindings change."""
+        fixed = [host for host in hosts if not host.has_per_certificate_paths()]
+        if not fixed:
+            return []
+        taken = set(cls.objects.filter(host__in=fixed).exclude(
+            certificate_id=certificate_id).values_list("host_id", flat=True))
+        return [host for host in fixed if host.pk in taken]
+
+    @staticmethod
+    def crowded_message(host) -> str:
+        return _("%(host)s already receives another certificate: put {name} in each of its "
+                 "file paths (for example /etc/nginx/ssl/{name}.key) so that every certificate "
+                 "gets files of its own.") % {"host": host}
 
 
 class DeployRequest(models.Model):

@@ -1,0 +1,148 @@
+"""Settings that decide what lands on a host, refused wherever they are changed
+(the UI's forms and the API): certificates sharing fixed file paths, a key that
+others may read, a stored secret carried to a new endpoint, and who may run a
+host's commands through the connection test."""
+
+import pytest
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from certificates.models import Certificate, Deployment
+from certificates.tests.factories import certificate, one_of_everything
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world(organization, tmp_path):
+    return one_of_everything(organization, tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def english(client):
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
+
+
+@pytest.fixture
+def api():
+    def as_user(user):
+        client = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+        client.force_authenticate(user)
+        return client
+    return as_user
+
+
+def api_errors(response) -> dict:
+    """{field: [messages]} from the API's error body."""
+    errors = {}
+    for error in response.data["errors"]:
+        errors.setdefault(error.get("field"), []).append(error["message"])
+    return errors
+
+
+def certificate_data(cert, **changes):
+    data = {"common_name": cert.common_name, "sans": "\n".join(cert.sans),
+            "ca_account": cert.ca_account_id, "key_type": cert.key_type,
+            "challenge": cert.challenge, "dns_server": cert.dns_server,
+            "dns_port": cert.dns_port, "tsig_key_name": cert.tsig_key_name,
+            "tsig_algorithm": cert.tsig_algorithm or "hmac-sha256", "tsig_secret": "",
+            "auto_renew": "on", "hosts": list(cert.deployments.values_list("host_id", flat=True))}
+    return {**data, **changes}
+
+
+HOST_FIELDS = ["name", "address", "ssh_port", "ssh_user", "private_key_path",
+               "certificate_path", "ca_bundle_path", "fullchain_path", "document_root",
+               "backup_dir", "file_owner", "file_group", "key_mode", "cert_mode",
+               "config_test_command", "reload_command", "tls_check_address", "tls_check_port",
+               "tls_sni_name", "backups_to_keep"]
+
+
+def host_data(target, **changes):
+    return {**{name: getattr(target, name) for name in HOST_FIELDS}, "login_key": "",
+            **changes}
+
+
+def named_paths(target):
+    for field in ("private_key_path", "certificate_path", "ca_bundle_path", "fullchain_path"):
+        setattr(target, field, f"/etc/ssl/{{name}}.{field}")
+    target.save()
+
+
+# -- two certificates on a host with fixed file paths --------------------------------
+
+
+def test_the_certificate_form_refuses_a_second_certificate_on_a_host_with_fixed_paths(
+        client, world, owner):
+    second = certificate(world["certificate"].organization, world["ca_account"],
+                         common_name="two.example.test", sans=["two.example.test"])
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:certificate_edit", args=[second.pk]),
+                           certificate_data(second, challenge="http-01",
+                                            hosts=[world["host"].pk]))
+
+    assert response.status_code == 200
+    errors = response.context["form"].errors["hosts"]
+    assert "{name}" in errors[0] and world["host"].name in errors[0]
+    assert not second.deployments.exists()
+
+
+def test_the_certificate_form_accepts_a_second_certificate_when_paths_have_name(
+        client, world, owner):
+    named_paths(world["host"])
+    second = certificate(world["certificate"].organization, world["ca_account"],
+                         common_name="two.example.test", sans=["two.example.test"])
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:certificate_edit", args=[second.pk]),
+                           certificate_data(second, challenge="http-01",
+                                            hosts=[world["host"].pk]))
+
+    assert response.status_code == 302, response.context["form"].errors
+    assert second.deployments.filter(host=world["host"]).exists()
+
+
+def test_the_api_refuses_to_create_a_certificate_on_a_host_with_fixed_paths(
+        api, world, operator, organization):
+    response = api(operator).post("/api/v1/certificates/", {
+        "organization": organization.pk, "ca_account": world["ca_account"].pk,
+        "common_name": "two.example.test", "challenge": "http-01",
+        "hosts": [world["host"].pk]}, format="json")
+
+    assert response.status_code == 400, response.data
+    assert "{name}" in str(api_errors(response)["hosts"])
+    assert not Certificate.objects.filter(common_name="two.example.test").exists()
+
+
+def test_the_api_refuses_to_bind_a_host_with_fixed_paths_to_a_second_certificate(
+        api, world, operator):
+    second = certificate(world["certificate"].organization, world["ca_account"],
+                         common_name="two.example.test", sans=["two.example.test"])
+
+    response = api(operator).patch(f"/api/v1/certificates/{second.pk}/",
+                                   {"hosts": [world["host"].pk]}, format="json")
+
+    assert response.status_code == 400, response.data
+    assert "{name}" in str(api_errors(response)["hosts"])
+    assert not second.deployments.exists()
+
+
+def test_a_host_with_several_certificates_cannot_lose_name_from_its_paths(
+        client, api, world, owner):
+    target = world["host"]
+    named_paths(target)
+    second = certificate(world["certificate"].organization, world["ca_account"],
+                         common_name="two.example.test", sans=["two.example.test"])
+    Deployment.objects.create(certificate=second, host=target)
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:host_edit", args=[target.pk]),
+                           host_data(target, private_key_path="/etc/ssl/site.key"))
+
+    assert response.status_code == 200
+    assert "{name}" in response.context["form"].errors["private_key_path"][0]
+    answer = api(owner).patch(f"/api/v1/hosts/{target.pk}/",
+                              {"private_key_path": "/etc/ssl/site.key"}, format="json")
+    assert answer.status_code == 400 and "private_key_path" in api_errors(answer)
+    target.refresh_from_db()
+    assert target.private_key_path == "/etc/ssl/{name}.private_key_path"

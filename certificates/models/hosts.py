@@ -1,5 +1,7 @@
 """Target hosts (servers reached over SSH) and the certificates deployed to them."""
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -18,6 +20,7 @@ PORT_VALIDATORS = [
 FILE_MODE_VALIDATOR = RegexValidator(
     r"^0?[0-7]{3}$", _("Enter an octal file mode such as 0600 or 0644.")
 )
+FILE_MODE_PATTERN = re.compile(FILE_MODE_VALIDATOR.regex.pattern)
 # Fields holding a path on the host, with the label used in messages.
 PATH_FIELDS = {
     "private_key_path": _("Private key path"),
@@ -164,6 +167,10 @@ class TargetHost(models.Model):
                 validators.validate_ssh_public_key(self.host_key, label=_("SSH host key"))
             except ValidationError as exc:
                 errors["host_key"] = exc.messages
+        if FILE_MODE_PATTERN.match(self.key_mode or "") and int(self.key_mode, 8) & 0o077:
+            errors.setdefault("key_mode", []).append(_(
+                "The private key mode %(mode)s lets the group or others use the key; allow "
+                "its owner only, such as 0600 or 0400.") % {"mode": self.key_mode})
         for field, message in self._shared_path_errors().items():
             errors.setdefault(field, []).append(message)
         if errors:

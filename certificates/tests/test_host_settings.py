@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from certificates.models import Certificate, Deployment
+from certificates.models import Certificate, Deployment, TargetHost
 from certificates.tests.factories import certificate, one_of_everything
 
 pytestmark = pytest.mark.django_db
@@ -146,3 +146,36 @@ def test_a_host_with_several_certificates_cannot_lose_name_from_its_paths(
     assert answer.status_code == 400 and "private_key_path" in api_errors(answer)
     target.refresh_from_db()
     assert target.private_key_path == "/etc/ssl/{name}.private_key_path"
+
+
+# -- the private key's mode ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["0644", "0640", "0604", "0660"])
+def test_a_key_mode_that_lets_others_use_the_key_is_refused(client, api, world, owner, mode):
+    target = world["host"]
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:host_edit", args=[target.pk]),
+                           host_data(target, key_mode=mode))
+
+    assert response.status_code == 200
+    assert mode in response.context["form"].errors["key_mode"][0]
+    answer = api(owner).patch(f"/api/v1/hosts/{target.pk}/", {"key_mode": mode},
+                              format="json")
+    assert answer.status_code == 400 and "0600" in str(api_errors(answer)["key_mode"])
+    target.refresh_from_db()
+    assert target.key_mode == "0600"
+
+
+@pytest.mark.parametrize("mode", ["0600", "0400", "600"])
+def test_an_owner_only_key_mode_is_accepted(api, world, owner, mode):
+    answer = api(owner).patch(f"/api/v1/hosts/{world['host'].pk}/", {"key_mode": mode},
+                              format="json")
+    assert answer.status_code == 200, answer.data
+
+
+def test_a_host_stored_with_a_loose_key_mode_is_still_shown(client, world, owner):
+    TargetHost.objects.filter(pk=world["host"].pk).update(key_mode="0644")
+    client.force_login(owner)
+    assert client.get(reverse("certificates:host", args=[world["host"].pk])).status_code == 200

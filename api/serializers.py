@@ -22,6 +22,7 @@ from certificates.models import (
     RenewalStep,
     TargetHost,
 )
+from certificates.models.endpoints import stale_secret_errors
 from certificates.models.hosts import FILE_PATH_FIELDS
 
 from .models import Event, Webhook, WebhookDelivery
@@ -95,6 +96,10 @@ class PortalModelSerializer(AllowedChoicesMixin, serializers.ModelSerializer):
             instance.full_clean(exclude=list(self.clean_exclude))
         except DjangoValidationError as exc:
             raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        stale = stale_secret_errors(instance, given={k for k, v in attrs.items() if v})
+        if stale:
+            raise serializers.ValidationError({k: [v] for k, v in stale.items()},
+                                              code="secret_required")
         return {**attrs, **{name: getattr(instance, name) for name in plain}}
 
     many_to_many = ()

@@ -12,6 +12,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .models import CAAccount, Certificate, Deployment, TargetHost
+from .models.endpoints import stale_secret_errors
 
 
 class NamesField(forms.CharField):
@@ -52,11 +53,16 @@ class KeepSecretMixin:
     secret_fields: tuple[str, ...] = ()
 
     def _post_clean(self):
+        given = {name for name in self.secret_fields if self.cleaned_data.get(name)}
         for name in self.secret_fields:
             if self.instance.pk and not self.cleaned_data.get(name):
                 self.cleaned_data[name] = getattr(
                     type(self.instance).objects.only(name).get(pk=self.instance.pk), name)
         super()._post_clean()
+        # Kept only for the endpoint it was entered for.
+        for name, message in stale_secret_errors(self.instance, given=given).items():
+            if name in self.fields:
+                self.add_error(name, message)
 
 
 class CertificateForm(KeepSecretMixin, forms.ModelForm):

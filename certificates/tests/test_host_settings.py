@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from certificates.models import Certificate, Deployment, TargetHost
+from certificates.models import CAAccount, Certificate, Deployment, TargetHost
 from certificates.tests.factories import certificate, one_of_everything
 
 pytestmark = pytest.mark.django_db
@@ -179,3 +179,95 @@ def test_a_host_stored_with_a_loose_key_mode_is_still_shown(client, world, owner
     TargetHost.objects.filter(pk=world["host"].pk).update(key_mode="0644")
     client.force_login(owner)
     assert client.get(reverse("certificates:host", args=[world["host"].pk])).status_code == 200
+
+
+# -- a stored secret and its endpoint ---------------------------------------------------
+
+
+def test_a_new_dns_server_needs_the_tsig_secret_again_in_the_form(client, world, owner):
+    cert = world["certificate"]
+    secret = cert.tsig_secret
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]),
+                           certificate_data(cert, dns_server="192.0.2.53"))
+
+    assert response.status_code == 200
+    assert "TSIG secret" in response.context["form"].errors["tsig_secret"][0]
+    cert.refresh_from_db()
+    assert (cert.dns_server, cert.tsig_secret) == ("127.0.0.1", secret)
+
+
+def test_a_new_dns_port_needs_the_tsig_secret_again_in_the_form(client, world, owner):
+    cert = world["certificate"]
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]),
+                           certificate_data(cert, dns_port=5353))
+
+    assert "tsig_secret" in response.context["form"].errors
+
+
+def test_a_new_dns_server_with_the_secret_given_again_is_saved(client, world, owner):
+    cert = world["certificate"]
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]),
+                           certificate_data(cert, dns_server="192.0.2.53",
+                                            tsig_secret="bmV3LXNlY3JldC12YWx1ZS0xMjM0"))
+
+    assert response.status_code == 302, response.context["form"].errors
+    cert.refresh_from_db()
+    assert (cert.dns_server, cert.tsig_secret) == ("192.0.2.53", "bmV3LXNlY3JldC12YWx1ZS0xMjM0")
+
+
+def test_a_new_dns_server_needs_the_tsig_secret_again_in_the_api(api, world, operator):
+    cert = world["certificate"]
+
+    response = api(operator).patch(f"/api/v1/certificates/{cert.pk}/",
+                                   {"dns_server": "192.0.2.53"}, format="json")
+
+    assert response.status_code == 400, response.data
+    assert "TSIG secret" in str(api_errors(response)["tsig_secret"])
+    cert.refresh_from_db()
+    assert cert.dns_server == "127.0.0.1"
+    ok = api(operator).patch(f"/api/v1/certificates/{cert.pk}/",
+                             {"dns_server": "192.0.2.53",
+                              "tsig_secret": "bmV3LXNlY3JldC12YWx1ZS0xMjM0"}, format="json")
+    assert ok.status_code == 200, ok.data
+
+
+def ca_data(account, **changes):
+    data = {"name": account.name, "directory_url": account.directory_url,
+            "contact_email": account.contact_email, "eab_kid": account.eab_kid,
+            "eab_hmac_key": "", "price": account.price, "currency": account.currency,
+            "low_balance_threshold": account.low_balance_threshold}
+    return {**data, **changes}
+
+
+def test_a_new_directory_url_needs_the_eab_key_again(client, world, owner):
+    account = world["ca_account"]
+    hmac = account.eab_hmac_key
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:ca_account_edit", args=[account.pk]),
+                           ca_data(account, directory_url="https://acme.example.net/dir"))
+
+    assert response.status_code == 200
+    assert "EAB HMAC key" in response.context["form"].errors["eab_hmac_key"][0]
+    account.refresh_from_db()
+    assert account.directory_url != "https://acme.example.net/dir"
+    assert account.eab_hmac_key == hmac
+
+
+def test_other_changes_keep_the_stored_eab_key(client, world, owner):
+    account = world["ca_account"]
+    hmac = account.eab_hmac_key
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:ca_account_edit", args=[account.pk]),
+                           ca_data(account, name="Renamed"))
+
+    assert response.status_code == 302, response.context["form"].errors
+    account = CAAccount.objects.get(pk=account.pk)
+    assert (account.name, account.eab_hmac_key) == ("Renamed", hmac)

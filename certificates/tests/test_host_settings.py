@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from certificates.models import CAAccount, Certificate, Deployment, TargetHost
-from certificates.tests.factories import certificate, one_of_everything
+from certificates.tests.factories import certificate, one_of_everything, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -271,3 +271,29 @@ def test_other_changes_keep_the_stored_eab_key(client, world, owner):
     assert response.status_code == 302, response.context["form"].errors
     account = CAAccount.objects.get(pk=account.pk)
     assert (account.name, account.eab_hmac_key) == ("Renamed", hmac)
+
+
+# -- the connection test runs the host's commands: administrators only -----------------
+
+
+def test_an_operator_may_not_run_the_connection_test(client, api, world, operator):
+    client.force_login(operator)
+
+    response = client.post(reverse("certificates:host_test", args=[world["host"].pk]))
+
+    assert response.status_code == 403
+    page = client.get(reverse("certificates:host", args=[world["host"].pk])).content.decode()
+    assert 'id="test-connection"' not in page
+    answer = api(operator).post(f"/api/v1/hosts/{world['host'].pk}/test-connection/")
+    assert answer.status_code == 403
+
+
+def test_an_administrator_sees_the_connection_test(client, world, owner, tmp_path):
+    target = world["host"]
+    target.host_key = ssh_keypair(tmp_path, "pinned")[1]
+    target.host_key_confirmed_at = target.created_at
+    target.save()
+    client.force_login(owner)
+    page = client.get(reverse("certificates:host", args=[target.pk])).content.decode()
+    assert 'id="test-connection"' in page
+

@@ -240,16 +240,20 @@ class Deployment(models.Model):
 
     @classmethod
     def crowded_hosts(cls, certificate_id, hosts) -> list:
-        """Those of ``hosts`` that already receive a certificate other than
-        ``certificate_id`` (None: a new one) and have a file path without {name}:
-        binding it there would overwrite the other one's files. Call it wherever
-        bindings change."""
+        """Those of ``hosts``, not yet bound to ``certificate_id`` (None: a new
+        one), that already receive another certificate and have a file path
+        without {name}: binding it there would overwrite the other one's files.
+        Call it wherever bindings change. A binding that already exists is left
+        to the host's own check (TargetHost.clean), so that an unrelated edit of
+        the certificate still goes through."""
         fixed = [host for host in hosts if not host.has_per_certificate_paths()]
         if not fixed:
             return []
-        taken = set(cls.objects.filter(host__in=fixed).exclude(
-            certificate_id=certificate_id).values_list("host_id", flat=True))
-        return [host for host in fixed if host.pk in taken]
+        bound = cls.objects.filter(host__in=fixed)
+        mine = set(bound.filter(certificate_id=certificate_id).values_list("host_id", flat=True))
+        taken = set(bound.exclude(certificate_id=certificate_id).values_list("host_id",
+                                                                              flat=True))
+        return [host for host in fixed if host.pk in taken and host.pk not in mine]
 
     @staticmethod
     def crowded_message(host) -> str:

@@ -297,3 +297,18 @@ def test_an_administrator_sees_the_connection_test(client, world, owner, tmp_pat
     page = client.get(reverse("certificates:host", args=[target.pk])).content.decode()
     assert 'id="test-connection"' in page
 
+
+
+def test_a_certificate_already_sharing_a_host_can_still_be_edited(client, world, owner):
+    # Bound before the check existed: an unrelated edit is not refused for it.
+    second = certificate(world["certificate"].organization, world["ca_account"],
+                         common_name="two.example.test", sans=["two.example.test"])
+    Deployment.objects.create(certificate=second, host=world["host"])
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:certificate_edit", args=[second.pk]),
+                           certificate_data(second, challenge="http-01", auto_renew=""))
+
+    assert response.status_code == 302, response.context["form"].errors
+    second.refresh_from_db()
+    assert second.auto_renew is False and second.deployments.exists()

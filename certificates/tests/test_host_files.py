@@ -199,3 +199,34 @@ def test_chown_changes_a_link_itself_not_what_it_points_to(host, tmp_path):
     assert target.stat().st_uid == 0
     assert link.lstat().st_uid == daemon
     assert stat.S_ISLNK(link.lstat().st_mode)
+
+
+# -- writing files -----------------------------------------------------------------------
+
+
+def test_a_link_planted_at_a_fresh_name_is_not_written_through(host, tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not the portal's")
+    planted = tmp_path / ".site.key.portal-000000000000.tmp"
+    planted.symlink_to(target)
+
+    with ssh.connect(host) as session, pytest.raises(ssh.RemoteFileError):
+        session.write_file(str(planted), b"secret", mode=0o600, fresh=True)
+
+    assert target.read_text() == "not the portal's"
+
+
+def test_a_link_in_place_of_a_file_is_replaced_not_written_through(host, tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not the portal's")
+    os.chmod(target, 0o644)
+    link = tmp_path / "site.crt"
+    link.symlink_to(target)
+
+    with ssh.connect(host) as session:
+        session.write_file(str(link), b"certificate", mode=0o640, owner="root",
+                           group="daemon")
+
+    assert target.read_text() == "not the portal's"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert not link.is_symlink() and link.read_bytes() == b"certificate"

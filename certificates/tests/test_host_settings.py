@@ -312,3 +312,20 @@ def test_a_certificate_already_sharing_a_host_can_still_be_edited(client, world,
     assert response.status_code == 302, response.context["form"].errors
     second.refresh_from_db()
     assert second.auto_renew is False and second.deployments.exists()
+
+
+def test_a_new_webhook_url_needs_the_signing_secret_again(api, owner, organization):
+    from api.models import Webhook
+
+    webhook = Webhook.objects.create(organization=organization, url="https://hooks.example.test/a",
+                                     secret="a-long-enough-secret", events=["deposit.low"])
+    url = f"/api/v1/webhooks/{webhook.pk}/"
+
+    response = api(owner).patch(url, {"url": "https://hooks.example.net/b"}, format="json")
+
+    assert response.status_code == 400, response.data
+    assert "signing secret" in str(api_errors(response)["secret"])
+    assert Webhook.objects.get(pk=webhook.pk).url == "https://hooks.example.test/a"
+    ok = api(owner).patch(url, {"url": "https://hooks.example.net/b",
+                                "secret": "another-long-secret"}, format="json")
+    assert ok.status_code == 200, ok.data

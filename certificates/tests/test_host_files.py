@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from certificates import ssh
+from certificates import enrolment, ssh
 from certificates.deployment import deploy_version_to_host
 from certificates.issuance import run_issuance
 from certificates.models import Certificate, Challenge, Deployment, RenewalRun
@@ -135,6 +135,16 @@ def test_a_group_writable_backup_folder_is_refused(host, target_host, version):
     outcome = deploy_version_to_host(version=version, host=host)
 
     assert not outcome.ok and "0770" in outcome.error
+
+
+def test_the_connection_test_reports_a_backup_folder_others_may_write_to(host, target_host):
+    os.chmod(target_host.backup_dir, 0o777)
+
+    checks = {check.name: check for check in enrolment.test_connection(host_id=host.pk)}
+
+    assert not checks["folder:backup_dir"].ok
+    assert "0777" in checks["folder:backup_dir"].detail
+    assert checks["folder:document_root"].ok
 
 
 # -- the HTTP-01 challenge path -------------------------------------------------------

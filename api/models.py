@@ -128,6 +128,10 @@ class Webhook(models.Model):
         verbose_name = _("webhook")
         verbose_name_plural = _("webhooks")
 
+    # Bodies signed with the secret go to the URL: a new URL needs the secret again
+    # (certificates/models/endpoints.py).
+    secret_endpoints = {"secret": ("url",)}
+
     def __str__(self):
         return self.url
 

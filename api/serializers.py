@@ -22,6 +22,8 @@ from certificates.models import (
     RenewalStep,
     TargetHost,
 )
+from certificates.models.endpoints import stale_secret_errors
+from certificates.models.hosts import FILE_PATH_FIELDS
 
 from .models import Event, Webhook, WebhookDelivery
 
@@ -94,6 +96,10 @@ class PortalModelSerializer(AllowedChoicesMixin, serializers.ModelSerializer):
             instance.full_clean(exclude=list(self.clean_exclude))
         except DjangoValidationError as exc:
             raise serializers.ValidationError(as_serializer_error(exc)) from exc
+        stale = stale_secret_errors(instance, given={k for k, v in attrs.items() if v})
+        if stale:
+            raise serializers.ValidationError({k: [v] for k, v in stale.items()},
+                                              code="secret_required")
         return {**attrs, **{name: getattr(instance, name) for name in plain}}
 
     many_to_many = ()
@@ -152,14 +158,19 @@ class CertificateSerializer(PortalModelSerializer):
         attrs = super().validate(attrs)
         if host_ids is not None:
             organization = attrs.get("organization") or self.instance.organization
-            found = set(scoped(TargetHost, self.context["request"].user)
-                        .filter(pk__in=host_ids, organization=organization)
-                        .values_list("pk", flat=True))
+            hosts = list(scoped(TargetHost, self.context["request"].user)
+                         .filter(pk__in=host_ids, organization=organization)
+                         .only(*FILE_PATH_FIELDS, "name"))
+            found = {host.pk for host in hosts}
             missing = sorted(set(host_ids) - found)
             if missing:
                 raise serializers.ValidationError({"hosts": [
                     _("Hosts %(ids)s are not hosts of the certificate's organisation.")
                     % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
+            crowded = Deployment.crowded_hosts(getattr(self.instance, "pk", None), hosts)
+            if crowded:
+                raise serializers.ValidationError({"hosts": [
+                    Deployment.crowded_message(host) for host in crowded]}, code="invalid")
             attrs["hosts"] = sorted(found)
         return attrs
 

@@ -125,6 +125,8 @@ def _check_folder(session: ssh.Session, host, field: str) -> tuple[bool, str]:
     folder = path if field in FOLDER_FIELDS else posixpath.dirname(path)
     if not session.is_dir(folder):
         return False, _("%(folder)s does not exist.") % {"folder": folder}
+    if field == "backup_dir":
+        session.check_private_folder(folder)  # what a deployment would refuse
     # Writing is the only honest test of writability (ACLs, read-only mounts,
     # SELinux all escape the mode bits); the probe file is removed at once.
     probe = session.temporary_name(posixpath.join(folder, "write-test"))

@@ -11,7 +11,8 @@ from django import forms
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from .models import CAAccount, Certificate, TargetHost
+from .models import CAAccount, Certificate, Deployment, TargetHost
+from .models.endpoints import stale_secret_errors
 
 
 class NamesField(forms.CharField):
@@ -52,11 +53,16 @@ class KeepSecretMixin:
     secret_fields: tuple[str, ...] = ()
 
     def _post_clean(self):
+        given = {name for name in self.secret_fields if self.cleaned_data.get(name)}
         for name in self.secret_fields:
             if self.instance.pk and not self.cleaned_data.get(name):
                 self.cleaned_data[name] = getattr(
                     type(self.instance).objects.only(name).get(pk=self.instance.pk), name)
         super()._post_clean()
+        # Kept only for the endpoint it was entered for.
+        for name, message in stale_secret_errors(self.instance, given=given).items():
+            if name in self.fields:
+                self.add_error(name, message)
 
 
 class CertificateForm(KeepSecretMixin, forms.ModelForm):
@@ -90,6 +96,13 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         if self.instance.pk:
             self.fields["tsig_secret"].help_text = _("Leave blank to keep the stored secret.")
             self.initial["hosts"] = list(self.instance.hosts.values_list("pk", flat=True))
+
+    def clean_hosts(self):
+        hosts = self.cleaned_data["hosts"]
+        crowded = Deployment.crowded_hosts(self.instance.pk, hosts)
+        if crowded:
+            raise forms.ValidationError([Deployment.crowded_message(h) for h in crowded])
+        return hosts
 
     def _save_m2m(self):
         # Hosts go through Deployment rows: add the new ones, drop the removed ones,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -224,6 +225,7 @@ class Installer:
 
     def backup(self, item: Item) -> str:
         if not self.backup_folder:
+            self._check_backup_dir()
             folder = posixpath.join(self.host.backup_dir, timezone.now().strftime(BACKUP_NAME))
             # 0700: the backup holds the old private keys.
             self.session.makedirs(folder, mode=0o700)
@@ -366,20 +368,49 @@ class Installer:
                 )
             item.report("tls_check", "failed", str(item.error))
 
+    def _check_backup_dir(self) -> None:
+        """backup_dir must be a real folder that only its owner may write to:
+        anyone else could plant a link in it, and pruning runs as the SSH user."""
+        try:
+            self.session.check_private_folder(self.host.backup_dir)
+        except ssh.UnsafePath as exc:
+            raise InstallFailed(
+                _("%(error)s Nothing was deployed; fix the backup folder and deploy again.")
+                % {"error": exc}, kind="UnsafeBackupFolder") from exc
+
     def cleanup(self) -> str:
-        """Keep the newest ``backups_to_keep`` backup folders; remove older ones."""
-        names = sorted(n for n in self.session.listdir(self.host.backup_dir)
-                       if BACKUP_NAME_RE.match(n))
-        old = names[:-self.host.backups_to_keep]
+        """Keep the newest ``backups_to_keep`` backup folders; remove older ones.
+
+        Only real folders with the portal's names count. A link bearing such a
+        name was planted (the portal makes none): it is removed as a link, never
+        followed. Anything else is not the portal's and stays.
+        """
+        self._check_backup_dir()
+        folders, links = [], []
+        for name in self.session.listdir(self.host.backup_dir):
+            if not BACKUP_NAME_RE.match(name):
+                continue
+            attrs = self.session.lstat(posixpath.join(self.host.backup_dir, name))
+            if attrs is None:
+                continue
+            if stat.S_ISLNK(attrs.st_mode):
+                links.append(name)
+            elif stat.S_ISDIR(attrs.st_mode):
+                folders.append(name)
+        for name in links:
+            self.session.remove(posixpath.join(self.host.backup_dir, name))
+        old = sorted(folders)[:-self.host.backups_to_keep]
         for name in old:
             self._remove_tree(posixpath.join(self.host.backup_dir, name))
         return ngettext("%(count)s old backup removed", "%(count)s old backups removed",
                         len(old)) % {"count": len(old)}
 
     def _remove_tree(self, folder: str) -> None:
-        for entry in self.session.listdir(folder):
-            path = posixpath.join(folder, entry)
-            if self.session.is_dir(path):
+        # lstat, not stat: a link inside is removed itself, never descended.
+        for name in self.session.listdir(folder):
+            path = posixpath.join(folder, name)
+            attrs = self.session.lstat(path)
+            if attrs is not None and stat.S_ISDIR(attrs.st_mode):
                 self._remove_tree(path)
             else:
                 self.session.remove(path)

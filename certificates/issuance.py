@@ -193,7 +193,9 @@ def _publish_http01(run, certificate, ca, pending):
                 session = sessions.enter_context(ssh.connect(host))
                 paths = []
                 written.append((host, session, paths))
-                session.makedirs(directory)
+                # A web application that writes in its document root could have
+                # made .well-known a link leading anywhere: refused, not followed.
+                session.makedirs_below(host.document_root, CHALLENGE_DIR)
                 for token_path, content in files:
                     path = posixpath.join(host.document_root, token_path)
                     paths.append(path)

@@ -87,6 +87,11 @@ class RemoteFileError(SSHError):
     """An SFTP operation the server refused (permission, missing folder...)."""
 
 
+class UnsafePath(RemoteFileError):
+    """A path the portal refuses to write through: a symbolic link it did not
+    make, or a folder that others may write to. A person must look at the host."""
+
+
 class CommandResult(NamedTuple):
     exit_status: int
     output: str  # stdout and stderr interleaved, trimmed
@@ -428,6 +433,14 @@ class Session:
             except FileNotFoundError:
                 return None
 
+    def lstat(self, path: str) -> paramiko.SFTPAttributes | None:
+        """The attributes of ``path`` itself (a link is a link), or None."""
+        with self._file_errors(_("inspect"), path):
+            try:
+                return self.sftp.lstat(path)
+            except FileNotFoundError:
+                return None
+
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
 
@@ -456,6 +469,58 @@ class Session:
                 with self._file_errors(_("create the folder"), folder):
                     self.sftp.mkdir(folder, mode)
 
+    def makedirs_below(self, root: str, relative: str, mode=0o755) -> str:
+        """``root``/``relative``, creating each missing folder below ``root``.
+
+        Whoever may write in ``root`` (a web application in its document root)
+        could have planted a link there leading anywhere on the host; the portal
+        writes as its SSH user, maybe root. So no folder below ``root`` may be a
+        link: each is looked at itself (lstat), never through. ``root`` is the
+        administrator's own setting and is taken as it is.
+        """
+        self.makedirs(root, mode)
+        path = root
+        for part in (p for p in relative.split("/") if p):
+            path = posixpath.join(path, part)
+            if self.lstat(path) is None:
+                try:
+                    self.sftp.mkdir(path, mode)
+                except OSError:
+                    pass  # made meanwhile by another session, or refused: lstat says
+            attrs = self.lstat(path)
+            if attrs is None:
+                with self._file_errors(_("create the folder"), path):
+                    self.sftp.mkdir(path, mode)
+                continue
+            self._refuse_link_or_file(path, attrs)
+        return path
+
+    def _refuse_link_or_file(self, path: str, attrs: paramiko.SFTPAttributes) -> None:
+        if stat.S_ISLNK(attrs.st_mode):
+            raise UnsafePath(
+                _("%(path)s on %(host)s is a symbolic link, which the portal does not follow: "
+                  "it did not make it, and it may lead out of the folder. Replace the link "
+                  "with a real folder.") % {"path": path, "host": self.host.name})
+        if not stat.S_ISDIR(attrs.st_mode):
+            raise UnsafePath(
+                _("%(path)s on %(host)s is not a folder; the portal needs a folder there.")
+                % {"path": path, "host": self.host.name})
+
+    def check_private_folder(self, path: str) -> paramiko.SFTPAttributes | None:
+        """Refuse ``path`` if it is a link, not a folder, or writable by group or
+        others (who could plant links in it); its attributes, or None if missing."""
+        attrs = self.lstat(path)
+        if attrs is None:
+            return None
+        self._refuse_link_or_file(path, attrs)
+        if attrs.st_mode & 0o022:
+            raise UnsafePath(
+                _("%(path)s on %(host)s may be written by its group or by others (mode "
+                  "%(mode)04o), who could plant links in it; allow writing by its owner only "
+                  "(for example chmod 0700).")
+                % {"path": path, "host": self.host.name, "mode": stat.S_IMODE(attrs.st_mode)})
+        return attrs
+
     def read_file(self, path: str) -> bytes:
         with self._file_errors(_("read"), path), self.sftp.open(path, "rb") as remote:
             return remote.read()
@@ -469,19 +534,21 @@ class Session:
 
         The file is created readable by its owner only and gets ``owner``,
         ``group`` and then ``mode`` once its content is complete, so a key is
-        never readable by anyone else, not even for an instant.
+        never readable by anyone else, not even for an instant. The mode is set
+        through the open file, not its name: a link swapped in for the file
+        meanwhile does not pass the mode on to what it points to.
         """
         if not fresh:
             self.remove(path)  # O_EXCL below, and a stale file's looser mode must not stay
-        with self._file_errors(_("write"), path):
-            with self.sftp.create_exclusive(path, 0o600) as remote:
-                remote.write(data)
-        if owner or group:
-            self.chown(path, owner=owner, group=group)
-        elif mode == 0o600:
-            return  # created so
-        with self._file_errors(_("set the mode of"), path):
-            self.sftp.chmod(path, mode)
+        with (self._file_errors(_("write"), path),
+              self.sftp.create_exclusive(path, 0o600) as remote):
+            remote.write(data)
+            if owner or group:
+                self.chown(path, owner=owner, group=group)
+            elif mode == 0o600:
+                return  # created so
+            with self._file_errors(_("set the mode of"), path):
+                remote.chmod(mode)
 
     def hardlink(self, path: str, link: str) -> bool:
         """A second name ``link`` for the file at ``path`` (OpenSSH's
@@ -497,8 +564,9 @@ class Session:
 
     def chown(self, path: str, *, owner: str = "", group: str = "") -> None:
         # SFTP's SETSTAT takes numeric ids only; chown(1) resolves names on the host.
+        # -h: a link put in place of the file gets the owner, not what it points to.
         spec = f"{owner}:{group}" if group else owner
-        result = self.run(f"chown -- {shlex.quote(spec)} {shlex.quote(path)}")
+        result = self.run(f"chown -h -- {shlex.quote(spec)} {shlex.quote(path)}")
         if not result.ok:
             raise CommandFailed(
                 _("Could not give %(path)s on %(host)s the owner %(spec)s: %(output)s")

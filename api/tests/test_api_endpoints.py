@@ -53,6 +53,10 @@ def test_a_certificate_shows_no_secret(api, world):
 
 def test_it_creates_a_certificate_with_normalised_names_and_its_hosts(api, world,
                                                                       organization):
+    # The host already carries a certificate: a second one needs files of its own.
+    TargetHost.objects.filter(pk=world["host"].pk).update(
+        private_key_path="/etc/ssl/{name}.key", certificate_path="/etc/ssl/{name}.crt",
+        ca_bundle_path="/etc/ssl/{name}.ca", fullchain_path="/etc/ssl/{name}.full")
     response = api.post("/api/v1/certificates/", {
         "ca_account": world["ca_account"].pk, "common_name": "WWW.Bücher.example.test",
         "sans": ["shop.example.test"], "hosts": [world["host"].pk]}, format="json")

@@ -50,6 +50,9 @@ class CAAccount(models.Model):
         verbose_name = _("CA account")
         verbose_name_plural = _("CA accounts")
 
+    # A stored secret is asked again when its endpoint changes (models/endpoints.py).
+    secret_endpoints = {"eab_hmac_key": ("directory_url",)}
+
     def __str__(self):
         return self.name
 

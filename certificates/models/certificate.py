@@ -124,6 +124,9 @@ class Certificate(models.Model):
             models.Index(fields=["organization", "common_name"], name="cert_org_name_idx"),
         ]
 
+    # A stored secret is asked again when its endpoint changes (models/endpoints.py).
+    secret_endpoints = {"tsig_secret": ("dns_server", "dns_port")}
+
     def __str__(self):
         return self.common_name
 

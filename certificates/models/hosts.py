@@ -1,5 +1,7 @@
 """Target hosts (servers reached over SSH) and the certificates deployed to them."""
 
+import re
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
@@ -18,6 +20,7 @@ PORT_VALIDATORS = [
 FILE_MODE_VALIDATOR = RegexValidator(
     r"^0?[0-7]{3}$", _("Enter an octal file mode such as 0600 or 0644.")
 )
+FILE_MODE_PATTERN = re.compile(FILE_MODE_VALIDATOR.regex.pattern)
 # Fields holding a path on the host, with the label used in messages.
 PATH_FIELDS = {
     "private_key_path": _("Private key path"),
@@ -164,8 +167,28 @@ class TargetHost(models.Model):
                 validators.validate_ssh_public_key(self.host_key, label=_("SSH host key"))
             except ValidationError as exc:
                 errors["host_key"] = exc.messages
+        if FILE_MODE_PATTERN.match(self.key_mode or "") and int(self.key_mode, 8) & 0o077:
+            errors.setdefault("key_mode", []).append(_(
+                "The private key mode %(mode)s lets the group or others use the key; allow "
+                "its owner only, such as 0600 or 0400.") % {"mode": self.key_mode})
+        for field, message in self._shared_path_errors().items():
+            errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
+
+    def _shared_path_errors(self) -> dict:
+        """A path without {name} on a host that several certificates go to: each
+        deployment would overwrite the files (the key!) of the others."""
+        if not self.pk or self.has_per_certificate_paths():
+            return {}
+        count = Deployment.objects.filter(host_id=self.pk).count()
+        if count < 2:
+            return {}
+        message = _("%(count)d certificates are deployed to this host, so each of its file "
+                    "paths needs {name} (for example /etc/nginx/ssl/{name}.key): otherwise they "
+                    "would overwrite each other's files.") % {"count": count}
+        return {field: message for field in FILE_PATH_FIELDS
+                if getattr(self, field) and NAME_PLACEHOLDER not in getattr(self, field)}
 
 
 class Deployment(models.Model):
@@ -212,14 +235,31 @@ class Deployment(models.Model):
             return
         if self.certificate.organization_id != self.host.organization_id:
             raise ValidationError({"host": _("Choose a host of the certificate's organisation.")})
-        others = Deployment.objects.filter(host_id=self.host_id).exclude(
-            certificate_id=self.certificate_id)
-        if others.exists() and not self.host.has_per_certificate_paths():
-            # Otherwise a second certificate would overwrite the first one's files.
-            raise ValidationError({"host": _(
-                "%(host)s already receives another certificate: put {name} in each of its file "
-                "paths (for example /etc/nginx/ssl/{name}.key) so that every certificate gets "
-                "files of its own.") % {"host": self.host}})
+        if self.crowded_hosts(self.certificate_id, [self.host]):
+            raise ValidationError({"host": self.crowded_message(self.host)})
+
+    @classmethod
+    def crowded_hosts(cls, certificate_id, hosts) -> list:
+        """Those of ``hosts``, not yet bound to ``certificate_id`` (None: a new
+        one), that already receive another certificate and have a file path
+        without {name}: binding it there would overwrite the other one's files.
+        Call it wherever bindings change. A binding that already exists is left
+        to the host's own check (TargetHost.clean), so that an unrelated edit of
+        the certificate still goes through."""
+        fixed = [host for host in hosts if not host.has_per_certificate_paths()]
+        if not fixed:
+            return []
+        bound = cls.objects.filter(host__in=fixed)
+        mine = set(bound.filter(certificate_id=certificate_id).values_list("host_id", flat=True))
+        taken = set(bound.exclude(certificate_id=certificate_id).values_list("host_id",
+                                                                              flat=True))
+        return [host for host in fixed if host.pk in taken and host.pk not in mine]
+
+    @staticmethod
+    def crowded_message(host) -> str:
+        return _("%(host)s already receives another certificate: put {name} in each of its "
+                 "file paths (for example /etc/nginx/ssl/{name}.key) so that every certificate "
+                 "gets files of its own.") % {"host": host}
 
 
 class DeployRequest(models.Model):

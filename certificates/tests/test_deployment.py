@@ -188,12 +188,12 @@ def test_each_step_is_recorded_on_the_run_with_its_host(host, version):
 
 @pytest.mark.django_db
 def test_it_writes_files_with_the_configured_modes_and_group(host, target_host, version):
-    host.key_mode, host.cert_mode, host.file_group = "0640", "0444", "daemon"
+    host.key_mode, host.cert_mode, host.file_group = "0400", "0444", "daemon"
     host.save()
 
     assert deploy_version_to_host(version=version, host=host).ok
 
-    assert mode_of(target_host.private_key_path) == 0o640
+    assert mode_of(target_host.private_key_path) == 0o400
     assert mode_of(target_host.certificate_path) == 0o444
     assert target_host.private_key_path.stat().st_gid == grp.getgrnam("daemon").gr_gid
 

@@ -452,6 +452,11 @@ def test_the_list_is_paginated_and_sorted_by_expiry(client, organization, owner)
 
 
 def test_adding_a_certificate_with_its_hosts(client, world, owner):
+    # The host already carries a certificate: a second one needs files of its own.
+    host = world["host"]
+    host.private_key_path, host.certificate_path = "/etc/ssl/{name}.key", "/etc/ssl/{name}.crt"
+    host.ca_bundle_path, host.fullchain_path = "/etc/ssl/{name}.ca", "/etc/ssl/{name}.full"
+    host.save()
     client.force_login(owner)
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "Shop.Example.test", "sans": "cdn.example.test\n",

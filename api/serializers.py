@@ -273,6 +273,10 @@ class CAAccountSerializer(serializers.ModelSerializer):
 
 class BalanceSerializer(serializers.Serializer):
     balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    reserved = serializers.DecimalField(max_digits=14, decimal_places=2, help_text=_(
+        "Held for renewals under way: charged if they issue, released if not."))
+    available = serializers.DecimalField(max_digits=14, decimal_places=2, help_text=_(
+        "The balance less what is reserved: what the next renewal may spend."))
     currency = serializers.CharField()
     price = serializers.DecimalField(max_digits=12, decimal_places=2)
     low_balance_threshold = serializers.DecimalField(max_digits=12, decimal_places=2)
@@ -295,6 +299,8 @@ class HorizonSerializer(serializers.Serializer):
 
 class ForecastSerializer(serializers.Serializer):
     balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    reserved = serializers.DecimalField(max_digits=14, decimal_places=2)
+    available = serializers.DecimalField(max_digits=14, decimal_places=2)
     price = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
     horizons = HorizonSerializer(many=True)

@@ -329,9 +329,11 @@ class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
     @action(detail=True, methods=["get"])
     def balance(self, request, pk=None):
         account = self.get_object()
+        reserved = account.reserved()
         return Response(s.BalanceSerializer({
-            "balance": account.ledger_balance, "currency": account.currency, "price": account.price,
-            "low_balance_threshold": account.low_balance_threshold}).data)
+            "balance": account.ledger_balance, "reserved": reserved,
+            "available": account.ledger_balance - reserved, "currency": account.currency,
+            "price": account.price, "low_balance_threshold": account.low_balance_threshold}).data)
 
     @extend_schema(responses={200: s.LedgerEntrySerializer(many=True)},
                    summary=_("Deposit ledger"))
@@ -351,7 +353,8 @@ class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
         account = self.get_object()
         result = deposit.forecast(account)
         return Response(s.ForecastSerializer({
-            "balance": result.balance, "price": result.price, "currency": account.currency,
+            "balance": result.balance, "reserved": result.reserved,
+            "available": result.available, "price": result.price, "currency": account.currency,
             "horizons": [{"days": days, "renewals": count, "cost": cost}
                          for days, (count, cost) in sorted(result.due.items())],
             "runs_out_on": result.runs_out_on,

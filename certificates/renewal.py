@@ -148,6 +148,7 @@ def recover_stale_runs(*, now=None) -> list[int]:
     stale = RenewalRun.objects.filter(status__in=RenewalRun.OPEN).filter(
         Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=now - _lease()))
     requeued = []
+    deposit.close_reservations_of_ended_runs()
     for run_id, lease_until in stale.values_list("pk", "lease_until"):
         # Back to queued with a fresh lease, guarded: each lost run is enqueued
         # once per lease, however often this runs and however long the backlog.
@@ -181,7 +182,7 @@ def claim(run_id, *, now=None) -> RenewalRun | None:
 
 
 def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
-    """The ACME half of a run: deposit check, issuance, charge. Then the
+    """The ACME half of a run: deposit reservation, issuance, charge. Then the
     deployment half is enqueued on the deployment queue (or run here)."""
     from .tasks import deploy_run  # noqa: PLC0415
 
@@ -192,7 +193,8 @@ def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
         run.step("resume", "done", _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
     certificate = run.certificate
     if run.version_id is None and _needs_issuance(run, certificate):
-        missing = deposit.shortfall(certificate.ca_account)
+        # Held before anything is ordered, released if nothing is issued.
+        missing = deposit.reserve(run=run)
         if missing > 0:
             return _hold_for_deposit(run, certificate, missing)
         try:
@@ -200,7 +202,7 @@ def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
         except issuance.IssuanceFailed as exc:
             return fail(run, exc)
     if run.version_id is not None:
-        charged = deposit.charge_for_version(version=run.version)
+        charged = deposit.charge_for_version(version=run.version, run=run)
         if charged is not None:
             run.step("charge", "done", f"{charged.amount} {certificate.ca_account.currency}")
             _activate_order(certificate)
@@ -314,6 +316,7 @@ def succeed(run) -> RenewalRun:
     certificate = Certificate.objects.select_related("organization", "current_version").get(
         pk=run.certificate_id)
     version = certificate.current_version
+    deposit.close_reservation(run=run)
     announce("renewal.succeeded", organization=certificate.organization, payload={
         **_about(certificate, run), "serial": version.serial if version else "",
         "not_after": version.not_after if version else None})
@@ -344,6 +347,7 @@ def fail(run, exc: issuance.IssuanceFailed) -> RenewalRun:
     announce("renewal.failed", organization=certificate.organization, payload={
         **_about(certificate, run), "error": run.error, "error_class": run.error_class,
         "failures": failures, "next_attempt_at": next_attempt})
+    deposit.close_reservation(run=run)
     # The run ends last, so that whoever waits for it finds everything in place.
     RenewalRun.objects.filter(pk=run.pk).update(lease_until=None, **fields)
     return run
@@ -358,9 +362,10 @@ def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
     Certificate.objects.filter(pk=certificate.pk).update(
         held_for_deposit=True, next_attempt_at=now + DEPOSIT_RECHECK)
     run.error = detail
+    deposit.close_reservation(run=run)
     alerts.notify(Notification.Kind.DEPOSIT_INSUFFICIENT, certificate=certificate,
                   ca_account=ca_account, run=run,
-                  extra={"balance": ca_account.balance(), "price": ca_account.price,
+                  extra={"balance": ca_account.available(), "price": ca_account.price,
                          "missing": missing})
     RenewalRun.objects.filter(pk=run.pk).update(
         status=RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail, error_class="transient",

@@ -275,10 +275,18 @@ def _store_version(run, certificate, fullchain, key_pem, order_url) -> Certifica
     return version
 
 
-def ari_id(version: CertificateVersion) -> str:
+def ari_id(version: CertificateVersion) -> str | None:
+    """The version's ACME Renewal Information id, or None when it has none: the
+    id is made of the authority key identifier, which a certificate imported
+    from elsewhere may lack; such a renewal names no certificate it replaces."""
     from cryptography import x509
 
-    return acme.ari_certificate_id(x509.load_pem_x509_certificate(version.leaf_pem().encode()))
+    leaf = x509.load_pem_x509_certificate(version.leaf_pem().encode())
+    try:
+        aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return acme.ari_certificate_id(leaf) if aki.key_identifier else None
 
 
 def remaining_at_renewal(lifetime: datetime.timedelta) -> datetime.timedelta:

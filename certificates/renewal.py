@@ -184,11 +184,18 @@ def claim(run_id, *, now=None) -> RenewalRun | None:
 def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
     """The ACME half of a run: deposit reservation, issuance, charge. Then the
     deployment half is enqueued on the deployment queue (or run here)."""
-    from .tasks import deploy_run  # noqa: PLC0415
-
     run = claim(run_id)
     if run is None:
         return None
+    try:
+        return _issue_and_charge(run, deploy_inline)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
+        return fail_unexpectedly(run, exc)
+
+
+def _issue_and_charge(run, deploy_inline):
+    from .tasks import deploy_run  # noqa: PLC0415
+
     if run.attempts > 1:
         run.step("resume", "done", _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
     certificate = run.certificate
@@ -224,6 +231,13 @@ def deploy(*, run_id, wait=False) -> RenewalRun | None:
         pk=run_id, status=RenewalRun.Status.RUNNING).first()
     if run is None:
         return None
+    try:
+        return _deploy(run, wait)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
+        return fail_unexpectedly(run, exc)
+
+
+def _deploy(run, wait):
     certificate = run.certificate
     pending = _hosts_not_serving(certificate)
     if not pending:
@@ -259,7 +273,10 @@ def conclude_deployment(run_id) -> RenewalRun | None:
         pk=run_id, status=RenewalRun.Status.RUNNING).first()
     if run is None:
         return None
-    return _conclude(run, [outcome_of(request) for request in requests])
+    try:
+        return _conclude(run, [outcome_of(request) for request in requests])
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
+        return fail_unexpectedly(run, exc)
 
 
 def _conclude(run, outcomes) -> RenewalRun:
@@ -351,6 +368,30 @@ def fail(run, exc: issuance.IssuanceFailed) -> RenewalRun:
     # The run ends last, so that whoever waits for it finds everything in place.
     RenewalRun.objects.filter(pk=run.pk).update(lease_until=None, **fields)
     return run
+
+
+def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
+    """An error nobody sorted (a bug, a malformed certificate, a time limit) ends
+    the run as failed like any other, with the error on the run and the usual
+    alert, instead of leaving it running until its lease ends, again and again.
+    Permanent: retrying at once would meet the same error."""
+    logger.exception("renewal run %s stopped on an unexpected error", run.pk)
+    if not RenewalRun.objects.filter(pk=run.pk, status__in=RenewalRun.OPEN).exists():
+        deposit.close_reservation(run=run)
+        return run  # it had ended already; the error came after
+    error = issuance.IssuanceFailed(
+        _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
+        transient=False)
+    try:
+        return fail(run, error)
+    except Exception:
+        # Recording the failure failed too (the alert, the database): end the run
+        # with what can still be written, so that it is not left running.
+        logger.exception("renewal run %s: the failure could not be recorded in full", run.pk)
+        deposit.release(run=run)
+        RenewalRun.objects.filter(pk=run.pk, status__in=RenewalRun.OPEN).update(
+            lease_until=None, **issuance.failure_fields(error))
+        return run
 
 
 def _hold_for_deposit(run, certificate, missing) -> RenewalRun:

@@ -24,6 +24,7 @@ from certificates import deposit, issuance, renewal
 from certificates.models import (
     Certificate,
     CertificateVersion,
+    DepositEntry,
     Notification,
     RenewalRun,
     Reservation,
@@ -84,6 +85,50 @@ def paid_run(organization, owner):
                                       common_name=NAMES[0], sans=NAMES, challenge="dns-01")
     return renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.MANUAL,
                              enqueue=False)
+
+
+CRAFTS = {
+    "another key": lambda csr: leaf_for(ec.generate_private_key(ec.SECP256R1()).public_key(),
+                                        NAMES),
+    "a name more": lambda csr: leaf_for(csr.public_key(), [*NAMES, "evil.example.test"]),
+    "a name less": lambda csr: leaf_for(csr.public_key(), NAMES[:1]),
+}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("wrong", sorted(CRAFTS))
+def test_a_leaf_not_for_the_orders_key_and_names_is_not_stored_nor_charged(
+    paid_run, monkeypatch, wrong
+):
+    monkeypatch.setattr(issuance, "connect_ca", lambda ca_account: CraftedCA(CRAFTS[wrong]))
+
+    renewal.execute(run_id=paid_run.pk)
+
+    run = RenewalRun.objects.get(pk=paid_run.pk)
+    assert run.status == RenewalRun.Status.FAILED and run.error_class == "permanent"
+    assert "not stored" in run.error
+    assert not CertificateVersion.objects.exists()
+    assert not DepositEntry.objects.filter(kind=DepositEntry.Kind.CHARGE).exists()
+    assert Reservation.objects.get(run=run).status == Reservation.Status.RELEASED
+    assert run.certificate.ca_account.available() == Decimal("1100")
+
+
+@pytest.mark.django_db
+def test_a_leaf_for_the_orders_key_and_names_is_stored_and_charged_once(paid_run, monkeypatch):
+    """The check lets the right certificate through (the crafted CA is sound)."""
+    from django.db import transaction
+
+    monkeypatch.setattr(issuance, "connect_ca", lambda ca_account: CraftedCA(
+        lambda csr: leaf_for(csr.public_key(), list(reversed(NAMES)))))
+    monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: None)
+
+    renewal.execute(run_id=paid_run.pk)
+
+    run = RenewalRun.objects.get(pk=paid_run.pk)
+    assert run.version is not None, run.error
+    assert DepositEntry.objects.filter(kind=DepositEntry.Kind.CHARGE).count() == 1
+    assert Reservation.objects.get(run=run).status == Reservation.Status.SETTLED
+    assert run.certificate.ca_account.balance() == 0
 
 
 @pytest.mark.django_db

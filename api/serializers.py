@@ -328,6 +328,12 @@ class DeployRequestSerializer(serializers.Serializer):
         max_length=500, help_text=_("Ids of some of the certificate's hosts; all when left out."))
 
 
+class RenewRequestSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False, help_text=_(
+        "Needed to renew a certificate before its renewal window (administrators only): "
+        "it issues and charges again for a certificate that is still valid."))
+
+
 class DeployAcceptedSerializer(serializers.Serializer):
     certificate = serializers.IntegerField()
     version = serializers.IntegerField()

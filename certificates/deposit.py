@@ -114,9 +114,15 @@ def charge_for_version(*, version: CertificateVersion, run=None) -> DepositEntry
 
 
 def release(*, run) -> bool:
-    """Gives back what `run` held, if it still holds it (nothing was issued)."""
-    return bool(Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN)
-                .update(status=Reservation.Status.RELEASED, closed_at=timezone.now()))
+    """Gives back what `run` held, if it still holds it (nothing was issued);
+    renewals held for lack of that money start again."""
+    held = Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).first()
+    if held is None or not Reservation.objects.filter(
+            pk=held.pk, status=Reservation.Status.OPEN).update(
+            status=Reservation.Status.RELEASED, closed_at=timezone.now()):
+        return False
+    release_held_renewals(ca_account=held.ca_account)
+    return True
 
 
 def close_reservation(*, run) -> None:

@@ -139,3 +139,22 @@ def test_a_reservation_left_by_a_run_that_ended_is_released_by_the_recovery_pass
 
     assert Reservation.objects.get(run=run).status == Reservation.Status.RELEASED
     assert ca.available() == Decimal("1100")
+
+
+@pytest.mark.django_db
+def test_money_given_back_by_a_run_that_issued_nothing_starts_a_held_renewal_again(
+    organization,
+):
+    ca = ca_account(organization, price=Decimal("1100"))
+    deposit.top_up(ca_account=ca, amount=Decimal("1100"))
+    failing, held = (Certificate.objects.create(organization=organization, ca_account=ca,
+                                                common_name=name, sans=[name])
+                     for name in ("a.example.test", "b.example.test"))
+    run = RenewalRun.objects.create(certificate=failing, trigger=RenewalRun.Trigger.SCHEDULE)
+    assert deposit.reserve(run=run) == 0
+    Certificate.objects.filter(pk=held.pk).update(held_for_deposit=True, next_attempt_at=None)
+
+    deposit.release(run=run)
+
+    held.refresh_from_db()
+    assert held.held_for_deposit is False and held.next_attempt_at is not None

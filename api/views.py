@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
-from certificates import deposit, enrolment, renewal, ssh
+from certificates import deposit, enrolment, renewal, renewal_limits, ssh
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -153,7 +153,7 @@ class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         try:
             run = renewal.renew_now(certificate_id=certificate.pk, by=request.user,
                                     trigger=RenewalRun.Trigger.API, force=force)
-        except renewal.NotDue as exc:
+        except renewal_limits.NotDue as exc:
             version = certificate.current_version
             raise ValidationError({"force": [
                 _("%(name)s is valid until %(until)s and renews by itself from %(from)s; "
@@ -163,13 +163,13 @@ class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
                    "from": certificate.renew_after.isoformat(),
                    "price": certificate.ca_account.price,
                    "currency": certificate.ca_account.currency}]}, code="not_due") from exc
-        except renewal.PaidIssuanceLimit as exc:
+        except renewal_limits.PaidIssuanceLimit as exc:
             raise Conflict(_("This organisation has started %(limit)d paid renewals in the "
                              "last 24 hours, its daily limit (PAID_ISSUANCES_PER_DAY); this "
                              "one was not started.") % {"limit": exc.limit},
                            code="paid_issuance_limit") from exc
         if run.forced:
-            renewal.record_forced(request, certificate=certificate, run=run)
+            renewal_limits.record_forced(request, certificate=certificate, run=run)
         response = Response(s.RunSerializer(run, context={"request": request}).data,
                             status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/runs/{run.pk}/"

@@ -19,9 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from accounts.models import Organization
-
-from . import alerts, deposit, issuance
+from . import alerts, deposit, issuance, renewal_limits
 from .deployment import (
     NothingToDeploy,
     deploy_certificate,
@@ -118,53 +116,13 @@ def start_run(*, certificate_id, trigger, requested_by=None, enqueue=True) -> Re
     return run
 
 
-class NotDue(Exception):
-    """A person asked to renew a certificate outside its renewal window without
-    forcing it: that would issue, and charge, again for a certificate still good."""
-
-    def __init__(self, certificate):
-        super().__init__(f"{certificate} is not due for renewal")
-        self.certificate = certificate
-
-
-class PaidIssuanceLimit(Exception):
-    """The organisation has started PAID_ISSUANCES_PER_DAY paid issuances in the
-    last 24 hours; a person's renewal waits."""
-
-    def __init__(self, limit):
-        super().__init__(f"{limit} paid issuances in 24 hours")
-        self.limit = limit
-
-
-def paid_issuances(organization_id, *, now=None) -> int:
-    """Paid issuances of the organisation in the last 24 hours: runs on a priced
-    CA account that issued a version or are still under way, whoever started
-    them (a renewal held or failed before issuing cost nothing)."""
-    now = now or timezone.now()
-    return RenewalRun.objects.filter(
-        certificate__organization_id=organization_id, certificate__ca_account__price__gt=0,
-        created_at__gt=now - datetime.timedelta(days=1),
-    ).filter(Q(status__in=RenewalRun.OPEN) | Q(version__isnull=False)).count()
-
-
 def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalRun | None:
-    """Opens a run a person asked for, after the two checks that protect the
-    deposit: outside the renewal window only when forced (the caller checked the
-    role), and within the organisation's daily number of paid issuances.
-    Automatic renewals count towards that number but are never refused by it:
-    they are due, the deposit reservation bounds them, and refusing them would
-    let certificates lapse. The run carries ``forced`` for the caller's audit."""
+    """Opens a run a person asked for, past the checks of `renewal_limits`. The
+    run carries ``forced`` for the caller's audit."""
     certificate = Certificate.objects.select_related("ca_account").get(pk=certificate_id)
-    forced = not certificate.in_renewal_window()
-    if forced and not force:
-        raise NotDue(certificate)
+    forced = renewal_limits.check_window(certificate, force=force)
     with transaction.atomic():
-        if certificate.ca_account.is_priced():
-            # Two requests at once must not both find the last place free.
-            list(Organization.objects.select_for_update().filter(
-                pk=certificate.organization_id).values_list("pk", flat=True))
-            if paid_issuances(certificate.organization_id) >= settings.PAID_ISSUANCES_PER_DAY:
-                raise PaidIssuanceLimit(settings.PAID_ISSUANCES_PER_DAY)
+        renewal_limits.check_daily_limit(certificate)
         run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
                         enqueue=enqueue)
     if run is not None:
@@ -172,26 +130,11 @@ def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalR
     return run
 
 
-def record_forced(request, *, certificate, run, user=None) -> None:
-    """The audit log's line for a renewal forced before its window, with the
-    price it costs (`request` is None from a management command)."""
-    from .models import AuditEvent  # noqa: PLC0415
-
-    version = certificate.current_version
-    AuditEvent.record(
-        request, action=AuditEvent.Action.RENEWAL_FORCED, certificate=certificate, user=user,
-        params={"run": run.pk, "price": str(certificate.ca_account.price),
-                "currency": certificate.ca_account.currency,
-                "valid_until": version.not_after.isoformat() if version else None,
-                "renew_after": (certificate.renew_after.isoformat()
-                                if certificate.renew_after else None)})
-
-
 def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None,
                force=False):
     """A whole run in this process, for `manage.py renew`: deposit check, issuance,
     charge, deployment. Returns the finished run, or None if one is open already.
-    Raises NotDue or PaidIssuanceLimit as renew_now does."""
+    Raises renewal_limits.NotDue or PaidIssuanceLimit as renew_now does."""
     if RenewalRun.objects.filter(certificate_id=certificate_id,
                                  status__in=RenewalRun.OPEN).exists():
         return None
@@ -210,9 +153,9 @@ def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL,
               force=False) -> RenewalRun:
     """A person's "renew now": starts at once, whatever the backoff. Returns the
     new run (``run.forced`` when it renews outside the window), or the one
-    already open. Outside the renewal window it raises NotDue unless ``force``
-    (only administrators may force: the caller checks); past the organisation's
-    daily number of paid issuances it raises PaidIssuanceLimit."""
+    already open. Outside the renewal window it raises renewal_limits.NotDue
+    unless ``force`` (only administrators may force: the caller checks); past
+    the organisation's daily number of paid issuances, PaidIssuanceLimit."""
     run = RenewalRun.objects.filter(certificate_id=certificate_id,
                                     status__in=RenewalRun.OPEN).first()
     if run is None:

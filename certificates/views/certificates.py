@@ -14,7 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
 
-from .. import renewal, states, tasks
+from .. import renewal, renewal_limits, states, tasks
 from ..forms import CertificateForm
 from ..models import (
     AuditEvent,
@@ -208,14 +208,14 @@ def renew(request, pk):
         force = True
     try:
         run = renewal.renew_now(certificate_id=certificate.pk, by=request.user, force=force)
-    except renewal.PaidIssuanceLimit as exc:
+    except renewal_limits.PaidIssuanceLimit as exc:
         messages.error(request, paid_limit_message(exc))
         return redirect("certificates:certificate", certificate.pk)
     if run is None:
         messages.error(request, _("The renewal could not be started."))
         return redirect("certificates:certificate", certificate.pk)
     if run.forced:
-        renewal.record_forced(request, certificate=certificate, run=run)
+        renewal_limits.record_forced(request, certificate=certificate, run=run)
     return redirect("certificates:run", run.pk)
 
 

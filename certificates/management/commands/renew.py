@@ -8,7 +8,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
-from certificates.renewal import NotDue, PaidIssuanceLimit, record_forced, run_inline
+from certificates.renewal import run_inline
+from certificates.renewal_limits import NotDue, PaidIssuanceLimit, record_forced
 
 
 class Command(BaseCommand):

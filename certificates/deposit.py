@@ -63,9 +63,12 @@ def reserve(*, run) -> Decimal:
     cannot both find the same money available; on SQLite every write
     transaction is IMMEDIATE, which serialises them the same way. A run taken
     up again keeps the reservation it made the first time."""
+    account_of_run = CAAccount.objects.filter(
+        pk__in=Certificate.objects.filter(pk=run.certificate_id).values("ca_account_id"))
+    if not account_of_run.filter(price__gt=0).exists():
+        return Decimal("0")  # a free CA: nothing to hold, and no lock to wait for
     with transaction.atomic():
-        account = CAAccount.objects.select_for_update().get(
-            pk__in=Certificate.objects.filter(pk=run.certificate_id).values("ca_account_id"))
+        account = account_of_run.select_for_update().get()
         held = Reservation.objects.filter(run_id=run.pk).first()
         if held is not None:
             # Open: this run's own hold. Settled: paid already. Released: the run
@@ -86,17 +89,22 @@ def charge_for_version(*, version: CertificateVersion, run=None) -> DepositEntry
     reservation in the same transaction, so that the money is never counted
     both as reserved and as spent, nor as neither."""
     reference = f"charge:version:{version.pk}"
+    held = None
+    if run is not None:
+        held = Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).first()
+    if held is None and not CAAccount.objects.filter(
+            certificates__pk=version.certificate_id, price__gt=0).exists():
+        return None  # a free CA, and nothing held: nothing to charge
     with transaction.atomic():
-        held = None
-        if run is not None:
-            held = Reservation.objects.filter(run_id=run.pk,
-                                              status=Reservation.Status.OPEN).first()
         # The account that holds the reservation pays, locked as a reservation
         # locks it: no one compares balance and reservations between this
         # charge and the settling of its reservation.
         accounts = CAAccount.objects.select_for_update()
         ca_account = accounts.get(pk=held.ca_account_id) if held is not None else accounts.get(
             pk__in=Certificate.objects.filter(pk=version.certificate_id).values("ca_account_id"))
+        if held is not None:  # still open, now that nothing else can close it
+            held = Reservation.objects.filter(pk=held.pk,
+                                              status=Reservation.Status.OPEN).first()
         price = held.amount if held is not None else ca_account.price
         entry = DepositEntry.objects.filter(reference=reference).first()
         if entry is None and price > 0:

@@ -284,6 +284,10 @@ class CAAccountSerializer(serializers.ModelSerializer):
 
 class BalanceSerializer(serializers.Serializer):
     balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    reserved = serializers.DecimalField(max_digits=14, decimal_places=2, help_text=_(
+        "Held for renewals under way: charged if they issue, released if not."))
+    available = serializers.DecimalField(max_digits=14, decimal_places=2, help_text=_(
+        "The balance less what is reserved: what the next renewal may spend."))
     currency = serializers.CharField()
     price = serializers.DecimalField(max_digits=12, decimal_places=2)
     low_balance_threshold = serializers.DecimalField(max_digits=12, decimal_places=2)
@@ -306,6 +310,8 @@ class HorizonSerializer(serializers.Serializer):
 
 class ForecastSerializer(serializers.Serializer):
     balance = serializers.DecimalField(max_digits=14, decimal_places=2)
+    reserved = serializers.DecimalField(max_digits=14, decimal_places=2)
+    available = serializers.DecimalField(max_digits=14, decimal_places=2)
     price = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
     horizons = HorizonSerializer(many=True)
@@ -331,6 +337,12 @@ class DeployRequestSerializer(serializers.Serializer):
     hosts = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
         max_length=500, help_text=_("Ids of some of the certificate's hosts; all when left out."))
+
+
+class RenewRequestSerializer(serializers.Serializer):
+    force = serializers.BooleanField(default=False, help_text=_(
+        "Needed to renew a certificate before its renewal window (administrators only): "
+        "it issues and charges again for a certificate that is still valid."))
 
 
 class DeployAcceptedSerializer(serializers.Serializer):

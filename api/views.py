@@ -17,8 +17,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from accounts.models import Role
-from accounts.tenancy import organizations_of, scoped
-from certificates import deposit, enrolment, renewal, ssh
+from accounts.tenancy import has_role, organizations_of, scoped
+from certificates import deposit, enrolment, renewal, renewal_limits, ssh
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -133,14 +133,43 @@ class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             Prefetch("deployments", queryset=Deployment.objects.only("id", "host_id",
                                                                       "certificate_id")))
 
-    @extend_schema(request=None, responses={202: s.RunSerializer}, summary=_("Renew now"),
+    @extend_schema(request=s.RenewRequestSerializer,
+                   responses={202: s.RunSerializer, 409: CONFLICT}, summary=_("Renew now"),
                    description=_("Starts a renewal run, or returns the one already open. "
-                                 "Poll /api/v1/runs/{id}/ until is_open is false."))
+                                 "Poll /api/v1/runs/{id}/ until is_open is false. Before "
+                                 "the certificate's renewal window it needs force=true and "
+                                 "an administrator; 409 past the organisation's daily "
+                                 "number of paid renewals."))
     @action(detail=True, methods=["post"])
     def renew(self, request, pk=None):
         certificate = self.get_object()
-        run = renewal.renew_now(certificate_id=certificate.pk, by=request.user,
-                                trigger=RenewalRun.Trigger.API)
+        body = s.RenewRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        force = body.validated_data["force"]
+        if force and not certificate.in_renewal_window():
+            if not has_role(request.user, certificate.organization, Role.ADMIN):
+                raise PermissionDenied(_("Only an administrator can renew a certificate "
+                                         "before its renewal window."))
+        try:
+            run = renewal.renew_now(certificate_id=certificate.pk, by=request.user,
+                                    trigger=RenewalRun.Trigger.API, force=force)
+        except renewal_limits.NotDue as exc:
+            version = certificate.current_version
+            raise ValidationError({"force": [
+                _("%(name)s is valid until %(until)s and renews by itself from %(from)s; "
+                  "renewing now issues and charges %(price)s %(currency)s again. Send "
+                  "force=true (administrators only) to renew anyway.")
+                % {"name": certificate.common_name, "until": version.not_after.isoformat(),
+                   "from": certificate.renew_after.isoformat(),
+                   "price": certificate.ca_account.price,
+                   "currency": certificate.ca_account.currency}]}, code="not_due") from exc
+        except renewal_limits.PaidIssuanceLimit as exc:
+            raise Conflict(_("This organisation has started %(limit)d paid renewals in the "
+                             "last 24 hours, its daily limit (PAID_ISSUANCES_PER_DAY); this "
+                             "one was not started.") % {"limit": exc.limit},
+                           code="paid_issuance_limit") from exc
+        if run.forced:
+            renewal_limits.record_forced(request, certificate=certificate, run=run)
         response = Response(s.RunSerializer(run, context={"request": request}).data,
                             status=status.HTTP_202_ACCEPTED)
         response["Location"] = f"/api/v1/runs/{run.pk}/"
@@ -329,9 +358,11 @@ class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
     @action(detail=True, methods=["get"])
     def balance(self, request, pk=None):
         account = self.get_object()
+        reserved = account.reserved()
         return Response(s.BalanceSerializer({
-            "balance": account.ledger_balance, "currency": account.currency, "price": account.price,
-            "low_balance_threshold": account.low_balance_threshold}).data)
+            "balance": account.ledger_balance, "reserved": reserved,
+            "available": account.ledger_balance - reserved, "currency": account.currency,
+            "price": account.price, "low_balance_threshold": account.low_balance_threshold}).data)
 
     @extend_schema(responses={200: s.LedgerEntrySerializer(many=True)},
                    summary=_("Deposit ledger"))
@@ -351,7 +382,8 @@ class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
         account = self.get_object()
         result = deposit.forecast(account)
         return Response(s.ForecastSerializer({
-            "balance": result.balance, "price": result.price, "currency": account.currency,
+            "balance": result.balance, "reserved": result.reserved,
+            "available": result.available, "price": result.price, "currency": account.currency,
             "horizons": [{"days": days, "renewals": count, "cost": cost}
                          for days, (count, cost) in sorted(result.due.items())],
             "runs_out_on": result.runs_out_on,

@@ -16,6 +16,7 @@ from .models import (
     Order,
     RenewalRun,
     RenewalStep,
+    Reservation,
     TargetHost,
 )
 
@@ -47,6 +48,24 @@ class DepositEntryAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, admin.ModelA
     list_filter = ("kind", "ca_account__organization")
     search_fields = ("reference", "note", "ca_account__name")
     date_hierarchy = "created_at"
+
+
+@admin.register(Reservation)
+class ReservationAdmin(TenantAdminMixin, admin.ModelAdmin):
+    """Read-only: a reservation is opened and closed by renewal runs alone."""
+
+    list_display = ("created_at", "ca_account", "run", "amount", "status", "closed_at")
+    list_select_related = ("ca_account",)
+    list_filter = ("status", "ca_account__organization")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(Order)

@@ -4,6 +4,12 @@ forecast of when the money runs out.
 Money moves once: every ledger entry carries a unique reference (the issued
 version for a charge), so a retried task that charges again hits the unique
 constraint instead of the customer's balance.
+
+It never overdraws: a run reserves the price before its ACME order, with the CA
+account's row locked while it compares the balance less the open reservations
+with the price, so renewals started together cannot all count the same money.
+The reservation is settled into the charge when a version is issued and
+released when the run ends without one.
 """
 
 import bisect
@@ -18,7 +24,14 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import CAAccount, Certificate, CertificateVersion, DepositEntry
+from .models import (
+    CAAccount,
+    Certificate,
+    CertificateVersion,
+    DepositEntry,
+    RenewalRun,
+    Reservation,
+)
 
 HORIZONS = (30, 60, 90)
 # Without a version to learn from, a certificate is assumed to renew this often.
@@ -42,26 +55,116 @@ def top_up(*, ca_account: CAAccount, amount: Decimal, note: str = "", by=None,
     return entry
 
 
-def charge_for_version(*, version: CertificateVersion) -> DepositEntry | None:
-    """Charges the CA account's price for an issued version, once, whatever retries."""
-    ca_account = version.certificate.ca_account
-    if not ca_account.is_priced():
-        return None
+def reserve(*, run) -> Decimal:
+    """Holds the price of `run` on its certificate's CA account before anything is
+    ordered; returns how much is missing (0 when it is held, or nothing is to pay).
+
+    The CA account's row is locked for the check and the insert, so two runs
+    cannot both find the same money available; on SQLite every write
+    transaction is IMMEDIATE, which serialises them the same way. A run taken
+    up again keeps the reservation it made the first time."""
+    account_of_run = CAAccount.objects.filter(
+        pk__in=Certificate.objects.filter(pk=run.certificate_id).values("ca_account_id"))
+    if not account_of_run.filter(price__gt=0).exists():
+        return Decimal("0")  # a free CA: nothing to hold, and no lock to wait for
+    with transaction.atomic():
+        account = account_of_run.select_for_update().get()
+        held = Reservation.objects.filter(run_id=run.pk).first()
+        if held is not None:
+            # Open: this run's own hold. Settled: paid already. Released: the run
+            # ended; it cannot spend again.
+            return Decimal("0") if held.status != Reservation.Status.RELEASED else account.price
+        if not account.is_priced():
+            return Decimal("0")
+        missing = account.price - account.available()
+        if missing > 0:
+            return missing
+        Reservation.objects.create(ca_account=account, run_id=run.pk, amount=account.price)
+    return Decimal("0")
+
+
+def charge_for_version(*, version: CertificateVersion, run=None) -> DepositEntry | None:
+    """Charges for an issued version, once, whatever retries: the price the run
+    reserved (the account's price when it reserved nothing), settling the
+    reservation in the same transaction, so that the money is never counted
+    both as reserved and as spent, nor as neither."""
     reference = f"charge:version:{version.pk}"
-    try:
-        with transaction.atomic():
-            return DepositEntry.objects.create(
-                ca_account=ca_account, kind=DepositEntry.Kind.CHARGE, amount=-ca_account.price,
-                reference=reference, note=str(version))
-    except IntegrityError:
-        return DepositEntry.objects.get(reference=reference)  # charged already
+    held = None
+    if run is not None:
+        held = Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).first()
+    if held is None and not CAAccount.objects.filter(
+            certificates__pk=version.certificate_id, price__gt=0).exists():
+        return None  # a free CA, and nothing held: nothing to charge
+    with transaction.atomic():
+        # The account that holds the reservation pays, locked as a reservation
+        # locks it: no one compares balance and reservations between this
+        # charge and the settling of its reservation.
+        accounts = CAAccount.objects.select_for_update()
+        ca_account = accounts.get(pk=held.ca_account_id) if held is not None else accounts.get(
+            pk__in=Certificate.objects.filter(pk=version.certificate_id).values("ca_account_id"))
+        if held is not None:  # still open, now that nothing else can close it
+            held = Reservation.objects.filter(pk=held.pk,
+                                              status=Reservation.Status.OPEN).first()
+        price = held.amount if held is not None else ca_account.price
+        entry = DepositEntry.objects.filter(reference=reference).first()
+        if entry is None and price > 0:
+            try:
+                with transaction.atomic():
+                    entry = DepositEntry.objects.create(
+                        ca_account=ca_account, kind=DepositEntry.Kind.CHARGE, amount=-price,
+                        reference=reference, note=str(version))
+            except IntegrityError:
+                entry = DepositEntry.objects.get(reference=reference)  # charged already
+        if held is not None:
+            Reservation.objects.filter(pk=held.pk, status=Reservation.Status.OPEN).update(
+                status=Reservation.Status.SETTLED, closed_at=timezone.now())
+    return entry
+
+
+def release(*, run) -> bool:
+    """Gives back what `run` held, if it still holds it (nothing was issued);
+    renewals held for lack of that money start again."""
+    held = Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).first()
+    if held is None or not Reservation.objects.filter(
+            pk=held.pk, status=Reservation.Status.OPEN).update(
+            status=Reservation.Status.RELEASED, closed_at=timezone.now()):
+        return False
+    release_held_renewals(ca_account=held.ca_account)
+    return True
+
+
+def close_reservation(*, run) -> None:
+    """When a run ends, whatever its end: an issued version is charged (settling
+    the hold), otherwise the hold is released. Nothing stays reserved for a run
+    that no longer runs."""
+    if not Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).exists():
+        return
+    version = CertificateVersion.objects.filter(
+        pk__in=RenewalRun.objects.filter(pk=run.pk).values("version_id")).first()
+    if version is not None:
+        charge_for_version(version=version, run=run)
+    else:
+        release(run=run)
+
+
+def close_reservations_of_ended_runs() -> int:
+    """Reservations left open by runs that ended some other way (a worker killed
+    between its last write and the release): closed as their run would have."""
+    closed = 0
+    for run in RenewalRun.objects.filter(
+            pk__in=Reservation.objects.filter(status=Reservation.Status.OPEN)
+            .values("run_id")).exclude(status__in=RenewalRun.OPEN):
+        close_reservation(run=run)
+        closed += 1
+    return closed
 
 
 def shortfall(ca_account: CAAccount) -> Decimal:
-    """How much is missing to pay one more certificate (0 when it can pay)."""
+    """How much is missing to pay one more certificate (0 when it can pay), the
+    prices held for renewals under way counted as spent."""
     if not ca_account.is_priced():
         return Decimal("0")
-    return max(ca_account.price - ca_account.balance(), Decimal("0"))
+    return max(ca_account.price - ca_account.available(), Decimal("0"))
 
 
 def release_held_renewals(*, ca_account: CAAccount) -> int:
@@ -78,17 +181,24 @@ def release_held_renewals(*, ca_account: CAAccount) -> int:
 class Forecast:
     balance: Decimal
     price: Decimal
+    # Held for renewals under way: spent as far as the next renewal is concerned.
+    reserved: Decimal = Decimal("0")
     # {30: (renewals, cost), 60: ..., 90: ...}
     due: dict = field(default_factory=dict)
     # The day of the first renewal the balance cannot pay, within 90 days.
     runs_out_on: datetime.date | None = None
 
     @property
+    def available(self) -> Decimal:
+        return self.balance - self.reserved
+
+    @property
     def needed_30d(self) -> Decimal:
         return self.due[30][1]
 
     def is_low(self, threshold: Decimal) -> bool:
-        return self.price > 0 and (self.balance < threshold or self.balance < self.needed_30d)
+        return self.price > 0 and (self.available < threshold
+                                   or self.available < self.needed_30d)
 
 
 def forecast(ca_account: CAAccount, *, now=None) -> Forecast:
@@ -97,17 +207,18 @@ def forecast(ca_account: CAAccount, *, now=None) -> Forecast:
     balance runs out."""
     current = now is None
     now = now or timezone.now()
-    price, balance = ca_account.price, ca_account.balance()
+    price, balance, reserved = ca_account.price, ca_account.balance(), ca_account.reserved()
     dates = _dates_of_this_minute(ca_account, now) if current else _renewal_dates(
         ca_account, now)
-    result = Forecast(balance=balance, price=price)
+    result = Forecast(balance=balance, price=price, reserved=reserved)
     # The dates are sorted: a bisection per horizon, not a pass over thousands.
     for days in HORIZONS:
         count = bisect.bisect_right(dates, now + datetime.timedelta(days=days))
         result.due[days] = (count, price * count)
     if price > 0:
         # The first renewal the balance cannot pay for.
-        affordable = max(int(balance // price), 0) if balance > 0 else 0
+        available = balance - reserved
+        affordable = max(int(available // price), 0) if available > 0 else 0
         if affordable < len(dates):
             result.runs_out_on = timezone.localtime(dates[affordable]).date()
     return result

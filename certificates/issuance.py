@@ -129,6 +129,7 @@ def _issue(run, certificate):
         _validate(run, certificate, ca, order)
     run.step("finalize", "started")
     fullchain = ca.finalize(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
+    check_leaf(fullchain, key_pem, certificate.names())
     run.step("finalize", "done")
     version = _store_version(run, certificate, fullchain, key_pem, order.uri)
     schedule_renewal(certificate, version, ca=ca, run=run)
@@ -277,10 +278,47 @@ def _store_version(run, certificate, fullchain, key_pem, order_url) -> Certifica
     return version
 
 
-def ari_id(version: CertificateVersion) -> str:
+def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
+    """The issued leaf must be for the order's key and exactly the order's names
+    before it is stored, charged and deployed: a CA (or anything between) that
+    returns another certificate would otherwise have it installed and paid for.
+    A mismatch is permanent: asking again gives no reason to expect better."""
     from cryptography import x509
 
-    return acme.ari_certificate_id(x509.load_pem_x509_certificate(version.leaf_pem().encode()))
+    try:
+        leaf = x509.load_pem_x509_certificates(fullchain.encode())[0]
+    except (ValueError, IndexError) as exc:
+        raise IssuanceFailed(_("The CA returned no readable certificate: %(error)s")
+                             % {"error": exc}, transient=False) from exc
+    if not keys.public_key_matches(key_pem, leaf):
+        raise IssuanceFailed(_("The CA returned a certificate for another key than the "
+                               "order's; it was not stored."), transient=False)
+    try:
+        sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        issued = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+    except x509.ExtensionNotFound:
+        issued = set()
+    ordered = {name.lower() for name in names}
+    if issued != ordered:
+        raise IssuanceFailed(
+            _("The CA returned a certificate for other names than the order's "
+              "(ordered: %(ordered)s; issued: %(issued)s); it was not stored.")
+            % {"ordered": ", ".join(sorted(ordered)),
+               "issued": ", ".join(sorted(issued)) or _("none")}, transient=False)
+
+
+def ari_id(version: CertificateVersion) -> str | None:
+    """The version's ACME Renewal Information id, or None when it has none: the
+    id is made of the authority key identifier, which a certificate imported
+    from elsewhere may lack; such a renewal names no certificate it replaces."""
+    from cryptography import x509
+
+    leaf = x509.load_pem_x509_certificate(version.leaf_pem().encode())
+    try:
+        aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    return acme.ari_certificate_id(leaf) if aki.key_identifier else None
 
 
 def remaining_at_renewal(lifetime: datetime.timedelta) -> datetime.timedelta:

@@ -19,7 +19,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import alerts, deposit, issuance
+from . import alerts, deposit, issuance, renewal_limits
 from .deployment import (
     NothingToDeploy,
     deploy_certificate,
@@ -116,25 +116,56 @@ def start_run(*, certificate_id, trigger, requested_by=None, enqueue=True) -> Re
     return run
 
 
-def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None):
-    """A whole run in this process, for `manage.py renew`: deposit check, issuance,
-    charge, deployment. Returns the finished run, or None if one is open already."""
-    run = start_run(certificate_id=certificate_id, trigger=trigger,
-                    requested_by=requested_by, enqueue=False)
-    if run is None:
-        return None
-    execute(run_id=run.pk, deploy_inline=True)
-    run.refresh_from_db()
+def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalRun | None:
+    """Opens a run a person asked for, past the checks of `renewal_limits`. The
+    run carries ``forced`` for the caller's audit."""
+    certificate = Certificate.objects.select_related("ca_account").get(pk=certificate_id)
+    forced = renewal_limits.check_window(certificate, force=force)
+    with transaction.atomic():
+        renewal_limits.check_daily_limit(certificate)
+        run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
+                        enqueue=enqueue)
+    if run is not None:
+        run.forced = forced
     return run
 
 
-def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL) -> RenewalRun:
-    """A person's "renew now": starts at once, whatever the backoff. Returns the
-    new run, or the one already open."""
-    run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by)
+def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None,
+               force=False):
+    """A whole run in this process, for `manage.py renew`: deposit check, issuance,
+    charge, deployment. Returns the finished run, or None if one is open already.
+    Raises renewal_limits.NotDue or PaidIssuanceLimit as renew_now does."""
+    if RenewalRun.objects.filter(certificate_id=certificate_id,
+                                 status__in=RenewalRun.OPEN).exists():
+        return None
+    run = _start_by_person(certificate_id=certificate_id, by=requested_by, trigger=trigger,
+                           force=force, enqueue=False)
     if run is None:
+        return None
+    forced = run.forced
+    execute(run_id=run.pk, deploy_inline=True)
+    run.refresh_from_db()
+    run.forced = forced
+    return run
+
+
+def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL,
+              force=False) -> RenewalRun:
+    """A person's "renew now": starts at once, whatever the backoff. Returns the
+    new run (``run.forced`` when it renews outside the window), or the one
+    already open. Outside the renewal window it raises renewal_limits.NotDue
+    unless ``force`` (only administrators may force: the caller checks); past
+    the organisation's daily number of paid issuances, PaidIssuanceLimit."""
+    run = RenewalRun.objects.filter(certificate_id=certificate_id,
+                                    status__in=RenewalRun.OPEN).first()
+    if run is None:
+        run = _start_by_person(certificate_id=certificate_id, by=by, trigger=trigger,
+                               force=force, enqueue=True)
+    if run is None:  # opened by someone else a moment ago
         run = RenewalRun.objects.filter(certificate_id=certificate_id,
                                         status__in=RenewalRun.OPEN).first()
+    if run is not None and not hasattr(run, "forced"):
+        run.forced = False
     return run
 
 
@@ -148,6 +179,7 @@ def recover_stale_runs(*, now=None) -> list[int]:
     stale = RenewalRun.objects.filter(status__in=RenewalRun.OPEN).filter(
         Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=now - _lease()))
     requeued = []
+    deposit.close_reservations_of_ended_runs()
     for run_id, lease_until in stale.values_list("pk", "lease_until"):
         # Back to queued with a fresh lease, guarded: each lost run is enqueued
         # once per lease, however often this runs and however long the backlog.
@@ -181,18 +213,26 @@ def claim(run_id, *, now=None) -> RenewalRun | None:
 
 
 def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
-    """The ACME half of a run: deposit check, issuance, charge. Then the
+    """The ACME half of a run: deposit reservation, issuance, charge. Then the
     deployment half is enqueued on the deployment queue (or run here)."""
-    from .tasks import deploy_run  # noqa: PLC0415
-
     run = claim(run_id)
     if run is None:
         return None
+    try:
+        return _issue_and_charge(run, deploy_inline)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
+        return fail_unexpectedly(run, exc)
+
+
+def _issue_and_charge(run, deploy_inline):
+    from .tasks import deploy_run  # noqa: PLC0415
+
     if run.attempts > 1:
         run.step("resume", "done", _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
     certificate = run.certificate
     if run.version_id is None and _needs_issuance(run, certificate):
-        missing = deposit.shortfall(certificate.ca_account)
+        # Held before anything is ordered, released if nothing is issued.
+        missing = deposit.reserve(run=run)
         if missing > 0:
             return _hold_for_deposit(run, certificate, missing)
         try:
@@ -200,7 +240,7 @@ def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
         except issuance.IssuanceFailed as exc:
             return fail(run, exc)
     if run.version_id is not None:
-        charged = deposit.charge_for_version(version=run.version)
+        charged = deposit.charge_for_version(version=run.version, run=run)
         if charged is not None:
             run.step("charge", "done", f"{charged.amount} {certificate.ca_account.currency}")
             _activate_order(certificate)
@@ -222,6 +262,13 @@ def deploy(*, run_id, wait=False) -> RenewalRun | None:
         pk=run_id, status=RenewalRun.Status.RUNNING).first()
     if run is None:
         return None
+    try:
+        return _deploy(run, wait)
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
+        return fail_unexpectedly(run, exc)
+
+
+def _deploy(run, wait):
     certificate = run.certificate
     pending = _hosts_not_serving(certificate)
     if not pending:
@@ -257,7 +304,10 @@ def conclude_deployment(run_id) -> RenewalRun | None:
         pk=run_id, status=RenewalRun.Status.RUNNING).first()
     if run is None:
         return None
-    return _conclude(run, [outcome_of(request) for request in requests])
+    try:
+        return _conclude(run, [outcome_of(request) for request in requests])
+    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
+        return fail_unexpectedly(run, exc)
 
 
 def _conclude(run, outcomes) -> RenewalRun:
@@ -314,6 +364,7 @@ def succeed(run) -> RenewalRun:
     certificate = Certificate.objects.select_related("organization", "current_version").get(
         pk=run.certificate_id)
     version = certificate.current_version
+    deposit.close_reservation(run=run)
     announce("renewal.succeeded", organization=certificate.organization, payload={
         **_about(certificate, run), "serial": version.serial if version else "",
         "not_after": version.not_after if version else None})
@@ -344,9 +395,34 @@ def fail(run, exc: issuance.IssuanceFailed) -> RenewalRun:
     announce("renewal.failed", organization=certificate.organization, payload={
         **_about(certificate, run), "error": run.error, "error_class": run.error_class,
         "failures": failures, "next_attempt_at": next_attempt})
+    deposit.close_reservation(run=run)
     # The run ends last, so that whoever waits for it finds everything in place.
     RenewalRun.objects.filter(pk=run.pk).update(lease_until=None, **fields)
     return run
+
+
+def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
+    """An error nobody sorted (a bug, a malformed certificate, a time limit) ends
+    the run as failed like any other, with the error on the run and the usual
+    alert, instead of leaving it running until its lease ends, again and again.
+    Permanent: retrying at once would meet the same error."""
+    logger.exception("renewal run %s stopped on an unexpected error", run.pk)
+    if not RenewalRun.objects.filter(pk=run.pk, status__in=RenewalRun.OPEN).exists():
+        deposit.close_reservation(run=run)
+        return run  # it had ended already; the error came after
+    error = issuance.IssuanceFailed(
+        _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
+        transient=False)
+    try:
+        return fail(run, error)
+    except Exception:
+        # Recording the failure failed too (the alert, the database): end the run
+        # with what can still be written, so that it is not left running.
+        logger.exception("renewal run %s: the failure could not be recorded in full", run.pk)
+        deposit.release(run=run)
+        RenewalRun.objects.filter(pk=run.pk, status__in=RenewalRun.OPEN).update(
+            lease_until=None, **issuance.failure_fields(error))
+        return run
 
 
 def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
@@ -358,9 +434,10 @@ def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
     Certificate.objects.filter(pk=certificate.pk).update(
         held_for_deposit=True, next_attempt_at=now + DEPOSIT_RECHECK)
     run.error = detail
+    deposit.close_reservation(run=run)
     alerts.notify(Notification.Kind.DEPOSIT_INSUFFICIENT, certificate=certificate,
                   ca_account=ca_account, run=run,
-                  extra={"balance": ca_account.balance(), "price": ca_account.price,
+                  extra={"balance": ca_account.available(), "price": ca_account.price,
                          "missing": missing})
     RenewalRun.objects.filter(pk=run.pk).update(
         status=RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail, error_class="transient",

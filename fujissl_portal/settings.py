@@ -244,6 +244,10 @@ CELERY_WORKER_QUEUES = "celery,acme,deploy"  # what `make run`'s single worker s
 # A running run is held by its worker for this long after its last step; a run
 # still "running" past it lost its worker and is taken up again.
 RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=15 * 60)
+# Renewals a person may start per organisation in 24 hours on priced CA accounts
+# (automatic ones count too, but are never refused): a runaway script or a
+# stolen token cannot spend the deposit in a day.
+PAID_ISSUANCES_PER_DAY = env.int("PAID_ISSUANCES_PER_DAY", default=100)
 # "Expiring" alerts for certificates this close to expiry with no successful renewal.
 EXPIRY_WARNING_DAYS = env.int("EXPIRY_WARNING_DAYS", default=14)
 

@@ -248,7 +248,8 @@ def test_it_shows_a_ca_account_its_balance_ledger_and_forecast(api, world):
     assert "account_key" not in body and "eab_hmac_key" not in body
     assert api.get("/api/v1/ca-accounts/").json()["results"][0]["balance"] == "10000.00"
     balance = api.get(f"/api/v1/ca-accounts/{ca.pk}/balance/").json()
-    assert balance == {"balance": "10000.00", "currency": "JPY", "price": "1100.00",
+    assert balance == {"balance": "10000.00", "reserved": "0.00", "available": "10000.00",
+                       "currency": "JPY", "price": "1100.00",
                        "low_balance_threshold": "5000.00"}
     ledger = api.get(f"/api/v1/ca-accounts/{ca.pk}/ledger/").json()
     assert [e["kind"] for e in ledger["results"]] == ["topup"]

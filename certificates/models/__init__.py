@@ -1,7 +1,7 @@
 """The portal's nouns, one module per group (see DESIGN.md, 'Words')."""
 
 from .audit import AuditEvent
-from .ca import CAAccount, DepositEntry
+from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
 from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
@@ -22,5 +22,6 @@ __all__ = [
     "Order",
     "RenewalRun",
     "RenewalStep",
+    "Reservation",
     "TargetHost",
 ]

@@ -69,6 +69,16 @@ class CAAccount(models.Model):
         total = self.ledger.aggregate(total=Sum("amount"))["total"]
         return total if total is not None else Decimal("0")
 
+    def reserved(self) -> Decimal:
+        """The prices held for renewals under way (see Reservation)."""
+        total = self.reservations.filter(
+            status=Reservation.Status.OPEN).aggregate(total=Sum("amount"))["total"]
+        return total if total is not None else Decimal("0")
+
+    def available(self) -> Decimal:
+        """What one more renewal may spend: the balance less what is reserved."""
+        return self.balance() - self.reserved()
+
     def is_priced(self) -> bool:
         # Free CAs (Let's Encrypt and the like) raise no deposit warnings.
         return self.price > 0
@@ -116,3 +126,54 @@ class DepositEntry(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.amount} ({self.reference})"
+
+
+class Reservation(models.Model):
+    """The price of one renewal run, held on a CA account from before its ACME
+    order until the run ends: settled into the charge when a version is issued,
+    released when nothing is.
+
+    Not a ledger row: the ledger is money that moved, and its sum is the
+    balance; a reservation is a hold on that money. It is written once and its
+    status changes once, from open to settled or released, by a guarded UPDATE
+    (`certificates.deposit`), never back and never deleted, so the history of
+    holds stays as append-only as the ledger without a compensating row for
+    every release.
+    """
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        SETTLED = "settled", _("Settled")
+        RELEASED = "released", _("Released")
+
+    ca_account = models.ForeignKey(CAAccount, on_delete=models.PROTECT,
+                                   related_name="reservations")
+    # One per run: a retried task finds its run's reservation instead of holding twice.
+    run = models.OneToOneField("certificates.RenewalRun", on_delete=models.CASCADE,
+                               related_name="reservation")
+    amount = models.DecimalField(
+        _("amount"), max_digits=12, decimal_places=2,
+        validators=[MinValueValidator(Decimal("0.01"))],
+    )
+    status = models.CharField(_("status"), max_length=8, choices=Status.choices,
+                              default=Status.OPEN)
+    created_at = models.DateTimeField(_("reserved"), auto_now_add=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    tenant_path = "ca_account__organization"
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("reservation")
+        verbose_name_plural = _("reservations")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="reservation_amount_positive"),
+        ]
+        indexes = [
+            # The available balance sums one account's open reservations.
+            models.Index(fields=["ca_account"], condition=Q(status="open"),
+                         name="reservation_open_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_status_display()} {self.amount} (run {self.run_id})"

@@ -192,6 +192,16 @@ class Certificate(models.Model):
             return None
         return (self.expires_at - (now or timezone.now())).days
 
+    def in_renewal_window(self, now=None) -> bool:
+        """Whether renewing now issues what the schedule would issue: never issued,
+        no renewal time set, or the renewal time come (as `renewal._needs_issuance`
+        decides for a scheduled run; a retry after a failed deployment before it
+        only deploys). Outside it, a renewal issues and charges again for a
+        certificate that is still good, so a person must force it."""
+        if self.current_version_id is None or self.renew_after is None:
+            return True
+        return self.renew_after <= (now or timezone.now())
+
     @staticmethod
     def due(now) -> Q:
         """The one rule of "due": renewing automatically, and the next attempt after

@@ -14,10 +14,18 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
 
-from .. import renewal, states, tasks
+from .. import renewal, renewal_limits, states, tasks
 from ..forms import CertificateForm
-from ..models import AuditEvent, CAAccount, Certificate, Deployment, RenewalStep, TargetHost
-from .common import enter, paginate, portal_view, query_without_page, require, roles
+from ..models import (
+    AuditEvent,
+    CAAccount,
+    Certificate,
+    Deployment,
+    RenewalRun,
+    RenewalStep,
+    TargetHost,
+)
+from .common import can, enter, paginate, portal_view, query_without_page, require, roles
 from .runs import collapse
 
 SORTS = {
@@ -181,13 +189,41 @@ def certificate_edit(request, pk):
 @require_POST
 @portal_view
 def renew(request, pk):
+    """Renew now. Outside the renewal window it would issue and charge again for a
+    certificate that is still good: a page shows the price and the validity
+    left, and only an administrator may confirm."""
     certificate = _fetch(request, pk)
     require(request, Role.OPERATOR)
-    run = renewal.renew_now(certificate_id=certificate.pk, by=request.user)
+    now = timezone.now()
+    force = False
+    if not certificate.in_renewal_window(now) and not certificate.runs.filter(
+            status__in=RenewalRun.OPEN).exists():
+        admin = can(request, Role.ADMIN)
+        if request.POST.get("confirm") != "1" or not admin:
+            version = certificate.current_version
+            return render(request, "certificates/renew_confirm.html", {
+                "certificate": certificate, "version": version,
+                "days_left": (version.not_after - now).days, **roles(request),
+            }, status=200 if admin else 403)
+        force = True
+    try:
+        run = renewal.renew_now(certificate_id=certificate.pk, by=request.user, force=force)
+    except renewal_limits.PaidIssuanceLimit as exc:
+        messages.error(request, paid_limit_message(exc))
+        return redirect("certificates:certificate", certificate.pk)
     if run is None:
         messages.error(request, _("The renewal could not be started."))
         return redirect("certificates:certificate", certificate.pk)
+    if run.forced:
+        renewal_limits.record_forced(request, certificate=certificate, run=run)
     return redirect("certificates:run", run.pk)
+
+
+def paid_limit_message(exc) -> str:
+    return _("This organisation has started %(limit)d paid renewals in the last 24 hours, "
+             "its daily limit; this one was not started. Automatic renewals go on; try "
+             "again later, or ask whoever runs the portal to raise PAID_ISSUANCES_PER_DAY."
+             ) % {"limit": exc.limit}
 
 
 @require_POST

@@ -31,7 +31,7 @@ def deposit_cards(ca_accounts):
             "account": account,
             "forecast": outlook,
             "low": outlook.is_low(account.low_balance_threshold),
-            "empty": account.is_priced() and outlook.balance < account.price,
+            "empty": account.is_priced() and outlook.available < account.price,
         })
     return cards
 

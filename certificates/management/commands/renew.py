@@ -1,12 +1,15 @@
-"""`manage.py renew <certificate id or common name>`: renew one certificate now,
-in this process (deposit check, issuance, charge, deployment to every host),
-printing each step as it happens and the result."""
+"""`manage.py renew <certificate id or common name> [--force]`: renew one
+certificate now, in this process (deposit reservation, issuance, charge,
+deployment to every host), printing each step as it happens and the result.
+Before the certificate's renewal window it needs --force, which the audit log
+records."""
 
 from django.core.management.base import BaseCommand, CommandError
 
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
 from certificates.renewal import run_inline
+from certificates.renewal_limits import NotDue, PaidIssuanceLimit, record_forced
 
 
 class Command(BaseCommand):
@@ -14,8 +17,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("certificate", help="certificate id or common name")
+        parser.add_argument("--force", action="store_true",
+                            help="renew even before the renewal window (issues and charges "
+                                 "again for a certificate that is still valid)")
 
-    def handle(self, *args, certificate, **options):
+    def handle(self, *args, certificate, force=False, **options):
         target = find_certificate(certificate)
         self.stdout.write(f"Renewing {target.common_name} ({', '.join(target.names())}) "
                           f"at {target.ca_account.directory_url}")
@@ -29,11 +35,25 @@ class Command(BaseCommand):
 
         step_recorded.connect(echo, sender=RenewalStep, weak=False)
         try:
-            run = run_inline(certificate_id=target.pk, trigger=RenewalRun.Trigger.MANUAL)
+            run = run_inline(certificate_id=target.pk, trigger=RenewalRun.Trigger.MANUAL,
+                             force=force)
+        except NotDue as exc:
+            version, account = target.current_version, target.ca_account
+            raise CommandError(
+                f"{target.common_name} is valid until {version.not_after:%Y-%m-%d %H:%M} UTC "
+                f"and renews by itself from {target.renew_after:%Y-%m-%d %H:%M} UTC; renewing "
+                f"now issues and charges {account.price} {account.currency} again. "
+                f"Add --force to renew anyway.") from exc
+        except PaidIssuanceLimit as exc:
+            raise CommandError(
+                f"This organisation has started {exc.limit} paid renewals in the last 24 "
+                f"hours (PAID_ISSUANCES_PER_DAY); this one was not started.") from exc
         finally:
             step_recorded.disconnect(echo, sender=RenewalStep)
         if run is None:
             raise CommandError("A renewal of this certificate is already running.")
+        if run.forced:
+            record_forced(None, certificate=target, run=run)
         if run.status != RenewalRun.Status.SUCCEEDED:
             raise CommandError(f"Renewal ended as {run.get_status_display()} "
                                f"({run.error_class}): {run.error}")
@@ -44,7 +64,7 @@ class Command(BaseCommand):
 
 
 def find_certificate(ref: str) -> Certificate:
-    queryset = Certificate.objects.select_related("ca_account")
+    queryset = Certificate.objects.select_related("ca_account", "current_version")
     if ref.isdigit():
         found = queryset.filter(pk=int(ref)).first()
         if found:

@@ -19,7 +19,9 @@ from rest_framework.response import Response
 from accounts.models import Role
 from accounts.tenancy import organizations_of, scoped
 from certificates import deposit, enrolment, renewal, ssh
+from certificates.auditing import changed, snapshot
 from certificates.models import (
+    AuditEvent,
     CAAccount,
     Certificate,
     CertificateVersion,
@@ -104,6 +106,35 @@ class PortalViewSet(viewsets.GenericViewSet):
                                        % {"role": Role(role).label})
 
 
+class Audited:
+    """Records creation, change and deletion in the audit log; `audited` names
+    the (created, changed, deleted) actions. First among the bases, so that it
+    wraps the mixins' perform_* methods."""
+
+    audited: tuple = ()
+
+    def _record(self, action, instance, organization=None, subject=None, **params):
+        AuditEvent.record(self.request, action=action,
+                          organization=organization or instance.organization,
+                          certificate=instance if isinstance(instance, Certificate) else None,
+                          subject=subject or str(instance), params={**params, "via": "api"})
+
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        self._record(self.audited[0], serializer.instance)
+
+    def perform_update(self, serializer):
+        before = snapshot(serializer.instance)
+        super().perform_update(serializer)
+        self._record(self.audited[1], serializer.instance,
+                     **changed(serializer.instance, before))
+
+    def perform_destroy(self, instance):
+        organization, subject = instance.organization, str(instance)
+        super().perform_destroy(instance)
+        self._record(self.audited[2], None, organization=organization, subject=subject)
+
+
 CERTIFICATE_ROLES = {"create": Role.OPERATOR, "update": Role.OPERATOR,
                      "partial_update": Role.OPERATOR, "destroy": Role.ADMIN,
                      "renew": Role.OPERATOR, "deploy": Role.OPERATOR}
@@ -120,13 +151,15 @@ CONFLICT = OpenApiResponse(ErrorSerializer, description=_(
                        summary=_("Certificates of your organisations")),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
-class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          mixins.CreateModelMixin, mixins.UpdateModelMixin,
                          mixins.DestroyModelMixin, PortalViewSet):
     model = Certificate
     serializer_class = s.CertificateSerializer
     filter_class = filters.CertificateFilters
     roles = CERTIFICATE_ROLES
+    audited = (AuditEvent.Action.CERTIFICATE_CREATED, AuditEvent.Action.CERTIFICATE_CHANGED,
+               AuditEvent.Action.CERTIFICATE_DELETED)
 
     def base_queryset(self):
         return Certificate.objects.prefetch_related(
@@ -227,12 +260,15 @@ HOST_ROLES = {name: Role.ADMIN for name in (
 
 
 @extend_schema_view(list=extend_schema(parameters=[filters.HostFilters]))
-class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                  mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
+class HostViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                  mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                  PortalViewSet):
     model = TargetHost
     serializer_class = s.HostSerializer
     filter_class = filters.HostFilters
     roles = HOST_ROLES
+    audited = (AuditEvent.Action.HOST_CREATED, AuditEvent.Action.HOST_CHANGED,
+               AuditEvent.Action.HOST_DELETED)
 
     @extend_schema(request=None, responses={200: s.HostKeySerializer, 502: OpenApiResponse(
                        ErrorSerializer, description=_("The host could not be reached."))},
@@ -267,6 +303,10 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         except DjangoValidationError as exc:
             raise ValidationError({"fingerprint": exc.messages},
                                   code="fingerprint_mismatch") from exc
+        AuditEvent.record(request, action=AuditEvent.Action.HOST_KEY_CONFIRMED,
+                          organization=host.organization, subject=host.name,
+                          params={"fingerprint": body.validated_data["fingerprint"],
+                                  "via": "api"})
         host.refresh_from_db()
         return Response({"host_key_fingerprint": host.host_key_fingerprint,
                          "host_key_confirmed": host.host_key_confirmed})
@@ -369,6 +409,10 @@ class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
                                    note=body.validated_data["note"], by=request.user)
         except deposit.DepositError as exc:
             raise ValidationError({"amount": [str(exc)]}, code="invalid") from exc
+        AuditEvent.record(request, action=AuditEvent.Action.TOP_UP,
+                          organization=account.organization, subject=account.name,
+                          params={"amount": str(entry.amount), "currency": account.currency,
+                                  "via": "api"})
         return Response(s.LedgerEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
@@ -384,14 +428,17 @@ WEBHOOK_ROLES = {name: Role.ADMIN for name in (
 
 
 @extend_schema_view(list=extend_schema(summary=_("Webhooks (administrators)")))
-class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
+class WebhookViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                  PortalViewSet):
     """Receivers of renewal.succeeded, renewal.failed, deployment.not_served and
     deposit.low, signed with X-Portal-Signature: sha256=<HMAC-SHA256 of the raw body>."""
 
     model = Webhook
     serializer_class = s.WebhookSerializer
     roles = WEBHOOK_ROLES
+    audited = (AuditEvent.Action.WEBHOOK_CREATED, AuditEvent.Action.WEBHOOK_CHANGED,
+               AuditEvent.Action.WEBHOOK_DELETED)
 
     def get_queryset(self):
         # Administrators only, in lists too: a webhook's URL is configuration.

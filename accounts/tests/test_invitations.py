@@ -4,14 +4,17 @@ person of that address, new or existing; nobody learns who has an account."""
 import datetime
 import hashlib
 import re
+from email import message_from_bytes, policy
 
 import pytest
+from aiosmtpd.controller import Controller
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Invitation, Membership, Role
 from certificates.models import AuditEvent
+from testbed.ports import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -20,6 +23,9 @@ pytestmark = pytest.mark.django_db
 def english(client, settings):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
     settings.PORTAL_BASE_URL = "https://portal.example.test/"
+
+
+NEUTRAL = "If the address can be invited, an e-mail with a link was sent to it."
 
 
 def invite(client, email, role="operator", language="en"):
@@ -85,7 +91,7 @@ def test_the_answer_is_the_same_whether_or_not_the_address_has_an_account(
     known = invite(client, "outsider@example.test")
     unknown = invite(client, "nobody-here@example.test")
     said = [[str(m) for m in response.context["messages"]] for response in (known, unknown)]
-    assert said[0] == said[1] and said[0]
+    assert said == [[NEUTRAL], [NEUTRAL]]
     members_page = client.get(reverse("certificates:members")).content.decode()
     # Nobody of another organisation is added, nor named, before accepting.
     assert "outsider" not in members_page.replace("outsider@example.test", "")
@@ -114,11 +120,55 @@ def test_a_link_opened_by_a_person_of_another_address_is_refused(
     assert Invitation.objects.get().accepted_at is None
 
 
-def test_the_mail_is_in_the_language_chosen_for_it(client, owner):
+class Inbox:
+    """An aiosmtpd handler that keeps every message it accepts."""
+
+    def __init__(self):
+        self.envelopes = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+
+def test_the_mail_goes_through_smtp_in_the_language_chosen_for_it(client, owner, settings):
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        client.force_login(owner)
+        invite(client, "newcomer@example.test", language="ja")
+    finally:
+        controller.stop()
+    [envelope] = inbox.envelopes
+    assert envelope.rcpt_tos == ["newcomer@example.test"]
+    message = message_from_bytes(envelope.content, policy=policy.default)
+    body = message.get_body(("plain",)).get_content()
+    assert "招待" in message["Subject"] and "招待" in body
+    assert "https://portal.example.test/invitations/" in body
+    assert Invitation.objects.get().sent_at is not None
+
+
+def test_an_invitation_that_cannot_be_mailed_says_so_to_its_administrators(
+        client, owner, settings):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens
     client.force_login(owner)
-    invite(client, "newcomer@example.test", language="ja")
-    message = mail.outbox[0]
-    assert "招待" in message.subject and "招待" in message.body
+    response = invite(client, "newcomer@example.test")
+    assert [str(m) for m in response.context["messages"]] == [NEUTRAL]
+    invitation = Invitation.objects.get()
+    assert invitation.sent_at is None and "ConnectionRefusedError" in invitation.mail_error
+    assert "mail not sent" in client.get(reverse("certificates:members")).content.decode()
+
+
+def test_a_member_is_not_invited_again_and_the_answer_is_the_same(client, owner, operator):
+    client.force_login(owner)
+    response = invite(client, "operator@example.test")
+    assert [str(m) for m in response.context["messages"]] == [NEUTRAL]
+    assert mail.outbox == [] and not Invitation.objects.exists()
 
 
 @pytest.mark.parametrize("ending, status, says", [

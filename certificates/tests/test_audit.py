@@ -205,6 +205,22 @@ def test_changes_name_the_fields_and_never_a_secret(client, world, owner, django
     assert "amount: 10,000 JPY" in html
 
 
+def test_a_top_up_and_a_host_key_confirmed_through_the_api_are_recorded(world, owner):
+    api = APIClient()
+    api.force_login(owner)
+    ca, host = world["ca_account"], world["host"]
+    assert api.post(f"/api/v1/ca-accounts/{ca.pk}/top-up/", {"amount": "2500", "note": ""},
+                    format="json", REMOTE_ADDR="192.0.2.8").status_code == 201
+    assert api.post(f"/api/v1/hosts/{host.pk}/confirm-host-key/",
+                    {"fingerprint": host.host_key_fingerprint}, format="json").status_code == 200
+    top_up, confirmed = AuditEvent.objects.order_by("pk")
+    assert (top_up.action, top_up.user, top_up.ip_address, top_up.params) == (
+        AuditEvent.Action.TOP_UP, owner, "192.0.2.8",
+        {"amount": "2500.00", "currency": "JPY", "via": "api"})
+    assert (confirmed.action, confirmed.subject, confirmed.params["fingerprint"]) == (
+        AuditEvent.Action.HOST_KEY_CONFIRMED, host.name, host.host_key_fingerprint)
+
+
 # -- who reads it, filters and export ----------------------------------------------------
 
 

@@ -25,6 +25,14 @@ def english(client, settings):
     settings.PORTAL_BASE_URL = "https://portal.example.test/"
 
 
+@pytest.fixture
+def admin(django_user_model, organization):
+    user = django_user_model.objects.create_user(username="admin", password="pw-admin",
+                                                 email="admin@example.test")
+    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
+    return user
+
+
 NEUTRAL = "If the address can be invited, an e-mail with a link was sent to it."
 
 
@@ -219,6 +227,17 @@ def test_only_administrators_invite_and_revoke(client, owner, operator):
     assert client.post(reverse("certificates:invitation_revoke",
                                args=[invitation.pk])).status_code == 403
     assert b"newcomer@example.test" not in client.get(reverse("certificates:members")).content
+    invitation.refresh_from_db()
+    assert invitation.revoked_at is None
+
+
+def test_an_administrator_does_not_revoke_an_owners_invitation(client, owner, admin):
+    client.force_login(owner)
+    invite(client, "next-owner@example.test", role="owner")
+    invitation = Invitation.objects.get()
+    client.force_login(admin)
+    assert client.post(reverse("certificates:invitation_revoke",
+                               args=[invitation.pk])).status_code == 403
     invitation.refresh_from_db()
     assert invitation.revoked_at is None
 

@@ -87,6 +87,8 @@ def invitation_revoke(request, pk):
     require(request, Role.ADMIN)
     invitation = get_object_or_404(
         scoped(Invitation, request.user).filter(organization=request.organization), pk=pk)
+    if invitation.role not in [value for value, _label in _grantable(request)]:
+        raise PermissionDenied  # only owners unmake what only owners make
     if invitations.revoke(invitation):
         AuditEvent.record(request, action=AuditEvent.Action.INVITATION_REVOKED,
                           subject=invitation.email,

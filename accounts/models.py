@@ -80,3 +80,51 @@ class Membership(models.Model):
 
     def __str__(self):
         return f"{self.user} @ {self.organization} ({self.get_role_display()})"
+
+
+class Invitation(models.Model):
+    """An offer to join an organisation, mailed as a link that holds a token.
+
+    Only the SHA-256 of the token is stored: the database alone cannot be used
+    to accept an invitation. An invitation is open until it is accepted,
+    revoked or expired; each of these ends it for good.
+    """
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="invitations"
+    )
+    email = models.EmailField(_("e-mail"))
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.VIEWER)
+    language = models.CharField(_("language of the mail"), max_length=8,
+                                choices=settings.LANGUAGES, blank=True)
+    token_hash = models.CharField(_("SHA-256 of the token"), max_length=64, unique=True)
+    invited_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("invited by"),
+    )
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    sent_at = models.DateTimeField(_("mailed"), null=True, blank=True)
+    mail_error = models.TextField(_("mail error"), blank=True)
+    accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("accepted by"),
+    )
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    tenant_path = "organization"
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self):
+        return f"{self.email} → {self.organization} ({self.get_role_display()})"
+
+    @classmethod
+    def open(cls, now):
+        """The invitations that can still be accepted."""
+        return cls.objects.filter(accepted_at__isnull=True, revoked_at__isnull=True,
+                                  expires_at__gt=now)

@@ -10,7 +10,7 @@ from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 
 from accounts.models import Role
-from accounts.tenancy import organizations_of, scoped
+from accounts.tenancy import has_role, organizations_of, scoped
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -407,3 +407,35 @@ class WebhookDeliverySerializer(serializers.ModelSerializer):
         model = WebhookDelivery
         fields = ["id", "event", "payload", "status", "status_code", "error", "attempts",
                   "next_attempt_at", "delivered_at", "created_at"]
+
+
+class InvitationSerializer(PortalModelSerializer):
+    """An open invitation; the token is never shown, only mailed."""
+
+    write_role = Role.ADMIN
+
+    organization = OrganizationField(required=False, help_text=_(
+        "Id of the organisation; may be left out if you belong to only one."))
+    invited_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        from accounts.models import Invitation
+
+        model = Invitation
+        fields = ["id", "organization", "email", "role", "language", "invited_by",
+                  "created_at", "expires_at"]
+        read_only_fields = ["created_at", "expires_at"]
+
+    def validate(self, attrs):
+        # Only the fields the person gives: the token and expiry are the service's.
+        organization = attrs.get("organization") or self._only_organization()
+        role = attrs.setdefault("role", Role.VIEWER)
+        if role == Role.OWNER and not has_role(self.context["request"].user,
+                                                        organization, Role.OWNER):
+            raise serializers.ValidationError({"role": [
+                _("Only owners invite owners.")]}, code="invalid_choice")
+        return {**attrs, "organization": organization}
+
+
+class InvitationSentSerializer(serializers.Serializer):
+    detail = serializers.CharField()

@@ -11,9 +11,19 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.tenancy import organizations_of
+from certificates.models import AuditEvent
+
 from .models import APIToken, Scope
 
 LIFETIMES = [(30, _("30 days")), (90, _("90 days")), (180, _("180 days")), (365, _("1 year"))]
+
+
+def _audit(request, action, token):
+    """A token acts in every organisation of its person, so each one's log has it."""
+    for organization in organizations_of(request.user):
+        AuditEvent.record(request, action=action, organization=organization,
+                          subject=token.name, params={"scopes": token.scopes})
 
 
 class TokenForm(forms.Form):
@@ -37,6 +47,7 @@ def token_list(request):
             user=request.user, name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],
             expires_at=timezone.now() + timedelta(days=form.cleaned_data["lifetime"]))
+        _audit(request, AuditEvent.Action.TOKEN_CREATED, token)
         form = TokenForm()
     # A person's own tokens only, whatever their role.
     tokens = APIToken.objects.filter(user=request.user)
@@ -48,7 +59,8 @@ def token_list(request):
 @require_POST
 def revoke_token(request, pk):
     token = get_object_or_404(APIToken, pk=pk, user=request.user)
-    APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now())
+    if APIToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now()):
+        _audit(request, AuditEvent.Action.TOKEN_REVOKED, token)
     messages.success(request, _("The token “%(name)s” is revoked.") % {"name": token.name})
     return redirect("api:tokens")

@@ -13,6 +13,7 @@ router.register("runs", views.RenewalRunViewSet, basename="run")
 router.register("ca-accounts", views.CAAccountViewSet, basename="ca-account")
 router.register("orders", views.OrderViewSet, basename="order")
 router.register("webhooks", views.WebhookViewSet, basename="webhook")
+router.register("invitations", views.InvitationViewSet, basename="invitation")
 
 app_name = "api"
 urlpatterns = [

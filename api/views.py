@@ -5,6 +5,7 @@ from django.db import transaction
 from django.db.models import DecimalField, Prefetch, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
@@ -16,10 +17,13 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from accounts.models import Role
+from accounts import invitations
+from accounts.models import Invitation, Role
 from accounts.tenancy import has_role, organizations_of, scoped
 from certificates import deposit, enrolment, renewal, renewal_limits, ssh
+from certificates.auditing import changed, snapshot
 from certificates.models import (
+    AuditEvent,
     CAAccount,
     Certificate,
     CertificateVersion,
@@ -104,6 +108,35 @@ class PortalViewSet(viewsets.GenericViewSet):
                                        % {"role": Role(role).label})
 
 
+class Audited:
+    """Records creation, change and deletion in the audit log; `audited` names
+    the (created, changed, deleted) actions. First among the bases, so that it
+    wraps the mixins' perform_* methods."""
+
+    audited: tuple = ()
+
+    def _record(self, action, instance, organization=None, subject=None, **params):
+        AuditEvent.record(self.request, action=action,
+                          organization=organization or instance.organization,
+                          certificate=instance if isinstance(instance, Certificate) else None,
+                          subject=subject or str(instance), params={**params, "via": "api"})
+
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        self._record(self.audited[0], serializer.instance)
+
+    def perform_update(self, serializer):
+        before = snapshot(serializer.instance)
+        super().perform_update(serializer)
+        self._record(self.audited[1], serializer.instance,
+                     **changed(serializer.instance, before))
+
+    def perform_destroy(self, instance):
+        organization, subject = instance.organization, str(instance)
+        super().perform_destroy(instance)
+        self._record(self.audited[2], None, organization=organization, subject=subject)
+
+
 CERTIFICATE_ROLES = {"create": Role.OPERATOR, "update": Role.OPERATOR,
                      "partial_update": Role.OPERATOR, "destroy": Role.ADMIN,
                      "renew": Role.OPERATOR, "deploy": Role.OPERATOR}
@@ -120,13 +153,15 @@ CONFLICT = OpenApiResponse(ErrorSerializer, description=_(
                        summary=_("Certificates of your organisations")),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
-class CertificateViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          mixins.CreateModelMixin, mixins.UpdateModelMixin,
                          mixins.DestroyModelMixin, PortalViewSet):
     model = Certificate
     serializer_class = s.CertificateSerializer
     filter_class = filters.CertificateFilters
     roles = CERTIFICATE_ROLES
+    audited = (AuditEvent.Action.CERTIFICATE_CREATED, AuditEvent.Action.CERTIFICATE_CHANGED,
+               AuditEvent.Action.CERTIFICATE_DELETED)
 
     def base_queryset(self):
         return Certificate.objects.prefetch_related(
@@ -256,12 +291,15 @@ HOST_ROLES = {name: Role.ADMIN for name in (
 
 
 @extend_schema_view(list=extend_schema(parameters=[filters.HostFilters]))
-class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                  mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
+class HostViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                  mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                  PortalViewSet):
     model = TargetHost
     serializer_class = s.HostSerializer
     filter_class = filters.HostFilters
     roles = HOST_ROLES
+    audited = (AuditEvent.Action.HOST_CREATED, AuditEvent.Action.HOST_CHANGED,
+               AuditEvent.Action.HOST_DELETED)
 
     @extend_schema(request=None, responses={200: s.HostKeySerializer, 502: OpenApiResponse(
                        ErrorSerializer, description=_("The host could not be reached."))},
@@ -296,6 +334,10 @@ class HostViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Creat
         except DjangoValidationError as exc:
             raise ValidationError({"fingerprint": exc.messages},
                                   code="fingerprint_mismatch") from exc
+        AuditEvent.record(request, action=AuditEvent.Action.HOST_KEY_CONFIRMED,
+                          organization=host.organization, subject=host.name,
+                          params={"fingerprint": body.validated_data["fingerprint"],
+                                  "via": "api"})
         host.refresh_from_db()
         return Response({"host_key_fingerprint": host.host_key_fingerprint,
                          "host_key_confirmed": host.host_key_confirmed})
@@ -401,6 +443,10 @@ class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
                                    note=body.validated_data["note"], by=request.user)
         except deposit.DepositError as exc:
             raise ValidationError({"amount": [str(exc)]}, code="invalid") from exc
+        AuditEvent.record(request, action=AuditEvent.Action.TOP_UP,
+                          organization=account.organization, subject=account.name,
+                          params={"amount": str(entry.amount), "currency": account.currency,
+                                  "via": "api"})
         return Response(s.LedgerEntrySerializer(entry).data, status=status.HTTP_201_CREATED)
 
 
@@ -416,14 +462,17 @@ WEBHOOK_ROLES = {name: Role.ADMIN for name in (
 
 
 @extend_schema_view(list=extend_schema(summary=_("Webhooks (administrators)")))
-class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                     mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
+class WebhookViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                     mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
+                  PortalViewSet):
     """Receivers of renewal.succeeded, renewal.failed, deployment.not_served and
     deposit.low, signed with X-Portal-Signature: sha256=<HMAC-SHA256 of the raw body>."""
 
     model = Webhook
     serializer_class = s.WebhookSerializer
     roles = WEBHOOK_ROLES
+    audited = (AuditEvent.Action.WEBHOOK_CREATED, AuditEvent.Action.WEBHOOK_CHANGED,
+               AuditEvent.Action.WEBHOOK_DELETED)
 
     def get_queryset(self):
         # Administrators only, in lists too: a webhook's URL is configuration.
@@ -436,6 +485,55 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         webhook = self.get_object()
         page = self.paginate_queryset(webhook.deliveries.order_by("-created_at", "-pk"))
         return self.get_paginated_response(s.WebhookDeliverySerializer(page, many=True).data)
+
+
+INVITATION_ROLES = {name: Role.ADMIN for name in ("list", "retrieve", "create", "destroy")}
+
+
+@extend_schema_view(
+    list=extend_schema(summary=_("Open invitations (administrators)")),
+    create=extend_schema(responses={202: s.InvitationSentSerializer},
+                         summary=_("Invite a person by e-mail"),
+                         description=_("Mails a link to join with the role. The answer is "
+                                       "the same whether or not the address has an "
+                                       "account.")),
+    destroy=extend_schema(summary=_("Revoke an open invitation")),
+)
+class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        mixins.CreateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
+    model = Invitation
+    serializer_class = s.InvitationSerializer
+    roles = INVITATION_ROLES
+
+    def get_queryset(self):
+        return scoped(Invitation.open(timezone.now()), self.request.user,
+                      at_least=Role.ADMIN).select_related("invited_by")
+
+    def create(self, request, *args, **kwargs):
+        body = self.get_serializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        invitation, token = invitations.invite(
+            organization=data["organization"], email=data["email"], role=data["role"],
+            by=request.user, language=data.get("language") or request.LANGUAGE_CODE)
+        if invitation is not None:
+            AuditEvent.record(request, action=AuditEvent.Action.INVITATION_SENT,
+                              organization=invitation.organization, subject=invitation.email,
+                              params={"email": invitation.email, "role": invitation.role,
+                                      "via": "api"})
+            invitations.send(invitation, token)
+        return Response({"detail": _("If the address can be invited, an e-mail with a link "
+                                     "was sent to it.")}, status=status.HTTP_202_ACCEPTED)
+
+    def perform_destroy(self, instance):
+        if instance.role == Role.OWNER and not has_role(self.request.user,
+                                                        instance.organization, Role.OWNER):
+            raise PermissionDenied(_("Only owners revoke an invitation to become an owner."))
+        if invitations.revoke(instance):
+            AuditEvent.record(self.request, action=AuditEvent.Action.INVITATION_REVOKED,
+                              organization=instance.organization, subject=instance.email,
+                              params={"email": instance.email, "role": instance.role,
+                                      "via": "api"})
 
 
 def not_found(request, *args, **kwargs):

@@ -4,6 +4,7 @@ from django.contrib import admin
 
 from fujissl_portal.admin_mixins import OnlySuperusersWriteMixin, TenantAdminMixin
 
+from .auditing import AuditedAdmin, audit_actions
 from .models import (
     AuditEvent,
     CAAccount,
@@ -29,7 +30,8 @@ class DeploymentInline(TenantAdminMixin, admin.TabularInline):
 
 
 @admin.register(CAAccount)
-class CAAccountAdmin(TenantAdminMixin, admin.ModelAdmin):
+class CAAccountAdmin(AuditedAdmin, TenantAdminMixin, admin.ModelAdmin):
+    audited = audit_actions("CA_ACCOUNT")
     list_display = ("name", "organization", "directory_url", "price", "currency",
                     "low_balance_threshold")
     list_select_related = ("organization",)
@@ -79,7 +81,8 @@ class OrderAdmin(TenantAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Certificate)
-class CertificateAdmin(TenantAdminMixin, admin.ModelAdmin):
+class CertificateAdmin(AuditedAdmin, TenantAdminMixin, admin.ModelAdmin):
+    audited = audit_actions("CERTIFICATE")
     list_display = ("common_name", "organization", "ca_account", "key_type", "challenge",
                     "auto_renew", "expires_at", "renew_after", "failure_count")
     list_select_related = ("organization", "ca_account")
@@ -102,7 +105,8 @@ class CertificateVersionAdmin(TenantAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(TargetHost)
-class TargetHostAdmin(TenantAdminMixin, admin.ModelAdmin):
+class TargetHostAdmin(AuditedAdmin, TenantAdminMixin, admin.ModelAdmin):
+    audited = audit_actions("HOST")
     list_display = ("name", "organization", "address", "ssh_port", "ssh_user",
                     "host_key_fingerprint", "host_key_confirmed_at")
     list_select_related = ("organization",)

@@ -8,6 +8,9 @@ stored secret, and leaving the field blank when editing keeps it.
 from decimal import Decimal
 
 from django import forms
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.forms import UserCreationForm
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -190,25 +193,23 @@ class DeployForm(forms.Form):
         self.fields["hosts"].queryset = certificate.hosts.all()
 
 
-class MemberForm(forms.Form):
-    """Adds an existing person to the organisation, by user name or e-mail."""
+class InviteForm(forms.Form):
+    """Invites a person by e-mail; whether the address has an account is never told."""
 
-    person = forms.CharField(label=_("User name or e-mail"), max_length=254)
+    email = forms.EmailField(label=_("E-mail"), max_length=254)
     role = forms.ChoiceField(label=_("Role"))
+    language = forms.ChoiceField(
+        label=_("Language of the mail"), choices=settings.LANGUAGES,
+        help_text=_("A person who chose a language in the portal gets the mail in theirs."))
 
     def __init__(self, *args, roles, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["role"].choices = roles
 
-    def clean_person(self):
-        from django.contrib.auth import get_user_model  # noqa: PLC0415
 
-        value = self.cleaned_data["person"].strip()
-        users = get_user_model().objects.filter(is_active=True)
-        user = users.filter(username=value).first() or (
-            users.filter(email__iexact=value).first() if "@" in value else None)
-        if user is None:
-            raise forms.ValidationError(
-                _("Nobody with this user name or e-mail has an account; an administrator "
-                  "of the portal creates accounts."))
-        return user
+class NewAccountForm(UserCreationForm):
+    """The account of an invited person: the e-mail is the invitation's."""
+
+    class Meta(UserCreationForm.Meta):
+        model = get_user_model()
+        fields = ("username",)

@@ -183,6 +183,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="portal@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 PORTAL_BASE_URL = env("PORTAL_BASE_URL", default="http://127.0.0.1:8000")
+# An invitation link works for this many days, then a new one must be sent.
+INVITATION_DAYS = env.int("INVITATION_DAYS", default=7)
 
 # Celery: Redis in production; with nothing configured, a file-system broker under
 # var/ so that `make run` needs no server at all.

@@ -77,6 +77,8 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
         status_code_conformance,
     )
 
+    from accounts import invitations
+
     from .conftest import issued_world
 
     world = issued_world(organization, tmp_path)
@@ -85,7 +87,10 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
                 "ca-accounts": world["ca_account"].pk, "orders": world["order"].pk,
                 "webhooks": Webhook.objects.create(
                     organization=organization, url="https://hooks.example.test/",
-                    secret="s" * 20, events=["deposit.low"]).pk}
+                    secret="s" * 20, events=["deposit.low"]).pk,
+                "invitations": invitations.invite(
+                    organization=organization, email="new@example.test", role="viewer",
+                    by=owner, language="en")[0].pk}
     _token, raw = make_token(owner)
     headers = {"Authorization": f"Bearer {raw}"}
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,

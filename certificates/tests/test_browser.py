@@ -281,3 +281,45 @@ def test_logging_out_and_changing_the_password(open_page, owner, organization):
     assert "/accounts/login/" in page.url
     owner.refresh_from_db()
     assert owner.check_password("Fuji-san-3776m")
+
+
+def test_a_person_is_invited_joins_and_the_audit_log_shows_it(open_page, owner, organization,
+                                                              settings):
+    from django.core import mail
+
+    settings.PORTAL_BASE_URL = "http://testserver.invalid"
+    page = open_page()
+    log_in(page, "owner")
+    page.goto("/members/")
+    page.fill("#id_email", "newcomer@example.test")
+    page.select_option("#id_role", "operator")
+    page.select_option("#id_language", "ja")
+    with page.expect_navigation():
+        page.click("#invite-member")
+    assert "newcomer@example.test" in page.text_content("#invitations")
+    shoot(page, "members-invitations")
+
+    [message] = mail.outbox
+    path = re.search(r"http://testserver\.invalid(/invitations/[^/\s]+/)", message.body).group(1)
+    newcomer = open_page(locale="ja-JP")
+    newcomer.goto(path)
+    newcomer.fill("#id_username", "newcomer")
+    newcomer.fill("#id_password1", "Kiri-no-mori-77")
+    newcomer.fill("#id_password2", "Kiri-no-mori-77")
+    shoot(newcomer, "invitation-accept")
+    with newcomer.expect_navigation():
+        newcomer.click("#create-account")
+    log_in_as = {"username": "newcomer", "password": "Kiri-no-mori-77"}
+    newcomer.fill("#id_username", log_in_as["username"])
+    newcomer.fill("#id_password", log_in_as["password"])
+    with newcomer.expect_navigation():
+        newcomer.click("#login")
+    assert newcomer.url.endswith("/")
+    assert Membership.objects.get(user__username="newcomer").role == Role.OPERATOR
+
+    page.goto("/audit/")
+    table = page.text_content("#audit")
+    assert "Invitation sent" in table and "Invitation accepted" in table
+    shoot(page, "audit-log")
+    page.set_viewport_size(PHONE)
+    shoot(page, "audit-log-phone")

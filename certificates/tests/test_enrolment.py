@@ -7,7 +7,7 @@ from django.core.management.base import CommandError
 
 from certificates import enrolment, ssh
 from certificates.deployment import deploy_version_to_host
-from certificates.models import TargetHost
+from certificates.models import AuditEvent, TargetHost
 
 from . import factories
 from .pki import new_version
@@ -161,6 +161,16 @@ def test_enrol_host_pins_the_key_a_script_has_checked(new_host, target_host, cap
 
     assert target_host.host_key_fingerprint in capsys.readouterr().out
     assert TargetHost.objects.get(pk=new_host.pk).host_key_confirmed
+
+
+def test_a_key_confirmed_by_enrol_host_is_in_the_audit_log(new_host, target_host):
+    call_command("enrol_host", new_host.name, "--yes-i-checked",
+                 target_host.host_key_fingerprint)
+
+    event = AuditEvent.objects.get()
+    assert (event.action, event.organization, event.subject, event.user) == (
+        AuditEvent.Action.HOST_KEY_CONFIRMED, new_host.organization, new_host.name, None)
+    assert event.params == {"fingerprint": target_host.host_key_fingerprint, "via": "command"}
 
 
 def test_enrol_host_refuses_a_fingerprint_that_was_not_presented(new_host):

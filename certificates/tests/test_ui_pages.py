@@ -686,15 +686,13 @@ def test_the_private_key_is_never_a_get(client, world, admin):
 # -- members -----------------------------------------------------------------------
 
 
-def test_an_administrator_adds_a_member_and_changes_the_role(client, world, admin,
-                                                             django_user_model):
+def test_an_administrator_changes_a_members_role_and_removes_them(client, world, admin,
+                                                                 django_user_model):
     newcomer = django_user_model.objects.create_user(username="newcomer",
                                                      email="new@example.test")
+    membership = Membership.objects.create(user=newcomer, role=Role.VIEWER,
+                                           organization=world["certificate"].organization)
     client.force_login(admin)
-    client.post(reverse("certificates:member_add"),
-                {"person": "NEW@example.test", "role": "viewer"})
-    membership = Membership.objects.get(user=newcomer)
-    assert membership.role == Role.VIEWER
     client.post(reverse("certificates:member_role", args=[membership.pk]), {"role": "operator"})
     membership.refresh_from_db()
     assert membership.role == Role.OPERATOR
@@ -705,11 +703,11 @@ def test_an_administrator_adds_a_member_and_changes_the_role(client, world, admi
     assert not Membership.objects.filter(user=newcomer).exists()
 
 
-def test_an_unknown_person_is_a_field_error(client, world, admin):
+def test_an_invitation_to_a_malformed_address_is_a_field_error(client, world, admin):
     client.force_login(admin)
-    response = client.post(reverse("certificates:member_add"),
-                           {"person": "nobody", "role": "viewer"})
-    assert response.status_code == 200 and "person" in response.context["form"].errors
+    response = client.post(reverse("certificates:member_invite"),
+                           {"email": "nobody", "role": "viewer", "language": "en"})
+    assert response.status_code == 200 and "email" in response.context["form"].errors
 
 
 def test_nobody_changes_their_own_role_nor_an_owners_unless_an_owner(client, world, admin,
@@ -722,9 +720,10 @@ def test_nobody_changes_their_own_role_nor_an_owners_unless_an_owner(client, wor
     assert client.post(reverse("certificates:member_remove", args=[owners.pk])
                        ).status_code == 403
     client.force_login(operator)
-    assert client.post(reverse("certificates:member_add"),
-                       {"person": "admin", "role": "viewer"}).status_code == 403
-    assert 'id="add-member"' not in page(client, "certificates:members")
+    assert client.post(reverse("certificates:member_invite"),
+                       {"email": "a@example.test", "role": "viewer",
+                        "language": "en"}).status_code == 403
+    assert 'id="invite-member"' not in page(client, "certificates:members")
 
 
 def test_an_owner_removes_another_owner_but_never_themself(client, world, owner,

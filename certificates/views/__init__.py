@@ -2,6 +2,7 @@
 the tenancy helper (accounts.tenancy): another organisation's object is a 404."""
 
 from .account import set_language, switch_organization
+from .audit import audit_log
 from .ca_accounts import (
     ca_account_create,
     ca_account_detail,
@@ -31,15 +32,17 @@ from .hosts import (
     host_list,
     test_connection,
 )
-from .members import member_add, member_list, member_remove, member_role
+from .invitations import invitation_accept
+from .members import invitation_revoke, member_invite, member_list, member_remove, member_role
 from .runs import run_detail, run_list, run_steps
 
 __all__ = [
+    "audit_log", "invitation_accept", "invitation_revoke", "member_invite",
     "ca_account_create", "ca_account_edit",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
-    "host_list", "member_add", "member_list", "member_remove", "member_role", "order_detail",
+    "host_list", "member_list", "member_remove", "member_role", "order_detail",
     "order_list", "renew", "run_detail", "run_list", "run_steps", "set_language",
     "switch_organization", "test_connection", "top_up",
 ]

@@ -9,8 +9,9 @@ from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
 
 from .. import deposit
+from ..auditing import changed, snapshot
 from ..forms import CAAccountForm, TopUpForm
-from ..models import CAAccount, Order
+from ..models import AuditEvent, CAAccount, Order
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 from .dashboard import deposit_cards
 
@@ -63,6 +64,9 @@ def top_up(request, pk):
         except deposit.DepositError as exc:
             form.add_error("amount", str(exc))
         else:
+            AuditEvent.record(request, action=AuditEvent.Action.TOP_UP, subject=account.name,
+                              params={"amount": str(form.cleaned_data["amount"]),
+                                      "currency": account.currency})
             messages.success(request, _("Top-up of %(amount)s %(currency)s recorded.") % {
                 "amount": form.cleaned_data["amount"], "currency": account.currency})
             return redirect("certificates:ca_account", account.pk)
@@ -105,6 +109,8 @@ def ca_account_create(request):
     form = CAAccountForm(request.POST or None, organization=request.organization)
     if request.method == "POST" and form.is_valid():
         account = form.save()
+        AuditEvent.record(request, action=AuditEvent.Action.CA_ACCOUNT_CREATED,
+                          subject=account.name)
         messages.success(request, _("CA account %(name)s added.") % {"name": account.name})
         return redirect("certificates:ca_account", account.pk)
     return _form_page(request, form)
@@ -114,10 +120,13 @@ def ca_account_create(request):
 def ca_account_edit(request, pk):
     account = _fetch(request, pk)
     require(request, Role.ADMIN)
+    before = snapshot(account)
     form = CAAccountForm(request.POST or None, instance=account,
                          organization=account.organization)
     if request.method == "POST" and form.is_valid():
         form.save()
+        AuditEvent.record(request, action=AuditEvent.Action.CA_ACCOUNT_CHANGED,
+                          subject=account.name, params=changed(account, before))
         messages.success(request, _("Changes saved."))
         return redirect("certificates:ca_account", account.pk)
     return _form_page(request, form, account)

@@ -15,6 +15,7 @@ from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
 
 from .. import renewal, renewal_limits, states, tasks
+from ..auditing import changed, snapshot
 from ..forms import CertificateForm
 from ..models import (
     AuditEvent,
@@ -166,6 +167,8 @@ def certificate_create(request):
     form = CertificateForm(request.POST or None, organization=request.organization)
     if request.method == "POST" and form.is_valid():
         certificate = form.save()
+        AuditEvent.record(request, action=AuditEvent.Action.CERTIFICATE_CREATED,
+                          certificate=certificate)
         messages.success(request, _("Certificate %(name)s added.") % {
             "name": certificate.common_name})
         return redirect("certificates:certificate", certificate.pk)
@@ -177,10 +180,13 @@ def certificate_edit(request, pk):
     certificate = _fetch(request, pk)
     require(request, Role.OPERATOR)
     certificate = get_object_or_404(Certificate, pk=certificate.pk)  # without the annotation
+    before = snapshot(certificate)
     form = CertificateForm(request.POST or None, instance=certificate,
                            organization=certificate.organization)
     if request.method == "POST" and form.is_valid():
         form.save()
+        AuditEvent.record(request, action=AuditEvent.Action.CERTIFICATE_CHANGED,
+                          certificate=certificate, params=changed(certificate, before))
         messages.success(request, _("Changes saved."))
         return redirect("certificates:certificate", certificate.pk)
     return _form_page(request, form, certificate)

@@ -12,8 +12,9 @@ from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
 
 from .. import enrolment, ssh
+from ..auditing import changed, snapshot
 from ..forms import ConfirmHostKeyForm, HostForm
-from ..models import TargetHost
+from ..models import AuditEvent, TargetHost
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 
 
@@ -94,6 +95,9 @@ def confirm_host_key(request, pk):
         except ValidationError as exc:
             form.add_error("fingerprint", exc)
         else:
+            AuditEvent.record(request, action=AuditEvent.Action.HOST_KEY_CONFIRMED,
+                              subject=host.name,
+                              params={"fingerprint": form.cleaned_data["fingerprint"]})
             messages.success(request, _("Host key confirmed: the host can receive "
                                         "certificates."))
             return redirect("certificates:host", host.pk)
@@ -124,6 +128,7 @@ def host_create(request):
     form = HostForm(request.POST or None, organization=request.organization)
     if request.method == "POST" and form.is_valid():
         host = form.save()
+        AuditEvent.record(request, action=AuditEvent.Action.HOST_CREATED, subject=host.name)
         messages.success(request, _("Host %(name)s added. Fetch and confirm its host key "
                                     "next.") % {"name": host.name})
         return redirect("certificates:host", host.pk)
@@ -134,9 +139,12 @@ def host_create(request):
 def host_edit(request, pk):
     host = _fetch(request, pk)
     require(request, Role.ADMIN)
+    before = snapshot(host)
     form = HostForm(request.POST or None, instance=host, organization=host.organization)
     if request.method == "POST" and form.is_valid():
         form.save()
+        AuditEvent.record(request, action=AuditEvent.Action.HOST_CHANGED, subject=host.name,
+                          params=changed(host, before))
         messages.success(request, _("Changes saved."))
         return redirect("certificates:host", host.pk)
     return _form_page(request, form, host)

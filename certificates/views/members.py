@@ -1,21 +1,26 @@
 """The members of an organisation and their roles.
 
-Everyone in the organisation sees who else is in it; administrators add people
-and change roles up to administrator; only owners make or unmake owners. Nobody
-changes their own role, and the last owner stays, so an organisation can never
-lock itself out.
+Everyone in the organisation sees who else is in it; administrators invite
+people by e-mail (see accounts.invitations) and change roles up to
+administrator; only owners make or unmake owners. Nobody changes their own
+role, and the last owner stays, so an organisation can never lock itself out.
+Every change is in the audit log.
 """
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.models import Membership, Role
+from accounts import invitations
+from accounts.models import Invitation, Membership, Role
 from accounts.tenancy import scoped
 
-from ..forms import MemberForm
+from ..forms import InviteForm
+from ..models import AuditEvent
 from .common import can, portal_view, require, roles
 
 
@@ -39,10 +44,14 @@ def member_list(request):
 def _list_page(request, form=None):
     grantable = _grantable(request)
     if form is None:
-        form = MemberForm(roles=grantable, initial={"role": Role.VIEWER})
+        form = InviteForm(roles=grantable, initial={"role": Role.VIEWER,
+                                                    "language": get_language()})
     members = _members(request).order_by("user__username")
+    pending = (Invitation.open(timezone.now()).filter(organization=request.organization)
+               .select_related("invited_by") if can(request, Role.ADMIN) else [])
     return render(request, "certificates/member_list.html", {
         "members": members,
+        "invitations": pending,
         "form": form,
         "grantable": grantable,
         "grantable_values": [value for value, _label in grantable],
@@ -52,20 +61,40 @@ def _list_page(request, form=None):
 
 @require_POST
 @portal_view
-def member_add(request):
+def member_invite(request):
     require(request, Role.ADMIN)
-    form = MemberForm(request.POST, roles=_grantable(request))
+    form = InviteForm(request.POST, roles=_grantable(request))
     if not form.is_valid():
         return _list_page(request, form)
-    user = form.cleaned_data["person"]
-    membership, created = Membership.objects.get_or_create(
-        user=user, organization=request.organization,
-        defaults={"role": form.cleaned_data["role"]})
-    if created:
-        messages.success(request, _("%(name)s added.") % {"name": user.get_username()})
-    else:
-        messages.info(request, _("%(name)s is a member already; change the role below.")
-                      % {"name": user.get_username()})
+    data = form.cleaned_data
+    invitation, token = invitations.invite(
+        organization=request.organization, email=data["email"], role=data["role"],
+        by=request.user, language=data["language"])
+    if invitation is not None:
+        AuditEvent.record(request, action=AuditEvent.Action.INVITATION_SENT,
+                          subject=invitation.email,
+                          params={"email": invitation.email, "role": invitation.role})
+        invitations.send(invitation, token)  # committed: no transaction held over SMTP
+    # The same answer whether or not the address has an account, here or elsewhere.
+    messages.success(request, _("If the address can be invited, an e-mail with a link "
+                                "was sent to it."))
+    return redirect("certificates:members")
+
+
+@require_POST
+@portal_view
+def invitation_revoke(request, pk):
+    require(request, Role.ADMIN)
+    invitation = get_object_or_404(
+        scoped(Invitation, request.user).filter(organization=request.organization), pk=pk)
+    if invitation.role not in [value for value, _label in _grantable(request)]:
+        raise PermissionDenied  # only owners unmake what only owners make
+    if invitations.revoke(invitation):
+        AuditEvent.record(request, action=AuditEvent.Action.INVITATION_REVOKED,
+                          subject=invitation.email,
+                          params={"email": invitation.email, "role": invitation.role})
+        messages.success(request, _("The invitation of %(email)s is revoked.")
+                         % {"email": invitation.email})
     return redirect("certificates:members")
 
 
@@ -94,6 +123,9 @@ def member_role(request, pk):
         messages.error(request, _("The last owner cannot be demoted."))
     else:
         Membership.objects.filter(pk=membership.pk).update(role=role)
+        AuditEvent.record(request, action=AuditEvent.Action.ROLE_CHANGED,
+                          subject=membership.user.get_username(),
+                          params={"from_role": membership.role, "to_role": role})
         messages.success(request, _("Role of %(name)s changed.")
                          % {"name": membership.user.get_username()})
     return redirect("certificates:members")
@@ -107,6 +139,9 @@ def member_remove(request, pk):
         messages.error(request, _("The last owner cannot be removed."))
     else:
         membership.delete()
+        AuditEvent.record(request, action=AuditEvent.Action.MEMBER_REMOVED,
+                          subject=membership.user.get_username(),
+                          params={"role": membership.role})
         messages.success(request, _("%(name)s removed from the organisation.")
                          % {"name": membership.user.get_username()})
     return redirect("certificates:members")

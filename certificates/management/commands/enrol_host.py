@@ -6,7 +6,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from certificates import enrolment, ssh
-from certificates.models import TargetHost
+from certificates.models import AuditEvent, TargetHost
 
 from ..lookup import by_id_or_name
 
@@ -59,6 +59,9 @@ class Command(BaseCommand):
             enrolment.confirm_host_key(host_id=host.pk, fingerprint=fingerprint, by=None)
         except ValidationError as exc:
             raise CommandError(" ".join(exc.messages)) from None
+        AuditEvent.record(None, action=AuditEvent.Action.HOST_KEY_CONFIRMED,
+                          organization=host.organization, subject=host.name,
+                          params={"fingerprint": fingerprint, "via": "command"})
         self.stdout.write(self.style.SUCCESS(_("Pinned and confirmed.")))
 
     def _test(self, host):

@@ -6,7 +6,9 @@ integrity errors become a 400 naming the field, never a 500.
 
 import logging
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.db.models import ProtectedError
@@ -34,7 +36,17 @@ class BadGateway(exceptions.APIException):
     default_code = "host_unreachable"
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = _("The request body is too large.")
+    default_code = "too_large"
+
+
 def _translate(exc):
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own answer would be an HTML "Bad Request".
+        return PayloadTooLarge(_("The request body is larger than %(max)d bytes.")
+                               % {"max": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
     if isinstance(exc, DjangoValidationError):
         return exceptions.ValidationError(as_serializer_error(exc))
     if isinstance(exc, ProtectedError):

@@ -77,7 +77,33 @@ class AllowedChoicesMixin:
         return fields
 
 
-class PortalModelSerializer(AllowedChoicesMixin, serializers.ModelSerializer):
+class RefuseUnknownFieldsMixin:
+    """A key that is not a writable field is refused, naming it: silently
+    ignored, a misspelt "chalenge" made a certificate with the default challenge.
+
+    Every serializer that reads a request body uses it: WRITABLE_SERIALIZERS.
+    """
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            errors = {}
+            for key in data:
+                if key == "csrfmiddlewaretoken":  # the browsable API's HTML forms
+                    continue
+                field = self.fields.get(key)
+                if field is None:
+                    errors[key] = [serializers.ErrorDetail(_("Unknown field."),
+                                                           code="unknown_field")]
+                elif field.read_only:
+                    errors[key] = [serializers.ErrorDetail(_("This field is read-only."),
+                                                           code="read_only")]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
+                            serializers.ModelSerializer):
     """The model's own clean() decides what is valid, and its normalised values
     (A-labels, ordered SANs) are what is saved."""
 
@@ -136,7 +162,8 @@ class CertificateSerializer(PortalModelSerializer):
         fields = [
             "id", "organization", "ca_account", "common_name", "sans", "key_type", "challenge",
             "dns_server", "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret",
-            "auto_renew", "hosts", "current_version", "expires_at", "days_left", "renew_after",
+            "auto_renew", "separate_certificate", "hosts", "current_version", "expires_at",
+            "days_left", "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
         ]
         read_only_fields = [
@@ -320,7 +347,7 @@ class ForecastSerializer(serializers.Serializer):
     is_low = serializers.BooleanField()
 
 
-class TopUpSerializer(serializers.Serializer):
+class TopUpSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     amount = serializers.DecimalField(max_digits=12, decimal_places=2,
                                       min_value=Decimal("0.01"), max_value=Decimal("9999999999"))
     note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
@@ -333,13 +360,13 @@ class OrderSerializer(serializers.ModelSerializer):
                   "status", "purchased_at", "activated_at"]
 
 
-class DeployRequestSerializer(serializers.Serializer):
+class DeployRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     hosts = serializers.ListField(
         child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
         max_length=500, help_text=_("Ids of some of the certificate's hosts; all when left out."))
 
 
-class RenewRequestSerializer(serializers.Serializer):
+class RenewRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     force = serializers.BooleanField(default=False, help_text=_(
         "Needed to renew a certificate before its renewal window (administrators only): "
         "it issues and charges again for a certificate that is still valid."))
@@ -351,7 +378,7 @@ class DeployAcceptedSerializer(serializers.Serializer):
     hosts = serializers.ListField(child=serializers.IntegerField())
 
 
-class ConfirmHostKeySerializer(serializers.Serializer):
+class ConfirmHostKeySerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     fingerprint = serializers.CharField(max_length=100, help_text=_(
         "The SHA256 fingerprint you compared with the host's, e.g. SHA256:abc…"))
 
@@ -439,3 +466,9 @@ class InvitationSerializer(PortalModelSerializer):
 
 class InvitationSentSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+# What reads a request body; the schema test checks that each refuses unknown keys.
+WRITABLE_SERIALIZERS = (CertificateSerializer, HostSerializer, WebhookSerializer,
+                        TopUpSerializer, DeployRequestSerializer, ConfirmHostKeySerializer,
+                        RenewRequestSerializer, InvitationSerializer)

@@ -41,6 +41,7 @@ from .authentication import TokenAuthentication
 from .errors import BadGateway, Conflict, exception_handler
 from .models import Webhook
 from .permissions import RoleForAction, TokenScope
+from .renderers import BrowsableAPIRenderer
 from .schema import ErrorSerializer, PortalAutoSchema
 from .throttling import TokenRateThrottle
 
@@ -70,7 +71,7 @@ class PortalViewSet(viewsets.GenericViewSet):
     authentication_classes = [TokenAuthentication, SessionAuthentication]
     permission_classes = [IsAuthenticated, TokenScope, RoleForAction]
     throttle_classes = [TokenRateThrottle]
-    renderer_classes = [renderers.JSONRenderer, renderers.BrowsableAPIRenderer]
+    renderer_classes = [renderers.JSONRenderer, BrowsableAPIRenderer]
     pagination_class = Pagination
     schema = PortalAutoSchema()
     model = None

@@ -82,6 +82,13 @@ class Certificate(models.Model):
     )
     tsig_secret = EncryptedTextField(_("TSIG secret"), blank=True)
     auto_renew = models.BooleanField(_("renew automatically"), default=True)
+    # A second certificate for a common name the organisation already has is
+    # usually a mistake (it would be bought and deployed twice); this says it is not.
+    separate_certificate = models.BooleanField(
+        _("separate certificate"), default=False,
+        help_text=_("Keep this certificate even though another certificate of the "
+                    "organisation has the same common name (e.g. an RSA and an ECDSA key)."),
+    )
     renew_after = models.DateTimeField(_("renew after"), null=True, blank=True)
     # Set after a failure (backoff); kept in the database, not in Celery countdowns.
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
@@ -142,6 +149,11 @@ class Certificate(models.Model):
         except ValidationError as exc:
             errors["common_name"] = exc.messages
         else:
+            if duplicate := self._same_common_name():
+                errors["common_name"] = [_(
+                    "The organisation already has a certificate for %(name)s (id %(id)s). "
+                    "Mark this one as a separate certificate to keep both.")
+                    % {"name": self.common_name, "id": duplicate.pk}]
             try:
                 self.sans = validators.normalize_san_list(
                     self.sans, common_name=self.common_name
@@ -160,6 +172,15 @@ class Certificate(models.Model):
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
         if errors:
             raise ValidationError(errors)
+
+    def _same_common_name(self):
+        """Another certificate of the organisation with this (normalised) common name,
+        unless this one is marked separate."""
+        if self.separate_certificate or not self.organization_id:
+            return None
+        return (Certificate.objects.filter(organization_id=self.organization_id,
+                                           common_name=self.common_name)
+                .exclude(pk=self.pk).only("pk").order_by("pk").first())
 
     def _dns01_errors(self):
         errors = {}

@@ -1,7 +1,8 @@
 """The portal in a real browser: Debian's Chromium driven by Playwright, against
 the live server, a real Celery worker, Pebble and a target host of the testbed.
 
-Every test fails on any error in the browser's console. Screenshots of the
+Every test fails on any error in the browser's console, a refusal by the
+Content-Security-Policy included. Screenshots of the
 dashboard, the list and the detail page (wide and phone) are kept in
 test-artifacts/.
 """
@@ -53,13 +54,25 @@ def browser():
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Run before any script of the page, and not subject to its policy: every
+# refusal by the Content-Security-Policy becomes a console error.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  console.error("CSP violation: " + event.violatedDirective + " " + event.blockedURI
+                + " " + event.sourceFile + ":" + event.lineNumber);
+});
+"""
+
+
 class Console:
-    """Every console error and uncaught exception of a page; the test fails on any."""
+    """Every console error, uncaught exception and CSP violation of a page; the
+    test fails on any."""
 
     def __init__(self):
         self.errors = []
 
     def watch(self, page):
+        page.add_init_script(REPORT_CSP_VIOLATIONS)
         page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         return page
@@ -323,3 +336,43 @@ def test_a_person_is_invited_joins_and_the_audit_log_shows_it(open_page, owner, 
     shoot(page, "audit-log")
     page.set_viewport_size(PHONE)
     shoot(page, "audit-log-phone")
+
+
+def test_the_policy_refuses_an_inline_style_and_the_console_says_so(
+        open_page, quiet_world, owner, console):
+    page = open_page()
+    log_in(page, "owner")
+    page.goto(f"/certificates/{quiet_world['certificate'].pk}/")
+    with page.expect_console_message(lambda m: m.text.startswith("CSP violation")):
+        page.evaluate("""() => {
+            const style = document.createElement("style");
+            style.textContent = "body { display: none; }";
+            document.head.appendChild(style);
+        }""")
+    assert page.locator("h1").is_visible()  # the injected rule was not applied
+    refused = [e for e in console.errors if e.startswith("CSP violation: style-src")]
+    assert refused, console.errors
+    console.errors[:] = [e for e in console.errors if e not in refused
+                         and "Content Security Policy" not in e]
+
+
+def test_the_api_documentation_works_under_the_policy(open_page, quiet_world, owner):
+    page = open_page()
+    log_in(page, "owner")
+    page.goto("/api/docs/")
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "Certificate portal API" in page.text_content(".swagger-ui .info .title")
+    page.wait_for_selector(".opblock-tag-section")
+
+
+def test_the_browsable_api_works_under_the_policy(open_page, quiet_world, owner, console):
+    page = open_page()
+    log_in(page, "owner")
+    response = page.goto(f"/api/v1/certificates/{quiet_world['certificate'].pk}/")
+    policy = response.header_value("Content-Security-Policy")
+    assert "script-src 'self';" in policy + ";"  # only styles are relaxed there
+    assert quiet_world["certificate"].common_name in page.text_content(".response-info")
+    page.click("#extra-actions-menu")
+    assert page.locator(".dropdown-menu a").count() >= 1
+    # DRF's page names no icon, so the browser asks for /favicon.ico, which is a 404.
+    console.errors[:] = [e for e in console.errors if "status of 404" not in e]

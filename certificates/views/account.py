@@ -10,6 +10,7 @@ from django.views.i18n import set_language as django_set_language
 from accounts.tenancy import organizations_of
 
 from .common import SESSION_KEY
+from .params import strict_int
 
 
 def _next(request):
@@ -24,7 +25,7 @@ def _next(request):
 @login_required
 def switch_organization(request):
     organization = organizations_of(request.user).filter(
-        pk=request.POST.get("organization") or 0).first()
+        pk=strict_int(request.POST.get("organization")) or 0).first()
     if organization is None:
         raise Http404
     request.session[SESSION_KEY] = organization.pk

@@ -27,6 +27,7 @@ from ..models import (
     TargetHost,
 )
 from .common import can, enter, paginate, portal_view, query_without_page, require, roles
+from .params import int_param, strict_int, text_param
 from .runs import collapse
 
 SORTS = {
@@ -37,14 +38,8 @@ SORTS = {
     "-name": ("-common_name",),
 }
 EXPIRING_CHOICES = (7, 14, 30, 60, 90)
+EXPIRING_MAX_DAYS = 3650
 HOST_SUGGESTIONS = 100
-
-
-def _int(value):
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def name_contains(text) -> Q:
@@ -58,22 +53,21 @@ def filtered_certificates(request, now):
     params = request.GET
     certificates = states.with_state(
         scoped(Certificate, request.user).filter(organization=request.organization), now)
-    search = params.get("q", "").strip()
-    if search:
+    if search := text_param(request, "q"):
         certificates = certificates.filter(name_contains(search))
     state = params.get("state", "")
     if state in states.State.values:
         certificates = certificates.filter(state=state)
-    if ca_id := _int(params.get("ca")):
+    if ca_id := int_param(request, "ca"):
         certificates = certificates.filter(ca_account_id=ca_id)
     # Exists, not a join: a certificate on the host once, however many rows match.
-    if host_id := _int(params.get("host")):  # one host, from the links on its page
+    if host_id := int_param(request, "host"):  # one host, from the links on its page
         certificates = certificates.filter(Exists(Deployment.objects.filter(
             certificate=OuterRef("pk"), host_id=host_id)))
-    if host_name := params.get("hostname", "").strip():  # typed in the filters
+    if host_name := text_param(request, "hostname"):  # typed in the filters
         certificates = certificates.filter(Exists(Deployment.objects.filter(
             certificate=OuterRef("pk"), host__name__icontains=host_name)))
-    if days := _int(params.get("expiring")):
+    if days := int_param(request, "expiring", maximum=EXPIRING_MAX_DAYS):
         certificates = certificates.filter(
             expires_at__lte=now + datetime.timedelta(days=days))
     sort = params.get("sort", "expires")
@@ -92,7 +86,7 @@ def certificate_list(request):
     # their names offered as suggestions.
     host_names = list(hosts.order_by("name").values_list("name", flat=True)[
         :HOST_SUGGESTIONS + 1])
-    host_id = _int(request.GET.get("host"))
+    host_id = int_param(request, "host")
     without_host = request.GET.copy()
     for key in ("host", "page"):
         without_host.pop(key, None)
@@ -241,7 +235,7 @@ def deploy(request, pk):
         messages.error(request, _("There is nothing to deploy yet: the certificate has not "
                                   "been issued. Renew it first."))
         return redirect("certificates:certificate", certificate.pk)
-    host_ids = [int(pk) for pk in request.POST.getlist("host") if pk.isdigit()]
+    host_ids = [pk for pk in map(strict_int, request.POST.getlist("host")) if pk]
     if host_ids:
         host_ids = list(certificate.hosts.filter(pk__in=host_ids).values_list("pk", flat=True))
     tasks.deploy_now.delay(certificate.pk, host_ids or None)

@@ -16,12 +16,13 @@ from ..auditing import changed, snapshot
 from ..forms import ConfirmHostKeyForm, HostForm
 from ..models import AuditEvent, TargetHost
 from .common import enter, paginate, portal_view, query_without_page, require, roles
+from .params import text_param
 
 
 @portal_view
 def host_list(request):
     hosts = scoped(TargetHost, request.user).filter(organization=request.organization)
-    search = request.GET.get("q", "").strip()
+    search = text_param(request, "q")
     if search:
         hosts = hosts.filter(Q(name__icontains=search) | Q(address__icontains=search))
     hosts = hosts.annotate(

@@ -72,3 +72,24 @@ def test_a_configured_deployment_never_falls_back_to_the_development_defaults(tm
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
     assert not (tmp_path / "secret_key").exists()
+
+
+def proxy_ssl_header(tmp_path, **env):
+    return manage(tmp_path, "shell", "--no-imports", "-c",
+                  "from django.conf import settings; "
+                  "print(getattr(settings, 'SECURE_PROXY_SSL_HEADER', None))",
+                  **PRODUCTION, **env)
+
+
+def test_the_forwarded_protocol_header_is_trusted_only_when_configured(tmp_path):
+    result = proxy_ssl_header(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "None"
+    result = proxy_ssl_header(tmp_path, SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https")
+    assert result.stdout.strip() == "('HTTP_X_FORWARDED_PROTO', 'https')", result.stderr
+
+
+def test_a_malformed_forwarded_protocol_setting_stops_start_up_naming_it(tmp_path):
+    result = proxy_ssl_header(tmp_path, SECURE_PROXY_SSL_HEADER="X-Forwarded-Proto")
+    assert result.returncode != 0
+    assert "SECURE_PROXY_SSL_HEADER='X-Forwarded-Proto'" in result.stderr

@@ -7,23 +7,35 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
 BENCH_STAMP := $(VENV)/.bench-installed
 
-.PHONY: run test install system-packages lint messages
+.PHONY: run test install system-packages lint messages lock audit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
 
-$(RUNTIME_STAMP): requirements.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements.txt
+# Installs come from the lock files only, every package checked against its
+# hashes (`make lock` writes them from requirements*.txt).
+PIP_INSTALL := $(BIN)/pip install --quiet --require-hashes
+
+$(RUNTIME_STAMP): requirements.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements.lock
 	touch $@
 
-$(TEST_STAMP): requirements.txt requirements-test.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements-test.txt
+$(TEST_STAMP): requirements.lock requirements-test.lock | $(BIN)/python
+	$(PIP_INSTALL) -r requirements-test.lock
 	touch $@ $(RUNTIME_STAMP)
 
-$(BENCH_STAMP): requirements-bench.txt $(TEST_STAMP)
-	$(BIN)/pip install --quiet -r requirements-bench.txt
+$(BENCH_STAMP): requirements-bench.lock $(TEST_STAMP)
+	$(PIP_INSTALL) -r requirements-bench.lock
 	touch $@
+
+# After changing requirements*.txt: resolve again and write the hashed locks.
+lock: $(TEST_STAMP)
+	scripts/lock-requirements.sh
+
+# Known vulnerabilities in the locked packages (pip-audit against PyPI's data).
+# Says plainly, and fails, when that database cannot be reached from here.
+audit: $(TEST_STAMP)
+	$(BIN)/python scripts/audit-dependencies.py requirements.lock requirements-test.lock
 
 install: $(RUNTIME_STAMP)
 

@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.signin import ensure_recent_authentication
+
 from .models import APIToken, Scope
 
 LIFETIMES = [(30, _("30 days")), (90, _("90 days")), (180, _("180 days")), (365, _("1 year"))]
@@ -33,6 +35,9 @@ def token_list(request):
     form = TokenForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
+        if Scope.WRITE in form.cleaned_data["scopes"]:
+            # A write token outlives the session; a stolen session must not mint one.
+            ensure_recent_authentication(request)
         token, created = APIToken.issue(
             user=request.user, name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],

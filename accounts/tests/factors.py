@@ -36,3 +36,18 @@ def reauthenticate(client, user):
     response = client.post(reverse("account_reauthenticate"), {"password": f"pw-{user.username}"})
     assert response.status_code == 302, response.content.decode()[:2000]
     return response
+
+
+_codes_given = set()
+
+
+def second_factor(user) -> str:
+    """What a person types at the second step: the app's code, or, when this
+    period's code was already used (a TOTP code is good once), a recovery code."""
+    secret = totp_secret(user)
+    code = totp_code(secret)
+    if (secret, code) not in _codes_given:
+        _codes_given.add((secret, code))
+        return code
+    authenticator = Authenticator.objects.get(user=user, type=Authenticator.Type.RECOVERY_CODES)
+    return RecoveryCodes(authenticator).get_unused_codes()[0]

@@ -6,7 +6,11 @@ from allauth.mfa.models import Authenticator
 
 from accounts.models import Membership, Role
 from accounts.tests.factors import totp_code, totp_secret
-from certificates.tests.test_browser import browser, console, open_page, shoot  # noqa: F401
+from certificates.tests import test_browser
+from certificates.tests.test_browser import shoot
+
+# The browser, its console watch and the page opener of the portal's browser tests.
+browser, console, open_page = test_browser.browser, test_browser.console, test_browser.open_page
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

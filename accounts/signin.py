@@ -75,6 +75,16 @@ class PortalMFAAdapter(DefaultMFAAdapter):
     def decrypt(self, encrypted_text):
         return encryption.decrypt(encrypted_text)
 
+    def can_delete_authenticator(self, authenticator):
+        # Someone who must have a factor keeps their last one (allauth asks this
+        # before deactivating the authenticator app).
+        if not mfa_required(authenticator.user):
+            return True
+        return Authenticator.objects.filter(
+            user_id=authenticator.user_id,
+            type__in=[Authenticator.Type.TOTP, Authenticator.Type.WEBAUTHN],
+        ).exclude(pk=authenticator.pk).exists()
+
 
 def record_mfa_change(sender, request, user, authenticator=None, **kwargs):
     from certificates.models import AuditEvent

@@ -164,3 +164,33 @@ def test_an_operator_may_not_change_the_mfa_rule(client, operator, organization)
                        {"require_mfa": "on"}).status_code == 403
     organization.refresh_from_db()
     assert organization.require_mfa is False
+
+
+def test_an_owner_cannot_deactivate_their_only_factor(client, owner):
+    client.force_login(owner)
+    reauthenticate(client, owner)
+    response = client.post(reverse("mfa_deactivate_totp"), HTTP_ACCEPT_LANGUAGE="en")
+    assert response.status_code == 200
+    assert Authenticator.objects.filter(user=owner, type="totp").exists()
+
+
+def test_an_operator_may_deactivate_theirs_where_it_is_not_required(client, operator):
+    from accounts.tests.factors import give_totp
+
+    give_totp(operator)
+    client.force_login(operator)
+    reauthenticate(client, operator)
+    response = client.post(reverse("mfa_deactivate_totp"))
+    assert response.status_code == 302
+    assert not Authenticator.objects.filter(user=operator, type="totp").exists()
+
+
+def test_the_security_key_page_is_there_for_passkeys(client, bare_owner):
+    client.force_login(bare_owner)
+    reauthenticate(client, bare_owner)
+    page = client.get(reverse("mfa_add_webauthn"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'src="/static/mfa/js/webauthn.js"' in html
+    # The page's data rides in JSON blocks, not in inline code.
+    assert not re.search(r"<script(?![^>]*(src=|type=\"application/json\"))[^>]*>", html)

@@ -59,6 +59,7 @@ def test_an_owner_without_a_factor_must_set_up_totp_before_anything_else(
         page.click("a[href^='/accounts/2fa/totp/activate']")
     # Adding a factor asks for the password again.
     assert "/accounts/reauthenticate/" in page.url
+    shoot(page, "reauthenticate-ja")
     page.fill("#id_password", "pw-newowner")
     with page.expect_navigation():
         page.click("main form button[type=submit]")
@@ -71,5 +72,15 @@ def test_an_owner_without_a_factor_must_set_up_totp_before_anything_else(
     assert Authenticator.objects.filter(user=person, type="totp").exists()
     # Recovery codes come with it; then the portal opens.
     assert Authenticator.objects.filter(user=person, type="recovery_codes").exists()
+    shoot(page, "recovery-codes-ja")
     page.goto("/certificates/")
     assert page.url.endswith("/certificates/")
+
+
+def test_the_password_reset_page_speaks_japanese(open_page):
+    page = open_page(locale="ja-JP")
+    page.goto("/accounts/login/")
+    with page.expect_navigation():
+        page.click("a[href='/accounts/password/reset/']")
+    assert "パスワード" in page.text_content("h1")
+    shoot(page, "password-reset-ja")

@@ -194,3 +194,19 @@ def test_the_security_key_page_is_there_for_passkeys(client, bare_owner):
     assert 'src="/static/mfa/js/webauthn.js"' in html
     # The page's data rides in JSON blocks, not in inline code.
     assert not re.search(r"<script(?![^>]*(src=|type=\"application/json\"))[^>]*>", html)
+
+
+def test_rotating_the_keys_re_encrypts_the_totp_secrets(owner, settings):
+    import io
+
+    from cryptography.fernet import Fernet
+    from django.core.management import call_command
+
+    from accounts.tests.factors import totp_secret
+
+    secret = totp_secret(owner)
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, *settings.FIELD_ENCRYPTION_KEYS]
+    call_command("rotate_secrets", stdout=io.StringIO())
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]  # the old key is gone now
+    assert totp_secret(owner) == secret

@@ -57,6 +57,12 @@ def _member(django_user_model, organization, username, role):
     user = django_user_model.objects.create_user(username=username, password="pw-" + username,
                                                  email=f"{username}@example.test")
     Membership.objects.create(user=user, organization=organization, role=role)
+    if role in (Role.OWNER, Role.ADMIN):
+        # Owners and administrators must sign in with a second factor; the
+        # personas have theirs (accounts/tests/factors.py computes its codes).
+        from accounts.tests.factors import give_totp
+
+        give_totp(user)
     return user
 
 

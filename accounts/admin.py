@@ -30,9 +30,9 @@ class UserAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, DjangoUserAdmin):
 
 @admin.register(Organization)
 class OrganizationAdmin(TenantAdminMixin, admin.ModelAdmin):
-    list_display = ("name", "slug", "time_zone", "created_at")
+    list_display = ("name", "slug", "time_zone", "require_mfa", "created_at")
     search_fields = ("name", "slug")
-    list_filter = ("time_zone",)
+    list_filter = ("time_zone", "require_mfa")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [MembershipInline]
 

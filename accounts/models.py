@@ -32,6 +32,12 @@ class Organization(models.Model):
         default=settings.TIME_ZONE,
         help_text=_("Times in pages and e-mails are shown in this zone."),
     )
+    require_mfa = models.BooleanField(
+        _("require two-factor authentication"),
+        default=False,
+        help_text=_("Every member must sign in with a second factor (an authenticator app "
+                    "or a passkey). Owners and administrators always must."),
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     tenant_path = "pk"

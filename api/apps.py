@@ -9,7 +9,8 @@ class ApiConfig(AppConfig):
     def ready(self):
         from certificates.signals import portal_event
 
-        from . import schema  # noqa: F401 - registers the OpenAPI extension of the token auth
+        from . import revocation, schema  # noqa: F401 - registers the OpenAPI extension of the token auth
         from .webhooks import emit_portal_event
 
         portal_event.connect(emit_portal_event, dispatch_uid="api-webhooks")
+        revocation.connect()

@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import organizations_of
 from certificates.models import AuditEvent
 
@@ -43,6 +44,9 @@ def token_list(request):
     form = TokenForm(request.POST or None)
     created = None
     if request.method == "POST" and form.is_valid():
+        if Scope.WRITE in form.cleaned_data["scopes"]:
+            # A write token outlives the session; a stolen session must not mint one.
+            ensure_recent_authentication(request)
         token, created = APIToken.issue(
             user=request.user, name=form.cleaned_data["name"],
             scopes=form.cleaned_data["scopes"],

@@ -59,6 +59,10 @@ def generate(*, certificates: int, hosts: int, runs: int, seed: int = 8) -> dict
     user = get_user_model().objects.create_user(username="bench-owner", password="x" * 20,
                                                 email="owner@example.test")
     Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
+    # An owner must have a second factor, or every page would send them to set one up.
+    from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+
+    TOTP.activate(user, generate_totp_secret())
     cas = [CAAccount.objects.create(organization=organization, name=f"CA {i}",
                                     directory_url=f"https://ca{i}.example.test/dir",
                                     contact_email="ops@example.test", price=Decimal("1100"),

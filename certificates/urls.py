@@ -38,6 +38,7 @@ urlpatterns = [
     path("audit/", views.audit_log, name="audit"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("members/require-mfa/", views.require_mfa, name="member_require_mfa"),
     path("organization/", views.switch_organization, name="switch_organization"),
     path("language/", views.set_language, name="set_language"),
 ]

@@ -12,6 +12,7 @@ from django.core import mail
 from django.utils import timezone, translation
 
 from accounts.models import Membership, Role
+from accounts.tests.factors import give_totp
 from certificates import alerts
 from certificates.alerts import format_amount, notify, recipients_for
 from certificates.models import Notification, RenewalRun
@@ -33,6 +34,8 @@ def member(django_user_model, organization):
             email=f"{username}@example.test" if email is None else email,
         )
         Membership.objects.create(user=user, organization=organization, role=role)
+        if role in (Role.OWNER, Role.ADMIN):
+            give_totp(user)  # they must sign in with a second factor to follow the links
         return user
     return make
 

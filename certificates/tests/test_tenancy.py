@@ -5,6 +5,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
+from accounts.tests.factors import give_totp
 from certificates.tests.factories import one_of_everything
 
 pytestmark = pytest.mark.django_db
@@ -107,6 +108,7 @@ def test_a_role_in_one_organisation_gives_no_rights_in_another(client, world, or
     person = django_user_model.objects.create_user(username="two-hats", password="x")
     Membership.objects.create(user=person, organization=other_organization, role=Role.ADMIN)
     Membership.objects.create(user=person, organization=organization, role=Role.VIEWER)
+    give_totp(person)  # an administrator somewhere must have a second factor
     client.force_login(person)
     session = client.session
     session["organization_id"] = other_organization.pk  # the header shows the admin one
@@ -130,6 +132,7 @@ def test_the_deployment_queue_is_shown_in_the_admin_to_its_organisation_only(
     make_current(certificate, version)
     DeployRequest.objects.create(host=host, deployment=deployment, version=version)
 
+    give_totp(admin_user)  # staff must have a second factor
     client.force_login(admin_user)
     page = client.get(reverse("admin:certificates_deployrequest_changelist"))
     assert page.status_code == 200

@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 
 from accounts.models import Membership, Organization, Role
+from accounts.tests.factors import give_totp, reauthenticate
 from certificates import states
 from certificates.models import AuditEvent, Certificate, Deployment, DepositEntry, RenewalRun
 from certificates.tests.factories import (
@@ -50,6 +51,7 @@ def viewer(django_user_model, organization):
 def admin(django_user_model, organization):
     user = django_user_model.objects.create_user(username="admin", password="pw-admin")
     Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
+    give_totp(user)
     return user
 
 
@@ -656,6 +658,7 @@ def test_the_password_can_be_changed(client, owner):
 
 def test_an_administrator_downloads_the_private_key_and_it_is_audited(client, world, admin):
     client.force_login(admin)
+    reauthenticate(client, admin)
     cert = world["certificate"]
     response = client.post(reverse("certificates:download_key", args=[cert.pk]),
                            REMOTE_ADDR="192.0.2.7")

@@ -33,7 +33,14 @@ from .hosts import (
     test_connection,
 )
 from .invitations import invitation_accept
-from .members import invitation_revoke, member_invite, member_list, member_remove, member_role
+from .members import (
+    invitation_revoke,
+    member_invite,
+    member_list,
+    member_remove,
+    member_role,
+    require_mfa,
+)
 from .runs import run_detail, run_list, run_steps
 
 __all__ = [
@@ -43,6 +50,6 @@ __all__ = [
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
     "host_list", "member_list", "member_remove", "member_role", "order_detail",
-    "order_list", "renew", "run_detail", "run_list", "run_steps", "set_language",
+    "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
     "switch_organization", "test_connection", "top_up",
 ]

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
+from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
 
 from .. import renewal, renewal_limits, states, tasks
@@ -281,6 +282,7 @@ def download_key(request, pk):
     version = certificate.current_version
     if version is None:
         raise Http404
+    ensure_recent_authentication(request)
     AuditEvent.record(request, action=AuditEvent.Action.KEY_DOWNLOAD, certificate=certificate,
                       detail=version.fingerprint_sha256)
     return _attachment(version.private_key, _filename(certificate, "{name}.key"))

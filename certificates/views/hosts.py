@@ -9,6 +9,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
+from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
 
 from .. import enrolment, ssh
@@ -118,6 +119,13 @@ def test_connection(request, pk):
     return _page(request, host, checks=checks, all_ok=all(check.ok for check in checks))
 
 
+def _reauthenticate_for_commands(request, form):
+    """The commands run as the host's login user on every deployment: setting
+    them asks for the password again, as a key download does."""
+    if {"config_test_command", "reload_command"} & set(form.changed_data):
+        ensure_recent_authentication(request)
+
+
 def _form_page(request, form, host=None):
     return render(request, "certificates/host_form.html",
                   {"form": form, "host": host, **roles(request)})
@@ -128,6 +136,7 @@ def host_create(request):
     require(request, Role.ADMIN)
     form = HostForm(request.POST or None, organization=request.organization)
     if request.method == "POST" and form.is_valid():
+        _reauthenticate_for_commands(request, form)
         host = form.save()
         AuditEvent.record(request, action=AuditEvent.Action.HOST_CREATED, subject=host.name)
         messages.success(request, _("Host %(name)s added. Fetch and confirm its host key "
@@ -143,6 +152,7 @@ def host_edit(request, pk):
     before = snapshot(host)
     form = HostForm(request.POST or None, instance=host, organization=host.organization)
     if request.method == "POST" and form.is_valid():
+        _reauthenticate_for_commands(request, form)
         form.save()
         AuditEvent.record(request, action=AuditEvent.Action.HOST_CHANGED, subject=host.name,
                           params=changed(host, before))

@@ -145,3 +145,24 @@ def member_remove(request, pk):
         messages.success(request, _("%(name)s removed from the organisation.")
                          % {"name": membership.user.get_username()})
     return redirect("certificates:members")
+
+
+@require_POST
+@portal_view
+def require_mfa(request):
+    """Whether every member must sign in with a second factor (owners and
+    administrators always must)."""
+    from ..models import AuditEvent
+
+    require(request, Role.ADMIN)
+    required = request.POST.get("require_mfa") == "on"
+    organization = request.organization
+    if organization.require_mfa != required:
+        type(organization).objects.filter(pk=organization.pk).update(require_mfa=required)
+        AuditEvent.record(request, action=AuditEvent.Action.MFA_CHANGED,
+                          subject=organization.name, params={"require_mfa": required})
+    messages.success(request, _("Every member must now use two-factor authentication.")
+                     if required else
+                     _("Two-factor authentication is required of owners and administrators "
+                       "only."))
+    return redirect("certificates:members")

@@ -25,7 +25,10 @@ def test_bootstrap_prints_a_login_that_works_and_only_once(client):
     username = re.search(r"user name: (\S+)", out.getvalue()).group(1)
     password = re.search(r"password:\s+(\S+)", out.getvalue()).group(1)
     assert client.login(username=username, password=password)
-    assert client.get("/").status_code == 200
+    # An owner must have a second factor: the first page is its set-up.
+    first = client.get("/")
+    assert first.status_code == 302 and first["Location"].startswith("/accounts/2fa/")
+    assert client.get(first["Location"]).status_code == 200
 
     again = io.StringIO()
     call_command("bootstrap_portal", stdout=again)
@@ -80,16 +83,19 @@ def test_runportal_serves_pages_with_worker_and_beat_and_stops_them_all(tmp_path
         wait_for(lambda: "beat: Starting" in log.read_text(), 60, "beat starting", log)
 
         session = requests.Session()
-        page = session.get(f"{base}/admin/login/", timeout=5)
+        # The admin signs in through the portal's login...
+        page = session.get(f"{base}/admin/login/?next=/admin/", timeout=5)
+        assert "/accounts/login/" in page.url
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
         response = session.post(
-            f"{base}/admin/login/?next=/admin/",
-            data={"username": username, "password": password, "csrfmiddlewaretoken": token},
-            headers={"Referer": f"{base}/admin/login/"}, timeout=5,
+            page.url,
+            data={"login": username, "password": password, "csrfmiddlewaretoken": token},
+            headers={"Referer": page.url}, timeout=5,
         )
+        # ...and the first administrator is asked to set up a second factor.
         assert response.status_code == 200
-        assert response.url.endswith("/admin/")
-        assert "/admin/certificates/certificate/" in response.text
+        assert "/accounts/2fa/" in response.url
+        assert "/accounts/2fa/totp/activate" in response.text
     finally:
         portal.send_signal(signal.SIGINT)
         try:

@@ -38,5 +38,6 @@ class Command(BaseCommand):
             "Created the first administrator (this password is shown only once):\n"
             f"    user name: {user.username}\n"
             f"    password:  {password}\n"
-            f"    organisation: {organization.name}"
+            f"    organisation: {organization.name}\n"
+            "The first sign-in asks for a second factor (an authenticator app or a passkey)."
         ))

@@ -29,3 +29,19 @@ class Command(BaseCommand):
                     )
                     count += 1
             self.stdout.write(f"{model._meta.label}: {count} rows re-encrypted")
+        self._rotate_totp_secrets()
+
+    def _rotate_totp_secrets(self):
+        """TOTP secrets sit encrypted inside the authenticators' JSON data."""
+        from allauth.mfa.models import Authenticator
+
+        from fujissl_portal.encryption import fernet
+
+        count = 0
+        with transaction.atomic():
+            for authenticator in Authenticator.objects.filter(type=Authenticator.Type.TOTP):
+                data = dict(authenticator.data)
+                data["secret"] = fernet().rotate(data["secret"].encode("ascii")).decode("ascii")
+                Authenticator.objects.filter(pk=authenticator.pk).update(data=data)
+                count += 1
+        self.stdout.write(f"mfa.Authenticator (TOTP): {count} rows re-encrypted")

@@ -1,3 +1,7 @@
+from allauth.account.admin import EmailAddressAdmin as AllauthEmailAddressAdmin
+from allauth.account.models import EmailAddress
+from allauth.mfa.admin import AuthenticatorAdmin as AllauthAuthenticatorAdmin
+from allauth.mfa.models import Authenticator
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -61,3 +65,34 @@ admin.site.unregister(Group)
 @admin.register(Group)
 class GroupAdmin(OnlySuperusersWriteMixin, DjangoGroupAdmin):
     pass
+
+
+# django-allauth registers admins for its own models; they hold each person's
+# sign-in e-mail addresses and second factors, so they obey the same scoping.
+# Second factors are the superusers' alone: staff have no reason to read or
+# remove another person's authenticator.
+admin.site.unregister(EmailAddress)
+admin.site.unregister(Authenticator)
+
+
+@admin.register(EmailAddress)
+class EmailAddressAdmin(OnlySuperusersWriteMixin, TenantAdminMixin, AllauthEmailAddressAdmin):
+    actions = []
+
+
+@admin.register(Authenticator)
+class AuthenticatorAdmin(TenantAdminMixin, AllauthAuthenticatorAdmin):
+    def has_module_permission(self, request):
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser

@@ -78,7 +78,19 @@ def visible_to(queryset, user):
         return queryset.filter(pk__in=people_of(user, at_least=Role.ADMIN).values("pk"))
     if hasattr(model, "tenant_path"):
         return scoped(queryset, user, at_least=Role.ADMIN)
+    if _person_of(model):
+        # A person's own rows (sign-in e-mail addresses, second factors): those
+        # of the people the staff member administers.
+        return queryset.filter(user__in=people_of(user, at_least=Role.ADMIN).values("pk"))
     return queryset
+
+
+def _person_of(model):
+    try:
+        field = model._meta.get_field("user")
+    except Exception:  # FieldDoesNotExist: a model of no organisation and no person
+        return False
+    return field.is_relation and issubclass(field.related_model, get_user_model())
 
 
 class ScopedRawIdWidget(ForeignKeyRawIdWidget):

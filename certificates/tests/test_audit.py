@@ -13,6 +13,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role
+from accounts.tests.factors import give_totp, reauthenticate
 from api.models import APIToken, Webhook
 from certificates.models import AuditEvent, CAAccount, Certificate, TargetHost
 from certificates.models.audit import client_address
@@ -42,6 +43,7 @@ def admin(django_user_model, organization):
     user = django_user_model.objects.create_user(username="admin", password="pw-admin",
                                                  email="admin@example.test")
     Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
+    give_totp(user)
     return user
 
 
@@ -96,6 +98,7 @@ def _host_form(login_key, **changes):
 def _do_every_action(client, world, owner, django_user_model, tmp_path):
     """Each audited action through the pages and the API, as people do them."""
     client.force_login(owner)
+    reauthenticate(client, owner)  # setting a host's commands asks for the password again
     organization = world["certificate"].organization
     ca, cert, host = world["ca_account"], world["certificate"], world["host"]
     api = APIClient()
@@ -140,10 +143,12 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path):
     client.post(reverse("certificates:top_up", args=[ca.pk]), {"amount": "10000", "note": ""})
     staff = django_user_model.objects.create_superuser("root", "root@example.test", "pw-root")
     Membership.objects.create(user=staff, organization=organization, role=Role.OWNER)
+    give_totp(staff)
     client.force_login(staff)
     assert client.post(reverse("admin:certificates_caaccount_delete", args=[second.pk]),
                        {"post": "yes"}).status_code == 302
     client.force_login(owner)
+    reauthenticate(client, owner)  # a key download asks for the password again
 
     # Certificates
     response = client.post(reverse("certificates:certificate_create"), {

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role, User
+from accounts.tests.factors import give_totp
 from api.models import APIToken, Webhook, WebhookDelivery
 from certificates.models import (
     AuditEvent,
@@ -64,6 +65,7 @@ def staffer(django_user_model, organization):
                                                  email="staffer@example.test", is_staff=True)
     user.user_permissions.set(Permission.objects.all())
     Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
+    give_totp(user)  # the admin asks staff for a second factor
     return user
 
 
@@ -259,6 +261,7 @@ def test_only_a_superuser_changes_a_ledger_entry(staff_client, client, admin_use
     entry.refresh_from_db()
     assert entry.amount == 10000
 
+    give_totp(admin_user)
     client.force_login(admin_user)
     response = client.post(url, _form(client, url, amount="9000"))
     assert response.status_code == 302
@@ -364,3 +367,21 @@ def test_staff_cannot_change_a_person(staff_client, ours, staffer, owner):
     staffer.refresh_from_db()
     owner.refresh_from_db()
     assert not staffer.is_superuser and owner.check_password("pw-owner")
+
+
+def test_sign_in_addresses_and_second_factors_of_other_people_stay_hidden(
+        staff_client, staffer, ours, theirs, outsider):
+    from allauth.account.models import EmailAddress
+    from allauth.mfa.models import Authenticator
+
+    EmailAddress.objects.create(user=outsider, email="outsider@elsewhere.test", verified=True)
+    EmailAddress.objects.create(user=staffer, email="staffer@example.test", verified=True)
+    addresses = staff_client.get(_url(EmailAddress, "changelist"))
+    assert addresses.status_code == 200
+    assert "staffer@example.test" in addresses.content.decode() and not _leaks(addresses)
+    # Second factors are the superusers' to see, even the staff member's own.
+    assert Authenticator.objects.filter(user=outsider).exists()
+    assert staff_client.get(_url(Authenticator, "changelist")).status_code == 403
+    theirs_factor = Authenticator.objects.filter(user=outsider).first()
+    assert staff_client.get(_url(Authenticator, "change", theirs_factor.pk)).status_code in (
+        302, 403)

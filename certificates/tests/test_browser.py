@@ -332,7 +332,7 @@ def test_a_person_is_invited_joins_and_the_audit_log_shows_it(open_page, owner, 
     with newcomer.expect_navigation():
         newcomer.click("#create-account")
     log_in_as = {"username": "newcomer", "password": "Kiri-no-mori-77"}
-    newcomer.fill("#id_username", log_in_as["username"])
+    newcomer.fill("#id_login", log_in_as["username"])
     newcomer.fill("#id_password", log_in_as["password"])
     with newcomer.expect_navigation():
         newcomer.click("#login")

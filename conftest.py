@@ -1,7 +1,8 @@
 """Shared fixtures: the testbed's real peers, and the personas every test speaks of.
 
-The personas (DESIGN.md, house style 8): an owner and an operator of one
-organisation, and an outsider who belongs to another and must be refused.
+The personas (DESIGN.md, house style 8): an owner, an administrator and an
+operator of one organisation, and an outsider who belongs to another and must
+be refused.
 """
 
 import pytest
@@ -69,6 +70,11 @@ def _member(django_user_model, organization, username, role):
 @pytest.fixture
 def owner(django_user_model, organization):
     return _member(django_user_model, organization, "owner", Role.OWNER)
+
+
+@pytest.fixture
+def admin(django_user_model, organization):
+    return _member(django_user_model, organization, "admin", Role.ADMIN)
 
 
 @pytest.fixture

@@ -25,14 +25,6 @@ def english(client, settings):
     settings.PORTAL_BASE_URL = "https://portal.example.test/"
 
 
-@pytest.fixture
-def admin(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="admin", password="pw-admin",
-                                                 email="admin@example.test")
-    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
-    return user
-
-
 NEUTRAL = "If the address can be invited, an e-mail with a link was sent to it."
 
 

@@ -38,15 +38,6 @@ def world(organization, tmp_path):
     return made
 
 
-@pytest.fixture
-def admin(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="admin", password="pw-admin",
-                                                 email="admin@example.test")
-    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
-    give_totp(user)
-    return user
-
-
 # -- the client address ----------------------------------------------------------------
 
 

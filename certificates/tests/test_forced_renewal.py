@@ -13,7 +13,6 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Membership, Role
 from api.tests.conftest import client_for, make_token
 from certificates import deposit, issuance, renewal
 from certificates.models import AuditEvent, Certificate, RenewalRun
@@ -26,13 +25,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture(autouse=True)
 def english(client):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-
-
-@pytest.fixture
-def admin(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="admin", password="pw-admin")
-    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
-    return user
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import formats, timezone
 
 from accounts.models import Membership, Organization, Role
-from accounts.tests.factors import give_totp, reauthenticate
+from accounts.tests.factors import reauthenticate
 from certificates import states
 from certificates.models import AuditEvent, Certificate, Deployment, DepositEntry, RenewalRun
 from certificates.tests.factories import (
@@ -44,14 +44,6 @@ def english(client):
 def viewer(django_user_model, organization):
     user = django_user_model.objects.create_user(username="viewer", password="pw-viewer")
     Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
-    return user
-
-
-@pytest.fixture
-def admin(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="admin", password="pw-admin")
-    Membership.objects.create(user=user, organization=organization, role=Role.ADMIN)
-    give_totp(user)
     return user
 
 

@@ -87,6 +87,18 @@ def outsider(django_user_model, other_organization):
     return _member(django_user_model, other_organization, "outsider", Role.OWNER)
 
 
+@pytest.fixture
+def world(organization, tmp_path):
+    """One of every tenant-owned object in the organisation, the certificate's
+    version current (certificates/tests/factories.py, one_of_everything)."""
+    from certificates.tests.factories import one_of_everything
+
+    made = one_of_everything(organization, tmp_path)
+    made["certificate"].current_version = made["version"]
+    made["certificate"].save()
+    return made
+
+
 def _database_url_for_other_processes():
     """DATABASE_URL naming the test database, for workers started by a test."""
     from urllib.parse import quote

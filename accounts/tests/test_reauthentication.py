@@ -11,18 +11,9 @@ from accounts.tests.factors import reauthenticate
 from api.models import APIToken
 from certificates.forms import HostForm
 from certificates.models import AuditEvent, TargetHost
-from certificates.tests.factories import one_of_everything
 
 pytestmark = pytest.mark.django_db
 REAUTH = reverse("account_reauthenticate")
-
-
-@pytest.fixture
-def world(organization, tmp_path):
-    made = one_of_everything(organization, tmp_path)
-    made["certificate"].current_version = made["version"]
-    made["certificate"].save()
-    return made
 
 
 def asks_to_reauthenticate(response):

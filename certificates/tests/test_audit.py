@@ -17,7 +17,7 @@ from accounts.tests.factors import give_totp, reauthenticate
 from api.models import APIToken, Webhook
 from certificates.models import AuditEvent, CAAccount, Certificate, TargetHost
 from certificates.models.audit import client_address
-from certificates.tests.factories import one_of_everything, ssh_keypair
+from certificates.tests.factories import ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -28,14 +28,6 @@ ELSEWHERE = {AuditEvent.Action.MFA_CHANGED, AuditEvent.Action.RENEWAL_FORCED}
 @pytest.fixture(autouse=True)
 def english(client):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
-
-
-@pytest.fixture
-def world(organization, tmp_path):
-    made = one_of_everything(organization, tmp_path)
-    made["certificate"].current_version = made["version"]
-    made["certificate"].save()
-    return made
 
 
 # -- the client address ----------------------------------------------------------------

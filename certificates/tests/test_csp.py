@@ -8,7 +8,6 @@ import pytest
 from django.urls import reverse
 
 from accounts.tests.factors import reauthenticate
-from certificates.tests.factories import one_of_everything
 
 pytestmark = pytest.mark.django_db
 
@@ -48,14 +47,6 @@ def policy_of(response):
     policy = dict(part.strip().split(" ", 1) for part in
                   response["Content-Security-Policy"].split(";") if part.strip())
     return policy
-
-
-@pytest.fixture
-def world(organization, tmp_path):
-    made = one_of_everything(organization, tmp_path)
-    made["certificate"].current_version = made["version"]
-    made["certificate"].save()
-    return made
 
 
 PAGES = [

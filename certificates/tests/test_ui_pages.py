@@ -19,19 +19,10 @@ from certificates.tests.factories import (
     ca_account,
     certificate,
     host,
-    one_of_everything,
     ssh_keypair,
 )
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def world(organization, tmp_path):
-    made = one_of_everything(organization, tmp_path)
-    made["certificate"].current_version = made["version"]
-    made["certificate"].save()
-    return made
 
 
 @pytest.fixture(autouse=True)

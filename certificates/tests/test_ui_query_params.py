@@ -6,18 +6,9 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certificates.tests.factories import one_of_everything
 from certificates.views.params import strict_int
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def world(organization, tmp_path):
-    made = one_of_everything(organization, tmp_path)
-    made["certificate"].current_version = made["version"]
-    made["certificate"].save()
-    return made
 
 
 @pytest.fixture

@@ -317,6 +317,12 @@ class Installer:
                 except tls.TLSCheckError as exc:
                     served, error = "", exc
                 last[item] = served, error
+                if error is not None and not error.transient:
+                    # An address the outbound policy refuses, a name that cannot
+                    # be sent: no wait within the grace period changes that.
+                    given_up.append(item)
+                    del waiting[item]
+                    continue
                 new = served == item.version.fingerprint_sha256
                 waiting[item] = waiting[item] + 1 if new else 0
                 if new:

@@ -96,3 +96,23 @@ def test_a_host_that_keeps_flipping_between_leaves_fails_after_a_bounded_wait(
     # Rolled back: the old leaf is served again, so the new one is not recorded as served.
     assert item.error.served_fingerprint == "" and item.served == ""
     assert clock.now < 5 + 2
+
+
+def test_a_check_the_policy_refuses_fails_at_once_without_waiting_out_the_grace_period(
+    monkeypatch, clock
+):
+    handshakes = []
+
+    def refused(address, port, sni, *, timeout):
+        handshakes.append(sni)
+        error = tls.TLSCheckError("not allowed by the portal's outbound policy")
+        error.transient = False
+        raise error
+
+    monkeypatch.setattr(tls, "served_leaf_sha256", refused)
+    batch = items(2, [])
+    check(batch)
+    assert clock.now == 0  # nobody slept: waiting does not change a refusal
+    assert len(handshakes) == 2
+    for item in batch:
+        assert not item.error.transient and "outbound policy" in str(item.error)

@@ -161,7 +161,10 @@ class TenantAdminMixin:
     (formfield_for_*), and list filters.
     """
 
-    formfield_overrides = {EncryptedTextField: {"widget": SecretWidget}}
+    # A URL typed without a scheme means https: CA directories and webhooks
+    # must be https anyway (and Django 6 makes it the default).
+    formfield_overrides = {EncryptedTextField: {"widget": SecretWidget},
+                           models.URLField: {"assume_scheme": "https"}}
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)

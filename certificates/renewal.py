@@ -12,6 +12,7 @@ are skipped).
 import datetime
 import logging
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -405,14 +406,21 @@ def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
     """An error nobody sorted (a bug, a malformed certificate, a time limit) ends
     the run as failed like any other, with the error on the run and the usual
     alert, instead of leaving it running until its lease ends, again and again.
-    Permanent: retrying at once would meet the same error."""
+    Permanent: retrying at once would meet the same error. The one exception is
+    the task's time limit: a CA or a host that answered slowly this time is no
+    bug, so that failure is transient and retried on the usual backoff."""
     logger.exception("renewal run %s stopped on an unexpected error", run.pk)
     if not RenewalRun.objects.filter(pk=run.pk, status__in=RenewalRun.OPEN).exists():
         deposit.close_reservation(run=run)
         return run  # it had ended already; the error came after
-    error = issuance.IssuanceFailed(
-        _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
-        transient=False)
+    if isinstance(exc, SoftTimeLimitExceeded):
+        error = issuance.IssuanceFailed(
+            _("The run took longer than its time limit; it will be tried again."),
+            transient=True)
+    else:
+        error = issuance.IssuanceFailed(
+            _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
+            transient=False)
     try:
         return fail(run, error)
     except Exception:

@@ -150,6 +150,25 @@ def test_an_unexpected_error_ends_the_run_as_failed_recorded_and_alerted(paid_ru
     assert Reservation.objects.get(run=run).status == Reservation.Status.RELEASED
 
 
+@pytest.mark.django_db
+def test_a_run_stopped_by_its_time_limit_fails_as_transient_and_is_retried_soon(
+        paid_run, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    monkeypatch.setattr(issuance, "connect_ca", lambda ca_account: CraftedCA(
+        error=SoftTimeLimitExceeded()))
+
+    renewal.execute(run_id=paid_run.pk)
+
+    run = RenewalRun.objects.get(pk=paid_run.pk)
+    assert run.status == RenewalRun.Status.FAILED and run.error_class == "transient"
+    assert "time limit" in run.error
+    cert = Certificate.objects.get(pk=run.certificate_id)
+    # The first step of the usual backoff, not the day a permanent error waits.
+    assert cert.next_attempt_at - run.finished_at < datetime.timedelta(hours=1)
+    assert Reservation.objects.get(run=run).status == Reservation.Status.RELEASED
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_current_version_without_an_authority_key_identifier_is_renewed(
     organization, pebble, bind_dns, settings

@@ -21,6 +21,7 @@ from accounts.models import Role
 from accounts.tenancy import people_of, scoped
 
 from .encryption import EncryptedTextField
+from .params import bounded_text
 
 
 class SecretWidget(forms.PasswordInput):
@@ -174,6 +175,12 @@ class TenantAdminMixin:
 
     def get_queryset(self, request):
         return visible_to(super().get_queryset(request), request.user)
+
+    def get_search_results(self, request, queryset, search_term):
+        # Bounded as the portal's own search is: SQLite refuses a very long LIKE
+        # pattern and PostgreSQL a NUL, both as a 500.
+        search_term = bounded_text(request, "q", search_term)
+        return super().get_search_results(request, queryset, search_term)
 
     def _visible_choices(self, db_field, request, kwargs):
         db = kwargs.get("using")

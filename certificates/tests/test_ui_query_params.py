@@ -6,7 +6,7 @@ from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from certificates.views.params import strict_int
+from fujissl_portal.params import strict_int
 
 pytestmark = pytest.mark.django_db
 

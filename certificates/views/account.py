@@ -8,9 +8,9 @@ from django.views.decorators.http import require_POST
 from django.views.i18n import set_language as django_set_language
 
 from accounts.tenancy import organizations_of
+from fujissl_portal.params import strict_int
 
 from .common import SESSION_KEY
-from .params import strict_int
 
 
 def _next(request):

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
+from fujissl_portal.params import int_param, strict_int, text_param
 
 from .. import renewal, renewal_limits, states, tasks
 from ..auditing import changed, snapshot
@@ -28,7 +29,6 @@ from ..models import (
     TargetHost,
 )
 from .common import can, enter, paginate, portal_view, query_without_page, require, roles
-from .params import int_param, strict_int, text_param
 from .runs import collapse
 
 SORTS = {

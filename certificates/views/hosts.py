@@ -11,13 +11,13 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
+from fujissl_portal.params import text_param
 
 from .. import enrolment, ssh
 from ..auditing import changed, snapshot
 from ..forms import ConfirmHostKeyForm, HostForm
 from ..models import AuditEvent, TargetHost
 from .common import enter, paginate, portal_view, query_without_page, require, roles
-from .params import text_param
 
 
 @portal_view

@@ -31,7 +31,12 @@ def int_param(request, name, **bounds):
 def text_param(request, name, max_length=SEARCH_MAX_LENGTH):
     """The stripped text of `name`; too long or holding a control character (a
     NUL is refused by PostgreSQL), it is ignored and the person told why."""
-    text = request.GET.get(name, "").strip()
+    return bounded_text(request, name, request.GET.get(name, "").strip(), max_length)
+
+
+def bounded_text(request, name, text, max_length=SEARCH_MAX_LENGTH):
+    """`text` if it is short enough and has no control character; else "" and
+    the person is told that the filter `name` was ignored."""
     if len(text) > max_length or any(ord(c) < 32 or ord(c) == 127 for c in text):
         messages.warning(request, _(
             "The filter “%(name)s” was ignored: it allows at most %(max)d characters "

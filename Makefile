@@ -59,8 +59,10 @@ run: $(RUNTIME_STAMP) .env
 test: $(TEST_STAMP) system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# ruff, and the layers' import rules (.importlinter). CI runs it before the tests.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 # After changing a translatable string: update and compile the catalogues.
 messages: $(TEST_STAMP)

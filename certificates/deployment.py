@@ -417,11 +417,16 @@ def forget_old_requests(*, now=None) -> int:
 # -- one deployment at a time per host ------------------------------------------
 
 
-def _lease_length() -> timedelta:
+def host_lease_seconds() -> float:
     # Renewed before every step, so it only has to outlast the longest single
     # step: a rollback's chown of four files and its reload, or the TLS grace.
-    return timedelta(seconds=settings.SSH_CONNECT_TIMEOUT + 6 * settings.SSH_COMMAND_TIMEOUT
-                     + settings.DEPLOY_TLS_GRACE_SECONDS)
+    # fujissl_portal/checks.py keeps it within the deployment task's time limit.
+    return (settings.SSH_CONNECT_TIMEOUT + 6 * settings.SSH_COMMAND_TIMEOUT
+            + settings.DEPLOY_TLS_GRACE_SECONDS)
+
+
+def _lease_length() -> timedelta:
+    return timedelta(seconds=host_lease_seconds())
 
 
 def _lease_owner() -> str:

@@ -11,7 +11,8 @@ from . import deployment, renewal
 from .models import Heartbeat
 
 # Hard limits under the Redis visibility timeout (2 h) and under the run lease
-# (15 min after the last step), so a run is never executed twice at once.
+# (15 min after the last step), so a run is never executed twice at once; the
+# system checks in fujissl_portal/checks.py hold the settings to that.
 ACME_LIMITS = {"soft_time_limit": 10 * 60, "time_limit": 11 * 60}
 DEPLOY_LIMITS = {"soft_time_limit": 12 * 60, "time_limit": 13 * 60}
 

@@ -35,7 +35,11 @@ class RenewalRun(models.Model):
         FAILED = "failed", _("Failed")
         INSUFFICIENT_DEPOSIT = "insufficient_deposit", _("Insufficient deposit")
 
+    # Open: someone will still act on the run. Final: it is over, with this outcome.
     OPEN = (Status.QUEUED, Status.RUNNING)
+    FINAL = (Status.SUCCEEDED, Status.FAILED, Status.INSUFFICIENT_DEPOSIT)
+    # Final and not succeeded: what the dashboard counts as needing a person.
+    UNSUCCESSFUL = (Status.FAILED, Status.INSUFFICIENT_DEPOSIT)
 
     certificate = models.ForeignKey(
         "certificates.Certificate", on_delete=models.CASCADE, related_name="runs"

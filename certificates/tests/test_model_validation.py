@@ -252,3 +252,11 @@ def test_only_the_name_placeholder_is_allowed_in_paths(organization, tmp_path):
     errors = errors_of(target)
     assert "{name}" in errors["private_key_path"][0]
     assert "certificate_path" not in errors
+
+
+def test_every_run_status_is_either_open_or_final():
+    from certificates.models import RenewalRun
+
+    assert set(RenewalRun.OPEN) | set(RenewalRun.FINAL) == set(RenewalRun.Status)
+    assert not set(RenewalRun.OPEN) & set(RenewalRun.FINAL)
+    assert set(RenewalRun.UNSUCCESSFUL) == set(RenewalRun.FINAL) - {RenewalRun.Status.SUCCEEDED}

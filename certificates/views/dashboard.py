@@ -20,7 +20,6 @@ from . import timeline
 from .common import portal_view, roles
 
 PROBLEMS_SHOWN = 5
-FAILED = (RenewalRun.Status.FAILED, RenewalRun.Status.INSUFFICIENT_DEPOSIT)
 
 
 def deposit_cards(ca_accounts):
@@ -38,7 +37,8 @@ def deposit_cards(ca_accounts):
 
 def _failing(certificates, now):
     last_failed = RenewalRun.objects.filter(
-        certificate=OuterRef("pk"), status__in=FAILED).order_by("-created_at", "-pk")
+        certificate=OuterRef("pk"), status__in=RenewalRun.UNSUCCESSFUL,
+    ).order_by("-created_at", "-pk")
     return (
         states.filter_state(certificates, states.State.FAILING, now)
         .annotate(last_run_id=Subquery(last_failed.values("pk")[:1]),

@@ -273,9 +273,12 @@ class DeploymentSerializer(serializers.ModelSerializer):
 
 
 class StepSerializer(serializers.ModelSerializer):
+    label = serializers.CharField(source="get_name_display", read_only=True, help_text=_(
+        "The step's name in words, in the request's language (Accept-Language)."))
+
     class Meta:
         model = RenewalStep
-        fields = ["id", "name", "status", "host", "detail", "at"]
+        fields = ["id", "name", "label", "status", "host", "detail", "at"]
 
 
 class RunSerializer(serializers.ModelSerializer):

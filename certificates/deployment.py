@@ -33,6 +33,7 @@ from . import ssh
 from .installer import Installer, InstallFailed, Item, planned_files
 from .models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
 from .models.runs import held_steps
+from .steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +195,7 @@ def _queue(version, host, run, *, awaited,
     try:
         planned_files(version, host)
     except InstallFailed as exc:  # the host's paths, not the network: fail before queueing
-        _reporter(run, host, on_step)("upload", "failed", str(exc))
+        _reporter(run, host, on_step)(Step.UPLOAD, StepStatus.FAILED, str(exc))
         outcome = _finish(deployment, version, run, _outcome(
             host, version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
         if awaited:
@@ -236,7 +237,7 @@ def _host_busy(host, version, report) -> Outcome:
     exc = HostBusy(
         _("Another deployment to %(host)s has been running for over %(seconds)s "
           "seconds; try again later.") % {"host": host.name, "seconds": LEASE_WAIT_SECONDS})
-    report("lock", "failed", str(exc))
+    report(Step.LOCK, StepStatus.FAILED, str(exc))
     return _outcome(host, version, Deployment.Status.FAILED, error=str(exc),
                     kind="HostBusy", transient=True)
 
@@ -321,7 +322,7 @@ def install_queued(host: TargetHost, *, owner: str,
         try:
             files = planned_files(request.version, host)
         except InstallFailed as exc:
-            report("upload", "failed", str(exc))
+            report(Step.UPLOAD, StepStatus.FAILED, str(exc))
             _answer(request, host, _outcome(host, request.version, Deployment.Status.FAILED,
                                             error=str(exc), kind=exc.kind))
             continue
@@ -370,12 +371,12 @@ def _install_items(host, owner, items: list[Item]) -> None:
                 detail = _("Host key %(fingerprint)s matches the pinned key.") % {
                     "fingerprint": host.host_key_fingerprint}
                 for item in items:
-                    item.report("connect", "done", detail)
+                    item.report(Step.CONNECT, StepStatus.DONE, detail)
                 Installer(session, host=host, items=items, heartbeat=heartbeat).install()
         except ssh.SSHError as exc:  # before the installer ran: the login
             for item in items:
                 if item.error is None and not item.served:
-                    item.report("connect", "failed", str(exc))
+                    item.report(Step.CONNECT, StepStatus.FAILED, str(exc))
                     item.error = exc
 
 

@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import ssh, tls
+from .steps import Step, StepStatus
 
 # Backup folders are named by this timestamp; anything else in backup_dir is
 # not ours and is never pruned.
@@ -157,20 +158,20 @@ class Installer:
                 self._remove_temporary(item)
             if self.backup_folder:
                 # After a rollback too: a host that keeps failing must not fill its disk.
-                self._step("cleanup", self.items, self.cleanup, fatal=False)
+                self._step(Step.CLEANUP, self.items, self.cleanup, fatal=False)
 
     def _install(self, items: list[Item]) -> None:
         live = [item for item in items if self._put_in_place(item)]
         if not live:
             return
         try:
-            self._step("config_test", live, self.config_test)
+            self._step(Step.CONFIG_TEST, live, self.config_test)
         except (ssh.SSHError, InstallFailed) as exc:
             # The running server never loaded the new files: no reload needed.
             self._undo_group(live, exc, reload=False)
             return
         try:
-            self._step("reload", live, self.reload)
+            self._step(Step.RELOAD, live, self.reload)
         except (ssh.SSHError, InstallFailed) as exc:
             self._undo_group(live, exc, reload=True)
             return
@@ -182,10 +183,10 @@ class Installer:
     def _put_in_place(self, item: Item) -> bool:
         try:
             if not item.originals:  # tried again alone: backed up the first time
-                self._step("backup", [item], lambda: self.backup(item))
-            self._step("upload", [item], lambda: self.upload(item))
+                self._step(Step.BACKUP, [item], lambda: self.backup(item))
+            self._step(Step.UPLOAD, [item], lambda: self.upload(item))
             item.installed = True
-            self._step("install", [item], lambda: self.rename_into_place(item))
+            self._step(Step.INSTALL, [item], lambda: self.rename_into_place(item))
         except (ssh.SSHError, InstallFailed) as exc:
             item.error = exc
             self._undo([item], reload=False)
@@ -203,7 +204,7 @@ class Installer:
                    "together; each is now installed on its own to find the one at fault.") % {
             "count": len(items)}
         for item in items:
-            item.report("retry", "started", detail)
+            item.report(Step.RETRY, StepStatus.STARTED, detail)
             item.reset()
             self._install([item])
 
@@ -213,12 +214,12 @@ class Installer:
             detail = action()
         except (ssh.SSHError, InstallFailed) as exc:
             for item in items:
-                item.report(name, "failed", str(exc))
+                item.report(name, StepStatus.FAILED, str(exc))
             if fatal:
                 raise
             return None
         for item in items:
-            item.report(name, "done", detail)
+            item.report(name, StepStatus.DONE, detail)
         return detail
 
     # -- the steps ------------------------------------------------------------
@@ -330,7 +331,7 @@ class Installer:
                 if waiting[item] == TLS_CONFIRMATIONS:
                     del waiting[item]
                     item.served = served
-                    item.report("tls_check", "done", served)
+                    item.report(Step.TLS_CHECK, StepStatus.DONE, served)
             if waiting and time.monotonic() >= deadline:
                 for item in [item for item, streak in waiting.items() if not streak]:
                     given_up.append(item)
@@ -372,7 +373,7 @@ class Installer:
                        "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
                     kind="NotServed", served_fingerprint=served,
                 )
-            item.report("tls_check", "failed", str(item.error))
+            item.report(Step.TLS_CHECK, StepStatus.FAILED, str(item.error))
 
     def _check_backup_dir(self) -> None:
         """backup_dir must be a real folder that only its owner may write to:
@@ -449,7 +450,7 @@ class Installer:
                 failure = exc
         if failure is not None:
             for item in installed:
-                item.report("rollback", "failed", str(failure))
+                item.report(Step.ROLLBACK, StepStatus.FAILED, str(failure))
                 # What the host serves now is unknown: a person should look.
                 item.error = InstallFailed(
                     _("%(cause)s\nThe rollback failed as well: %(error)s")
@@ -460,7 +461,7 @@ class Installer:
         detail = _("The previous files are back in place (saved in %(folder)s).") % {
             "folder": self.backup_folder}
         for item in installed:
-            item.report("rollback", "done", detail)
+            item.report(Step.ROLLBACK, StepStatus.DONE, detail)
             item.error = _failed(item.error, rolled_back=True)
 
     def _restore_files(self, item: Item) -> None:

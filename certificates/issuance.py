@@ -23,6 +23,7 @@ from django.utils.translation import gettext as _
 
 from . import acme, dns, keys, ssh
 from .models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
+from .steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ def remember_account(ca_account: CAAccount, ca: acme.CA, run=None) -> None:
     if run is not None:
         detail = (_("The CA no longer knew the account; registered again with the same key.")
                   if ca_account.account_url else _("Account registered."))
-        run.step("account", "done", f"{detail} {ca.account_url}")
+        run.step(Step.ACCOUNT, StepStatus.DONE, f"{detail} {ca.account_url}")
     ca_account.account_url = ca.account_url
 
 
@@ -127,10 +128,10 @@ def _issue(run, certificate):
         remember_account(certificate.ca_account, ca, run)
     if order.body.status == messages.STATUS_PENDING:
         _validate(run, certificate, ca, order)
-    run.step("finalize", "started")
+    run.step(Step.FINALIZE, StepStatus.STARTED)
     fullchain = ca.finalize(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
     check_leaf(fullchain, key_pem, certificate.names())
-    run.step("finalize", "done")
+    run.step(Step.FINALIZE, StepStatus.DONE)
     version = _store_version(run, certificate, fullchain, key_pem, order.uri)
     schedule_renewal(certificate, version, ca=ca, run=run)
     return version
@@ -140,7 +141,7 @@ def _order_key(run, certificate) -> str:
     if not run.private_key:
         run.private_key = keys.generate_private_key(certificate.key_type)
         run.save(update_fields=["private_key"])
-        run.step("key", "done", certificate.get_key_type_display())
+        run.step(Step.KEY, StepStatus.DONE, certificate.get_key_type_display())
     return run.private_key
 
 
@@ -148,7 +149,7 @@ def _place_or_resume_order(run, certificate, ca, csr):
     if run.acme_order_url:
         order = ca.fetch_order(run.acme_order_url, csr)
         if order.body.status != messages.STATUS_INVALID:
-            run.step("order", "done", _("Resumed order %(url)s") % {"url": order.uri})
+            run.step(Step.ORDER, StepStatus.DONE, _("Resumed order %(url)s") % {"url": order.uri})
             return order
     replaces = None
     if certificate.current_version_id:
@@ -156,7 +157,7 @@ def _place_or_resume_order(run, certificate, ca, csr):
     order = ca.new_order(csr, replaces=replaces)
     run.acme_order_url = order.uri
     run.save(update_fields=["acme_order_url"])
-    run.step("order", "done", order.uri)
+    run.step(Step.ORDER, StepStatus.DONE, order.uri)
     return order
 
 
@@ -169,9 +170,9 @@ def _validate(run, certificate, ca, order):
             # is already checking those, and a second answer is an error.
             if challenge_body.status == messages.STATUS_PENDING:
                 ca.answer(challenge_body)
-        run.step("validation", "started")
+        run.step(Step.VALIDATION, StepStatus.STARTED)
         ca.wait_for_validation(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
-        run.step("validation", "done")
+        run.step(Step.VALIDATION, StepStatus.DONE)
 
 
 @contextmanager
@@ -201,7 +202,8 @@ def _publish_http01(run, certificate, ca, pending):
                     path = posixpath.join(host.document_root, token_path)
                     paths.append(path)
                     session.write_file(path, content.encode(), mode=0o644)
-                run.step("challenge", "done", _("%(count)d challenge file(s) in %(dir)s")
+                run.step(Step.CHALLENGE, StepStatus.DONE,
+                         _("%(count)d challenge file(s) in %(dir)s")
                          % {"count": len(files), "dir": directory}, host=host)
             yield
         finally:
@@ -221,10 +223,10 @@ def _remove_challenge_files(run, written):
                 with ssh.connect(host) as fresh:
                     for path in paths:
                         fresh.remove(path, missing_ok=True)
-            run.step("cleanup", "done", _("challenge files removed"), host=host)
+            run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
         except ssh.SSHError as exc:
             # Not fatal: a stale token file reveals nothing and proves nothing.
-            run.step("cleanup", "failed", str(exc), host=host)
+            run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
 
 
 @contextmanager
@@ -248,7 +250,7 @@ def _publish_dns01(run, certificate, ca, pending):
         for record, values in expected.items():
             dns.wait_until_served(server, record, values,
                                   timeout=settings.DNS_PROPAGATION_TIMEOUT)
-        run.step("challenge", "done", _("%(count)d TXT record(s) at %(server)s")
+        run.step(Step.CHALLENGE, StepStatus.DONE, _("%(count)d TXT record(s) at %(server)s")
                  % {"count": len(added), "server": certificate.dns_server})
         yield
     finally:
@@ -259,7 +261,7 @@ def _publish_dns01(run, certificate, ca, pending):
             except dns.DNSUpdateError as exc:
                 failures.append(str(exc))
         if added:
-            run.step("cleanup", "failed" if failures else "done",
+            run.step(Step.CLEANUP, StepStatus.FAILED if failures else StepStatus.DONE,
                      "; ".join(failures) or _("TXT records removed"))
 
 
@@ -273,7 +275,7 @@ def _store_version(run, certificate, fullchain, key_pem, order_url) -> Certifica
         RenewalRun.objects.filter(pk=run.pk).update(version=version)
     certificate.current_version, certificate.expires_at = version, version.not_after
     run.version = version
-    run.step("store", "done", _("serial %(serial)s, valid until %(until)s")
+    run.step(Step.STORE, StepStatus.DONE, _("serial %(serial)s, valid until %(until)s")
              % {"serial": version.serial, "until": version.not_after.isoformat()})
     return version
 
@@ -353,7 +355,7 @@ def schedule_renewal(certificate, version, *, ca=None, run=None, now=None):
         renew_after=renew_after, ari_next_check_at=next_check)
     certificate.renew_after, certificate.ari_next_check_at = renew_after, next_check
     if run is not None:
-        run.step("schedule", "done", _("next renewal %(when)s, %(how)s")
+        run.step(Step.SCHEDULE, StepStatus.DONE, _("next renewal %(when)s, %(how)s")
                  % {"when": renew_after.isoformat(), "how": how})
     return renew_after
 

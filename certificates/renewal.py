@@ -37,6 +37,7 @@ from .models import (
     RenewalRun,
 )
 from .signals import announce
+from .steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +230,8 @@ def _issue_and_charge(run, deploy_inline):
     from .tasks import deploy_run  # noqa: PLC0415
 
     if run.attempts > 1:
-        run.step("resume", "done", _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
+        run.step(Step.RESUME, StepStatus.DONE,
+                 _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
     certificate = run.certificate
     if run.version_id is None and _needs_issuance(run, certificate):
         # Held before anything is ordered, released if nothing is issued.
@@ -243,7 +245,8 @@ def _issue_and_charge(run, deploy_inline):
     if run.version_id is not None:
         charged = deposit.charge_for_version(version=run.version, run=run)
         if charged is not None:
-            run.step("charge", "done", f"{charged.amount} {certificate.ca_account.currency}")
+            run.step(Step.CHARGE, StepStatus.DONE,
+                     f"{charged.amount} {certificate.ca_account.currency}")
             _activate_order(certificate)
     if deploy_inline:
         return deploy(run_id=run.pk, wait=True)
@@ -438,7 +441,7 @@ def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
     now = timezone.now()
     detail = _("The deposit is short by %(missing)s %(currency)s.") % {
         "missing": missing, "currency": ca_account.currency}
-    run.step("deposit", "failed", detail)
+    run.step(Step.DEPOSIT, StepStatus.FAILED, detail)
     Certificate.objects.filter(pk=certificate.pk).update(
         held_for_deposit=True, next_attempt_at=now + DEPOSIT_RECHECK)
     run.error = detail

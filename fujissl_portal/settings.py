@@ -439,7 +439,8 @@ SPECTACULAR_SETTINGS.update({
     "SERVE_INCLUDE_SCHEMA": False, "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "certificates.models.runs.RenewalRun.Status",
-        "StepStatusEnum": "certificates.models.runs.RenewalStep.Status",
+        "StepStatusEnum": "certificates.steps.StepStatus",
+        "StepNameEnum": "certificates.steps.Step",
         "OrderStatusEnum": "certificates.models.orders.Order.Status",
         "DeploymentStatusEnum": "certificates.models.hosts.Deployment.Status",
         "WebhookEventEnum": "api.models.Event",

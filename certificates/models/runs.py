@@ -14,6 +14,8 @@ from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal.encryption import EncryptedTextField
 
+from ..steps import Step, StepStatus
+
 logger = logging.getLogger(__name__)
 
 # Sent with `step` each time a renewal step is recorded.
@@ -184,14 +186,11 @@ class RenewalStep(models.Model):
     host's deployment or TLS check. Rows, not a list in one field, so that
     concurrent deployments to several hosts never overwrite each other's steps."""
 
-    class Status(models.TextChoices):
-        STARTED = "started", _("Started")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
-        SKIPPED = "skipped", _("Skipped")
+    Name = Step
+    Status = StepStatus
 
     run = models.ForeignKey(RenewalRun, on_delete=models.CASCADE, related_name="steps")
-    name = models.CharField(_("step"), max_length=40)
+    name = models.CharField(_("step"), max_length=40, choices=Step.choices)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     host = models.ForeignKey(
         "certificates.TargetHost", on_delete=models.SET_NULL, null=True, blank=True,
@@ -208,7 +207,7 @@ class RenewalStep(models.Model):
         verbose_name_plural = _("renewal steps")
 
     def __str__(self):
-        return f"{self.name}: {self.get_status_display()}"
+        return f"{self.get_name_display()}: {self.get_status_display()}"
 
 
 class Notification(models.Model):

@@ -17,6 +17,7 @@ import pytest
 
 from accounts.models import Membership, Role
 from certificates.models import Certificate, DepositEntry, RenewalRun, TargetHost
+from certificates.steps import Step
 from certificates.tests.factories import ca_account
 from certificates.tests.test_issuance import portal_host
 
@@ -189,7 +190,7 @@ def test_an_owner_enrols_a_host_adds_a_certificate_and_watches_it_renew_live(
         page.click("#renew-now")
     assert re.search(r"/runs/\d+/$", page.url)
     page.evaluate("window.stillTheSamePage = true")
-    page.wait_for_selector("[data-steps] .step-name:text-is('order')", timeout=60_000)
+    page.wait_for_selector("[data-steps] .step-name:text-is('Order')", timeout=60_000)
     page.wait_for_selector("#run[data-status=succeeded], #run[data-status=failed]",
                            timeout=120_000)
     run = RenewalRun.objects.get(certificate=certificate)
@@ -197,7 +198,7 @@ def test_an_owner_enrols_a_host_adds_a_certificate_and_watches_it_renew_live(
     assert page.evaluate("window.stillTheSamePage") is True
     names = page.locator("[data-steps] .step-name").all_text_contents()
     for step in ("order", "challenge", "validation", "finalize", "store"):
-        assert step in names
+        assert str(Step(step).label) in names  # in words, in the page's language
     assert page.locator("#run-spinner.hidden").count() == 1
     shoot(page, "renewal-run")
 

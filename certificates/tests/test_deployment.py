@@ -27,6 +27,7 @@ from certificates.models import (
     RenewalStep,
     TargetHost,
 )
+from certificates.steps import Step
 
 from . import factories
 from .pki import make_current, new_version
@@ -727,7 +728,7 @@ def test_manage_py_deploy_prints_each_step_and_deploys(host, target_host, versio
     out = capsys.readouterr().out
     for step in ("connect", "backup", "upload", "install", "config_test", "reload",
                  "tls_check", "cleanup"):
-        assert f"{host.name}  {step}: " in out
+        assert f"{host.name}  {Step(step).label}: " in out  # in words
     target_host.wait_for_served_leaf(version.fingerprint_sha256)
 
 
@@ -759,4 +760,4 @@ def test_manage_py_deploy_fails_when_a_host_does_not_take_the_certificate(
     with pytest.raises(CommandError):
         call_command("deploy", version.certificate.common_name)
 
-    assert f"{host.name}  connect: " in capsys.readouterr().out
+    assert f"{host.name}  {Step.CONNECT.label}: " in capsys.readouterr().out

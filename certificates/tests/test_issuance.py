@@ -12,6 +12,7 @@ from django.utils import timezone
 from certificates import keys
 from certificates.issuance import run_issuance
 from certificates.models import Certificate, Challenge, Deployment, RenewalRun, TargetHost
+from certificates.steps import Step
 from certificates.tests.factories import ca_account
 
 pytestmark = pytest.mark.django_db
@@ -234,7 +235,7 @@ def test_manage_py_renew_renews_deploys_and_prints_each_step(organization, pebbl
     printed = out.getvalue()
     for step in ("order", "challenge", "validation", "finalize", "store", "schedule", "charge",
                  "install", "tls_check"):
-        assert f" {step}" in printed
+        assert f" {Step(step).label}" in printed  # in words, not as the code's name
     version = Certificate.objects.get(pk=cert.pk).current_version
     assert f"Issued serial {version.serial}" in printed
     target_host.wait_for_served_leaf(version.fingerprint_sha256)

@@ -759,3 +759,19 @@ def test_an_administrator_adds_and_edits_a_ca_account_keeping_its_eab_key(client
     client.force_login(operator)
     assert client.get(reverse("certificates:ca_account_edit", args=[account.pk])
                       ).status_code == 403
+
+
+@pytest.mark.parametrize("language,words", [("en", ["Private key", "Served certificate check"]),
+                                            ("ja", ["秘密鍵", "配信中の証明書の確認"])])
+def test_run_steps_are_named_in_words_of_the_readers_language(client, owner, world, language,
+                                                               words):
+    run = world["run"]
+    run.step("key", "done")
+    run.step("tls_check", "failed", "not served")
+    client.force_login(owner)
+    client.defaults["HTTP_ACCEPT_LANGUAGE"] = language
+    html = page(client, "certificates:run", run.pk)
+    for word in words:
+        assert f'<span class="step-name">{word}</span>' in html
+    steps = client.get(reverse("certificates:run_steps", args=[run.pk])).json()["steps"]
+    assert [step["label"] for step in steps][-2:] == words

@@ -8,7 +8,7 @@ from django.views.decorators.cache import never_cache
 
 from accounts.tenancy import get_scoped_or_404, scoped
 
-from ..models import RenewalRun
+from ..models import RenewalRun, RenewalStep
 from .common import enter, paginate, portal_view, query_without_page, roles
 
 
@@ -18,7 +18,7 @@ def collapse(steps):
     shown = []
     for step in steps:
         previous = shown[-1] if shown else None
-        if (previous is not None and previous.status == "started"
+        if (previous is not None and previous.status == RenewalStep.Status.STARTED
                 and (previous.name, previous.host_id) == (step.name, step.host_id)):
             shown[-1] = step
         else:
@@ -87,6 +87,7 @@ def run_steps(request, pk):
         "steps": [{
             "id": step.pk,
             "name": step.name,
+            "label": str(step.get_name_display()),
             "status": step.status,
             "status_label": str(step.get_status_display()),
             "host": step.host.name if step.host else "",

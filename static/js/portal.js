@@ -25,7 +25,7 @@
       item.appendChild(el("span", "step-dot"));
       item.appendChild(el("span", "step-time", step.at));
       item.appendChild(document.createTextNode(" "));
-      item.appendChild(el("span", "step-name", step.name));
+      item.appendChild(el("span", "step-name", step.label || step.name));
       if (step.host) {
         item.appendChild(document.createTextNode(" "));
         item.appendChild(el("span", "muted", "(" + step.host + ")"));

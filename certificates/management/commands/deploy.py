@@ -44,10 +44,11 @@ class Command(BaseCommand):
         lock = threading.Lock()  # hosts deploy in parallel: one line at a time
 
         def print_step(host, name, status, detail):
-            line = f"{host.name}  {name}: {RenewalStep.Status(status).label}"
+            step, outcome = RenewalStep.Name(name).label, RenewalStep.Status(status).label
+            line = f"{host.name}  {step}: {outcome}"
             if detail:
                 line += "  " + detail.replace("\n", "\n    ")
-            style = self.style.ERROR if status == "failed" else (lambda text: text)
+            style = self.style.ERROR if status == RenewalStep.Status.FAILED else (lambda text: text)
             with lock:
                 self.stdout.write(style(line))
         return print_step

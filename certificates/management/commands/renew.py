@@ -30,7 +30,7 @@ class Command(BaseCommand):
             if step.run.certificate_id != target.pk:
                 return
             where = f" [{step.host}]" if step.host_id else ""
-            self.stdout.write(f"  {step.at:%H:%M:%S} {step.name}{where}: "
+            self.stdout.write(f"  {step.at:%H:%M:%S} {step.get_name_display()}{where}: "
                               f"{step.get_status_display()} {step.detail}".rstrip())
 
         step_recorded.connect(echo, sender=RenewalStep, weak=False)

@@ -283,14 +283,17 @@ class StepSerializer(serializers.ModelSerializer):
 
 class RunSerializer(serializers.ModelSerializer):
     is_open = serializers.BooleanField(read_only=True, help_text=_(
-        "True while queued or running: poll the detail until it is false."))
+        "True while queued, running or deploying: poll the detail until it is false."))
+    is_stalled = serializers.BooleanField(read_only=True, help_text=_(
+        "True when the run's worker is gone and the run waits to be taken up again."))
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
                                                 allow_null=True)
 
     class Meta:
         model = RenewalRun
-        fields = ["id", "certificate", "trigger", "status", "is_open", "requested_by",
-                  "error", "error_class", "problem", "retry_after", "version", "attempts",
+        fields = ["id", "certificate", "trigger", "intent", "hosts", "status", "is_open",
+                  "is_stalled", "requested_by", "error", "error_class", "failure_kind",
+                  "problem", "retry_after", "version", "attempts",
                   "created_at", "started_at", "finished_at"]
 
 
@@ -373,12 +376,6 @@ class RenewRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     force = serializers.BooleanField(default=False, help_text=_(
         "Needed to renew a certificate before its renewal window (administrators only): "
         "it issues and charges again for a certificate that is still valid."))
-
-
-class DeployAcceptedSerializer(serializers.Serializer):
-    certificate = serializers.IntegerField()
-    version = serializers.IntegerField()
-    hosts = serializers.ListField(child=serializers.IntegerField())
 
 
 class ConfirmHostKeySerializer(RefuseUnknownFieldsMixin, serializers.Serializer):

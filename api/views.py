@@ -1,7 +1,6 @@
 """The REST API, /api/v1/. Every queryset comes from accounts.tenancy.scoped(), so an
 object of another organisation is a 404; the role each action needs is in `roles`."""
 
-from django.db import transaction
 from django.db.models import DecimalField, Prefetch, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
@@ -20,6 +19,7 @@ from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
 from certificates import deposit, enrolment, renewal, renewal_limits, ssh
 from certificates.auditing import changed, snapshot
+from certificates.deployment import NothingToDeploy
 from certificates.models import (
     AuditEvent,
     CAAccount,
@@ -209,35 +209,32 @@ class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMix
         return response
 
     @extend_schema(request=s.DeployRequestSerializer,
-                   responses={202: s.DeployAcceptedSerializer, 409: CONFLICT},
+                   responses={202: s.RunSerializer, 409: CONFLICT},
                    summary=_("Deploy now"),
-                   description=_("Deploys the current version to the certificate's hosts "
-                                 "(or some of them); follow the deployments for the outcome."))
+                   description=_("Starts a deploy-only run of the current version to the "
+                                 "certificate's hosts (or some of them), or returns the run "
+                                 "already under way; follow the run for the outcome."))
     @action(detail=True, methods=["post"])
     def deploy(self, request, pk=None):
-        from certificates.tasks import deploy_now
-
         certificate = self.get_object()
         body = s.DeployRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        if certificate.current_version_id is None:
-            raise Conflict(_("This certificate has no issued version to deploy yet."),
-                           code="nothing_to_deploy")
-        bound = set(certificate.deployments.values_list("host_id", flat=True))
         wanted = body.validated_data.get("hosts")
-        if wanted is not None and set(wanted) - bound:
-            raise ValidationError({"hosts": [
-                _("Choose among the certificate's hosts: %(ids)s.")
-                % {"ids": ", ".join(map(str, sorted(bound))) or _("none")}]},
-                code="invalid_choice")
-        if not bound:
-            raise Conflict(_("This certificate has no target hosts."), code="no_hosts")
-        host_ids = sorted(wanted) if wanted is not None else None
-        transaction.on_commit(lambda: deploy_now.delay(certificate.pk, host_ids))
-        return Response({"certificate": certificate.pk,
-                         "version": certificate.current_version_id,
-                         "hosts": host_ids if host_ids is not None else sorted(bound)},
-                        status=status.HTTP_202_ACCEPTED)
+        try:
+            run = renewal.deploy_now(certificate_id=certificate.pk, by=request.user,
+                                     host_ids=sorted(wanted) if wanted is not None else None,
+                                     trigger=RenewalRun.Trigger.API)
+        except NothingToDeploy:
+            raise Conflict(_("This certificate has no issued version to deploy yet."),
+                           code="nothing_to_deploy") from None
+        except renewal.NoHosts:
+            raise Conflict(_("This certificate has no target hosts."), code="no_hosts") from None
+        except renewal.NotAHostOfTheCertificate as exc:
+            raise ValidationError({"hosts": [str(exc)]}, code="invalid_choice") from None
+        response = Response(s.RunSerializer(run, context={"request": request}).data,
+                            status=status.HTTP_202_ACCEPTED)
+        response["Location"] = f"/api/v1/runs/{run.pk}/"
+        return response
 
     @extend_schema(responses={200: s.VersionSerializer(many=True)}, summary=_("Versions"))
     @action(detail=True, methods=["get"], serializer_class=s.VersionSerializer,

@@ -128,10 +128,10 @@ class DeployRequestAdmin(TenantAdminMixin, admin.ModelAdmin):
     """The deployment queue, to look at (a stuck host shows here); the portal
     alone writes it."""
 
-    list_display = ("requested_at", "deployment", "version", "run", "awaited",
+    list_display = ("requested_at", "deployment", "version", "run",
                     "finished_at", "status", "error_kind")
     list_select_related = ("deployment__certificate", "deployment__host", "version", "run")
-    list_filter = ("status", "awaited", "host__organization")
+    list_filter = ("status", "host__organization")
     search_fields = ("deployment__certificate__common_name", "host__name", "error")
 
     def has_add_permission(self, request):

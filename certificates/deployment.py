@@ -1,23 +1,30 @@
-"""Deploying certificate versions to target hosts, and recording what happened.
+"""The host side: deploying certificate versions to target hosts, one session at a
+time per host, and recording what happened.
 
-One session at a time per host (a lease on the TargetHost row), several hosts
-at a time per certificate (a bounded thread pool). Certificates renewed
-together queue for a host as DeployRequest rows, and whoever takes the lease
-installs all of them in one session, with one config test and one reload
-instead of one each. The database is touched only between network calls, in
-autocommit: no transaction is held while talking SSH or TLS (house rule 4).
-The steps on the host are in installer.py.
+One protocol: a run queues a DeployRequest per host (``requests_for``, written
+by the lifecycle's ``to_deploying`` in the same transaction as the status);
+whoever takes a host's lease (``drain``) installs everything queued there in one
+SSH session, with one config test and one reload for the batch, writes each
+outcome on its request, lets the host go, and only then enqueues the conclusion
+of every run whose requests are all answered (``tasks.conclude_run``). Nobody
+waits for a busy host: its holder installs our requests with its next batch.
+This module never imports renewal; concluding a run is renewal's work.
+
+The database is touched only between network calls, in autocommit: no
+transaction is held while talking SSH or TLS (house rule 4). The steps on the
+host are in installer.py.
+
+Import rule: services import tasks and enqueue on commit; tasks import services
+inside the function.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import random
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,7 +36,7 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import ssh
+from . import ssh, tasks
 from .installer import Installer, InstallFailed, Item, planned_files
 from .models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
 from .models.runs import held_steps
@@ -37,35 +44,23 @@ from .steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
-# How long a deployment waits for another one on the same host to finish.
-LEASE_WAIT_SECONDS = 300
-# Waiting deployments look again after 0.1-0.2 s: a deployment takes about a
-# second, so half-second polls lost a third of a host's time; the jitter keeps
-# several waiters from asking in step.
-LEASE_POLL_SECONDS = (0.1, 0.2)
-
 # The host's lease is extended at the next step after this many seconds.
 LEASE_RENEW_SECONDS = 5
 # A batch's steps wait at most this long to be written (the run's page shows
 # them live, a moment late), so that each phase is one INSERT, not one per item.
+# Before a step that can take long (config test, reload, TLS check) they are
+# written at once.
 STEP_HOLD_SECONDS = 0.5
 # At most this many certificates go into one session on a host; the rest wait
 # for the next. It bounds how long a lease is held between two steps' renewals
 # (the TLS checks of a batch run in one step).
 DEPLOY_BATCH_SIZE = 50
-
-# on_step(host, step name, status, detail): for a caller that shows progress.
-StepCallback = Callable[[TargetHost, str, str, str], None]
+# Answered requests of ended runs are kept this long (the admin shows them).
+KEEP_ANSWERED = timedelta(hours=1)
 
 
 class NothingToDeploy(Exception):
     pass
-
-
-class HostBusy(Exception):
-    """Another deployment held the host's lease for longer than we wait."""
-
-    transient = True
 
 
 @dataclass(frozen=True)
@@ -86,65 +81,52 @@ class Outcome:
         return self.status == Deployment.Status.DEPLOYED
 
 
-# -- the services -----------------------------------------------------------------
+# -- queueing ---------------------------------------------------------------------
 
 
-def deploy_certificate(*, certificate_id: int, run_id: int | None = None,
-                       host_ids: list[int] | None = None,
-                       on_step: StepCallback | None = None) -> list[Outcome]:
-    """Deploy the certificate's current version to its hosts (or those of
-    ``host_ids``) and wait for the outcomes, DEPLOY_MAX_PARALLEL hosts at a time;
-    one host failing does not stop the others. Outcomes are in host name order."""
-    certificate, version, hosts = _what_to_deploy(certificate_id, host_ids)
-    run = RenewalRun.objects.get(pk=run_id, certificate=certificate) if run_id else None
-
-    def deploy_one(host):
-        try:
-            return deploy_version_to_host(version=version, host=host, run=run, on_step=on_step)
-        except Exception as exc:  # a bug or a database error must not stop the other hosts
-            logger.exception("deployment of %s to %s failed", certificate, host)
-            return _outcome(host, version, Deployment.Status.FAILED, error=repr(exc),
-                            kind=type(exc).__name__)
-
-    return _on_each_host(hosts, deploy_one)
-
-
-def queue_certificate(*, certificate_id: int, run: RenewalRun,
-                      host_ids: list[int] | None = None) -> None:
-    """Queue the certificate's current version for its hosts (or those of
-    ``host_ids``) on behalf of ``run``, and install what is queued on each host
-    that is free. Does not wait for a busy host: whoever holds it installs this
-    request too, and the run is concluded by whoever answers its last request
-    (``renewal.conclude_deployment``)."""
-    certificate, version, hosts = _what_to_deploy(certificate_id, host_ids)
-    # All at once: a run is concluded when its last request is answered, so none
-    # may be answered before the others exist.
-    with transaction.atomic():
-        queued = [host for host in hosts if _queue(version, host, run, awaited=False)]
-
-    def drain_one(host):
-        try:
-            drain(host)
-        except Exception:  # the run is taken up again when its lease runs out
-            logger.exception("deployments queued for %s failed", host)
-
-    _on_each_host(queued, drain_one)
-    _conclude_runs({run.pk})  # if every request was answered without a session
-
-
-def _what_to_deploy(certificate_id, host_ids):
-    certificate = Certificate.objects.select_related("current_version").get(pk=certificate_id)
+def requests_for(run: RenewalRun | None, certificate: Certificate,
+                 host_ids: list[int] | None = None) -> list[DeployRequest]:
+    """Unsaved requests for the certificate's current version on each of its
+    hosts (or those of ``host_ids``), for the lifecycle to write with the
+    run's move to deploying."""
     version = certificate.current_version
     if version is None:
         raise NothingToDeploy(
             _("%(certificate)s has no issued version to deploy yet.")
             % {"certificate": certificate}
         )
-    version.certificate = certificate  # spares each thread a query
     hosts = certificate.hosts.order_by("name")
     if host_ids is not None:
         hosts = hosts.filter(pk__in=host_ids)
-    return certificate, version, list(hosts)
+    requests = []
+    for host in hosts:
+        if host.organization_id != certificate.organization_id:
+            raise ValueError(f"host {host.pk} is not in the organisation of {certificate}")
+        deployment, _created = Deployment.objects.get_or_create(certificate=certificate,
+                                                                host=host)
+        requests.append(DeployRequest(host=host, deployment=deployment, version=version,
+                                      run=run))
+    return requests
+
+
+def hosts_waiting(run_id: int) -> list[TargetHost]:
+    """The hosts where requests of the run wait for an answer."""
+    return list(TargetHost.objects.filter(
+        Exists(DeployRequest.objects.filter(host=OuterRef("pk"), run_id=run_id,
+                                            finished_at__isnull=True))).order_by("name"))
+
+
+def drain_hosts(hosts: list[TargetHost]) -> None:
+    """``drain`` on each host, DEPLOY_MAX_PARALLEL at a time; one host failing
+    does not stop the others (its requests wait for the next drain)."""
+
+    def drain_one(host):
+        try:
+            drain(host)
+        except Exception:  # the run's lease runs out and recovery drains it again
+            logger.exception("deployments queued for %s failed", host)
+
+    _on_each_host(hosts, drain_one)
 
 
 def _on_each_host(hosts, action) -> list:
@@ -162,105 +144,34 @@ def _on_each_host(hosts, action) -> list:
         return list(pool.map(one, hosts))
 
 
-def deploy_version_to_host(*, version, host: TargetHost, run: RenewalRun | None = None,
-                           on_step: StepCallback | None = None) -> Outcome:
-    """Install ``version`` on ``host``, prove it is served, roll back if not, and
-    wait for it.
-
-    The version joins the host's queue; whoever holds the host's lease installs
-    everything queued in one go, this request included, so the outcome may come
-    from another worker's session. Never raises for what the host or the network
-    did: the Outcome says it, and the Deployment row and the run's steps record it.
-    """
-    request = _queue(version, host, run, awaited=True, on_step=on_step)
-    if isinstance(request, Outcome):
-        return request
-    try:
-        return _wait_for(request, host=host, version=version, on_step=on_step) or _finish(
-            request.deployment, version, run,
-            _host_busy(host, version, _reporter(run, host, on_step)))
-    finally:
-        DeployRequest.objects.filter(pk=request.pk).delete()
-
-
-def _queue(version, host, run, *, awaited,
-           on_step=None) -> DeployRequest | Outcome | None:
-    """A request for ``version`` on ``host``. If the host's paths cannot take it,
-    the failure is recorded at once: returned as an Outcome to one who waits,
-    otherwise written on an answered request (and None returned)."""
-    certificate = version.certificate
-    if host.organization_id != certificate.organization_id:
-        raise ValueError(f"host {host.pk} is not in the organisation of {certificate}")
-    deployment, _created = Deployment.objects.get_or_create(certificate=certificate, host=host)
-    try:
-        planned_files(version, host)
-    except InstallFailed as exc:  # the host's paths, not the network: fail before queueing
-        _reporter(run, host, on_step)(Step.UPLOAD, StepStatus.FAILED, str(exc))
-        outcome = _finish(deployment, version, run, _outcome(
-            host, version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
-        if awaited:
-            return outcome
-        # Answered at once, so that the run is concluded like any other.
-        request = DeployRequest.objects.create(host=host, deployment=deployment,
-                                               version=version, run=run)
-        _answer(request, host, outcome, record=False)
-        return None
-    return DeployRequest.objects.create(host=host, deployment=deployment, version=version,
-                                        run=run, awaited=awaited)
-
-
-def _wait_for(request: DeployRequest, *, host, version, on_step) -> Outcome | None:
-    """Until ``request`` has an outcome: install what is queued whenever the host
-    is free, or see another worker's session do it. None if the host stays busy
-    for LEASE_WAIT_SECONDS."""
-    deadline = time.monotonic() + LEASE_WAIT_SECONDS
-    while True:
-        drain(host, on_step={request.pk: on_step})
-        done = DeployRequest.objects.filter(pk=request.pk, finished_at__isnull=False).first()
-        if done is not None:
-            return outcome_of(done, host=host, version=version)
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(random.uniform(*LEASE_POLL_SECONDS))
-
-
-def outcome_of(request: DeployRequest, *, host=None, version=None) -> Outcome:
+def outcome_of(request: DeployRequest) -> Outcome:
     """The Outcome written on an answered request."""
-    host, version = host or request.host, version or request.version
-    return Outcome(host_id=host.pk, host_name=host.name, status=request.status,
+    return Outcome(host_id=request.host_id, host_name=request.host.name, status=request.status,
                    error=request.error, error_kind=request.error_kind,
-                   transient=request.transient, expected_fingerprint=version.fingerprint_sha256,
+                   transient=request.transient,
+                   expected_fingerprint=request.version.fingerprint_sha256,
                    served_fingerprint=request.served_fingerprint)
 
 
-def _host_busy(host, version, report) -> Outcome:
-    exc = HostBusy(
-        _("Another deployment to %(host)s has been running for over %(seconds)s "
-          "seconds; try again later.") % {"host": host.name, "seconds": LEASE_WAIT_SECONDS})
-    report(Step.LOCK, StepStatus.FAILED, str(exc))
-    return _outcome(host, version, Deployment.Status.FAILED, error=str(exc),
-                    kind="HostBusy", transient=True)
+def drain(host: TargetHost) -> None:
+    """If the host is free: take its lease, install a batch of what is queued,
+    let the host go, then enqueue the conclusion of each run the batch
+    answered; again while anything is queued. If the host is busy, its holder
+    will find our requests: it looks at the queue again after letting go.
 
-
-def drain(host: TargetHost, *, on_step: dict[int, StepCallback | None] | None = None) -> None:
-    """If the host is free: take its lease and install what is queued, batch after
-    batch, until nothing is, concluding the runs each batch answered. If it is
-    busy, its holder will find our requests: it looks at the queue again after
-    letting go."""
+    The lease is let go after every batch, so that a run's conclusion (alerts,
+    e-mail, webhooks) never runs while the host is held, and so that under a
+    steady stream of renewals runs end batch by batch, not when the queue runs dry.
+    """
     owner = _lease_owner()
     while _take_lease(host, owner):
         try:
-            while True:
-                _linger(host)
-                tried, runs = install_queued(host, owner=owner, on_step=on_step)
-                # Now, not when the queue runs dry: under a steady stream of
-                # renewals that could be long after these runs were done.
-                _conclude_runs(runs)
-                if not tried:
-                    break
+            _linger(host)
+            tried, runs = install_queued(host, owner=owner)
         finally:
             _release_lease(host, owner)
-        # A request queued while we let go may have seen the lease still taken.
+        _enqueue_conclusions(runs)
+        # A request queued while we held the host may have seen it taken.
         if not DeployRequest.objects.filter(host=host, finished_at__isnull=True).exists():
             break
 
@@ -286,24 +197,21 @@ def _linger(host) -> None:
         time.sleep(min(0.1, max((until - timezone.now()).total_seconds(), 0)))
 
 
-def _conclude_runs(run_ids) -> None:
-    from .renewal import conclude_deployment  # noqa: PLC0415 - renewal imports this module
+def _enqueue_conclusions(run_ids) -> None:
+    """A run whose requests are all answered is concluded by a task of its own;
+    if two drains answer its last two requests at once, both enqueue it, and
+    the lifecycle's guarded move to the final status lets one of them act."""
+    done = RenewalRun.objects.filter(pk__in=run_ids, status=RenewalRun.Status.DEPLOYING).exclude(
+        Exists(DeployRequest.objects.filter(run=OuterRef("pk"), finished_at__isnull=True)))
+    for run_id in done.values_list("pk", flat=True):
+        transaction.on_commit(lambda run_id=run_id: tasks.conclude_run.delay(run_id))
 
-    for run_id in sorted(run_ids):
-        try:
-            conclude_deployment(run_id)
-        except Exception:  # one run's alert must not keep the others from concluding
-            logger.exception("concluding the deployment of run %s failed", run_id)
 
-
-def install_queued(host: TargetHost, *, owner: str,
-                   on_step: dict[int, StepCallback | None] | None = None
-                   ) -> tuple[int, set[int]]:
+def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:
     """Install the host's queued requests (up to DEPLOY_BATCH_SIZE) in one SSH
     session; the caller holds the host's lease as ``owner``. Each request gets
     its outcome, its Deployment row and its run's steps. Returns how many were
-    tried, and the runs whose requests nobody waits for (to be concluded)."""
-    on_step = on_step or {}
+    tried, and the runs they belong to."""
     queued = list(DeployRequest.objects.filter(host=host, finished_at__isnull=True)
                   .select_related("version__certificate", "deployment", "run")
                   .order_by("requested_at", "pk")[:DEPLOY_BATCH_SIZE])
@@ -318,7 +226,7 @@ def install_queued(host: TargetHost, *, owner: str,
             newest[request.deployment_id] = request
     items = {}
     for request in newest.values():
-        report = _reporter(request.run, host, on_step.get(request.pk))
+        report = _reporter(request.run, host)
         try:
             files = planned_files(request.version, host)
         except InstallFailed as exc:
@@ -348,7 +256,7 @@ def install_queued(host: TargetHost, *, owner: str,
                 host, request.version, Deployment.Status.FAILED, kind="Superseded",
                 error=_("A newer version (serial %(serial)s) was deployed instead.")
                 % {"serial": newer.serial}), record=False)
-    return len(queued), {r.run_id for r in queued if r.run_id and not r.awaited}
+    return len(queued), {r.run_id for r in queued if r.run_id}
 
 
 def _install_items(host, owner, items: list[Item]) -> None:
@@ -357,8 +265,10 @@ def _install_items(host, owner, items: list[Item]) -> None:
     # steps are written together, before the next phase or after STEP_HOLD_SECONDS.
     with held_steps() as flush:
 
-        def heartbeat():
-            flush(max_age=STEP_HOLD_SECONDS)
+        def heartbeat(waiting=False):
+            # Before a step that can take long, what is held is written at once:
+            # the run's page must not stop at "install" during a slow reload.
+            flush(max_age=0 if waiting else STEP_HOLD_SECONDS)
             # Each step may take up to a command timeout; the lease outlasts the
             # longest, so renewing every few seconds is enough and spares a write
             # for each of a batch's many small steps.
@@ -404,14 +314,14 @@ def _answer(request: DeployRequest, host, outcome: Outcome, *, record=True) -> O
 
 
 def forget_old_requests(*, now=None) -> int:
-    """Requests nobody will read: answered over an hour ago (their deployment's
-    worker died before reading), or never answered and older than anyone waits.
-    For the periodic recovery pass."""
+    """Requests nobody will read: those of ended runs (or of none), answered or
+    queued over KEEP_ANSWERED ago. A live run's request is never deleted,
+    however deep the host's queue: its run concludes when it is answered."""
     now = now or timezone.now()
-    deleted, _by_model = DeployRequest.objects.filter(
-        Q(finished_at__lt=now - timedelta(hours=1))
-        | Q(finished_at__isnull=True,
-            requested_at__lt=now - timedelta(seconds=2 * LEASE_WAIT_SECONDS))).delete()
+    ended = Q(run__isnull=True) | Q(run__status__in=RenewalRun.FINAL)
+    old = Q(finished_at__lt=now - KEEP_ANSWERED) | Q(finished_at__isnull=True,
+                                                    requested_at__lt=now - KEEP_ANSWERED)
+    deleted, _by_model = DeployRequest.objects.filter(ended, old).delete()
     return deleted
 
 
@@ -466,12 +376,10 @@ def _sni_name(host: TargetHost, certificate: Certificate) -> str:
     return plain[0] if plain else certificate.common_name.removeprefix("*.")
 
 
-def _reporter(run, host, on_step):
+def _reporter(run, host):
     def report(name, status, detail=""):
         if run is not None:
             run.step(name, status, detail, host=host)
-        if on_step is not None:
-            on_step(host, name, status, detail)
     return report
 
 

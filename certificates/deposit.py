@@ -83,18 +83,20 @@ def reserve(*, run) -> Decimal:
     return Decimal("0")
 
 
-def charge_for_version(*, version: CertificateVersion, run=None) -> DepositEntry | None:
+def charge_for_version(*, version: CertificateVersion,
+                       run=None) -> tuple[DepositEntry | None, bool]:
     """Charges for an issued version, once, whatever retries: the price the run
     reserved (the account's price when it reserved nothing), settling the
     reservation in the same transaction, so that the money is never counted
-    both as reserved and as spent, nor as neither."""
+    both as reserved and as spent, nor as neither. Returns the charge (None
+    when there is nothing to pay) and whether this call made it."""
     reference = f"charge:version:{version.pk}"
     held = None
     if run is not None:
         held = Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).first()
     if held is None and not CAAccount.objects.filter(
             certificates__pk=version.certificate_id, price__gt=0).exists():
-        return None  # a free CA, and nothing held: nothing to charge
+        return None, False  # a free CA, and nothing held: nothing to charge
     with transaction.atomic():
         # The account that holds the reservation pays, locked as a reservation
         # locks it: no one compares balance and reservations between this
@@ -107,18 +109,20 @@ def charge_for_version(*, version: CertificateVersion, run=None) -> DepositEntry
                                               status=Reservation.Status.OPEN).first()
         price = held.amount if held is not None else ca_account.price
         entry = DepositEntry.objects.filter(reference=reference).first()
+        created = False
         if entry is None and price > 0:
             try:
                 with transaction.atomic():
                     entry = DepositEntry.objects.create(
                         ca_account=ca_account, kind=DepositEntry.Kind.CHARGE, amount=-price,
                         reference=reference, note=str(version))
+                    created = True
             except IntegrityError:
                 entry = DepositEntry.objects.get(reference=reference)  # charged already
         if held is not None:
             Reservation.objects.filter(pk=held.pk, status=Reservation.Status.OPEN).update(
                 status=Reservation.Status.SETTLED, closed_at=timezone.now())
-    return entry
+    return entry, created
 
 
 def release(*, run) -> bool:

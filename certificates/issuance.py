@@ -21,7 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import acme, dns, keys, ssh
+from . import acme, dns, keys, lifecycle, ssh
 from .models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
 from .steps import Step, StepStatus
 
@@ -34,17 +34,19 @@ SHORT_LIFETIME = datetime.timedelta(days=10)
 class IssuanceFailed(Exception):
     """Issuance stopped; `transient` tells whether retrying later can help."""
 
-    def __init__(self, message, *, transient, problem=None, retry_after=None):
+    def __init__(self, message, *, transient, problem=None, retry_after=None, kind=""):
         super().__init__(message)
         self.transient = transient
         self.problem = problem
         self.retry_after = retry_after
+        self.kind = kind
 
     @classmethod
     def from_seam(cls, exc):
         """From an error of the ACME, SSH or DNS seam, keeping its sorting."""
         return cls(str(exc), transient=exc.transient, problem=getattr(exc, "problem", None),
-                   retry_after=getattr(exc, "retry_after", None))
+                   retry_after=getattr(exc, "retry_after", None),
+                   kind=getattr(exc, "kind", "") or type(exc).__name__)
 
 
 SEAM_ERRORS = (acme.AcmeError, ssh.SSHError, dns.DNSUpdateError)
@@ -201,6 +203,7 @@ def _publish_http01(run, certificate, ca, pending):
                 for token_path, content in files:
                     path = posixpath.join(host.document_root, token_path)
                     paths.append(path)
+                    _placed(run, {"kind": "http01", "host": host.pk, "path": path})
                     session.write_file(path, content.encode(), mode=0o644)
                 run.step(Step.CHALLENGE, StepStatus.DONE,
                          _("%(count)d challenge file(s) in %(dir)s")
@@ -223,25 +226,31 @@ def _remove_challenge_files(run, written):
                 with ssh.connect(host) as fresh:
                     for path in paths:
                         fresh.remove(path, missing_ok=True)
+            _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in paths])
             run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
         except ssh.SSHError as exc:
             # Not fatal: a stale token file reveals nothing and proves nothing.
             run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
 
 
-@contextmanager
-def _publish_dns01(run, certificate, ca, pending):
-    """TXT records added (never replaced) and, afterwards, exactly they deleted."""
-    server = dns.Server(
+def _dns_server(certificate) -> dns.Server:
+    return dns.Server(
         address=certificate.dns_server, port=certificate.dns_port,
         key_name=certificate.tsig_key_name, secret=certificate.tsig_secret,
         algorithm=certificate.tsig_algorithm or "hmac-sha256",
         timeout=settings.DNS_UPDATE_TIMEOUT,
     )
+
+
+@contextmanager
+def _publish_dns01(run, certificate, ca, pending):
+    """TXT records added (never replaced) and, afterwards, exactly they deleted."""
+    server = _dns_server(certificate)
     added = []
     try:
         for authzr, body in pending:
             record, value = ca.dns01_record(body, authzr.body.identifier.value)
+            _placed(run, {"kind": "dns01", "record": record, "value": value})
             dns.add_txt(server, record, value)
             added.append((record, value))
         expected = {}
@@ -260,9 +269,63 @@ def _publish_dns01(run, certificate, ca, pending):
                 dns.delete_txt(server, record, value)
             except dns.DNSUpdateError as exc:
                 failures.append(str(exc))
+            else:
+                _removed(run, [{"kind": "dns01", "record": record, "value": value}])
         if added:
             run.step(Step.CLEANUP, StepStatus.FAILED if failures else StepStatus.DONE,
                      "; ".join(failures) or _("TXT records removed"))
+
+
+# -- what a run placed outside the portal ------------------------------------------
+
+
+def _placed(run, artefact: dict) -> None:
+    """Recorded on the run before it is placed, so that a worker killed right
+    after leaves a trace for whoever ends the run."""
+    if artefact not in run.artefacts:
+        run.artefacts = [*run.artefacts, artefact]
+        RenewalRun.objects.filter(pk=run.pk).update(artefacts=run.artefacts)
+
+
+def _removed(run, artefacts: list[dict]) -> None:
+    run.artefacts = [a for a in run.artefacts if a not in artefacts]
+    RenewalRun.objects.filter(pk=run.pk).update(artefacts=run.artefacts)
+
+
+def remove_leftovers(run: RenewalRun) -> None:
+    """Removes what the run placed and nobody removed: challenge files and TXT
+    records of an attempt whose worker died while the CA validated (the attempt
+    that takes the run up finds the order valid and publishes nothing)."""
+    left = RenewalRun.objects.values_list("artefacts", flat=True).get(pk=run.pk) or []
+    run.artefacts = list(left)
+    if not left:
+        return
+    certificate = Certificate.objects.get(pk=run.certificate_id)
+    by_host: dict[int, list[str]] = {}
+    for artefact in left:
+        if artefact.get("kind") == "http01":
+            by_host.setdefault(artefact["host"], []).append(artefact["path"])
+    for host in certificate.hosts.filter(pk__in=by_host):
+        try:
+            with ssh.connect(host) as session:
+                for path in by_host[host.pk]:
+                    session.remove(path, missing_ok=True)
+        except ssh.SSHError as exc:
+            run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
+            continue
+        _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in by_host[host.pk]])
+        run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
+    records = [a for a in left if a.get("kind") == "dns01"]
+    if records:
+        server = _dns_server(certificate)
+        for artefact in records:
+            try:
+                dns.delete_txt(server, artefact["record"], artefact["value"])
+            except dns.DNSUpdateError as exc:
+                run.step(Step.CLEANUP, StepStatus.FAILED, str(exc))
+                continue
+            _removed(run, [artefact])
+        run.step(Step.CLEANUP, StepStatus.DONE, _("TXT records removed"))
 
 
 def _store_version(run, certificate, fullchain, key_pem, order_url) -> CertificateVersion:
@@ -364,34 +427,26 @@ def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested
     """A run that only issues (no deposit check, no charge, no deployment), so that
     issuance can be proved on its own; `renewal.run_inline` is the whole renewal.
     Returns the finished run."""
-    run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
-                                    requested_by=requested_by,
-                                    status=RenewalRun.Status.RUNNING, started_at=timezone.now())
+    opened = lifecycle.open_run(certificate_id=certificate_id, trigger=trigger,
+                                requested_by=requested_by)
+    run = lifecycle.claim(opened.pk)
     try:
         issue(run=run)
     except IssuanceFailed as exc:
-        record_failure(run, exc)
+        lifecycle.finish(run, RenewalRun.Status.FAILED, **failure_fields(exc))
     else:
-        run.status = RenewalRun.Status.SUCCEEDED
-        run.finished_at = timezone.now()
-        run.save(update_fields=["status", "finished_at"])
+        lifecycle.to_deploying(run)  # nothing to deploy here
+        lifecycle.finish(run, RenewalRun.Status.SUCCEEDED)
+    finally:
+        remove_leftovers(run)
     return run
 
 
 def failure_fields(exc: IssuanceFailed) -> dict:
     """What a failed run records: the error in words, its class, the CA's problem."""
-    now = timezone.now()
     return {
-        "status": RenewalRun.Status.FAILED, "error": str(exc),
-        "error_class": "transient" if exc.transient else "permanent",
-        "problem": exc.problem, "finished_at": now,
-        "retry_after": (now + datetime.timedelta(seconds=exc.retry_after)
+        "error": str(exc), "error_class": "transient" if exc.transient else "permanent",
+        "problem": exc.problem,
+        "retry_after": (timezone.now() + datetime.timedelta(seconds=exc.retry_after)
                         if exc.retry_after else None),
     }
-
-
-def record_failure(run: RenewalRun, exc: IssuanceFailed) -> None:
-    fields = failure_fields(exc)
-    for name, value in fields.items():
-        setattr(run, name, value)
-    run.save(update_fields=list(fields))

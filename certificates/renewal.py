@@ -1,33 +1,35 @@
 """Automatic renewal: finding what is due, opening one run per certificate, and
-carrying a run through deposit check, issuance, charge and deployment.
+carrying a run through deposit check, issuance, charge and deployment to its end.
 
-The database is the source of truth, never Celery: a run is claimed with a
-guarded UPDATE, backoff lives in `next_attempt_at`, and a run whose worker died
-is found by its expired lease and taken up again. Every step is idempotent, so
-a run executed twice issues once (the ACME order is resumed), charges once (the
-ledger reference is unique) and deploys once (hosts already serving the version
-are skipped).
+The database is the source of truth, never Celery: every change of a run's
+status is a guarded UPDATE in lifecycle.py, backoff lives in `next_attempt_at`,
+and a run whose worker died is found by its expired lease and taken up again.
+Every step is idempotent, so a run executed twice issues once (the ACME order
+is resumed), charges once (the ledger reference is unique) and deploys once.
+
+A run carries its intent (issue and deploy, or deploy only) and a retry keeps
+what is left of it: a renewal that failed before issuing issues when retried,
+one that issued and failed to deploy only deploys.
+
+Import rule: services import tasks and enqueue on commit; tasks import services
+inside the function.
 """
 
 import datetime
+import hashlib
 import logging
+import time
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import alerts, deposit, issuance, renewal_limits
-from .deployment import (
-    NothingToDeploy,
-    deploy_certificate,
-    forget_old_requests,
-    outcome_of,
-    queue_certificate,
-)
+from . import alerts, deployment, deposit, issuance, lifecycle, renewal_limits, tasks
+from .deployment import NothingToDeploy, outcome_of
 from .models import (
     Certificate,
     Deployment,
@@ -41,6 +43,7 @@ from .steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
+Intent = RenewalRun.Intent
 BACKOFF = [datetime.timedelta(minutes=1), datetime.timedelta(minutes=10),
            datetime.timedelta(minutes=100), datetime.timedelta(days=1)]
 # A certificate held for lack of money is looked at again this often, in case
@@ -48,11 +51,18 @@ BACKOFF = [datetime.timedelta(minutes=1), datetime.timedelta(minutes=10),
 DEPOSIT_RECHECK = datetime.timedelta(hours=1)
 # Reminders for a failing renewal, nearest first: the smallest one crossed is sent.
 REMINDER_DAYS = (3, 14)
+# How long `manage.py renew` and `deploy` wait for a host another worker holds.
+INLINE_WAIT_SECONDS = 300
 
 
 def backoff(failures: int) -> datetime.timedelta:
     """1 min, 10 min, 100 min, then daily."""
     return BACKOFF[min(max(failures, 1), len(BACKOFF)) - 1]
+
+
+class DeploymentFailed(issuance.IssuanceFailed):
+    """Hosts did not take the certificate (not an issuance failure: the version
+    was issued and charged, and a retry only deploys it)."""
 
 
 # -- finding and starting work ----------------------------------------------------
@@ -62,11 +72,31 @@ def due_certificates(now=None):
     """Certificates whose renewal time, or next attempt after a failure, has come,
     and that have no open run. Served by the two partial indexes on Certificate."""
     now = now or timezone.now()
-    open_run = RenewalRun.objects.filter(certificate=OuterRef("pk"),
-                                         status__in=RenewalRun.OPEN)
-    return (
-        Certificate.objects.filter(Certificate.due(now)).exclude(Exists(open_run))
-    )
+    return Certificate.objects.filter(Certificate.due(now)).exclude(
+        pk__in=RenewalRun.objects.filter(status__in=RenewalRun.OPEN).values("certificate_id"))
+
+
+def scheduled_intents(certificate_ids, *, now=None) -> dict[int, str]:
+    """What a scheduled run of each certificate is for. Issue when it was never
+    issued or its renewal time came; otherwise it is a retry, which keeps what
+    is left of the last run's intent: issue again if that run issued nothing
+    (a person's renewal that failed, one held for the deposit), else deploy."""
+    now = now or timezone.now()
+    last = RenewalRun.objects.filter(certificate=OuterRef("pk"),
+                                     status__in=RenewalRun.FINAL).order_by("-created_at", "-pk")
+    rows = Certificate.objects.filter(pk__in=certificate_ids).annotate(
+        last_intent=Subquery(last.values("intent")[:1]),
+        last_version=Subquery(last.values("version_id")[:1]),
+    ).values_list("pk", "current_version_id", "renew_after", "last_intent", "last_version")
+    intents = {}
+    for pk, current, renew_after, last_intent, last_version in rows:
+        if current is None or renew_after is None or renew_after <= now:
+            intents[pk] = Intent.ISSUE
+        elif last_intent == Intent.ISSUE and last_version is None:
+            intents[pk] = Intent.ISSUE
+        else:
+            intents[pk] = Intent.DEPLOY
+    return intents
 
 
 def scan(*, now=None, limit=500) -> list[int]:
@@ -77,45 +107,37 @@ def scan(*, now=None, limit=500) -> list[int]:
     since it was found due (another scan, a person's "renew now"), the
     constraint refuses the whole insert, and the runs are opened one at a
     time instead, skipping those that have one."""
-    from .tasks import renew  # noqa: PLC0415 - tasks imports this module
-
     ids = list(due_certificates(now).order_by(
         Coalesce("next_attempt_at", "renew_after").asc(nulls_first=True)
     ).values_list("pk", flat=True)[:limit])
     if not ids:
         return []
-    lease_until = timezone.now() + _lease()
+    intents = scheduled_intents(ids, now=now)
+    trigger = RenewalRun.Trigger.SCHEDULE
     try:
-        with transaction.atomic():
-            runs = RenewalRun.objects.bulk_create([
-                RenewalRun(certificate_id=pk, trigger=RenewalRun.Trigger.SCHEDULE,
-                           lease_until=lease_until) for pk in ids])
-            opened = [run.pk for run in runs]
-            transaction.on_commit(lambda: [renew.delay(pk) for pk in opened])
+        opened = [run.pk for run in lifecycle.open_runs(intents, trigger=trigger)]
     except IntegrityError:
-        runs = [start_run(certificate_id=pk, trigger=RenewalRun.Trigger.SCHEDULE)
-                for pk in ids]
+        runs = [lifecycle.open_run(certificate_id=pk, trigger=trigger, intent=intent)
+                for pk, intent in intents.items()]
         opened = [run.pk for run in runs if run is not None]
+    transaction.on_commit(lambda: [tasks.renew.delay(pk) for pk in opened])
     return opened
 
 
-def start_run(*, certificate_id, trigger, requested_by=None, enqueue=True) -> RenewalRun | None:
+def start_run(*, certificate_id, trigger, requested_by=None, intent=Intent.ISSUE,
+              hosts=None, enqueue=True) -> RenewalRun | None:
     """Opens a run and enqueues it once the transaction commits; None when the
-    certificate has an open run already (the partial unique constraint says so,
-    so two scans racing each other cannot both open one)."""
-    from .tasks import renew  # noqa: PLC0415 - tasks imports this module
-
-    try:
-        with transaction.atomic():
-            # A queued run's lease is its message's: past it, the message was lost.
-            run = RenewalRun.objects.create(certificate_id=certificate_id, trigger=trigger,
-                                            requested_by=requested_by,
-                                            lease_until=timezone.now() + _lease())
-            if enqueue:
-                transaction.on_commit(lambda: renew.delay(run.pk))
-    except IntegrityError:
-        return None
+    certificate has an open run already."""
+    run = lifecycle.open_run(certificate_id=certificate_id, trigger=trigger, intent=intent,
+                             requested_by=requested_by, hosts=hosts)
+    if run is not None and enqueue:
+        transaction.on_commit(lambda: tasks.renew.delay(run.pk))
     return run
+
+
+def _open_run_of(certificate_id) -> RenewalRun | None:
+    return RenewalRun.objects.filter(certificate_id=certificate_id,
+                                     status__in=RenewalRun.OPEN).first()
 
 
 def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalRun | None:
@@ -137,15 +159,14 @@ def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_b
     """A whole run in this process, for `manage.py renew`: deposit check, issuance,
     charge, deployment. Returns the finished run, or None if one is open already.
     Raises renewal_limits.NotDue or PaidIssuanceLimit as renew_now does."""
-    if RenewalRun.objects.filter(certificate_id=certificate_id,
-                                 status__in=RenewalRun.OPEN).exists():
+    if _open_run_of(certificate_id) is not None:
         return None
     run = _start_by_person(certificate_id=certificate_id, by=requested_by, trigger=trigger,
                            force=force, enqueue=False)
     if run is None:
         return None
     forced = run.forced
-    execute(run_id=run.pk, deploy_inline=True)
+    run = execute(run_id=run.pk, inline=True) or run
     run.refresh_from_db()
     run.forced = forced
     return run
@@ -158,155 +179,198 @@ def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL,
     already open. Outside the renewal window it raises renewal_limits.NotDue
     unless ``force`` (only administrators may force: the caller checks); past
     the organisation's daily number of paid issuances, PaidIssuanceLimit."""
-    run = RenewalRun.objects.filter(certificate_id=certificate_id,
-                                    status__in=RenewalRun.OPEN).first()
+    run = _open_run_of(certificate_id)
     if run is None:
         run = _start_by_person(certificate_id=certificate_id, by=by, trigger=trigger,
                                force=force, enqueue=True)
     if run is None:  # opened by someone else a moment ago
-        run = RenewalRun.objects.filter(certificate_id=certificate_id,
-                                        status__in=RenewalRun.OPEN).first()
+        run = _open_run_of(certificate_id)
     if run is not None and not hasattr(run, "forced"):
         run.forced = False
     return run
 
 
-def recover_stale_runs(*, now=None) -> list[int]:
-    """Runs whose worker died (their lease ran out while running), and queued
-    runs whose message was lost, are enqueued again."""
-    from .tasks import renew  # noqa: PLC0415
+class NotAHostOfTheCertificate(ValueError):
+    """Hosts asked for that the certificate is not deployed to."""
 
+    def __init__(self, bound):
+        self.bound = sorted(bound)
+        super().__init__(_("Choose among the certificate's hosts: %(ids)s.")
+                         % {"ids": ", ".join(map(str, self.bound)) or _("none")})
+
+
+class NoHosts(ValueError):
+    pass
+
+
+def deploy_now(*, certificate_id, by=None, host_ids=None, trigger=RenewalRun.Trigger.MANUAL,
+               enqueue=True) -> RenewalRun:
+    """A person's "deploy now" (the UI, the API, `manage.py deploy`): a deploy-only
+    run of the current version to the certificate's hosts, or those of
+    ``host_ids``, with steps and history like any other run. Returns it, or the
+    run already open (``run.already_open``). Raises NothingToDeploy (never
+    issued), NoHosts, or NotAHostOfTheCertificate naming the allowed ids."""
+    certificate = Certificate.objects.get(pk=certificate_id)
+    if certificate.current_version_id is None:
+        raise NothingToDeploy(_("This certificate has no issued version to deploy yet."))
+    bound = set(certificate.deployments.values_list("host_id", flat=True))
+    if not bound:
+        raise NoHosts(_("This certificate has no target hosts."))
+    if host_ids is not None and (not host_ids or set(host_ids) - bound):
+        raise NotAHostOfTheCertificate(bound)
+    run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
+                    intent=Intent.DEPLOY, enqueue=enqueue,
+                    hosts=sorted(set(host_ids)) if host_ids is not None else None)
+    if run is not None:
+        run.already_open = False
+        return run
+    run = _open_run_of(certificate_id)
+    if run is None:  # it ended a moment ago: try once more
+        return deploy_now(certificate_id=certificate_id, by=by, host_ids=host_ids,
+                          trigger=trigger, enqueue=enqueue)
+    run.already_open = True
+    return run
+
+
+def deploy_inline(*, certificate_id, host_ids=None, by=None) -> RenewalRun | None:
+    """`manage.py deploy`: a deploy-only run carried through in this process."""
+    if _open_run_of(certificate_id) is not None:
+        return None
+    run = deploy_now(certificate_id=certificate_id, by=by, host_ids=host_ids, enqueue=False)
+    if run.already_open:
+        return None
+    run = execute(run_id=run.pk, inline=True) or run
+    run.refresh_from_db()
+    return run
+
+
+def recover_stale_runs(*, now=None) -> list[int]:
+    """Runs whose worker died, and queued runs whose message was lost, are
+    enqueued again; deploying runs whose drainer or conclusion was lost are
+    drained again (never issued again). Requests of ended runs are forgotten."""
     now = now or timezone.now()
-    forget_old_requests(now=now)
-    stale = RenewalRun.objects.filter(status__in=RenewalRun.OPEN).filter(
-        Q(lease_until__lt=now) | Q(lease_until__isnull=True, created_at__lt=now - _lease()))
-    requeued = []
+    deployment.forget_old_requests(now=now)
     deposit.close_reservations_of_ended_runs()
-    for run_id, lease_until in stale.values_list("pk", "lease_until"):
-        # Back to queued with a fresh lease, guarded: each lost run is enqueued
-        # once per lease, however often this runs and however long the backlog.
-        taken = RenewalRun.objects.filter(pk=run_id, lease_until=lease_until).update(
-            status=RenewalRun.Status.QUEUED, lease_until=now + _lease())
-        if taken:
-            logger.warning("renewal run %s lost its worker or message; enqueued again", run_id)
-            renew.delay(run_id)
-            requeued.append(run_id)
-    return requeued
+    requeued = lifecycle.requeue_lost(now=now)
+    for run_id in requeued:
+        logger.warning("renewal run %s lost its worker or message; enqueued again", run_id)
+        tasks.renew.delay(run_id)
+    redriven = lifecycle.redrive_deploying(now=now)
+    for run_id in redriven:
+        logger.warning("renewal run %s lost its deployment worker; drained again", run_id)
+        tasks.deploy_run.delay(run_id)
+    return requeued + redriven
 
 
 # -- carrying a run through -------------------------------------------------------
 
 
-def _lease() -> datetime.timedelta:
-    return datetime.timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
-
-
-def claim(run_id, *, now=None) -> RenewalRun | None:
-    """Takes a queued run, or a running one whose lease ran out; None if another
-    worker holds it or it has finished."""
-    now = now or timezone.now()
-    taken = RenewalRun.objects.filter(pk=run_id).filter(
-        Q(status=RenewalRun.Status.QUEUED)
-        | Q(status=RenewalRun.Status.RUNNING, lease_until__lt=now)
-    ).update(status=RenewalRun.Status.RUNNING, started_at=Coalesce("started_at", now),
-             lease_until=now + _lease(), attempts=F("attempts") + 1)
-    return RenewalRun.objects.select_related("certificate__ca_account").get(pk=run_id) \
-        if taken else None
-
-
-def execute(*, run_id, deploy_inline=False) -> RenewalRun | None:
-    """The ACME half of a run: deposit reservation, issuance, charge. Then the
-    deployment half is enqueued on the deployment queue (or run here)."""
-    run = claim(run_id)
+def execute(*, run_id, inline=False) -> RenewalRun | None:
+    """The first half of a run, on the ACME queue: deposit reservation, issuance
+    and charge for a run that issues; then its deployment is queued on every host
+    and drained on the deployment queue (or here, ``inline``)."""
+    run = lifecycle.claim(run_id)
     if run is None:
         return None
     try:
-        return _issue_and_charge(run, deploy_inline)
+        with lifecycle.keep_lease(run):
+            return _carry(run, inline)
     except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
         return fail_unexpectedly(run, exc)
 
 
-def _issue_and_charge(run, deploy_inline):
-    from .tasks import deploy_run  # noqa: PLC0415
-
+def _carry(run, inline):
     if run.attempts > 1:
         run.step(Step.RESUME, StepStatus.DONE,
                  _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
-    certificate = run.certificate
-    if run.version_id is None and _needs_issuance(run, certificate):
-        # Held before anything is ordered, released if nothing is issued.
-        missing = deposit.reserve(run=run)
-        if missing > 0:
-            return _hold_for_deposit(run, certificate, missing)
-        try:
-            issuance.issue(run=run)
-        except issuance.IssuanceFailed as exc:
-            return fail(run, exc)
-    if run.version_id is not None:
-        charged = deposit.charge_for_version(version=run.version, run=run)
-        if charged is not None:
-            run.step(Step.CHARGE, StepStatus.DONE,
-                     f"{charged.amount} {certificate.ca_account.currency}")
-            _activate_order(certificate)
-    if deploy_inline:
-        return deploy(run_id=run.pk, wait=True)
-    transaction.on_commit(lambda: deploy_run.delay(run.pk))
-    return run
+    if run.intent == Intent.ISSUE:
+        if run.version_id is None:
+            # Held before anything is ordered, released if nothing is issued.
+            missing = deposit.reserve(run=run)
+            if missing > 0:
+                return _hold_for_deposit(run, run.certificate, missing)
+            try:
+                issuance.issue(run=run)
+            except issuance.IssuanceFailed as exc:
+                return fail(run, exc)
+            finally:
+                issuance.remove_leftovers(run)
+        _charge(run)
+    return _start_deploying(run, inline)
 
 
-def deploy(*, run_id, wait=False) -> RenewalRun | None:
-    """The deployment half: every host not yet serving the current version.
+def _charge(run) -> None:
+    entry, created = deposit.charge_for_version(version=run.version, run=run)
+    if created:  # a run taken up again finds its charge in the ledger: no second step
+        run.step(Step.CHARGE, StepStatus.DONE,
+                 f"{entry.amount} {run.certificate.ca_account.currency}")
+    _activate_order(run.certificate)
 
-    With ``wait`` (manage.py renew), installed here and the run concluded at
-    once. Otherwise queued for each host: whoever holds a busy host installs it
-    with the rest of that host's queue, and whoever answers the run's last
-    request concludes the run (``conclude_deployment``), so no worker thread
-    sits waiting for a host."""
-    run = RenewalRun.objects.select_related("certificate").filter(
-        pk=run_id, status=RenewalRun.Status.RUNNING).first()
-    if run is None:
-        return None
+
+def _start_deploying(run, inline):
+    certificate = Certificate.objects.select_related("current_version").get(
+        pk=run.certificate_id)
+    if run.intent == Intent.DEPLOY and run.hosts is not None:
+        host_ids = run.hosts  # the hosts a person chose
+    else:
+        # Those not yet serving the current version; a retry whose hosts all
+        # serve it now deploys to all of them again, as proof, rather than
+        # succeeding with nothing done.
+        host_ids = _hosts_not_serving(certificate) or None
     try:
-        return _deploy(run, wait)
-    except Exception as exc:  # noqa: BLE001 - whatever it was, the run must end
-        return fail_unexpectedly(run, exc)
-
-
-def _deploy(run, wait):
-    certificate = run.certificate
-    pending = _hosts_not_serving(certificate)
-    if not pending:
-        return succeed(run)
-    try:
-        if wait:
-            outcomes = deploy_certificate(certificate_id=certificate.pk, run_id=run.pk,
-                                          host_ids=pending)
-            return _conclude(run, outcomes)
-        # Answers left from an earlier attempt of this run (its worker died).
-        earlier = DeployRequest.objects.filter(run=run)
-        if earlier.exists():
-            earlier.delete()
-        queue_certificate(certificate_id=certificate.pk, run=run, host_ids=pending)
+        requests = deployment.requests_for(run, certificate, host_ids)
     except NothingToDeploy as exc:
-        return fail(run, issuance.IssuanceFailed(str(exc), transient=False))
+        return fail(run, DeploymentFailed(str(exc), transient=False, kind="NothingToDeploy"))
+    if not lifecycle.to_deploying(run, requests):
+        return run  # a newer attempt holds the run
+    if not requests:
+        return conclude(run.pk)
+    if inline:
+        return _deploy_here(run)
+    transaction.on_commit(lambda: tasks.deploy_run.delay(run.pk))
     return run
 
 
-def conclude_deployment(run_id) -> RenewalRun | None:
-    """Once every request queued for the run has its answer: alerts, and the run
-    succeeded or failed. Called by whoever answered the last request; if two
-    answer at once, the one that deletes the requests concludes."""
-    requests = list(DeployRequest.objects.filter(run_id=run_id, awaited=False)
-                    .select_related("host", "version"))
-    if not requests or any(request.finished_at is None for request in requests):
+def _deploy_here(run) -> RenewalRun:
+    """`manage.py renew` and `deploy`: drain the run's hosts in this process and
+    conclude; a host another worker holds is installed by it, and we wait."""
+    deployment.drain_hosts(deployment.hosts_waiting(run.pk))
+    conclude(run.pk)
+    deadline = time.monotonic() + INLINE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status != RenewalRun.Status.DEPLOYING:
+            break
+        time.sleep(0.2)
+        conclude(run.pk)
+    return run
+
+
+def deploy(*, run_id) -> RenewalRun | None:
+    """The second half of a run, on the deployment queue: drain each host where
+    the run's requests wait. Whoever answers a run's last request enqueues its
+    conclusion; a run whose requests were all answered already (its conclusion
+    was lost) is concluded here."""
+    if not RenewalRun.objects.filter(pk=run_id, status=RenewalRun.Status.DEPLOYING).exists():
         return None
-    deleted, _by_model = DeployRequest.objects.filter(
-        pk__in=[request.pk for request in requests]).delete()
-    if deleted != len(requests):
+    hosts = deployment.hosts_waiting(run_id)
+    if hosts:
+        deployment.drain_hosts(hosts)
         return None
+    return conclude(run_id)
+
+
+def conclude(run_id) -> RenewalRun | None:
+    """Once every request of a deploying run has its answer: the run succeeds or
+    fails, with its alerts. Several may call it for one run; the lifecycle's
+    guarded move lets one of them act."""
     run = RenewalRun.objects.select_related("certificate").filter(
-        pk=run_id, status=RenewalRun.Status.RUNNING).first()
+        pk=run_id, status=RenewalRun.Status.DEPLOYING).first()
     if run is None:
+        return None
+    requests = list(DeployRequest.objects.filter(run_id=run_id).select_related("host",
+                                                                                "version"))
+    if any(request.finished_at is None for request in requests):
         return None
     try:
         return _conclude(run, [outcome_of(request) for request in requests])
@@ -315,6 +379,26 @@ def conclude_deployment(run_id) -> RenewalRun | None:
 
 
 def _conclude(run, outcomes) -> RenewalRun:
+    if not outcomes and run.intent == Intent.DEPLOY:
+        return fail(run, DeploymentFailed(_("There was nothing to deploy."), transient=False,
+                                          kind="NothingToDeploy"))
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        message = "; ".join(f"{o.host_name}: {o.error}" for o in failed)
+        cause = ",".join(sorted(f"{o.host_id}:{o.error_kind}" for o in failed))
+        ended = fail(run, DeploymentFailed(
+            _("Deployment failed on %(count)d host(s): %(hosts)s")
+            % {"count": len(failed), "hosts": message},
+            transient=all(o.transient for o in failed), kind="DeploymentFailed"),
+            cause=f"deploy:{cause}")
+    else:
+        ended = succeed(run)
+    if getattr(ended, "ended_here", False):
+        _tell_not_served(run, outcomes)
+    return ended
+
+
+def _tell_not_served(run, outcomes) -> None:
     certificate = run.certificate
     for outcome in outcomes:
         if outcome.error_kind == "NotServed":
@@ -324,26 +408,11 @@ def _conclude(run, outcomes) -> RenewalRun:
                           extra=extra)
             announce("deployment.not_served", organization=certificate.organization,
                      payload={**_about(certificate, run), **extra})
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        message = "; ".join(f"{o.host_name}: {o.error}" for o in failed)
-        return fail(run, issuance.IssuanceFailed(
-            _("Deployment failed on %(count)d host(s): %(hosts)s")
-            % {"count": len(failed), "hosts": message},
-            transient=all(o.transient for o in failed)))
-    return succeed(run)
 
 
 def _about(certificate, run) -> dict:
     return {"certificate": certificate.pk, "common_name": certificate.common_name,
             "names": certificate.names(), "run": run.pk if run else None}
-
-
-def _needs_issuance(run, certificate) -> bool:
-    if run.trigger != RenewalRun.Trigger.SCHEDULE or certificate.current_version_id is None:
-        return True
-    # A scheduled run after a failed deployment only deploys what was issued.
-    return certificate.renew_after is None or certificate.renew_after <= timezone.now()
 
 
 def _hosts_not_serving(certificate) -> list[int]:
@@ -358,50 +427,73 @@ def _activate_order(certificate) -> None:
         status=Order.Status.ISSUED)
 
 
+# -- ending a run -------------------------------------------------------------------
+# Each ending moves the run first (lifecycle.finish, guarded) in one transaction
+# with what it changes elsewhere; only the one whose move took alerts.
+
+
 def succeed(run) -> RenewalRun:
+    """Succeeded; the certificate stops failing if every host now serves its
+    current version (a deploy-only run that fixed the cause clears it too)."""
     now = timezone.now()
-    Certificate.objects.filter(pk=run.certificate_id).update(
-        failure_count=0, next_attempt_at=None, held_for_deposit=False)
-    Order.objects.filter(certificate_id=run.certificate_id, status=Order.Status.ISSUED,
-                         activated_at__isnull=True).update(status=Order.Status.ACTIVE,
-                                                           activated_at=now)
     certificate = Certificate.objects.select_related("organization", "current_version").get(
         pk=run.certificate_id)
+    with transaction.atomic():
+        if not lifecycle.finish(run, RenewalRun.Status.SUCCEEDED):
+            return run
+        if not _hosts_not_serving(certificate):
+            Certificate.objects.filter(pk=certificate.pk).update(
+                failure_count=0, next_attempt_at=None, held_for_deposit=False)
+        Order.objects.filter(certificate_id=certificate.pk, status=Order.Status.ISSUED,
+                             activated_at__isnull=True).update(status=Order.Status.ACTIVE,
+                                                               activated_at=now)
+        DeployRequest.objects.filter(run=run).delete()
+        deposit.close_reservation(run=run)
+    run.ended_here = True
     version = certificate.current_version
-    deposit.close_reservation(run=run)
     announce("renewal.succeeded", organization=certificate.organization, payload={
         **_about(certificate, run), "serial": version.serial if version else "",
         "not_after": version.not_after if version else None})
-    # The run ends last, so that whoever waits for it finds everything in place.
-    RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.SUCCEEDED,
-                                                finished_at=now, lease_until=None)
-    run.status = RenewalRun.Status.SUCCEEDED
     return run
 
 
-def fail(run, exc: issuance.IssuanceFailed) -> RenewalRun:
+def _cause_event(cause: str) -> str:
+    """A Notification event (64 characters at most) for a cause of failure."""
+    event = f"cause:{cause}"
+    if len(event) > 64:
+        event = "cause:" + hashlib.sha256(cause.encode()).hexdigest()[:32]
+    return event
+
+
+def fail(run, exc: issuance.IssuanceFailed, *, cause: str = "") -> RenewalRun:
     """Records the failure, sets the backoff (a permanent error waits a day, so
-    as not to spend the CA's failed-validation allowance) and alerts."""
+    as not to spend the CA's failed-validation allowance) and alerts: once per
+    cause a day, so that a new cause is told even while the last one is."""
     fields = issuance.failure_fields(exc)
-    for name, value in fields.items():
-        setattr(run, name, value)
-    certificate = Certificate.objects.get(pk=run.certificate_id)
-    failures = certificate.failure_count + 1
-    delay = backoff(failures) if exc.transient else BACKOFF[-1]
-    next_attempt = timezone.now() + delay
-    if run.retry_after and run.retry_after > next_attempt:
-        next_attempt = run.retry_after
-    Certificate.objects.filter(pk=certificate.pk).update(failure_count=failures,
-                                                         next_attempt_at=next_attempt)
-    if failures == 1:
-        alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate, run=run,
-                      event="first-failure", extra={"next_attempt_at": next_attempt})
+    kind = getattr(exc, "kind", "") or type(exc).__name__
+    problem_type = (exc.problem or {}).get("type", "") if isinstance(exc.problem, dict) else ""
+    cause = (cause or f"{kind}:{problem_type}")[:200]
+    with transaction.atomic():
+        if not lifecycle.finish(run, RenewalRun.Status.FAILED, failure_kind=kind[:40],
+                                failure_cause=cause, **fields):
+            return run
+        Certificate.objects.filter(pk=run.certificate_id).update(
+            failure_count=F("failure_count") + 1)
+        certificate = Certificate.objects.select_related("organization", "ca_account").get(
+            pk=run.certificate_id)
+        delay = backoff(certificate.failure_count) if exc.transient else BACKOFF[-1]
+        next_attempt = timezone.now() + delay
+        if run.retry_after and run.retry_after > next_attempt:
+            next_attempt = run.retry_after
+        Certificate.objects.filter(pk=certificate.pk).update(next_attempt_at=next_attempt)
+        DeployRequest.objects.filter(run=run).delete()
+        deposit.close_reservation(run=run)
+    run.ended_here = True
+    alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate, run=run,
+                  event=_cause_event(cause), extra={"next_attempt_at": next_attempt})
     announce("renewal.failed", organization=certificate.organization, payload={
         **_about(certificate, run), "error": run.error, "error_class": run.error_class,
-        "failures": failures, "next_attempt_at": next_attempt})
-    deposit.close_reservation(run=run)
-    # The run ends last, so that whoever waits for it finds everything in place.
-    RenewalRun.objects.filter(pk=run.pk).update(lease_until=None, **fields)
+        "failures": certificate.failure_count, "next_attempt_at": next_attempt})
     return run
 
 
@@ -419,41 +511,39 @@ def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
     if isinstance(exc, SoftTimeLimitExceeded):
         error = issuance.IssuanceFailed(
             _("The run took longer than its time limit; it will be tried again."),
-            transient=True)
+            transient=True, kind="TimeLimit")
     else:
         error = issuance.IssuanceFailed(
             _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
-            transient=False)
+            transient=False, kind="Unexpected")
     try:
         return fail(run, error)
     except Exception:
         # Recording the failure failed too (the alert, the database): end the run
         # with what can still be written, so that it is not left running.
         logger.exception("renewal run %s: the failure could not be recorded in full", run.pk)
+        lifecycle.finish(run, RenewalRun.Status.FAILED, failure_kind=error.kind,
+                         **issuance.failure_fields(error))
         deposit.release(run=run)
-        RenewalRun.objects.filter(pk=run.pk, status__in=RenewalRun.OPEN).update(
-            lease_until=None, **issuance.failure_fields(error))
         return run
 
 
 def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
     ca_account = certificate.ca_account
-    now = timezone.now()
     detail = _("The deposit is short by %(missing)s %(currency)s.") % {
         "missing": missing, "currency": ca_account.currency}
     run.step(Step.DEPOSIT, StepStatus.FAILED, detail)
-    Certificate.objects.filter(pk=certificate.pk).update(
-        held_for_deposit=True, next_attempt_at=now + DEPOSIT_RECHECK)
-    run.error = detail
-    deposit.close_reservation(run=run)
+    with transaction.atomic():
+        if not lifecycle.finish(run, RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail,
+                                error_class="transient", failure_kind="Deposit"):
+            return run
+        Certificate.objects.filter(pk=certificate.pk).update(
+            held_for_deposit=True, next_attempt_at=timezone.now() + DEPOSIT_RECHECK)
+        deposit.close_reservation(run=run)
     alerts.notify(Notification.Kind.DEPOSIT_INSUFFICIENT, certificate=certificate,
                   ca_account=ca_account, run=run,
                   extra={"balance": ca_account.available(), "price": ca_account.price,
                          "missing": missing})
-    RenewalRun.objects.filter(pk=run.pk).update(
-        status=RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail, error_class="transient",
-        finished_at=now, lease_until=None)
-    run.status = RenewalRun.Status.INSUFFICIENT_DEPOSIT
     return run
 
 

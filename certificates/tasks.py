@@ -3,16 +3,16 @@
 Retries are not Celery's business here: backoff lives in the database
 (Certificate.next_attempt_at) and a lost run is found by its lease, because
 Redis re-delivers anything delayed longer than its visibility timeout.
+
+Import rule: tasks import the services inside each function (the services
+import this module, to enqueue on commit).
 """
 
 from celery import shared_task
 
-from . import deployment, renewal
-from .models import Heartbeat
-
-# Hard limits under the Redis visibility timeout (2 h) and under the run lease
-# (15 min after the last step), so a run is never executed twice at once; the
-# system checks in fujissl_portal/checks.py hold the settings to that.
+# Hard limits under the Redis visibility timeout (2 h), so that the broker never
+# hands a task that is still running to a second worker; the system checks in
+# fujissl_portal/checks.py hold the settings to that.
 ACME_LIMITS = {"soft_time_limit": 10 * 60, "time_limit": 11 * 60}
 DEPLOY_LIMITS = {"soft_time_limit": 12 * 60, "time_limit": 13 * 60}
 
@@ -20,37 +20,61 @@ DEPLOY_LIMITS = {"soft_time_limit": 12 * 60, "time_limit": 13 * 60}
 @shared_task(name="certificates.heartbeat", ignore_result=True)
 def heartbeat():
     """Proof that beat, the broker and a worker are all alive (dashboard warning)."""
+    from .models import Heartbeat  # noqa: PLC0415 - see the import rule above
+
     Heartbeat.record("scheduler")
 
 
 @shared_task(name="certificates.scan", ignore_result=True)
 def scan_due_renewals():
+    from . import renewal  # noqa: PLC0415
+
     renewal.scan()
 
 
 @shared_task(name="certificates.recover", ignore_result=True)
 def recover_stale_runs():
+    from . import renewal  # noqa: PLC0415
+
     renewal.recover_stale_runs()
 
 
 @shared_task(name="certificates.checks", ignore_result=True)
 def alert_checks():
+    from . import renewal  # noqa: PLC0415
+
     renewal.periodic_checks()
 
 
 @shared_task(name="certificates.renew", ignore_result=True, acks_late=True, **ACME_LIMITS)
 def renew(run_id: int):
+    from . import renewal  # noqa: PLC0415
+
     renewal.execute(run_id=run_id)
 
 
 @shared_task(name="certificates.deploy_run", ignore_result=True, acks_late=True,
              **DEPLOY_LIMITS)
 def deploy_run(run_id: int):
+    from . import renewal  # noqa: PLC0415
+
     renewal.deploy(run_id=run_id)
 
 
-@shared_task(name="certificates.deploy_now", ignore_result=True, acks_late=True,
-             **DEPLOY_LIMITS)
+@shared_task(name="certificates.conclude_run", ignore_result=True, acks_late=True)
+def conclude_run(run_id: int):
+    """A deploying run whose requests are all answered ends: succeeded or failed,
+    with its alerts. Enqueued by whoever answered them, after letting the host go."""
+    from . import renewal  # noqa: PLC0415
+
+    renewal.conclude(run_id)
+
+
+@shared_task(name="certificates.deploy_now", ignore_result=True, acks_late=True)
 def deploy_now(certificate_id: int, host_ids: list[int] | None = None):
-    """A person's "deploy now": the current version to the certificate's hosts."""
-    deployment.deploy_certificate(certificate_id=certificate_id, host_ids=host_ids)
+    """A "deploy now" enqueued by an earlier version of the portal (before deploy
+    now became a run): opened as a deploy-only run, as a person's is today."""
+    from . import renewal  # noqa: PLC0415
+
+    renewal.deploy_now(certificate_id=certificate_id, host_ids=host_ids, by=None,
+                       trigger="manual")

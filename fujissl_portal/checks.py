@@ -5,17 +5,23 @@ environment one at a time, they could drift apart silently. `manage.py check`,
 `migrate` and `make run` (runserver) stop with a message naming the settings
 instead.
 
-- A run's task ends (its hard time limit) before its lease can run out, so a
-  live worker's run is never taken up by a second one.
+- A run's lease is renewed every third of it by the worker holding it
+  (certificates/lifecycle.py), so it must leave time for a renewal to be
+  written: at least LEASE_MINIMUM seconds.
 - The broker redelivers an unacknowledged task after its visibility timeout:
-  it must outlast the lease, or a second worker starts a run the first still
-  holds.
+  it must outlast the tasks' hard time limits, or a second worker starts a run
+  whose first worker still holds it; and it must outlast the wait of a queued
+  run, which is enqueued again after RENEWAL_QUEUE_SECONDS.
 - A host's deployment lease must not outlast the deployment task that holds it,
-  or a killed task's host stays locked past the point where its run is retried.
+  or a killed task's host stays locked past the point where its run is drained
+  again.
 """
 
 from django.conf import settings
 from django.core.checks import Error, register
+
+# Below this a lease renewed every third of it could run out between two renewals.
+LEASE_MINIMUM = 30
 
 
 @register("portal")
@@ -24,18 +30,19 @@ def timings_agree(app_configs, **kwargs):
 
     errors = []
     lease = settings.RENEWAL_LEASE_SECONDS
-    for what, limits in (("renewal", tasks.ACME_LIMITS), ("deployment", tasks.DEPLOY_LIMITS)):
-        if limits["time_limit"] >= lease:
-            errors.append(Error(
-                f"RENEWAL_LEASE_SECONDS ({lease}) must be longer than the {what} task's hard "
-                f"time limit ({limits['time_limit']} s).",
-                hint="A run whose lease ends while its task still runs is taken up twice.",
-                id="portal.E001"))
-    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
-    if visibility is not None and visibility <= lease:
+    if lease < LEASE_MINIMUM:
         errors.append(Error(
-            f"The broker's visibility timeout ({visibility} s) must be longer than "
-            f"RENEWAL_LEASE_SECONDS ({lease}).",
+            f"RENEWAL_LEASE_SECONDS ({lease}) must be at least {LEASE_MINIMUM} seconds.",
+            hint="A worker renews its run's lease every third of it; a shorter one can run "
+                 "out under a slow database, and the run would be taken up twice.",
+            id="portal.E001"))
+    visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
+    longest = max(tasks.ACME_LIMITS["time_limit"], tasks.DEPLOY_LIMITS["time_limit"],
+                  settings.RENEWAL_QUEUE_SECONDS)
+    if visibility is not None and visibility <= longest:
+        errors.append(Error(
+            f"The broker's visibility timeout ({visibility} s) must be longer than the "
+            f"tasks' hard time limits and RENEWAL_QUEUE_SECONDS (the longest is {longest} s).",
             hint="Redis hands a task that is not acknowledged by then to a second worker.",
             id="portal.E002"))
     host_lease = deployment.host_lease_seconds()

@@ -301,11 +301,19 @@ CELERY_TASK_ROUTES = {
     "certificates.renew": {"queue": "acme"},
     "certificates.deploy_run": {"queue": "deploy"},
     "certificates.deploy_now": {"queue": "deploy"},
+    # Concluding a run (alerts, e-mail, webhooks) needs no host: the default queue.
 }
 CELERY_WORKER_QUEUES = "celery,acme,deploy"  # what `make run`'s single worker serves
-# A running run is held by its worker for this long after its last step; a run
-# still "running" past it lost its worker and is taken up again.
-RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=15 * 60)
+# A running or deploying run is held for this long, and its worker renews the
+# hold every third of it while it lives (certificates/lifecycle.py): a run whose
+# worker was killed is taken up again about this long after, plus at most a
+# minute for the recovery pass.
+RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=90)
+# A queued run whose message no worker took within this long is enqueued again
+# (the message was lost). Longer than the lease: a backlog of queued runs is
+# normal after an outage, and re-enqueueing them all each minute would only add
+# to it.
+RENEWAL_QUEUE_SECONDS = env.int("RENEWAL_QUEUE_SECONDS", default=15 * 60)
 # Renewals a person may start per organisation in 24 hours on priced CA accounts
 # (automatic ones count too, but are never refused): a runaway script or a
 # stolen token cannot spend the deposit in a day.

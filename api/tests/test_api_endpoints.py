@@ -107,20 +107,23 @@ def test_renew_now_opens_a_run_that_can_be_polled(api, world, django_capture_on_
     assert detail["id"] == run["id"] and detail["steps"] == []
 
 
-def test_deploy_now_enqueues_the_current_version_after_commit(
-        api, world, django_capture_on_commit_callbacks, monkeypatch):
+def test_deploy_now_opens_a_deploy_only_run_and_enqueues_it_after_commit(
+        api, world, owner, django_capture_on_commit_callbacks, monkeypatch):
     from certificates import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.deploy_now, "delay", lambda *args: sent.append(args))
+    monkeypatch.setattr(tasks.renew, "delay", sent.append)
+    RenewalRun.objects.all().delete()
     cert, host = world["certificate"], world["host"]
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(f"/api/v1/certificates/{cert.pk}/deploy/",
                             {"hosts": [host.pk]}, format="json")
     assert response.status_code == 202, response.content
-    assert response.json() == {"certificate": cert.pk, "version": world["version"].pk,
-                               "hosts": [host.pk]}
-    assert sent == [(cert.pk, [host.pk])]
+    body = response.json()
+    assert (body["intent"], body["hosts"], body["trigger"]) == ("deploy", [host.pk], "api")
+    assert body["requested_by"] == owner.username
+    assert response["Location"] == f"/api/v1/runs/{body['id']}/"
+    assert sent == [body["id"]]
 
 
 def test_deploy_now_refuses_a_host_of_another_certificate(api, world, organization,

@@ -266,23 +266,20 @@ class DeployRequest(models.Model):
     """A version waiting to be installed on a host, and, once tried, how it went.
 
     Deployments to one host go one at a time, so certificates renewed together
-    queue up behind each other. Each deployment leaves a request here; whoever
+    queue up behind each other. Each run leaves a request here per host; whoever
     takes the host's lease installs every queued request in one session, with
     one config test and one reload, and writes each outcome on its row, where
-    the one who asked reads it back.
+    the run's conclusion reads it back.
     """
 
     host = models.ForeignKey(TargetHost, on_delete=models.CASCADE, related_name="+")
     deployment = models.ForeignKey(Deployment, on_delete=models.CASCADE, related_name="+")
     version = models.ForeignKey("certificates.CertificateVersion", on_delete=models.CASCADE,
                                 related_name="+")
-    # Whose steps the installation is recorded on; none for a person's "deploy now".
+    # The run the request belongs to, whose steps the installation is recorded
+    # on; it is concluded once its last request is answered (renewal.conclude).
     run = models.ForeignKey("certificates.RenewalRun", on_delete=models.SET_NULL, null=True,
                             blank=True, related_name="+")
-    # Someone waits for the answer in this request's process (manage.py deploy,
-    # "deploy now"): they read it and act on it. Otherwise the run is concluded
-    # by whoever answers its last request (renewal.conclude_deployment).
-    awaited = models.BooleanField(default=False)
     requested_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     # The outcome, as deployment.Outcome carries it.

@@ -30,15 +30,23 @@ class RenewalRun(models.Model):
         MANUAL = "manual", _("Manual")
         API = "api", _("API")
 
+    class Intent(models.TextChoices):
+        # What the run is for, kept on the run so that a retry does the same.
+        ISSUE = "issue", _("Issue and deploy")
+        DEPLOY = "deploy", _("Deploy only")
+
     class Status(models.TextChoices):
+        # The life of a run is in certificates/lifecycle.py (one function per
+        # transition); docs/architecture.md draws it.
         QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Running")
+        DEPLOYING = "deploying", _("Deploying")
         SUCCEEDED = "succeeded", _("Succeeded")
         FAILED = "failed", _("Failed")
         INSUFFICIENT_DEPOSIT = "insufficient_deposit", _("Insufficient deposit")
 
     # Open: someone will still act on the run. Final: it is over, with this outcome.
-    OPEN = (Status.QUEUED, Status.RUNNING)
+    OPEN = (Status.QUEUED, Status.RUNNING, Status.DEPLOYING)
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.INSUFFICIENT_DEPOSIT)
     # Final and not succeeded: what the dashboard counts as needing a person.
     UNSUCCESSFUL = (Status.FAILED, Status.INSUFFICIENT_DEPOSIT)
@@ -47,6 +55,10 @@ class RenewalRun(models.Model):
         "certificates.Certificate", on_delete=models.CASCADE, related_name="runs"
     )
     trigger = models.CharField(_("trigger"), max_length=10, choices=Trigger.choices)
+    intent = models.CharField(_("intent"), max_length=10, choices=Intent.choices,
+                              default=Intent.ISSUE)
+    # The hosts a deploy-only run was asked for (ids); None: all the certificate's.
+    hosts = models.JSONField(_("hosts"), null=True, blank=True)
     status = models.CharField(
         _("status"), max_length=24, choices=Status.choices, default=Status.QUEUED
     )
@@ -56,6 +68,11 @@ class RenewalRun(models.Model):
     )
     log = models.TextField(_("log"), blank=True)
     error = models.TextField(_("error"), blank=True)
+    # What went wrong, as a kind code reacts to (errors.FailureKind).
+    failure_kind = models.CharField(_("kind of failure"), max_length=40, blank=True)
+    # What went wrong, for mails that must go once per cause rather than once per
+    # certificate (a host key refused on one host, then nginx broken on another).
+    failure_cause = models.CharField(_("cause of failure"), max_length=200, blank=True)
     # Transient errors are retried with backoff; permanent ones wait for a person.
     error_class = models.CharField(
         _("kind of error"), max_length=10, blank=True,
@@ -73,6 +90,10 @@ class RenewalRun(models.Model):
         "certificates.CertificateVersion", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", verbose_name=_("issued version"),
     )
+    # What the run placed outside the portal that must not outlive it (HTTP-01
+    # challenge files, DNS-01 TXT records), written before placing each: whoever
+    # ends the run removes what is left, even after the worker that placed it died.
+    artefacts = models.JSONField(_("placed artefacts"), default=list, blank=True)
     created_at = models.DateTimeField(_("queued"), default=timezone.now)
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
@@ -92,7 +113,7 @@ class RenewalRun(models.Model):
             models.Index(fields=["certificate", "-created_at"], name="run_by_cert_idx"),
             # Recovery after a worker dies: the runs still open.
             models.Index(
-                fields=["status"], condition=Q(status__in=["queued", "running"]),
+                fields=["status"], condition=Q(status__in=["queued", "running", "deploying"]),
                 name="run_open_idx",
             ),
             # The dashboard's recent runs.
@@ -102,7 +123,8 @@ class RenewalRun(models.Model):
             # One renewal at a time per certificate, enforced by the database: two
             # scans racing each other cannot both open a run.
             models.UniqueConstraint(
-                fields=["certificate"], condition=Q(status__in=["queued", "running"]),
+                fields=["certificate"],
+                condition=Q(status__in=["queued", "running", "deploying"]),
                 name="one_open_run_per_certificate",
             ),
         ]
@@ -113,6 +135,19 @@ class RenewalRun(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN
+
+    @property
+    def is_stalled(self) -> bool:
+        """Open, but its lease ran out: its worker is gone (or its message lost)
+        and the recovery pass has not taken it up again yet."""
+        return (self.status in self.OPEN and self.lease_until is not None
+                and self.lease_until < timezone.now())
+
+    def get_progress_display(self) -> str:
+        """The status as a person reads it: a stalled run says it waits."""
+        if self.is_stalled:
+            return str(_("Waiting to be taken up again"))
+        return self.get_status_display()
 
     def step(self, name, status, detail="", *, host=None):
         """Record one step as it happens (the UI shows them live; `manage.py renew`
@@ -135,8 +170,9 @@ class RenewalRun(models.Model):
         lease = timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
         extended = getattr(self, "_lease_extended_at", None)
         if extended is None or step.at - extended >= lease / 10:
-            RenewalRun.objects.filter(pk=self.pk, status=self.Status.RUNNING).update(
-                lease_until=step.at + lease)
+            RenewalRun.objects.filter(
+                pk=self.pk, status__in=(self.Status.RUNNING, self.Status.DEPLOYING),
+            ).update(lease_until=step.at + lease)
             self._lease_extended_at = step.at
         step_recorded.send(sender=RenewalStep, step=step)
         return step

@@ -17,8 +17,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from certificates import deployment, renewal
-from certificates.deployment import NothingToDeploy, deploy_certificate, deploy_version_to_host
+from certificates import deployment, lifecycle, renewal
+from certificates.deployment import NothingToDeploy
 from certificates.models import (
     Deployment,
     DeployRequest,
@@ -30,6 +30,7 @@ from certificates.models import (
 from certificates.steps import Step
 
 from . import factories
+from .installing import conclude, deploy_only_run, deploying_run, install_now, outcomes_of
 from .pki import make_current, new_version
 from .targets import portal_host
 
@@ -93,7 +94,7 @@ def backups(testbed) -> list:
 
 @pytest.mark.django_db
 def test_a_deployment_makes_nginx_serve_the_new_leaf(host, target_host, version):
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert outcome.ok, outcome.error
     assert outcome.served_fingerprint == version.fingerprint_sha256
@@ -114,7 +115,7 @@ def test_a_deployment_makes_nginx_serve_the_new_leaf(host, target_host, version)
 def test_it_backs_up_the_previous_files_before_replacing_them(host, target_host, version):
     before = live_files(target_host)
 
-    assert deploy_version_to_host(version=version, host=host).ok
+    assert install_now(version, host).ok
 
     [batch] = backups(target_host)
     # One folder per session on the host, one subfolder per certificate in it.
@@ -137,7 +138,7 @@ def test_it_backs_up_the_previous_files_before_replacing_them(host, target_host,
 def test_the_backup_is_the_old_file_itself_not_a_copy(host, target_host, version):
     old_inode = target_host.private_key_path.stat().st_ino
 
-    assert deploy_version_to_host(version=version, host=host).ok
+    assert install_now(version, host).ok
 
     [batch] = backups(target_host)
     [folder] = batch.iterdir()
@@ -159,7 +160,7 @@ def test_a_backup_folder_on_another_file_system_gets_copies_and_still_rolls_back
         mismatched = new_version(certificate, target_host.sni_name,
                                  private_key_pem=factories.self_signed()[0])
 
-        outcome = deploy_version_to_host(version=mismatched, host=host)
+        outcome = install_now(mismatched, host)
 
         assert outcome.status == ROLLED_BACK
         assert live_files(target_host) == before
@@ -177,7 +178,7 @@ def test_each_step_is_recorded_on_the_run_with_its_host(host, version):
     run = RenewalRun.objects.create(certificate=version.certificate,
                                     trigger=RenewalRun.Trigger.MANUAL)
 
-    assert deploy_version_to_host(version=version, host=host, run=run).ok
+    assert install_now(version, host, run=run).ok
 
     steps = list(run.steps.values_list("name", "status", "host"))
     names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
@@ -192,7 +193,7 @@ def test_it_writes_files_with_the_configured_modes_and_group(host, target_host, 
     host.key_mode, host.cert_mode, host.file_group = "0400", "0444", "daemon"
     host.save()
 
-    assert deploy_version_to_host(version=version, host=host).ok
+    assert install_now(version, host).ok
 
     assert mode_of(target_host.private_key_path) == 0o400
     assert mode_of(target_host.certificate_path) == 0o444
@@ -209,7 +210,7 @@ def test_it_keeps_only_the_newest_backups(host, target_host, version):
         (target_host.backup_dir / name / "certificate-cert.pem").write_text("old")
     (target_host.backup_dir / "kept-by-a-person").mkdir()
 
-    assert deploy_version_to_host(version=version, host=host).ok
+    assert install_now(version, host).ok
 
     remaining = sorted(p.name for p in target_host.backup_dir.iterdir())
     assert remaining[0] == "20220101T000000.000000Z"
@@ -229,7 +230,7 @@ def test_it_restores_the_old_files_when_the_config_test_fails(
     before, served_before = live_files(target_host), target_host.served_leaf_sha256()
     run = RenewalRun.objects.create(certificate=certificate, trigger=RenewalRun.Trigger.MANUAL)
 
-    outcome = deploy_version_to_host(version=mismatched, host=host, run=run)
+    outcome = install_now(mismatched, host, run=run)
 
     assert outcome.status == ROLLED_BACK and not outcome.transient
     assert outcome.error_kind == "CommandFailed"
@@ -251,7 +252,7 @@ def test_a_broken_nginx_config_stops_the_deployment_before_the_reload(
     target_host.nginx_conf.write_text(conf + "\nthis is not a directive;\n")
     before, served_before = live_files(target_host), target_host.served_leaf_sha256()
     try:
-        outcome = deploy_version_to_host(version=version, host=host)
+        outcome = install_now(version, host)
     finally:
         target_host.nginx_conf.write_text(conf)
 
@@ -267,7 +268,7 @@ def test_it_rolls_back_when_reload_does_not_take(host, target_host, version, fas
     host.save()
     before, served_before = live_files(target_host), target_host.served_leaf_sha256()
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert (outcome.status, outcome.error_kind, outcome.transient) == (
         ROLLED_BACK, "NotServed", False)
@@ -287,7 +288,7 @@ def test_a_tls_port_that_never_answers_rolls_back_as_a_transient_error(
     host.save()
     before = live_files(target_host)
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert outcome.status == ROLLED_BACK and outcome.transient
     assert "No TLS handshake" in outcome.error
@@ -301,7 +302,7 @@ def test_a_changed_host_key_refuses_the_deployment_and_writes_nothing(
     presented = target_host.replace_host_key()
     before = files_on(target_host)
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert (outcome.status, outcome.error_kind, outcome.transient) == (
         FAILED, "HostKeyMismatch", False)
@@ -315,7 +316,7 @@ def test_a_host_whose_key_is_not_confirmed_receives_nothing(
     unconfirmed = portal_host(organization, target_host, confirmed=False)
     before = files_on(target_host)
 
-    outcome = deploy_version_to_host(version=version, host=unconfirmed)
+    outcome = install_now(version, unconfirmed)
 
     assert outcome.status == FAILED and not outcome.transient
     assert files_on(target_host) == before
@@ -325,7 +326,7 @@ def test_a_host_whose_key_is_not_confirmed_receives_nothing(
 def test_an_sshd_that_is_down_gives_a_transient_error(host, target_host, version):
     target_host.stop_sshd()
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert (outcome.status, outcome.error_kind, outcome.transient) == (
         FAILED, "Unreachable", True)
@@ -349,15 +350,13 @@ def test_three_hosts_at_once_with_one_down_the_two_others_succeed(
             Deployment.objects.create(certificate=certificate, host=host)
         version = new_version(certificate, "www.example.test")
         make_current(certificate, version)
-        run = RenewalRun.objects.create(certificate=certificate,
-                                        trigger=RenewalRun.Trigger.SCHEDULE)
         testbeds[1].stop_sshd()
 
-        outcomes = deploy_certificate(certificate_id=certificate.pk, run_id=run.pk)
+        run = renewal.deploy_inline(certificate_id=certificate.pk)
 
-        by_host = {outcome.host_id: outcome for outcome in outcomes}
-        assert [by_host[h.pk].status for h in hosts] == [DEPLOYED, FAILED, DEPLOYED]
-        assert by_host[hosts[1].pk].transient
+        assert run.status == RenewalRun.Status.FAILED and run.failure_kind == "DeploymentFailed"
+        assert run.error_class == "transient"  # the one host down is a transient failure
+        assert hosts[1].name in run.error and hosts[0].name not in run.error
         for testbed in (testbeds[0], testbeds[2]):
             testbed.wait_for_served_leaf(version.fingerprint_sha256)
         statuses = dict(Deployment.objects.values_list("host__name", "last_status"))
@@ -406,29 +405,17 @@ def closing_thread(target, *args) -> threading.Thread:
 
 
 def queue_and_release(host, runs):
-    """Deploy each run's certificate from its own thread while another worker holds
-    the host, so that all of them queue; then let the host go. Returns the
-    outcomes by certificate id."""
-    TargetHost.objects.filter(pk=host.pk).update(
-        deploy_lock_owner="another-worker",
-        deploy_locked_until=timezone.now() + timedelta(minutes=5))
+    """Move each run to deploying while another worker holds the host, so that
+    all of them queue; then let the host go and drain it. Returns the outcomes
+    by certificate id."""
+    hold(host)
+    deploying = [deploying_run(run=run) for run in runs]
+    assert DeployRequest.objects.filter(host=host, finished_at__isnull=True).count() == len(runs)
+    let_go(host)
+    deployment.drain(host)
     outcomes = {}
-
-    def deploy(run):
-        [outcomes[run.certificate_id]] = deploy_certificate(
-            certificate_id=run.certificate_id, run_id=run.pk)
-
-    threads = [closing_thread(deploy, run) for run in runs]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + 30
-    while DeployRequest.objects.filter(host=host).count() < len(runs):
-        assert time.monotonic() < deadline, "the deployments did not queue"
-        time.sleep(0.05)
-    TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="",
-                                                 deploy_locked_until=None)
-    for thread in threads:
-        thread.join(timeout=60)
+    for run in deploying:
+        [outcomes[run.certificate_id]] = outcomes_of(run)
     return outcomes
 
 
@@ -440,8 +427,7 @@ def site_certificates(organization, ca, host, names, **version_options):
         version = new_version(certificate, name, **version_options.get(name, {}))
         make_current(certificate, version)
         versions[certificate.pk] = version
-        runs.append(RenewalRun.objects.create(certificate=certificate,
-                                              trigger=RenewalRun.Trigger.SCHEDULE))
+        runs.append(deploy_only_run(certificate))
     return runs, versions
 
 
@@ -467,7 +453,10 @@ def test_certificates_queued_for_one_host_are_installed_in_one_session_with_one_
         assert list(run.steps.values_list("name", "status")) == [(n, "done") for n in names]
         run.refresh_from_db()
         assert run.log == f"{shared_host.name}: deployed\n"
-    assert not DeployRequest.objects.exists()  # each waiting deployment took its answer
+    assert not DeployRequest.objects.filter(finished_at__isnull=True).exists()  # all answered
+    for run in runs:
+        assert conclude(run).status == RenewalRun.Status.SUCCEEDED, run.error
+    assert not DeployRequest.objects.exists()  # a concluded run's requests are gone
     assert set(Deployment.objects.values_list("last_status", "served")) == {(DEPLOYED, True)}
     shared_host.refresh_from_db()
     assert shared_host.deploy_lock_owner == ""
@@ -592,24 +581,34 @@ def let_go(host):
     TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="", deploy_locked_until=None)
 
 
-def running_run(certificate):
-    return RenewalRun.objects.create(certificate=certificate, trigger=RenewalRun.Trigger.SCHEDULE,
-                                     status=RenewalRun.Status.RUNNING,
-                                     started_at=timezone.now(),
-                                     lease_until=timezone.now() + timedelta(minutes=15))
+@pytest.fixture
+def conclusions(monkeypatch):
+    """Conclusions enqueued by a drain run here, at once, instead of in a worker;
+    each is listed with whether every host was free when it was enqueued."""
+    from certificates import tasks
+
+    enqueued = []
+
+    def conclude_here(run_id):
+        free = not TargetHost.objects.exclude(deploy_lock_owner="").exists()
+        enqueued.append((run_id, free))
+        renewal.conclude(run_id)
+
+    monkeypatch.setattr(tasks.conclude_run, "delay", conclude_here)
+    return enqueued
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_runs_deployment_to_a_busy_host_is_queued_and_concluded_by_whoever_drains_it(
-        host, target_host, version):
+        host, target_host, version, conclusions):
     Deployment.objects.create(certificate=version.certificate, host=host)
-    run = running_run(version.certificate)
     hold(host)
+    run = deploying_run(version.certificate)
 
-    renewal.deploy(run_id=run.pk)  # returns at once: the host is busy
+    assert renewal.deploy(run_id=run.pk) is None  # returns at once: the host is busy
 
     run.refresh_from_db()
-    assert run.status == RenewalRun.Status.RUNNING
+    assert run.status == RenewalRun.Status.DEPLOYING
     [queued] = DeployRequest.objects.all()
     assert (queued.run_id, queued.version_id, queued.finished_at) == (run.pk, version.pk, None)
 
@@ -618,6 +617,7 @@ def test_a_runs_deployment_to_a_busy_host_is_queued_and_concluded_by_whoever_dra
 
     run.refresh_from_db()
     assert run.status == RenewalRun.Status.SUCCEEDED, run.error
+    assert conclusions == [(run.pk, True)]
     target_host.wait_for_served_leaf(version.fingerprint_sha256)
     assert not DeployRequest.objects.exists()
     assert run.steps.filter(name="tls_check", status="done", host=host).exists()
@@ -625,20 +625,24 @@ def test_a_runs_deployment_to_a_busy_host_is_queued_and_concluded_by_whoever_dra
 
 @pytest.mark.django_db(transaction=True)
 def test_a_run_on_two_hosts_is_concluded_when_the_last_one_answers(
-        organization, host, target_host, version, target_host_factory, fast_grace):
+        organization, host, target_host, version, target_host_factory, fast_grace,
+        conclusions, owner):
+    owner.email = "owner@example.test"
+    owner.save()
     other_testbed = target_host_factory()
     try:
         # A reload there changes nothing: the new leaf is never served, and the run fails.
         other = portal_host(organization, other_testbed, reload_command="true")
         for target in (host, other):
             Deployment.objects.create(certificate=version.certificate, host=target)
-        run = running_run(version.certificate)
         hold(other)
+        run = deploying_run(version.certificate)
 
         renewal.deploy(run_id=run.pk)
 
         run.refresh_from_db()
-        assert run.status == RenewalRun.Status.RUNNING  # one host answered, one to go
+        assert run.status == RenewalRun.Status.DEPLOYING  # one host answered, one to go
+        assert conclusions == []
         target_host.wait_for_served_leaf(version.fingerprint_sha256)
 
         let_go(other)
@@ -647,32 +651,36 @@ def test_a_run_on_two_hosts_is_concluded_when_the_last_one_answers(
         run.refresh_from_db()
         assert run.status == RenewalRun.Status.FAILED
         assert other.name in run.error and host.name not in run.error
-        assert Notification.objects.filter(kind=Notification.Kind.NOT_SERVED,
-                                           certificate=version.certificate).count() == 1
-        assert renewal.conclude_deployment(run.pk) is None  # concluded once
+        told = list(Notification.objects.filter(
+            kind=Notification.Kind.NOT_SERVED,
+            certificate=version.certificate).values_list("recipient", flat=True))
+        assert told and len(told) == len(set(told))  # once to each person
+        # The failure's mail went out from the conclusion, enqueued with every host free.
+        assert conclusions == [(run.pk, True)]
+        assert Notification.objects.filter(kind=Notification.Kind.RENEWAL_FAILED,
+                                           certificate=version.certificate).exists()
+        assert renewal.conclude(run.pk) is None  # concluded once
     finally:
         other_testbed.stop()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_batch_waits_for_a_certificate_of_the_host_that_is_still_being_issued(
-        organization, ca, shared_host, target_host, settings):
+        organization, ca, shared_host, target_host, settings, conclusions):
     settings.DEPLOY_BATCH_LINGER_SECONDS = 30  # the issuance below ends long before
     runs, versions = site_certificates(organization, ca, shared_host, SITES[:2])
-    for run in runs:
-        RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.RUNNING)
     issuing, ready = runs
-    RenewalRun.objects.filter(pk=ready.pk).update(version=versions[ready.certificate_id])
     hold(shared_host)
-    renewal.deploy(run_id=ready.pk)  # queued: the host is busy
+    ready = deploying_run(run=ready)  # queued: the host is busy
+    issuing = lifecycle.claim(issuing.pk)  # running: still being issued
     let_go(shared_host)
 
     drainer = closing_thread(deployment.drain, shared_host)
     drainer.start()
     time.sleep(0.5)  # the first one waits: the second is still being issued
     assert not run_steps(ready, "reload")
-    RenewalRun.objects.filter(pk=issuing.pk).update(version=versions[issuing.certificate_id])
-    renewal.deploy(run_id=issuing.pk)  # issued: it joins the waiting batch
+    assert lifecycle.to_deploying(issuing, deployment.requests_for(
+        issuing, issuing.certificate))  # issued: it joins the waiting batch
     drainer.join(timeout=60)
 
     for run in runs:
@@ -681,23 +689,44 @@ def test_a_batch_waits_for_a_certificate_of_the_host_that_is_still_being_issued(
     assert shared_host.reloads() == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_run_behind_a_host_queue_deeper_than_ten_minutes_finishes_without_a_requeue(
+        host, target_host, version, conclusions):
+    Deployment.objects.create(certificate=version.certificate, host=host)
+    hold(host)  # an earlier batch on the host, still going
+    run = deploying_run(version.certificate)
+    long_ago = timezone.now() - timedelta(minutes=25)
+    DeployRequest.objects.filter(run=run).update(requested_at=long_ago)
+    RenewalRun.objects.filter(pk=run.pk).update(lease_until=long_ago)  # no step for a while
+
+    assert renewal.recover_stale_runs() == []  # it waits its turn: not lost
+
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == (RenewalRun.Status.DEPLOYING, 1)
+    assert DeployRequest.objects.filter(run=run, finished_at__isnull=True).count() == 1
+    let_go(host)
+    deployment.drain(host)
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.SUCCEEDED, run.error
+    assert (run.attempts, conclusions) == (1, [(run.pk, True)])
+
+
 def run_steps(run, name):
     return list(run.steps.filter(name=name))
 
 
 @pytest.mark.django_db
-def test_a_host_busy_with_another_deployment_is_a_transient_error(
-        host, target_host, version, monkeypatch):
-    monkeypatch.setattr(deployment, "LEASE_WAIT_SECONDS", 1)
+def test_a_host_busy_with_another_deployment_keeps_the_request_for_its_holder(
+        host, target_host, version):
     until = timezone.now() + timedelta(hours=1)
     TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="another-worker",
                                                  deploy_locked_until=until)
     before = files_on(target_host)
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    assert install_now(version, host) is None  # nobody waits: the holder installs it
 
-    assert outcome.status == FAILED and outcome.transient
     assert files_on(target_host) == before
+    assert DeployRequest.objects.filter(host=host, finished_at__isnull=True).count() == 1
     host.refresh_from_db()
     assert host.deploy_lock_owner == "another-worker"  # not ours to release
 
@@ -707,13 +736,13 @@ def test_the_lease_of_a_dead_worker_runs_out(host, version):
     TargetHost.objects.filter(pk=host.pk).update(
         deploy_lock_owner="dead-worker", deploy_locked_until=timezone.now() - timedelta(1))
 
-    assert deploy_version_to_host(version=version, host=host).ok
+    assert install_now(version, host).ok
 
 
 @pytest.mark.django_db
 def test_a_certificate_without_a_version_has_nothing_to_deploy(certificate):
     with pytest.raises(NothingToDeploy):
-        deploy_certificate(certificate_id=certificate.pk)
+        renewal.deploy_now(certificate_id=certificate.pk)
 
 
 # -- manage.py deploy ----------------------------------------------------------------

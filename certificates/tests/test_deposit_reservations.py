@@ -63,7 +63,7 @@ def test_renewals_started_together_on_a_deposit_for_fewer_charge_only_what_it_co
     def renew(run_id):
         try:
             gate.wait(timeout=60)  # every deposit check at the same moment
-            renewal.execute(run_id=run_id, deploy_inline=True)
+            renewal.execute(run_id=run_id, inline=True)
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
         finally:

@@ -14,8 +14,8 @@ import requests
 from django.core.exceptions import ValidationError
 
 from certificates import acme, dns, enrolment, ssh, tls
-from certificates.deployment import deploy_version_to_host
 from certificates.models import CAAccount, TargetHost
+from certificates.tests.installing import install_now
 from testbed.ports import free_port
 
 from . import factories
@@ -198,7 +198,7 @@ def test_a_deployment_to_a_refused_address_fails_permanently_and_writes_nothing(
     before = target_host.fullchain_path.read_bytes()
     settings.OUTBOUND_ALLOW = NOTHING_ALLOWED
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert (outcome.ok, outcome.transient, outcome.error_kind) == (False, False,
                                                                    "OutboundRefused")

@@ -6,8 +6,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from certificates import enrolment, ssh
-from certificates.deployment import deploy_version_to_host
 from certificates.models import AuditEvent, TargetHost
+from certificates.tests.installing import install_now
 
 from . import factories
 from .pki import new_version
@@ -54,15 +54,14 @@ def test_only_a_confirmed_host_receives_files(version, new_host, target_host, ow
     fingerprint = enrolment.fetch_and_pin_host_key(host_id=new_host.pk, by=owner)
     before = target_host.fullchain_path.read_bytes()
 
-    refused = deploy_version_to_host(version=version,
-                                     host=TargetHost.objects.get(pk=new_host.pk))
+    refused = install_now(version, TargetHost.objects.get(pk=new_host.pk))
     assert not refused.ok and not refused.transient
     assert target_host.fullchain_path.read_bytes() == before
 
     enrolment.confirm_host_key(host_id=new_host.pk, fingerprint=fingerprint, by=owner)
     confirmed = TargetHost.objects.get(pk=new_host.pk)
     assert confirmed.host_key_confirmed and confirmed.host_key_confirmed_by == owner
-    assert deploy_version_to_host(version=version, host=confirmed).ok
+    assert install_now(version, confirmed).ok
 
 
 def test_a_fingerprint_other_than_the_stored_one_confirms_nothing(new_host, owner):

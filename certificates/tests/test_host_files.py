@@ -8,9 +8,9 @@ import stat
 import pytest
 
 from certificates import enrolment, ssh
-from certificates.deployment import deploy_version_to_host
 from certificates.issuance import run_issuance
 from certificates.models import Certificate, Challenge, Deployment, RenewalRun
+from certificates.tests.installing import install_now
 
 from . import factories
 from .pki import make_current, new_version
@@ -69,7 +69,7 @@ def test_pruning_removes_a_planted_link_and_leaves_the_files_it_points_to(
     # And one inside a backup folder that is pruned.
     (target_host.backup_dir / OLD_BACKUPS[0] / "sneaky").symlink_to(precious)
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert outcome.ok, outcome.error
     assert contents(precious) == before
@@ -88,7 +88,7 @@ def test_pruning_leaves_what_is_not_a_backup_folder_of_the_portal(host, target_h
     run = RenewalRun.objects.create(certificate=version.certificate,
                                     trigger=RenewalRun.Trigger.MANUAL)
 
-    assert deploy_version_to_host(version=version, host=host, run=run).ok
+    assert install_now(version, host, run=run).ok
 
     assert run.steps.get(name="cleanup").status == "done"
 
@@ -106,7 +106,7 @@ def test_a_backup_folder_that_is_a_link_is_refused_and_nothing_is_deployed(
     run = RenewalRun.objects.create(certificate=version.certificate,
                                     trigger=RenewalRun.Trigger.MANUAL)
 
-    outcome = deploy_version_to_host(version=version, host=host, run=run)
+    outcome = install_now(version, host, run=run)
 
     assert not outcome.ok
     assert not outcome.transient
@@ -121,7 +121,7 @@ def test_a_backup_folder_others_may_write_to_is_refused(host, target_host, versi
     os.chmod(target_host.backup_dir, 0o777)
     before = target_host.private_key_path.read_bytes()
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert not outcome.ok and not outcome.transient
     assert str(target_host.backup_dir) in outcome.error and "0777" in outcome.error
@@ -132,7 +132,7 @@ def test_a_backup_folder_others_may_write_to_is_refused(host, target_host, versi
 def test_a_group_writable_backup_folder_is_refused(host, target_host, version):
     os.chmod(target_host.backup_dir, 0o770)
 
-    outcome = deploy_version_to_host(version=version, host=host)
+    outcome = install_now(version, host)
 
     assert not outcome.ok and "0770" in outcome.error
 

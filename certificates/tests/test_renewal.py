@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from certificates import deposit, renewal
+from certificates import deposit, lifecycle, renewal
 from certificates.models import (
     Certificate,
     CertificateVersion,
@@ -120,6 +120,36 @@ def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_charges_once(
                                        kind=DepositEntry.Kind.CHARGE).count() == 1
     cert.refresh_from_db()
     target_host.wait_for_served_leaf(cert.current_version.fingerprint_sha256)
+
+
+def test_a_worker_killed_while_the_ca_validates_leaves_no_challenge_file_behind(
+    celery_processes, worker_env, organization, pebble, target_host, settings
+):
+    settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
+    cert = due_certificate(organization, pebble, target_host, price=Decimal("0"))
+    env = {**worker_env, "RENEWAL_LEASE_SECONDS": 3}
+    doomed = celery_processes.worker(**env)
+    challenges = target_host.webroot / ".well-known" / "acme-challenge"
+    run = renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.SCHEDULE)
+
+    # Killed while its challenge file is on the host: the CA is validating.
+    deadline = time.monotonic() + 60
+    while not (challenges.is_dir() and any(challenges.iterdir())):
+        assert time.monotonic() < deadline, doomed.log.read_text()[-3000:]
+        time.sleep(0.01)
+    celery_processes.kill(doomed, signal.SIGKILL)
+    left = [path.name for path in challenges.iterdir()]
+    assert left and RenewalRun.objects.get(pk=run.pk).artefacts
+
+    survivor = celery_processes.worker(**env)
+    wait_for(lambda: renewal.recover_stale_runs(), 30, "the lease running out", survivor)
+    wait_for(finished(cert), 90, "the run taken up again", survivor)
+
+    run.refresh_from_db()
+    assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
+    assert [path.name for path in challenges.iterdir()] == []  # removed by who finished it
+    assert run.artefacts == []
+    assert run.steps.filter(name="cleanup", status="done").exists()
 
 
 def test_a_ca_that_is_down_gives_backoff_and_one_alert_then_renews_when_back(
@@ -359,12 +389,11 @@ def test_a_lost_run_is_enqueued_again_once_per_lease(organization, monkeypatch):
     assert sent == [run.pk]
     run.refresh_from_db()
     assert run.status == RenewalRun.Status.QUEUED
-    assert renewal.claim(run.pk) is not None  # a worker takes it as any queued run
+    assert lifecycle.claim(run.pk) is not None  # a worker takes it as any queued run
 
 
 
 def test_the_recovery_pass_removes_deploy_requests_nobody_will_read(organization, tmp_path):
-    from certificates.deployment import LEASE_WAIT_SECONDS
     from certificates.models import Deployment, DeployRequest
     from certificates.tests import factories
     from certificates.tests.pki import new_version
@@ -375,20 +404,26 @@ def test_the_recovery_pass_removes_deploy_requests_nobody_will_read(organization
     deployment = Deployment.objects.create(certificate=cert, host=host)
     version = new_version(cert, "queue.example.test")
     now = timezone.now()
+    ended = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
+                                      status=RenewalRun.Status.FAILED)
+    live = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
+                                     status=RenewalRun.Status.DEPLOYING,
+                                     lease_until=now + datetime.timedelta(minutes=1))
 
     def request(**fields):
         return DeployRequest.objects.create(host=host, deployment=deployment, version=version,
                                             **fields)
 
-    answered_long_ago = request(finished_at=now - datetime.timedelta(hours=2))
-    abandoned = request(requested_at=now - datetime.timedelta(seconds=3 * LEASE_WAIT_SECONDS))
-    answered_now = request(finished_at=now)
-    waiting = request()
+    answered_long_ago = request(run=ended, finished_at=now - datetime.timedelta(hours=2))
+    abandoned = request(run=None, requested_at=now - datetime.timedelta(hours=2))
+    answered_now = request(run=ended, finished_at=now)
+    # A live run's request, queued behind a deep host queue for hours: kept.
+    waiting_long = request(run=live, requested_at=now - datetime.timedelta(hours=3))
 
     renewal.recover_stale_runs(now=now)
 
     assert set(DeployRequest.objects.values_list("pk", flat=True)) == {
-        answered_now.pk, waiting.pk}
+        answered_now.pk, waiting_long.pk}
     assert not DeployRequest.objects.filter(pk__in=[answered_long_ago.pk, abandoned.pk]).exists()
 
 

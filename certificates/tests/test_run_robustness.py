@@ -190,7 +190,7 @@ def test_a_current_version_without_an_authority_key_identifier_is_renewed(
     run = renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.SCHEDULE,
                             enqueue=False)
 
-    renewal.execute(run_id=run.pk, deploy_inline=True)
+    renewal.execute(run_id=run.pk, inline=True)
 
     run.refresh_from_db()
     assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))

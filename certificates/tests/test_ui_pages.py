@@ -124,17 +124,34 @@ def test_renew_now_twice_opens_one_run(client, world, owner):
     assert RenewalRun.objects.count() == 1
 
 
-def test_deploy_now_enqueues_the_certificates_hosts(client, world, operator, monkeypatch):
+def test_deploy_now_opens_a_deploy_only_run_of_the_chosen_hosts(
+        client, world, operator, monkeypatch, django_capture_on_commit_callbacks):
     from certificates import tasks
 
     sent = []
-    monkeypatch.setattr(tasks.deploy_now, "delay", lambda *args: sent.append(args))
+    monkeypatch.setattr(tasks.renew, "delay", sent.append)
+    RenewalRun.objects.all().delete()
+    cert = world["certificate"]
+    client.force_login(operator)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(reverse("certificates:deploy", args=[cert.pk]),
+                               {"host": [str(world["host"].pk)]})
+    [run] = RenewalRun.objects.all()
+    assert response["Location"] == reverse("certificates:run", args=[run.pk])
+    assert (run.intent, run.hosts, run.requested_by) == (
+        RenewalRun.Intent.DEPLOY, [world["host"].pk], operator)
+    assert sent == [run.pk]
+
+
+def test_deploy_now_to_a_host_that_is_not_the_certificates_is_refused_not_widened(
+        client, world, operator):
+    RenewalRun.objects.all().delete()
     cert = world["certificate"]
     client.force_login(operator)
     response = client.post(reverse("certificates:deploy", args=[cert.pk]),
-                           {"host": [str(world["host"].pk), "99999"]})
-    assert response.status_code == 302
-    assert sent == [(cert.pk, [world["host"].pk])]
+                           {"host": [str(world["host"].pk), "99999"]}, follow=True)
+    assert "Hosts: Choose among the certificate&#x27;s hosts" in response.content.decode()
+    assert not RenewalRun.objects.exists()
 
 
 NEW_OBJECT_URLS = [

@@ -16,8 +16,9 @@ from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
 from fujissl_portal.params import int_param, strict_int, text_param
 
-from .. import renewal, renewal_limits, states, tasks
+from .. import renewal, renewal_limits, states
 from ..auditing import changed, snapshot
+from ..deployment import NothingToDeploy
 from ..forms import CertificateForm
 from ..models import (
     AuditEvent,
@@ -230,19 +231,24 @@ def paid_limit_message(exc) -> str:
 @require_POST
 @portal_view
 def deploy(request, pk):
+    """A deploy-only run, through the same service as the API and manage.py."""
     certificate = _fetch(request, pk)
     require(request, Role.OPERATOR)
-    if certificate.current_version_id is None:
+    host_ids = [strict_int(value) for value in request.POST.getlist("host")] or None
+    try:
+        run = renewal.deploy_now(certificate_id=certificate.pk, by=request.user,
+                                 host_ids=host_ids)
+    except NothingToDeploy:
         messages.error(request, _("There is nothing to deploy yet: the certificate has not "
                                   "been issued. Renew it first."))
         return redirect("certificates:certificate", certificate.pk)
-    host_ids = [pk for pk in map(strict_int, request.POST.getlist("host")) if pk]
-    if host_ids:
-        host_ids = list(certificate.hosts.filter(pk__in=host_ids).values_list("pk", flat=True))
-    tasks.deploy_now.delay(certificate.pk, host_ids or None)
-    messages.success(request, _("Deployment started. Each host's result appears below "
-                                "when it is done."))
-    return redirect("certificates:certificate", certificate.pk)
+    except (renewal.NoHosts, renewal.NotAHostOfTheCertificate) as exc:
+        messages.error(request, _("Hosts: %(error)s") % {"error": exc})
+        return redirect("certificates:certificate", certificate.pk)
+    if run.already_open:
+        messages.info(request, _("A run of this certificate is already under way; it "
+                                 "deploys when it is done."))
+    return redirect("certificates:run", run.pk)
 
 
 DOWNLOADS = {

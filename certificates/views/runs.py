@@ -79,7 +79,8 @@ def run_steps(request, pk):
     return JsonResponse({
         "id": run.pk,
         "status": run.status,
-        "status_label": str(run.get_status_display()),
+        "status_label": str(run.get_progress_display()),
+        "stalled": run.is_stalled,
         "open": run.is_open,
         "error": run.error,
         "started_at": _when(run.started_at),

@@ -17,15 +17,21 @@ def test_the_default_timings_agree():
     call_command("check")
 
 
-def test_a_lease_shorter_than_a_tasks_time_limit_stops_the_check(settings):
-    settings.RENEWAL_LEASE_SECONDS = 300
-    assert "portal.E001" in check_ids()
+def test_a_lease_too_short_to_be_renewed_in_time_stops_the_check(settings):
+    settings.RENEWAL_LEASE_SECONDS = 10
+    assert check_ids() == {"portal.E001"}
     with pytest.raises(SystemCheckError, match="RENEWAL_LEASE_SECONDS"):
         call_command("check")
 
 
-def test_a_visibility_timeout_within_the_lease_stops_the_check(settings):
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+def test_a_visibility_timeout_within_a_tasks_time_limit_stops_the_check(settings):
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 700}
+    assert check_ids() == {"portal.E002"}
+
+
+def test_a_visibility_timeout_within_a_queued_runs_wait_stops_the_check(settings):
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    settings.RENEWAL_QUEUE_SECONDS = 4000
     assert check_ids() == {"portal.E002"}
 
 

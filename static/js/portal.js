@@ -60,7 +60,7 @@
         .then(function (run) {
           renderSteps(list, run.steps);
           status.textContent = run.status_label;
-          status.className = "badge run-" + run.status;
+          status.className = "badge run-" + run.status + (run.stalled ? " run-stalled" : "");
           section.dataset.status = run.status;
           if (started && run.started_at) started.textContent = run.started_at;
           if (run.open) {

@@ -1,13 +1,16 @@
-"""manage.py deploy <certificate> [--host <host>]: install the current version now."""
+"""manage.py deploy <certificate> [--host <host>]: install the current version now,
+as a deploy-only run (with steps and history like any other), printing each step."""
 
 import threading
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, ngettext
+from django.utils.translation import gettext_lazy
 
-from certificates.deployment import NothingToDeploy, deploy_certificate
-from certificates.models import Certificate, Deployment, RenewalStep
+from certificates import renewal
+from certificates.deployment import NothingToDeploy
+from certificates.models import Certificate, RenewalRun, RenewalStep
+from certificates.models.runs import step_recorded
 
 from ..lookup import by_id_or_name
 
@@ -30,41 +33,37 @@ class Command(BaseCommand):
             bound = certificate.hosts.all()
             host_ids = [by_id_or_name(bound, h, name_field="name", kind=_("host")).pk
                         for h in hosts]
+        echo = self._printer(certificate)
+        step_recorded.connect(echo, sender=RenewalStep, weak=False)
         try:
-            outcomes = deploy_certificate(certificate_id=certificate.pk, host_ids=host_ids,
-                                          on_step=self._printer())
-        except NothingToDeploy as exc:
+            run = renewal.deploy_inline(certificate_id=certificate.pk, host_ids=host_ids)
+        except (NothingToDeploy, renewal.NoHosts, renewal.NotAHostOfTheCertificate) as exc:
             raise CommandError(str(exc)) from None
-        if not outcomes:
-            raise CommandError(_("%(certificate)s is not bound to any host.")
-                               % {"certificate": certificate})
-        self._summary(outcomes)
+        finally:
+            step_recorded.disconnect(echo, sender=RenewalStep)
+        if run is None:
+            raise CommandError(_("A run of this certificate is already under way."))
+        self._summary(run)
 
-    def _printer(self):
+    def _printer(self, certificate):
         lock = threading.Lock()  # hosts deploy in parallel: one line at a time
 
-        def print_step(host, name, status, detail):
-            step, outcome = RenewalStep.Name(name).label, RenewalStep.Status(status).label
-            line = f"{host.name}  {step}: {outcome}"
-            if detail:
-                line += "  " + detail.replace("\n", "\n    ")
-            style = self.style.ERROR if status == RenewalStep.Status.FAILED else (lambda text: text)
+        def print_step(sender, step, **kwargs):
+            if step.run.certificate_id != certificate.pk or step.host is None:
+                return
+            line = f"{step.host.name}  {step.get_name_display()}: {step.get_status_display()}"
+            if step.detail:
+                line += "  " + step.detail.replace("\n", "\n    ")
+            failed = step.status == RenewalStep.Status.FAILED
             with lock:
-                self.stdout.write(style(line))
+                self.stdout.write(self.style.ERROR(line) if failed else line)
         return print_step
 
-    def _summary(self, outcomes):
-        failed = [o for o in outcomes if not o.ok]
-        for outcome in outcomes:
-            label = Deployment.Status(outcome.status).label
-            if outcome.ok:
-                self.stdout.write(self.style.SUCCESS(f"{outcome.host_name}: {label}"))
-            else:
-                kind = _("transient: try again later") if outcome.transient else _(
-                    "needs a person")
-                self.stdout.write(self.style.ERROR(f"{outcome.host_name}: {label} ({kind})"))
-        if failed:
-            raise CommandError(ngettext(
-                "%(failed)s of %(total)s host did not take the new certificate.",
-                "%(failed)s of %(total)s hosts did not take the new certificate.",
-                len(outcomes)) % {"failed": len(failed), "total": len(outcomes)})
+    def _summary(self, run):
+        for line in filter(None, run.log.splitlines()):
+            self.stdout.write(line)
+        if run.status != RenewalRun.Status.SUCCEEDED:
+            kind = _("transient: try again later") if run.error_class == "transient" else _(
+                "needs a person")
+            raise CommandError(f"{run.get_progress_display()} ({kind}): {run.error}")
+        self.stdout.write(self.style.SUCCESS(_("Deployed (run %(run)s).") % {"run": run.pk}))

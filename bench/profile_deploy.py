@@ -29,7 +29,7 @@ def main(argv=None):
     from django.test.utils import CaptureQueriesContext
     from django.utils import timezone
 
-    from certificates import deployment, renewal
+    from certificates import deployment, lifecycle, renewal
     from certificates.models import (
         Certificate,
         CertificateVersion,
@@ -60,11 +60,23 @@ def main(argv=None):
                     private_key_pem=certs.key_pem(key))
                 version.save()
                 Certificate.objects.filter(pk=certificate.pk).update(current_version=version)
-                runs.append(RenewalRun.objects.create(
-                    certificate=certificate, trigger=RenewalRun.Trigger.MANUAL,
-                    status=RenewalRun.Status.RUNNING, started_at=timezone.now(),
-                    lease_until=timezone.now() + datetime.timedelta(minutes=15)))
+                opened = lifecycle.open_run(certificate_id=certificate.pk,
+                                            trigger=RenewalRun.Trigger.MANUAL,
+                                            intent=RenewalRun.Intent.DEPLOY)
+                runs.append(lifecycle.claim(opened.pk))
             return runs
+
+        def to_deploying(run):
+            certificate = Certificate.objects.select_related("current_version").get(
+                pk=run.certificate_id)
+            lifecycle.to_deploying(run, deployment.requests_for(run, certificate))
+
+        def deploy_and_conclude(runs):
+            # What the deployment queue's worker does (drain), then the conclusion
+            # each run's task would run.
+            deployment.drain(host)
+            for run in runs:
+                renewal.conclude(run.pk)
 
         results = {}
         for mode in ("warm-up", "one at a time", "one batch"):
@@ -78,16 +90,17 @@ def main(argv=None):
                         deploy_lock_owner="bench", deploy_locked_until=timezone.now()
                         + datetime.timedelta(minutes=5))
                     for run in runs:
-                        renewal.deploy(run_id=run.pk)
+                        to_deploying(run)
                     TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="",
                                                                  deploy_locked_until=None)
                     profile.enable()
-                    deployment.drain(host)
+                    deploy_and_conclude(runs)
                     profile.disable()
                 else:
                     profile.enable()
                     for run in runs:
-                        renewal.deploy(run_id=run.pk)
+                        to_deploying(run)
+                        deploy_and_conclude([run])
                     profile.disable()
             cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
             done = RenewalRun.objects.filter(pk__in=[r.pk for r in runs],

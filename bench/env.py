@@ -45,6 +45,9 @@ def worker_environment() -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "0",
         "EMAIL_URL": "consolemail://",
         "LOG_LEVEL": "WARNING",
+        # Production settings allow no internal address, and the testbed's CA
+        # and hosts are all on loopback.
+        "OUTBOUND_ALLOW": "127.0.0.0/8",
     }
 
 

@@ -45,6 +45,9 @@ def worker_environment() -> dict[str, str]:
         "SECURE_SSL_REDIRECT": "0",
         "EMAIL_URL": "consolemail://",
         "LOG_LEVEL": "WARNING",
+        # Production settings allow no internal address, and the testbed's CA
+        # and hosts are all on loopback.
+        "OUTBOUND_ALLOW": "127.0.0.0/8",
     }
 
 
@@ -68,16 +71,29 @@ def configure(*, migrate: bool = True, static: bool = False) -> None:
         call_command("collectstatic", verbosity=0, interactive=False)
 
 
+def _database_name(url: str) -> str | None:
+    return url.rsplit("/", 1)[1] if url.startswith("postgres") else None
+
+
 def _create_database() -> None:
-    url = os.environ["DATABASE_URL"]
-    if not url.startswith("postgres"):
+    name = _database_name(os.environ["DATABASE_URL"])
+    if name is None:
         return
-    name = url.rsplit("/", 1)[1]
     listed = subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-Atc",
                              f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
                             capture_output=True, text=True, check=True)
     if listed.stdout.strip() != "1":
         subprocess.run(["createdb", "-h", "127.0.0.1", "-U", "postgres", name], check=True)
+
+
+def drop_database() -> None:
+    """The bench database dropped, so that the next ``configure()`` creates it
+    and migrates it from nothing with the migrations of the code that runs it
+    (a schema left by another revision may not fit)."""
+    name = _database_name(os.environ.get("BENCH_DATABASE_URL", DATABASE_URL))
+    if name is not None:
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "-U", "postgres", "--if-exists",
+                        "--force", name], check=True)
 
 
 def reset_database() -> None:

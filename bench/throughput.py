@@ -4,6 +4,9 @@ proved by TLS; and certbot issuing names one run after another, as a cron job
 would, against the same Pebble. Prints the figures.
 
     .venv/bin/python -m bench.throughput --certificates 200 --hosts 10 --certbot 10
+
+With ``--compare BASELINE_DIR``, another checkout's benchmark and this one's
+run in turn, and the two are set side by side (bench/compare.py).
 """
 
 import argparse
@@ -13,6 +16,7 @@ import shutil
 import statistics
 import subprocess
 import time
+from pathlib import Path
 
 from .env import ROOT, VAR, configure, machine, reset_database, worker_environment
 
@@ -20,7 +24,7 @@ CERTBOT = ROOT / "var" / "certbot-venv" / "bin" / "certbot"
 PEBBLE_BUILD = ROOT / "var" / "pebble-lockfix"
 
 
-def parse_args(argv=None):
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--certificates", "-n", type=int, default=200)
     parser.add_argument("--hosts", "-m", type=int, default=10)
@@ -46,9 +50,22 @@ def parse_args(argv=None):
     parser.add_argument("--py-spy", action="store_true",
                         help="sample the workers with py-spy while the clock runs and print "
                              "where their CPU goes")
+    parser.add_argument("--compare", type=Path, metavar="BASELINE_DIR",
+                        help="another checkout of the portal (e.g. a git worktree): run its "
+                             "benchmark and this one's in turn with the options above, and "
+                             "print both revisions' medians and their ratio")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="with --compare: rounds for each revision, alternating")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 1 <= args.hosts <= 59:
         parser.error("--hosts must be 1..59 (BIND's zone has 127.0.0.2..60)")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -232,6 +249,10 @@ def _run_starts(run_ids):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    if args.compare:
+        from .compare import compare
+
+        return compare(args)
     configure()
     reset_database()
     from .testbed import Testbed
@@ -252,7 +273,8 @@ def main(argv=None) -> dict:
           f"{portal['deployed']} deployed and served (portal's record), "
           f"{portal['verified']} verified by our own TLS handshake")
     print(f"            wall {portal['wall']:.1f} s, {portal['per_second']:.2f} certificates/s, "
-          f"workers' CPU {portal['cpu']:.1f} s ({portal['cpu'] / max(portal['count'], 1):.2f} "
+          # To the clock tick: --compare reads the CPU per certificate from it.
+          f"workers' CPU {portal['cpu']:.2f} s ({portal['cpu'] / max(portal['count'], 1):.2f} "
           f"s per certificate; "
           + ", ".join(f"{label} {seconds:.1f} s" for label, seconds in portal["cpu_by_group"])
           + "), peak RSS per worker process "

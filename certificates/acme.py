@@ -22,6 +22,7 @@ import random
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import josepy as jose
 import requests
@@ -30,9 +31,12 @@ from acme.client import _renewal_info_path_component as ari_certificate_id
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal import egress
+
+from .errors import FailureKind, PortalError
 
 logger = logging.getLogger(__name__)
 
@@ -68,15 +72,19 @@ PROBLEM_WORDS = {
 }
 
 
-class AcmeError(Exception):
-    """A failure talking to the CA, sorted for the retry policy."""
+class AcmeError(PortalError):
+    """A failure talking to the CA, sorted for the retry policy; ``retry_after``
+    is when the CA asked us to come back (rateLimited, 503), if it said."""
 
-    def __init__(self, message, *, transient, problem=None, retry_after=None):
-        super().__init__(message)
-        self.transient = transient
-        self.problem = problem
-        # Seconds the CA asked us to wait (rateLimited, 503), if it said.
-        self.retry_after = retry_after
+    kind = FailureKind.CA_ERROR
+
+    def __init__(self, message: object, *, transient: bool,
+                 problem: dict[str, Any] | None = None,
+                 retry_after: datetime.datetime | None = None,
+                 kind: FailureKind | None = None) -> None:
+        # transient is required here: every failure at the CA must be sorted.
+        super().__init__(message, transient=transient, problem=problem,
+                         retry_after=retry_after, kind=kind)
 
 
 def describe_problem(problem: dict | None) -> str:
@@ -441,7 +449,7 @@ class CA:
                             retry_after=self._retry_after()) from exc
         except (egress.Refused, egress.ResponseTooLarge) as exc:
             raise AcmeError(_("%(error)s Check the CA account's directory URL.")
-                            % {"error": exc}, transient=False) from exc
+                            % {"error": exc}, transient=False, kind=exc.kind) from exc
         except requests.RequestException as exc:
             # Refused, timed out or dropped: one message, so that a directory URL
             # cannot probe what listens on which port; the log has the detail.
@@ -455,9 +463,10 @@ class CA:
         return AcmeError(describe_problem(problem), transient=transient, problem=problem,
                          retry_after=self._retry_after() if transient else None)
 
-    def _retry_after(self) -> float | None:
+    def _retry_after(self) -> datetime.datetime | None:
         response = self._net.last_response
-        return retry_after_seconds(response) if response is not None else None
+        seconds = retry_after_seconds(response) if response is not None else None
+        return timezone.now() + datetime.timedelta(seconds=seconds) if seconds is not None else None
 
 
 class _RetryOnce(Exception):

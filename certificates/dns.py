@@ -24,15 +24,20 @@ from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal import egress
 
+from .errors import FailureKind, PortalError
+
 logger = logging.getLogger(__name__)
 
 TTL = 60
 
 
-class DNSUpdateError(Exception):
-    def __init__(self, message, *, transient):
-        super().__init__(message)
-        self.transient = transient
+class DNSUpdateError(PortalError):
+    kind = FailureKind.DNS_ERROR
+
+    def __init__(self, message: object, *, transient: bool,
+                 kind: FailureKind | None = None) -> None:
+        # transient is required here: every failure at the DNS server must be sorted.
+        super().__init__(message, transient=transient, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Server:
             raise DNSUpdateError(
                 _("The DNS server %(server)s is not allowed by the portal's outbound policy: "
                   "enter the zone's public authoritative server.")
-                % {"server": self.address}, transient=False) from exc
+                % {"server": self.address}, transient=False, kind=exc.kind) from exc
         except OSError as exc:
             raise DNSUpdateError(
                 _("The DNS server %(server)s cannot be resolved: %(error)s")

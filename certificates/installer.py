@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import ssh, tls
+from .errors import FailureKind, PortalError
 from .steps import Step, StepStatus
 
 # Backup folders are named by this timestamp; anything else in backup_dir is
@@ -46,18 +47,16 @@ TLS_CONFIRMATIONS = 3
 Report = Callable[[str, str, str], None]
 
 
-class InstallFailed(Exception):
-    """The version is not installed; ``rolled_back`` says whether the old files are back.
+class InstallFailed(PortalError):
+    """The version is not installed; ``rolled_back`` says whether the old files are back."""
 
-    ``kind`` names what went wrong for code that reacts to it (alerts): the
-    class name of the seam's error, "NotServed" or "RollbackFailed".
-    """
+    kind = FailureKind.INSTALL_FAILED
 
-    def __init__(self, message, *, kind="", transient=False, rolled_back=False,
-                 served_fingerprint=""):
-        super().__init__(message)
-        self.kind = kind or type(self).__name__
-        self.transient, self.rolled_back = transient, rolled_back
+    def __init__(self, message: object, *, kind: FailureKind | None = None,
+                 transient: bool = False, rolled_back: bool = False,
+                 served_fingerprint: str = "") -> None:
+        super().__init__(message, kind=kind, transient=transient)
+        self.rolled_back = rolled_back
         self.served_fingerprint = served_fingerprint
 
 
@@ -102,7 +101,8 @@ class Item:
     temporary: dict[str, str] = field(default_factory=dict)  # live path -> temporary name
     installed: bool = False  # from the first rename on, a failure must roll back
     served: str = ""
-    error: InstallFailed | None = None
+    # An InstallFailed, or the SSH error of a login that failed before the installer ran.
+    error: PortalError | None = None
 
     def __post_init__(self):
         if not self.label:
@@ -193,11 +193,13 @@ class Installer:
             return False
         return True
 
-    def _undo_group(self, items: list[Item], cause: Exception, *, reload: bool) -> None:
+    def _undo_group(self, items: list[Item], cause: PortalError, *, reload: bool) -> None:
         for item in items:
             item.error = cause
         self._undo(items, reload=reload)
-        if len(items) == 1 or any(item.error.kind == "RollbackFailed" for item in items):
+        if len(items) == 1 or any(item.error is not None
+                                  and item.error.kind == FailureKind.ROLLBACK_FAILED
+                                  for item in items):
             return
         # Which certificate broke the group's config test or reload? Each alone says.
         detail = _("The config test or reload failed with %(count)d certificates installed "
@@ -351,7 +353,7 @@ class Installer:
             served, error = last[item]
             expected = item.version.fingerprint_sha256
             if error is not None:
-                item.error = InstallFailed(str(error), kind=type(error).__name__,
+                item.error = InstallFailed(str(error), kind=error.kind,
                                            transient=error.transient)
             elif item in seen:  # but never the times in a row it takes
                 item.error = InstallFailed(
@@ -362,7 +364,7 @@ class Installer:
                        "served": served, "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
                     # No fingerprint: rolled back, the host serves the old leaf again,
                     # and recording this one would mark the deployment as served.
-                    kind="NotServed",
+                    kind=FailureKind.NOT_SERVED,
                 )
             else:
                 item.error = InstallFailed(
@@ -371,7 +373,7 @@ class Installer:
                     % {"address": address, "port": port, "served": served,
                        "expected": expected,
                        "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
-                    kind="NotServed", served_fingerprint=served,
+                    kind=FailureKind.NOT_SERVED, served_fingerprint=served,
                 )
             item.report(Step.TLS_CHECK, StepStatus.FAILED, str(item.error))
 
@@ -383,7 +385,7 @@ class Installer:
         except ssh.UnsafePath as exc:
             raise InstallFailed(
                 _("%(error)s Nothing was deployed; fix the backup folder and deploy again.")
-                % {"error": exc}, kind="UnsafeBackupFolder") from exc
+                % {"error": exc}, kind=FailureKind.UNSAFE_BACKUP_FOLDER) from exc
 
     def cleanup(self) -> str:
         """Keep the newest ``backups_to_keep`` backup folders; remove older ones.
@@ -455,8 +457,8 @@ class Installer:
                 item.error = InstallFailed(
                     _("%(cause)s\nThe rollback failed as well: %(error)s")
                     % {"cause": item.error, "error": failure},
-                    kind="RollbackFailed",
-                    served_fingerprint=getattr(item.error, "served_fingerprint", ""))
+                    kind=FailureKind.ROLLBACK_FAILED,
+                    served_fingerprint=_served_fingerprint(item.error))
             return
         detail = _("The previous files are back in place (saved in %(folder)s).") % {
             "folder": self.backup_folder}
@@ -492,8 +494,13 @@ class Installer:
         item.temporary.clear()
 
 
-def _failed(cause: Exception, *, rolled_back=False) -> InstallFailed:
+def _served_fingerprint(error: PortalError | None) -> str:
+    return error.served_fingerprint if isinstance(error, InstallFailed) else ""
+
+
+def _failed(cause: PortalError | None, *, rolled_back: bool = False) -> InstallFailed:
     """``cause`` (an SSH error or an InstallFailed) as the item's InstallFailed."""
-    return InstallFailed(str(cause), kind=getattr(cause, "kind", "") or type(cause).__name__,
-                         transient=cause.transient, rolled_back=rolled_back,
-                         served_fingerprint=getattr(cause, "served_fingerprint", ""))
+    if cause is None:  # every caller sets the item's error first
+        cause = InstallFailed(FailureKind.INSTALL_FAILED.label)
+    return InstallFailed(cause.message, kind=cause.kind, transient=cause.transient,
+                         rolled_back=rolled_back, served_fingerprint=_served_fingerprint(cause))

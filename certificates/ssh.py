@@ -41,6 +41,7 @@ from paramiko.sftp import (
 from fujissl_portal import egress
 
 from . import validators
+from .errors import FailureKind, PortalError
 
 logger = logging.getLogger(__name__)
 
@@ -49,47 +50,57 @@ logger = logging.getLogger(__name__)
 OUTPUT_LIMIT = 4000
 
 
-class SSHError(Exception):
+class SSHError(PortalError):
     """Anything that went wrong on the way to or on a host; ``str()`` is for people."""
 
-    transient = False
+    kind = FailureKind.SSH_ERROR
 
 
 class HostKeyNotConfirmed(SSHError):
-    pass
+    kind = FailureKind.HOST_KEY_NOT_CONFIRMED
 
 
 class HostKeyMismatch(SSHError):
-    def __init__(self, message, *, pinned: str, presented: str):
+    kind = FailureKind.HOST_KEY_MISMATCH
+
+    def __init__(self, message: str, *, pinned: str, presented: str) -> None:
         super().__init__(message)
         self.pinned, self.presented = pinned, presented
 
 
 class Unreachable(SSHError):
     transient = True
+    kind = FailureKind.UNREACHABLE
 
 
 class AuthenticationFailed(SSHError):
-    pass
+    kind = FailureKind.AUTHENTICATION_FAILED
 
 
 class CommandFailed(SSHError):
-    def __init__(self, message, *, exit_status: int, output: str):
+    kind = FailureKind.COMMAND_FAILED
+
+    def __init__(self, message: str, *, exit_status: int, output: str) -> None:
         super().__init__(message)
         self.exit_status, self.output = exit_status, output
 
 
 class CommandTimedOut(SSHError):
     transient = True
+    kind = FailureKind.COMMAND_TIMED_OUT
 
 
 class RemoteFileError(SSHError):
     """An SFTP operation the server refused (permission, missing folder...)."""
 
+    kind = FailureKind.REMOTE_FILE_ERROR
+
 
 class UnsafePath(RemoteFileError):
     """A path the portal refuses to write through: a symbolic link it did not
     make, or a folder that others may write to. A person must look at the host."""
+
+    kind = FailureKind.UNSAFE_PATH
 
 
 class CommandResult(NamedTuple):
@@ -127,6 +138,8 @@ def _describe(exc: BaseException) -> str:
 class OutboundRefused(SSHError):
     """The address is not one the portal's outbound policy allows: a person must
     change it (or the operator the policy); retrying changes nothing."""
+
+    kind = FailureKind.OUTBOUND_REFUSED
 
 
 @contextmanager

@@ -13,7 +13,8 @@ metadata services. ``OUTBOUND_ALLOW`` lists networks (``10.1.0.0/16``) and
 is allowed only when named exactly (a single address or a host:port pair), never
 by a wider network that happens to contain it.
 
-No models here: the seams below the services use it.
+No models here: the seams below the services use it. Its errors are
+``PortalError``s, like every seam's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+# The error base has no dependencies of its own, so that this module, below
+# every seam, can share it without depending on the portal's models or services.
+from certificates.errors import FailureKind, PortalError
+
 logger = logging.getLogger(__name__)
 
 # Instance metadata services hand out credentials to whoever asks from inside.
@@ -43,26 +48,26 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class Refused(Exception):
+class Refused(PortalError):
     """The outbound policy does not allow this destination. Permanent: waiting
     will not change the policy; a person must change the address (or the
     operator the policy). ``str()`` is for tenants and names no address."""
 
-    transient = False
+    kind = FailureKind.OUTBOUND_REFUSED
 
-    def __init__(self, host: str, port: int | None, reason: str = ""):
+    def __init__(self, host: str, port: int | None, reason: str = "") -> None:
         self.host, self.port, self.reason = host, port, reason
         super().__init__(_("The address of %(host)s is not allowed by the portal's outbound "
                            "policy.") % {"host": host})
 
 
-class ResponseTooLarge(Exception):
+class ResponseTooLarge(PortalError):
     """A peer sent more than the portal reads from it. Permanent: the URL points
     at something other than what it should."""
 
-    transient = False
+    kind = FailureKind.RESPONSE_TOO_LARGE
 
-    def __init__(self, url: str, limit: int):
+    def __init__(self, url: str, limit: int) -> None:
         self.url, self.limit = url, limit
         super().__init__(_("The answer from %(host)s was larger than %(kb)s KB, more than "
                            "the portal reads.")

@@ -4,7 +4,10 @@ The order is the safe one: back up what will be replaced, upload to
 temporary names beside the live files, rename each into place (a reader sees
 the old file or the new, never half of one), test the configuration, reload,
 then prove with a TLS handshake that each new leaf is served. Whatever fails
-after the first rename puts that certificate's backup back.
+after the first rename puts that certificate's backup back. A rollback counts
+as done when the old files are back and served: if the reload after them fails
+too, a handshake decides (a reload that failed twice usually never loaded the
+new files either), and the error says which files went back and which did not.
 
 Several certificates bound for one host are installed together: their files
 first, then one config test and one reload for all of them, then one TLS check
@@ -17,6 +20,7 @@ outcomes.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import stat
@@ -24,6 +28,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -48,7 +54,8 @@ Report = Callable[[str, str, str], None]
 
 
 class InstallFailed(PortalError):
-    """The version is not installed; ``rolled_back`` says whether the old files are back."""
+    """The version is not installed; ``rolled_back`` says whether the old files are
+    back, and the host serves what it served before."""
 
     kind = FailureKind.INSTALL_FAILED
 
@@ -196,10 +203,10 @@ class Installer:
     def _undo_group(self, items: list[Item], cause: PortalError, *, reload: bool) -> None:
         for item in items:
             item.error = cause
-        self._undo(items, reload=reload)
-        if len(items) == 1 or any(item.error is not None
-                                  and item.error.kind == FailureKind.ROLLBACK_FAILED
-                                  for item in items):
+        if not self._undo(items, reload=reload) or len(items) == 1:
+            # A rollback that did not go as planned (files that would not go back,
+            # a reload that failed again) says the host is at fault, not one of
+            # the certificates: trying each alone would only do it again.
             return
         # Which certificate broke the group's config test or reload? Each alone says.
         detail = _("The config test or reload failed with %(count)d certificates installed "
@@ -427,63 +434,168 @@ class Installer:
 
     # -- undo -----------------------------------------------------------------
 
-    def _undo(self, items: list[Item], *, reload: bool) -> None:
+    def _undo(self, items: list[Item], *, reload: bool) -> bool:
         """Put the old files of ``items`` back (and reload once) where anything
-        was installed; each item's ``error`` then says whether that worked."""
-        installed = [item for item in items if item.installed]
+        was installed; each item's ``error`` then says whether that worked. False
+        if the rollback did not go as planned for some item (files that would not
+        go back, a reload that failed), even where the item was rolled back."""
         for item in items:
             if not item.installed:
                 item.error = _failed(item.error)
+        installed = [item for item in items if item.installed]
         if not installed:
-            return
+            return True
         self.heartbeat()
-        failure = None
-        try:
-            for item in installed:
-                self._restore_files(item)
-        except ssh.SSHError as exc:
-            failure = InstallFailed(
-                _("Could not put all the previous files back (%(error)s); they are saved in "
-                  "%(folder)s.") % {"error": exc, "folder": self.backup_folder})
-        if failure is None and reload:
-            try:
-                self.reload()
-            except ssh.SSHError as exc:
-                failure = exc
-        if failure is not None:
-            for item in installed:
-                item.report(Step.ROLLBACK, StepStatus.FAILED, str(failure))
-                # What the host serves now is unknown: a person should look.
-                item.error = InstallFailed(
-                    _("%(cause)s\nThe rollback failed as well: %(error)s")
-                    % {"cause": item.error, "error": failure},
-                    kind=FailureKind.ROLLBACK_FAILED,
-                    served_fingerprint=_served_fingerprint(item.error))
-            return
-        detail = _("The previous files are back in place (saved in %(folder)s).") % {
-            "folder": self.backup_folder}
-        for item in installed:
-            item.report(Step.ROLLBACK, StepStatus.DONE, detail)
-            item.error = _failed(item.error, rolled_back=True)
-
-    def _restore_files(self, item: Item) -> None:
-        for original in item.originals:
-            if not original.existed:  # new on this host: take it away again
-                self.session.remove(original.path)
-                continue
-            temporary = item.temporary[original.path] = self.session.temporary_name(
-                original.path)
-            if original.link:
-                if not self.session.hardlink(original.link, temporary):
-                    raise ssh.RemoteFileError(
-                        _("Could not link %(backup)s back to %(path)s.")
-                        % {"backup": original.link, "path": original.path})
+        missing = {item: self._restore_files(item) for item in installed}
+        for item, paths in missing.items():
+            if paths:
+                self._restore_failed(item, paths)
+        restored = [item for item in installed if not missing[item]]
+        reason = self._reload_restored(reload, complete=len(restored) == len(installed))
+        for item in restored:
+            if reason:
+                self._confirm_previous_leaf(item, reason)
             else:
-                self.session.write_file(temporary, original.data, mode=original.mode,
-                                        owner=str(original.uid), group=str(original.gid),
-                                        fresh=True)
-            self.session.rename(item.temporary.pop(original.path), original.path)
-        item.installed = False
+                self._rolled_back(item)
+        return not reason and len(restored) == len(installed)
+
+    def _reload_restored(self, reload: bool, *, complete: bool) -> str:
+        """Reload the restored files where the server had loaded the new ones;
+        empty if that was done or not needed, else why it was not, in words."""
+        if not reload:
+            return ""  # the running server never loaded the new files
+        if not complete:
+            # A reload would load the half-restored files of the others.
+            return _("they were not reloaded, since the files of another certificate could "
+                     "not all be put back")
+        try:
+            self.reload()
+        except ssh.SSHError as exc:
+            return _("the reload after them failed: %(error)s") % {"error": exc}
+        return ""
+
+    def _restore_files(self, item: Item) -> list[tuple[str, ssh.SSHError]]:
+        """Put each of the item's old files back (or remove a file that was new);
+        the paths that could not be, with why. One failing file does not keep the
+        others from going back."""
+        missing = []
+        for original in item.originals:
+            try:
+                self._restore_file(item, original)
+            except ssh.SSHError as exc:
+                missing.append((original.path, exc))
+        item.installed = bool(missing)
+        return missing
+
+    def _restore_file(self, item: Item, original: Original) -> None:
+        if not original.existed:  # new on this host: take it away again
+            self.session.remove(original.path)
+            return
+        temporary = item.temporary[original.path] = self.session.temporary_name(original.path)
+        if original.link:
+            if not self.session.hardlink(original.link, temporary):
+                raise ssh.RemoteFileError(
+                    _("Could not link %(backup)s back to %(path)s.")
+                    % {"backup": original.link, "path": original.path})
+        else:
+            self.session.write_file(temporary, original.data or b"", mode=original.mode,
+                                    owner=str(original.uid), group=str(original.gid),
+                                    fresh=True)
+        self.session.rename(item.temporary.pop(original.path), original.path)
+
+    def _rolled_back(self, item: Item, caveat: str = "", *, served: str = "") -> None:
+        """The item's old files are back and served; ``caveat``: how that came
+        about other than as planned, for the item's error as well as the step."""
+        detail = caveat or _("The previous files are back in place (saved in %(folder)s).") % {
+            "folder": self.backup_folder}
+        item.report(Step.ROLLBACK, StepStatus.DONE, detail)
+        error = _failed(item.error, rolled_back=True)
+        if caveat:
+            error = InstallFailed(f"{error}\n{caveat}", kind=error.kind,
+                                  transient=error.transient, rolled_back=True,
+                                  served_fingerprint=served or error.served_fingerprint)
+        item.error = error
+
+    def _restore_failed(self, item: Item, missing: list[tuple[str, ssh.SSHError]]) -> None:
+        """Some of the item's old files are not back: what the host serves now is
+        unknown, and a person should look."""
+        back = [o.path for o in item.originals if o.path not in dict(missing)]
+        detail = _("%(missing)s could not be put back; %(back)s could. The previous files "
+                   "are saved in %(folder)s.") % {
+            "missing": "; ".join(f"{path} ({error})" for path, error in missing),
+            "back": ", ".join(back) or _("none"), "folder": self.backup_folder}
+        self._rollback_failed(item, detail)
+
+    def _rollback_failed(self, item: Item, detail: str) -> None:
+        item.report(Step.ROLLBACK, StepStatus.FAILED, detail)
+        item.error = InstallFailed(
+            _("%(cause)s\nThe rollback failed: %(detail)s")
+            % {"cause": item.error, "detail": detail},
+            kind=FailureKind.ROLLBACK_FAILED, served_fingerprint=_served_fingerprint(item.error))
+
+    def _confirm_previous_leaf(self, item: Item, reason: str) -> None:
+        """The item's old files are back but were not reloaded (``reason``): it is
+        rolled back if the host serves its previous leaf, as it does when the
+        reload that failed never loaded the new files either."""
+        previous = self._previous_leaf(item)
+        self.heartbeat()
+        serving, served = self._serves(item, previous) if previous else (False, "")
+        where = {"folder": self.backup_folder, "reason": reason, "previous": previous,
+                 "served": served}
+        if serving:
+            self._rolled_back(item, _(
+                "The previous files are back in place (saved in %(folder)s), but %(reason)s. "
+                "The host serves the previous certificate (%(previous)s), so nothing changed "
+                "for its clients.") % where, served=previous)
+            return
+        if not previous:
+            detail = _("The previous files are back in place (saved in %(folder)s), but "
+                       "%(reason)s, and no previous certificate could be read from the backup "
+                       "to check what the host serves.") % where
+        else:
+            detail = _("The previous files are back in place (saved in %(folder)s), but "
+                       "%(reason)s, and the host does not serve the previous certificate "
+                       "(%(previous)s): %(served)s") % where
+        self._rollback_failed(item, detail)
+
+    def _previous_leaf(self, item: Item) -> str:
+        """The SHA-256 fingerprint of the leaf the item's files held before, read
+        from its backup; empty if there was none or it cannot be read."""
+        roles = {planned.path: planned.role for planned in item.files}
+        by_role = {roles.get(o.path): o for o in item.originals if o.existed}
+        original = by_role.get("certificate") or by_role.get("fullchain")
+        if original is None:
+            return ""
+        try:
+            data = original.data if original.data is not None else self.session.read_file(
+                original.link)
+            leaf = x509.load_pem_x509_certificate(data)
+        except (ssh.SSHError, ValueError):
+            return ""
+        return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
+
+    def _handshake(self, item: Item) -> tuple[str, tls.TLSCheckError | None]:
+        """The leaf the host serves for the item's name, or why there was none."""
+        address = self.host.tls_check_address or self.host.address
+        try:
+            return tls.served_leaf_sha256(address, self.host.tls_check_port, item.sni,
+                                          timeout=settings.TLS_CHECK_TIMEOUT), None
+        except tls.TLSCheckError as exc:
+            return "", exc
+
+    def _serves(self, item: Item, fingerprint: str) -> tuple[bool, str]:
+        """Whether the host serves ``fingerprint`` for the item's name, in
+        TLS_CONFIRMATIONS handshakes in a row (one alone may meet a worker from
+        before a reload); if not, what it serves, in words."""
+        for attempt in range(TLS_CONFIRMATIONS):
+            if attempt:
+                time.sleep(TLS_RETRY_FIRST)
+            served, error = self._handshake(item)
+            if error is not None:
+                return False, str(error)
+            if served != fingerprint:
+                return False, _("it serves %(fingerprint)s.") % {"fingerprint": served}
+        return True, ""
 
     def _remove_temporary(self, item: Item) -> None:
         for temporary in item.temporary.values():

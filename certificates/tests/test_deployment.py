@@ -281,6 +281,78 @@ def test_it_rolls_back_when_reload_does_not_take(host, target_host, version, fas
 
 
 @pytest.mark.django_db
+def test_a_reload_that_fails_again_after_the_restore_still_ends_rolled_back(
+        host, target_host, version):
+    # Each reload fails and changes nothing: nginx never loaded the new files, so
+    # with the old ones back it serves the previous leaf, as it did all along.
+    host.reload_command = "echo 'reload refused' >&2; exit 1"
+    host.save()
+    before, served_before = live_files(target_host), target_host.served_leaf_sha256()
+    run = RenewalRun.objects.create(certificate=version.certificate,
+                                    trigger=RenewalRun.Trigger.MANUAL)
+
+    outcome = deploy_version_to_host(version=version, host=host, run=run)
+
+    assert (outcome.status, outcome.error_kind) == (ROLLED_BACK, "CommandFailed")
+    assert "reload refused" in outcome.error
+    assert "The previous files are back in place" in outcome.error
+    assert f"serves the previous certificate ({served_before})" in outcome.error
+    assert "rollback failed" not in outcome.error.lower()
+    assert outcome.served_fingerprint == served_before
+    assert live_files(target_host) == before
+    target_host.wait_for_served_leaf(served_before)
+    assert list(run.steps.filter(name="rollback").values_list("status", flat=True)) == [
+        "done"]
+    row = Deployment.objects.get(certificate=version.certificate, host=host)
+    assert (row.last_status, row.served, row.served_fingerprint) == (
+        ROLLED_BACK, False, served_before)
+
+
+@pytest.mark.django_db
+def test_a_reload_that_fails_after_the_restore_with_the_new_leaf_served_needs_a_person(
+        host, target_host, version):
+    # The first reload loads the new files yet reports a failure; the one after
+    # the restore fails without reloading, so nginx goes on serving the new leaf.
+    once = target_host.backup_dir.parent / "reloaded-once"
+    host.reload_command = (f"if [ -e {once} ]; then exit 1; fi; touch {once}; "
+                           f"{target_host.reload_command}; sleep 1; exit 1")
+    host.save()
+    before = live_files(target_host)
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert (outcome.status, outcome.error_kind) == (FAILED, "RollbackFailed")
+    assert "The rollback failed: The previous files are back in place" in outcome.error
+    assert "the reload after them failed" in outcome.error
+    assert f"it serves {version.fingerprint_sha256}" in outcome.error
+    assert live_files(target_host) == before  # on disk: only a reload is missing
+    target_host.wait_for_served_leaf(version.fingerprint_sha256)
+
+
+@pytest.mark.django_db
+def test_a_rollback_that_cannot_put_a_file_back_says_which_did_and_which_did_not(
+        host, target_host, version):
+    # The config test takes the backup of the leaf away, then fails: the key, the
+    # bundle and the full chain go back, the leaf cannot.
+    host.config_test_command = f"rm -f {target_host.backup_dir}/*/*/certificate-*; exit 1"
+    host.save()
+    before = live_files(target_host)
+
+    outcome = deploy_version_to_host(version=version, host=host)
+
+    assert (outcome.status, outcome.error_kind) == (FAILED, "RollbackFailed")
+    not_back, back = outcome.error.split("The rollback failed: ", 1)[1].split(" could not", 1)
+    assert str(target_host.certificate_path) in not_back
+    for path in (target_host.private_key_path, target_host.ca_bundle_path,
+                 target_host.fullchain_path):
+        assert str(path) not in not_back and str(path) in back
+    assert target_host.certificate_path.read_text() == version.leaf_pem()
+    assert {path: data for path, data in live_files(target_host).items()
+            if path != target_host.certificate_path} == {
+        path: data for path, data in before.items() if path != target_host.certificate_path}
+
+
+@pytest.mark.django_db
 def test_a_tls_port_that_never_answers_rolls_back_as_a_transient_error(
         host, target_host, version, fast_grace):
     host.tls_check_port = target_host.ssh_port + 1 if target_host.ssh_port < 65535 else 1

@@ -357,8 +357,8 @@ def _install_items(host, owner, items: list[Item]) -> None:
     # steps are written together, before the next phase or after STEP_HOLD_SECONDS.
     with held_steps() as flush:
 
-        def heartbeat():
-            flush(max_age=STEP_HOLD_SECONDS)
+        def heartbeat(waiting=False):
+            flush(max_age=0 if waiting else STEP_HOLD_SECONDS)
             # Each step may take up to a command timeout; the lease outlasts the
             # longest, so renewing every few seconds is enough and spares a write
             # for each of a batch's many small steps.

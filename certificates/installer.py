@@ -27,6 +27,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -51,6 +52,18 @@ TLS_RETRY_FIRST, TLS_RETRY_MAX = 0.05, 1.0
 TLS_CONFIRMATIONS = 3
 
 Report = Callable[[str, str, str], None]
+
+
+class Heartbeat(Protocol):
+    """Called before each step, so that whoever holds the host can extend their
+    hold; ``waiting``: a step that may take long starts now, so what was
+    reported so far should be shown at once rather than held."""
+
+    def __call__(self, *, waiting: bool = False) -> None: ...
+
+
+def _no_heartbeat(*, waiting: bool = False) -> None:
+    pass
 
 
 class InstallFailed(PortalError):
@@ -147,10 +160,12 @@ def planned_files(version, host) -> list[PlannedFile]:
 class Installer:
     """The steps on one host for one or more items, each step reported to the
     items it concerns. ``heartbeat()`` is called before each step, so that whoever
-    holds the host can extend their hold."""
+    holds the host can extend their hold; ``heartbeat(waiting=True)`` before a step
+    that may take long (a command, a TLS check), reported as started, so that the
+    items' pages show it at once."""
 
     def __init__(self, session: ssh.Session, *, host, items: list[Item],
-                 heartbeat: Callable[[], None] = lambda: None):
+                 heartbeat: Heartbeat = _no_heartbeat):
         self.session, self.host, self.items = session, host, items
         self.heartbeat = heartbeat
         self.backup_folder = ""
@@ -172,13 +187,13 @@ class Installer:
         if not live:
             return
         try:
-            self._step(Step.CONFIG_TEST, live, self.config_test)
+            self._step(Step.CONFIG_TEST, live, self.config_test, waiting=True)
         except (ssh.SSHError, InstallFailed) as exc:
             # The running server never loaded the new files: no reload needed.
             self._undo_group(live, exc, reload=False)
             return
         try:
-            self._step(Step.RELOAD, live, self.reload)
+            self._step(Step.RELOAD, live, self.reload, waiting=True)
         except (ssh.SSHError, InstallFailed) as exc:
             self._undo_group(live, exc, reload=True)
             return
@@ -217,19 +232,25 @@ class Installer:
             item.reset()
             self._install([item])
 
-    def _step(self, name: str, items: list[Item], action, *, fatal=True):
-        self.heartbeat()
+    def _step(self, name: Step, items: list[Item], action: Callable[[], str], *,
+              fatal: bool = True, waiting: bool = False) -> str | None:
+        if waiting:
+            self._report(items, name, StepStatus.STARTED)
+        self.heartbeat(waiting=waiting)
         try:
             detail = action()
         except (ssh.SSHError, InstallFailed) as exc:
-            for item in items:
-                item.report(name, StepStatus.FAILED, str(exc))
+            self._report(items, name, StepStatus.FAILED, str(exc))
             if fatal:
                 raise
             return None
-        for item in items:
-            item.report(name, StepStatus.DONE, detail)
+        self._report(items, name, StepStatus.DONE, detail)
         return detail
+
+    @staticmethod
+    def _report(items: list[Item], name: Step, status: StepStatus, detail: str = "") -> None:
+        for item in items:
+            item.report(name, status, detail)
 
     # -- the steps ------------------------------------------------------------
 
@@ -309,6 +330,8 @@ class Installer:
         TLS_CONFIRMATIONS more rounds: a round over a large batch on a loaded
         host can take seconds, and failing (then rolling back) a certificate
         that is being served would be wrong."""
+        self._report(items, Step.TLS_CHECK, StepStatus.STARTED)
+        self.heartbeat(waiting=True)
         address = self.host.tls_check_address or self.host.address
         port = self.host.tls_check_port
         deadline = time.monotonic() + settings.DEPLOY_TLS_GRACE_SECONDS
@@ -354,6 +377,8 @@ class Installer:
             if any(waiting.values()):
                 time.sleep(TLS_RETRY_FIRST)  # confirming: a short, steady pace
                 continue
+            # Waiting for the reload to take: show what is confirmed so far.
+            self.heartbeat(waiting=True)
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, TLS_RETRY_MAX)
         for item in given_up:
@@ -445,7 +470,8 @@ class Installer:
         installed = [item for item in items if item.installed]
         if not installed:
             return True
-        self.heartbeat()
+        self._report(installed, Step.ROLLBACK, StepStatus.STARTED)
+        self.heartbeat(waiting=True)
         missing = {item: self._restore_files(item) for item in installed}
         for item, paths in missing.items():
             if paths:
@@ -538,7 +564,7 @@ class Installer:
         rolled back if the host serves its previous leaf, as it does when the
         reload that failed never loaded the new files either."""
         previous = self._previous_leaf(item)
-        self.heartbeat()
+        self.heartbeat(waiting=True)
         serving, served = self._serves(item, previous) if previous else (False, "")
         where = {"folder": self.backup_folder, "reason": reason, "previous": previous,
                  "served": served}

@@ -24,7 +24,6 @@ from certificates.models import (
     DeployRequest,
     Notification,
     RenewalRun,
-    RenewalStep,
     TargetHost,
 )
 from certificates.steps import Step
@@ -35,6 +34,12 @@ from .targets import portal_host
 
 DEPLOYED, FAILED, ROLLED_BACK = (Deployment.Status.DEPLOYED, Deployment.Status.FAILED,
                                  Deployment.Status.ROLLED_BACK)
+# A deployment's steps on a host, in order; those that may take long are shown
+# as started first.
+DEPLOY_STEPS = [("connect", "done"), ("backup", "done"), ("upload", "done"),
+                ("install", "done"), ("config_test", "started"), ("config_test", "done"),
+                ("reload", "started"), ("reload", "done"), ("tls_check", "started"),
+                ("tls_check", "done"), ("cleanup", "done")]
 
 
 @pytest.fixture
@@ -180,9 +185,7 @@ def test_each_step_is_recorded_on_the_run_with_its_host(host, version):
     assert deploy_version_to_host(version=version, host=host, run=run).ok
 
     steps = list(run.steps.values_list("name", "status", "host"))
-    names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
-             "cleanup"]
-    assert steps == [(name, RenewalStep.Status.DONE, host.pk) for name in names]
+    assert steps == [(name, status, host.pk) for name, status in DEPLOY_STEPS]
     run.refresh_from_db()
     assert run.log == f"{host.name}: deployed\n"
 
@@ -302,7 +305,7 @@ def test_a_reload_that_fails_again_after_the_restore_still_ends_rolled_back(
     assert live_files(target_host) == before
     target_host.wait_for_served_leaf(served_before)
     assert list(run.steps.filter(name="rollback").values_list("status", flat=True)) == [
-        "done"]
+        "started", "done"]
     row = Deployment.objects.get(certificate=version.certificate, host=host)
     assert (row.last_status, row.served, row.served_fingerprint) == (
         ROLLED_BACK, False, served_before)
@@ -350,6 +353,32 @@ def test_a_rollback_that_cannot_put_a_file_back_says_which_did_and_which_did_not
     assert {path: data for path, data in live_files(target_host).items()
             if path != target_host.certificate_path} == {
         path: data for path, data in before.items() if path != target_host.certificate_path}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_config_test_shows_as_started_while_it_runs(host, target_host, version):
+    running, go = (target_host.backup_dir.parent / name for name in ("running", "go"))
+    host.config_test_command = (f"touch {running}; while [ ! -e {go} ]; do sleep 0.05; done; "
+                                f"{target_host.config_test_command}")
+    host.save()
+    run = RenewalRun.objects.create(certificate=version.certificate,
+                                    trigger=RenewalRun.Trigger.MANUAL)
+    outcomes = []
+    deploying = closing_thread(
+        lambda: outcomes.append(deploy_version_to_host(version=version, host=host, run=run)))
+    deploying.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not running.exists():
+            assert time.monotonic() < deadline, "the config test did not start"
+            time.sleep(0.05)
+
+        # Written at once, not held until the command is done.
+        assert list(run.steps.values_list("name", "status")) == DEPLOY_STEPS[:5]
+    finally:
+        go.touch()
+        deploying.join(timeout=60)
+    assert outcomes[0].ok, outcomes[0].error
 
 
 @pytest.mark.django_db
@@ -533,10 +562,8 @@ def test_certificates_queued_for_one_host_are_installed_in_one_session_with_one_
     [batch] = backups(target_host)
     assert sorted(p.name for p in batch.iterdir()) == sorted(
         f"{v.certificate.common_name}-{v.certificate.pk}" for v in versions.values())
-    names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
-             "cleanup"]
     for run in runs:
-        assert list(run.steps.values_list("name", "status")) == [(n, "done") for n in names]
+        assert list(run.steps.values_list("name", "status")) == DEPLOY_STEPS
         run.refresh_from_db()
         assert run.log == f"{shared_host.name}: deployed\n"
     assert not DeployRequest.objects.exists()  # each waiting deployment took its answer
@@ -564,12 +591,13 @@ def test_a_batch_writes_each_phases_steps_together_not_one_insert_per_certificat
                if q["sql"].startswith('INSERT INTO "certificates_renewalstep"')]
     phases = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
               "cleanup"]
-    # One per phase at most (a phase slower than STEP_HOLD_SECONDS may split one);
-    # one per certificate and phase would be 24.
+    # One per phase at most (a phase slower than STEP_HOLD_SECONDS may split one; a
+    # phase that may take long is written as it starts, with the one before it);
+    # one per certificate and step would be 33.
     assert len(inserts) <= len(phases) + 2, [q["sql"][:80] for q in inserts]
     for run in runs:
         steps = list(run.steps.order_by("at", "pk"))
-        assert [(s.name, s.status) for s in steps] == [(n, "done") for n in phases]
+        assert [(s.name, s.status) for s in steps] == DEPLOY_STEPS
         assert [s.at for s in steps] == sorted(s.at for s in steps)
 
 

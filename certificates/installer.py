@@ -157,6 +157,54 @@ def planned_files(version, host) -> list[PlannedFile]:
     return files
 
 
+class _TLSRounds:
+    """Where a TLS check over several items stands: the confirmations in a row
+    of each item still waiting, the latest handshake of each, and the items
+    given up on. See ``Installer.tls_check``."""
+
+    def __init__(self, items: list[Item]) -> None:
+        self.waiting = {item: 0 for item in items}
+        self.last: dict[Item, tuple[str, tls.TLSCheckError | None]] = {}
+        self.seen: set[Item] = set()  # items whose new leaf came back at least once
+        self.given_up: list[Item] = []
+        self.rounds_after_deadline = 0
+
+    def record(self, item: Item, served: str, error: tls.TLSCheckError | None) -> bool:
+        """One handshake's result; True when it confirms the item's new leaf."""
+        self.last[item] = served, error
+        if error is not None and not error.transient:
+            # An address the outbound policy refuses, a name that cannot be sent:
+            # no wait within the grace period changes that.
+            self._give_up(item)
+            return False
+        new = served == item.version.fingerprint_sha256
+        self.waiting[item] = self.waiting[item] + 1 if new else 0
+        if new:
+            self.seen.add(item)
+        if self.waiting[item] < TLS_CONFIRMATIONS:
+            return False
+        del self.waiting[item]
+        return True
+
+    def past_deadline(self) -> None:
+        """A round ended after the grace period: an item whose leaf is being
+        confirmed may finish, within TLS_CONFIRMATIONS more rounds; the others
+        are given up on."""
+        for item in [item for item, streak in self.waiting.items() if not streak]:
+            self._give_up(item)
+        self.rounds_after_deadline += 1
+        if self.rounds_after_deadline > TLS_CONFIRMATIONS:
+            for item in list(self.waiting):
+                self._give_up(item)
+
+    def confirming(self) -> bool:
+        return any(self.waiting.values())
+
+    def _give_up(self, item: Item) -> None:
+        self.given_up.append(item)
+        del self.waiting[item]
+
+
 class Installer:
     """The steps on one host for one or more items, each step reported to the
     items it concerns. ``heartbeat()`` is called before each step, so that whoever
@@ -332,82 +380,66 @@ class Installer:
         that is being served would be wrong."""
         self._report(items, Step.TLS_CHECK, StepStatus.STARTED)
         self.heartbeat(waiting=True)
-        address = self.host.tls_check_address or self.host.address
-        port = self.host.tls_check_port
         deadline = time.monotonic() + settings.DEPLOY_TLS_GRACE_SECONDS
-        waiting = {item: 0 for item in items}  # item -> confirmations in a row
-        last = {}  # item -> (served fingerprint, error) of its latest handshake
-        given_up = []
-        seen = set()  # items whose new leaf came back at least once
+        rounds = _TLSRounds(items)
         pause = TLS_RETRY_FIRST
-        rounds_after_deadline = 0
         while True:
-            for item in list(waiting):
-                self.heartbeat()  # a round over many names may outlast one lease
-                try:
-                    served, error = tls.served_leaf_sha256(
-                        address, port, item.sni, timeout=settings.TLS_CHECK_TIMEOUT), None
-                except tls.TLSCheckError as exc:
-                    served, error = "", exc
-                last[item] = served, error
-                if error is not None and not error.transient:
-                    # An address the outbound policy refuses, a name that cannot
-                    # be sent: no wait within the grace period changes that.
-                    given_up.append(item)
-                    del waiting[item]
-                    continue
-                new = served == item.version.fingerprint_sha256
-                waiting[item] = waiting[item] + 1 if new else 0
-                if new:
-                    seen.add(item)
-                if waiting[item] == TLS_CONFIRMATIONS:
-                    del waiting[item]
-                    item.served = served
-                    item.report(Step.TLS_CHECK, StepStatus.DONE, served)
-            if waiting and time.monotonic() >= deadline:
-                for item in [item for item, streak in waiting.items() if not streak]:
-                    given_up.append(item)
-                    del waiting[item]
-                rounds_after_deadline += 1
-                if rounds_after_deadline > TLS_CONFIRMATIONS:
-                    given_up.extend(waiting)
-                    waiting.clear()
-            if not waiting:
+            self._tls_round(rounds)
+            if rounds.waiting and time.monotonic() >= deadline:
+                rounds.past_deadline()
+            if not rounds.waiting:
                 break
-            if any(waiting.values()):
+            if rounds.confirming():
                 time.sleep(TLS_RETRY_FIRST)  # confirming: a short, steady pace
                 continue
             # Waiting for the reload to take: show what is confirmed so far.
             self.heartbeat(waiting=True)
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, TLS_RETRY_MAX)
-        for item in given_up:
-            served, error = last[item]
-            expected = item.version.fingerprint_sha256
-            if error is not None:
-                item.error = InstallFailed(str(error), kind=error.kind,
-                                           transient=error.transient)
-            elif item in seen:  # but never the times in a row it takes
-                item.error = InstallFailed(
-                    _("%(address)s:%(port)s served the deployed leaf %(expected)s only now and "
-                      "then in %(seconds)s seconds, and another one in between (%(served)s "
-                      "last).")
-                    % {"address": address, "port": port, "expected": expected,
-                       "served": served, "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
-                    # No fingerprint: rolled back, the host serves the old leaf again,
-                    # and recording this one would mark the deployment as served.
-                    kind=FailureKind.NOT_SERVED,
-                )
-            else:
-                item.error = InstallFailed(
-                    _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
-                      "deployed %(expected)s after %(seconds)s seconds.")
-                    % {"address": address, "port": port, "served": served,
-                       "expected": expected,
-                       "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
-                    kind=FailureKind.NOT_SERVED, served_fingerprint=served,
-                )
+        for item in rounds.given_up:
+            served, error = rounds.last[item]
+            item.error = self._not_served(item, served, error, seen=item in rounds.seen)
             item.report(Step.TLS_CHECK, StepStatus.FAILED, str(item.error))
+
+    def _tls_round(self, rounds: _TLSRounds) -> None:
+        for item in list(rounds.waiting):
+            self.heartbeat()  # a round over many names may outlast one lease
+            served, error = self._handshake(item)
+            if rounds.record(item, served, error):
+                item.served = served
+                item.report(Step.TLS_CHECK, StepStatus.DONE, served)
+
+    def _handshake(self, item: Item) -> tuple[str, tls.TLSCheckError | None]:
+        """The leaf the host serves for the item's name, or why there was none."""
+        address = self.host.tls_check_address or self.host.address
+        try:
+            return tls.served_leaf_sha256(address, self.host.tls_check_port, item.sni,
+                                          timeout=settings.TLS_CHECK_TIMEOUT), None
+        except tls.TLSCheckError as exc:
+            return "", exc
+
+    def _not_served(self, item: Item, served: str, error: tls.TLSCheckError | None, *,
+                    seen: bool) -> InstallFailed:
+        address = self.host.tls_check_address or self.host.address
+        where = {"address": address, "port": self.host.tls_check_port,
+                 "expected": item.version.fingerprint_sha256, "served": served,
+                 "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"}
+        if error is not None:
+            return InstallFailed(str(error), kind=error.kind, transient=error.transient)
+        if seen:  # but never the times in a row it takes
+            return InstallFailed(
+                _("%(address)s:%(port)s served the deployed leaf %(expected)s only now and "
+                  "then in %(seconds)s seconds, and another one in between (%(served)s "
+                  "last).") % where,
+                # No fingerprint: rolled back, the host serves the old leaf again,
+                # and recording this one would mark the deployment as served.
+                kind=FailureKind.NOT_SERVED,
+            )
+        return InstallFailed(
+            _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
+              "deployed %(expected)s after %(seconds)s seconds.") % where,
+            kind=FailureKind.NOT_SERVED, served_fingerprint=served,
+        )
 
     def _check_backup_dir(self) -> None:
         """backup_dir must be a real folder that only its owner may write to:
@@ -599,15 +631,6 @@ class Installer:
         except (ssh.SSHError, ValueError):
             return ""
         return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
-
-    def _handshake(self, item: Item) -> tuple[str, tls.TLSCheckError | None]:
-        """The leaf the host serves for the item's name, or why there was none."""
-        address = self.host.tls_check_address or self.host.address
-        try:
-            return tls.served_leaf_sha256(address, self.host.tls_check_port, item.sni,
-                                          timeout=settings.TLS_CHECK_TIMEOUT), None
-        except tls.TLSCheckError as exc:
-            return "", exc
 
     def _serves(self, item: Item, fingerprint: str) -> tuple[bool, str]:
         """Whether the host serves ``fingerprint`` for the item's name, in

@@ -100,7 +100,7 @@ def wait_until_served(server: Server, name: str, values: set[str], *, timeout: f
         time.sleep(0.2)
 
 
-def _txt(value: str):
+def _txt(value: str) -> dns.rdtypes.ANY.TXT.TXT:
     return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [value.encode()])
 
 
@@ -142,7 +142,8 @@ def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
         transient=rcode == dns.rcode.SERVFAIL)
 
 
-def _exchange(server: Server, message, name: str, *, ip: str | None = None):
+def _exchange(server: Server, message: dns.message.Message, name: str, *,
+              ip: str | None = None) -> dns.message.Message:
     try:
         # TCP: updates and their answers are small, but TCP gives a clear
         # "connection refused" instead of a UDP timeout when the server is down.

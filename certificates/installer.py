@@ -27,7 +27,7 @@ import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -39,6 +39,9 @@ from django.utils.translation import ngettext
 from . import ssh, tls
 from .errors import FailureKind, PortalError
 from .steps import Step, StepStatus
+
+if TYPE_CHECKING:
+    from .models import CertificateVersion, TargetHost
 
 # Backup folders are named by this timestamp; anything else in backup_dir is
 # not ours and is never pruned.
@@ -110,7 +113,7 @@ class Item:
     """One certificate version to install, and, afterwards, what became of it:
     ``served`` (the leaf's fingerprint) or ``error``."""
 
-    version: object
+    version: CertificateVersion
     files: list[PlannedFile]
     sni: str
     report: Report
@@ -124,7 +127,7 @@ class Item:
     # An InstallFailed, or the SSH error of a login that failed before the installer ran.
     error: PortalError | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.label:
             certificate = self.version.certificate
             name = re.sub(r"[^A-Za-z0-9.-]", "_", certificate.common_name)
@@ -135,7 +138,7 @@ class Item:
         self.installed, self.served, self.error = False, "", None
 
 
-def planned_files(version, host) -> list[PlannedFile]:
+def planned_files(version: CertificateVersion, host: TargetHost) -> list[PlannedFile]:
     """What goes where: the key, the leaf, the CA bundle and the full chain."""
     key_mode, cert_mode = int(host.key_mode, 8), int(host.cert_mode, 8)
     paths = host.file_paths(version.certificate)
@@ -147,12 +150,12 @@ def planned_files(version, host) -> list[PlannedFile]:
     ]
     files = [PlannedFile(role, path, text.encode(), mode)
              for role, path, text, mode in wanted if path]
-    paths = [f.path for f in files]
-    if len(set(paths)) != len(paths):
+    targets = [f.path for f in files]
+    if len(set(targets)) != len(targets):
         raise InstallFailed(
             _("Two of the host's file paths are the same (%(paths)s): each of private key, "
               "certificate, CA bundle and full chain needs its own file.")
-            % {"paths": ", ".join(sorted({p for p in paths if paths.count(p) > 1}))}
+            % {"paths": ", ".join(sorted({p for p in targets if targets.count(p) > 1}))}
         )
     return files
 
@@ -212,8 +215,8 @@ class Installer:
     that may take long (a command, a TLS check), reported as started, so that the
     items' pages show it at once."""
 
-    def __init__(self, session: ssh.Session, *, host, items: list[Item],
-                 heartbeat: Heartbeat = _no_heartbeat):
+    def __init__(self, session: ssh.Session, *, host: TargetHost, items: list[Item],
+                 heartbeat: Heartbeat = _no_heartbeat) -> None:
         self.session, self.host, self.items = session, host, items
         self.heartbeat = heartbeat
         self.backup_folder = ""
@@ -330,9 +333,9 @@ class Installer:
         if self._links and self.session.hardlink(path, backup):
             return Original(path, link=backup)
         self._links = False  # not on this host (or not across these file systems)
-        original = Original(path, self.session.read_file(path), attrs.st_mode & 0o7777,
-                            attrs.st_uid, attrs.st_gid)
-        self.session.write_file(backup, original.data, mode=original.mode, fresh=True)
+        data = self.session.read_file(path)
+        original = Original(path, data, attrs.st_mode & 0o7777, attrs.st_uid, attrs.st_gid)
+        self.session.write_file(backup, data, mode=original.mode, fresh=True)
         return original
 
     def upload(self, item: Item) -> str:

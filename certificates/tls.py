@@ -55,4 +55,9 @@ def served_leaf_sha256(address: str, port: int, sni: str, *, timeout: float) -> 
             # A ValueError is a name that cannot be sent as SNI: waiting will not fix it.
             transient=not isinstance(exc, ValueError),
         ) from exc
+    if der is None:  # an anonymous cipher suite: no leaf to compare
+        raise TLSCheckError(
+            _("%(address)s:%(port)s (SNI %(sni)s) completed a TLS handshake without a "
+              "certificate.") % {"address": address, "port": port, "sni": sni},
+            transient=False)
     return hashlib.sha256(der).hexdigest()

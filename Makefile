@@ -59,10 +59,13 @@ run: $(RUNTIME_STAMP) .env
 test: $(TEST_STAMP) system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# ruff, and the layers' import rules (.importlinter). CI runs it before the tests.
+# ruff, the layers' import rules (.importlinter), and the types of the seams, the
+# errors and the installer (pyproject.toml: django-stubs reads the development
+# settings). CI runs it before the tests.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache
+	DEBUG=1 $(BIN)/mypy
 
 # After changing a translatable string: update and compile the catalogues.
 messages: $(TEST_STAMP)

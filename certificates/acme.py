@@ -20,8 +20,10 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import josepy as jose
 import requests
@@ -30,11 +32,18 @@ from acme.client import _renewal_info_path_component as ari_certificate_id
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal import egress
 
+from .errors import FailureKind, PortalError
+
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# An RFC 7807 problem document, as the CA sent it (subproblems included).
+Problem = dict[str, Any]
 
 USER_AGENT = "fujissl-portal (certificate renewal portal)"
 # ACME answers are small JSON documents and PEM chains; a larger answer is not a CA's.
@@ -68,18 +77,22 @@ PROBLEM_WORDS = {
 }
 
 
-class AcmeError(Exception):
-    """A failure talking to the CA, sorted for the retry policy."""
+class AcmeError(PortalError):
+    """A failure talking to the CA, sorted for the retry policy; ``retry_after``
+    is when the CA asked us to come back (rateLimited, 503), if it said."""
 
-    def __init__(self, message, *, transient, problem=None, retry_after=None):
-        super().__init__(message)
-        self.transient = transient
-        self.problem = problem
-        # Seconds the CA asked us to wait (rateLimited, 503), if it said.
-        self.retry_after = retry_after
+    kind = FailureKind.CA_ERROR
+
+    def __init__(self, message: object, *, transient: bool,
+                 problem: Problem | None = None,
+                 retry_after: datetime.datetime | None = None,
+                 kind: FailureKind | None = None) -> None:
+        # transient is required here: every failure at the CA must be sorted.
+        super().__init__(message, transient=transient, problem=problem,
+                         retry_after=retry_after, kind=kind)
 
 
-def describe_problem(problem: dict | None) -> str:
+def describe_problem(problem: Problem | None) -> str:
     """The problem document in words: ours for its type, then the CA's detail."""
     if not problem:
         return ""
@@ -100,7 +113,7 @@ def new_account_key() -> str:
                              serialization.NoEncryption()).decode()
 
 
-def _jwk_and_alg(key_pem: str):
+def _jwk_and_alg(key_pem: str) -> tuple[jose.JWK, jose.JWASignature]:
     key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     if isinstance(key, ec.EllipticCurvePrivateKey):
         alg = {256: jose.ES256, 384: jose.ES384, 521: jose.ES512}[key.curve.key_size]
@@ -134,9 +147,9 @@ class _Network(client.ClientNetwork):
     """Keeps the last response, so that an error's Retry-After can be read, and
     retries a refused nonce more than the library's once."""
 
-    last_response = None
+    last_response: requests.Response | None = None
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Every connection, redirects included, through the outbound policy.
         egress.mount(self.session, max_body=MAX_RESPONSE_BYTES)
@@ -145,7 +158,7 @@ class _Network(client.ClientNetwork):
     # (Pebble's default) would otherwise fail about one issuance in twenty.
     NONCE_ROUNDS = 3
 
-    def post(self, *args, **kwargs):
+    def post(self, *args: Any, **kwargs: Any) -> requests.Response:
         for round_ in range(self.NONCE_ROUNDS):
             try:
                 return super().post(*args, **kwargs)
@@ -155,7 +168,8 @@ class _Network(client.ClientNetwork):
                 logger.info("CA refused a nonce twice; trying again")
         raise AssertionError("unreachable")
 
-    def _send_request(self, method, url, *args, **kwargs):
+    def _send_request(self, method: str, url: str, *args: Any,
+                      **kwargs: Any) -> requests.Response:
         response = super()._send_request(method, url, *args, **kwargs)
         self.last_response = response
         return response
@@ -167,13 +181,16 @@ class _Network(client.ClientNetwork):
         and were over a third of an issuance's CPU."""
         self.session.proxies = requests.utils.get_environ_proxies(directory_url)
         if self.verify_ssl is True:
-            self.verify_ssl = (os.environ.get("REQUESTS_CA_BUNDLE")
+            # The library declares a bool but hands it to requests, which takes
+            # a CA bundle's path as well.
+            self.verify_ssl = (os.environ.get("REQUESTS_CA_BUNDLE")  # type: ignore[assignment]
                                or os.environ.get("CURL_CA_BUNDLE") or True)
         self.session.trust_env = False
 
 
 class _Client(client.ClientV2):
-    def new_order_replacing(self, csr_pem: bytes, replaces: str | None):
+    def new_order_replacing(self, csr_pem: bytes,
+                            replaces: str | None) -> messages.OrderResource:
         """`new_order` plus `replaces`; otherwise the library's own steps."""
         csr = x509.load_pem_x509_csr(csr_pem)
         dns_names, _ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
@@ -183,7 +200,8 @@ class _Client(client.ClientV2):
                               _NewOrder(identifiers=identifiers, replaces=replaces))
         return self._order_resource(response, response.headers.get("Location"), csr_pem)
 
-    def poll_authorizations_backoff(self, orderr, deadline):
+    def poll_authorizations_backoff(self, orderr: messages.OrderResource,
+                                    deadline: datetime.datetime) -> messages.OrderResource:
         """The library's poll_authorizations, but the first poll comes after 0.1 s,
         doubling up to 2 s: the library waits a whole second between polls, which is
         most of an issuance against a CA that validates at once."""
@@ -204,7 +222,8 @@ class _Client(client.ClientV2):
             raise errors.ValidationError(failed)
         return orderr.update(authorizations=responses)
 
-    def poll_finalization_backoff(self, orderr, deadline) -> str:
+    def poll_finalization_backoff(self, orderr: messages.OrderResource,
+                                  deadline: datetime.datetime) -> str:
         """Waits for a finalized order and returns its full chain: the library's
         poll_finalization, polling after 0.1 s and doubling (it sleeps a second
         first), yet never sooner than a Retry-After the CA sends."""
@@ -226,11 +245,12 @@ class _Client(client.ClientV2):
     def download_certificate(self, url: str) -> str:
         return self._post_as_get(url).text
 
-    def fetch_order(self, url: str, csr_pem: bytes):
+    def fetch_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
         """An order created earlier (a run picked up again after a crash)."""
         return self._order_resource(self._post_as_get(url), url, csr_pem)
 
-    def _order_resource(self, response, uri, csr_pem):
+    def _order_resource(self, response: requests.Response, uri: str | None,
+                        csr_pem: bytes) -> messages.OrderResource:
         body = messages.Order.from_json(response.json())
         authorizations = [self._authzr_from_response(self._post_as_get(url), uri=url)
                           for url in body.authorizations]
@@ -246,8 +266,9 @@ class CA:
     account) changes it.
     """
 
-    def __init__(self, *, directory_url, account_key_pem, account_url="", contact_email="",
-                 eab_kid="", eab_hmac_key="", verify=True, timeout=30):
+    def __init__(self, *, directory_url: str, account_key_pem: str, account_url: str = "",
+                 contact_email: str = "", eab_kid: str = "", eab_hmac_key: str = "",
+                 verify: bool | str = True, timeout: int | float = 30) -> None:
         if not directory_url.lower().startswith("https://"):
             raise AcmeError(_("The CA's directory URL must start with https://."),
                             transient=False)
@@ -302,7 +323,7 @@ class CA:
         return self.account_url
 
     @contextmanager
-    def _account_recovery(self):
+    def _account_recovery(self) -> Iterator[None]:
         """Registers again, once, when the CA has forgotten the account."""
         try:
             yield
@@ -313,7 +334,7 @@ class CA:
             self.register()
             raise _RetryOnce from exc
 
-    def _with_account(self, call, *args):
+    def _with_account(self, call: Callable[..., T], *args: Any) -> T:
         self.ensure_account()
         with self._errors():
             try:
@@ -324,7 +345,8 @@ class CA:
 
     # -- orders ----------------------------------------------------------------
 
-    def new_order(self, csr_pem: bytes, *, replaces: str | None = None):
+    def new_order(self, csr_pem: bytes, *,
+                  replaces: str | None = None) -> messages.OrderResource:
         # `replaces` only where the CA speaks ARI: others may reject an unknown field.
         replaces = replaces if self.offers_renewal_info else None
         if replaces:
@@ -339,10 +361,12 @@ class CA:
                                replaces, exc)
         return self._with_account(self._client.new_order_replacing, csr_pem, None)
 
-    def fetch_order(self, url: str, csr_pem: bytes):
+    def fetch_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
         return self._with_account(self._client.fetch_order, url, csr_pem)
 
-    def pending_challenges(self, order, challenge_type: str):
+    def pending_challenges(
+        self, order: messages.OrderResource, challenge_type: str,
+    ) -> list[tuple[messages.AuthorizationResource, messages.ChallengeBody]]:
         """(authorization, challenge body) for each authorization still pending."""
         wanted = {"http-01": challenges.HTTP01, "dns-01": challenges.DNS01}[challenge_type]
         found = []
@@ -358,27 +382,29 @@ class CA:
             found.append((authzr, matches[0]))
         return found
 
-    def http01_resource(self, challenge_body) -> tuple[str, str]:
+    def http01_resource(self, challenge_body: messages.ChallengeBody) -> tuple[str, str]:
         """(token path under the web root, content to serve)."""
         chall = challenge_body.chall
         return chall.path.lstrip("/"), chall.validation(self.account_key)
 
-    def dns01_record(self, challenge_body, name: str) -> tuple[str, str]:
+    def dns01_record(self, challenge_body: messages.ChallengeBody,
+                     name: str) -> tuple[str, str]:
         """(record name, TXT value) for `name` (a wildcard's base name)."""
         chall = challenge_body.chall
         return chall.validation_domain_name(name.removeprefix("*.")), chall.validation(
             self.account_key)
 
-    def answer(self, challenge_body) -> None:
+    def answer(self, challenge_body: messages.ChallengeBody) -> None:
         with self._errors():
             self._client.answer_challenge(challenge_body,
                                           challenge_body.chall.response(self.account_key))
 
-    def wait_for_validation(self, order, *, timeout: float):
+    def wait_for_validation(self, order: messages.OrderResource, *,
+                            timeout: float) -> messages.OrderResource:
         with self._errors():
             return self._client.poll_authorizations_backoff(order, _deadline(timeout))
 
-    def finalize(self, order, *, timeout: float) -> str:
+    def finalize(self, order: messages.OrderResource, *, timeout: float) -> str:
         """The full chain (leaf first), once the CA has issued."""
         with self._errors():
             # The order as we last saw it (before validation) says "pending":
@@ -418,7 +444,7 @@ class CA:
     # -- errors ----------------------------------------------------------------
 
     @contextmanager
-    def _errors(self):
+    def _errors(self) -> Iterator[None]:
         try:
             yield
         except AcmeError:
@@ -441,7 +467,7 @@ class CA:
                             retry_after=self._retry_after()) from exc
         except (egress.Refused, egress.ResponseTooLarge) as exc:
             raise AcmeError(_("%(error)s Check the CA account's directory URL.")
-                            % {"error": exc}, transient=False) from exc
+                            % {"error": exc}, transient=False, kind=exc.kind) from exc
         except requests.RequestException as exc:
             # Refused, timed out or dropped: one message, so that a directory URL
             # cannot probe what listens on which port; the log has the detail.
@@ -455,16 +481,17 @@ class CA:
         return AcmeError(describe_problem(problem), transient=transient, problem=problem,
                          retry_after=self._retry_after() if transient else None)
 
-    def _retry_after(self) -> float | None:
+    def _retry_after(self) -> datetime.datetime | None:
         response = self._net.last_response
-        return retry_after_seconds(response) if response is not None else None
+        seconds = retry_after_seconds(response) if response is not None else None
+        return timezone.now() + datetime.timedelta(seconds=seconds) if seconds is not None else None
 
 
 class _RetryOnce(Exception):
     """Internal: the account was registered again; repeat the call once."""
 
 
-def retry_after_seconds(response) -> float | None:
+def retry_after_seconds(response: requests.Response) -> float | None:
     """Retry-After (seconds or an HTTP date) as seconds from now, or None.
 
     Parsed here because the library mixes naive local and naive UTC times.
@@ -488,8 +515,8 @@ def _deadline(seconds: float) -> datetime.datetime:
     return datetime.datetime.now() + datetime.timedelta(seconds=seconds)
 
 
-def _problem_dict(error: messages.Error) -> dict:
-    problem = {"type": error.typ, "detail": error.detail or ""}
+def _problem_dict(error: messages.Error) -> Problem:
+    problem: Problem = {"type": error.typ, "detail": error.detail or ""}
     if error.identifier is not None:
         problem["identifier"] = {"type": error.identifier.typ.name,
                                  "value": error.identifier.value}
@@ -498,7 +525,7 @@ def _problem_dict(error: messages.Error) -> dict:
     return problem
 
 
-def _validation_problem(failed_authzrs) -> dict:
+def _validation_problem(failed_authzrs: list[messages.AuthorizationResource]) -> Problem:
     """One problem document for failed validations, a subproblem per name."""
     subproblems = []
     for authzr in failed_authzrs:

@@ -64,9 +64,20 @@ def _role(value):
 def describe(event) -> str:
     """The event's facts as one line in the active language."""
     params = event.params or {}
+    parts = [*_who_and_what(event.action, params), *_values(params)]
+    via = _via(params.get("via"))
+    if via:
+        parts.append(via)
+    if event.detail:
+        parts.append(event.detail)
+    return "; ".join(parts)
+
+
+def _who_and_what(action, params) -> list[str]:
+    """The fields changed, a person's role, their e-mail, a new account."""
     parts = []
     if "fields" in params:
-        model = _model_for(event.action)
+        model = _model_for(action)
         names = ", ".join(_field_label(model, name) for name in params["fields"])
         parts.append(_("fields changed: %(fields)s") % {"fields": names or _("none")})
     if "from_role" in params:
@@ -78,6 +89,12 @@ def describe(event) -> str:
         parts.append(_("e-mail: %(email)s") % {"email": params["email"]})
     if params.get("new_account"):
         parts.append(_("new account"))
+    return parts
+
+
+def _values(params) -> list[str]:
+    """An amount, a fingerprint, a token's scopes."""
+    parts = []
     if "amount" in params:
         from .alerts import format_amount  # noqa: PLC0415 (alerts pulls in mail)
 
@@ -87,15 +104,18 @@ def describe(event) -> str:
         parts.append(_("fingerprint: %(fingerprint)s") % {"fingerprint": params["fingerprint"]})
     if "scopes" in params:
         parts.append(_("scopes: %(scopes)s") % {"scopes": ", ".join(params["scopes"])})
-    if params.get("via") == "command":
-        parts.append(_("from the command line"))
-    elif params.get("via") == "api":
-        parts.append(_("through the API"))
-    elif params.get("via") == "admin":
-        parts.append(_("in the admin site"))
-    if event.detail:
-        parts.append(event.detail)
-    return "; ".join(parts)
+    return parts
+
+
+def _via(via) -> str:
+    """Where the action came from, when not from the portal's pages."""
+    if via == "command":
+        return _("from the command line")
+    if via == "api":
+        return _("through the API")
+    if via == "admin":
+        return _("in the admin site")
+    return ""
 
 
 def audit_actions(noun) -> tuple:

@@ -37,6 +37,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import ssh, tasks
+from .errors import FailureKind, PortalError
 from .installer import Installer, InstallFailed, Item, planned_files
 from .models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
 from .models.runs import held_steps
@@ -59,8 +60,8 @@ DEPLOY_BATCH_SIZE = 50
 KEEP_ANSWERED = timedelta(hours=1)
 
 
-class NothingToDeploy(Exception):
-    pass
+class NothingToDeploy(PortalError):
+    kind = FailureKind.NOTHING_TO_DEPLOY
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,7 @@ class Outcome:
     host_name: str
     status: str  # a Deployment.Status value
     error: str = ""
-    # What went wrong, for code that reacts to it: "HostKeyMismatch",
-    # "Unreachable", "CommandFailed", "NotServed", "RollbackFailed"...
+    # What went wrong, for code that reacts to it (an errors.FailureKind value).
     error_kind: str = ""
     transient: bool = False
     expected_fingerprint: str = ""
@@ -217,15 +217,35 @@ def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:
                   .order_by("requested_at", "pk")[:DEPLOY_BATCH_SIZE])
     if not queued:
         return 0, set()
-    # One installation per certificate: the newest version asked for. A request
-    # for an older one (a "deploy now" overtaken by a renewal) is answered so.
-    newest = {}
+    newest = _newest_per_certificate(queued)
+    items = _planned_items(host, newest.values())
+    if items:
+        _install_items(host, owner, list(items.values()))
+    answered = {request.deployment_id: _answer(request, host, _item_outcome(host, item))
+                for request in newest.values() if (item := items.get(request.pk)) is not None}
+    for request in queued:
+        if newest[request.deployment_id] is not request:
+            _answer_older(request, host, newest[request.deployment_id],
+                          answered.get(request.deployment_id))
+    return len(queued), {r.run_id for r in queued if r.run_id}
+
+
+def _newest_per_certificate(queued) -> dict[int, DeployRequest]:
+    """One installation per certificate: the newest version asked for. A request
+    for an older one (a "deploy now" overtaken by a renewal) is answered so."""
+    newest: dict[int, DeployRequest] = {}
     for request in queued:
         current = newest.get(request.deployment_id)
         if current is None or request.version_id > current.version_id:
             newest[request.deployment_id] = request
+    return newest
+
+
+def _planned_items(host, requests) -> dict[int, Item]:
+    """An Item per request whose files the host's paths can take; the others are
+    answered as failed at once."""
     items = {}
-    for request in newest.values():
+    for request in requests:
         report = _reporter(request.run, host)
         try:
             files = planned_files(request.version, host)
@@ -237,26 +257,19 @@ def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:
         items[request.pk] = Item(version=request.version, files=files,
                                  sni=_sni_name(host, request.version.certificate),
                                  report=report)
-    if items:
-        _install_items(host, owner, list(items.values()))
-    answered = {}
-    for request in newest.values():
-        item = items.get(request.pk)
-        if item is not None:
-            answered[request.deployment_id] = _answer(request, host, _item_outcome(host, item))
-    for request in queued:
-        if newest[request.deployment_id] is request:
-            continue
-        outcome = answered.get(request.deployment_id)
-        if outcome is not None and request.version_id == newest[request.deployment_id].version_id:
-            _answer(request, host, outcome, record=False)
-        else:
-            newer = newest[request.deployment_id].version
-            _answer(request, host, _outcome(
-                host, request.version, Deployment.Status.FAILED, kind="Superseded",
-                error=_("A newer version (serial %(serial)s) was deployed instead.")
-                % {"serial": newer.serial}), record=False)
-    return len(queued), {r.run_id for r in queued if r.run_id}
+    return items
+
+
+def _answer_older(request, host, newest, outcome) -> None:
+    """A request that was not the one installed: the same version shares its
+    outcome; an older one was superseded."""
+    if outcome is not None and request.version_id == newest.version_id:
+        _answer(request, host, outcome, record=False)
+        return
+    _answer(request, host, _outcome(
+        host, request.version, Deployment.Status.FAILED, kind=FailureKind.SUPERSEDED,
+        error=_("A newer version (serial %(serial)s) was deployed instead.")
+        % {"serial": newest.version.serial}), record=False)
 
 
 def _install_items(host, owner, items: list[Item]) -> None:
@@ -294,11 +307,12 @@ def _item_outcome(host, item: Item) -> Outcome:
     if item.error is None:
         return _outcome(host, item.version, Deployment.Status.DEPLOYED, served=item.served)
     exc = item.error
-    rolled_back = getattr(exc, "rolled_back", False)
+    installed = isinstance(exc, InstallFailed)
+    rolled_back = installed and exc.rolled_back
     return _outcome(host, item.version,
                     Deployment.Status.ROLLED_BACK if rolled_back else Deployment.Status.FAILED,
-                    error=str(exc), kind=getattr(exc, "kind", "") or type(exc).__name__,
-                    transient=exc.transient, served=getattr(exc, "served_fingerprint", ""))
+                    error=str(exc), kind=exc.kind, transient=exc.transient,
+                    served=exc.served_fingerprint if installed else "")
 
 
 def _answer(request: DeployRequest, host, outcome: Outcome, *, record=True) -> Outcome:

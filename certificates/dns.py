@@ -24,15 +24,20 @@ from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal import egress
 
+from .errors import FailureKind, PortalError
+
 logger = logging.getLogger(__name__)
 
 TTL = 60
 
 
-class DNSUpdateError(Exception):
-    def __init__(self, message, *, transient):
-        super().__init__(message)
-        self.transient = transient
+class DNSUpdateError(PortalError):
+    kind = FailureKind.DNS_ERROR
+
+    def __init__(self, message: object, *, transient: bool,
+                 kind: FailureKind | None = None) -> None:
+        # transient is required here: every failure at the DNS server must be sorted.
+        super().__init__(message, transient=transient, kind=kind)
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class Server:
             raise DNSUpdateError(
                 _("The DNS server %(server)s is not allowed by the portal's outbound policy: "
                   "enter the zone's public authoritative server.")
-                % {"server": self.address}, transient=False) from exc
+                % {"server": self.address}, transient=False, kind=exc.kind) from exc
         except OSError as exc:
             raise DNSUpdateError(
                 _("The DNS server %(server)s cannot be resolved: %(error)s")
@@ -95,7 +100,7 @@ def wait_until_served(server: Server, name: str, values: set[str], *, timeout: f
         time.sleep(0.2)
 
 
-def _txt(value: str):
+def _txt(value: str) -> dns.rdtypes.ANY.TXT.TXT:
     return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [value.encode()])
 
 
@@ -137,7 +142,8 @@ def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
         transient=rcode == dns.rcode.SERVFAIL)
 
 
-def _exchange(server: Server, message, name: str, *, ip: str | None = None):
+def _exchange(server: Server, message: dns.message.Message, name: str, *,
+              ip: str | None = None) -> dns.message.Message:
     try:
         # TCP: updates and their answers are small, but TCP gives a clear
         # "connection refused" instead of a UDP timeout when the server is down.

@@ -4,7 +4,10 @@ The order is the safe one: back up what will be replaced, upload to
 temporary names beside the live files, rename each into place (a reader sees
 the old file or the new, never half of one), test the configuration, reload,
 then prove with a TLS handshake that each new leaf is served. Whatever fails
-after the first rename puts that certificate's backup back.
+after the first rename puts that certificate's backup back. A rollback counts
+as done when the old files are back and served: if the reload after them fails
+too, a handshake decides (a reload that failed twice usually never loaded the
+new files either), and the error says which files went back and which did not.
 
 Several certificates bound for one host are installed together: their files
 first, then one config test and one reload for all of them, then one TLS check
@@ -17,20 +20,28 @@ outcomes.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 import stat
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import ssh, tls
+from .errors import FailureKind, PortalError
 from .steps import Step, StepStatus
+
+if TYPE_CHECKING:
+    from .models import CertificateVersion, TargetHost
 
 # Backup folders are named by this timestamp; anything else in backup_dir is
 # not ours and is never pruned.
@@ -46,18 +57,29 @@ TLS_CONFIRMATIONS = 3
 Report = Callable[[str, str, str], None]
 
 
-class InstallFailed(Exception):
-    """The version is not installed; ``rolled_back`` says whether the old files are back.
+class Heartbeat(Protocol):
+    """Called before each step, so that whoever holds the host can extend their
+    hold; ``waiting``: a step that may take long starts now, so what was
+    reported so far should be shown at once rather than held."""
 
-    ``kind`` names what went wrong for code that reacts to it (alerts): the
-    class name of the seam's error, "NotServed" or "RollbackFailed".
-    """
+    def __call__(self, *, waiting: bool = False) -> None: ...
 
-    def __init__(self, message, *, kind="", transient=False, rolled_back=False,
-                 served_fingerprint=""):
-        super().__init__(message)
-        self.kind = kind or type(self).__name__
-        self.transient, self.rolled_back = transient, rolled_back
+
+def _no_heartbeat(*, waiting: bool = False) -> None:
+    pass
+
+
+class InstallFailed(PortalError):
+    """The version is not installed; ``rolled_back`` says whether the old files are
+    back, and the host serves what it served before."""
+
+    kind = FailureKind.INSTALL_FAILED
+
+    def __init__(self, message: object, *, kind: FailureKind | None = None,
+                 transient: bool = False, rolled_back: bool = False,
+                 served_fingerprint: str = "") -> None:
+        super().__init__(message, kind=kind, transient=transient)
+        self.rolled_back = rolled_back
         self.served_fingerprint = served_fingerprint
 
 
@@ -91,7 +113,7 @@ class Item:
     """One certificate version to install, and, afterwards, what became of it:
     ``served`` (the leaf's fingerprint) or ``error``."""
 
-    version: object
+    version: CertificateVersion
     files: list[PlannedFile]
     sni: str
     report: Report
@@ -102,9 +124,10 @@ class Item:
     temporary: dict[str, str] = field(default_factory=dict)  # live path -> temporary name
     installed: bool = False  # from the first rename on, a failure must roll back
     served: str = ""
-    error: InstallFailed | None = None
+    # An InstallFailed, or the SSH error of a login that failed before the installer ran.
+    error: PortalError | None = None
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.label:
             certificate = self.version.certificate
             name = re.sub(r"[^A-Za-z0-9.-]", "_", certificate.common_name)
@@ -115,7 +138,7 @@ class Item:
         self.installed, self.served, self.error = False, "", None
 
 
-def planned_files(version, host) -> list[PlannedFile]:
+def planned_files(version: CertificateVersion, host: TargetHost) -> list[PlannedFile]:
     """What goes where: the key, the leaf, the CA bundle and the full chain."""
     key_mode, cert_mode = int(host.key_mode, 8), int(host.cert_mode, 8)
     paths = host.file_paths(version.certificate)
@@ -127,23 +150,73 @@ def planned_files(version, host) -> list[PlannedFile]:
     ]
     files = [PlannedFile(role, path, text.encode(), mode)
              for role, path, text, mode in wanted if path]
-    paths = [f.path for f in files]
-    if len(set(paths)) != len(paths):
+    targets = [f.path for f in files]
+    if len(set(targets)) != len(targets):
         raise InstallFailed(
             _("Two of the host's file paths are the same (%(paths)s): each of private key, "
               "certificate, CA bundle and full chain needs its own file.")
-            % {"paths": ", ".join(sorted({p for p in paths if paths.count(p) > 1}))}
+            % {"paths": ", ".join(sorted({p for p in targets if targets.count(p) > 1}))}
         )
     return files
+
+
+class _TLSRounds:
+    """Where a TLS check over several items stands: the confirmations in a row
+    of each item still waiting, the latest handshake of each, and the items
+    given up on. See ``Installer.tls_check``."""
+
+    def __init__(self, items: list[Item]) -> None:
+        self.waiting = {item: 0 for item in items}
+        self.last: dict[Item, tuple[str, tls.TLSCheckError | None]] = {}
+        self.seen: set[Item] = set()  # items whose new leaf came back at least once
+        self.given_up: list[Item] = []
+        self.rounds_after_deadline = 0
+
+    def record(self, item: Item, served: str, error: tls.TLSCheckError | None) -> bool:
+        """One handshake's result; True when it confirms the item's new leaf."""
+        self.last[item] = served, error
+        if error is not None and not error.transient:
+            # An address the outbound policy refuses, a name that cannot be sent:
+            # no wait within the grace period changes that.
+            self._give_up(item)
+            return False
+        new = served == item.version.fingerprint_sha256
+        self.waiting[item] = self.waiting[item] + 1 if new else 0
+        if new:
+            self.seen.add(item)
+        if self.waiting[item] < TLS_CONFIRMATIONS:
+            return False
+        del self.waiting[item]
+        return True
+
+    def past_deadline(self) -> None:
+        """A round ended after the grace period: an item whose leaf is being
+        confirmed may finish, within TLS_CONFIRMATIONS more rounds; the others
+        are given up on."""
+        for item in [item for item, streak in self.waiting.items() if not streak]:
+            self._give_up(item)
+        self.rounds_after_deadline += 1
+        if self.rounds_after_deadline > TLS_CONFIRMATIONS:
+            for item in list(self.waiting):
+                self._give_up(item)
+
+    def confirming(self) -> bool:
+        return any(self.waiting.values())
+
+    def _give_up(self, item: Item) -> None:
+        self.given_up.append(item)
+        del self.waiting[item]
 
 
 class Installer:
     """The steps on one host for one or more items, each step reported to the
     items it concerns. ``heartbeat()`` is called before each step, so that whoever
-    holds the host can extend their hold."""
+    holds the host can extend their hold; ``heartbeat(waiting=True)`` before a step
+    that may take long (a command, a TLS check), reported as started, so that the
+    items' pages show it at once."""
 
-    def __init__(self, session: ssh.Session, *, host, items: list[Item],
-                 heartbeat: Callable[[], None] = lambda: None):
+    def __init__(self, session: ssh.Session, *, host: TargetHost, items: list[Item],
+                 heartbeat: Heartbeat = _no_heartbeat) -> None:
         self.session, self.host, self.items = session, host, items
         self.heartbeat = heartbeat
         self.backup_folder = ""
@@ -165,13 +238,13 @@ class Installer:
         if not live:
             return
         try:
-            self._step(Step.CONFIG_TEST, live, self.config_test)
+            self._step(Step.CONFIG_TEST, live, self.config_test, waiting=True)
         except (ssh.SSHError, InstallFailed) as exc:
             # The running server never loaded the new files: no reload needed.
             self._undo_group(live, exc, reload=False)
             return
         try:
-            self._step(Step.RELOAD, live, self.reload)
+            self._step(Step.RELOAD, live, self.reload, waiting=True)
         except (ssh.SSHError, InstallFailed) as exc:
             self._undo_group(live, exc, reload=True)
             return
@@ -193,11 +266,13 @@ class Installer:
             return False
         return True
 
-    def _undo_group(self, items: list[Item], cause: Exception, *, reload: bool) -> None:
+    def _undo_group(self, items: list[Item], cause: PortalError, *, reload: bool) -> None:
         for item in items:
             item.error = cause
-        self._undo(items, reload=reload)
-        if len(items) == 1 or any(item.error.kind == "RollbackFailed" for item in items):
+        if not self._undo(items, reload=reload) or len(items) == 1:
+            # A rollback that did not go as planned (files that would not go back,
+            # a reload that failed again) says the host is at fault, not one of
+            # the certificates: trying each alone would only do it again.
             return
         # Which certificate broke the group's config test or reload? Each alone says.
         detail = _("The config test or reload failed with %(count)d certificates installed "
@@ -208,19 +283,25 @@ class Installer:
             item.reset()
             self._install([item])
 
-    def _step(self, name: str, items: list[Item], action, *, fatal=True):
-        self.heartbeat()
+    def _step(self, name: Step, items: list[Item], action: Callable[[], str], *,
+              fatal: bool = True, waiting: bool = False) -> str | None:
+        if waiting:
+            self._report(items, name, StepStatus.STARTED)
+        self.heartbeat(waiting=waiting)
         try:
             detail = action()
         except (ssh.SSHError, InstallFailed) as exc:
-            for item in items:
-                item.report(name, StepStatus.FAILED, str(exc))
+            self._report(items, name, StepStatus.FAILED, str(exc))
             if fatal:
                 raise
             return None
-        for item in items:
-            item.report(name, StepStatus.DONE, detail)
+        self._report(items, name, StepStatus.DONE, detail)
         return detail
+
+    @staticmethod
+    def _report(items: list[Item], name: Step, status: StepStatus, detail: str = "") -> None:
+        for item in items:
+            item.report(name, status, detail)
 
     # -- the steps ------------------------------------------------------------
 
@@ -252,9 +333,9 @@ class Installer:
         if self._links and self.session.hardlink(path, backup):
             return Original(path, link=backup)
         self._links = False  # not on this host (or not across these file systems)
-        original = Original(path, self.session.read_file(path), attrs.st_mode & 0o7777,
-                            attrs.st_uid, attrs.st_gid)
-        self.session.write_file(backup, original.data, mode=original.mode, fresh=True)
+        data = self.session.read_file(path)
+        original = Original(path, data, attrs.st_mode & 0o7777, attrs.st_uid, attrs.st_gid)
+        self.session.write_file(backup, data, mode=original.mode, fresh=True)
         return original
 
     def upload(self, item: Item) -> str:
@@ -300,80 +381,68 @@ class Installer:
         TLS_CONFIRMATIONS more rounds: a round over a large batch on a loaded
         host can take seconds, and failing (then rolling back) a certificate
         that is being served would be wrong."""
-        address = self.host.tls_check_address or self.host.address
-        port = self.host.tls_check_port
+        self._report(items, Step.TLS_CHECK, StepStatus.STARTED)
+        self.heartbeat(waiting=True)
         deadline = time.monotonic() + settings.DEPLOY_TLS_GRACE_SECONDS
-        waiting = {item: 0 for item in items}  # item -> confirmations in a row
-        last = {}  # item -> (served fingerprint, error) of its latest handshake
-        given_up = []
-        seen = set()  # items whose new leaf came back at least once
+        rounds = _TLSRounds(items)
         pause = TLS_RETRY_FIRST
-        rounds_after_deadline = 0
         while True:
-            for item in list(waiting):
-                self.heartbeat()  # a round over many names may outlast one lease
-                try:
-                    served, error = tls.served_leaf_sha256(
-                        address, port, item.sni, timeout=settings.TLS_CHECK_TIMEOUT), None
-                except tls.TLSCheckError as exc:
-                    served, error = "", exc
-                last[item] = served, error
-                if error is not None and not error.transient:
-                    # An address the outbound policy refuses, a name that cannot
-                    # be sent: no wait within the grace period changes that.
-                    given_up.append(item)
-                    del waiting[item]
-                    continue
-                new = served == item.version.fingerprint_sha256
-                waiting[item] = waiting[item] + 1 if new else 0
-                if new:
-                    seen.add(item)
-                if waiting[item] == TLS_CONFIRMATIONS:
-                    del waiting[item]
-                    item.served = served
-                    item.report(Step.TLS_CHECK, StepStatus.DONE, served)
-            if waiting and time.monotonic() >= deadline:
-                for item in [item for item, streak in waiting.items() if not streak]:
-                    given_up.append(item)
-                    del waiting[item]
-                rounds_after_deadline += 1
-                if rounds_after_deadline > TLS_CONFIRMATIONS:
-                    given_up.extend(waiting)
-                    waiting.clear()
-            if not waiting:
+            self._tls_round(rounds)
+            if rounds.waiting and time.monotonic() >= deadline:
+                rounds.past_deadline()
+            if not rounds.waiting:
                 break
-            if any(waiting.values()):
+            if rounds.confirming():
                 time.sleep(TLS_RETRY_FIRST)  # confirming: a short, steady pace
                 continue
+            # Waiting for the reload to take: show what is confirmed so far.
+            self.heartbeat(waiting=True)
             time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, TLS_RETRY_MAX)
-        for item in given_up:
-            served, error = last[item]
-            expected = item.version.fingerprint_sha256
-            if error is not None:
-                item.error = InstallFailed(str(error), kind=type(error).__name__,
-                                           transient=error.transient)
-            elif item in seen:  # but never the times in a row it takes
-                item.error = InstallFailed(
-                    _("%(address)s:%(port)s served the deployed leaf %(expected)s only now and "
-                      "then in %(seconds)s seconds, and another one in between (%(served)s "
-                      "last).")
-                    % {"address": address, "port": port, "expected": expected,
-                       "served": served, "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
-                    # No fingerprint: rolled back, the host serves the old leaf again,
-                    # and recording this one would mark the deployment as served.
-                    kind="NotServed",
-                )
-            else:
-                item.error = InstallFailed(
-                    _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
-                      "deployed %(expected)s after %(seconds)s seconds.")
-                    % {"address": address, "port": port, "served": served,
-                       "expected": expected,
-                       "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"},
-                    kind="NotServed", served_fingerprint=served,
-                )
+        for item in rounds.given_up:
+            served, error = rounds.last[item]
+            item.error = self._not_served(item, served, error, seen=item in rounds.seen)
             item.report(Step.TLS_CHECK, StepStatus.FAILED, str(item.error))
+
+    def _tls_round(self, rounds: _TLSRounds) -> None:
+        for item in list(rounds.waiting):
+            self.heartbeat()  # a round over many names may outlast one lease
+            served, error = self._handshake(item)
+            if rounds.record(item, served, error):
+                item.served = served
+                item.report(Step.TLS_CHECK, StepStatus.DONE, served)
+
+    def _handshake(self, item: Item) -> tuple[str, tls.TLSCheckError | None]:
+        """The leaf the host serves for the item's name, or why there was none."""
+        address = self.host.tls_check_address or self.host.address
+        try:
+            return tls.served_leaf_sha256(address, self.host.tls_check_port, item.sni,
+                                          timeout=settings.TLS_CHECK_TIMEOUT), None
+        except tls.TLSCheckError as exc:
+            return "", exc
+
+    def _not_served(self, item: Item, served: str, error: tls.TLSCheckError | None, *,
+                    seen: bool) -> InstallFailed:
+        address = self.host.tls_check_address or self.host.address
+        where = {"address": address, "port": self.host.tls_check_port,
+                 "expected": item.version.fingerprint_sha256, "served": served,
+                 "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"}
+        if error is not None:
+            return InstallFailed(str(error), kind=error.kind, transient=error.transient)
+        if seen:  # but never the times in a row it takes
+            return InstallFailed(
+                _("%(address)s:%(port)s served the deployed leaf %(expected)s only now and "
+                  "then in %(seconds)s seconds, and another one in between (%(served)s "
+                  "last).") % where,
+                # No fingerprint: rolled back, the host serves the old leaf again,
+                # and recording this one would mark the deployment as served.
+                kind=FailureKind.NOT_SERVED,
+            )
+        return InstallFailed(
+            _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
+              "deployed %(expected)s after %(seconds)s seconds.") % where,
+            kind=FailureKind.NOT_SERVED, served_fingerprint=served,
+        )
 
     def _check_backup_dir(self) -> None:
         """backup_dir must be a real folder that only its owner may write to:
@@ -383,7 +452,7 @@ class Installer:
         except ssh.UnsafePath as exc:
             raise InstallFailed(
                 _("%(error)s Nothing was deployed; fix the backup folder and deploy again.")
-                % {"error": exc}, kind="UnsafeBackupFolder") from exc
+                % {"error": exc}, kind=FailureKind.UNSAFE_BACKUP_FOLDER) from exc
 
     def cleanup(self) -> str:
         """Keep the newest ``backups_to_keep`` backup folders; remove older ones.
@@ -425,63 +494,160 @@ class Installer:
 
     # -- undo -----------------------------------------------------------------
 
-    def _undo(self, items: list[Item], *, reload: bool) -> None:
+    def _undo(self, items: list[Item], *, reload: bool) -> bool:
         """Put the old files of ``items`` back (and reload once) where anything
-        was installed; each item's ``error`` then says whether that worked."""
-        installed = [item for item in items if item.installed]
+        was installed; each item's ``error`` then says whether that worked. False
+        if the rollback did not go as planned for some item (files that would not
+        go back, a reload that failed), even where the item was rolled back."""
         for item in items:
             if not item.installed:
                 item.error = _failed(item.error)
+        installed = [item for item in items if item.installed]
         if not installed:
-            return
-        self.heartbeat()
-        failure = None
-        try:
-            for item in installed:
-                self._restore_files(item)
-        except ssh.SSHError as exc:
-            failure = InstallFailed(
-                _("Could not put all the previous files back (%(error)s); they are saved in "
-                  "%(folder)s.") % {"error": exc, "folder": self.backup_folder})
-        if failure is None and reload:
-            try:
-                self.reload()
-            except ssh.SSHError as exc:
-                failure = exc
-        if failure is not None:
-            for item in installed:
-                item.report(Step.ROLLBACK, StepStatus.FAILED, str(failure))
-                # What the host serves now is unknown: a person should look.
-                item.error = InstallFailed(
-                    _("%(cause)s\nThe rollback failed as well: %(error)s")
-                    % {"cause": item.error, "error": failure},
-                    kind="RollbackFailed",
-                    served_fingerprint=getattr(item.error, "served_fingerprint", ""))
-            return
-        detail = _("The previous files are back in place (saved in %(folder)s).") % {
-            "folder": self.backup_folder}
-        for item in installed:
-            item.report(Step.ROLLBACK, StepStatus.DONE, detail)
-            item.error = _failed(item.error, rolled_back=True)
-
-    def _restore_files(self, item: Item) -> None:
-        for original in item.originals:
-            if not original.existed:  # new on this host: take it away again
-                self.session.remove(original.path)
-                continue
-            temporary = item.temporary[original.path] = self.session.temporary_name(
-                original.path)
-            if original.link:
-                if not self.session.hardlink(original.link, temporary):
-                    raise ssh.RemoteFileError(
-                        _("Could not link %(backup)s back to %(path)s.")
-                        % {"backup": original.link, "path": original.path})
+            return True
+        self._report(installed, Step.ROLLBACK, StepStatus.STARTED)
+        self.heartbeat(waiting=True)
+        missing = {item: self._restore_files(item) for item in installed}
+        for item, paths in missing.items():
+            if paths:
+                self._restore_failed(item, paths)
+        restored = [item for item in installed if not missing[item]]
+        reason = self._reload_restored(reload, complete=len(restored) == len(installed))
+        for item in restored:
+            if reason:
+                self._confirm_previous_leaf(item, reason)
             else:
-                self.session.write_file(temporary, original.data, mode=original.mode,
-                                        owner=str(original.uid), group=str(original.gid),
-                                        fresh=True)
-            self.session.rename(item.temporary.pop(original.path), original.path)
-        item.installed = False
+                self._rolled_back(item)
+        return not reason and len(restored) == len(installed)
+
+    def _reload_restored(self, reload: bool, *, complete: bool) -> str:
+        """Reload the restored files where the server had loaded the new ones;
+        empty if that was done or not needed, else why it was not, in words."""
+        if not reload:
+            return ""  # the running server never loaded the new files
+        if not complete:
+            # A reload would load the half-restored files of the others.
+            return _("they were not reloaded, since the files of another certificate could "
+                     "not all be put back")
+        try:
+            self.reload()
+        except ssh.SSHError as exc:
+            return _("the reload after them failed: %(error)s") % {"error": exc}
+        return ""
+
+    def _restore_files(self, item: Item) -> list[tuple[str, ssh.SSHError]]:
+        """Put each of the item's old files back (or remove a file that was new);
+        the paths that could not be, with why. One failing file does not keep the
+        others from going back."""
+        missing = []
+        for original in item.originals:
+            try:
+                self._restore_file(item, original)
+            except ssh.SSHError as exc:
+                missing.append((original.path, exc))
+        item.installed = bool(missing)
+        return missing
+
+    def _restore_file(self, item: Item, original: Original) -> None:
+        if not original.existed:  # new on this host: take it away again
+            self.session.remove(original.path)
+            return
+        temporary = item.temporary[original.path] = self.session.temporary_name(original.path)
+        if original.link:
+            if not self.session.hardlink(original.link, temporary):
+                raise ssh.RemoteFileError(
+                    _("Could not link %(backup)s back to %(path)s.")
+                    % {"backup": original.link, "path": original.path})
+        else:
+            self.session.write_file(temporary, original.data or b"", mode=original.mode,
+                                    owner=str(original.uid), group=str(original.gid),
+                                    fresh=True)
+        self.session.rename(item.temporary.pop(original.path), original.path)
+
+    def _rolled_back(self, item: Item, caveat: str = "", *, served: str = "") -> None:
+        """The item's old files are back and served; ``caveat``: how that came
+        about other than as planned, for the item's error as well as the step."""
+        detail = caveat or _("The previous files are back in place (saved in %(folder)s).") % {
+            "folder": self.backup_folder}
+        item.report(Step.ROLLBACK, StepStatus.DONE, detail)
+        error = _failed(item.error, rolled_back=True)
+        if caveat:
+            error = InstallFailed(f"{error}\n{caveat}", kind=error.kind,
+                                  transient=error.transient, rolled_back=True,
+                                  served_fingerprint=served or error.served_fingerprint)
+        item.error = error
+
+    def _restore_failed(self, item: Item, missing: list[tuple[str, ssh.SSHError]]) -> None:
+        """Some of the item's old files are not back: what the host serves now is
+        unknown, and a person should look."""
+        back = [o.path for o in item.originals if o.path not in dict(missing)]
+        detail = _("%(missing)s could not be put back; %(back)s could. The previous files "
+                   "are saved in %(folder)s.") % {
+            "missing": "; ".join(f"{path} ({error})" for path, error in missing),
+            "back": ", ".join(back) or _("none"), "folder": self.backup_folder}
+        self._rollback_failed(item, detail)
+
+    def _rollback_failed(self, item: Item, detail: str) -> None:
+        item.report(Step.ROLLBACK, StepStatus.FAILED, detail)
+        item.error = InstallFailed(
+            _("%(cause)s\nThe rollback failed: %(detail)s")
+            % {"cause": item.error, "detail": detail},
+            kind=FailureKind.ROLLBACK_FAILED, served_fingerprint=_served_fingerprint(item.error))
+
+    def _confirm_previous_leaf(self, item: Item, reason: str) -> None:
+        """The item's old files are back but were not reloaded (``reason``): it is
+        rolled back if the host serves its previous leaf, as it does when the
+        reload that failed never loaded the new files either."""
+        previous = self._previous_leaf(item)
+        self.heartbeat(waiting=True)
+        serving, served = self._serves(item, previous) if previous else (False, "")
+        where = {"folder": self.backup_folder, "reason": reason, "previous": previous,
+                 "served": served}
+        if serving:
+            self._rolled_back(item, _(
+                "The previous files are back in place (saved in %(folder)s), but %(reason)s. "
+                "The host serves the previous certificate (%(previous)s), so nothing changed "
+                "for its clients.") % where, served=previous)
+            return
+        if not previous:
+            detail = _("The previous files are back in place (saved in %(folder)s), but "
+                       "%(reason)s, and no previous certificate could be read from the backup "
+                       "to check what the host serves.") % where
+        else:
+            detail = _("The previous files are back in place (saved in %(folder)s), but "
+                       "%(reason)s, and the host does not serve the previous certificate "
+                       "(%(previous)s): %(served)s") % where
+        self._rollback_failed(item, detail)
+
+    def _previous_leaf(self, item: Item) -> str:
+        """The SHA-256 fingerprint of the leaf the item's files held before, read
+        from its backup; empty if there was none or it cannot be read."""
+        roles = {planned.path: planned.role for planned in item.files}
+        by_role = {roles.get(o.path): o for o in item.originals if o.existed}
+        original = by_role.get("certificate") or by_role.get("fullchain")
+        if original is None:
+            return ""
+        try:
+            data = original.data if original.data is not None else self.session.read_file(
+                original.link)
+            leaf = x509.load_pem_x509_certificate(data)
+        except (ssh.SSHError, ValueError):
+            return ""
+        return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
+
+    def _serves(self, item: Item, fingerprint: str) -> tuple[bool, str]:
+        """Whether the host serves ``fingerprint`` for the item's name, in
+        TLS_CONFIRMATIONS handshakes in a row (one alone may meet a worker from
+        before a reload); if not, what it serves, in words."""
+        for attempt in range(TLS_CONFIRMATIONS):
+            if attempt:
+                time.sleep(TLS_RETRY_FIRST)
+            served, error = self._handshake(item)
+            if error is not None:
+                return False, str(error)
+            if served != fingerprint:
+                return False, _("it serves %(fingerprint)s.") % {"fingerprint": served}
+        return True, ""
 
     def _remove_temporary(self, item: Item) -> None:
         for temporary in item.temporary.values():
@@ -492,8 +658,13 @@ class Installer:
         item.temporary.clear()
 
 
-def _failed(cause: Exception, *, rolled_back=False) -> InstallFailed:
+def _served_fingerprint(error: PortalError | None) -> str:
+    return error.served_fingerprint if isinstance(error, InstallFailed) else ""
+
+
+def _failed(cause: PortalError | None, *, rolled_back: bool = False) -> InstallFailed:
     """``cause`` (an SSH error or an InstallFailed) as the item's InstallFailed."""
-    return InstallFailed(str(cause), kind=getattr(cause, "kind", "") or type(cause).__name__,
-                         transient=cause.transient, rolled_back=rolled_back,
-                         served_fingerprint=getattr(cause, "served_fingerprint", ""))
+    if cause is None:  # every caller sets the item's error first
+        cause = InstallFailed(FailureKind.INSTALL_FAILED.label)
+    return InstallFailed(cause.message, kind=cause.kind, transient=cause.transient,
+                         rolled_back=rolled_back, served_fingerprint=_served_fingerprint(cause))

@@ -22,6 +22,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import acme, dns, keys, lifecycle, ssh
+from .errors import FailureKind, PortalError
 from .models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
 from .steps import Step, StepStatus
 
@@ -31,22 +32,17 @@ CHALLENGE_DIR = ".well-known/acme-challenge"
 SHORT_LIFETIME = datetime.timedelta(days=10)
 
 
-class IssuanceFailed(Exception):
-    """Issuance stopped; `transient` tells whether retrying later can help."""
+class IssuanceFailed(PortalError):
+    """Issuance stopped; `transient` tells whether retrying later can help, `kind`
+    what stopped it (a seam's error keeps its own)."""
 
-    def __init__(self, message, *, transient, problem=None, retry_after=None, kind=""):
-        super().__init__(message)
-        self.transient = transient
-        self.problem = problem
-        self.retry_after = retry_after
-        self.kind = kind
+    kind = FailureKind.ISSUANCE_FAILED
 
     @classmethod
-    def from_seam(cls, exc):
-        """From an error of the ACME, SSH or DNS seam, keeping its sorting."""
-        return cls(str(exc), transient=exc.transient, problem=getattr(exc, "problem", None),
-                   retry_after=getattr(exc, "retry_after", None),
-                   kind=getattr(exc, "kind", "") or type(exc).__name__)
+    def from_seam(cls, exc: PortalError) -> "IssuanceFailed":
+        """From an error of the ACME, SSH or DNS seam, keeping its sorting and kind."""
+        return cls(exc.message, transient=exc.transient, problem=exc.problem,
+                   retry_after=exc.retry_after, kind=exc.kind)
 
 
 SEAM_ERRORS = (acme.AcmeError, ssh.SSHError, dns.DNSUpdateError)
@@ -354,10 +350,11 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
         leaf = x509.load_pem_x509_certificates(fullchain.encode())[0]
     except (ValueError, IndexError) as exc:
         raise IssuanceFailed(_("The CA returned no readable certificate: %(error)s")
-                             % {"error": exc}, transient=False) from exc
+                             % {"error": exc}, transient=False, kind=FailureKind.CA_ERROR) from exc
     if not keys.public_key_matches(key_pem, leaf):
         raise IssuanceFailed(_("The CA returned a certificate for another key than the "
-                               "order's; it was not stored."), transient=False)
+                               "order's; it was not stored."), transient=False,
+                             kind=FailureKind.CA_ERROR)
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         issued = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
@@ -369,7 +366,8 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
             _("The CA returned a certificate for other names than the order's "
               "(ordered: %(ordered)s; issued: %(issued)s); it was not stored.")
             % {"ordered": ", ".join(sorted(ordered)),
-               "issued": ", ".join(sorted(issued)) or _("none")}, transient=False)
+               "issued": ", ".join(sorted(issued)) or _("none")}, transient=False,
+            kind=FailureKind.CA_ERROR)
 
 
 def ari_id(version: CertificateVersion) -> str | None:
@@ -442,11 +440,12 @@ def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested
     return run
 
 
-def failure_fields(exc: IssuanceFailed) -> dict:
-    """What a failed run records: the error in words, its class, the CA's problem."""
+def failure_fields(exc: PortalError) -> dict:
+    """What a failed run records: the error in words, its class and kind, the CA's
+    problem."""
     return {
+        "failure_kind": exc.kind,
         "error": str(exc), "error_class": "transient" if exc.transient else "permanent",
         "problem": exc.problem,
-        "retry_after": (timezone.now() + datetime.timedelta(seconds=exc.retry_after)
-                        if exc.retry_after else None),
+        "retry_after": exc.retry_after,
     }

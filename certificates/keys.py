@@ -1,12 +1,15 @@
 """Private keys and CSRs for issuance, with `cryptography` (and `acme`'s CSR helper)."""
 
+from collections.abc import Callable
+
 from acme import crypto_util
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .models import KeyType
 
-_GENERATORS = {
+_GENERATORS: dict[str, Callable[[], ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey]] = {
     KeyType.EC_P256: lambda: ec.generate_private_key(ec.SECP256R1()),
     KeyType.EC_P384: lambda: ec.generate_private_key(ec.SECP384R1()),
     KeyType.RSA_2048: lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
@@ -31,7 +34,7 @@ def make_csr(private_key_pem: str, names: list[str]) -> bytes:
     return crypto_util.make_csr(private_key_pem.encode(), domains=list(names))
 
 
-def public_key_matches(private_key_pem: str, certificate) -> bool:
+def public_key_matches(private_key_pem: str, certificate: x509.Certificate) -> bool:
     """Whether `certificate` (a cryptography x509 object) is for this key."""
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

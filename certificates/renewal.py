@@ -30,6 +30,7 @@ from django.utils.translation import gettext as _
 
 from . import alerts, deployment, deposit, issuance, lifecycle, renewal_limits, tasks
 from .deployment import NothingToDeploy, outcome_of
+from .errors import FailureKind, PortalError
 from .models import (
     Certificate,
     Deployment,
@@ -60,9 +61,11 @@ def backoff(failures: int) -> datetime.timedelta:
     return BACKOFF[min(max(failures, 1), len(BACKOFF)) - 1]
 
 
-class DeploymentFailed(issuance.IssuanceFailed):
+class DeploymentFailed(PortalError):
     """Hosts did not take the certificate (not an issuance failure: the version
     was issued and charged, and a retry only deploys it)."""
+
+    kind = FailureKind.DEPLOYMENT_FAILED
 
 
 # -- finding and starting work ----------------------------------------------------
@@ -320,7 +323,7 @@ def _start_deploying(run, inline):
     try:
         requests = deployment.requests_for(run, certificate, host_ids)
     except NothingToDeploy as exc:
-        return fail(run, DeploymentFailed(str(exc), transient=False, kind="NothingToDeploy"))
+        return fail(run, DeploymentFailed(str(exc), transient=False, kind=exc.kind))
     if not lifecycle.to_deploying(run, requests):
         return run  # a newer attempt holds the run
     if not requests:
@@ -381,7 +384,7 @@ def conclude(run_id) -> RenewalRun | None:
 def _conclude(run, outcomes) -> RenewalRun:
     if not outcomes and run.intent == Intent.DEPLOY:
         return fail(run, DeploymentFailed(_("There was nothing to deploy."), transient=False,
-                                          kind="NothingToDeploy"))
+                                          kind=FailureKind.NOTHING_TO_DEPLOY))
     failed = [o for o in outcomes if not o.ok]
     if failed:
         message = "; ".join(f"{o.host_name}: {o.error}" for o in failed)
@@ -389,7 +392,7 @@ def _conclude(run, outcomes) -> RenewalRun:
         ended = fail(run, DeploymentFailed(
             _("Deployment failed on %(count)d host(s): %(hosts)s")
             % {"count": len(failed), "hosts": message},
-            transient=all(o.transient for o in failed), kind="DeploymentFailed"),
+            transient=all(o.transient for o in failed)),
             cause=f"deploy:{cause}")
     else:
         ended = succeed(run)
@@ -401,7 +404,7 @@ def _conclude(run, outcomes) -> RenewalRun:
 def _tell_not_served(run, outcomes) -> None:
     certificate = run.certificate
     for outcome in outcomes:
-        if outcome.error_kind == "NotServed":
+        if outcome.error_kind == FailureKind.NOT_SERVED:
             extra = {"host": outcome.host_name, "expected": outcome.expected_fingerprint,
                      "served": outcome.served_fingerprint}
             alerts.notify(Notification.Kind.NOT_SERVED, certificate=certificate, run=run,
@@ -465,17 +468,15 @@ def _cause_event(cause: str) -> str:
     return event
 
 
-def fail(run, exc: issuance.IssuanceFailed, *, cause: str = "") -> RenewalRun:
+def fail(run, exc: PortalError, *, cause: str = "") -> RenewalRun:
     """Records the failure, sets the backoff (a permanent error waits a day, so
     as not to spend the CA's failed-validation allowance) and alerts: once per
     cause a day, so that a new cause is told even while the last one is."""
     fields = issuance.failure_fields(exc)
-    kind = getattr(exc, "kind", "") or type(exc).__name__
-    problem_type = (exc.problem or {}).get("type", "") if isinstance(exc.problem, dict) else ""
-    cause = (cause or f"{kind}:{problem_type}")[:200]
+    problem_type = (exc.problem or {}).get("type", "")
+    cause = (cause or f"{exc.kind}:{problem_type}")[:200]
     with transaction.atomic():
-        if not lifecycle.finish(run, RenewalRun.Status.FAILED, failure_kind=kind[:40],
-                                failure_cause=cause, **fields):
+        if not lifecycle.finish(run, RenewalRun.Status.FAILED, failure_cause=cause, **fields):
             return run
         Certificate.objects.filter(pk=run.certificate_id).update(
             failure_count=F("failure_count") + 1)
@@ -509,21 +510,20 @@ def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
         deposit.close_reservation(run=run)
         return run  # it had ended already; the error came after
     if isinstance(exc, SoftTimeLimitExceeded):
-        error = issuance.IssuanceFailed(
+        error = PortalError(
             _("The run took longer than its time limit; it will be tried again."),
-            transient=True, kind="TimeLimit")
+            transient=True, kind=FailureKind.TIME_LIMIT)
     else:
-        error = issuance.IssuanceFailed(
+        error = PortalError(
             _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
-            transient=False, kind="Unexpected")
+            transient=False, kind=FailureKind.UNEXPECTED)
     try:
         return fail(run, error)
     except Exception:
         # Recording the failure failed too (the alert, the database): end the run
         # with what can still be written, so that it is not left running.
         logger.exception("renewal run %s: the failure could not be recorded in full", run.pk)
-        lifecycle.finish(run, RenewalRun.Status.FAILED, failure_kind=error.kind,
-                         **issuance.failure_fields(error))
+        lifecycle.finish(run, RenewalRun.Status.FAILED, **issuance.failure_fields(error))
         deposit.release(run=run)
         return run
 
@@ -535,7 +535,7 @@ def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
     run.step(Step.DEPOSIT, StepStatus.FAILED, detail)
     with transaction.atomic():
         if not lifecycle.finish(run, RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail,
-                                error_class="transient", failure_kind="Deposit"):
+                                error_class="transient", failure_kind=FailureKind.DEPOSIT):
             return run
         Certificate.objects.filter(pk=certificate.pk).update(
             held_for_deposit=True, next_attempt_at=timezone.now() + DEPOSIT_RECHECK)

@@ -23,7 +23,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from types import TracebackType
+from typing import NamedTuple, Protocol
 
 import paramiko
 from django.conf import settings
@@ -41,6 +42,7 @@ from paramiko.sftp import (
 from fujissl_portal import egress
 
 from . import validators
+from .errors import FailureKind, PortalError
 
 logger = logging.getLogger(__name__)
 
@@ -49,47 +51,78 @@ logger = logging.getLogger(__name__)
 OUTPUT_LIMIT = 4000
 
 
-class SSHError(Exception):
+class SSHError(PortalError):
     """Anything that went wrong on the way to or on a host; ``str()`` is for people."""
 
-    transient = False
+    kind = FailureKind.SSH_ERROR
 
 
 class HostKeyNotConfirmed(SSHError):
-    pass
+    kind = FailureKind.HOST_KEY_NOT_CONFIRMED
 
 
 class HostKeyMismatch(SSHError):
-    def __init__(self, message, *, pinned: str, presented: str):
+    kind = FailureKind.HOST_KEY_MISMATCH
+
+    def __init__(self, message: str, *, pinned: str, presented: str) -> None:
         super().__init__(message)
         self.pinned, self.presented = pinned, presented
 
 
 class Unreachable(SSHError):
     transient = True
+    kind = FailureKind.UNREACHABLE
 
 
 class AuthenticationFailed(SSHError):
-    pass
+    kind = FailureKind.AUTHENTICATION_FAILED
 
 
 class CommandFailed(SSHError):
-    def __init__(self, message, *, exit_status: int, output: str):
+    kind = FailureKind.COMMAND_FAILED
+
+    def __init__(self, message: str, *, exit_status: int, output: str) -> None:
         super().__init__(message)
         self.exit_status, self.output = exit_status, output
 
 
 class CommandTimedOut(SSHError):
     transient = True
+    kind = FailureKind.COMMAND_TIMED_OUT
 
 
 class RemoteFileError(SSHError):
     """An SFTP operation the server refused (permission, missing folder...)."""
 
+    kind = FailureKind.REMOTE_FILE_ERROR
+
 
 class UnsafePath(RemoteFileError):
     """A path the portal refuses to write through: a symbolic link it did not
     make, or a folder that others may write to. A person must look at the host."""
+
+    kind = FailureKind.UNSAFE_PATH
+
+
+class Host(Protocol):
+    """What this seam reads of a target host (a TargetHost row, which it does not import)."""
+
+    @property
+    def pk(self) -> int | None: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def address(self) -> str: ...
+    @property
+    def ssh_port(self) -> int: ...
+    @property
+    def ssh_user(self) -> str: ...
+    @property
+    def host_key(self) -> str: ...
+    @property
+    def login_key(self) -> str: ...
+    @property
+    def host_key_confirmed(self) -> bool: ...
 
 
 class CommandResult(NamedTuple):
@@ -101,7 +134,7 @@ class CommandResult(NamedTuple):
         return self.exit_status == 0
 
 
-def _connect_timeout(timeout):
+def _connect_timeout(timeout: float | None) -> float:
     return settings.SSH_CONNECT_TIMEOUT if timeout is None else timeout
 
 
@@ -127,6 +160,8 @@ def _describe(exc: BaseException) -> str:
 class OutboundRefused(SSHError):
     """The address is not one the portal's outbound policy allows: a person must
     change it (or the operator the policy); retrying changes nothing."""
+
+    kind = FailureKind.OUTBOUND_REFUSED
 
 
 @contextmanager
@@ -160,7 +195,7 @@ def _network_errors(where: str) -> Iterator[None]:
         ) from exc
 
 
-def fetch_host_key(address: str, port: int, *, timeout=None) -> str:
+def fetch_host_key(address: str, port: int, *, timeout: float | None = None) -> str:
     """The host key the server presents, as an ``ssh-ed25519 AAAA...`` line.
 
     For enrolment only: the key is shown to an administrator, who confirms its
@@ -180,7 +215,7 @@ def fetch_host_key(address: str, port: int, *, timeout=None) -> str:
     return f"{key.get_name()} {key.get_base64()}"
 
 
-def _client_for(host) -> paramiko.SSHClient:
+def _client_for(host: Host) -> paramiko.SSHClient:
     """A client that trusts exactly the host's pinned key, and no other."""
     if not host.host_key_confirmed:
         raise HostKeyNotConfirmed(
@@ -197,7 +232,7 @@ def _client_for(host) -> paramiko.SSHClient:
     return client
 
 
-def _login_key(host) -> paramiko.PKey:
+def _login_key(host: Host) -> paramiko.PKey:
     try:
         return validators.validate_ssh_private_key(host.login_key)
     except ValidationError as exc:
@@ -208,7 +243,8 @@ def _login_key(host) -> paramiko.PKey:
 
 
 @contextmanager
-def connect(host, *, timeout=None, fresh=False) -> Iterator[Session]:
+def connect(host: Host, *, timeout: float | None = None,
+            fresh: bool = False) -> Iterator[Session]:
     """An authenticated session with ``host``, its host key checked against the pin.
 
     The login is kept for the next session with the same host in this process
@@ -238,7 +274,11 @@ def connect(host, *, timeout=None, fresh=False) -> Iterator[Session]:
         _pool.give_back(key, client, session.detach_sftp())
 
 
-def _pool_key(host) -> tuple:
+# A kept login's key: see _pool_key.
+PoolKey = tuple[int | None, str, int, str, str, str]
+
+
+def _pool_key(host: Host) -> PoolKey:
     """What a kept login is good for: the same address, port and user, the same
     pinned key and the same login key. A changed record never reuses a login
     made under the old one."""
@@ -256,15 +296,15 @@ class _Pool:
     never across a fork.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._idle: dict[tuple, list[tuple[float, paramiko.SSHClient, object]]] = {}
+        self._idle: dict[PoolKey, list[tuple[float, paramiko.SSHClient, _SFTPClient | None]]] = {}
         self._pid = os.getpid()
 
-    def take(self, key) -> tuple[paramiko.SSHClient | None, object]:
+    def take(self, key: PoolKey) -> tuple[paramiko.SSHClient | None, _SFTPClient | None]:
         """A kept login for ``key`` and its SFTP channel, or (None, None)."""
         stale = []
-        found = None, None
+        found: tuple[paramiko.SSHClient | None, _SFTPClient | None] = None, None
         with self._lock:
             self._after_fork()
             idle = self._idle.get(key, [])
@@ -283,7 +323,8 @@ class _Pool:
             client.close()
         return found
 
-    def give_back(self, key, client, sftp) -> None:
+    def give_back(self, key: PoolKey, client: paramiko.SSHClient,
+                  sftp: _SFTPClient | None) -> None:
         if settings.SSH_KEEP_SECONDS <= 0:
             client.close()
             return
@@ -318,7 +359,7 @@ def forget_kept_logins() -> None:
     _pool.clear()
 
 
-def _log_in(client: paramiko.SSHClient, host, *, timeout: float) -> None:
+def _log_in(client: paramiko.SSHClient, host: Host, *, timeout: float) -> None:
     where = _where(host.address, host.ssh_port)
     try:
         with _network_errors(where):
@@ -338,7 +379,7 @@ def _log_in(client: paramiko.SSHClient, host, *, timeout: float) -> None:
         ) from None
 
 
-def _mismatch(host, exc: paramiko.BadHostKeyException) -> HostKeyMismatch:
+def _mismatch(host: Host, exc: paramiko.BadHostKeyException) -> HostKeyMismatch:
     pinned = validators.ssh_fingerprint_sha256(host.host_key)
     presented = exc.key.fingerprint
     return HostKeyMismatch(
@@ -372,17 +413,19 @@ class _SFTPClient(paramiko.SFTPClient):
 class Session:
     """File operations (SFTP) and commands (exec) on one connected host."""
 
-    def __init__(self, client: paramiko.SSHClient, *, host, sftp: _SFTPClient | None = None):
+    def __init__(self, client: paramiko.SSHClient, *, host: Host,
+                 sftp: _SFTPClient | None = None) -> None:
         self.host = host
         self._client = client
         # A kept login keeps its SFTP channel too: each new one starts an
         # sftp-server process on the host.
         self._sftp = sftp
 
-    def __enter__(self):
+    def __enter__(self) -> Session:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self.close()
 
     def close(self) -> None:
@@ -452,7 +495,7 @@ class Session:
         with self._file_errors(_("list"), path):
             return self.sftp.listdir(path)
 
-    def makedirs(self, path: str, mode=0o755) -> None:
+    def makedirs(self, path: str, mode: int = 0o755) -> None:
         """Create ``path`` and any missing parents, each with ``mode``."""
         missing = []
         while path not in ("/", "") and not self.is_dir(path):
@@ -469,7 +512,7 @@ class Session:
                 with self._file_errors(_("create the folder"), folder):
                     self.sftp.mkdir(folder, mode)
 
-    def makedirs_below(self, root: str, relative: str, mode=0o755) -> str:
+    def makedirs_below(self, root: str, relative: str, mode: int = 0o755) -> str:
         """``root``/``relative``, creating each missing folder below ``root``.
 
         Whoever may write in ``root`` (a web application in its document root)
@@ -525,8 +568,8 @@ class Session:
         with self._file_errors(_("read"), path), self.sftp.open(path, "rb") as remote:
             return remote.read()
 
-    def write_file(self, path: str, data: bytes, *, mode=0o644, owner: str = "",
-                   group: str = "", fresh=False) -> None:
+    def write_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "",
+                   group: str = "", fresh: bool = False) -> None:
         """Write ``data`` to ``path``, replacing a file already there (not atomically:
         write to a temporary name and ``rename()`` for that). ``fresh``: the name
         is new (a temporary name, a new folder), so there is nothing to remove
@@ -574,7 +617,7 @@ class Session:
                 exit_status=result.exit_status, output=result.output,
             )
 
-    def remove(self, path: str, *, missing_ok=True) -> None:
+    def remove(self, path: str, *, missing_ok: bool = True) -> None:
         with self._file_errors(_("remove"), path):
             try:
                 self.sftp.remove(path)
@@ -598,7 +641,7 @@ class Session:
 
     # -- commands ---------------------------------------------------------
 
-    def run(self, command: str, *, timeout=None) -> CommandResult:
+    def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
         """Run ``command`` through the login shell; output is stdout and stderr together."""
         timeout = settings.SSH_COMMAND_TIMEOUT if timeout is None else timeout
         deadline = time.monotonic() + timeout

@@ -8,14 +8,17 @@ from django.utils.translation import gettext as _
 
 from fujissl_portal import egress
 
+from .errors import FailureKind, PortalError
+
 logger = logging.getLogger(__name__)
 
 
-class TLSCheckError(Exception):
+class TLSCheckError(PortalError):
     """No handshake completed. Transient: after a reload a server may need a
     moment, and a port that refuses now may answer in a minute."""
 
     transient = True
+    kind = FailureKind.TLS_CHECK_FAILED
 
 
 def _client_context() -> ssl.SSLContext:
@@ -37,21 +40,24 @@ def served_leaf_sha256(address: str, port: int, sni: str, *, timeout: float) -> 
         ):
             der = tls.getpeercert(binary_form=True)
     except egress.Refused as exc:
-        error = TLSCheckError(
+        raise TLSCheckError(
             _("The TLS check address %(address)s is not allowed by the portal's outbound "
-              "policy: enter the server's public address.") % {"address": address})
-        error.transient = False
-        raise error from exc
+              "policy: enter the server's public address.") % {"address": address},
+            transient=False, kind=exc.kind) from exc
     except (OSError, ValueError) as exc:  # ssl.SSLError and socket timeouts are OSErrors
         # Refused, timed out or not TLS: the tenant sees one message, so that the
         # check cannot tell what listens on which port; the log has the detail.
         logger.info("TLS check of %s:%s (SNI %s) failed: %r", address, port, sni, exc)
-        error = TLSCheckError(
+        raise TLSCheckError(
             _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s): check that the "
               "server listens there and serves this name over TLS.")
-            % {"address": address, "port": port, "sni": sni}
-        )
-        # A ValueError is a name that cannot be sent as SNI: waiting will not fix it.
-        error.transient = not isinstance(exc, ValueError)
-        raise error from exc
+            % {"address": address, "port": port, "sni": sni},
+            # A ValueError is a name that cannot be sent as SNI: waiting will not fix it.
+            transient=not isinstance(exc, ValueError),
+        ) from exc
+    if der is None:  # an anonymous cipher suite: no leaf to compare
+        raise TLSCheckError(
+            _("%(address)s:%(port)s (SNI %(sni)s) completed a TLS handshake without a "
+              "certificate.") % {"address": address, "port": port, "sni": sni},
+            transient=False)
     return hashlib.sha256(der).hexdigest()

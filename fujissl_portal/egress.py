@@ -13,7 +13,8 @@ metadata services. ``OUTBOUND_ALLOW`` lists networks (``10.1.0.0/16``) and
 is allowed only when named exactly (a single address or a host:port pair), never
 by a wider network that happens to contain it.
 
-No models here: the seams below the services use it.
+No models here: the seams below the services use it. Its errors are
+``PortalError``s, like every seam's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ import functools
 import ipaddress
 import logging
 import socket
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -33,6 +36,10 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
+# The error base has no dependencies of its own, so that this module, below
+# every seam, can share it without depending on the portal's models or services.
+from certificates.errors import FailureKind, PortalError
+
 logger = logging.getLogger(__name__)
 
 # Instance metadata services hand out credentials to whoever asks from inside.
@@ -41,28 +48,31 @@ METADATA = frozenset(ipaddress.ip_address(a) for a in (
 ))
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+# What socket.getaddrinfo gives for each address: family, type, protocol, name, sockaddr.
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str,
+                    tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]]
 
 
-class Refused(Exception):
+class Refused(PortalError):
     """The outbound policy does not allow this destination. Permanent: waiting
     will not change the policy; a person must change the address (or the
     operator the policy). ``str()`` is for tenants and names no address."""
 
-    transient = False
+    kind = FailureKind.OUTBOUND_REFUSED
 
-    def __init__(self, host: str, port: int | None, reason: str = ""):
+    def __init__(self, host: str, port: int | None, reason: str = "") -> None:
         self.host, self.port, self.reason = host, port, reason
         super().__init__(_("The address of %(host)s is not allowed by the portal's outbound "
                            "policy.") % {"host": host})
 
 
-class ResponseTooLarge(Exception):
+class ResponseTooLarge(PortalError):
     """A peer sent more than the portal reads from it. Permanent: the URL points
     at something other than what it should."""
 
-    transient = False
+    kind = FailureKind.RESPONSE_TOO_LARGE
 
-    def __init__(self, url: str, limit: int):
+    def __init__(self, url: str, limit: int) -> None:
         self.url, self.limit = url, limit
         super().__init__(_("The answer from %(host)s was larger than %(kb)s KB, more than "
                            "the portal reads.")
@@ -75,7 +85,7 @@ class Rules:
     pairs: frozenset[tuple[str, int]] = frozenset()
 
 
-def parse_rules(entries) -> Rules:
+def parse_rules(entries: Iterable[str]) -> Rules:
     """``OUTBOUND_ALLOW`` as rules; ValueError naming the entry that is neither a
     network nor a host:port pair."""
     networks, pairs = [], set()
@@ -151,7 +161,7 @@ def permitted(host: str, port: int | None, address: Address, policy: Rules | Non
     return any(address.version == net.version and address in net for net in policy.networks)
 
 
-def resolve(host: str, port: int) -> list[tuple]:
+def resolve(host: str, port: int) -> list[AddressInfo]:
     """getaddrinfo's (family, type, proto, canonname, sockaddr) for ``host``,
     each address checked. Refused when any of them is not permitted: a name
     with one internal address among public ones is refused as a whole."""
@@ -161,7 +171,7 @@ def resolve(host: str, port: int) -> list[tuple]:
         raise socket.gaierror(socket.EAI_NONAME, str(exc)) from exc
     policy = rules()
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
         if not permitted(host, port, address, policy):
             logger.warning("outbound connection to %s:%s (%s) refused by OUTBOUND_ALLOW",
                            host, port, address)
@@ -171,11 +181,13 @@ def resolve(host: str, port: int) -> list[tuple]:
 
 def checked_address(host: str, port: int) -> str:
     """One permitted address of ``host``, for clients that take an address (DNS)."""
-    return resolve(host, port)[0][4][0]
+    return str(resolve(host, port)[0][4][0])
 
 
-def connect(host: str, port: int, timeout: float | None, *, source_address=None,
-            socket_options=None) -> socket.socket:
+def connect(host: str, port: int, timeout: float | None, *,
+            source_address: tuple[str, int] | None = None,
+            socket_options: Iterable[tuple[int, int, int | bytes]] | None = None,
+            ) -> socket.socket:
     """A TCP connection to a checked address of ``host``; the name is never
     resolved again behind the check. Raises Refused or OSError."""
     last_error: OSError | None = None
@@ -210,7 +222,7 @@ def url_host_allowed(url: str) -> bool:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         return False
-    addresses = {_unwrapped(ipaddress.ip_address(i[4][0].split("%", 1)[0])) for i in infos}
+    addresses = {_unwrapped(ipaddress.ip_address(str(i[4][0]).split("%", 1)[0])) for i in infos}
     return bool(addresses) and all(
         (str(a), port) in policy.pairs
         or any(a.version == n.version and a in n for n in policy.networks)
@@ -226,7 +238,7 @@ def scheme_allowed(url: str) -> bool:
 # -- requests: every connection of a session through the policy -----------------
 
 
-def _new_checked_conn(conn) -> socket.socket:
+def _new_checked_conn(conn: _CheckedHTTPConnection | _CheckedHTTPSConnection) -> socket.socket:
     timeout = None if conn.timeout is _DEFAULT_TIMEOUT else conn.timeout
     try:
         sock = connect(conn._dns_host, conn.port, timeout,
@@ -242,13 +254,17 @@ def _new_checked_conn(conn) -> socket.socket:
 
 
 class _CheckedHTTPConnection(HTTPConnection):
-    def _new_conn(self):
+    peer_address: str | None = None
+
+    def _new_conn(self) -> socket.socket:
         return _new_checked_conn(self)
 
 
 class _CheckedHTTPSConnection(HTTPSConnection):
     # Only the socket changes: SNI and certificate checks still use the URL's name.
-    def _new_conn(self):
+    peer_address: str | None = None
+
+    def _new_conn(self) -> socket.socket:
         return _new_checked_conn(self)
 
 
@@ -272,30 +288,35 @@ class Adapter(HTTPAdapter):
     ``response.peer_address`` is the address that answered (None through a proxy).
     """
 
-    def __init__(self, *, max_body: int, truncate: bool = False, **kwargs):
+    def __init__(self, *, max_body: int, truncate: bool = False, **kwargs: Any) -> None:
         self.max_body, self.truncate = max_body, truncate
         super().__init__(**kwargs)
 
-    def init_poolmanager(self, *args, **kwargs):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
         # Only the direct pools: a proxy's own pools connect to the operator's proxy.
         self.poolmanager.pool_classes_by_scheme = {"http": _CheckedHTTPPool,
                                                    "https": _CheckedHTTPSPool}
 
-    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        proxy = requests.utils.select_proxy(request.url, proxies)
+    def send(self, request: requests.PreparedRequest, stream: bool = False,
+             timeout: float | tuple[float | None, float | None] | None = None,
+             verify: bool | str = True, cert: str | tuple[str, str] | None = None,
+             proxies: dict[str, str] | None = None) -> requests.Response:
+        url = request.url or ""
+        proxy = requests.utils.select_proxy(url, proxies)
         if proxy:
-            parts = urlsplit(request.url)
+            parts = urlsplit(url)
             resolve(parts.hostname or "",
                     parts.port or (443 if parts.scheme == "https" else 80))
         response = super().send(request, stream=True, timeout=timeout, verify=verify,
                                 cert=cert, proxies=proxies)
-        response.peer_address = None if proxy else _peer_of(response)
+        # requests' Response has no field for it; api.webhooks reads it with getattr.
+        response.peer_address = None if proxy else _peer_of(response)  # type: ignore[attr-defined]
         if not stream:
             self._read_capped(response)
         return response
 
-    def _read_capped(self, response) -> None:
+    def _read_capped(self, response: requests.Response) -> None:
         chunks, size = [], 0
         try:
             for chunk in response.raw.stream(min(64 * 1024, self.max_body + 1),
@@ -319,7 +340,7 @@ class Adapter(HTTPAdapter):
         response.raw.release_conn()
 
 
-def _peer_of(response) -> str | None:
+def _peer_of(response: requests.Response) -> str | None:
     return getattr(getattr(response.raw, "connection", None), "peer_address", None)
 
 

@@ -18,14 +18,8 @@ NOT_CHECKED, VULNERABLE = 3, 1
 def main(requirement_files):
     checked, skipped, vulnerable = [], [], []
     for path in requirement_files:
-        result = subprocess.run(
-            [sys.executable, "-m", "pip_audit", "-r", path, "--require-hashes", "--no-deps",
-             "--disable-pip", "--progress-spinner", "off", "--format", "json"],
-            capture_output=True, text=True)
-        try:
-            report = json.loads(result.stdout)
-        except json.JSONDecodeError:
-            print(f"pip-audit failed on {path}:\n{result.stderr.strip()}")
+        report = _audit(path)
+        if report is None:
             return NOT_CHECKED
         for dep in report["dependencies"]:
             if "skip_reason" in dep:
@@ -36,6 +30,26 @@ def main(requirement_files):
                                for v in dep["vulns"]]
             else:
                 checked.append(dep["name"])
+    _print_summary(checked, skipped, vulnerable)
+    if vulnerable:
+        return VULNERABLE
+    return NOT_CHECKED if skipped else 0
+
+
+def _audit(path):
+    """pip-audit's JSON report on one lock file, or None (said why) if it gave none."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pip_audit", "-r", path, "--require-hashes", "--no-deps",
+         "--disable-pip", "--progress-spinner", "off", "--format", "json"],
+        capture_output=True, text=True)
+    try:
+        return json.loads(result.stdout)
+    except json.JSONDecodeError:
+        print(f"pip-audit failed on {path}:\n{result.stderr.strip()}")
+        return None
+
+
+def _print_summary(checked, skipped, vulnerable):
     for line in vulnerable:
         print("VULNERABLE", line)
     if skipped:
@@ -47,9 +61,6 @@ def main(requirement_files):
             print(f"   ... and {len(skipped) - 10} more")
     print(f"{len(checked)} package(s) checked, {len(vulnerable)} known vulnerabilit(ies), "
           f"{len(skipped)} not checked.")
-    if vulnerable:
-        return VULNERABLE
-    return NOT_CHECKED if skipped else 0
 
 
 if __name__ == "__main__":

@@ -141,30 +141,7 @@ class Certificate(models.Model):
         return self.sans or [self.common_name]
 
     def clean(self):
-        errors = {}
-        try:
-            self.common_name = validators.normalize_domain_name(
-                self.common_name, label=_("Common name")
-            )
-        except ValidationError as exc:
-            errors["common_name"] = exc.messages
-        else:
-            if duplicate := self._same_common_name():
-                errors["common_name"] = [_(
-                    "The organisation already has a certificate for %(name)s (id %(id)s). "
-                    "Mark this one as a separate certificate to keep both.")
-                    % {"name": self.common_name, "id": duplicate.pk}]
-            try:
-                self.sans = validators.normalize_san_list(
-                    self.sans, common_name=self.common_name
-                )
-            except ValidationError as exc:
-                errors["sans"] = exc.messages
-            else:
-                try:
-                    validators.validate_wildcard_challenge(self.sans, self.challenge)
-                except ValidationError as exc:
-                    errors["challenge"] = exc.messages
+        errors = self._name_errors()
         if self.challenge == Challenge.DNS_01:
             errors.update(self._dns01_errors())
         if self.organization_id and self.ca_account_id:
@@ -172,6 +149,33 @@ class Certificate(models.Model):
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
         if errors:
             raise ValidationError(errors)
+
+    def _name_errors(self):
+        """The common name (normalised, and not the organisation's already), the
+        SANs, and whether the challenge can prove them; each checked only once
+        what it depends on is valid."""
+        try:
+            self.common_name = validators.normalize_domain_name(
+                self.common_name, label=_("Common name")
+            )
+        except ValidationError as exc:
+            return {"common_name": exc.messages}
+        errors = {}
+        if duplicate := self._same_common_name():
+            errors["common_name"] = [_(
+                "The organisation already has a certificate for %(name)s (id %(id)s). "
+                "Mark this one as a separate certificate to keep both.")
+                % {"name": self.common_name, "id": duplicate.pk}]
+        try:
+            self.sans = validators.normalize_san_list(self.sans, common_name=self.common_name)
+        except ValidationError as exc:
+            errors["sans"] = exc.messages
+            return errors
+        try:
+            validators.validate_wildcard_challenge(self.sans, self.challenge)
+        except ValidationError as exc:
+            errors["challenge"] = exc.messages
+        return errors
 
     def _same_common_name(self):
         """Another certificate of the organisation with this (normalised) common name,

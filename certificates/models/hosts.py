@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
+from ..errors import FailureKind
 
 PORT_VALIDATORS = [
     MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),
@@ -142,21 +143,7 @@ class TargetHost(models.Model):
         return bool(self.host_key and self.host_key_confirmed_at)
 
     def clean(self):
-        errors = {}
-        for field, label in PATH_FIELDS.items():
-            value = getattr(self, field)
-            if not value:
-                continue
-            try:
-                setattr(self, field, validators.validate_absolute_path(value, label=label))
-            except ValidationError as exc:
-                errors[field] = exc.messages
-                continue
-            if "{" in value.replace(NAME_PLACEHOLDER, "") or "}" in value.replace(
-                NAME_PLACEHOLDER, ""
-            ):
-                errors[field] = [_("%(field)s may contain {name} (the certificate's common "
-                                   "name) and no other braces.") % {"field": label}]
+        errors = self._path_errors()
         if self.login_key:
             try:
                 validators.validate_ssh_private_key(self.login_key, label=_("SSH login key"))
@@ -175,6 +162,24 @@ class TargetHost(models.Model):
             errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
+
+    def _path_errors(self) -> dict:
+        """Each path absolute and normalised (in place), with no braces but {name}."""
+        errors = {}
+        for field, label in PATH_FIELDS.items():
+            value = getattr(self, field)
+            if not value:
+                continue
+            try:
+                setattr(self, field, validators.validate_absolute_path(value, label=label))
+            except ValidationError as exc:
+                errors[field] = exc.messages
+                continue
+            others = value.replace(NAME_PLACEHOLDER, "")
+            if "{" in others or "}" in others:
+                errors[field] = [_("%(field)s may contain {name} (the certificate's common "
+                                   "name) and no other braces.") % {"field": label}]
+        return errors
 
     def _shared_path_errors(self) -> dict:
         """A path without {name} on a host that several certificates go to: each
@@ -285,7 +290,7 @@ class DeployRequest(models.Model):
     # The outcome, as deployment.Outcome carries it.
     status = models.CharField(max_length=12, choices=Deployment.Status.choices, blank=True)
     error = models.TextField(blank=True)
-    error_kind = models.CharField(max_length=40, blank=True)
+    error_kind = models.CharField(max_length=40, blank=True, choices=FailureKind.choices)
     transient = models.BooleanField(default=False)
     served_fingerprint = models.CharField(max_length=64, blank=True)
 

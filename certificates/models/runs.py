@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from fujissl_portal.encryption import EncryptedTextField
 
+from ..errors import FailureKind
 from ..steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ class RenewalRun(models.Model):
     log = models.TextField(_("log"), blank=True)
     error = models.TextField(_("error"), blank=True)
     # What went wrong, as a kind code reacts to (errors.FailureKind).
-    failure_kind = models.CharField(_("kind of failure"), max_length=40, blank=True)
+    failure_kind = models.CharField(_("kind of failure"), max_length=40, blank=True,
+                                    choices=FailureKind.choices)
     # What went wrong, for mails that must go once per cause rather than once per
     # certificate (a host key refused on one host, then nginx broken on another).
     failure_cause = models.CharField(_("cause of failure"), max_length=200, blank=True)

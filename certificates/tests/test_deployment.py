@@ -24,7 +24,6 @@ from certificates.models import (
     DeployRequest,
     Notification,
     RenewalRun,
-    RenewalStep,
     TargetHost,
 )
 from certificates.steps import Step
@@ -36,6 +35,12 @@ from .targets import portal_host
 
 DEPLOYED, FAILED, ROLLED_BACK = (Deployment.Status.DEPLOYED, Deployment.Status.FAILED,
                                  Deployment.Status.ROLLED_BACK)
+# A deployment's steps on a host, in order; those that may take long are shown
+# as started first.
+DEPLOY_STEPS = [("connect", "done"), ("backup", "done"), ("upload", "done"),
+                ("install", "done"), ("config_test", "started"), ("config_test", "done"),
+                ("reload", "started"), ("reload", "done"), ("tls_check", "started"),
+                ("tls_check", "done"), ("cleanup", "done")]
 
 
 @pytest.fixture
@@ -181,9 +186,7 @@ def test_each_step_is_recorded_on_the_run_with_its_host(host, version):
     assert install_now(version, host, run=run).ok
 
     steps = list(run.steps.values_list("name", "status", "host"))
-    names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
-             "cleanup"]
-    assert steps == [(name, RenewalStep.Status.DONE, host.pk) for name in names]
+    assert steps == [(name, status, host.pk) for name, status in DEPLOY_STEPS]
     run.refresh_from_db()
     assert run.log == f"{host.name}: deployed\n"
 
@@ -279,6 +282,104 @@ def test_it_rolls_back_when_reload_does_not_take(host, target_host, version, fas
     row = Deployment.objects.get(certificate=version.certificate, host=host)
     assert (row.last_status, row.served, row.served_fingerprint) == (
         ROLLED_BACK, False, served_before)
+
+
+@pytest.mark.django_db
+def test_a_reload_that_fails_again_after_the_restore_still_ends_rolled_back(
+        host, target_host, version):
+    # Each reload fails and changes nothing: nginx never loaded the new files, so
+    # with the old ones back it serves the previous leaf, as it did all along.
+    host.reload_command = "echo 'reload refused' >&2; exit 1"
+    host.save()
+    before, served_before = live_files(target_host), target_host.served_leaf_sha256()
+    run = RenewalRun.objects.create(certificate=version.certificate,
+                                    trigger=RenewalRun.Trigger.MANUAL)
+
+    outcome = install_now(version, host, run=run)
+
+    assert (outcome.status, outcome.error_kind) == (ROLLED_BACK, "CommandFailed")
+    assert "reload refused" in outcome.error
+    assert "The previous files are back in place" in outcome.error
+    assert f"serves the previous certificate ({served_before})" in outcome.error
+    assert "rollback failed" not in outcome.error.lower()
+    assert outcome.served_fingerprint == served_before
+    assert live_files(target_host) == before
+    target_host.wait_for_served_leaf(served_before)
+    assert list(run.steps.filter(name="rollback").values_list("status", flat=True)) == [
+        "started", "done"]
+    row = Deployment.objects.get(certificate=version.certificate, host=host)
+    assert (row.last_status, row.served, row.served_fingerprint) == (
+        ROLLED_BACK, False, served_before)
+
+
+@pytest.mark.django_db
+def test_a_reload_that_fails_after_the_restore_with_the_new_leaf_served_needs_a_person(
+        host, target_host, version):
+    # The first reload loads the new files yet reports a failure; the one after
+    # the restore fails without reloading, so nginx goes on serving the new leaf.
+    once = target_host.backup_dir.parent / "reloaded-once"
+    host.reload_command = (f"if [ -e {once} ]; then exit 1; fi; touch {once}; "
+                           f"{target_host.reload_command}; sleep 1; exit 1")
+    host.save()
+    before = live_files(target_host)
+
+    outcome = install_now(version, host)
+
+    assert (outcome.status, outcome.error_kind) == (FAILED, "RollbackFailed")
+    assert "The rollback failed: The previous files are back in place" in outcome.error
+    assert "the reload after them failed" in outcome.error
+    assert f"it serves {version.fingerprint_sha256}" in outcome.error
+    assert live_files(target_host) == before  # on disk: only a reload is missing
+    target_host.wait_for_served_leaf(version.fingerprint_sha256)
+
+
+@pytest.mark.django_db
+def test_a_rollback_that_cannot_put_a_file_back_says_which_did_and_which_did_not(
+        host, target_host, version):
+    # The config test takes the backup of the leaf away, then fails: the key, the
+    # bundle and the full chain go back, the leaf cannot.
+    host.config_test_command = f"rm -f {target_host.backup_dir}/*/*/certificate-*; exit 1"
+    host.save()
+    before = live_files(target_host)
+
+    outcome = install_now(version, host)
+
+    assert (outcome.status, outcome.error_kind) == (FAILED, "RollbackFailed")
+    not_back, back = outcome.error.split("The rollback failed: ", 1)[1].split(" could not", 1)
+    assert str(target_host.certificate_path) in not_back
+    for path in (target_host.private_key_path, target_host.ca_bundle_path,
+                 target_host.fullchain_path):
+        assert str(path) not in not_back and str(path) in back
+    assert target_host.certificate_path.read_text() == version.leaf_pem()
+    assert {path: data for path, data in live_files(target_host).items()
+            if path != target_host.certificate_path} == {
+        path: data for path, data in before.items() if path != target_host.certificate_path}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_config_test_shows_as_started_while_it_runs(host, target_host, version):
+    running, go = (target_host.backup_dir.parent / name for name in ("running", "go"))
+    host.config_test_command = (f"touch {running}; while [ ! -e {go} ]; do sleep 0.05; done; "
+                                f"{target_host.config_test_command}")
+    host.save()
+    run = RenewalRun.objects.create(certificate=version.certificate,
+                                    trigger=RenewalRun.Trigger.MANUAL)
+    outcomes = []
+    deploying = closing_thread(
+        lambda: outcomes.append(install_now(version, host, run=run)))
+    deploying.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not running.exists():
+            assert time.monotonic() < deadline, "the config test did not start"
+            time.sleep(0.05)
+
+        # Written at once, not held until the command is done.
+        assert list(run.steps.values_list("name", "status")) == DEPLOY_STEPS[:5]
+    finally:
+        go.touch()
+        deploying.join(timeout=60)
+    assert outcomes[0].ok, outcomes[0].error
 
 
 @pytest.mark.django_db
@@ -447,10 +548,8 @@ def test_certificates_queued_for_one_host_are_installed_in_one_session_with_one_
     [batch] = backups(target_host)
     assert sorted(p.name for p in batch.iterdir()) == sorted(
         f"{v.certificate.common_name}-{v.certificate.pk}" for v in versions.values())
-    names = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
-             "cleanup"]
     for run in runs:
-        assert list(run.steps.values_list("name", "status")) == [(n, "done") for n in names]
+        assert list(run.steps.values_list("name", "status")) == DEPLOY_STEPS
         run.refresh_from_db()
         assert run.log == f"{shared_host.name}: deployed\n"
     assert not DeployRequest.objects.filter(finished_at__isnull=True).exists()  # all answered
@@ -481,12 +580,13 @@ def test_a_batch_writes_each_phases_steps_together_not_one_insert_per_certificat
                if q["sql"].startswith('INSERT INTO "certificates_renewalstep"')]
     phases = ["connect", "backup", "upload", "install", "config_test", "reload", "tls_check",
               "cleanup"]
-    # One per phase at most (a phase slower than STEP_HOLD_SECONDS may split one);
-    # one per certificate and phase would be 24.
+    # One per phase at most (a phase slower than STEP_HOLD_SECONDS may split one; a
+    # phase that may take long is written as it starts, with the one before it);
+    # one per certificate and step would be 33.
     assert len(inserts) <= len(phases) + 2, [q["sql"][:80] for q in inserts]
     for run in runs:
         steps = list(run.steps.order_by("at", "pk"))
-        assert [(s.name, s.status) for s in steps] == [(n, "done") for n in phases]
+        assert [(s.name, s.status) for s in steps] == DEPLOY_STEPS
         assert [s.at for s in steps] == sorted(s.at for s in steps)
 
 

@@ -251,7 +251,41 @@ def validate_ssh_private_key(value, *, label=SSH_PRIVATE_KEY_LABEL) -> paramiko.
         params=params,
     )
 
-    # Two common mix-ups deserve a message of their own.
+    _refuse_mix_ups(text, params)
+    if _is_encrypted_pem(text, blocks):
+        raise encrypted
+    if not complete or len(blocks) != 1 or blocks[0][0] not in _SSH_PRIVATE_KEY_BLOCKS:
+        raise not_a_key
+
+    kind, block = blocks[0]
+    data = block.encode("ascii", errors="replace")
+    try:
+        if kind == "OPENSSH PRIVATE KEY":
+            key = serialization.load_ssh_private_key(data, password=None)
+        else:
+            key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:  # cryptography's way of saying "encrypted"
+        raise encrypted from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise not_a_key from None
+
+    key_class = _paramiko_class(key, params)
+    # paramiko reads Ed25519 only in OpenSSH format and EC only as
+    # "EC PRIVATE KEY"; re-serialising to OpenSSH format gives every accepted
+    # input one path into paramiko.
+    openssh_text = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption(),
+    ).decode("ascii")
+    try:
+        return key_class.from_private_key(io.StringIO(openssh_text))
+    except (paramiko.SSHException, ValueError):  # pragma: no cover - defensive
+        raise not_a_key from None
+
+
+def _refuse_mix_ups(text, params) -> None:
+    """Two common mix-ups deserve a message of their own: a PuTTY key, a public key."""
     if text.startswith("PuTTY-User-Key-File"):
         raise ValidationError(
             _(
@@ -272,52 +306,25 @@ def validate_ssh_private_key(value, *, label=SSH_PRIVATE_KEY_LABEL) -> paramiko.
             code="public_key_given",
             params=params,
         )
-    if _is_encrypted_pem(text, blocks):
-        raise encrypted
-    if not complete or len(blocks) != 1 or blocks[0][0] not in _SSH_PRIVATE_KEY_BLOCKS:
-        raise not_a_key
 
-    kind, block = blocks[0]
-    data = block.encode("ascii", errors="replace")
-    try:
-        if kind == "OPENSSH PRIVATE KEY":
-            key = serialization.load_ssh_private_key(data, password=None)
-        else:
-            key = serialization.load_pem_private_key(data, password=None)
-    except TypeError:  # cryptography's way of saying "encrypted"
-        raise encrypted from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise not_a_key from None
 
+def _paramiko_class(key, params) -> type[paramiko.PKey]:
+    """The paramiko class for a key of a type SSH logins accept, else a ValidationError."""
     if isinstance(key, ed25519.Ed25519PrivateKey):
-        key_class = paramiko.Ed25519Key
-    elif isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _SSH_ECDSA_CURVES:
-        key_class = paramiko.ECDSAKey
-    elif isinstance(key, rsa.RSAPrivateKey) and key.key_size >= MIN_RSA_BITS:
-        key_class = paramiko.RSAKey
-    else:
-        raise ValidationError(
-            _(
-                "%(field)s is a %(key_type)s key, which is not supported: use "
-                "Ed25519, ECDSA (nistp256, nistp384 or nistp521) or RSA with "
-                "at least 2048 bits."
-            ),
-            code="unsupported_key_type",
-            params={**params, "key_type": _describe_key(key)},
-        )
-
-    # paramiko reads Ed25519 only in OpenSSH format and EC only as
-    # "EC PRIVATE KEY"; re-serialising to OpenSSH format gives every accepted
-    # input one path into paramiko.
-    openssh_text = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.OpenSSH,
-        serialization.NoEncryption(),
-    ).decode("ascii")
-    try:
-        return key_class.from_private_key(io.StringIO(openssh_text))
-    except (paramiko.SSHException, ValueError):  # pragma: no cover - defensive
-        raise not_a_key from None
+        return paramiko.Ed25519Key
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name in _SSH_ECDSA_CURVES:
+        return paramiko.ECDSAKey
+    if isinstance(key, rsa.RSAPrivateKey) and key.key_size >= MIN_RSA_BITS:
+        return paramiko.RSAKey
+    raise ValidationError(
+        _(
+            "%(field)s is a %(key_type)s key, which is not supported: use "
+            "Ed25519, ECDSA (nistp256, nistp384 or nistp521) or RSA with "
+            "at least 2048 bits."
+        ),
+        code="unsupported_key_type",
+        params={**params, "key_type": _describe_key(key)},
+    )
 
 
 def validate_ssh_public_key(value, *, label=SSH_PUBLIC_KEY_LABEL) -> tuple[str, str]:

@@ -82,37 +82,7 @@ def normalize_domain_name(
     labels = _DOTS_RE.split(name)
     wildcard = "*" in name
     if wildcard:
-        if not allow_wildcard:
-            raise ValidationError(
-                _(
-                    "%(field)s “%(value)s” must not be a wildcard name: enter a "
-                    "single host name such as “www.example.com”."
-                ),
-                code="wildcard_not_allowed",
-                params=params,
-            )
-        if labels[0] != "*" or any("*" in part for part in labels[1:]):
-            raise ValidationError(
-                _(
-                    "%(field)s “%(value)s” is not a valid wildcard name: “*” is "
-                    "allowed only as the whole leftmost label, as in "
-                    "“*.example.com”."
-                ),
-                code="invalid_wildcard",
-                params=params,
-            )
-        # "*" and "*.com" would cover a whole top-level domain; CAs refuse
-        # them, so say so here instead of failing the order later.
-        if len(labels) < 3:
-            raise ValidationError(
-                _(
-                    "%(field)s “%(value)s” is too broad a wildcard: “*.” must "
-                    "be followed by at least two labels, as in “*.example.com”."
-                ),
-                code="wildcard_too_broad",
-                params=params,
-            )
-        labels = labels[1:]
+        labels = _below_wildcard(labels, params, allow_wildcard=allow_wildcard)
 
     ascii_labels = [_to_ascii_label(part, params) for part in labels]
 
@@ -139,6 +109,41 @@ def normalize_domain_name(
     if len(result) > MAX_DOMAIN_NAME_LENGTH:
         raise _domain_too_long(params)
     return result
+
+
+def _below_wildcard(labels: list[str], params, *, allow_wildcard: bool) -> list[str]:
+    """The labels of a wildcard name after its "*", if it is one the portal takes."""
+    if not allow_wildcard:
+        raise ValidationError(
+            _(
+                "%(field)s “%(value)s” must not be a wildcard name: enter a "
+                "single host name such as “www.example.com”."
+            ),
+            code="wildcard_not_allowed",
+            params=params,
+        )
+    if labels[0] != "*" or any("*" in part for part in labels[1:]):
+        raise ValidationError(
+            _(
+                "%(field)s “%(value)s” is not a valid wildcard name: “*” is "
+                "allowed only as the whole leftmost label, as in "
+                "“*.example.com”."
+            ),
+            code="invalid_wildcard",
+            params=params,
+        )
+    # "*" and "*.com" would cover a whole top-level domain; CAs refuse
+    # them, so say so here instead of failing the order later.
+    if len(labels) < 3:
+        raise ValidationError(
+            _(
+                "%(field)s “%(value)s” is too broad a wildcard: “*.” must "
+                "be followed by at least two labels, as in “*.example.com”."
+            ),
+            code="wildcard_too_broad",
+            params=params,
+        )
+    return labels[1:]
 
 
 def is_wildcard(name) -> bool:

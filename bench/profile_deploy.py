@@ -25,19 +25,8 @@ def main(argv=None):
     configure()
     reset_database()
     from django.conf import settings
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-    from django.utils import timezone
 
-    from certificates import deployment, lifecycle, renewal
-    from certificates.models import (
-        Certificate,
-        CertificateVersion,
-        DeployRequest,
-        RenewalRun,
-        TargetHost,
-    )
-    from testbed import certs
+    from certificates.models import TargetHost
 
     from .testbed import Testbed, portal_objects
 
@@ -50,64 +39,90 @@ def main(argv=None):
     with Testbed(hosts=1, certificates=args.certificates) as bed:
         certificates = portal_objects(bed)
         [host] = TargetHost.objects.all()
+        results = {mode: _measure(mode, host, certificates)
+                   for mode in ("warm-up", "one at a time", "one batch")}
+    _report(results, args)
 
-        def new_runs():
-            runs = []
-            for certificate in certificates:
-                key, cert = certs.self_signed(certificate.common_name)
-                version = CertificateVersion.from_pem(
-                    certificate=certificate, chain_pem=certs.cert_pem(cert),
-                    private_key_pem=certs.key_pem(key))
-                version.save()
-                Certificate.objects.filter(pk=certificate.pk).update(current_version=version)
-                opened = lifecycle.open_run(certificate_id=certificate.pk,
-                                            trigger=RenewalRun.Trigger.MANUAL,
-                                            intent=RenewalRun.Intent.DEPLOY)
-                runs.append(lifecycle.claim(opened.pk))
-            return runs
 
-        def to_deploying(run):
-            certificate = Certificate.objects.select_related("current_version").get(
-                pk=run.certificate_id)
-            lifecycle.to_deploying(run, deployment.requests_for(run, certificate))
+def _new_runs(certificates):
+    """A fresh self-signed version of each certificate, and a deploy-only run of
+    it claimed by a worker."""
+    from certificates import lifecycle
+    from certificates.models import Certificate, CertificateVersion, RenewalRun
+    from testbed import certs
 
-        def deploy_and_conclude(runs):
-            # What the deployment queue's worker does (drain), then the conclusion
-            # each run's task would run.
-            deployment.drain(host)
+    runs = []
+    for certificate in certificates:
+        key, cert = certs.self_signed(certificate.common_name)
+        version = CertificateVersion.from_pem(
+            certificate=certificate, chain_pem=certs.cert_pem(cert),
+            private_key_pem=certs.key_pem(key))
+        version.save()
+        Certificate.objects.filter(pk=certificate.pk).update(current_version=version)
+        opened = lifecycle.open_run(certificate_id=certificate.pk,
+                                    trigger=RenewalRun.Trigger.MANUAL,
+                                    intent=RenewalRun.Intent.DEPLOY)
+        runs.append(lifecycle.claim(opened.pk))
+    return runs
+
+
+def _to_deploying(run):
+    from certificates import deployment, lifecycle
+    from certificates.models import Certificate
+
+    certificate = Certificate.objects.select_related("current_version").get(
+        pk=run.certificate_id)
+    lifecycle.to_deploying(run, deployment.requests_for(run, certificate))
+
+
+def _deploy_and_conclude(host, runs):
+    # What the deployment queue's worker does (drain), then the conclusion each
+    # run's task would run.
+    from certificates import deployment, renewal
+
+    deployment.drain(host)
+    for run in runs:
+        renewal.conclude(run.pk)
+
+
+def _measure(mode, host, certificates):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from certificates.models import DeployRequest, RenewalRun, TargetHost
+
+    runs = _new_runs(certificates)
+    profile = cProfile.Profile(time.process_time)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    with CaptureQueriesContext(connection) as queries:
+        if mode == "one batch":
+            # Held while every run queues, as when they finish issuing together.
+            TargetHost.objects.filter(pk=host.pk).update(
+                deploy_lock_owner="bench",
+                deploy_locked_until=timezone.now() + datetime.timedelta(minutes=5))
             for run in runs:
-                renewal.conclude(run.pk)
+                _to_deploying(run)
+            TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="",
+                                                         deploy_locked_until=None)
+            profile.enable()
+            _deploy_and_conclude(host, runs)
+            profile.disable()
+        else:
+            profile.enable()
+            for run in runs:
+                _to_deploying(run)
+                _deploy_and_conclude(host, [run])
+            profile.disable()
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    done = RenewalRun.objects.filter(pk__in=[r.pk for r in runs],
+                                     status=RenewalRun.Status.SUCCEEDED).count()
+    if done != len(runs) or DeployRequest.objects.exists():
+        raise SystemExit(f"{mode}: {done}/{len(runs)} runs succeeded")
+    return cpu, wall, len(queries), profile
 
-        results = {}
-        for mode in ("warm-up", "one at a time", "one batch"):
-            runs = new_runs()
-            profile = cProfile.Profile(time.process_time)
-            cpu0, wall0 = time.process_time(), time.perf_counter()
-            with CaptureQueriesContext(connection) as queries:
-                if mode == "one batch":
-                    # Held while every run queues, as when they finish issuing together.
-                    TargetHost.objects.filter(pk=host.pk).update(
-                        deploy_lock_owner="bench", deploy_locked_until=timezone.now()
-                        + datetime.timedelta(minutes=5))
-                    for run in runs:
-                        to_deploying(run)
-                    TargetHost.objects.filter(pk=host.pk).update(deploy_lock_owner="",
-                                                                 deploy_locked_until=None)
-                    profile.enable()
-                    deploy_and_conclude(runs)
-                    profile.disable()
-                else:
-                    profile.enable()
-                    for run in runs:
-                        to_deploying(run)
-                        deploy_and_conclude([run])
-                    profile.disable()
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-            done = RenewalRun.objects.filter(pk__in=[r.pk for r in runs],
-                                             status=RenewalRun.Status.SUCCEEDED).count()
-            if done != len(runs) or DeployRequest.objects.exists():
-                raise SystemExit(f"{mode}: {done}/{len(runs)} runs succeeded")
-            results[mode] = (cpu, wall, len(queries), profile)
+
+def _report(results, args):
     n = args.certificates
     for mode in ("one at a time", "one batch"):
         cpu, wall, queries, _profile = results[mode]

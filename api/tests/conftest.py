@@ -9,21 +9,12 @@ from rest_framework.test import APIClient
 
 from accounts.models import Membership, Role
 from api.models import APIToken
-from certificates.tests.factories import one_of_everything
+from certificates.tests.factories import issued_world
 
 
 @pytest.fixture(autouse=True)
 def _generous_throttle(settings):
     settings.API_THROTTLE_RATE = "100000/min"
-
-
-def issued_world(organization, tmp_path):
-    """one_of_everything, with its version made the certificate's current one."""
-    objects = one_of_everything(organization, tmp_path)
-    certificate, version = objects["certificate"], objects["version"]
-    certificate.current_version, certificate.expires_at = version, version.not_after
-    certificate.save()
-    return objects
 
 
 @pytest.fixture

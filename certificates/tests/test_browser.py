@@ -18,8 +18,7 @@ import pytest
 from accounts.models import Membership, Role
 from certificates.models import Certificate, DepositEntry, RenewalRun, TargetHost
 from certificates.steps import Step
-from certificates.tests.factories import ca_account
-from certificates.tests.test_issuance import portal_host
+from certificates.tests.factories import ca_account, issued_world, portal_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -230,13 +229,7 @@ def test_an_owner_enrols_a_host_adds_a_certificate_and_watches_it_renew_live(
 
 @pytest.fixture
 def quiet_world(organization, tmp_path):
-    from certificates.tests.factories import one_of_everything
-
-    world = one_of_everything(organization, tmp_path)
-    world["certificate"].current_version = world["version"]
-    world["certificate"].expires_at = world["version"].not_after
-    world["certificate"].save()
-    return world
+    return issued_world(organization, tmp_path)
 
 
 def test_the_language_switch_turns_the_pages_japanese_and_is_remembered(

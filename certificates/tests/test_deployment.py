@@ -30,8 +30,7 @@ from certificates.models import (
 from certificates.steps import Step
 
 from . import factories
-from .pki import make_current, new_version
-from .targets import portal_host
+from .factories import make_current, new_version, portal_host
 
 DEPLOYED, FAILED, ROLLED_BACK = (Deployment.Status.DEPLOYED, Deployment.Status.FAILED,
                                  Deployment.Status.ROLLED_BACK)

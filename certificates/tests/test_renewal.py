@@ -22,8 +22,7 @@ from certificates.models import (
     Notification,
     RenewalRun,
 )
-from certificates.tests.factories import ca_account
-from certificates.tests.test_issuance import http01_certificate, portal_host
+from certificates.tests.factories import ca_account, http01_certificate, portal_host
 
 
 def wait_for(predicate, timeout, what, *logs):
@@ -367,7 +366,7 @@ def test_the_recovery_pass_removes_deploy_requests_nobody_will_read(organization
     from certificates.deployment import LEASE_WAIT_SECONDS
     from certificates.models import Deployment, DeployRequest
     from certificates.tests import factories
-    from certificates.tests.pki import new_version
+    from certificates.tests.factories import new_version
 
     cert = factories.certificate(organization, ca_account(organization),
                                  common_name="queue.example.test")

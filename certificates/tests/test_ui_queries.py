@@ -15,13 +15,13 @@ from django.utils import timezone
 
 from certificates.models import (
     Certificate,
-    CertificateVersion,
     Deployment,
     DepositEntry,
     Order,
     RenewalRun,
 )
-from certificates.tests.factories import ca_account, host, self_signed, ssh_keypair
+from certificates.tests.factories import ca_account, host, stored_version
+from certificates.tests.pki import self_signed, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -59,9 +59,7 @@ def fill(organization, tmp_path, count):
     ])
     key_pem, cert_pem = self_signed()
     first = certificates[0]
-    version = CertificateVersion.from_pem(certificate=first, chain_pem=cert_pem,
-                                          private_key_pem=key_pem)
-    version.save()
+    version = stored_version(first, key_pem, cert_pem)
     first.current_version = version
     first.save()
     Order.objects.create(organization=organization, ca_account=ca, certificate=first,

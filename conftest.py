@@ -5,6 +5,8 @@ operator of one organisation, and an outsider who belongs to another and must
 be refused.
 """
 
+import os
+
 import pytest
 
 from accounts.models import Membership, Organization, Role
@@ -85,6 +87,17 @@ def operator(django_user_model, organization):
 @pytest.fixture
 def outsider(django_user_model, other_organization):
     return _member(django_user_model, other_organization, "outsider", Role.OWNER)
+
+
+@pytest.fixture
+def postgresql_only():
+    """Skips the test on SQLite (development); CI tests against PostgreSQL, so
+    there a skip would hide a missing database: it fails instead."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        assert not os.environ.get("CI"), "CI tests against PostgreSQL"
+        pytest.skip("PostgreSQL only (SQLite is for development)")
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from certificates.models import (
     Reservation,
 )
 from certificates.tests.factories import ca_account, dns01_certificate
-from certificates.tests.test_ui_queries import postgresql_only
 
 
 def running_balances(ca):
@@ -34,9 +33,8 @@ def running_balances(ca):
 
 @pytest.mark.django_db(transaction=True)  # each thread commits on its own connection
 def test_renewals_started_together_on_a_deposit_for_fewer_charge_only_what_it_covers(
-    organization, pebble, bind_dns, settings
+    postgresql_only, organization, pebble, bind_dns, settings
 ):
-    postgresql_only("row locks on the CA account")
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     started, covered = 4, 2
     ca = ca_account(organization, directory_url=pebble.directory_url, price=Decimal("1100"))

@@ -1,8 +1,8 @@
 """Shared fixtures: the testbed's real peers, and the personas every test speaks of.
 
-The personas (DESIGN.md, house style 8): an owner, an administrator and an
-operator of one organisation, and an outsider who belongs to another and must
-be refused.
+The personas (DESIGN.md, house style 8): an owner, an administrator, an
+operator and a viewer of one organisation, and an outsider who belongs to
+another and must be refused.
 """
 
 import os
@@ -82,6 +82,11 @@ def admin(django_user_model, organization):
 @pytest.fixture
 def operator(django_user_model, organization):
     return _member(django_user_model, organization, "operator", Role.OPERATOR)
+
+
+@pytest.fixture
+def viewer(django_user_model, organization):
+    return _member(django_user_model, organization, "viewer", Role.VIEWER)
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""Personas with tokens: the owner and operator of Msen, a viewer there, and an
-outsider who owns another organisation and must find nothing of Msen's."""
+"""Tokens for the personas of the root conftest.py (the owner, operator and viewer
+of Msen, and an outsider who owns another organisation and must find nothing of
+Msen's), and the worlds they act on, each certificate issued."""
 
 from datetime import timedelta
 
@@ -7,7 +8,6 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role
 from api.models import APIToken
 from certificates.tests.factories import issued_world
 
@@ -25,13 +25,6 @@ def world(organization, tmp_path):
 @pytest.fixture
 def other_world(other_organization, tmp_path):
     return issued_world(other_organization, tmp_path)
-
-
-@pytest.fixture
-def viewer(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="viewer", password="pw-viewer")
-    Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
-    return user
 
 
 def make_token(user, scopes=("read", "write"), **fields):

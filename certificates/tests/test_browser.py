@@ -123,13 +123,6 @@ def shoot(page, name):
 
 
 @pytest.fixture
-def viewer(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="viewer", password="pw-viewer")
-    Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
-    return user
-
-
-@pytest.fixture
 def renewing_world(organization, owner, pebble, target_host, settings, celery_processes):
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     celery_processes.worker(ACME_CA_BUNDLE=pebble.ca_bundle, DEPLOY_TLS_GRACE_SECONDS=10)

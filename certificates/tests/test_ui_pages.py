@@ -31,13 +31,6 @@ def english(client):
     client.defaults["HTTP_ACCEPT_LANGUAGE"] = "en"
 
 
-@pytest.fixture
-def viewer(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="viewer", password="pw-viewer")
-    Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
-    return user
-
-
 def page(client, name, *args, **params):
     response = client.get(reverse(name, args=args), params)
     assert response.status_code == 200, (name, response.status_code)

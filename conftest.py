@@ -1,4 +1,5 @@
-"""Shared fixtures: the testbed's real peers, and the personas every test speaks of.
+"""Shared fixtures: the testbed's real peers, the browser, and the personas every
+test speaks of.
 
 The personas (DESIGN.md, house style 8): an owner, an administrator, an
 operator and a viewer of one organisation, and an outsider who belongs to
@@ -11,7 +12,7 @@ import pytest
 
 from accounts.models import Membership, Organization, Role
 
-pytest_plugins = ["testbed.fixtures"]
+pytest_plugins = ["testbed.fixtures", "certificates.tests.browser"]
 
 
 @pytest.fixture(autouse=True)

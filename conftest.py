@@ -1,15 +1,18 @@
-"""Shared fixtures: the testbed's real peers, and the personas every test speaks of.
+"""Shared fixtures: the testbed's real peers, the browser, and the personas every
+test speaks of.
 
-The personas (DESIGN.md, house style 8): an owner, an administrator and an
-operator of one organisation, and an outsider who belongs to another and must
-be refused.
+The personas (DESIGN.md, house style 8): an owner, an administrator, an
+operator and a viewer of one organisation, and an outsider who belongs to
+another and must be refused.
 """
+
+import os
 
 import pytest
 
 from accounts.models import Membership, Organization, Role
 
-pytest_plugins = ["testbed.fixtures"]
+pytest_plugins = ["testbed.fixtures", "certificates.tests.browser"]
 
 
 @pytest.fixture(autouse=True)
@@ -83,8 +86,24 @@ def operator(django_user_model, organization):
 
 
 @pytest.fixture
+def viewer(django_user_model, organization):
+    return _member(django_user_model, organization, "viewer", Role.VIEWER)
+
+
+@pytest.fixture
 def outsider(django_user_model, other_organization):
     return _member(django_user_model, other_organization, "outsider", Role.OWNER)
+
+
+@pytest.fixture
+def postgresql_only():
+    """Skips the test on SQLite (development); CI tests against PostgreSQL, so
+    there a skip would hide a missing database: it fails instead."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        assert not os.environ.get("CI"), "CI tests against PostgreSQL"
+        pytest.skip("PostgreSQL only (SQLite is for development)")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ STEPS = ("key", "order", "challenge", "validation", "finalize", "store", "connec
 def _chain_and_key():
     """One real leaf + issuer chain and key, shared by every version: parsing
     is what the pages do with it, and one is as good as another for that."""
-    from certificates.tests.factories import self_signed
+    from certificates.tests.pki import self_signed
 
     key_pem, cert_pem = self_signed("bench.example.test")
     return cert_pem + cert_pem, key_pem  # a leaf and a "bundle", as a chain has
@@ -49,7 +49,7 @@ def generate(*, certificates: int, hosts: int, runs: int, seed: int = 8) -> dict
         RenewalStep,
         TargetHost,
     )
-    from certificates.tests.factories import self_signed
+    from certificates.tests.pki import self_signed
 
     rng = random.Random(seed)
     now = timezone.now()

@@ -1,26 +1,14 @@
 """Signing in with a second factor, in Debian's Chromium against the live server
-(the set-up of certificates/tests/test_browser.py)."""
+(the set-up of certificates/tests/browser.py)."""
 
 import pytest
 from allauth.mfa.models import Authenticator
 
 from accounts.models import Membership, Role
 from accounts.tests.factors import totp_code, totp_secret
-from certificates.tests import test_browser
-from certificates.tests.test_browser import shoot
-
-# The browser, its console watch and the page opener of the portal's browser tests.
-browser, console, open_page = test_browser.browser, test_browser.console, test_browser.open_page
+from certificates.tests.browser import password_step, shoot
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def password_step(page, username):
-    page.goto("/accounts/login/")
-    page.fill("#id_login", username)
-    page.fill("#id_password", f"pw-{username}")
-    with page.expect_navigation():
-        page.click("#login")
 
 
 def test_an_owner_signs_in_with_password_and_authenticator_code(open_page, owner):

@@ -1,5 +1,6 @@
-"""Personas with tokens: the owner and operator of Msen, a viewer there, and an
-outsider who owns another organisation and must find nothing of Msen's."""
+"""Tokens for the personas of the root conftest.py (the owner, operator and viewer
+of Msen, and an outsider who owns another organisation and must find nothing of
+Msen's), and the worlds they act on, each certificate issued."""
 
 from datetime import timedelta
 
@@ -7,23 +8,13 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from accounts.models import Membership, Role
 from api.models import APIToken
-from certificates.tests.factories import one_of_everything
+from certificates.tests.factories import issued_world
 
 
 @pytest.fixture(autouse=True)
 def _generous_throttle(settings):
     settings.API_THROTTLE_RATE = "100000/min"
-
-
-def issued_world(organization, tmp_path):
-    """one_of_everything, with its version made the certificate's current one."""
-    objects = one_of_everything(organization, tmp_path)
-    certificate, version = objects["certificate"], objects["version"]
-    certificate.current_version, certificate.expires_at = version, version.not_after
-    certificate.save()
-    return objects
 
 
 @pytest.fixture
@@ -34,13 +25,6 @@ def world(organization, tmp_path):
 @pytest.fixture
 def other_world(other_organization, tmp_path):
     return issued_world(other_organization, tmp_path)
-
-
-@pytest.fixture
-def viewer(django_user_model, organization):
-    user = django_user_model.objects.create_user(username="viewer", password="pw-viewer")
-    Membership.objects.create(user=user, organization=organization, role=Role.VIEWER)
-    return user
 
 
 def make_token(user, scopes=("read", "write"), **fields):

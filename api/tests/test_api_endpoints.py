@@ -3,8 +3,8 @@
 import pytest
 
 from certificates.models import Certificate, Deployment, RenewalRun, TargetHost
-from certificates.tests.factories import host, ssh_keypair
-from certificates.tests.targets import portal_host
+from certificates.tests.factories import host, portal_host
+from certificates.tests.pki import ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -129,9 +129,7 @@ def test_deploy_now_opens_a_deploy_only_run_and_enqueues_it_after_commit(
 def test_deploy_now_refuses_a_host_of_another_certificate(api, world, organization,
                                                           tmp_path):
     login_key, _public = ssh_keypair(tmp_path, "other")
-    stranger = TargetHost.objects.create(
-        organization=organization, name="web2", address="127.0.0.3", ssh_user="root",
-        login_key=login_key, private_key_path="/k", certificate_path="/c", backup_dir="/b")
+    stranger = host(organization, login_key, name="web2", address="127.0.0.3")
     response = api.post(f"/api/v1/certificates/{world['certificate'].pk}/deploy/",
                         {"hosts": [stranger.pk]}, format="json")
     assert response.status_code == 400

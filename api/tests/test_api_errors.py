@@ -65,7 +65,7 @@ def test_a_malformed_body_is_a_400(api, world):
 
 
 def test_a_duplicate_host_name_is_a_400(api, world, tmp_path):
-    from certificates.tests.factories import ssh_keypair
+    from certificates.tests.pki import ssh_keypair
 
     login_key, _ = ssh_keypair(tmp_path, "dup")
     errors = errors_of(api.post("/api/v1/hosts/", {

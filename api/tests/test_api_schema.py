@@ -80,8 +80,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
     )
 
     from accounts import invitations
-
-    from .conftest import issued_world
+    from certificates.tests.factories import issued_world
 
     world = issued_world(organization, tmp_path)
     real_ids = {"certificates": world["certificate"].pk, "hosts": world["host"].pk,

@@ -8,8 +8,7 @@ from django.urls import reverse
 from certificates import renewal
 from certificates.models import Deployment, RenewalRun
 from certificates.tests import factories
-from certificates.tests.pki import make_current, new_version
-from certificates.tests.targets import portal_host
+from certificates.tests.factories import make_current, new_version, portal_host
 
 
 @pytest.fixture

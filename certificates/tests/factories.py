@@ -1,18 +1,17 @@
-"""Small builders for test data: one of each noun, in a given organisation."""
+"""Builders for the portal's rows in tests: one of each noun, in a given organisation.
 
-import datetime
-import subprocess
+The keys and certificates they store come from pki.py.
+"""
+
 from decimal import Decimal
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from django.utils import timezone
 
 from certificates.models import (
     CAAccount,
     Certificate,
     CertificateVersion,
+    Challenge,
     Deployment,
     DepositEntry,
     Notification,
@@ -21,31 +20,8 @@ from certificates.models import (
     TargetHost,
 )
 
-
-def self_signed(common_name="www.example.test"):
-    """A throw-away key and certificate, as PEM text."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name)
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(common_name)]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    return key_pem, cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-def ssh_keypair(tmp_path, name="key"):
-    """(private key text, public key line) made by ssh-keygen, as an operator would."""
-    path = tmp_path / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path.read_text(), (tmp_path / f"{name}.pub").read_text().strip()
+# Also read as factories.self_signed and factories.ssh_keypair by test modules.
+from .pki import chain_for, self_signed, ssh_keypair
 
 
 def ca_account(organization, **fields):
@@ -63,7 +39,32 @@ def certificate(organization, ca, **fields):
                                       **{**defaults, **fields})
 
 
+def _validated(cert):
+    # Validated as the form validates it: tests renew only what a person could enter.
+    cert.full_clean()
+    cert.save()
+    return cert
+
+
+def http01_certificate(organization, ca, host, names, **fields):
+    """A certificate for ``names`` proved by HTTP-01 on ``host``, and deployed there."""
+    cert = _validated(Certificate(organization=organization, ca_account=ca, common_name=names[0],
+                                  sans=names, challenge=Challenge.HTTP_01, **fields))
+    Deployment.objects.create(certificate=cert, host=host)
+    return cert
+
+
+def dns01_certificate(organization, ca, bind_dns, names, **fields):
+    """A certificate for ``names`` proved by DNS-01 through the testbed's BIND."""
+    return _validated(Certificate(
+        organization=organization, ca_account=ca, common_name=names[0], sans=names,
+        challenge=Challenge.DNS_01, dns_server=bind_dns.address, dns_port=bind_dns.port,
+        tsig_key_name=bind_dns.tsig_key_name, tsig_algorithm=bind_dns.tsig_algorithm,
+        tsig_secret=bind_dns.tsig_secret, **fields))
+
+
 def host(organization, login_key, host_key="", **fields):
+    """A host row with the usual nginx paths; nothing listens at its address."""
     defaults = dict(
         name="web1", address="127.0.0.2", ssh_port=2222, ssh_user="root",
         private_key_path="/etc/ssl/private/site.key", certificate_path="/etc/ssl/site.crt",
@@ -74,6 +75,59 @@ def host(organization, login_key, host_key="", **fields):
                                      host_key=host_key, **{**defaults, **fields})
 
 
+def portal_host(organization, testbed, *, confirmed=True, **fields) -> TargetHost:
+    """The portal's record of ``testbed`` (a ``testbed.hosts.TargetHost``): its sshd,
+    nginx and files, its key pinned and confirmed unless ``confirmed`` is False."""
+    defaults = dict(
+        name=testbed.name, address=testbed.address, ssh_port=testbed.ssh_port,
+        ssh_user=testbed.ssh_user,
+        host_key_confirmed_at=timezone.now() if confirmed else None,
+        private_key_path=str(testbed.private_key_path),
+        certificate_path=str(testbed.certificate_path),
+        ca_bundle_path=str(testbed.ca_bundle_path),
+        fullchain_path=str(testbed.fullchain_path),
+        document_root=str(testbed.webroot), backup_dir=str(testbed.backup_dir),
+        config_test_command=testbed.config_test_command,
+        reload_command=testbed.reload_command,
+        tls_check_address=testbed.address, tls_check_port=testbed.tls_port,
+        tls_sni_name=testbed.sni_name,
+    )
+    return host(organization, testbed.client_key_pem,
+                testbed.host_public_key if confirmed else "", **{**defaults, **fields})
+
+
+def stored_version(certificate, key_pem, chain_pem) -> CertificateVersion:
+    """A version of ``certificate`` made of PEM text, saved."""
+    version = CertificateVersion.from_pem(certificate=certificate, chain_pem=chain_pem,
+                                          private_key_pem=key_pem)
+    version.save()
+    return version
+
+
+def new_version(certificate, name: str, *, private_key_pem: str = "") -> CertificateVersion:
+    """A stored version of ``certificate`` for ``name``, a leaf and its CA;
+    ``private_key_pem`` replaces the leaf's own key (a key that does not match
+    makes nginx -t fail)."""
+    key_pem, chain_pem = chain_for(name)
+    return stored_version(certificate, private_key_pem or key_pem, chain_pem)
+
+
+def make_current(certificate, version) -> None:
+    certificate.current_version = version
+    certificate.expires_at = version.not_after
+    certificate.save(update_fields=["current_version", "expires_at"])
+
+
+def version_for(organization, name: str, *, current=False) -> CertificateVersion:
+    """A version of a new certificate for ``name`` on a new CA account; the
+    certificate's current one when ``current``."""
+    cert = certificate(organization, ca_account(organization), common_name=name, sans=[name])
+    version = new_version(cert, name)
+    if current:
+        make_current(cert, version)
+    return version
+
+
 def one_of_everything(organization, tmp_path):
     """Every tenant-owned object, with a secret in each secret field."""
     ca = ca_account(organization, account_key=self_signed()[0],
@@ -81,9 +135,7 @@ def one_of_everything(organization, tmp_path):
     cert = certificate(organization, ca, tsig_secret="dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA==",
                        challenge="dns-01", dns_server="127.0.0.1", tsig_key_name="portal-key")
     key_pem, cert_pem = self_signed()
-    version = CertificateVersion.from_pem(certificate=cert, chain_pem=cert_pem,
-                                          private_key_pem=key_pem)
-    version.save()
+    version = stored_version(cert, key_pem, cert_pem)
     login_key, host_key = ssh_keypair(tmp_path, f"login-{organization.slug}")
     target = host(organization, login_key=login_key, host_key=host_key)
     deployment = Deployment.objects.create(certificate=cert, host=target, last_version=version)
@@ -101,3 +153,10 @@ def one_of_everything(organization, tmp_path):
     return dict(ca_account=ca, certificate=cert, version=version, host=target,
                 deployment=deployment, order=order, deposit_entry=entry, run=run, step=step,
                 notification=notification)
+
+
+def issued_world(organization, tmp_path):
+    """one_of_everything, its version the certificate's current one."""
+    made = one_of_everything(organization, tmp_path)
+    make_current(made["certificate"], made["version"])
+    return made

@@ -11,8 +11,9 @@ from django.utils import timezone, translation
 
 from certificates import acme
 from certificates.issuance import renewal_time_by_lifetime, schedule_renewal
-from certificates.models import Certificate, CertificateVersion
-from certificates.tests.factories import ca_account
+from certificates.models import Certificate
+from certificates.tests.factories import ca_account, certificate, stored_version
+from certificates.tests.pki import leaf_with_authority_key_id
 
 
 @pytest.fixture
@@ -42,40 +43,11 @@ def window_body(start, end):
                                 "end": end.isoformat().replace("+00:00", "Z")}}
 
 
-def leaf_with_authority_key_id(name):
-    """A CA-signed leaf carrying an Authority Key Identifier, as ARI needs."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ARI test CA")]))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    return key_pem, leaf.public_bytes(serialization.Encoding.PEM).decode()
-
-
 @pytest.fixture
 def version(organization):
-    cert = Certificate.objects.create(
-        organization=organization, ca_account=ca_account(organization),
-        common_name="www.example.test", sans=["www.example.test"])
+    cert = certificate(organization, ca_account(organization))
     key_pem, leaf_pem = leaf_with_authority_key_id("www.example.test")
-    v = CertificateVersion.from_pem(certificate=cert, chain_pem=leaf_pem,
-                                    private_key_pem=key_pem)
-    v.save()
-    return v
+    return stored_version(cert, key_pem, leaf_pem)
 
 
 @pytest.mark.django_db

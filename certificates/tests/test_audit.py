@@ -17,7 +17,7 @@ from accounts.tests.factors import give_totp, reauthenticate
 from api.models import APIToken, Webhook
 from certificates.models import AuditEvent, CAAccount, Certificate, TargetHost
 from certificates.models.audit import client_address
-from certificates.tests.factories import ssh_keypair
+from certificates.tests.pki import ssh_keypair
 
 pytestmark = pytest.mark.django_db
 

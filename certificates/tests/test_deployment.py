@@ -29,9 +29,8 @@ from certificates.models import (
 from certificates.steps import Step
 
 from . import factories
+from .factories import make_current, new_version, portal_host
 from .installing import conclude, deploy_only_run, deploying_run, install_now, outcomes_of
-from .pki import make_current, new_version
-from .targets import portal_host
 
 DEPLOYED, FAILED, ROLLED_BACK = (Deployment.Status.DEPLOYED, Deployment.Status.FAILED,
                                  Deployment.Status.ROLLED_BACK)

@@ -14,24 +14,11 @@ from django.db import connection
 from certificates import deposit, renewal
 from certificates.models import (
     Certificate,
-    Challenge,
     DepositEntry,
     RenewalRun,
     Reservation,
 )
-from certificates.tests.factories import ca_account
-from certificates.tests.test_ui_queries import postgresql_only
-
-
-def dns01_certificate(organization, ca, bind_dns, name):
-    cert = Certificate(
-        organization=organization, ca_account=ca, common_name=name, sans=[name],
-        challenge=Challenge.DNS_01, dns_server=bind_dns.address, dns_port=bind_dns.port,
-        tsig_key_name=bind_dns.tsig_key_name, tsig_algorithm=bind_dns.tsig_algorithm,
-        tsig_secret=bind_dns.tsig_secret)
-    cert.full_clean()
-    cert.save()
-    return cert
+from certificates.tests.factories import ca_account, dns01_certificate
 
 
 def running_balances(ca):
@@ -46,14 +33,13 @@ def running_balances(ca):
 
 @pytest.mark.django_db(transaction=True)  # each thread commits on its own connection
 def test_renewals_started_together_on_a_deposit_for_fewer_charge_only_what_it_covers(
-    organization, pebble, bind_dns, settings
+    postgresql_only, organization, pebble, bind_dns, settings
 ):
-    postgresql_only("row locks on the CA account")
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     started, covered = 4, 2
     ca = ca_account(organization, directory_url=pebble.directory_url, price=Decimal("1100"))
     deposit.top_up(ca_account=ca, amount=Decimal("2500"), note="covers two")
-    certs = [dns01_certificate(organization, ca, bind_dns, f"race{i}.example.test")
+    certs = [dns01_certificate(organization, ca, bind_dns, [f"race{i}.example.test"])
              for i in range(started)]
     runs = [renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.SCHEDULE,
                               enqueue=False) for cert in certs]

@@ -18,9 +18,7 @@ from certificates.models import CAAccount, TargetHost
 from certificates.tests.installing import install_now
 from testbed.ports import free_port
 
-from . import factories
-from .pki import new_version
-from .targets import portal_host
+from .factories import portal_host, version_for
 
 NOTHING_ALLOWED = []
 
@@ -168,10 +166,7 @@ def test_an_unreachable_ca_reads_the_same_whatever_answered(pebble, servers, sil
 
 @pytest.fixture
 def version(organization, target_host):
-    ca = factories.ca_account(organization)
-    certificate = factories.certificate(organization, ca, common_name=target_host.sni_name,
-                                        sans=[target_host.sni_name])
-    return new_version(certificate, target_host.sni_name)
+    return version_for(organization, target_host.sni_name)
 
 
 @pytest.mark.django_db

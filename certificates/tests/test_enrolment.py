@@ -9,9 +9,7 @@ from certificates import enrolment, ssh
 from certificates.models import AuditEvent, TargetHost
 from certificates.tests.installing import install_now
 
-from . import factories
-from .pki import new_version
-from .targets import portal_host
+from .factories import portal_host, version_for
 
 pytestmark = pytest.mark.django_db
 
@@ -29,10 +27,7 @@ def host(organization, target_host):
 
 @pytest.fixture
 def version(organization, target_host):
-    ca = factories.ca_account(organization)
-    certificate = factories.certificate(organization, ca, common_name=target_host.sni_name,
-                                        sans=[target_host.sni_name])
-    return new_version(certificate, target_host.sni_name)
+    return version_for(organization, target_host.sni_name)
 
 
 def checks_by_name(checks) -> dict:

@@ -17,7 +17,7 @@ from api.tests.conftest import client_for, make_token
 from certificates import deposit, issuance, renewal
 from certificates.models import AuditEvent, Certificate, RenewalRun
 from certificates.tests.factories import ca_account, certificate, one_of_everything
-from certificates.tests.test_run_robustness import CraftedCA, leaf_for
+from certificates.tests.pki import CraftedCA, leaf_for
 
 pytestmark = pytest.mark.django_db
 

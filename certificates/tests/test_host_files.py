@@ -9,12 +9,10 @@ import pytest
 
 from certificates import enrolment, ssh
 from certificates.issuance import run_issuance
-from certificates.models import Certificate, Challenge, Deployment, RenewalRun
+from certificates.models import RenewalRun
 from certificates.tests.installing import install_now
 
-from . import factories
-from .pki import make_current, new_version
-from .targets import portal_host
+from .factories import ca_account, http01_certificate, portal_host, version_for
 
 pytestmark = pytest.mark.django_db
 
@@ -29,12 +27,7 @@ def host(organization, target_host):
 
 @pytest.fixture
 def version(organization, target_host):
-    ca = factories.ca_account(organization)
-    certificate = factories.certificate(organization, ca, common_name=target_host.sni_name,
-                                        sans=[target_host.sni_name])
-    version = new_version(certificate, target_host.sni_name)
-    make_current(certificate, version)
-    return version
+    return version_for(organization, target_host.sni_name, current=True)
 
 
 @pytest.fixture
@@ -151,27 +144,20 @@ def test_the_connection_test_reports_a_backup_folder_others_may_write_to(host, t
 
 
 @pytest.fixture
-def trust_pebble(settings, pebble):
+def pebble_ca(organization, pebble, settings):
+    """A CA account at the testbed's Pebble, whose TLS certificate the portal trusts."""
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
-
-
-def http01_certificate(organization, pebble, host, name):
-    ca = factories.ca_account(organization, directory_url=pebble.directory_url)
-    certificate = Certificate.objects.create(organization=organization, ca_account=ca,
-                                             common_name=name, sans=[name],
-                                             challenge=Challenge.HTTP_01)
-    Deployment.objects.create(certificate=certificate, host=host)
-    return certificate
+    return ca_account(organization, directory_url=pebble.directory_url)
 
 
 @pytest.mark.parametrize("planted", [".well-known", ".well-known/acme-challenge"])
 def test_a_linked_challenge_folder_is_refused_and_nothing_is_written_through_it(
-        organization, pebble, trust_pebble, target_host, host, precious, planted):
+        organization, pebble_ca, target_host, host, precious, planted):
     link = target_host.webroot / planted
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(precious, target_is_directory=True)
     before = contents(precious)
-    certificate = http01_certificate(organization, pebble, host, target_host.name)
+    certificate = http01_certificate(organization, pebble_ca, host, [target_host.name])
 
     run = run_issuance(certificate_id=certificate.pk)
 
@@ -183,8 +169,8 @@ def test_a_linked_challenge_folder_is_refused_and_nothing_is_written_through_it(
 
 
 def test_missing_challenge_folders_are_created_and_issuance_succeeds(
-        organization, pebble, trust_pebble, target_host, host):
-    certificate = http01_certificate(organization, pebble, host, target_host.name)
+        organization, pebble_ca, target_host, host):
+    certificate = http01_certificate(organization, pebble_ca, host, [target_host.name])
 
     run = run_issuance(certificate_id=certificate.pk)
 

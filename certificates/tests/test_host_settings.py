@@ -8,7 +8,8 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from certificates.models import CAAccount, Certificate, Deployment, TargetHost
-from certificates.tests.factories import certificate, one_of_everything, ssh_keypair
+from certificates.tests.factories import certificate, one_of_everything
+from certificates.tests.pki import ssh_keypair
 
 pytestmark = pytest.mark.django_db
 

@@ -7,13 +7,17 @@ import os
 import pytest
 from cryptography import x509
 from django.core.management import call_command
-from django.utils import timezone
 
 from certificates import keys
 from certificates.issuance import run_issuance
-from certificates.models import Certificate, Challenge, Deployment, RenewalRun, TargetHost
+from certificates.models import Certificate, Challenge, Deployment, RenewalRun
 from certificates.steps import Step
-from certificates.tests.factories import ca_account
+from certificates.tests.factories import (
+    ca_account,
+    dns01_certificate,
+    http01_certificate,
+    portal_host,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -21,32 +25,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def trust_pebble(settings, pebble):
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
-
-
-def portal_host(organization, bed_host):
-    """The portal's record of a testbed host, its host key pinned and confirmed."""
-    return TargetHost.objects.create(
-        organization=organization, name=bed_host.name, address=bed_host.address,
-        ssh_port=bed_host.ssh_port, ssh_user=bed_host.ssh_user,
-        login_key=bed_host.client_key_pem, host_key=bed_host.host_public_key,
-        host_key_confirmed_at=timezone.now(),
-        private_key_path=str(bed_host.private_key_path),
-        certificate_path=str(bed_host.certificate_path),
-        ca_bundle_path=str(bed_host.ca_bundle_path), fullchain_path=str(bed_host.fullchain_path),
-        document_root=str(bed_host.webroot), backup_dir=str(bed_host.backup_dir),
-        config_test_command=bed_host.config_test_command,
-        reload_command=bed_host.reload_command, tls_check_address=bed_host.address,
-        tls_check_port=bed_host.tls_port, tls_sni_name=bed_host.sni_name,
-    )
-
-
-def http01_certificate(organization, ca, host, names, **fields):
-    cert = Certificate(organization=organization, ca_account=ca, common_name=names[0],
-                       sans=names, challenge=Challenge.HTTP_01, **fields)
-    cert.full_clean()
-    cert.save()
-    Deployment.objects.create(certificate=cert, host=host)
-    return cert
 
 
 def chain_verifies_to(chain_pem: str, root_pem: str) -> bool:
@@ -116,15 +94,8 @@ def test_a_wildcard_and_its_base_name_are_issued_by_dns01_over_rfc2136(
     organization, pebble, trust_pebble, bind_dns
 ):
     ca = ca_account(organization, directory_url=pebble.directory_url)
-    cert = Certificate(
-        organization=organization, ca_account=ca, common_name="*.example.test",
-        sans=["*.example.test", "example.test"], challenge=Challenge.DNS_01,
-        dns_server=bind_dns.address, dns_port=bind_dns.port,
-        tsig_key_name=bind_dns.tsig_key_name, tsig_algorithm=bind_dns.tsig_algorithm,
-        tsig_secret=bind_dns.tsig_secret, key_type="ec-p384",
-    )
-    cert.full_clean()
-    cert.save()
+    cert = dns01_certificate(organization, ca, bind_dns, ["*.example.test", "example.test"],
+                             key_type="ec-p384")
 
     run = run_issuance(certificate_id=cert.pk)
 

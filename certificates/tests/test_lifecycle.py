@@ -12,7 +12,7 @@ from django.utils import timezone
 from certificates import lifecycle
 from certificates.models import Deployment, DeployRequest, RenewalRun, TargetHost
 from certificates.tests import factories
-from certificates.tests.pki import make_current, new_version
+from certificates.tests.factories import make_current, new_version
 
 Status = RenewalRun.Status
 ALL = list(Status)

@@ -5,7 +5,8 @@ from django.core.exceptions import ValidationError
 from django.utils import translation
 
 from certificates.models import Certificate, Challenge, TargetHost
-from certificates.tests.factories import ca_account, host, ssh_keypair
+from certificates.tests.factories import ca_account, host
+from certificates.tests.pki import ssh_keypair
 
 pytestmark = pytest.mark.django_db
 

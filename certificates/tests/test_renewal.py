@@ -22,8 +22,7 @@ from certificates.models import (
     Notification,
     RenewalRun,
 )
-from certificates.tests.factories import ca_account
-from certificates.tests.test_issuance import http01_certificate, portal_host
+from certificates.tests.factories import ca_account, http01_certificate, portal_host
 
 
 def wait_for(predicate, timeout, what, *logs):
@@ -396,7 +395,7 @@ def test_a_lost_run_is_enqueued_again_once_per_lease(organization, monkeypatch):
 def test_the_recovery_pass_removes_deploy_requests_nobody_will_read(organization, tmp_path):
     from certificates.models import Deployment, DeployRequest
     from certificates.tests import factories
-    from certificates.tests.pki import new_version
+    from certificates.tests.factories import new_version
 
     cert = factories.certificate(organization, ca_account(organization),
                                  common_name="queue.example.test")

@@ -19,7 +19,7 @@ from certificates.models import (
     RenewalRun,
 )
 from certificates.tests import factories
-from certificates.tests.pki import make_current, new_version
+from certificates.tests.factories import make_current, new_version
 
 Intent, Status = RenewalRun.Intent, RenewalRun.Status
 

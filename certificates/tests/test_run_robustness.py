@@ -9,15 +9,9 @@ is renewed against the real Pebble."""
 
 import datetime
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
-from acme import messages
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from django.utils import timezone
 
 from certificates import deposit, issuance, renewal
@@ -29,49 +23,10 @@ from certificates.models import (
     RenewalRun,
     Reservation,
 )
-from certificates.tests.factories import ca_account, self_signed
-from certificates.tests.test_deposit_reservations import dns01_certificate
+from certificates.tests.factories import ca_account, dns01_certificate, stored_version
+from certificates.tests.pki import CraftedCA, leaf_for, private_key, self_signed
 
 NAMES = ["www.example.test", "example.test"]
-
-
-def leaf_for(public_key, names):
-    """A chain of one leaf for `public_key` and `names`, signed by a throw-away CA."""
-    issuer_key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
-        .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Crafted CA")]))
-        .public_key(public_key).serial_number(x509.random_serial_number())
-        .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
-                       critical=False)
-        .sign(issuer_key, hashes.SHA256()))
-    return leaf.public_bytes(Encoding.PEM).decode()
-
-
-class CraftedCA:
-    """The CA seam, answering an order with whatever leaf `craft(csr)` makes, or
-    raising `error` when the order is placed."""
-
-    registered, account_url = False, ""
-
-    def __init__(self, craft=None, error=None):
-        self.craft, self.error = craft, error
-
-    def new_order(self, csr_pem, *, replaces=None):
-        if self.error is not None:
-            raise self.error
-        self.csr = x509.load_pem_x509_csr(csr_pem)
-        return SimpleNamespace(uri="https://ca.invalid/order/1",
-                               body=SimpleNamespace(status=messages.STATUS_READY))
-
-    def finalize(self, order, *, timeout):
-        return self.craft(self.csr)
-
-    def renewal_window(self, leaf_pem):
-        return None
 
 
 @pytest.fixture
@@ -88,8 +43,7 @@ def paid_run(organization, owner):
 
 
 CRAFTS = {
-    "another key": lambda csr: leaf_for(ec.generate_private_key(ec.SECP256R1()).public_key(),
-                                        NAMES),
+    "another key": lambda csr: leaf_for(private_key().public_key(), NAMES),
     "a name more": lambda csr: leaf_for(csr.public_key(), [*NAMES, "evil.example.test"]),
     "a name less": lambda csr: leaf_for(csr.public_key(), NAMES[:1]),
 }
@@ -178,13 +132,11 @@ def test_a_current_version_without_an_authority_key_identifier_is_renewed(
     ExtensionNotFound and leave the run running)."""
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     ca = ca_account(organization, directory_url=pebble.directory_url, price=Decimal("0"))
-    cert = dns01_certificate(organization, ca, bind_dns, "noaki.example.test")
+    cert = dns01_certificate(organization, ca, bind_dns, ["noaki.example.test"])
     key_pem, cert_pem = self_signed("noaki.example.test")
     assert "AuthorityKeyIdentifier" not in repr(x509.load_pem_x509_certificate(
         cert_pem.encode()).extensions)
-    old = CertificateVersion.from_pem(certificate=cert, chain_pem=cert_pem,
-                                      private_key_pem=key_pem)
-    old.save()
+    old = stored_version(cert, key_pem, cert_pem)
     Certificate.objects.filter(pk=cert.pk).update(
         current_version=old, renew_after=timezone.now() - datetime.timedelta(minutes=1))
     run = renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.SCHEDULE,

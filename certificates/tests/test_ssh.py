@@ -12,8 +12,8 @@ import pytest
 from certificates import ssh
 from certificates.validators import ssh_fingerprint_sha256
 
-from .factories import ssh_keypair
-from .targets import portal_host
+from .factories import portal_host
+from .pki import ssh_keypair
 
 pytestmark = pytest.mark.django_db
 

@@ -124,7 +124,7 @@ def test_the_deployment_queue_is_shown_in_the_admin_to_its_organisation_only(
     client, world, outsider, admin_user
 ):
     from certificates.models import Deployment, DeployRequest
-    from certificates.tests.pki import make_current, new_version
+    from certificates.tests.factories import make_current, new_version
 
     certificate, host = world["certificate"], world["host"]
     deployment, _created = Deployment.objects.get_or_create(certificate=certificate, host=host)

@@ -2,7 +2,6 @@
 does not grow with the rows (10,000 certificates here)."""
 
 import datetime
-import os
 import random
 import re
 from decimal import Decimal
@@ -15,13 +14,13 @@ from django.utils import timezone
 
 from certificates.models import (
     Certificate,
-    CertificateVersion,
     Deployment,
     DepositEntry,
     Order,
     RenewalRun,
 )
-from certificates.tests.factories import ca_account, host, self_signed, ssh_keypair
+from certificates.tests.factories import ca_account, host, stored_version
+from certificates.tests.pki import self_signed, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -59,9 +58,7 @@ def fill(organization, tmp_path, count):
     ])
     key_pem, cert_pem = self_signed()
     first = certificates[0]
-    version = CertificateVersion.from_pem(certificate=first, chain_pem=cert_pem,
-                                          private_key_pem=key_pem)
-    version.save()
+    version = stored_version(first, key_pem, cert_pem)
     first.current_version = version
     first.save()
     Order.objects.create(organization=organization, ca_account=ca, certificate=first,
@@ -146,20 +143,12 @@ def test_with_ten_thousand_certificates_the_timeline_groups_marks_and_still_coun
     assert len(html) < 200_000  # it was 1.4 MB with a mark per certificate
 
 
-def postgresql_only(what):
-    """Skip on SQLite (development); CI tests against PostgreSQL, so there a
-    skip would hide a missing database: it fails instead."""
-    if connection.vendor != "postgresql":
-        assert not os.environ.get("CI"), "CI tests against PostgreSQL"
-        pytest.skip(f"{what}: PostgreSQL only (SQLite is for development)")
-
-
-def test_on_postgresql_the_lists_search_can_read_the_trigram_indexes(organization):
+def test_on_postgresql_the_lists_search_can_read_the_trigram_indexes(postgresql_only,
+                                                                     organization):
     """The list searches with ``icontains`` on the name and the SANs; migration 0009
     indexes exactly those expressions, so a search need not read every row."""
     from certificates.views.certificates import name_contains
 
-    postgresql_only("trigram indexes")
     ca = ca_account(organization)
     Certificate.objects.bulk_create([
         Certificate(organization=organization, ca_account=ca, common_name=f"c{i}.example.test",
@@ -178,7 +167,7 @@ def test_on_postgresql_the_lists_search_can_read_the_trigram_indexes(organizatio
 
 
 def test_on_postgresql_a_database_user_who_may_not_create_pg_trgm_gets_a_note_not_a_failure(
-    capsys,
+    postgresql_only, capsys,
 ):
     """Migration 0009 must not stop a deployment whose database user lacks the
     right to create the extension: searches then read every row, and it says so."""
@@ -186,7 +175,6 @@ def test_on_postgresql_a_database_user_who_may_not_create_pg_trgm_gets_a_note_no
 
     from django.apps import apps
 
-    postgresql_only("pg_trgm")
     migration = importlib.import_module("certificates.migrations.0009_search_trigram_indexes")
     with connection.cursor() as cursor:
         # All inside the test's transaction, rolled back after it.

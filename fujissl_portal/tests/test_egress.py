@@ -223,7 +223,7 @@ def test_a_refusal_is_never_taken_for_a_network_failure():
 
 def test_production_allows_no_internal_address_and_a_malformed_setting_stops_start_up(
         tmp_path, monkeypatch):
-    from fujissl_portal.tests.test_settings import PRODUCTION, manage
+    from fujissl_portal.tests.commands import PRODUCTION, manage
 
     monkeypatch.delenv("OUTBOUND_ALLOW", raising=False)
     shown = manage(tmp_path, "shell", "-c",

@@ -1,27 +1,6 @@
 """Settings fail loudly in production and pass Django's deployment checklist."""
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
-from cryptography.fernet import Fernet
-
-ROOT = Path(__file__).resolve().parents[2]
-PRODUCTION = {
-    "DEBUG": "0",
-    "SECRET_KEY": "k" * 10 + "Zq8-Lw3_Vn6pR1tY9uE4oI7aS2dF5gH0jK" + "m" * 20,
-    "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-    "ALLOWED_HOSTS": "portal.example.test",
-}
-
-
-def manage(tmp_path, *args, **env):
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in PRODUCTION and k != "DJANGO_SETTINGS_MODULE"}
-    environment.update(PORTAL_VAR_DIR=str(tmp_path), **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120)
+from .commands import PRODUCTION, ROOT, bare, manage
 
 
 def test_production_start_up_stops_with_the_name_of_a_missing_secret(tmp_path):
@@ -43,16 +22,6 @@ def test_development_generates_its_secrets_under_var_once(tmp_path):
     assert manage(tmp_path, "check", DEBUG="1").returncode == 0
     assert (tmp_path / "secret_key").read_text() == first
     assert (tmp_path / "field_encryption_keys").stat().st_mode & 0o077 == 0
-
-
-def bare(tmp_path, *args, **env):
-    """manage.py in a checkout configured by nothing at all (as a fresh clone)."""
-    environment = {k: v for k, v in os.environ.items()
-                   if k not in ("DEBUG", "SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "DATABASE_URL",
-                                "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE")}
-    environment.update(PORTAL_VAR_DIR=str(tmp_path), **env)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, timeout=120)
 
 
 def test_an_unconfigured_checkout_runs_management_commands_on_the_development_defaults(

@@ -28,13 +28,13 @@ def _no_kept_connections():
     """Each test starts with no SSH login or ACME client kept from another: its
     hosts and CAs are new, and a test that restarts a peer must meet the
     restarted one."""
-    from certificates import issuance, ssh
+    from certificates.seams import acme, ssh
 
     ssh.forget_kept_logins()
-    issuance.forget_kept_clients()
+    acme.forget_kept_clients()
     yield
     ssh.forget_kept_logins()
-    issuance.forget_kept_clients()
+    acme.forget_kept_clients()
 
 
 @pytest.fixture(autouse=True)

@@ -17,9 +17,10 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
-from certificates import deposit, enrolment, renewal, renewal_limits, ssh
+from certificates import renewal
 from certificates.auditing import changed, snapshot
-from certificates.deployment import NothingToDeploy
+from certificates.hosts import enrolment
+from certificates.hosts.deployment import NothingToDeploy
 from certificates.models import (
     AuditEvent,
     CAAccount,
@@ -31,6 +32,9 @@ from certificates.models import (
     RenewalStep,
     TargetHost,
 )
+from certificates.renewal import deposit
+from certificates.renewal import limits as renewal_limits
+from certificates.seams import ssh
 from fujissl_portal.pagination import KeysFirstPaginator
 
 from . import filters

@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from fujissl_portal import egress
 
+from . import tasks
 from .models import Event, Webhook, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -67,8 +68,6 @@ def emit(event: str, *, organization, payload: dict) -> list[WebhookDelivery]:
     subscribed to it. Safe inside a transaction: sending starts after commit.
     `payload` is a dict of JSON values; dates, datetimes, decimals and UUIDs are
     turned into text as Django's JSON encoder does."""
-    from .tasks import deliver_webhook
-
     event = Event(event).value
     # Dates, decimals and UUIDs as JSON text, the way Django serialises them.
     payload = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
@@ -84,7 +83,7 @@ def emit(event: str, *, organization, payload: dict) -> list[WebhookDelivery]:
                                              "slug": organization.slug},
                             "data": payload}
         WebhookDelivery.objects.filter(pk=delivery.pk).update(payload=delivery.payload)
-        transaction.on_commit(lambda pk=delivery.pk: deliver_webhook.delay(pk))
+        transaction.on_commit(lambda pk=delivery.pk: tasks.deliver_webhook.delay(pk))
         deliveries.append(delivery)
     return deliveries
 

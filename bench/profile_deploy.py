@@ -47,8 +47,8 @@ def main(argv=None):
 def _new_runs(certificates):
     """A fresh self-signed version of each certificate, and a deploy-only run of
     it claimed by a worker."""
-    from certificates import lifecycle
     from certificates.models import Certificate, CertificateVersion, RenewalRun
+    from certificates.renewal import lifecycle
     from testbed import certs
 
     runs = []
@@ -67,8 +67,9 @@ def _new_runs(certificates):
 
 
 def _to_deploying(run):
-    from certificates import deployment, lifecycle
+    from certificates.hosts import deployment
     from certificates.models import Certificate
+    from certificates.renewal import lifecycle
 
     certificate = Certificate.objects.select_related("current_version").get(
         pk=run.certificate_id)
@@ -78,7 +79,8 @@ def _to_deploying(run):
 def _deploy_and_conclude(host, runs):
     # What the deployment queue's worker does (drain), then the conclusion each
     # run's task would run.
-    from certificates import deployment, renewal
+    from certificates import renewal
+    from certificates.hosts import deployment
 
     deployment.drain(host)
     for run in runs:

@@ -40,7 +40,7 @@ class _Counts:
     def __init__(self):
         import paramiko
 
-        from certificates import ssh
+        from certificates.seams import ssh
 
         self.sftp = self.commands = self.logins = 0
         originals = (paramiko.SFTPClient._request, ssh.Session.run, ssh._log_in)
@@ -94,7 +94,8 @@ def main(argv=None):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from certificates import deployment, renewal
+    from certificates import renewal
+    from certificates.hosts import deployment
     from certificates.models import Certificate, RenewalRun, RenewalStep
 
     from .testbed import Testbed, portal_objects

@@ -125,7 +125,6 @@ def portal_objects(bed: Testbed, *, organization_slug="bench"):
     from django.utils import timezone
 
     from accounts.models import Organization
-    from certificates import issuance
     from certificates.models import (
         CAAccount,
         Certificate,
@@ -133,6 +132,7 @@ def portal_objects(bed: Testbed, *, organization_slug="bench"):
         Deployment,
         TargetHost,
     )
+    from certificates.renewal import issuance
 
     organization = Organization.objects.create(name="Bench", slug=organization_slug)
     ca = CAAccount.objects.create(

@@ -6,7 +6,7 @@ environment one at a time, they could drift apart silently. `manage.py check`,
 instead.
 
 - A run's lease is renewed every third of it by the worker holding it
-  (certificates/lifecycle.py), so it must leave time for a renewal to be
+  (certificates/renewal/lifecycle.py), so it must leave time for a renewal to be
   written: at least LEASE_MINIMUM seconds.
 - The broker redelivers an unacknowledged task after its visibility timeout:
   it must outlast the tasks' hard time limits, or a second worker starts a run
@@ -26,7 +26,8 @@ LEASE_MINIMUM = 30
 
 @register("portal")
 def timings_agree(app_configs, **kwargs):
-    from certificates import deployment, tasks  # noqa: PLC0415 - apps are ready here
+    from certificates import tasks  # noqa: PLC0415 - apps are ready here
+    from certificates.hosts import leases  # noqa: PLC0415 - apps are ready here
 
     errors = []
     lease = settings.RENEWAL_LEASE_SECONDS
@@ -45,7 +46,7 @@ def timings_agree(app_configs, **kwargs):
             f"tasks' hard time limits and RENEWAL_QUEUE_SECONDS (the longest is {longest} s).",
             hint="Redis hands a task that is not acknowledged by then to a second worker.",
             id="portal.E002"))
-    host_lease = deployment.host_lease_seconds()
+    host_lease = leases.host_lease_seconds()
     if host_lease > tasks.DEPLOY_LIMITS["time_limit"]:
         errors.append(Error(
             f"A host's deployment lease (SSH_CONNECT_TIMEOUT + 6 x SSH_COMMAND_TIMEOUT + "

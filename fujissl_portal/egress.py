@@ -38,7 +38,7 @@ from urllib3.util.timeout import _DEFAULT_TIMEOUT
 
 # The error base has no dependencies of its own, so that this module, below
 # every seam, can share it without depending on the portal's models or services.
-from certificates.errors import FailureKind, PortalError
+from certificates.seams.errors import FailureKind, PortalError
 
 logger = logging.getLogger(__name__)
 

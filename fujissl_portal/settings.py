@@ -305,7 +305,7 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_WORKER_QUEUES = "celery,acme,deploy"  # what `make run`'s single worker serves
 # A running or deploying run is held for this long, and its worker renews the
-# hold every third of it while it lives (certificates/lifecycle.py): a run whose
+# hold every third of it while it lives (certificates/renewal/lifecycle.py): a run whose
 # worker was killed is taken up again about this long after, plus at most a
 # minute for the recovery pass.
 RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=90)
@@ -334,15 +334,15 @@ try:
 except ValueError as _invalid:
     raise ImproperlyConfigured(str(_invalid)) from None
 
-# Talking to CAs (certificates/acme.py). ACME_CA_BUNDLE adds trust for a private
+# Talking to CAs (certificates/seams/acme.py). ACME_CA_BUNDLE adds trust for a private
 # CA's own HTTPS listener (step-ca, Pebble in tests); empty means the system store.
 ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")
 ACME_HTTP_TIMEOUT = env.float("ACME_HTTP_TIMEOUT", default=30)
 ACME_VALIDATION_TIMEOUT = env.float("ACME_VALIDATION_TIMEOUT", default=180)
-# DNS-01 (certificates/dns.py): how long to wait for the TXT record to appear.
+# DNS-01 (certificates/seams/dns.py): how long to wait for the TXT record to appear.
 DNS_UPDATE_TIMEOUT = env.float("DNS_UPDATE_TIMEOUT", default=10)
 DNS_PROPAGATION_TIMEOUT = env.float("DNS_PROPAGATION_TIMEOUT", default=60)
-# Target hosts (certificates/ssh.py, deployment.py).
+# Target hosts (certificates/seams/ssh.py, certificates/hosts/).
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10)
 SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=120)
 # A login to a host is kept this long for the next session in the same worker

@@ -5,9 +5,10 @@ from decimal import Decimal
 import pytest
 
 from api.models import Webhook, WebhookDelivery
-from certificates import deposit, renewal
-from certificates.issuance import IssuanceFailed
+from certificates import renewal
 from certificates.models import RenewalRun
+from certificates.renewal import deposit
+from certificates.renewal.issuance import IssuanceFailed
 from certificates.tests.factories import ca_account, certificate
 
 pytestmark = pytest.mark.django_db

@@ -117,7 +117,7 @@ class Certificate(models.Model):
         verbose_name = _("certificate")
         verbose_name_plural = _("certificates")
         indexes = [
-            # The beat scan (renewal.py): certificates whose renew_after has come...
+            # The beat scan (renewal/scheduling.py): certificates whose renew_after has come...
             models.Index(
                 fields=["renew_after"], condition=Q(auto_renew=True), name="cert_due_renewal_idx"
             ),
@@ -219,9 +219,9 @@ class Certificate(models.Model):
 
     def in_renewal_window(self, now=None) -> bool:
         """Whether renewing now issues what the schedule would issue: never issued,
-        no renewal time set, or the renewal time come (as `renewal._needs_issuance`
-        decides for a scheduled run; a retry after a failed deployment before it
-        only deploys). Outside it, a renewal issues and charges again for a
+        no renewal time set, or the renewal time come (as
+        `renewal.scheduled_intents` decides for a scheduled run; a retry of a run
+        that issued before it only deploys). Outside it, a renewal issues and charges again for a
         certificate that is still good, so a person must force it."""
         if self.current_version_id is None or self.renew_after is None:
             return True

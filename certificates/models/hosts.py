@@ -9,10 +9,10 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from certificates.seams.errors import FailureKind
 from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
-from ..errors import FailureKind
 
 PORT_VALIDATORS = [
     MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),

@@ -12,9 +12,9 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from certificates.seams.errors import FailureKind
 from fujissl_portal.encryption import EncryptedTextField
 
-from ..errors import FailureKind
 from ..steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class RenewalRun(models.Model):
         DEPLOY = "deploy", _("Deploy only")
 
     class Status(models.TextChoices):
-        # The life of a run is in certificates/lifecycle.py (one function per
+        # The life of a run is in certificates/renewal/lifecycle.py (one function per
         # transition); docs/architecture.md draws it.
         QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Running")

@@ -1,8 +1,10 @@
 """Installing a version on a host from a test, through the one protocol the
 portal uses: a request queued for the host, drained here."""
 
-from certificates import deployment, lifecycle, renewal
+from certificates import renewal
+from certificates.hosts import deployment
 from certificates.models import Deployment, DeployRequest, RenewalRun
+from certificates.renewal import lifecycle
 
 
 def install_now(version, host, run=None) -> deployment.Outcome | None:

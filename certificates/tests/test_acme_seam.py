@@ -9,17 +9,18 @@ import requests
 from acme import errors, messages
 from django.utils import timezone, translation
 
-from certificates import acme
-from certificates.issuance import renewal_time_by_lifetime, schedule_renewal
 from certificates.models import Certificate
+from certificates.renewal.policy import renewal_time_by_lifetime, schedule_renewal
+from certificates.seams import acme, acme_protocol
 from certificates.tests.factories import ca_account, certificate, stored_version
 from certificates.tests.pki import leaf_with_authority_key_id
 
 
 @pytest.fixture
 def ca(pebble):
-    return acme.CA(directory_url=pebble.directory_url, account_key_pem=acme.new_account_key(),
-                   contact_email="ops@example.test", verify=str(pebble.ca_bundle))
+    return acme.CA.connect(directory_url=pebble.directory_url,
+                           account_key_pem=acme.new_account_key(),
+                           contact_email="ops@example.test", verify=str(pebble.ca_bundle))
 
 
 def response(status=200, body=None, headers=None):
@@ -107,7 +108,7 @@ def test_a_short_lived_certificate_renews_at_half_its_lifetime(version):
 
 
 def csr():
-    from certificates import keys
+    from certificates.seams import keys
 
     return keys.make_csr(keys.generate_private_key("ec-p256"), ["h2.example.test"])
 
@@ -221,7 +222,7 @@ def network(verify=True):
     from cryptography.hazmat.primitives import serialization
 
     key = serialization.load_pem_private_key(acme.new_account_key().encode(), password=None)
-    return acme._Network(jose.JWKEC(key=key), alg=jose.ES256, verify_ssl=verify)
+    return acme_protocol.Network(jose.JWKEC(key=key), alg=jose.ES256, verify_ssl=verify)
 
 
 def test_proxy_variables_still_apply_though_read_once(monkeypatch):
@@ -247,7 +248,7 @@ def test_a_proxy_that_is_bypassed_lets_the_ca_be_reached(pebble, settings, monke
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
 
-    ca = acme.CA(directory_url=pebble.directory_url, account_key_pem=acme.new_account_key(),
+    ca = acme.CA.connect(directory_url=pebble.directory_url, account_key_pem=acme.new_account_key(),
                  verify=str(pebble.ca_bundle), timeout=10)
 
     assert ca.ensure_account()

@@ -17,8 +17,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from certificates import deployment, lifecycle, renewal
-from certificates.deployment import NothingToDeploy
+from certificates import renewal
+from certificates.hosts import deployment, leases
+from certificates.hosts.deployment import NothingToDeploy
 from certificates.models import (
     Deployment,
     DeployRequest,
@@ -26,6 +27,7 @@ from certificates.models import (
     RenewalRun,
     TargetHost,
 )
+from certificates.renewal import lifecycle
 from certificates.steps import Step
 
 from . import factories
@@ -651,11 +653,11 @@ def test_a_request_for_an_older_version_is_answered_with_the_newer_one_deployed(
     make_current(certificate, newer)
     for version in (newer, older):
         DeployRequest.objects.create(host=shared_host, deployment=row, version=version)
-    assert deployment._take_lease(shared_host, "this-test")
+    assert leases.take(shared_host, "this-test")
     try:
         assert deployment.install_queued(shared_host, owner="this-test") == (2, set())
     finally:
-        deployment._release_lease(shared_host, "this-test")
+        leases.release(shared_host, "this-test")
 
     answered = {r.version_id: r for r in DeployRequest.objects.all()}
     assert (answered[newer.pk].status, answered[older.pk].status) == (DEPLOYED, FAILED)

@@ -11,13 +11,14 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from certificates import deposit, renewal
+from certificates import renewal
 from certificates.models import (
     Certificate,
     DepositEntry,
     RenewalRun,
     Reservation,
 )
+from certificates.renewal import deposit
 from certificates.tests.factories import ca_account, dns01_certificate
 
 

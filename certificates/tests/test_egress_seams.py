@@ -13,8 +13,9 @@ import pytest
 import requests
 from django.core.exceptions import ValidationError
 
-from certificates import acme, dns, enrolment, ssh, tls
+from certificates.hosts import enrolment
 from certificates.models import CAAccount, TargetHost
+from certificates.seams import acme, acme_protocol, dns, ssh, tls
 from certificates.tests.installing import install_now
 from testbed.ports import free_port
 
@@ -94,7 +95,7 @@ def same_words(messages, ports):
 
 
 def new_ca(url, pebble, timeout=10):
-    return acme.CA(directory_url=url, account_key_pem=acme.new_account_key(),
+    return acme.CA.connect(directory_url=url, account_key_pem=acme.new_account_key(),
                    verify=str(pebble.ca_bundle), timeout=timeout)
 
 
@@ -125,7 +126,7 @@ def test_a_redirect_from_the_ca_to_a_refused_address_is_not_followed(
 
 def test_a_ca_answer_beyond_the_cap_is_refused_unread(pebble, pebble_factory, servers):
     directory = requests.get(pebble.directory_url, verify=pebble.ca_bundle, timeout=10).json()
-    directory["padding"] = "x" * (2 * acme.MAX_RESPONSE_BYTES)
+    directory["padding"] = "x" * (2 * acme_protocol.MAX_RESPONSE_BYTES)
     huge = servers(body=json.dumps(directory).encode(),
                    headers={"Content-Type": "application/json"},
                    tls_files=(pebble_factory.listener_cert, pebble_factory.listener_key))

@@ -5,8 +5,9 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from certificates import enrolment, ssh
+from certificates.hosts import enrolment
 from certificates.models import AuditEvent, TargetHost
+from certificates.seams import ssh
 from certificates.tests.installing import install_now
 
 from .factories import portal_host, version_for

@@ -6,8 +6,9 @@ import datetime
 import pytest
 from django.utils import translation
 
-from certificates import acme, dns, installer, ssh, tls
-from certificates.errors import FailureKind, PortalError
+from certificates.hosts import installer
+from certificates.seams import acme, dns, ssh, tls
+from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
 
 # Each error class, the kind it carries, and whether it is transient unless told.
@@ -71,3 +72,10 @@ def test_a_kind_reads_in_the_readers_language():
         assert str(FailureKind.ROLLBACK_FAILED.label) == "ロールバックの失敗"
     with translation.override("en"):
         assert str(FailureKind.ROLLBACK_FAILED.label) == "Rollback failed"
+
+
+def test_the_key_seam_generates_every_key_type_a_certificate_may_have():
+    from certificates.models import KeyType
+    from certificates.seams import keys
+
+    assert keys.KEY_TYPES == set(KeyType.values)

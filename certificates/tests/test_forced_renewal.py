@@ -14,8 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from api.tests.conftest import client_for, make_token
-from certificates import deposit, issuance, renewal
+from certificates import renewal
 from certificates.models import AuditEvent, Certificate, RenewalRun
+from certificates.renewal import deposit, issuance
 from certificates.tests.factories import ca_account, certificate, one_of_everything
 from certificates.tests.pki import CraftedCA, leaf_for
 

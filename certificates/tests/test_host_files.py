@@ -7,9 +7,10 @@ import stat
 
 import pytest
 
-from certificates import enrolment, ssh
-from certificates.issuance import run_issuance
+from certificates.hosts import enrolment
 from certificates.models import RenewalRun
+from certificates.renewal.issuance import run_issuance
+from certificates.seams import ssh
 from certificates.tests.installing import install_now
 
 from .factories import ca_account, http01_certificate, portal_host, version_for

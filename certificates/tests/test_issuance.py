@@ -8,9 +8,9 @@ import pytest
 from cryptography import x509
 from django.core.management import call_command
 
-from certificates import keys
-from certificates.issuance import run_issuance
 from certificates.models import Certificate, Challenge, Deployment, RenewalRun
+from certificates.renewal.issuance import run_issuance
+from certificates.seams import keys
 from certificates.steps import Step
 from certificates.tests.factories import (
     ca_account,
@@ -193,7 +193,7 @@ def test_a_ca_that_forgot_the_account_gets_it_registered_again_with_the_same_key
 @pytest.mark.django_db(transaction=True)  # deployments run in threads of their own
 def test_manage_py_renew_renews_deploys_and_prints_each_step(organization, pebble, trust_pebble,
                                                             target_host):
-    from certificates.deposit import top_up
+    from certificates.renewal.deposit import top_up
 
     ca = ca_account(organization, directory_url=pebble.directory_url)
     top_up(ca_account=ca, amount=ca.price)
@@ -252,7 +252,8 @@ def test_a_dns_server_that_is_down_is_a_transient_failure(organization, pebble, 
 def test_challenge_files_are_removed_through_a_new_login_when_the_session_dropped(
     organization, target_host
 ):
-    from certificates import issuance, ssh
+    from certificates.renewal import challenges
+    from certificates.seams import ssh
 
     host = portal_host(organization, target_host)
     run = RenewalRun.objects.create(certificate=http01_certificate(
@@ -264,7 +265,7 @@ def test_challenge_files_are_removed_through_a_new_login_when_the_session_droppe
         assert challenge_files(target_host) == ["token-1"]
         session._client.close()  # the connection drops while the CA validates
 
-        issuance._remove_challenge_files(run, [(host, session, [path])])
+        challenges._remove_challenge_files(run, [(host, session, [path])])
 
     assert challenge_files(target_host) == []
     assert list(run.steps.values_list("name", "status", "host")) == [
@@ -274,7 +275,7 @@ def test_challenge_files_are_removed_through_a_new_login_when_the_session_droppe
 def test_the_next_issuance_reuses_the_ca_client_until_the_account_changes(
     organization, pebble, trust_pebble
 ):
-    from certificates import issuance
+    from certificates.renewal import issuance
 
     ca = ca_account(organization, directory_url=pebble.directory_url)
     first = issuance.connect_ca(ca)

@@ -1,4 +1,4 @@
-"""The run lifecycle (certificates/lifecycle.py) against the database alone:
+"""The run lifecycle (certificates/renewal/lifecycle.py) against the database alone:
 every allowed transition takes, every other one is refused, and a worker whose
 lease ran out cannot change a run another worker took up since."""
 
@@ -9,8 +9,8 @@ import time
 import pytest
 from django.utils import timezone
 
-from certificates import lifecycle
 from certificates.models import Deployment, DeployRequest, RenewalRun, TargetHost
+from certificates.renewal import lifecycle
 from certificates.tests import factories
 from certificates.tests.factories import make_current, new_version
 

@@ -13,7 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from certificates import deposit, lifecycle, renewal
+from certificates import renewal
 from certificates.models import (
     Certificate,
     CertificateVersion,
@@ -22,6 +22,7 @@ from certificates.models import (
     Notification,
     RenewalRun,
 )
+from certificates.renewal import deposit, lifecycle, scheduling
 from certificates.tests.factories import ca_account, http01_certificate, portal_host
 
 
@@ -280,7 +281,7 @@ def test_a_certificate_that_got_a_run_since_it_was_found_due_is_skipped_by_the_s
     # its insert: the query still found it due.
     found_due = list(Certificate.objects.filter(pk__in=[c.pk for c in certs]))
     pressed = renewal.renew_now(certificate_id=certs[1].pk)
-    monkeypatch.setattr(renewal, "due_certificates",
+    monkeypatch.setattr(scheduling, "due_certificates",
                         lambda now=None: Certificate.objects.filter(
                             pk__in=[c.pk for c in found_due]))
     with django_capture_on_commit_callbacks(execute=True):

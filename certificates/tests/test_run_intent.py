@@ -9,8 +9,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from certificates import deposit, lifecycle, renewal
-from certificates.issuance import IssuanceFailed
+from certificates import renewal
 from certificates.models import (
     Certificate,
     Deployment,
@@ -18,6 +17,8 @@ from certificates.models import (
     Notification,
     RenewalRun,
 )
+from certificates.renewal import deposit, lifecycle
+from certificates.renewal.issuance import IssuanceFailed
 from certificates.tests import factories
 from certificates.tests.factories import make_current, new_version
 
@@ -174,9 +175,9 @@ def test_a_run_taken_up_again_records_one_charge_step_for_one_charge(certificate
     RenewalRun.objects.filter(pk=run.pk).update(version=certificate.current_version)
     run.refresh_from_db()
 
-    renewal._charge(run)
+    renewal.charge(run)
     run.attempts = 2  # taken up again after the worker died past the charge
-    renewal._charge(run)
+    renewal.charge(run)
 
     assert run.steps.filter(name="charge").count() == 1
     assert account.ledger.filter(kind="charge").count() == 1

@@ -14,7 +14,7 @@ import pytest
 from cryptography import x509
 from django.utils import timezone
 
-from certificates import deposit, issuance, renewal
+from certificates import renewal
 from certificates.models import (
     Certificate,
     CertificateVersion,
@@ -23,6 +23,7 @@ from certificates.models import (
     RenewalRun,
     Reservation,
 )
+from certificates.renewal import deposit, issuance
 from certificates.tests.factories import ca_account, dns01_certificate, stored_version
 from certificates.tests.pki import CraftedCA, leaf_for, private_key, self_signed
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from certificates import ssh
+from certificates.seams import ssh, ssh_errors
 from certificates.validators import ssh_fingerprint_sha256
 
 from .factories import portal_host
@@ -203,7 +203,7 @@ def test_a_long_output_is_trimmed_to_its_end(host):
     with ssh.connect(host) as session:
         result = session.run("seq 1 200000")
     assert result.ok
-    assert len(result.output) <= ssh.OUTPUT_LIMIT + 1
+    assert len(result.output) <= ssh_errors.OUTPUT_LIMIT + 1
     assert result.output.endswith("199999\n200000")
 
 

@@ -1,13 +1,15 @@
 """The TLS check's rounds on a loaded host, where one round over a large batch
 takes seconds. A real nginx cannot be made to answer this slowly, or to flip
-between two leaves, on cue: the handshake (``tls.served_leaf_sha256``) and the
-clock are the seam here. Real handshakes are test_deployment's."""
+between two leaves, on cue: the handshake (``tls.served_leaf_sha256``) is the
+seam here, and the installer is given a clock that moves only when the code
+sleeps or a handshake costs some. Real handshakes are test_deployment's."""
 
 from types import SimpleNamespace
 
 import pytest
 
-from certificates import installer, tls
+from certificates.hosts import installer
+from certificates.seams import tls
 
 OLD, NEW = "0" * 64, "1" * 64
 
@@ -26,11 +28,9 @@ class Clock:
 
 
 @pytest.fixture
-def clock(monkeypatch, settings):
+def clock(settings):
     settings.DEPLOY_TLS_GRACE_SECONDS = 5
-    clock = Clock()
-    monkeypatch.setattr(installer, "time", clock)
-    return clock
+    return Clock()
 
 
 def items(count, reports):
@@ -42,10 +42,10 @@ def items(count, reports):
             for i in range(count)]
 
 
-def check(batch):
+def check(batch, clock):
     host = SimpleNamespace(tls_check_address="127.0.0.1", address="127.0.0.1",
                            tls_check_port=443)
-    installer.Installer(session=None, host=host, items=batch).tls_check(batch)
+    installer.Installer(session=None, host=host, items=batch, clock=clock).tls_check(batch)
 
 
 def serve(monkeypatch, clock, leaf, seconds_per_handshake):
@@ -63,7 +63,7 @@ def test_a_leaf_that_appears_as_the_grace_period_ends_is_confirmed_not_rolled_ba
     serve(monkeypatch, clock, lambda sni, now: NEW if now >= 3 else OLD, 0.4)
     reports = []
     batch = items(10, reports)
-    check(batch)
+    check(batch, clock)
     assert [item.error for item in batch] == [None] * 10
     assert all(item.served == NEW for item in batch)
     assert sorted(sni for sni, name, status, _ in reports if status == "done") == sorted(
@@ -75,7 +75,7 @@ def test_a_leaf_still_old_when_the_grace_period_ends_fails_and_names_the_leaf_se
 ):
     serve(monkeypatch, clock, lambda sni, now: OLD, 0.4)
     batch = items(3, [])
-    check(batch)
+    check(batch, clock)
     for item in batch:
         assert item.error.kind == "NotServed" and item.error.served_fingerprint == OLD
         assert f"still serves the leaf {OLD} instead of the deployed {NEW}" in str(item.error)
@@ -89,7 +89,7 @@ def test_a_host_that_keeps_flipping_between_leaves_fails_after_a_bounded_wait(
     answers = iter([NEW, OLD] * 1000)
     serve(monkeypatch, clock, lambda sni, now: next(answers), 0.1)
     batch = items(1, [])
-    check(batch)
+    check(batch, clock)
     (item,) = batch
     assert item.error.kind == "NotServed"
     assert "only now and then" in str(item.error)
@@ -111,7 +111,7 @@ def test_a_check_the_policy_refuses_fails_at_once_without_waiting_out_the_grace_
 
     monkeypatch.setattr(tls, "served_leaf_sha256", refused)
     batch = items(2, [])
-    check(batch)
+    check(batch, clock)
     assert clock.now == 0  # nobody slept: waiting does not change a refusal
     assert len(handshakes) == 2
     for item in batch:

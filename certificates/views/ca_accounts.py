@@ -7,8 +7,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
+from certificates.renewal import deposit
 
-from .. import deposit
 from ..auditing import changed, snapshot
 from ..forms import CAAccountForm, TopUpForm
 from ..models import AuditEvent, CAAccount, Order

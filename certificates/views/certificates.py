@@ -14,11 +14,12 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
+from certificates import renewal, states
+from certificates.hosts.deployment import NothingToDeploy
+from certificates.renewal import limits as renewal_limits
 from fujissl_portal.params import int_param, strict_int, text_param
 
-from .. import renewal, renewal_limits, states
 from ..auditing import changed, snapshot
-from ..deployment import NothingToDeploy
 from ..forms import CertificateForm
 from ..models import (
     AuditEvent,

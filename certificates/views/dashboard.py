@@ -13,8 +13,9 @@ from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.tenancy import scoped
+from certificates import states
+from certificates.renewal import deposit
 
-from .. import deposit, states
 from ..models import CAAccount, Certificate, Deployment, Heartbeat, RenewalRun
 from . import timeline
 from .common import portal_view, roles

@@ -11,9 +11,10 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
+from certificates.hosts import enrolment
+from certificates.seams import ssh
 from fujissl_portal.params import text_param
 
-from .. import enrolment, ssh
 from ..auditing import changed, snapshot
 from ..forms import ConfirmHostKeyForm, HostForm
 from ..models import AuditEvent, TargetHost

@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from certificates import renewal
-from certificates.deployment import NothingToDeploy
+from certificates.hosts.deployment import NothingToDeploy
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
 

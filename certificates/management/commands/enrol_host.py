@@ -5,8 +5,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from certificates import enrolment, ssh
+from certificates.hosts import enrolment
 from certificates.models import AuditEvent, TargetHost
+from certificates.seams import ssh
 
 from ..lookup import by_id_or_name
 

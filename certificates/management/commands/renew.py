@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
 from certificates.renewal import run_inline
-from certificates.renewal_limits import NotDue, PaidIssuanceLimit, record_forced
+from certificates.renewal.limits import NotDue, PaidIssuanceLimit, record_forced
 
 
 class Command(BaseCommand):

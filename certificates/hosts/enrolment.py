@@ -16,9 +16,10 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import ssh, validators
-from .models import TargetHost
-from .models.hosts import PATH_FIELDS
+from certificates import validators
+from certificates.models import TargetHost
+from certificates.models.hosts import PATH_FIELDS
+from certificates.seams import ssh
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ on the status it leaves and, once a worker has claimed the run, on the attempt
 number the claim gave: a worker whose lease ran out, and whose run another
 worker took up since, can no longer change the run, whatever it still does.
 
-Only this module writes ``RenewalRun.status``. The services (renewal.py) call a
+Only this module writes ``RenewalRun.status``. The services (run.py, scheduling.py) call a
 transition first and act only when it took: the one who ends a run sends its
 alerts, once.
 
@@ -38,7 +38,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from .models import DeployRequest, RenewalRun
+from certificates.models import DeployRequest, RenewalRun
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import (
+from certificates.models import (
     CAAccount,
     Certificate,
     CertificateVersion,
@@ -32,6 +32,7 @@ from .models import (
     RenewalRun,
     Reservation,
 )
+from certificates.renewal import policy
 
 HORIZONS = (30, 60, 90)
 # Without a version to learn from, a certificate is assumed to renew this often.
@@ -267,7 +268,5 @@ def _renewal_interval(not_before, not_after) -> datetime.timedelta:
     """The next version will be like this one: renewed as far into its life."""
     if not_before is None:
         return DEFAULT_RENEWAL_INTERVAL
-    from .issuance import remaining_at_renewal
-
     lifetime = not_after - not_before
-    return max(lifetime - remaining_at_renewal(lifetime), datetime.timedelta(hours=1))
+    return max(lifetime - policy.remaining_at_renewal(lifetime), datetime.timedelta(hours=1))

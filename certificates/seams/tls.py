@@ -6,9 +6,8 @@ import ssl
 
 from django.utils.translation import gettext as _
 
+from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
-
-from .errors import FailureKind, PortalError
 
 logger = logging.getLogger(__name__)
 

@@ -1,25 +1,12 @@
-"""The seam to target hosts: SSH and SFTP through paramiko, and nothing else.
-
-Every error leaving this module is an ``SSHError`` sorted into transient
-(retry later: the network, a timeout) or permanent (a person must act: a
-changed host key, a refused login, a failing command). Host keys are pinned:
-``connect`` trusts only the key stored on the TargetHost after an
-administrator confirmed it, and paramiko's RejectPolicy refuses anything else.
-Key material is never logged.
-"""
+"""One SSH session with a host: its files over SFTP (never following a link
+where a file is written) and its commands, with bounded output and time."""
 
 from __future__ import annotations
 
-import atexit
-import base64
-import hashlib
-import logging
-import os
 import posixpath
 import secrets
 import shlex
 import stat
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +15,6 @@ from typing import NamedTuple, Protocol
 
 import paramiko
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from paramiko.sftp import (
     CMD_EXTENDED,
@@ -39,69 +25,16 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
-from fujissl_portal import egress
-
-from . import validators
-from .errors import FailureKind, PortalError
-
-logger = logging.getLogger(__name__)
-
-# Enough of a command's output to show a person what went wrong (nginx -t
-# prints its verdict last), without storing a runaway log in a step's detail.
-OUTPUT_LIMIT = 4000
-
-
-class SSHError(PortalError):
-    """Anything that went wrong on the way to or on a host; ``str()`` is for people."""
-
-    kind = FailureKind.SSH_ERROR
-
-
-class HostKeyNotConfirmed(SSHError):
-    kind = FailureKind.HOST_KEY_NOT_CONFIRMED
-
-
-class HostKeyMismatch(SSHError):
-    kind = FailureKind.HOST_KEY_MISMATCH
-
-    def __init__(self, message: str, *, pinned: str, presented: str) -> None:
-        super().__init__(message)
-        self.pinned, self.presented = pinned, presented
-
-
-class Unreachable(SSHError):
-    transient = True
-    kind = FailureKind.UNREACHABLE
-
-
-class AuthenticationFailed(SSHError):
-    kind = FailureKind.AUTHENTICATION_FAILED
-
-
-class CommandFailed(SSHError):
-    kind = FailureKind.COMMAND_FAILED
-
-    def __init__(self, message: str, *, exit_status: int, output: str) -> None:
-        super().__init__(message)
-        self.exit_status, self.output = exit_status, output
-
-
-class CommandTimedOut(SSHError):
-    transient = True
-    kind = FailureKind.COMMAND_TIMED_OUT
-
-
-class RemoteFileError(SSHError):
-    """An SFTP operation the server refused (permission, missing folder...)."""
-
-    kind = FailureKind.REMOTE_FILE_ERROR
-
-
-class UnsafePath(RemoteFileError):
-    """A path the portal refuses to write through: a symbolic link it did not
-    make, or a folder that others may write to. A person must look at the host."""
-
-    kind = FailureKind.UNSAFE_PATH
+from certificates.seams.ssh_errors import (
+    OUTPUT_LIMIT,
+    CommandFailed,
+    CommandTimedOut,
+    RemoteFileError,
+    Unreachable,
+    UnsafePath,
+    describe,
+    trim,
+)
 
 
 class Host(Protocol):
@@ -134,264 +67,7 @@ class CommandResult(NamedTuple):
         return self.exit_status == 0
 
 
-def _connect_timeout(timeout: float | None) -> float:
-    return settings.SSH_CONNECT_TIMEOUT if timeout is None else timeout
-
-
-def _trim(text: str) -> str:
-    text = text.strip()
-    return text if len(text) <= OUTPUT_LIMIT else "…" + text[-OUTPUT_LIMIT:]
-
-
-def _public_key(line: str) -> paramiko.PKey:
-    key_type, encoded = validators.validate_ssh_public_key(line)
-    return paramiko.PKey.from_type_string(key_type, base64.b64decode(encoded))
-
-
-def _where(address: str, port: int) -> str:
-    return f"{address}:{port}"
-
-
-def _describe(exc: BaseException) -> str:
-    # paramiko raises some exceptions (EOFError, timeouts) without a message.
-    return str(exc) or type(exc).__name__
-
-
-class OutboundRefused(SSHError):
-    """The address is not one the portal's outbound policy allows: a person must
-    change it (or the operator the policy); retrying changes nothing."""
-
-    kind = FailureKind.OUTBOUND_REFUSED
-
-
-@contextmanager
-def _network_errors(where: str) -> Iterator[None]:
-    """Sort what socket and paramiko raise while connecting into our errors.
-
-    Refused, timed out, no banner, dropped during key exchange: one message for
-    people, so that an address and port cannot be probed through the portal by
-    the difference; the log has the detail."""
-    try:
-        yield
-    except (paramiko.BadHostKeyException, paramiko.AuthenticationException):
-        raise  # the caller knows the host and says what they mean
-    except egress.Refused as exc:
-        raise OutboundRefused(
-            _("%(where)s is not allowed by the portal's outbound policy: enter the host's "
-              "public address.") % {"where": where}
-        ) from exc
-    except paramiko.ssh_exception.IncompatiblePeer as exc:
-        raise SSHError(
-            _("%(where)s offers no SSH algorithm the portal accepts: %(error)s")
-            % {"where": where, "error": exc}
-        ) from exc
-    except (OSError, paramiko.SSHException, EOFError) as exc:
-        # The host may be back later.
-        logger.info("SSH connection to %s failed: %s: %s", where, type(exc).__name__,
-                    _describe(exc))
-        raise Unreachable(
-            _("Could not reach %(where)s over SSH: check the address and port, and that the "
-              "SSH server runs and accepts connections from the portal.") % {"where": where}
-        ) from exc
-
-
-def fetch_host_key(address: str, port: int, *, timeout: float | None = None) -> str:
-    """The host key the server presents, as an ``ssh-ed25519 AAAA...`` line.
-
-    For enrolment only: the key is shown to an administrator, who confirms its
-    fingerprint before anything trusts it. No login is attempted.
-    """
-    timeout = _connect_timeout(timeout)
-    where = _where(address, port)
-    with _network_errors(where):
-        sock = egress.connect(address, port, timeout=timeout)
-        transport = paramiko.Transport(sock)
-        try:
-            transport.banner_timeout = timeout
-            transport.start_client(timeout=timeout)
-            key = transport.get_remote_server_key()
-        finally:
-            transport.close()
-    return f"{key.get_name()} {key.get_base64()}"
-
-
-def _client_for(host: Host) -> paramiko.SSHClient:
-    """A client that trusts exactly the host's pinned key, and no other."""
-    if not host.host_key_confirmed:
-        raise HostKeyNotConfirmed(
-            _("The SSH host key of %(host)s has not been confirmed by an administrator, "
-              "so the portal does not connect to it; enrol the host and confirm its "
-              "fingerprint first.") % {"host": host.name}
-        )
-    client = paramiko.SSHClient()
-    # Not load_system_host_keys(): the portal's pin is the only source of trust.
-    name = host.address if host.ssh_port == 22 else f"[{host.address}]:{host.ssh_port}"
-    pinned = _public_key(host.host_key)
-    client.get_host_keys().add(name, pinned.get_name(), pinned)
-    client.set_missing_host_key_policy(paramiko.RejectPolicy())
-    return client
-
-
-def _login_key(host: Host) -> paramiko.PKey:
-    try:
-        return validators.validate_ssh_private_key(host.login_key)
-    except ValidationError as exc:
-        raise AuthenticationFailed(
-            _("The SSH login key of %(host)s cannot be used: %(error)s")
-            % {"host": host.name, "error": " ".join(exc.messages)}
-        ) from None
-
-
-@contextmanager
-def connect(host: Host, *, timeout: float | None = None,
-            fresh: bool = False) -> Iterator[Session]:
-    """An authenticated session with ``host``, its host key checked against the pin.
-
-    The login is kept for the next session with the same host in this process
-    (see ``_Pool``), unless ``fresh``: a connection test must prove a new login.
-    A session that ends in an error closes its connection instead.
-    """
-    key = _pool_key(host)
-    client, sftp = (None, None) if fresh else _pool.take(key)
-    if client is None:
-        client = _client_for(host)
-        try:
-            _log_in(client, host, timeout=_connect_timeout(timeout))
-        except BaseException:
-            client.close()
-            raise
-    session = Session(client, host=host, sftp=sftp)
-    try:
-        yield session
-    except BaseException:
-        session.close()
-        client.close()
-        raise
-    if fresh:
-        session.close()
-        client.close()
-    else:
-        _pool.give_back(key, client, session.detach_sftp())
-
-
-# A kept login's key: see _pool_key.
-PoolKey = tuple[int | None, str, int, str, str, str]
-
-
-def _pool_key(host: Host) -> PoolKey:
-    """What a kept login is good for: the same address, port and user, the same
-    pinned key and the same login key. A changed record never reuses a login
-    made under the old one."""
-    return (host.pk, host.address, host.ssh_port, host.ssh_user, host.host_key,
-            hashlib.sha256(host.login_key.encode()).hexdigest())
-
-
-class _Pool:
-    """Idle logins kept per host, per process, for SSH_KEEP_SECONDS.
-
-    A renewal logs in to each host to place challenge files, then to deploy;
-    with many certificates on a host, the logins were most of the host's CPU
-    (OpenSSH forks and re-executes itself, then key exchange and authentication
-    for each one). A kept login is only handed to one session at a time, and
-    never across a fork.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._idle: dict[PoolKey, list[tuple[float, paramiko.SSHClient, _SFTPClient | None]]] = {}
-        self._pid = os.getpid()
-
-    def take(self, key: PoolKey) -> tuple[paramiko.SSHClient | None, _SFTPClient | None]:
-        """A kept login for ``key`` and its SFTP channel, or (None, None)."""
-        stale = []
-        found: tuple[paramiko.SSHClient | None, _SFTPClient | None] = None, None
-        with self._lock:
-            self._after_fork()
-            idle = self._idle.get(key, [])
-            now = time.monotonic()
-            while idle:
-                since, client, sftp = idle.pop()
-                transport = client.get_transport()
-                if now - since < settings.SSH_KEEP_SECONDS and transport is not None \
-                        and transport.is_active():
-                    if sftp is not None and sftp.get_channel().closed:
-                        sftp = None  # the next session opens a new one
-                    found = client, sftp
-                    break
-                stale.append(client)
-        for client in stale:
-            client.close()
-        return found
-
-    def give_back(self, key: PoolKey, client: paramiko.SSHClient,
-                  sftp: _SFTPClient | None) -> None:
-        if settings.SSH_KEEP_SECONDS <= 0:
-            client.close()
-            return
-        with self._lock:
-            self._after_fork()
-            idle = self._idle.setdefault(key, [])
-            idle.append((time.monotonic(), client, sftp))
-            surplus = idle[:-settings.SSH_KEEP_PER_HOST]
-            del idle[:-settings.SSH_KEEP_PER_HOST]
-        for _since, old, _sftp in surplus:
-            old.close()
-
-    def clear(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, {}
-        for entries in idle.values():
-            for _since, client, _sftp in entries:
-                client.close()
-
-    def _after_fork(self) -> None:
-        # A child process must not talk through its parent's sockets.
-        if os.getpid() != self._pid:
-            self._idle, self._pid = {}, os.getpid()
-
-
-_pool = _Pool()
-atexit.register(_pool.clear)
-
-
-def forget_kept_logins() -> None:
-    """Close every kept login of this process (tests start each from none)."""
-    _pool.clear()
-
-
-def _log_in(client: paramiko.SSHClient, host: Host, *, timeout: float) -> None:
-    where = _where(host.address, host.ssh_port)
-    try:
-        with _network_errors(where):
-            sock = egress.connect(host.address, host.ssh_port, timeout=timeout)
-            client.connect(
-                host.address, port=host.ssh_port, sock=sock, username=host.ssh_user,
-                pkey=_login_key(host), look_for_keys=False, allow_agent=False,
-                timeout=timeout, banner_timeout=timeout, auth_timeout=timeout,
-                channel_timeout=timeout,
-            )
-    except paramiko.BadHostKeyException as exc:
-        raise _mismatch(host, exc) from None
-    except paramiko.AuthenticationException as exc:
-        raise AuthenticationFailed(
-            _("%(where)s refused the login of %(user)s with the portal's key: %(error)s")
-            % {"where": where, "user": host.ssh_user, "error": _describe(exc)}
-        ) from None
-
-
-def _mismatch(host: Host, exc: paramiko.BadHostKeyException) -> HostKeyMismatch:
-    pinned = validators.ssh_fingerprint_sha256(host.host_key)
-    presented = exc.key.fingerprint
-    return HostKeyMismatch(
-        _("The SSH host key of %(host)s has changed: the pinned key is %(pinned)s, but "
-          "the server presented %(presented)s. Nothing was written. If the change is "
-          "expected, enrol the host again and confirm the new fingerprint.")
-        % {"host": host.name, "pinned": pinned, "presented": presented},
-        pinned=pinned, presented=presented,
-    )
-
-
-class _SFTPClient(paramiko.SFTPClient):
+class SFTPClient(paramiko.SFTPClient):
     def create_exclusive(self, path: str, mode: int) -> paramiko.SFTPFile:
         """Open a new file for writing, created with ``mode`` (O_CREAT|O_EXCL).
 
@@ -414,7 +90,7 @@ class Session:
     """File operations (SFTP) and commands (exec) on one connected host."""
 
     def __init__(self, client: paramiko.SSHClient, *, host: Host,
-                 sftp: _SFTPClient | None = None) -> None:
+                 sftp: SFTPClient | None = None) -> None:
         self.host = host
         self._client = client
         # A kept login keeps its SFTP channel too: each new one starts an
@@ -433,18 +109,18 @@ class Session:
             self._sftp.close()
             self._sftp = None
 
-    def detach_sftp(self) -> _SFTPClient | None:
+    def detach_sftp(self) -> SFTPClient | None:
         sftp, self._sftp = self._sftp, None
         return sftp
 
     @property
-    def sftp(self) -> _SFTPClient:
+    def sftp(self) -> SFTPClient:
         if self._sftp is None:
             with self._file_errors(_("open SFTP on"), self.host.address):
                 transport = self._client.get_transport()
                 if transport is None or not transport.is_active():
                     raise paramiko.SSHException("the connection is closed")
-                self._sftp = _SFTPClient.from_transport(transport)
+                self._sftp = SFTPClient.from_transport(transport)
                 self._sftp.get_channel().settimeout(settings.SSH_COMMAND_TIMEOUT)
         return self._sftp
 
@@ -457,7 +133,7 @@ class Session:
                 _("The SSH connection to %(host)s broke off while trying to %(action)s "
                   "%(path)s: %(error)s")
                 % {"host": self.host.name, "action": action, "path": path,
-                   "error": _describe(exc)}
+                   "error": describe(exc)}
             ) from exc
         except OSError as exc:
             raise RemoteFileError(
@@ -663,9 +339,9 @@ class Session:
             raise Unreachable(
                 _("The SSH connection to %(host)s broke off while running “%(command)s”: "
                   "%(error)s") % {"host": self.host.name, "command": command,
-                                  "error": _describe(exc)}
+                                  "error": describe(exc)}
             ) from exc
-        return CommandResult(status, _trim(output.decode("utf-8", errors="replace")))
+        return CommandResult(status, trim(output.decode("utf-8", errors="replace")))
 
     @staticmethod
     def _read_until_exit(channel: paramiko.Channel, deadline: float) -> bytes:

@@ -22,9 +22,8 @@ import dns.tsig
 import dns.update
 from django.utils.translation import gettext_lazy as _
 
+from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
-
-from .errors import FailureKind, PortalError
 
 logger = logging.getLogger(__name__)
 

@@ -21,10 +21,7 @@ inside the function.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,12 +33,14 @@ from django.db.models.functions import Concat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import ssh, tasks
-from .errors import FailureKind, PortalError
-from .installer import Installer, InstallFailed, Item, planned_files
-from .models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
-from .models.runs import held_steps
-from .steps import Step, StepStatus
+from certificates import tasks
+from certificates.hosts import leases
+from certificates.hosts.installer import Installer, InstallFailed, Item, planned_files
+from certificates.models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
+from certificates.models.runs import held_steps
+from certificates.seams import ssh
+from certificates.seams.errors import FailureKind, PortalError
+from certificates.steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -163,13 +162,13 @@ def drain(host: TargetHost) -> None:
     e-mail, webhooks) never runs while the host is held, and so that under a
     steady stream of renewals runs end batch by batch, not when the queue runs dry.
     """
-    owner = _lease_owner()
-    while _take_lease(host, owner):
+    owner = leases.new_owner()
+    while leases.take(host, owner):
         try:
             _linger(host)
             tried, runs = install_queued(host, owner=owner)
         finally:
-            _release_lease(host, owner)
+            leases.release(host, owner)
         _enqueue_conclusions(runs)
         # A request queued while we held the host may have seen it taken.
         if not DeployRequest.objects.filter(host=host, finished_at__isnull=True).exists():
@@ -286,7 +285,7 @@ def _install_items(host, owner, items: list[Item]) -> None:
             # longest, so renewing every few seconds is enough and spares a write
             # for each of a batch's many small steps.
             if time.monotonic() - renewed[0] >= LEASE_RENEW_SECONDS:
-                _renew_lease(host, owner)
+                leases.renew(host, owner)
                 renewed[0] = time.monotonic()
 
         try:
@@ -342,41 +341,16 @@ def forget_old_requests(*, now=None) -> int:
 # -- one deployment at a time per host ------------------------------------------
 
 
-def host_lease_seconds() -> float:
-    # Renewed before every step, so it only has to outlast the longest single
-    # step: a rollback's chown of four files and its reload, or the TLS grace.
-    # fujissl_portal/checks.py keeps it within the deployment task's time limit.
-    return (settings.SSH_CONNECT_TIMEOUT + 6 * settings.SSH_COMMAND_TIMEOUT
-            + settings.DEPLOY_TLS_GRACE_SECONDS)
 
 
-def _lease_length() -> timedelta:
-    return timedelta(seconds=host_lease_seconds())
 
 
-def _lease_owner() -> str:
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def _renew_lease(host, owner) -> None:
-    renewed = TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
-        deploy_locked_until=timezone.now() + _lease_length())
-    if not renewed:  # a step outlasted the lease and another deployment took it
-        logger.warning("deployment lease on %s lost by %s", host, owner)
 
 
-def _release_lease(host, owner) -> None:
-    TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
-        deploy_lock_owner="", deploy_locked_until=None)
 
 
-def _take_lease(host: TargetHost, owner: str) -> bool:
-    """A guarded UPDATE takes the lease only if it is free or has run out, so two
-    workers can never both hold it; a dead worker's lease simply expires."""
-    now = timezone.now()
-    free = Q(deploy_locked_until__isnull=True) | Q(deploy_locked_until__lte=now)
-    return bool(TargetHost.objects.filter(free, pk=host.pk).update(
-        deploy_lock_owner=owner, deploy_locked_until=now + _lease_length()))
 
 
 # -- recording --------------------------------------------------------------------

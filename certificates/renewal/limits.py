@@ -17,8 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Organization
-
-from .models import AuditEvent, RenewalRun
+from certificates.models import AuditEvent, RenewalRun
 
 
 class NotDue(Exception):

@@ -1,5 +1,5 @@
-"""Automatic renewal: finding what is due, opening one run per certificate, and
-carrying a run through deposit check, issuance, charge and deployment to its end.
+"""Carrying a run through: deposit reservation, issuance, charge and deployment,
+and its end (succeeded, failed, held for the deposit).
 
 The database is the source of truth, never Celery: every change of a run's
 status is a guarded UPDATE in lifecycle.py, backoff lives in `next_attempt_at`,
@@ -21,17 +21,15 @@ import logging
 import time
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from . import alerts, deployment, deposit, issuance, lifecycle, renewal_limits, tasks
-from .deployment import NothingToDeploy, outcome_of
-from .errors import FailureKind, PortalError
-from .models import (
+from certificates import alerts, tasks
+from certificates.hosts import deployment
+from certificates.hosts.deployment import NothingToDeploy, outcome_of
+from certificates.models import (
     Certificate,
     Deployment,
     DeployRequest,
@@ -39,8 +37,10 @@ from .models import (
     Order,
     RenewalRun,
 )
-from .signals import announce
-from .steps import Step, StepStatus
+from certificates.renewal import challenges, deposit, issuance, lifecycle
+from certificates.seams.errors import FailureKind, PortalError
+from certificates.signals import announce
+from certificates.steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
 
@@ -50,8 +50,6 @@ BACKOFF = [datetime.timedelta(minutes=1), datetime.timedelta(minutes=10),
 # A certificate held for lack of money is looked at again this often, in case
 # the price changed; a top-up releases it at once.
 DEPOSIT_RECHECK = datetime.timedelta(hours=1)
-# Reminders for a failing renewal, nearest first: the smallest one crossed is sent.
-REMINDER_DAYS = (3, 14)
 # How long `manage.py renew` and `deploy` wait for a host another worker holds.
 INLINE_WAIT_SECONDS = 300
 
@@ -66,203 +64,6 @@ class DeploymentFailed(PortalError):
     was issued and charged, and a retry only deploys it)."""
 
     kind = FailureKind.DEPLOYMENT_FAILED
-
-
-# -- finding and starting work ----------------------------------------------------
-
-
-def due_certificates(now=None):
-    """Certificates whose renewal time, or next attempt after a failure, has come,
-    and that have no open run. Served by the two partial indexes on Certificate."""
-    now = now or timezone.now()
-    return Certificate.objects.filter(Certificate.due(now)).exclude(
-        pk__in=RenewalRun.objects.filter(status__in=RenewalRun.OPEN).values("certificate_id"))
-
-
-def scheduled_intents(certificate_ids, *, now=None) -> dict[int, str]:
-    """What a scheduled run of each certificate is for. Issue when it was never
-    issued or its renewal time came; otherwise it is a retry, which keeps what
-    is left of the last run's intent: issue again if that run issued nothing
-    (a person's renewal that failed, one held for the deposit), else deploy."""
-    now = now or timezone.now()
-    last = RenewalRun.objects.filter(certificate=OuterRef("pk"),
-                                     status__in=RenewalRun.FINAL).order_by("-created_at", "-pk")
-    rows = Certificate.objects.filter(pk__in=certificate_ids).annotate(
-        last_intent=Subquery(last.values("intent")[:1]),
-        last_version=Subquery(last.values("version_id")[:1]),
-    ).values_list("pk", "current_version_id", "renew_after", "last_intent", "last_version")
-    intents = {}
-    for pk, current, renew_after, last_intent, last_version in rows:
-        if current is None or renew_after is None or renew_after <= now:
-            intents[pk] = Intent.ISSUE
-        elif last_intent == Intent.ISSUE and last_version is None:
-            intents[pk] = Intent.ISSUE
-        else:
-            intents[pk] = Intent.DEPLOY
-    return intents
-
-
-def scan(*, now=None, limit=500) -> list[int]:
-    """Opens a run for each due certificate and enqueues it; returns the run ids.
-
-    The runs are inserted together (one statement, where one at a time cost a
-    savepoint, an insert and a release each). If a certificate got an open run
-    since it was found due (another scan, a person's "renew now"), the
-    constraint refuses the whole insert, and the runs are opened one at a
-    time instead, skipping those that have one."""
-    ids = list(due_certificates(now).order_by(
-        Coalesce("next_attempt_at", "renew_after").asc(nulls_first=True)
-    ).values_list("pk", flat=True)[:limit])
-    if not ids:
-        return []
-    intents = scheduled_intents(ids, now=now)
-    trigger = RenewalRun.Trigger.SCHEDULE
-    try:
-        opened = [run.pk for run in lifecycle.open_runs(intents, trigger=trigger)]
-    except IntegrityError:
-        runs = [lifecycle.open_run(certificate_id=pk, trigger=trigger, intent=intent)
-                for pk, intent in intents.items()]
-        opened = [run.pk for run in runs if run is not None]
-    transaction.on_commit(lambda: [tasks.renew.delay(pk) for pk in opened])
-    return opened
-
-
-def start_run(*, certificate_id, trigger, requested_by=None, intent=Intent.ISSUE,
-              hosts=None, enqueue=True) -> RenewalRun | None:
-    """Opens a run and enqueues it once the transaction commits; None when the
-    certificate has an open run already."""
-    run = lifecycle.open_run(certificate_id=certificate_id, trigger=trigger, intent=intent,
-                             requested_by=requested_by, hosts=hosts)
-    if run is not None and enqueue:
-        transaction.on_commit(lambda: tasks.renew.delay(run.pk))
-    return run
-
-
-def _open_run_of(certificate_id) -> RenewalRun | None:
-    return RenewalRun.objects.filter(certificate_id=certificate_id,
-                                     status__in=RenewalRun.OPEN).first()
-
-
-def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalRun | None:
-    """Opens a run a person asked for, past the checks of `renewal_limits`. The
-    run carries ``forced`` for the caller's audit."""
-    certificate = Certificate.objects.select_related("ca_account").get(pk=certificate_id)
-    forced = renewal_limits.check_window(certificate, force=force)
-    with transaction.atomic():
-        renewal_limits.check_daily_limit(certificate)
-        run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
-                        enqueue=enqueue)
-    if run is not None:
-        run.forced = forced
-    return run
-
-
-def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None,
-               force=False):
-    """A whole run in this process, for `manage.py renew`: deposit check, issuance,
-    charge, deployment. Returns the finished run, or None if one is open already.
-    Raises renewal_limits.NotDue or PaidIssuanceLimit as renew_now does."""
-    if _open_run_of(certificate_id) is not None:
-        return None
-    run = _start_by_person(certificate_id=certificate_id, by=requested_by, trigger=trigger,
-                           force=force, enqueue=False)
-    if run is None:
-        return None
-    forced = run.forced
-    run = execute(run_id=run.pk, inline=True) or run
-    run.refresh_from_db()
-    run.forced = forced
-    return run
-
-
-def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL,
-              force=False) -> RenewalRun:
-    """A person's "renew now": starts at once, whatever the backoff. Returns the
-    new run (``run.forced`` when it renews outside the window), or the one
-    already open. Outside the renewal window it raises renewal_limits.NotDue
-    unless ``force`` (only administrators may force: the caller checks); past
-    the organisation's daily number of paid issuances, PaidIssuanceLimit."""
-    run = _open_run_of(certificate_id)
-    if run is None:
-        run = _start_by_person(certificate_id=certificate_id, by=by, trigger=trigger,
-                               force=force, enqueue=True)
-    if run is None:  # opened by someone else a moment ago
-        run = _open_run_of(certificate_id)
-    if run is not None and not hasattr(run, "forced"):
-        run.forced = False
-    return run
-
-
-class NotAHostOfTheCertificate(ValueError):
-    """Hosts asked for that the certificate is not deployed to."""
-
-    def __init__(self, bound):
-        self.bound = sorted(bound)
-        super().__init__(_("Choose among the certificate's hosts: %(ids)s.")
-                         % {"ids": ", ".join(map(str, self.bound)) or _("none")})
-
-
-class NoHosts(ValueError):
-    pass
-
-
-def deploy_now(*, certificate_id, by=None, host_ids=None, trigger=RenewalRun.Trigger.MANUAL,
-               enqueue=True) -> RenewalRun:
-    """A person's "deploy now" (the UI, the API, `manage.py deploy`): a deploy-only
-    run of the current version to the certificate's hosts, or those of
-    ``host_ids``, with steps and history like any other run. Returns it, or the
-    run already open (``run.already_open``). Raises NothingToDeploy (never
-    issued), NoHosts, or NotAHostOfTheCertificate naming the allowed ids."""
-    certificate = Certificate.objects.get(pk=certificate_id)
-    if certificate.current_version_id is None:
-        raise NothingToDeploy(_("This certificate has no issued version to deploy yet."))
-    bound = set(certificate.deployments.values_list("host_id", flat=True))
-    if not bound:
-        raise NoHosts(_("This certificate has no target hosts."))
-    if host_ids is not None and (not host_ids or set(host_ids) - bound):
-        raise NotAHostOfTheCertificate(bound)
-    run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
-                    intent=Intent.DEPLOY, enqueue=enqueue,
-                    hosts=sorted(set(host_ids)) if host_ids is not None else None)
-    if run is not None:
-        run.already_open = False
-        return run
-    run = _open_run_of(certificate_id)
-    if run is None:  # it ended a moment ago: try once more
-        return deploy_now(certificate_id=certificate_id, by=by, host_ids=host_ids,
-                          trigger=trigger, enqueue=enqueue)
-    run.already_open = True
-    return run
-
-
-def deploy_inline(*, certificate_id, host_ids=None, by=None) -> RenewalRun | None:
-    """`manage.py deploy`: a deploy-only run carried through in this process."""
-    if _open_run_of(certificate_id) is not None:
-        return None
-    run = deploy_now(certificate_id=certificate_id, by=by, host_ids=host_ids, enqueue=False)
-    if run.already_open:
-        return None
-    run = execute(run_id=run.pk, inline=True) or run
-    run.refresh_from_db()
-    return run
-
-
-def recover_stale_runs(*, now=None) -> list[int]:
-    """Runs whose worker died, and queued runs whose message was lost, are
-    enqueued again; deploying runs whose drainer or conclusion was lost are
-    drained again (never issued again). Requests of ended runs are forgotten."""
-    now = now or timezone.now()
-    deployment.forget_old_requests(now=now)
-    deposit.close_reservations_of_ended_runs()
-    requeued = lifecycle.requeue_lost(now=now)
-    for run_id in requeued:
-        logger.warning("renewal run %s lost its worker or message; enqueued again", run_id)
-        tasks.renew.delay(run_id)
-    redriven = lifecycle.redrive_deploying(now=now)
-    for run_id in redriven:
-        logger.warning("renewal run %s lost its deployment worker; drained again", run_id)
-        tasks.deploy_run.delay(run_id)
-    return requeued + redriven
 
 
 # -- carrying a run through -------------------------------------------------------
@@ -297,12 +98,12 @@ def _carry(run, inline):
             except issuance.IssuanceFailed as exc:
                 return fail(run, exc)
             finally:
-                issuance.remove_leftovers(run)
-        _charge(run)
+                challenges.remove_leftovers(run)
+        charge(run)
     return _start_deploying(run, inline)
 
 
-def _charge(run) -> None:
+def charge(run) -> None:
     entry, created = deposit.charge_for_version(version=run.version, run=run)
     if created:  # a run taken up again finds its charge in the ledger: no second step
         run.step(Step.CHARGE, StepStatus.DONE,
@@ -545,42 +346,3 @@ def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
                   extra={"balance": ca_account.available(), "price": ca_account.price,
                          "missing": missing})
     return run
-
-
-# -- the periodic checks that need a person -----------------------------------------
-
-
-def periodic_checks(*, now=None) -> None:
-    """Deposit warnings, reminders for failing renewals as expiry nears, and
-    certificates expiring with no successful renewal. Notifications de-duplicate,
-    so running this often sends nothing twice."""
-    now = now or timezone.now()
-    from .models import CAAccount
-
-    for ca_account in CAAccount.objects.filter(price__gt=0):
-        outlook = deposit.forecast(ca_account, now=now)
-        if outlook.is_low(ca_account.low_balance_threshold):
-            extra = {"balance": outlook.balance, "threshold": ca_account.low_balance_threshold,
-                     "needed_30d": outlook.needed_30d, "runs_out_on": outlook.runs_out_on}
-            told = alerts.notify(Notification.Kind.DEPOSIT_LOW, ca_account=ca_account,
-                                 extra=extra)
-            if told:  # once a day, like the mail, not at every check
-                announce("deposit.low", organization=ca_account.organization, payload={
-                    "ca_account": ca_account.pk, "name": ca_account.name,
-                    "currency": ca_account.currency, **extra})
-    expiring = Certificate.objects.filter(
-        expires_at__lte=now + datetime.timedelta(days=settings.EXPIRY_WARNING_DAYS),
-        expires_at__gt=now, renew_after__lte=now,
-    ).select_related("current_version", "ca_account")
-    for certificate in expiring:
-        days = certificate.days_left(now)
-        if certificate.failure_count:
-            last_run = certificate.runs.filter(status=RenewalRun.Status.FAILED).first()
-            for threshold in REMINDER_DAYS:
-                if days < threshold:
-                    alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate,
-                                  run=last_run, once=True,
-                                  event=f"{threshold}d:version-{certificate.current_version_id}")
-                    break
-        alerts.notify(Notification.Kind.EXPIRING, certificate=certificate,
-                      event=f"version-{certificate.current_version_id}", extra={"days": days})

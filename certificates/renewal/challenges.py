@@ -1,0 +1,166 @@
+"""The challenges of an order, published and removed: HTTP-01 files in every
+host's document root over SSH, DNS-01 TXT records over RFC 2136. What a run
+places is recorded on it before it is placed, so that whoever finishes the run
+removes it, even after the worker that placed it died."""
+
+import posixpath
+from contextlib import ExitStack, contextmanager
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+from certificates.models import Certificate, RenewalRun
+from certificates.seams import dns, ssh
+from certificates.seams.errors import FailureKind, PortalError
+from certificates.steps import Step, StepStatus
+
+CHALLENGE_DIR = ".well-known/acme-challenge"
+
+
+@contextmanager
+def publish_http01(run, certificate, ca, pending):
+    """Challenge files on every host of the certificate, removed afterwards even
+    when validation fails; any host may be the one the name points at. Each
+    host's session stays open while the CA validates, so that the files are
+    removed through it rather than through a second login."""
+    hosts = list(certificate.hosts.exclude(document_root=""))
+    if not hosts:
+        raise PortalError(
+            _("HTTP-01 needs at least one target host with a document root; add one to "
+              "%(name)s or use DNS-01.") % {"name": certificate.common_name}, transient=False,
+            kind=FailureKind.ISSUANCE_FAILED)
+    files = [ca.http01_resource(body) for _authzr, body in pending]
+    with ExitStack() as sessions:
+        written = []  # (host, its session, the paths written there)
+        try:
+            for host in hosts:
+                directory = posixpath.join(host.document_root, CHALLENGE_DIR)
+                session = sessions.enter_context(ssh.connect(host))
+                paths = []
+                written.append((host, session, paths))
+                # A web application that writes in its document root could have
+                # made .well-known a link leading anywhere: refused, not followed.
+                session.makedirs_below(host.document_root, CHALLENGE_DIR)
+                for token_path, content in files:
+                    path = posixpath.join(host.document_root, token_path)
+                    paths.append(path)
+                    _placed(run, {"kind": "http01", "host": host.pk, "path": path})
+                    session.write_file(path, content.encode(), mode=0o644)
+                run.step(Step.CHALLENGE, StepStatus.DONE,
+                         _("%(count)d challenge file(s) in %(dir)s")
+                         % {"count": len(files), "dir": directory}, host=host)
+            yield
+        finally:
+            _remove_challenge_files(run, written)
+
+
+def _remove_challenge_files(run, written):
+    for host, session, paths in written:
+        if not paths:
+            continue
+        try:
+            try:
+                for path in paths:
+                    session.remove(path, missing_ok=True)
+            except ssh.SSHError:
+                # The session may have dropped while the CA validated: log in again.
+                with ssh.connect(host) as fresh:
+                    for path in paths:
+                        fresh.remove(path, missing_ok=True)
+            _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in paths])
+            run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
+        except ssh.SSHError as exc:
+            # Not fatal: a stale token file reveals nothing and proves nothing.
+            run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
+
+
+def _dns_server(certificate) -> dns.Server:
+    return dns.Server(
+        address=certificate.dns_server, port=certificate.dns_port,
+        key_name=certificate.tsig_key_name, secret=certificate.tsig_secret,
+        algorithm=certificate.tsig_algorithm or "hmac-sha256",
+        timeout=settings.DNS_UPDATE_TIMEOUT,
+    )
+
+
+@contextmanager
+def publish_dns01(run, certificate, ca, pending):
+    """TXT records added (never replaced) and, afterwards, exactly they deleted."""
+    server = _dns_server(certificate)
+    added = []
+    try:
+        for authzr, body in pending:
+            record, value = ca.dns01_record(body, authzr.body.identifier.value)
+            _placed(run, {"kind": "dns01", "record": record, "value": value})
+            dns.add_txt(server, record, value)
+            added.append((record, value))
+        expected = {}
+        for record, value in added:
+            expected.setdefault(record, set()).add(value)
+        for record, values in expected.items():
+            dns.wait_until_served(server, record, values,
+                                  timeout=settings.DNS_PROPAGATION_TIMEOUT)
+        run.step(Step.CHALLENGE, StepStatus.DONE, _("%(count)d TXT record(s) at %(server)s")
+                 % {"count": len(added), "server": certificate.dns_server})
+        yield
+    finally:
+        failures = []
+        for record, value in added:
+            try:
+                dns.delete_txt(server, record, value)
+            except dns.DNSUpdateError as exc:
+                failures.append(str(exc))
+            else:
+                _removed(run, [{"kind": "dns01", "record": record, "value": value}])
+        if added:
+            run.step(Step.CLEANUP, StepStatus.FAILED if failures else StepStatus.DONE,
+                     "; ".join(failures) or _("TXT records removed"))
+
+
+def _placed(run, artefact: dict) -> None:
+    """Recorded on the run before it is placed, so that a worker killed right
+    after leaves a trace for whoever ends the run."""
+    if artefact not in run.artefacts:
+        run.artefacts = [*run.artefacts, artefact]
+        RenewalRun.objects.filter(pk=run.pk).update(artefacts=run.artefacts)
+
+
+def _removed(run, artefacts: list[dict]) -> None:
+    run.artefacts = [a for a in run.artefacts if a not in artefacts]
+    RenewalRun.objects.filter(pk=run.pk).update(artefacts=run.artefacts)
+
+
+def remove_leftovers(run: RenewalRun) -> None:
+    """Removes what the run placed and nobody removed: challenge files and TXT
+    records of an attempt whose worker died while the CA validated (the attempt
+    that takes the run up finds the order valid and publishes nothing)."""
+    left = RenewalRun.objects.values_list("artefacts", flat=True).get(pk=run.pk) or []
+    run.artefacts = list(left)
+    if not left:
+        return
+    certificate = Certificate.objects.get(pk=run.certificate_id)
+    by_host: dict[int, list[str]] = {}
+    for artefact in left:
+        if artefact.get("kind") == "http01":
+            by_host.setdefault(artefact["host"], []).append(artefact["path"])
+    for host in certificate.hosts.filter(pk__in=by_host):
+        try:
+            with ssh.connect(host) as session:
+                for path in by_host[host.pk]:
+                    session.remove(path, missing_ok=True)
+        except ssh.SSHError as exc:
+            run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
+            continue
+        _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in by_host[host.pk]])
+        run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
+    records = [a for a in left if a.get("kind") == "dns01"]
+    if records:
+        server = _dns_server(certificate)
+        for artefact in records:
+            try:
+                dns.delete_txt(server, artefact["record"], artefact["value"])
+            except dns.DNSUpdateError as exc:
+                run.step(Step.CLEANUP, StepStatus.FAILED, str(exc))
+                continue
+            _removed(run, [artefact])
+        run.step(Step.CLEANUP, StepStatus.DONE, _("TXT records removed"))

@@ -1,0 +1,394 @@
+"""The ACME seam: the one module that talks to a CA (RFC 8555), through certbot's
+`acme` library, which does the JWS signing, nonces (with one `badNonce` retry),
+EAB and polling.
+
+What this module adds on top of the library:
+- `replaces` in newOrder (RFC 9773), which the library does not send;
+- ACME Renewal Information windows with their Retry-After;
+- one re-registration with the same key when the CA no longer knows the
+  account (`accountDoesNotExist`, as after a Pebble restart);
+- every failure turned into an `AcmeError` that says whether retrying can help
+  (transient) or a person must act (permanent), with the CA's problem document.
+
+It knows nothing of the database: callers pass plain values in and persist what
+comes out (the account URL after a registration).
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import josepy as jose
+import requests
+from acme import challenges, client, errors, messages
+from acme.client import _renewal_info_path_component as ari_certificate_id
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from certificates.seams.acme_problems import PROBLEM_WORDS as PROBLEM_WORDS
+from certificates.seams.acme_problems import (
+    TRANSIENT_CODES,
+    problem_dict,
+    retry_after_seconds,
+    validation_problem,
+)
+from certificates.seams.acme_problems import AcmeError as AcmeError
+from certificates.seams.acme_problems import Problem as Problem
+from certificates.seams.acme_problems import describe_problem as describe_problem
+from certificates.seams.acme_protocol import Client, Network
+from fujissl_portal import egress
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+USER_AGENT = "fujissl-portal (certificate renewal portal)"
+
+
+
+
+
+
+
+
+def new_account_key() -> str:
+    """An ACME account key (ECDSA P-256, ES256), as PEM."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _jwk_and_alg(key_pem: str) -> tuple[jose.JWK, jose.JWASignature]:
+    key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        alg = {256: jose.ES256, 384: jose.ES384, 521: jose.ES512}[key.curve.key_size]
+        return jose.JWKEC(key=key), alg
+    if isinstance(key, rsa.RSAPrivateKey):
+        return jose.JWKRSA(key=key), jose.RS256
+    raise ValueError("ACME account keys are ECDSA or RSA")
+
+
+@dataclass
+class RenewalWindow:
+    """The CA's suggested renewal window (RFC 9773) and when to ask again."""
+
+    start: datetime.datetime
+    end: datetime.datetime
+    retry_after_seconds: float
+    explanation_url: str = ""
+
+    def random_time(self) -> datetime.datetime:
+        # A random point spreads a fleet's renewals over the window, as the RFC asks.
+        span = max((self.end - self.start).total_seconds(), 0)
+        return self.start + datetime.timedelta(seconds=random.uniform(0, span))
+
+
+
+
+
+
+
+
+class CA:
+    """One CA account's conversation with its CA.
+
+    ``account_url`` is empty until the account is registered; read it back after
+    any call, since a registration (first use, or the CA having forgotten the
+    account) changes it.
+    """
+
+    def __init__(self, *, network: Network, directory: messages.Directory,
+                 account_key: jose.JWK, account_url: str = "", contact_email: str = "",
+                 eab: tuple[str, str] | None = None) -> None:
+        """No I/O here: ``connect`` fetches the directory and builds one."""
+        self.account_key = account_key
+        self.account_url = account_url
+        # True once this object registered the account (first use, or again).
+        self.registered = False
+        self._contact_email = contact_email
+        self._eab = eab
+        self._net = network
+        self._client = Client(directory, network)
+        if account_url:
+            network.account = messages.RegistrationResource(
+                uri=account_url, body=messages.Registration())
+
+    @classmethod
+    def connect(cls, *, directory_url: str, account_key_pem: str, account_url: str = "",
+                contact_email: str = "", eab_kid: str = "", eab_hmac_key: str = "",
+                verify: bool | str = True, timeout: int | float = 30) -> CA:
+        """The CA at ``directory_url``, its directory fetched (the one request)."""
+        if not directory_url.lower().startswith("https://"):
+            raise AcmeError(_("The CA's directory URL must start with https://."),
+                            transient=False)
+        jwk, alg = _jwk_and_alg(account_key_pem)
+        network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT,
+                          timeout=timeout)
+        network.read_environment_once(directory_url)
+        with _errors_of(network):
+            directory = client.ClientV2.get_directory(directory_url, network)
+        return cls(network=network, directory=directory, account_key=jwk,
+                   account_url=account_url, contact_email=contact_email,
+                   eab=(eab_kid, eab_hmac_key) if eab_kid and eab_hmac_key else None)
+
+    @property
+    def offers_renewal_info(self) -> bool:
+        return "renewalInfo" in self._client.directory.to_partial_json()
+
+    # -- account ---------------------------------------------------------------
+
+    def ensure_account(self) -> str:
+        if not self.account_url:
+            self.register()
+        return self.account_url
+
+    def register(self) -> str:
+        """Register (or find again) the account of this key; terms agreed."""
+        eab = None
+        if self._eab:
+            eab = messages.ExternalAccountBinding.from_data(
+                account_public_key=self.account_key.public_key(), kid=self._eab[0],
+                hmac_key=self._eab[1], directory=self._client.directory)
+        registration = messages.NewRegistration.from_data(
+            email=self._contact_email or None, terms_of_service_agreed=True,
+            external_account_binding=eab)
+        self._net.account = None
+        with self._errors():
+            try:
+                self.account_url = self._client.new_account(registration).uri
+            except errors.ConflictError as exists:
+                # The CA already has an account for this key: use it.
+                self.account_url = exists.location
+                self._net.account = messages.RegistrationResource(
+                    uri=self.account_url, body=messages.Registration())
+        self.registered = True
+        return self.account_url
+
+    @contextmanager
+    def _account_recovery(self) -> Iterator[None]:
+        """Registers again, once, when the CA has forgotten the account."""
+        try:
+            yield
+        except messages.Error as exc:
+            if exc.code != "accountDoesNotExist":
+                raise
+            logger.warning("CA no longer knows account %s; registering again", self.account_url)
+            self.register()
+            raise _RetryOnce from exc
+
+    def _with_account(self, call: Callable[..., T], *args: Any) -> T:
+        self.ensure_account()
+        with self._errors():
+            try:
+                with self._account_recovery():
+                    return call(*args)
+            except _RetryOnce:
+                return call(*args)
+
+    # -- orders ----------------------------------------------------------------
+
+    def new_order(self, csr_pem: bytes, *,
+                  replaces: str | None = None) -> messages.OrderResource:
+        # `replaces` only where the CA speaks ARI: others may reject an unknown field.
+        replaces = replaces if self.offers_renewal_info else None
+        if replaces:
+            try:
+                return self._with_account(self._client.new_order_replacing, csr_pem, replaces)
+            except AcmeError as exc:
+                if exc.transient:
+                    raise
+                # The CA may refuse the replacement (already replaced, unknown):
+                # an order without it is still the right thing to place.
+                logger.warning("order with replaces=%s refused (%s); ordering without",
+                               replaces, exc)
+        return self._with_account(self._client.new_order_replacing, csr_pem, None)
+
+    def fetch_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
+        return self._with_account(self._client.fetch_order, url, csr_pem)
+
+    def pending_challenges(
+        self, order: messages.OrderResource, challenge_type: str,
+    ) -> list[tuple[messages.AuthorizationResource, messages.ChallengeBody]]:
+        """(authorization, challenge body) for each authorization still pending."""
+        wanted = {"http-01": challenges.HTTP01, "dns-01": challenges.DNS01}[challenge_type]
+        found = []
+        for authzr in order.authorizations:
+            if authzr.body.status == messages.STATUS_VALID:
+                continue  # the CA reused a recent validation
+            matches = [c for c in authzr.body.challenges if isinstance(c.chall, wanted)]
+            if not matches:
+                name = authzr.body.identifier.value
+                raise AcmeError(
+                    _("The CA offers no %(type)s challenge for %(name)s.")
+                    % {"type": challenge_type, "name": name}, transient=False)
+            found.append((authzr, matches[0]))
+        return found
+
+    def http01_resource(self, challenge_body: messages.ChallengeBody) -> tuple[str, str]:
+        """(token path under the web root, content to serve)."""
+        chall = challenge_body.chall
+        return chall.path.lstrip("/"), chall.validation(self.account_key)
+
+    def dns01_record(self, challenge_body: messages.ChallengeBody,
+                     name: str) -> tuple[str, str]:
+        """(record name, TXT value) for `name` (a wildcard's base name)."""
+        chall = challenge_body.chall
+        return chall.validation_domain_name(name.removeprefix("*.")), chall.validation(
+            self.account_key)
+
+    def answer(self, challenge_body: messages.ChallengeBody) -> None:
+        with self._errors():
+            self._client.answer_challenge(challenge_body,
+                                          challenge_body.chall.response(self.account_key))
+
+    def wait_for_validation(self, order: messages.OrderResource, *,
+                            timeout: float) -> messages.OrderResource:
+        with self._errors():
+            return self._client.poll_authorizations_backoff(order, _deadline(timeout))
+
+    def finalize(self, order: messages.OrderResource, *, timeout: float) -> str:
+        """The full chain (leaf first), once the CA has issued."""
+        with self._errors():
+            # The order as we last saw it (before validation) says "pending":
+            # finalize unless it is known to be past that.
+            if order.body.status not in (messages.STATUS_VALID, messages.STATUS_PROCESSING):
+                try:
+                    order = self._client.begin_finalization(order)
+                except messages.Error as exc:
+                    if exc.code != "orderNotReady":
+                        raise
+            if order.body.status == messages.STATUS_VALID and order.body.certificate:
+                # Issued at once (or before a crash): download it, without the
+                # library's first one-second poll.
+                return self._client.download_certificate(order.body.certificate)
+            return self._client.poll_finalization_backoff(order, _deadline(timeout))
+
+    # -- renewal information (RFC 9773) ---------------------------------------
+
+    def renewal_window(self, certificate_pem: str) -> RenewalWindow | None:
+        """The CA's window for renewing this certificate, or None if it offers none."""
+        if not self.offers_renewal_info:
+            return None
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        url = f"{self._client.directory['renewalInfo']}/{ari_certificate_id(cert)}"
+        with self._errors():
+            response = self._net.get(url, content_type="application/json")
+        info = messages.RenewalInfo.from_json(response.json())
+        # RFC 9773 4.3.3: ask again after Retry-After, clamped to one minute ... one
+        # day; six hours when the CA does not say.
+        retry = retry_after_seconds(response)
+        return RenewalWindow(
+            start=info.suggested_window.start, end=info.suggested_window.end,
+            retry_after_seconds=min(max(retry if retry is not None else 6 * 3600, 60), 86400),
+            explanation_url=response.json().get("explanationURL", ""),
+        )
+
+    # -- errors ----------------------------------------------------------------
+
+    def _errors(self) -> AbstractContextManager[None]:
+        return _errors_of(self._net)
+
+
+class _RetryOnce(Exception):
+    """Internal: the account was registered again; repeat the call once."""
+
+
+
+
+def _deadline(seconds: float) -> datetime.datetime:
+    # The library compares with naive local time.
+    return datetime.datetime.now() + datetime.timedelta(seconds=seconds)
+
+
+@contextmanager
+def _errors_of(network: Network) -> Iterator[None]:
+    """Every error of the library, the network or the policy as an AcmeError."""
+    try:
+        yield
+    except AcmeError:
+        raise
+    except messages.Error as exc:
+        raise _from_problem(network, exc) from exc
+    except errors.IssuanceError as exc:
+        raise _from_problem(network, exc.error) from exc
+    except errors.ValidationError as exc:
+        problem = validation_problem(exc.failed_authzrs)
+        raise AcmeError(describe_problem(problem), transient=False, problem=problem) from exc
+    except (errors.TimeoutError, errors.NonceError) as exc:
+        code = "timeout" if isinstance(exc, errors.TimeoutError) else "badNonce"
+        raise AcmeError(str(PROBLEM_WORDS[code]), transient=True) from exc
+    except errors.ClientError as exc:
+        response = exc.args[0] if exc.args and hasattr(exc.args[0], "status_code") else None
+        status = getattr(response, "status_code", 0)
+        raise AcmeError(_("The CA answered with HTTP %(status)s.") % {"status": status},
+                        transient=status >= 500 or status == 0,
+                        retry_after=_retry_after(network)) from exc
+    except (egress.Refused, egress.ResponseTooLarge) as exc:
+        raise AcmeError(_("%(error)s Check the CA account's directory URL.")
+                        % {"error": exc}, transient=False, kind=exc.kind) from exc
+    except requests.RequestException as exc:
+        # Refused, timed out or dropped: one message, so that a directory URL
+        # cannot probe what listens on which port; the log has the detail.
+        logger.info("ACME request failed: %r", exc)
+        raise AcmeError(str(PROBLEM_WORDS["network"]), transient=True) from exc
+
+
+def _from_problem(network: Network, error: messages.Error) -> AcmeError:
+    problem = problem_dict(error)
+    status = getattr(network.last_response, "status_code", 0)
+    transient = error.code in TRANSIENT_CODES or status >= 500
+    return AcmeError(describe_problem(problem), transient=transient, problem=problem,
+                     retry_after=_retry_after(network) if transient else None)
+
+
+def _retry_after(network: Network) -> datetime.datetime | None:
+    response = network.last_response
+    seconds = retry_after_seconds(response) if response is not None else None
+    return timezone.now() + datetime.timedelta(seconds=seconds) if seconds is not None else None
+
+
+# -- clients kept between issuances ---------------------------------------------------
+
+# A client per CA account's settings and thread, kept for the next issuance: it
+# has the CA's directory, a nonce and a connection already, where a new one
+# would fetch the directory, ask for a nonce and shake hands first.
+KEEP_CLIENT_SECONDS = 300
+_kept = threading.local()
+
+
+def connect_kept(**settings: Any) -> CA:
+    """``CA.connect(**settings)``, or the one this thread connected with the same
+    settings less than KEEP_CLIENT_SECONDS ago. Every setting is part of the
+    key: an edited account never reuses a client."""
+    key = hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()
+    kept: dict[str, tuple[float, CA]] | None = getattr(_kept, "by_key", None)
+    if kept is None:
+        kept = _kept.by_key = {}
+    now = time.monotonic()
+    entry = kept.get(key)
+    if entry is not None and now - entry[0] < KEEP_CLIENT_SECONDS:
+        ca = entry[1]
+        ca.registered = False  # what this issuance registers, if anything
+        return ca
+    for old in [k for k, (since, _ca) in kept.items() if now - since >= KEEP_CLIENT_SECONDS]:
+        del kept[old]
+    ca = CA.connect(**settings)
+    kept[key] = (now, ca)
+    return ca
+
+
+def forget_kept_clients() -> None:
+    """This thread's kept clients are dropped (tests start each from none)."""
+    _kept.by_key = {}

@@ -8,7 +8,11 @@ Import rule: tasks import the services inside each function (the services
 import this module, to enqueue on commit).
 """
 
+import logging
+
 from celery import shared_task
+
+logger = logging.getLogger(__name__)
 
 # Hard limits under the Redis visibility timeout (2 h), so that the broker never
 # hands a task that is still running to a second worker; the system checks in
@@ -61,13 +65,19 @@ def deploy_run(run_id: int):
     renewal.deploy(run_id=run_id)
 
 
-@shared_task(name="certificates.conclude_run", ignore_result=True, acks_late=True)
-def conclude_run(run_id: int):
-    """A deploying run whose requests are all answered ends: succeeded or failed,
-    with its alerts. Enqueued by whoever answered them, after letting the host go."""
+@shared_task(name="certificates.conclude_runs", ignore_result=True, acks_late=True)
+def conclude_runs(run_ids: list[int]):
+    """Deploying runs whose requests are all answered end: succeeded or failed,
+    with their alerts. Enqueued by whoever answered them, after letting the host
+    go; one run's failure to conclude does not keep the others from it (its
+    lease runs out and recovery concludes it)."""
     from . import renewal  # noqa: PLC0415
 
-    renewal.conclude(run_id)
+    for run_id in run_ids:
+        try:
+            renewal.conclude(run_id)
+        except Exception:
+            logger.exception("concluding run %s failed", run_id)
 
 
 @shared_task(name="certificates.deploy_now", ignore_result=True, acks_late=True)

@@ -6,7 +6,7 @@ by the lifecycle's ``to_deploying`` in the same transaction as the status);
 whoever takes a host's lease (``drain``) installs everything queued there in one
 SSH session, with one config test and one reload for the batch, writes each
 outcome on its request, lets the host go, and only then enqueues the conclusion
-of every run whose requests are all answered (``tasks.conclude_run``). Nobody
+of every run whose requests are all answered (``tasks.conclude_runs``). Nobody
 waits for a busy host: its holder installs our requests with its next batch.
 This module never imports renewal; concluding a run is renewal's work.
 
@@ -94,17 +94,15 @@ def requests_for(run: RenewalRun | None, certificate: Certificate,
             _("%(certificate)s has no issued version to deploy yet.")
             % {"certificate": certificate}
         )
-    hosts = certificate.hosts.order_by("name")
+    # A certificate's hosts are its Deployment rows: one query gives both.
+    bound = Deployment.objects.filter(certificate=certificate).select_related("host")
     if host_ids is not None:
-        hosts = hosts.filter(pk__in=host_ids)
+        bound = bound.filter(host_id__in=host_ids)
     requests = []
-    for host in hosts:
-        if host.organization_id != certificate.organization_id:
-            raise ValueError(f"host {host.pk} is not in the organisation of {certificate}")
-        deployment, _created = Deployment.objects.get_or_create(certificate=certificate,
-                                                                host=host)
-        requests.append(DeployRequest(host=host, deployment=deployment, version=version,
-                                      run=run))
+    for row in bound.order_by("host__name"):
+        if row.host.organization_id != certificate.organization_id:
+            raise ValueError(f"host {row.host_id} is not in the organisation of {certificate}")
+        requests.append(DeployRequest(host=row.host, deployment=row, version=version, run=run))
     return requests
 
 
@@ -141,6 +139,12 @@ def _on_each_host(hosts, action) -> list:
     with ThreadPoolExecutor(max_workers=min(settings.DEPLOY_MAX_PARALLEL, len(hosts)),
                             thread_name_prefix="deploy") as pool:
         return list(pool.map(one, hosts))
+
+
+# The fields of a request (with its host and version) that outcome_of reads.
+OUTCOME_FIELDS = ("host_id", "host__name", "version_id", "version__fingerprint_sha256",
+                  "run_id", "finished_at", "status", "error", "error_kind", "transient",
+                  "served_fingerprint")
 
 
 def outcome_of(request: DeployRequest) -> Outcome:
@@ -197,13 +201,16 @@ def _linger(host) -> None:
 
 
 def _enqueue_conclusions(run_ids) -> None:
-    """A run whose requests are all answered is concluded by a task of its own;
-    if two drains answer its last two requests at once, both enqueue it, and
-    the lifecycle's guarded move to the final status lets one of them act."""
-    done = RenewalRun.objects.filter(pk__in=run_ids, status=RenewalRun.Status.DEPLOYING).exclude(
-        Exists(DeployRequest.objects.filter(run=OuterRef("pk"), finished_at__isnull=True)))
-    for run_id in done.values_list("pk", flat=True):
-        transaction.on_commit(lambda run_id=run_id: tasks.conclude_run.delay(run_id))
+    """The runs whose requests are all answered are concluded by a task of their
+    own, one message for the batch (each run concluded on its own there). If two
+    drains answer a run's last two requests at once, both enqueue it, and the
+    lifecycle's guarded move to the final status lets one of them act."""
+    done = list(RenewalRun.objects.filter(
+        pk__in=run_ids, status=RenewalRun.Status.DEPLOYING,
+    ).exclude(Exists(DeployRequest.objects.filter(run=OuterRef("pk"), finished_at__isnull=True)))
+        .order_by("pk").values_list("pk", flat=True))
+    if done:
+        transaction.on_commit(lambda: tasks.conclude_runs.delay(done))
 
 
 def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:

@@ -134,8 +134,9 @@ def remove_leftovers(run: RenewalRun) -> None:
     """Removes what the run placed and nobody removed: challenge files and TXT
     records of an attempt whose worker died while the CA validated (the attempt
     that takes the run up finds the order valid and publishes nothing)."""
-    left = RenewalRun.objects.values_list("artefacts", flat=True).get(pk=run.pk) or []
-    run.artefacts = list(left)
+    # As read when the run was claimed, kept up to date by this worker since
+    # (_placed, _removed): nobody else holds the run meanwhile.
+    left = list(run.artefacts or [])
     if not left:
         return
     certificate = Certificate.objects.get(pk=run.certificate_id)

@@ -112,8 +112,10 @@ def charge(run) -> None:
 
 
 def _start_deploying(run, inline):
-    certificate = Certificate.objects.select_related("current_version").get(
-        pk=run.certificate_id)
+    certificate = run.certificate
+    if run.intent == Intent.ISSUE:
+        # What this run issued is the current version (one open run per certificate).
+        certificate.current_version = run.version
     if run.intent == Intent.DEPLOY and run.hosts is not None:
         host_ids = run.hosts  # the hosts a person chose
     else:
@@ -168,12 +170,14 @@ def conclude(run_id) -> RenewalRun | None:
     """Once every request of a deploying run has its answer: the run succeeds or
     fails, with its alerts. Several may call it for one run; the lifecycle's
     guarded move lets one of them act."""
-    run = RenewalRun.objects.select_related("certificate").filter(
-        pk=run_id, status=RenewalRun.Status.DEPLOYING).first()
+    run = RenewalRun.objects.select_related(
+        "certificate__organization", "certificate__current_version",
+    ).filter(pk=run_id, status=RenewalRun.Status.DEPLOYING).first()
     if run is None:
         return None
-    requests = list(DeployRequest.objects.filter(run_id=run_id).select_related("host",
-                                                                                "version"))
+    # What an outcome reads, not the versions' keys and chains.
+    requests = list(DeployRequest.objects.filter(run_id=run_id).select_related(
+        "host", "version").only(*deployment.OUTCOME_FIELDS))
     if any(request.finished_at is None for request in requests):
         return None
     try:
@@ -196,7 +200,7 @@ def _conclude(run, outcomes) -> RenewalRun:
             transient=all(o.transient for o in failed)),
             cause=f"deploy:{cause}")
     else:
-        ended = succeed(run)
+        ended = succeed(run, run.certificate)  # loaded with what the ending reads
     if getattr(ended, "ended_here", False):
         _tell_not_served(run, outcomes)
     return ended
@@ -236,12 +240,13 @@ def _activate_order(certificate) -> None:
 # with what it changes elsewhere; only the one whose move took alerts.
 
 
-def succeed(run) -> RenewalRun:
+def succeed(run, certificate=None) -> RenewalRun:
     """Succeeded; the certificate stops failing if every host now serves its
     current version (a deploy-only run that fixed the cause clears it too)."""
     now = timezone.now()
-    certificate = Certificate.objects.select_related("organization", "current_version").get(
-        pk=run.certificate_id)
+    if certificate is None:
+        certificate = Certificate.objects.select_related(
+            "organization", "current_version").get(pk=run.certificate_id)
     with transaction.atomic():
         if not lifecycle.finish(run, RenewalRun.Status.SUCCEEDED):
             return run

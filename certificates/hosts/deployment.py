@@ -338,21 +338,6 @@ def forget_old_requests(*, now=None) -> int:
     return deleted
 
 
-# -- one deployment at a time per host ------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 # -- recording --------------------------------------------------------------------
 
 

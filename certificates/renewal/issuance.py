@@ -24,7 +24,6 @@ from certificates.steps import Step, StepStatus
 logger = logging.getLogger(__name__)
 
 
-
 class IssuanceFailed(PortalError):
     """Issuance stopped; `transient` tells whether retrying later can help, `kind`
     what stopped it (a seam's error keeps its own)."""
@@ -36,8 +35,6 @@ class IssuanceFailed(PortalError):
         """From an error of the ACME, SSH or DNS seam, keeping its sorting and kind."""
         return cls(exc.message, transient=exc.transient, problem=exc.problem,
                    retry_after=exc.retry_after, kind=exc.kind)
-
-
 
 
 def connect_ca(ca_account: CAAccount) -> acme.CA:
@@ -141,23 +138,6 @@ def _validate(run, certificate, ca, order):
         run.step(Step.VALIDATION, StepStatus.DONE)
 
 
-
-
-
-
-
-
-
-
-# -- what a run placed outside the portal ------------------------------------------
-
-
-
-
-
-
-
-
 def _store_version(run, certificate, fullchain, key_pem, order_url) -> CertificateVersion:
     version = CertificateVersion.from_pem(certificate=certificate, chain_pem=fullchain,
                                           private_key_pem=key_pem, acme_order_url=order_url)
@@ -200,14 +180,6 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
             % {"ordered": ", ".join(sorted(ordered)),
                "issued": ", ".join(sorted(issued)) or _("none")}, transient=False,
             kind=FailureKind.CA_ERROR)
-
-
-
-
-
-
-
-
 
 
 def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None):

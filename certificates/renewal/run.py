@@ -197,7 +197,7 @@ def _conclude(run, outcomes) -> RenewalRun:
             cause=f"deploy:{cause}")
     else:
         ended = succeed(run)
-    if getattr(ended, "ended_here", False):
+    if ended.ended_here:
         _tell_not_served(run, outcomes)
     return ended
 

@@ -147,8 +147,6 @@ def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL,
                                force=force, enqueue=True)
     if run is None:  # opened by someone else a moment ago
         run = _open_run_of(certificate_id)
-    if run is not None and not hasattr(run, "forced"):
-        run.forced = False
     return run
 
 

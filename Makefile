@@ -60,8 +60,8 @@ test: $(TEST_STAMP) system-packages
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # ruff, the layers' import rules (.importlinter), and the types of the seams, the
-# errors and the installer (pyproject.toml: django-stubs reads the development
-# settings). CI runs it before the tests.
+# errors, renewal, the host side, the alerts and the tasks (pyproject.toml:
+# django-stubs reads the development settings). CI runs it before the tests.
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports --no-cache

@@ -205,6 +205,8 @@ class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMix
                              "last 24 hours, its daily limit (PAID_ISSUANCES_PER_DAY); this "
                              "one was not started.") % {"limit": exc.limit},
                            code="paid_issuance_limit") from exc
+        if run is None:  # the run under way ended between the service's two looks
+            raise Conflict(_("The renewal could not be started."), code="not_started")
         if run.forced:
             renewal_limits.record_forced(request, certificate=certificate, run=run)
         response = Response(s.RunSerializer(run, context={"request": request}).data,

@@ -32,20 +32,24 @@ Amounts are Decimals in ``ca_account.currency``; dates are shown in the
 organisation's time zone.
 """
 
+from __future__ import annotations
+
 import logging
 import re
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import models
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 
-from accounts.models import Membership, Role
+from accounts.models import Membership, Organization, Role
 
-from .models import Notification
+from .models import CAAccount, Certificate, Notification, RenewalRun
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +62,8 @@ SMTP_TIMEOUT = 30
 ZERO_DECIMAL_CURRENCIES = {"JPY"}
 
 
-def recipients_for(organization, ca_account=None) -> list[tuple[str, str]]:
+def recipients_for(organization: Organization,
+                   ca_account: CAAccount | None = None) -> list[tuple[str, str]]:
     """(address, language) of the owners and admins, then the CA account's contact.
 
     An address is listed once, whatever its case; a member keeps their own
@@ -75,7 +80,8 @@ def recipients_for(organization, ca_account=None) -> list[tuple[str, str]]:
     candidates = [(m.user.email, m.user.mail_language()) for m in memberships]
     if ca_account is not None and ca_account.contact_email:
         candidates.append((ca_account.contact_email, settings.LANGUAGE_CODE))
-    seen, recipients = set(), []
+    seen: set[str] = set()
+    recipients: list[tuple[str, str]] = []
     for address, language in candidates:
         if address.lower() not in seen:
             seen.add(address.lower())
@@ -83,8 +89,10 @@ def recipients_for(organization, ca_account=None) -> list[tuple[str, str]]:
     return recipients
 
 
-def notify(kind: str, *, certificate=None, ca_account=None, run=None, event: str = "",
-           once: bool = False, extra: dict | None = None) -> list[Notification]:
+def notify(kind: str, *, certificate: Certificate | None = None,
+           ca_account: CAAccount | None = None, run: RenewalRun | None = None,
+           event: str = "", once: bool = False,
+           extra: dict[str, Any] | None = None) -> list[Notification]:
     """Mail `kind` to everyone concerned who has not had it yet; the rows written.
 
     `once` holds an event back forever rather than for a day: for thresholds
@@ -93,7 +101,10 @@ def notify(kind: str, *, certificate=None, ca_account=None, run=None, event: str
     kind = Notification.Kind(kind).value  # an unknown kind is a programming error
     if ca_account is None and certificate is not None:
         ca_account = certificate.ca_account
-    organization = (certificate or ca_account).organization
+    about = certificate or ca_account
+    if about is None:  # a programming error
+        raise TypeError("an alert is about a certificate or a CA account")
+    organization = about.organization
     context = _context(kind, organization, certificate, ca_account, run, extra or {})
 
     earlier = Notification.objects.filter(
@@ -110,19 +121,21 @@ def notify(kind: str, *, certificate=None, ca_account=None, run=None, event: str
     return rows
 
 
-def format_amount(amount, currency: str) -> str:
+def format_amount(amount: Decimal | int | str, currency: str) -> str:
     places = "1" if currency in ZERO_DECIMAL_CURRENCIES else "0.01"
     value = Decimal(amount).quantize(Decimal(places))
     return f"{value:,} {currency}"
 
 
-def _absolute(url_name, obj):
+def _absolute(url_name: str, obj: models.Model) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + reverse(url_name, args=[obj.pk])
 
 
-def _context(kind, organization, certificate, ca_account, run, extra):
+def _context(kind: str, organization: Organization, certificate: Certificate | None,
+             ca_account: CAAccount | None, run: RenewalRun | None,
+             extra: dict[str, Any]) -> dict[str, Any]:
     currency = ca_account.currency if ca_account is not None else ""
-    context = {
+    context: dict[str, Any] = {
         key: format_amount(value, currency) if isinstance(value, Decimal) else value
         for key, value in extra.items()
     }
@@ -143,11 +156,12 @@ def _context(kind, organization, certificate, ca_account, run, extra):
     return context
 
 
-def _render(kind, language, context):
+def _render(kind: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
     with translation.override(language), timezone.override(context["organization"].time_zone):
         context = {**context, "title": Notification.Kind(kind).label}
-        subject = render_to_string(f"emails/{kind}.subject.txt", context)
-        text = render_to_string(f"emails/{kind}.txt", context)
+        # str, not SafeString: both are rewritten below.
+        subject: str = render_to_string(f"emails/{kind}.subject.txt", context)
+        text: str = render_to_string(f"emails/{kind}.txt", context)
         html = render_to_string(f"emails/{kind}.html", context)
     subject = f"[{context['organization'].name}] {' '.join(subject.split())}"
     # Template tags leave blank lines behind; a mail reads better without runs of them.
@@ -155,7 +169,8 @@ def _render(kind, language, context):
     return subject[:300], text, html
 
 
-def _mail(kind, address, language, context, *, event):
+def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
+          event: str) -> Notification:
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
         ca_account=context["ca_account"], kind=kind, event=event, recipient=address,

@@ -22,7 +22,7 @@ DEPLOY_LIMITS = {"soft_time_limit": 12 * 60, "time_limit": 13 * 60}
 
 
 @shared_task(name="certificates.heartbeat", ignore_result=True)
-def heartbeat():
+def heartbeat() -> None:
     """Proof that beat, the broker and a worker are all alive (dashboard warning)."""
     from .models import Heartbeat  # noqa: PLC0415 - see the import rule above
 
@@ -30,28 +30,28 @@ def heartbeat():
 
 
 @shared_task(name="certificates.scan", ignore_result=True)
-def scan_due_renewals():
+def scan_due_renewals() -> None:
     from . import renewal  # noqa: PLC0415
 
     renewal.scan()
 
 
 @shared_task(name="certificates.recover", ignore_result=True)
-def recover_stale_runs():
+def recover_stale_runs() -> None:
     from . import renewal  # noqa: PLC0415
 
     renewal.recover_stale_runs()
 
 
 @shared_task(name="certificates.checks", ignore_result=True)
-def alert_checks():
+def alert_checks() -> None:
     from . import renewal  # noqa: PLC0415
 
     renewal.periodic_checks()
 
 
 @shared_task(name="certificates.renew", ignore_result=True, acks_late=True, **ACME_LIMITS)
-def renew(run_id: int):
+def renew(run_id: int) -> None:
     from . import renewal  # noqa: PLC0415
 
     renewal.execute(run_id=run_id)
@@ -59,14 +59,14 @@ def renew(run_id: int):
 
 @shared_task(name="certificates.deploy_run", ignore_result=True, acks_late=True,
              **DEPLOY_LIMITS)
-def deploy_run(run_id: int):
+def deploy_run(run_id: int) -> None:
     from . import renewal  # noqa: PLC0415
 
     renewal.deploy(run_id=run_id)
 
 
 @shared_task(name="certificates.conclude_runs", ignore_result=True, acks_late=True)
-def conclude_runs(run_ids: list[int]):
+def conclude_runs(run_ids: list[int]) -> None:
     """Deploying runs whose requests are all answered end: succeeded or failed,
     with their alerts. Enqueued by whoever answered them, after letting the host
     go; one run's failure to conclude does not keep the others from it (its
@@ -81,7 +81,7 @@ def conclude_runs(run_ids: list[int]):
 
 
 @shared_task(name="certificates.deploy_now", ignore_result=True, acks_late=True)
-def deploy_now(certificate_id: int, host_ids: list[int] | None = None):
+def deploy_now(certificate_id: int, host_ids: list[int] | None = None) -> None:
     """A "deploy now" enqueued by an earlier version of the portal (before deploy
     now became a run): opened as a deploy-only run, as a person's is today."""
     from . import renewal  # noqa: PLC0415

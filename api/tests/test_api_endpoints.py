@@ -107,6 +107,19 @@ def test_renew_now_opens_a_run_that_can_be_polled(api, world, django_capture_on_
     assert detail["id"] == run["id"] and detail["steps"] == []
 
 
+def test_renew_now_is_a_conflict_when_the_run_it_met_ended_meanwhile(api, world,
+                                                                      monkeypatch):
+    from certificates.renewal import scheduling
+
+    # Another run opened as this one was about to, and ended before the second look.
+    monkeypatch.setattr(scheduling, "_start_by_person", lambda **kwargs: None)
+    world["run"].status = RenewalRun.Status.SUCCEEDED
+    world["run"].save()
+    response = api.post(f"/api/v1/certificates/{world['certificate'].pk}/renew/")
+    assert response.status_code == 409
+    assert response.json()["errors"][0]["code"] == "not_started"
+
+
 def test_deploy_now_opens_a_deploy_only_run_and_enqueues_it_after_commit(
         api, world, owner, django_capture_on_commit_callbacks, monkeypatch):
     from certificates import tasks

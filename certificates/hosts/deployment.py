@@ -22,9 +22,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -36,13 +39,23 @@ from django.utils.translation import gettext as _
 from certificates import tasks
 from certificates.hosts import leases
 from certificates.hosts.installer import Installer, InstallFailed, Item, planned_files
-from certificates.models import Certificate, Deployment, DeployRequest, RenewalRun, TargetHost
+from certificates.hosts.items import Report
+from certificates.models import (
+    Certificate,
+    CertificateVersion,
+    Deployment,
+    DeployRequest,
+    RenewalRun,
+    TargetHost,
+)
 from certificates.models.runs import held_steps
 from certificates.seams import ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # The host's lease is extended at the next step after this many seconds.
 LEASE_RENEW_SECONDS = 5
@@ -117,7 +130,7 @@ def drain_hosts(hosts: list[TargetHost]) -> None:
     """``drain`` on each host, DEPLOY_MAX_PARALLEL at a time; one host failing
     does not stop the others (its requests wait for the next drain)."""
 
-    def drain_one(host):
+    def drain_one(host: TargetHost) -> None:
         try:
             drain(host)
         except Exception:  # the run's lease runs out and recovery drains it again
@@ -126,11 +139,11 @@ def drain_hosts(hosts: list[TargetHost]) -> None:
     _on_each_host(hosts, drain_one)
 
 
-def _on_each_host(hosts, action) -> list:
+def _on_each_host(hosts: list[TargetHost], action: Callable[[TargetHost], T]) -> list[T]:
     if len(hosts) <= 1:  # most certificates have one host: no thread, no new connection
         return [action(host) for host in hosts]
 
-    def one(host):
+    def one(host: TargetHost) -> T:
         try:
             return action(host)
         finally:
@@ -179,7 +192,7 @@ def drain(host: TargetHost) -> None:
             break
 
 
-def _linger(host) -> None:
+def _linger(host: TargetHost) -> None:
     """While renewals of certificates bound for this host are running but have
     not queued their deployment yet (they are still being issued), wait a moment
     (at most DEPLOY_BATCH_LINGER_SECONDS after the oldest request) so that they
@@ -200,7 +213,7 @@ def _linger(host) -> None:
         time.sleep(min(0.1, max((until - timezone.now()).total_seconds(), 0)))
 
 
-def _enqueue_conclusions(run_ids) -> None:
+def _enqueue_conclusions(run_ids: Iterable[int]) -> None:
     """The runs whose requests are all answered are concluded by a task of their
     own, one message for the batch (each run concluded on its own there). If two
     drains answer a run's last two requests at once, both enqueue it, and the
@@ -210,7 +223,7 @@ def _enqueue_conclusions(run_ids) -> None:
     ).exclude(Exists(DeployRequest.objects.filter(run=OuterRef("pk"), finished_at__isnull=True)))
         .order_by("pk").values_list("pk", flat=True))
     if done:
-        transaction.on_commit(lambda: tasks.conclude_runs.delay(done))
+        transaction.on_commit(partial(tasks.conclude_runs.delay, done))
 
 
 def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:
@@ -236,7 +249,7 @@ def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:
     return len(queued), {r.run_id for r in queued if r.run_id}
 
 
-def _newest_per_certificate(queued) -> dict[int, DeployRequest]:
+def _newest_per_certificate(queued: list[DeployRequest]) -> dict[int, DeployRequest]:
     """One installation per certificate: the newest version asked for. A request
     for an older one (a "deploy now" overtaken by a renewal) is answered so."""
     newest: dict[int, DeployRequest] = {}
@@ -247,10 +260,10 @@ def _newest_per_certificate(queued) -> dict[int, DeployRequest]:
     return newest
 
 
-def _planned_items(host, requests) -> dict[int, Item]:
+def _planned_items(host: TargetHost, requests: Iterable[DeployRequest]) -> dict[int, Item]:
     """An Item per request whose files the host's paths can take; the others are
     answered as failed at once."""
-    items = {}
+    items: dict[int, Item] = {}
     for request in requests:
         report = _reporter(request.run, host)
         try:
@@ -266,7 +279,8 @@ def _planned_items(host, requests) -> dict[int, Item]:
     return items
 
 
-def _answer_older(request, host, newest, outcome) -> None:
+def _answer_older(request: DeployRequest, host: TargetHost, newest: DeployRequest,
+                  outcome: Outcome | None) -> None:
     """A request that was not the one installed: the same version shares its
     outcome; an older one was superseded."""
     if outcome is not None and request.version_id == newest.version_id:
@@ -278,13 +292,13 @@ def _answer_older(request, host, newest, outcome) -> None:
         % {"serial": newest.version.serial}), record=False)
 
 
-def _install_items(host, owner, items: list[Item]) -> None:
+def _install_items(host: TargetHost, owner: str, items: list[Item]) -> None:
     renewed = [time.monotonic()]  # the lease was taken just now
     # The installer reports each phase for every item of the batch at once; the
     # steps are written together, before the next phase or after STEP_HOLD_SECONDS.
     with held_steps() as flush:
 
-        def heartbeat(waiting=False):
+        def heartbeat(waiting: bool = False) -> None:
             # Before a step that can take long, what is held is written at once:
             # the run's page must not stop at "install" during a slow reload.
             flush(max_age=0 if waiting else STEP_HOLD_SECONDS)
@@ -309,19 +323,21 @@ def _install_items(host, owner, items: list[Item]) -> None:
                     item.error = exc
 
 
-def _item_outcome(host, item: Item) -> Outcome:
+def _item_outcome(host: TargetHost, item: Item) -> Outcome:
     if item.error is None:
         return _outcome(host, item.version, Deployment.Status.DEPLOYED, served=item.served)
     exc = item.error
-    installed = isinstance(exc, InstallFailed)
-    rolled_back = installed and exc.rolled_back
+    if isinstance(exc, InstallFailed):
+        rolled_back, served = exc.rolled_back, exc.served_fingerprint
+    else:  # the login, before the installer ran
+        rolled_back, served = False, ""
     return _outcome(host, item.version,
                     Deployment.Status.ROLLED_BACK if rolled_back else Deployment.Status.FAILED,
-                    error=str(exc), kind=exc.kind, transient=exc.transient,
-                    served=exc.served_fingerprint if installed else "")
+                    error=str(exc), kind=exc.kind, transient=exc.transient, served=served)
 
 
-def _answer(request: DeployRequest, host, outcome: Outcome, *, record=True) -> Outcome:
+def _answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
+            record: bool = True) -> Outcome:
     """The outcome on the request (for its waiting deployment) and, unless another
     request of the same certificate already did, on the Deployment row and the run."""
     if record:
@@ -333,7 +349,7 @@ def _answer(request: DeployRequest, host, outcome: Outcome, *, record=True) -> O
     return outcome
 
 
-def forget_old_requests(*, now=None) -> int:
+def forget_old_requests(*, now: datetime | None = None) -> int:
     """Requests nobody will read: those of ended runs (or of none), answered or
     queued over KEEP_ANSWERED ago. A live run's request is never deleted,
     however deep the host's queue: its run concludes when it is answered."""
@@ -343,21 +359,6 @@ def forget_old_requests(*, now=None) -> int:
                                                     requested_at__lt=now - KEEP_ANSWERED)
     deleted, _by_model = DeployRequest.objects.filter(ended, old).delete()
     return deleted
-
-
-# -- one deployment at a time per host ------------------------------------------
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # -- recording --------------------------------------------------------------------
@@ -371,29 +372,30 @@ def _sni_name(host: TargetHost, certificate: Certificate) -> str:
     return plain[0] if plain else certificate.common_name.removeprefix("*.")
 
 
-def _reporter(run, host):
-    def report(name, status, detail=""):
+def _reporter(run: RenewalRun | None, host: TargetHost) -> Report:
+    def report(name: str, status: str, detail: str = "") -> None:
         if run is not None:
             run.step(name, status, detail, host=host)
     return report
 
 
-def _outcome(host, version, status, *, error="", kind="", transient=False,
-             served="") -> Outcome:
+def _outcome(host: TargetHost, version: CertificateVersion, status: str, *, error: str = "",
+             kind: str = "", transient: bool = False, served: str = "") -> Outcome:
     return Outcome(host_id=host.pk, host_name=host.name, status=status, error=error,
                    error_kind=kind, transient=transient,
                    expected_fingerprint=version.fingerprint_sha256, served_fingerprint=served)
 
 
-def _finish(deployment: Deployment, version, run, outcome: Outcome) -> Outcome:
+def _finish(deployment: Deployment, version: CertificateVersion, run: RenewalRun | None,
+            outcome: Outcome) -> Outcome:
     _record(deployment, version, outcome)
     _log_on_run(run, outcome)
     return outcome
 
 
-def _record(deployment: Deployment, version, outcome: Outcome) -> None:
+def _record(deployment: Deployment, version: CertificateVersion, outcome: Outcome) -> None:
     now = timezone.now()
-    fields = {"last_status": outcome.status, "last_error": outcome.error}
+    fields: dict[str, object] = {"last_status": outcome.status, "last_error": outcome.error}
     if outcome.ok:
         fields.update(last_version=version, last_deployed_at=now)
     if outcome.served_fingerprint:  # a TLS check completed a handshake

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from certificates import validators
 from certificates.models import TargetHost
 from certificates.models.hosts import PATH_FIELDS
@@ -35,7 +37,7 @@ class Check:
     detail: str = ""
 
 
-def fetch_and_pin_host_key(*, host_id: int, by) -> str:
+def fetch_and_pin_host_key(*, host_id: int, by: User | None) -> str:
     """Fetch the key ``host_id`` presents and store it, unconfirmed; its fingerprint.
 
     Fetching again after a legitimate key change replaces the pin and
@@ -58,7 +60,7 @@ def _normalise_fingerprint(value: str) -> str:
     return value if value.startswith("SHA256:") else f"SHA256:{value}"
 
 
-def confirm_host_key(*, host_id: int, fingerprint: str, by) -> None:
+def confirm_host_key(*, host_id: int, fingerprint: str, by: User | None) -> None:
     """Confirm the pinned key, if ``fingerprint`` is the one the administrator saw.
 
     A guarded UPDATE: if the key was fetched again in the meantime, the
@@ -109,10 +111,13 @@ def test_connection(*, host_id: int) -> list[Check]:
     return checks
 
 
-test_connection.__test__ = False  # a service, not a test, whatever pytest thinks
+# A service, not a test, whatever pytest thinks; a function declares no such
+# attribute, so mypy cannot know it.
+test_connection.__test__ = False  # type: ignore[attr-defined]
 
 
-def _check(name: str, label: str, probe, *args) -> Check:
+def _check(name: str, label: str, probe: Callable[..., tuple[bool, str]],
+           *args: object) -> Check:
     """Run one probe, which returns (ok, detail); a failure of its own is a failed check."""
     try:
         ok, detail = probe(*args)
@@ -121,7 +126,7 @@ def _check(name: str, label: str, probe, *args) -> Check:
     return Check(name, label, ok, detail)
 
 
-def _check_folder(session: ssh.Session, host, field: str) -> tuple[bool, str]:
+def _check_folder(session: ssh.Session, host: TargetHost, field: str) -> tuple[bool, str]:
     path = getattr(host, field)
     folder = path if field in FOLDER_FIELDS else posixpath.dirname(path)
     if not session.is_dir(folder):

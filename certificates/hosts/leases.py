@@ -35,14 +35,14 @@ def new_owner() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def renew(host, owner) -> None:
+def renew(host: TargetHost, owner: str) -> None:
     renewed = TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
         deploy_locked_until=timezone.now() + lease_length())
     if not renewed:  # a step outlasted the lease and another deployment took it
         logger.warning("deployment lease on %s lost by %s", host, owner)
 
 
-def release(host, owner) -> None:
+def release(host: TargetHost, owner: str) -> None:
     TargetHost.objects.filter(pk=host.pk, deploy_lock_owner=owner).update(
         deploy_lock_owner="", deploy_locked_until=None)
 

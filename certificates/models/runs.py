@@ -106,6 +106,14 @@ class RenewalRun(models.Model):
 
     tenant_path = "certificate__organization"
 
+    # Never stored: what a service tells its caller about the run it returns.
+    # Renewing outside the renewal window (the caller audits it):
+    forced: bool = False
+    # A "deploy now" found this run under way and opened none:
+    already_open: bool = False
+    # This call's guarded move ended the run, so it is the one to send the alerts:
+    ended_here: bool = False
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("renewal run")

@@ -3,22 +3,35 @@ host's document root over SSH, DNS-01 TXT records over RFC 2136. What a run
 places is recorded on it before it is placed, so that whoever finishes the run
 removes it, even after the worker that placed it died."""
 
-import posixpath
-from contextlib import ExitStack, contextmanager
+from __future__ import annotations
 
+import posixpath
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from acme import messages
 from django.conf import settings
 from django.utils.translation import gettext as _
 
-from certificates.models import Certificate, RenewalRun
-from certificates.seams import dns, ssh
+from certificates.models import Certificate, RenewalRun, TargetHost
+from certificates.seams import acme, dns, ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
 
 CHALLENGE_DIR = ".well-known/acme-challenge"
 
+# What `acme.CA.pending_challenges` gives: (authorization, challenge body) each.
+Pending = list[tuple[messages.AuthorizationResource, messages.ChallengeBody]]
+# What a run placed (the JSON it records in ``RenewalRun.artefacts``).
+Artefact = dict[str, Any]
+# The challenge files written: each host, its session, the paths written there.
+Written = list[tuple[TargetHost, ssh.Session, list[str]]]
+
 
 @contextmanager
-def publish_http01(run, certificate, ca, pending):
+def publish_http01(run: RenewalRun, certificate: Certificate, ca: acme.CA,
+                   pending: Pending) -> Iterator[None]:
     """Challenge files on every host of the certificate, removed afterwards even
     when validation fails; any host may be the one the name points at. Each
     host's session stays open while the CA validates, so that the files are
@@ -31,12 +44,12 @@ def publish_http01(run, certificate, ca, pending):
             kind=FailureKind.ISSUANCE_FAILED)
     files = [ca.http01_resource(body) for _authzr, body in pending]
     with ExitStack() as sessions:
-        written = []  # (host, its session, the paths written there)
+        written: Written = []
         try:
             for host in hosts:
                 directory = posixpath.join(host.document_root, CHALLENGE_DIR)
                 session = sessions.enter_context(ssh.connect(host))
-                paths = []
+                paths: list[str] = []
                 written.append((host, session, paths))
                 # A web application that writes in its document root could have
                 # made .well-known a link leading anywhere: refused, not followed.
@@ -54,7 +67,7 @@ def publish_http01(run, certificate, ca, pending):
             _remove_challenge_files(run, written)
 
 
-def _remove_challenge_files(run, written):
+def _remove_challenge_files(run: RenewalRun, written: Written) -> None:
     for host, session, paths in written:
         if not paths:
             continue
@@ -74,7 +87,7 @@ def _remove_challenge_files(run, written):
             run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
 
 
-def _dns_server(certificate) -> dns.Server:
+def _dns_server(certificate: Certificate) -> dns.Server:
     return dns.Server(
         address=certificate.dns_server, port=certificate.dns_port,
         key_name=certificate.tsig_key_name, secret=certificate.tsig_secret,
@@ -84,17 +97,18 @@ def _dns_server(certificate) -> dns.Server:
 
 
 @contextmanager
-def publish_dns01(run, certificate, ca, pending):
+def publish_dns01(run: RenewalRun, certificate: Certificate, ca: acme.CA,
+                  pending: Pending) -> Iterator[None]:
     """TXT records added (never replaced) and, afterwards, exactly they deleted."""
     server = _dns_server(certificate)
-    added = []
+    added: list[tuple[str, str]] = []
     try:
         for authzr, body in pending:
             record, value = ca.dns01_record(body, authzr.body.identifier.value)
             _placed(run, {"kind": "dns01", "record": record, "value": value})
             dns.add_txt(server, record, value)
             added.append((record, value))
-        expected = {}
+        expected: dict[str, set[str]] = {}
         for record, value in added:
             expected.setdefault(record, set()).add(value)
         for record, values in expected.items():
@@ -104,7 +118,7 @@ def publish_dns01(run, certificate, ca, pending):
                  % {"count": len(added), "server": certificate.dns_server})
         yield
     finally:
-        failures = []
+        failures: list[str] = []
         for record, value in added:
             try:
                 dns.delete_txt(server, record, value)
@@ -117,7 +131,7 @@ def publish_dns01(run, certificate, ca, pending):
                      "; ".join(failures) or _("TXT records removed"))
 
 
-def _placed(run, artefact: dict) -> None:
+def _placed(run: RenewalRun, artefact: Artefact) -> None:
     """Recorded on the run before it is placed, so that a worker killed right
     after leaves a trace for whoever ends the run."""
     if artefact not in run.artefacts:
@@ -125,7 +139,7 @@ def _placed(run, artefact: dict) -> None:
         RenewalRun.objects.filter(pk=run.pk).update(artefacts=run.artefacts)
 
 
-def _removed(run, artefacts: list[dict]) -> None:
+def _removed(run: RenewalRun, artefacts: list[Artefact]) -> None:
     run.artefacts = [a for a in run.artefacts if a not in artefacts]
     RenewalRun.objects.filter(pk=run.pk).update(artefacts=run.artefacts)
 

@@ -21,7 +21,7 @@ from certificates.signals import announce
 REMINDER_DAYS = (3, 14)
 
 
-def periodic_checks(*, now=None) -> None:
+def periodic_checks(*, now: datetime.datetime | None = None) -> None:
     """Deposit warnings, reminders for failing renewals as expiry nears, and
     certificates expiring with no successful renewal. Notifications de-duplicate,
     so running this often sends nothing twice."""
@@ -43,6 +43,8 @@ def periodic_checks(*, now=None) -> None:
     ).select_related("current_version", "ca_account")
     for certificate in expiring:
         days = certificate.days_left(now)
+        if days is None:  # never: the query asks for an expiry date
+            continue
         if certificate.failure_count:
             last_run = certificate.runs.filter(status=RenewalRun.Status.FAILED).first()
             for threshold in REMINDER_DAYS:

@@ -12,9 +12,12 @@ The reservation is settled into the charge when a version is issued and
 released when the run ends without one.
 """
 
+from __future__ import annotations
+
 import bisect
 import datetime
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -24,6 +27,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -43,8 +47,8 @@ class DepositError(ValueError):
     pass
 
 
-def top_up(*, ca_account: CAAccount, amount: Decimal, note: str = "", by=None,
-           reference: str = "") -> DepositEntry:
+def top_up(*, ca_account: CAAccount, amount: Decimal, note: str = "",
+           by: User | None = None, reference: str = "") -> DepositEntry:
     """An administrator's top-up; renewals held for lack of money start again."""
     amount = Decimal(amount)
     if amount <= 0:
@@ -56,7 +60,7 @@ def top_up(*, ca_account: CAAccount, amount: Decimal, note: str = "", by=None,
     return entry
 
 
-def reserve(*, run) -> Decimal:
+def reserve(*, run: RenewalRun) -> Decimal:
     """Holds the price of `run` on its certificate's CA account before anything is
     ordered; returns how much is missing (0 when it is held, or nothing is to pay).
 
@@ -85,7 +89,7 @@ def reserve(*, run) -> Decimal:
 
 
 def charge_for_version(*, version: CertificateVersion,
-                       run=None) -> tuple[DepositEntry | None, bool]:
+                       run: RenewalRun | None = None) -> tuple[DepositEntry | None, bool]:
     """Charges for an issued version, once, whatever retries: the price the run
     reserved (the account's price when it reserved nothing), settling the
     reservation in the same transaction, so that the money is never counted
@@ -126,7 +130,7 @@ def charge_for_version(*, version: CertificateVersion,
     return entry, created
 
 
-def release(*, run) -> bool:
+def release(*, run: RenewalRun) -> bool:
     """Gives back what `run` held, if it still holds it (nothing was issued);
     renewals held for lack of that money start again."""
     held = Reservation.objects.filter(run_id=run.pk, status=Reservation.Status.OPEN).first()
@@ -138,7 +142,7 @@ def release(*, run) -> bool:
     return True
 
 
-def close_reservation(*, run) -> None:
+def close_reservation(*, run: RenewalRun) -> None:
     """When a run ends, whatever its end: an issued version is charged (settling
     the hold), otherwise the hold is released. Nothing stays reserved for a run
     that no longer runs."""
@@ -189,7 +193,7 @@ class Forecast:
     # Held for renewals under way: spent as far as the next renewal is concerned.
     reserved: Decimal = Decimal("0")
     # {30: (renewals, cost), 60: ..., 90: ...}
-    due: dict = field(default_factory=dict)
+    due: dict[int, tuple[int, Decimal]] = field(default_factory=dict)
     # The day of the first renewal the balance cannot pay, within 90 days.
     runs_out_on: datetime.date | None = None
 
@@ -206,7 +210,7 @@ class Forecast:
                                    or self.available < self.needed_30d)
 
 
-def forecast(ca_account: CAAccount, *, now=None) -> Forecast:
+def forecast(ca_account: CAAccount, *, now: datetime.datetime | None = None) -> Forecast:
     """Renewals due in the next 30, 60 and 90 days and their cost, counting every
     renewal of a short-lived certificate inside the horizon, and the date the
     balance runs out."""
@@ -229,7 +233,8 @@ def forecast(ca_account: CAAccount, *, now=None) -> Forecast:
     return result
 
 
-def _dates_of_this_minute(ca_account, now):
+def _dates_of_this_minute(ca_account: CAAccount,
+                          now: datetime.datetime) -> list[datetime.datetime]:
     """The renewal dates, computed at most once a minute per CA account: the
     dashboard forecasts every CA account on every view, over thousands of
     certificates. The balance they are set against is always current."""
@@ -241,13 +246,15 @@ def _dates_of_this_minute(ca_account, now):
     return dates
 
 
-def _renewal_dates(ca_account, now) -> list[datetime.datetime]:
+def _renewal_dates(ca_account: CAAccount,
+                   now: datetime.datetime) -> list[datetime.datetime]:
     """Every renewal in the next 90 days, sorted, repeats of short-lived ones too."""
     horizon = now + datetime.timedelta(days=max(HORIZONS))
     return sorted(_each_renewal(ca_account, now, horizon))
 
 
-def _each_renewal(ca_account, now, horizon):
+def _each_renewal(ca_account: CAAccount, now: datetime.datetime,
+                  horizon: datetime.datetime) -> Iterator[datetime.datetime]:
     # Plain columns, not model objects: thousands of rows per CA account.
     rows = (
         Certificate.objects.filter(ca_account=ca_account, auto_renew=True)
@@ -264,9 +271,10 @@ def _each_renewal(ca_account, now, horizon):
             when += interval
 
 
-def _renewal_interval(not_before, not_after) -> datetime.timedelta:
+def _renewal_interval(not_before: datetime.datetime | None,
+                      not_after: datetime.datetime | None) -> datetime.timedelta:
     """The next version will be like this one: renewed as far into its life."""
-    if not_before is None:
+    if not_before is None or not_after is None:  # no version (its dates come together)
         return DEFAULT_RENEWAL_INTERVAL
     lifetime = not_after - not_before
     return max(lifetime - policy.remaining_at_renewal(lifetime), datetime.timedelta(hours=1))

@@ -7,7 +7,10 @@ No database transaction is held while the CA, a host or a DNS server is talked t
 (house rule 4): each write below is its own short statement.
 """
 
+from __future__ import annotations
+
 import logging
+from typing import Any
 
 from acme import messages
 from cryptography import x509
@@ -15,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from certificates.models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
 from certificates.renewal import challenges, lifecycle, policy
 from certificates.seams import acme, keys
@@ -24,7 +28,6 @@ from certificates.steps import Step, StepStatus
 logger = logging.getLogger(__name__)
 
 
-
 class IssuanceFailed(PortalError):
     """Issuance stopped; `transient` tells whether retrying later can help, `kind`
     what stopped it (a seam's error keeps its own)."""
@@ -32,12 +35,10 @@ class IssuanceFailed(PortalError):
     kind = FailureKind.ISSUANCE_FAILED
 
     @classmethod
-    def from_seam(cls, exc: PortalError) -> "IssuanceFailed":
+    def from_seam(cls, exc: PortalError) -> IssuanceFailed:
         """From an error of the ACME, SSH or DNS seam, keeping its sorting and kind."""
         return cls(exc.message, transient=exc.transient, problem=exc.problem,
                    retry_after=exc.retry_after, kind=exc.kind)
-
-
 
 
 def connect_ca(ca_account: CAAccount) -> acme.CA:
@@ -56,7 +57,8 @@ def connect_ca(ca_account: CAAccount) -> acme.CA:
     return acme.connect_kept(**settings_now)
 
 
-def remember_account(ca_account: CAAccount, ca: acme.CA, run=None) -> None:
+def remember_account(ca_account: CAAccount, ca: acme.CA,
+                     run: RenewalRun | None = None) -> None:
     """Saves the account URL after a registration, and says so on the run."""
     if not ca.registered:
         return
@@ -83,7 +85,7 @@ def issue(*, run: RenewalRun) -> CertificateVersion:
         raise IssuanceFailed.from_seam(exc) from exc
 
 
-def _issue(run, certificate):
+def _issue(run: RenewalRun, certificate: Certificate) -> CertificateVersion:
     key_pem = _order_key(run, certificate)
     csr = keys.make_csr(key_pem, certificate.names())
     ca = connect_ca(certificate.ca_account)
@@ -102,7 +104,7 @@ def _issue(run, certificate):
     return version
 
 
-def _order_key(run, certificate) -> str:
+def _order_key(run: RenewalRun, certificate: Certificate) -> str:
     if not run.private_key:
         run.private_key = keys.generate_private_key(certificate.key_type)
         run.save(update_fields=["private_key"])
@@ -110,14 +112,15 @@ def _order_key(run, certificate) -> str:
     return run.private_key
 
 
-def _place_or_resume_order(run, certificate, ca, csr):
+def _place_or_resume_order(run: RenewalRun, certificate: Certificate, ca: acme.CA,
+                           csr: bytes) -> messages.OrderResource:
     if run.acme_order_url:
         order = ca.fetch_order(run.acme_order_url, csr)
         if order.body.status != messages.STATUS_INVALID:
             run.step(Step.ORDER, StepStatus.DONE, _("Resumed order %(url)s") % {"url": order.uri})
             return order
     replaces = None
-    if certificate.current_version_id:
+    if certificate.current_version is not None:  # selected with the certificate
         replaces = policy.ari_id(certificate.current_version)
     order = ca.new_order(csr, replaces=replaces)
     run.acme_order_url = order.uri
@@ -126,7 +129,8 @@ def _place_or_resume_order(run, certificate, ca, csr):
     return order
 
 
-def _validate(run, certificate, ca, order):
+def _validate(run: RenewalRun, certificate: Certificate, ca: acme.CA,
+              order: messages.OrderResource) -> None:
     pending = ca.pending_challenges(order, certificate.challenge)
     publish = (challenges.publish_http01 if certificate.challenge == Challenge.HTTP_01
                else challenges.publish_dns01)
@@ -141,24 +145,8 @@ def _validate(run, certificate, ca, order):
         run.step(Step.VALIDATION, StepStatus.DONE)
 
 
-
-
-
-
-
-
-
-
-# -- what a run placed outside the portal ------------------------------------------
-
-
-
-
-
-
-
-
-def _store_version(run, certificate, fullchain, key_pem, order_url) -> CertificateVersion:
+def _store_version(run: RenewalRun, certificate: Certificate, fullchain: str, key_pem: str,
+                   order_url: str) -> CertificateVersion:
     version = CertificateVersion.from_pem(certificate=certificate, chain_pem=fullchain,
                                           private_key_pem=key_pem, acme_order_url=order_url)
     with transaction.atomic():
@@ -202,21 +190,16 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
             kind=FailureKind.CA_ERROR)
 
 
-
-
-
-
-
-
-
-
-def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None):
+def run_issuance(*, certificate_id: int, trigger: str = RenewalRun.Trigger.MANUAL,
+                 requested_by: User | None = None) -> RenewalRun:
     """A run that only issues (no deposit check, no charge, no deployment), so that
     issuance can be proved on its own; `renewal.run_inline` is the whole renewal.
     Returns the finished run."""
     opened = lifecycle.open_run(certificate_id=certificate_id, trigger=trigger,
                                 requested_by=requested_by)
-    run = lifecycle.claim(opened.pk)
+    run = lifecycle.claim(opened.pk) if opened is not None else None
+    if run is None:
+        raise ValueError(f"certificate {certificate_id} has a run under way already")
     try:
         issue(run=run)
     except IssuanceFailed as exc:
@@ -229,7 +212,7 @@ def run_issuance(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested
     return run
 
 
-def failure_fields(exc: PortalError) -> dict:
+def failure_fields(exc: PortalError) -> dict[str, Any]:
     """What a failed run records: the error in words, its class and kind, the CA's
     problem."""
     return {

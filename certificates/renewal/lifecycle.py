@@ -34,10 +34,11 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts.models import User
 from certificates.models import DeployRequest, RenewalRun
 
 logger = logging.getLogger(__name__)
@@ -69,7 +70,8 @@ def queue_lease() -> datetime.timedelta:
 
 
 def open_run(*, certificate_id: int, trigger: str, intent: str = RenewalRun.Intent.ISSUE,
-             requested_by=None, hosts: list[int] | None = None) -> RenewalRun | None:
+             requested_by: User | None = None,
+             hosts: list[int] | None = None) -> RenewalRun | None:
     """A new queued run; None when the certificate has an open run already (the
     partial unique constraint says so, so two scans racing each other cannot
     both open one). The caller enqueues it on commit."""
@@ -97,7 +99,7 @@ def open_runs(intents: dict[int, str], *, trigger: str) -> list[RenewalRun]:
 # -- a worker's hold on a run -----------------------------------------------------------
 
 
-def claim(run_id: int, *, now=None) -> RenewalRun | None:
+def claim(run_id: int, *, now: datetime.datetime | None = None) -> RenewalRun | None:
     """Queued (or running with its lease run out, when a lost message comes back)
     to running, with the next attempt number; None if another worker holds the
     run or it is no longer open."""
@@ -111,7 +113,7 @@ def claim(run_id: int, *, now=None) -> RenewalRun | None:
     return RenewalRun.objects.select_related("certificate__ca_account").get(pk=run_id)
 
 
-def _held(run: RenewalRun, *statuses: str):
+def _held(run: RenewalRun, *statuses: str) -> QuerySet[RenewalRun]:
     """The run's row, if it is still in one of ``statuses`` at ``run``'s attempt."""
     return RenewalRun.objects.filter(pk=run.pk, status__in=statuses, attempts=run.attempts)
 
@@ -130,7 +132,7 @@ def keep_lease(run: RenewalRun) -> Iterator[None]:
     stop = threading.Event()
     every = settings.RENEWAL_LEASE_SECONDS / 3
 
-    def renew():
+    def renew() -> None:
         try:
             while not stop.wait(every):
                 if not extend_lease(run):
@@ -163,7 +165,7 @@ def to_deploying(run: RenewalRun, requests: Iterable[DeployRequest] = ()) -> boo
     return bool(taken)
 
 
-def finish(run: RenewalRun, status: str, **fields) -> bool:
+def finish(run: RenewalRun, status: str, **fields: object) -> bool:
     """Running or deploying to a final status, with ``fields`` (error, kind...)
     written in the same UPDATE. Call it inside the transaction that writes what
     the ending changes elsewhere (the certificate's failure count, the
@@ -190,7 +192,7 @@ def give_back(run: RenewalRun) -> bool:
 # -- recovery -----------------------------------------------------------------------
 
 
-def requeue_lost(*, now=None) -> list[int]:
+def requeue_lost(*, now: datetime.datetime | None = None) -> list[int]:
     """Running runs whose worker died (their lease ran out) and queued runs whose
     message was lost go back to queued with a fresh lease; their ids are
     returned, to be enqueued again. Guarded on the lease each was found with:
@@ -199,7 +201,7 @@ def requeue_lost(*, now=None) -> list[int]:
     lost = RenewalRun.objects.filter(status__in=(Status.QUEUED, Status.RUNNING)).filter(
         Q(lease_until__lt=now)
         | Q(lease_until__isnull=True, created_at__lt=now - queue_lease()))
-    requeued = []
+    requeued: list[int] = []
     for run_id, lease_until in lost.values_list("pk", "lease_until"):
         if RenewalRun.objects.filter(
                 pk=run_id, status__in=(Status.QUEUED, Status.RUNNING), lease_until=lease_until,
@@ -208,7 +210,7 @@ def requeue_lost(*, now=None) -> list[int]:
     return requeued
 
 
-def redrive_deploying(*, now=None) -> list[int]:
+def redrive_deploying(*, now: datetime.datetime | None = None) -> list[int]:
     """Deploying runs whose lease ran out get a fresh one. Those with a request
     on a host that someone is draining just wait their turn; the others (their
     drainer died, or their answers wait for a conclusion that was lost) are
@@ -217,7 +219,7 @@ def redrive_deploying(*, now=None) -> list[int]:
     expired = RenewalRun.objects.filter(status=Status.DEPLOYING, lease_until__lt=now)
     busy_host = DeployRequest.objects.filter(
         run=OuterRef("pk"), finished_at__isnull=True, host__deploy_locked_until__gt=now)
-    redriven = []
+    redriven: list[int] = []
     for run_id, lease_until, waiting in expired.annotate(waiting=Exists(busy_host)).values_list(
             "pk", "lease_until", "waiting"):
         if RenewalRun.objects.filter(pk=run_id, status=Status.DEPLOYING,

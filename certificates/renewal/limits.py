@@ -10,21 +10,24 @@ towards that number but are never refused by it: they are due, the deposit
 reservation bounds them, and refusing them would let certificates lapse.
 """
 
+from __future__ import annotations
+
 import datetime
 
 from django.conf import settings
 from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Organization
-from certificates.models import AuditEvent, RenewalRun
+from accounts.models import Organization, User
+from certificates.models import AuditEvent, Certificate, RenewalRun
 
 
 class NotDue(Exception):
     """A person asked to renew a certificate outside its renewal window without
     forcing it."""
 
-    def __init__(self, certificate):
+    def __init__(self, certificate: Certificate) -> None:
         super().__init__(f"{certificate} is not due for renewal")
         self.certificate = certificate
 
@@ -33,12 +36,12 @@ class PaidIssuanceLimit(Exception):
     """The organisation has started PAID_ISSUANCES_PER_DAY paid issuances in the
     last 24 hours."""
 
-    def __init__(self, limit):
+    def __init__(self, limit: int) -> None:
         super().__init__(f"{limit} paid issuances in 24 hours")
         self.limit = limit
 
 
-def check_window(certificate, *, force) -> bool:
+def check_window(certificate: Certificate, *, force: bool) -> bool:
     """Whether renewing now is forced (outside the window); NotDue if it would
     be and ``force`` was not given. The caller checks who may force."""
     forced = not certificate.in_renewal_window()
@@ -47,7 +50,7 @@ def check_window(certificate, *, force) -> bool:
     return forced
 
 
-def paid_issuances(organization_id, *, now=None) -> int:
+def paid_issuances(organization_id: int, *, now: datetime.datetime | None = None) -> int:
     """Paid issuances of the organisation in the last 24 hours: runs on a priced
     CA account that issued a version or are still under way, whoever started
     them (a renewal held or failed before issuing cost nothing)."""
@@ -58,7 +61,7 @@ def paid_issuances(organization_id, *, now=None) -> int:
     ).filter(Q(status__in=RenewalRun.OPEN) | Q(version__isnull=False)).count()
 
 
-def check_daily_limit(certificate) -> None:
+def check_daily_limit(certificate: Certificate) -> None:
     """PaidIssuanceLimit if one more paid renewal would pass the organisation's
     daily number. Inside the transaction that opens the run: the organisation's
     row stays locked until then, so two requests at once cannot both find the
@@ -71,7 +74,8 @@ def check_daily_limit(certificate) -> None:
         raise PaidIssuanceLimit(settings.PAID_ISSUANCES_PER_DAY)
 
 
-def record_forced(request, *, certificate, run, user=None) -> None:
+def record_forced(request: HttpRequest | None, *, certificate: Certificate, run: RenewalRun,
+                  user: User | None = None) -> None:
     """The audit log's line for a renewal forced before its window, with the
     price it costs (`request` is None from a management command)."""
     version = certificate.current_version

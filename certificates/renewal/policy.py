@@ -2,6 +2,8 @@
 (RFC 9773) where it offers one, else when a third of the lifetime remains (half
 for lifetimes of ten days or less)."""
 
+from __future__ import annotations
+
 import datetime
 import logging
 
@@ -9,7 +11,7 @@ from cryptography import x509
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from certificates.models import Certificate, CertificateVersion
+from certificates.models import Certificate, CertificateVersion, RenewalRun
 from certificates.seams import acme
 from certificates.steps import Step, StepStatus
 
@@ -40,7 +42,9 @@ def renewal_time_by_lifetime(version: CertificateVersion) -> datetime.datetime:
     return version.not_after - remaining_at_renewal(version.lifetime())
 
 
-def schedule_renewal(certificate, version, *, ca=None, run=None, now=None):
+def schedule_renewal(certificate: Certificate, version: CertificateVersion, *,
+                     ca: acme.CA | None = None, run: RenewalRun | None = None,
+                     now: datetime.datetime | None = None) -> datetime.datetime:
     """Sets renew_after from the CA's ARI window where it offers one, else by
     lifetime; and when to ask the CA for its window again."""
     now = now or timezone.now()

@@ -15,10 +15,14 @@ Import rule: services import tasks and enqueue on commit; tasks import services
 inside the function.
 """
 
+from __future__ import annotations
+
 import datetime
 import hashlib
 import logging
 import time
+from decimal import Decimal
+from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
@@ -28,7 +32,7 @@ from django.utils.translation import gettext as _
 
 from certificates import alerts, tasks
 from certificates.hosts import deployment
-from certificates.hosts.deployment import NothingToDeploy, outcome_of
+from certificates.hosts.deployment import NothingToDeploy, Outcome, outcome_of
 from certificates.models import (
     Certificate,
     Deployment,
@@ -69,7 +73,7 @@ class DeploymentFailed(PortalError):
 # -- carrying a run through -------------------------------------------------------
 
 
-def execute(*, run_id, inline=False) -> RenewalRun | None:
+def execute(*, run_id: int, inline: bool = False) -> RenewalRun | None:
     """The first half of a run, on the ACME queue: deposit reservation, issuance
     and charge for a run that issues; then its deployment is queued on every host
     and drained on the deployment queue (or here, ``inline``)."""
@@ -83,7 +87,7 @@ def execute(*, run_id, inline=False) -> RenewalRun | None:
         return fail_unexpectedly(run, exc)
 
 
-def _carry(run, inline):
+def _carry(run: RenewalRun, inline: bool) -> RenewalRun | None:
     if run.attempts > 1:
         run.step(Step.RESUME, StepStatus.DONE,
                  _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
@@ -103,15 +107,19 @@ def _carry(run, inline):
     return _start_deploying(run, inline)
 
 
-def charge(run) -> None:
-    entry, created = deposit.charge_for_version(version=run.version, run=run)
-    if created:  # a run taken up again finds its charge in the ledger: no second step
+def charge(run: RenewalRun) -> None:
+    version = run.version
+    if version is None:  # a programming error: a run is charged once it has issued
+        raise ValueError(f"renewal run {run.pk} has no issued version to charge for")
+    entry, created = deposit.charge_for_version(version=version, run=run)
+    # A run taken up again finds its charge in the ledger: no second step.
+    if created and entry is not None:
         run.step(Step.CHARGE, StepStatus.DONE,
                  f"{entry.amount} {run.certificate.ca_account.currency}")
     _activate_order(run.certificate)
 
 
-def _start_deploying(run, inline):
+def _start_deploying(run: RenewalRun, inline: bool) -> RenewalRun | None:
     certificate = run.certificate
     if run.intent == Intent.ISSUE:
         # What this run issued is the current version (one open run per certificate).
@@ -137,7 +145,7 @@ def _start_deploying(run, inline):
     return run
 
 
-def _deploy_here(run) -> RenewalRun:
+def _deploy_here(run: RenewalRun) -> RenewalRun:
     """`manage.py renew` and `deploy`: drain the run's hosts in this process and
     conclude; a host another worker holds is installed by it, and we wait."""
     deployment.drain_hosts(deployment.hosts_waiting(run.pk))
@@ -152,7 +160,7 @@ def _deploy_here(run) -> RenewalRun:
     return run
 
 
-def deploy(*, run_id) -> RenewalRun | None:
+def deploy(*, run_id: int) -> RenewalRun | None:
     """The second half of a run, on the deployment queue: drain each host where
     the run's requests wait. Whoever answers a run's last request enqueues its
     conclusion; a run whose requests were all answered already (its conclusion
@@ -166,7 +174,7 @@ def deploy(*, run_id) -> RenewalRun | None:
     return conclude(run_id)
 
 
-def conclude(run_id) -> RenewalRun | None:
+def conclude(run_id: int) -> RenewalRun | None:
     """Once every request of a deploying run has its answer: the run succeeds or
     fails, with its alerts. Several may call it for one run; the lifecycle's
     guarded move lets one of them act."""
@@ -186,7 +194,7 @@ def conclude(run_id) -> RenewalRun | None:
         return fail_unexpectedly(run, exc)
 
 
-def _conclude(run, outcomes) -> RenewalRun:
+def _conclude(run: RenewalRun, outcomes: list[Outcome]) -> RenewalRun:
     if not outcomes and run.intent == Intent.DEPLOY:
         return fail(run, DeploymentFailed(_("There was nothing to deploy."), transient=False,
                                           kind=FailureKind.NOTHING_TO_DEPLOY))
@@ -201,12 +209,12 @@ def _conclude(run, outcomes) -> RenewalRun:
             cause=f"deploy:{cause}")
     else:
         ended = succeed(run, run.certificate)  # loaded with what the ending reads
-    if getattr(ended, "ended_here", False):
+    if ended.ended_here:
         _tell_not_served(run, outcomes)
     return ended
 
 
-def _tell_not_served(run, outcomes) -> None:
+def _tell_not_served(run: RenewalRun, outcomes: list[Outcome]) -> None:
     certificate = run.certificate
     for outcome in outcomes:
         if outcome.error_kind == FailureKind.NOT_SERVED:
@@ -218,18 +226,18 @@ def _tell_not_served(run, outcomes) -> None:
                      payload={**_about(certificate, run), **extra})
 
 
-def _about(certificate, run) -> dict:
+def _about(certificate: Certificate, run: RenewalRun | None) -> dict[str, Any]:
     return {"certificate": certificate.pk, "common_name": certificate.common_name,
             "names": certificate.names(), "run": run.pk if run else None}
 
 
-def _hosts_not_serving(certificate) -> list[int]:
+def _hosts_not_serving(certificate: Certificate) -> list[int]:
     return list(Deployment.objects.filter(certificate=certificate).exclude(
         last_version_id=certificate.current_version_id, served=True,
         last_status=Deployment.Status.DEPLOYED).values_list("host_id", flat=True))
 
 
-def _activate_order(certificate) -> None:
+def _activate_order(certificate: Certificate) -> None:
     # An order's validity starts when its certificate is issued and installed.
     Order.objects.filter(certificate=certificate, status=Order.Status.PENDING).update(
         status=Order.Status.ISSUED)
@@ -240,7 +248,7 @@ def _activate_order(certificate) -> None:
 # with what it changes elsewhere; only the one whose move took alerts.
 
 
-def succeed(run, certificate=None) -> RenewalRun:
+def succeed(run: RenewalRun, certificate: Certificate | None = None) -> RenewalRun:
     """Succeeded; the certificate stops failing if every host now serves its
     current version (a deploy-only run that fixed the cause clears it too)."""
     now = timezone.now()
@@ -274,7 +282,7 @@ def _cause_event(cause: str) -> str:
     return event
 
 
-def fail(run, exc: PortalError, *, cause: str = "") -> RenewalRun:
+def fail(run: RenewalRun, exc: PortalError, *, cause: str = "") -> RenewalRun:
     """Records the failure, sets the backoff (a permanent error waits a day, so
     as not to spend the CA's failed-validation allowance) and alerts: once per
     cause a day, so that a new cause is told even while the last one is."""
@@ -304,7 +312,7 @@ def fail(run, exc: PortalError, *, cause: str = "") -> RenewalRun:
     return run
 
 
-def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
+def fail_unexpectedly(run: RenewalRun, exc: Exception) -> RenewalRun:
     """An error nobody sorted (a bug, a malformed certificate, a time limit) ends
     the run as failed like any other, with the error on the run and the usual
     alert, instead of leaving it running until its lease ends, again and again.
@@ -334,7 +342,8 @@ def fail_unexpectedly(run, exc: Exception) -> RenewalRun:
         return run
 
 
-def _hold_for_deposit(run, certificate, missing) -> RenewalRun:
+def _hold_for_deposit(run: RenewalRun, certificate: Certificate,
+                      missing: Decimal) -> RenewalRun:
     ca_account = certificate.ca_account
     detail = _("The deposit is short by %(missing)s %(currency)s.") % {
         "missing": missing, "currency": ca_account.currency}

@@ -6,14 +6,19 @@ Import rule: services import tasks and enqueue on commit; tasks import services
 inside the function.
 """
 
+from __future__ import annotations
+
+import datetime
 import logging
+from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, Subquery
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import User
 from certificates import tasks
 from certificates.hosts import deployment
 from certificates.hosts.deployment import NothingToDeploy
@@ -30,7 +35,7 @@ Intent = RenewalRun.Intent
 # -- finding and starting work ----------------------------------------------------
 
 
-def due_certificates(now=None):
+def due_certificates(now: datetime.datetime | None = None) -> QuerySet[Certificate]:
     """Certificates whose renewal time, or next attempt after a failure, has come,
     and that have no open run. Served by the two partial indexes on Certificate."""
     now = now or timezone.now()
@@ -38,7 +43,8 @@ def due_certificates(now=None):
         pk__in=RenewalRun.objects.filter(status__in=RenewalRun.OPEN).values("certificate_id"))
 
 
-def scheduled_intents(certificate_ids, *, now=None) -> dict[int, str]:
+def scheduled_intents(certificate_ids: Iterable[int], *,
+                      now: datetime.datetime | None = None) -> dict[int, str]:
     """What a scheduled run of each certificate is for. Issue when it was never
     issued or its renewal time came; otherwise it is a retry, which keeps what
     is left of the last run's intent: issue again if that run issued nothing
@@ -50,7 +56,7 @@ def scheduled_intents(certificate_ids, *, now=None) -> dict[int, str]:
         last_intent=Subquery(last.values("intent")[:1]),
         last_version=Subquery(last.values("version_id")[:1]),
     ).values_list("pk", "current_version_id", "renew_after", "last_intent", "last_version")
-    intents = {}
+    intents: dict[int, str] = {}
     for pk, current, renew_after, last_intent, last_version in rows:
         if current is None or renew_after is None or renew_after <= now:
             intents[pk] = Intent.ISSUE
@@ -61,7 +67,7 @@ def scheduled_intents(certificate_ids, *, now=None) -> dict[int, str]:
     return intents
 
 
-def scan(*, now=None, limit=500) -> list[int]:
+def scan(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]:
     """Opens a run for each due certificate and enqueues it; returns the run ids.
 
     The runs are inserted together (one statement, where one at a time cost a
@@ -86,8 +92,9 @@ def scan(*, now=None, limit=500) -> list[int]:
     return opened
 
 
-def start_run(*, certificate_id, trigger, requested_by=None, intent=Intent.ISSUE,
-              hosts=None, enqueue=True) -> RenewalRun | None:
+def start_run(*, certificate_id: int, trigger: str, requested_by: User | None = None,
+              intent: str = Intent.ISSUE, hosts: list[int] | None = None,
+              enqueue: bool = True) -> RenewalRun | None:
     """Opens a run and enqueues it once the transaction commits; None when the
     certificate has an open run already."""
     run = lifecycle.open_run(certificate_id=certificate_id, trigger=trigger, intent=intent,
@@ -97,12 +104,13 @@ def start_run(*, certificate_id, trigger, requested_by=None, intent=Intent.ISSUE
     return run
 
 
-def _open_run_of(certificate_id) -> RenewalRun | None:
+def _open_run_of(certificate_id: int) -> RenewalRun | None:
     return RenewalRun.objects.filter(certificate_id=certificate_id,
                                      status__in=RenewalRun.OPEN).first()
 
 
-def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalRun | None:
+def _start_by_person(*, certificate_id: int, by: User | None, trigger: str, force: bool,
+                     enqueue: bool) -> RenewalRun | None:
     """Opens a run a person asked for, past the checks of `renewal_limits`. The
     run carries ``forced`` for the caller's audit."""
     certificate = Certificate.objects.select_related("ca_account").get(pk=certificate_id)
@@ -116,8 +124,8 @@ def _start_by_person(*, certificate_id, by, trigger, force, enqueue) -> RenewalR
     return run
 
 
-def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_by=None,
-               force=False):
+def run_inline(*, certificate_id: int, trigger: str = RenewalRun.Trigger.MANUAL,
+               requested_by: User | None = None, force: bool = False) -> RenewalRun | None:
     """A whole run in this process, for `manage.py renew`: deposit check, issuance,
     charge, deployment. Returns the finished run, or None if one is open already.
     Raises renewal_limits.NotDue or PaidIssuanceLimit as renew_now does."""
@@ -134,28 +142,28 @@ def run_inline(*, certificate_id, trigger=RenewalRun.Trigger.MANUAL, requested_b
     return run
 
 
-def renew_now(*, certificate_id, by=None, trigger=RenewalRun.Trigger.MANUAL,
-              force=False) -> RenewalRun:
+def renew_now(*, certificate_id: int, by: User | None = None,
+              trigger: str = RenewalRun.Trigger.MANUAL,
+              force: bool = False) -> RenewalRun | None:
     """A person's "renew now": starts at once, whatever the backoff. Returns the
     new run (``run.forced`` when it renews outside the window), or the one
-    already open. Outside the renewal window it raises renewal_limits.NotDue
-    unless ``force`` (only administrators may force: the caller checks); past
-    the organisation's daily number of paid issuances, PaidIssuanceLimit."""
+    already open (None if that one ended between the two looks). Outside the
+    renewal window it raises renewal_limits.NotDue unless ``force`` (only
+    administrators may force: the caller checks); past the organisation's daily
+    number of paid issuances, PaidIssuanceLimit."""
     run = _open_run_of(certificate_id)
     if run is None:
         run = _start_by_person(certificate_id=certificate_id, by=by, trigger=trigger,
                                force=force, enqueue=True)
     if run is None:  # opened by someone else a moment ago
         run = _open_run_of(certificate_id)
-    if run is not None and not hasattr(run, "forced"):
-        run.forced = False
     return run
 
 
 class NotAHostOfTheCertificate(ValueError):
     """Hosts asked for that the certificate is not deployed to."""
 
-    def __init__(self, bound):
+    def __init__(self, bound: Iterable[int]) -> None:
         self.bound = sorted(bound)
         super().__init__(_("Choose among the certificate's hosts: %(ids)s.")
                          % {"ids": ", ".join(map(str, self.bound)) or _("none")})
@@ -165,8 +173,9 @@ class NoHosts(ValueError):
     pass
 
 
-def deploy_now(*, certificate_id, by=None, host_ids=None, trigger=RenewalRun.Trigger.MANUAL,
-               enqueue=True) -> RenewalRun:
+def deploy_now(*, certificate_id: int, by: User | None = None,
+               host_ids: list[int] | None = None, trigger: str = RenewalRun.Trigger.MANUAL,
+               enqueue: bool = True) -> RenewalRun:
     """A person's "deploy now" (the UI, the API, `manage.py deploy`): a deploy-only
     run of the current version to the certificate's hosts, or those of
     ``host_ids``, with steps and history like any other run. Returns it, or the
@@ -194,7 +203,8 @@ def deploy_now(*, certificate_id, by=None, host_ids=None, trigger=RenewalRun.Tri
     return run
 
 
-def deploy_inline(*, certificate_id, host_ids=None, by=None) -> RenewalRun | None:
+def deploy_inline(*, certificate_id: int, host_ids: list[int] | None = None,
+                  by: User | None = None) -> RenewalRun | None:
     """`manage.py deploy`: a deploy-only run carried through in this process."""
     if _open_run_of(certificate_id) is not None:
         return None
@@ -206,7 +216,7 @@ def deploy_inline(*, certificate_id, host_ids=None, by=None) -> RenewalRun | Non
     return run
 
 
-def recover_stale_runs(*, now=None) -> list[int]:
+def recover_stale_runs(*, now: datetime.datetime | None = None) -> list[int]:
     """Runs whose worker died, and queued runs whose message was lost, are
     enqueued again; deploying runs whose drainer or conclusion was lost are
     drained again (never issued again). Requests of ended runs are forgotten."""

@@ -105,7 +105,9 @@ def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_charges_once(
              "the ACME order", doomed)
     celery_processes.kill(doomed, signal.SIGKILL)
     run.refresh_from_db()
-    assert run.status == RenewalRun.Status.RUNNING
+    # Usually still issuing; on a loaded machine it may have reached deployment.
+    killed_in = run.status
+    assert killed_in in (RenewalRun.Status.RUNNING, RenewalRun.Status.DEPLOYING)
 
     survivor = celery_processes.worker(**env)
     wait_for(lambda: renewal.recover_stale_runs(), 30, "the lease running out", survivor)
@@ -113,7 +115,10 @@ def test_a_worker_killed_mid_run_leaves_no_run_stuck_and_charges_once(
 
     run.refresh_from_db()
     assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
-    assert run.attempts >= 2
+    if killed_in == RenewalRun.Status.RUNNING:
+        assert run.attempts >= 2  # claimed again, its ACME order resumed
+    else:
+        assert run.attempts == 1  # drained again, never issued again
     assert RenewalRun.objects.filter(certificate=cert).count() == 1
     assert CertificateVersion.objects.filter(certificate=cert).count() == 1
     assert DepositEntry.objects.filter(ca_account=cert.ca_account,

@@ -24,25 +24,25 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TypeVar
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Exists, F, OuterRef, Q, TextField, Value
-from django.db.models.functions import Concat
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certificates import tasks
-from certificates.hosts import leases
+from certificates.hosts import leases, outcomes
 from certificates.hosts.installer import Installer, InstallFailed, Item, planned_files
 from certificates.hosts.items import Report
+from certificates.hosts.outcomes import OUTCOME_FIELDS as OUTCOME_FIELDS
+from certificates.hosts.outcomes import Outcome as Outcome
+from certificates.hosts.outcomes import outcome_of as outcome_of
 from certificates.models import (
     Certificate,
-    CertificateVersion,
     Deployment,
     DeployRequest,
     RenewalRun,
@@ -76,21 +76,6 @@ class NothingToDeploy(PortalError):
     kind = FailureKind.NOTHING_TO_DEPLOY
 
 
-@dataclass(frozen=True)
-class Outcome:
-    host_id: int
-    host_name: str
-    status: str  # a Deployment.Status value
-    error: str = ""
-    # What went wrong, for code that reacts to it (an errors.FailureKind value).
-    error_kind: str = ""
-    transient: bool = False
-    expected_fingerprint: str = ""
-    served_fingerprint: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == Deployment.Status.DEPLOYED
 
 
 # -- queueing ---------------------------------------------------------------------
@@ -154,19 +139,8 @@ def _on_each_host(hosts: list[TargetHost], action: Callable[[TargetHost], T]) ->
         return list(pool.map(one, hosts))
 
 
-# The fields of a request (with its host and version) that outcome_of reads.
-OUTCOME_FIELDS = ("host_id", "host__name", "version_id", "version__fingerprint_sha256",
-                  "run_id", "finished_at", "status", "error", "error_kind", "transient",
-                  "served_fingerprint")
 
 
-def outcome_of(request: DeployRequest) -> Outcome:
-    """The Outcome written on an answered request."""
-    return Outcome(host_id=request.host_id, host_name=request.host.name, status=request.status,
-                   error=request.error, error_kind=request.error_kind,
-                   transient=request.transient,
-                   expected_fingerprint=request.version.fingerprint_sha256,
-                   served_fingerprint=request.served_fingerprint)
 
 
 def drain(host: TargetHost) -> None:
@@ -270,8 +244,8 @@ def _planned_items(host: TargetHost, requests: Iterable[DeployRequest]) -> dict[
             files = planned_files(request.version, host)
         except InstallFailed as exc:
             report(Step.UPLOAD, StepStatus.FAILED, str(exc))
-            _answer(request, host, _outcome(host, request.version, Deployment.Status.FAILED,
-                                            error=str(exc), kind=exc.kind))
+            _answer(request, host, outcomes.new_outcome(
+                host, request.version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
             continue
         items[request.pk] = Item(version=request.version, files=files,
                                  sni=_sni_name(host, request.version.certificate),
@@ -286,7 +260,7 @@ def _answer_older(request: DeployRequest, host: TargetHost, newest: DeployReques
     if outcome is not None and request.version_id == newest.version_id:
         _answer(request, host, outcome, record=False)
         return
-    _answer(request, host, _outcome(
+    _answer(request, host, outcomes.new_outcome(
         host, request.version, Deployment.Status.FAILED, kind=FailureKind.SUPERSEDED,
         error=_("A newer version (serial %(serial)s) was deployed instead.")
         % {"serial": newest.version.serial}), record=False)
@@ -325,13 +299,14 @@ def _install_items(host: TargetHost, owner: str, items: list[Item]) -> None:
 
 def _item_outcome(host: TargetHost, item: Item) -> Outcome:
     if item.error is None:
-        return _outcome(host, item.version, Deployment.Status.DEPLOYED, served=item.served)
+        return outcomes.new_outcome(host, item.version, Deployment.Status.DEPLOYED,
+                                    served=item.served)
     exc = item.error
     if isinstance(exc, InstallFailed):
         rolled_back, served = exc.rolled_back, exc.served_fingerprint
     else:  # the login, before the installer ran
         rolled_back, served = False, ""
-    return _outcome(host, item.version,
+    return outcomes.new_outcome(host, item.version,
                     Deployment.Status.ROLLED_BACK if rolled_back else Deployment.Status.FAILED,
                     error=str(exc), kind=exc.kind, transient=exc.transient, served=served)
 
@@ -341,7 +316,7 @@ def _answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
     """The outcome on the request (for its waiting deployment) and, unless another
     request of the same certificate already did, on the Deployment row and the run."""
     if record:
-        _finish(request.deployment, request.version, request.run, outcome)
+        outcomes.record(request.deployment, request.version, request.run, outcome)
     DeployRequest.objects.filter(pk=request.pk).update(
         finished_at=timezone.now(), status=outcome.status, error=outcome.error,
         error_kind=outcome.error_kind, transient=outcome.transient,
@@ -361,9 +336,6 @@ def forget_old_requests(*, now: datetime | None = None) -> int:
     return deleted
 
 
-# -- recording --------------------------------------------------------------------
-
-
 def _sni_name(host: TargetHost, certificate: Certificate) -> str:
     if host.tls_sni_name:
         return host.tls_sni_name
@@ -379,38 +351,9 @@ def _reporter(run: RenewalRun | None, host: TargetHost) -> Report:
     return report
 
 
-def _outcome(host: TargetHost, version: CertificateVersion, status: str, *, error: str = "",
-             kind: str = "", transient: bool = False, served: str = "") -> Outcome:
-    return Outcome(host_id=host.pk, host_name=host.name, status=status, error=error,
-                   error_kind=kind, transient=transient,
-                   expected_fingerprint=version.fingerprint_sha256, served_fingerprint=served)
 
 
-def _finish(deployment: Deployment, version: CertificateVersion, run: RenewalRun | None,
-            outcome: Outcome) -> Outcome:
-    _record(deployment, version, outcome)
-    _log_on_run(run, outcome)
-    return outcome
 
 
-def _record(deployment: Deployment, version: CertificateVersion, outcome: Outcome) -> None:
-    now = timezone.now()
-    fields: dict[str, object] = {"last_status": outcome.status, "last_error": outcome.error}
-    if outcome.ok:
-        fields.update(last_version=version, last_deployed_at=now)
-    if outcome.served_fingerprint:  # a TLS check completed a handshake
-        fields.update(served=outcome.served_fingerprint == outcome.expected_fingerprint,
-                      served_fingerprint=outcome.served_fingerprint, last_checked_at=now)
-    # update(), not save(): only these fields, so a concurrent edit of the row stays.
-    Deployment.objects.filter(pk=deployment.pk).update(**fields)
 
 
-def _log_on_run(run: RenewalRun | None, outcome: Outcome) -> None:
-    if run is None:
-        return
-    line = f"{outcome.host_name}: {outcome.status}"
-    if outcome.error:
-        line += f": {outcome.error.splitlines()[0]}"
-    # Concatenated in SQL: hosts deployed in parallel append without losing lines.
-    RenewalRun.objects.filter(pk=run.pk).update(
-        log=Concat(F("log"), Value(line + "\n"), output_field=TextField()))

@@ -40,6 +40,7 @@ from fujissl_portal.pagination import KeysFirstPaginator
 from . import filters
 from . import serializers as s
 from .authentication import TokenAuthentication
+from .ca_check_views import CACheckActions
 from .errors import BadGateway, Conflict, exception_handler
 from .permissions import RoleForAction, TokenScope
 from .renderers import BrowsableAPIRenderer
@@ -132,6 +133,8 @@ class Audited:
         super().perform_update(serializer)
         self._record(self.audited[1], serializer.instance,
                      **changed(serializer.instance, before))
+        if isinstance(serializer.instance, Certificate | TargetHost):  # a fix retried now
+            renewal.retry_after_change(serializer.instance)
 
     def perform_destroy(self, instance):
         organization, subject = instance.organization, str(instance)
@@ -385,11 +388,12 @@ class RenewalRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Portal
 
 
 @extend_schema_view(list=extend_schema(parameters=[filters.CAAccountFilters]))
-class CAAccountViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalViewSet):
+class CAAccountViewSet(CACheckActions, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                       PortalViewSet):
     model = CAAccount
     serializer_class = s.CAAccountSerializer
     filter_class = filters.CAAccountFilters
-    roles = {"top_up": Role.ADMIN}
+    roles = {"top_up": Role.ADMIN, "test": Role.ADMIN}
 
     def base_queryset(self):
         # Not "balance": that would shadow CAAccount.balance(), which services call.

@@ -24,6 +24,7 @@ urlpatterns = [
     path("ca-accounts/new/", views.ca_account_create, name="ca_account_create"),
     path("ca-accounts/<int:pk>/", views.ca_account_detail, name="ca_account"),
     path("ca-accounts/<int:pk>/edit/", views.ca_account_edit, name="ca_account_edit"),
+    path("ca-accounts/<int:pk>/test/", views.ca_account_test, name="ca_account_test"),
     path("ca-accounts/<int:pk>/top-up/", views.top_up, name="top_up"),
     path("orders/", views.order_list, name="orders"),
     path("orders/<int:pk>/", views.order_detail, name="order"),

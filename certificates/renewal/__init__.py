@@ -38,6 +38,8 @@ from .scheduling import (
     due_certificates,
     recover_stale_runs,
     renew_now,
+    retry_after_change,
+    retry_now,
     run_inline,
     scan,
     scheduled_intents,
@@ -48,5 +50,6 @@ __all__ = [
     "BACKOFF", "DeploymentFailed", "NoHosts", "NotAHostOfTheCertificate", "backoff", "charge",
     "conclude", "deploy", "deploy_inline", "deploy_now", "due_certificates", "execute",
     "fail", "fail_unexpectedly", "periodic_checks", "recover_stale_runs", "renew_now",
-    "run_inline", "scan", "scheduled_intents", "start_run", "succeed",
+    "retry_after_change", "retry_now", "run_inline", "scan", "scheduled_intents", "start_run",
+    "succeed",
 ]

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -22,7 +22,7 @@ from accounts.models import User
 from certificates import tasks
 from certificates.hosts import deployment
 from certificates.hosts.deployment import NothingToDeploy
-from certificates.models import Certificate, RenewalRun
+from certificates.models import CAAccount, Certificate, RenewalRun, TargetHost
 from certificates.renewal import deposit, lifecycle
 from certificates.renewal import limits as renewal_limits
 from certificates.renewal.run import execute
@@ -90,6 +90,30 @@ def scan(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]
         opened = [run.pk for run in runs if run is not None]
     transaction.on_commit(lambda: [tasks.renew.delay(pk) for pk in opened])
     return opened
+
+
+def retry_now(certificate_ids: Iterable[int], *,
+              now: datetime.datetime | None = None) -> int:
+    """Ends the backoff of the failing certificates among `certificate_ids`, so
+    that the next scan retries them; the number changed.
+
+    Called when a person has changed what a failure may have come from (a CA
+    account, a certificate, a host): a permanent failure waits a day, also after
+    the fix. Certificates held for a top-up are left: only a top-up frees them.
+    """
+    now = now or timezone.now()
+    return Certificate.objects.filter(
+        pk__in=list(certificate_ids), failure_count__gt=0, held_for_deposit=False,
+        next_attempt_at__gt=now).update(next_attempt_at=now)
+
+
+def retry_after_change(changed: Certificate | TargetHost | CAAccount) -> int:
+    """`retry_now` for the certificates that a person's change of `changed` concerns."""
+    if isinstance(changed, Certificate):
+        return retry_now([changed.pk])
+    concerned = (Q(ca_account=changed) if isinstance(changed, CAAccount)
+                 else Q(hosts=changed))
+    return retry_now(Certificate.objects.filter(concerned).values_list("pk", flat=True))
 
 
 def start_run(*, certificate_id: int, trigger: str, requested_by: User | None = None,

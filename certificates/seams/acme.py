@@ -138,7 +138,12 @@ class CA:
                           timeout=timeout)
         network.read_environment_once(directory_url)
         with _errors_of(network):
-            directory = client.ClientV2.get_directory(directory_url, network)
+            try:
+                directory = client.ClientV2.get_directory(directory_url, network)
+            except (ValueError, jose.DeserializationError) as exc:
+                # A web page or other JSON at the URL: a typo, said as such.
+                raise AcmeError(_("The directory URL does not answer with an ACME "
+                                  "directory."), transient=False) from exc
         return cls(network=network, directory=directory, account_key=jwk,
                    account_url=account_url, contact_email=contact_email,
                    eab=(eab_kid, eab_hmac_key) if eab_kid and eab_hmac_key else None)
@@ -146,6 +151,16 @@ class CA:
     @property
     def offers_renewal_info(self) -> bool:
         return "renewalInfo" in self._client.directory.to_partial_json()
+
+    @property
+    def directory_resources(self) -> set[str]:
+        """The names the directory offers (newNonce, newAccount...), meta aside."""
+        return set(self._client.directory.to_partial_json()) - {"meta"}
+
+    @property
+    def requires_eab(self) -> bool:
+        meta = self._client.directory.meta
+        return bool(meta is not None and meta.external_account_required)
 
     # -- account ---------------------------------------------------------------
 

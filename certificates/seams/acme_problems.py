@@ -59,12 +59,33 @@ class AcmeError(PortalError):
                          retry_after=retry_after, kind=kind)
 
 
+# Said when the CA's detail shows it refused the External Account Binding: CAs
+# send it as unauthorized or malformed, whose own words (a challenge response, a
+# malformed request) would send a person to look in the wrong place.
+EAB_REFUSED = _("The CA refused the External Account Binding: check the EAB key ID "
+                "and HMAC key of the CA account.")
+
+
+def is_eab_problem(problem: Problem | None) -> bool:
+    """Whether the CA's problem is about the External Account Binding."""
+    if not problem:
+        return False
+    code = problem.get("type", "").rsplit(":", 1)[-1]
+    detail = (problem.get("detail") or "").lower()
+    return code == "externalAccountRequired" or (
+        code in {"unauthorized", "malformed", "unauthorizedAccount"}
+        and ("external account" in detail or "eab" in detail))
+
+
 def describe_problem(problem: Problem | None) -> str:
     """The problem document in words: ours for its type, then the CA's detail."""
     if not problem:
         return ""
     code = problem.get("type", "").rsplit(":", 1)[-1]
-    parts = [str(PROBLEM_WORDS.get(code, _("The CA reported a problem.")))]
+    words = PROBLEM_WORDS.get(code, _("The CA reported a problem."))
+    if code != "externalAccountRequired" and is_eab_problem(problem):
+        words = EAB_REFUSED
+    parts = [str(words)]
     if problem.get("detail"):
         parts.append(problem["detail"])
     for sub in problem.get("subproblems") or []:

@@ -78,7 +78,24 @@ def _host_form(login_key, **changes):
     return {**fields, **changes}
 
 
-def _do_every_action(client, world, owner, django_user_model, tmp_path):
+# A CA that takes both EAB keys the actions use: a CA account's settings are
+# checked with the CA when saved.
+EAB_KEYS = {"kid-1": "c2VjcmV0LWhtYWMta2V5LWZvci1lYWItMTIzNDU2",
+            "kid-2": "bmV3LWhtYWMta2V5LXZhbHVl"}
+
+
+@pytest.fixture(scope="module")
+def eab_ca(pebble_factory):
+    return pebble_factory(eab_keys=EAB_KEYS, nonce_reject=None)
+
+
+@pytest.fixture
+def ca_directory(eab_ca, settings):
+    settings.ACME_CA_BUNDLE = str(eab_ca.ca_bundle)
+    return eab_ca.directory_url
+
+
+def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_directory):
     """Each audited action through the pages and the API, as people do them."""
     client.force_login(owner)
     reauthenticate(client, owner)  # setting a host's commands asks for the password again
@@ -115,14 +132,15 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path):
     assert api.delete(f"/api/v1/hosts/{new_host.pk}/").status_code == 204
 
     # CA accounts and money
-    ca_fields = dict(name="Second CA", directory_url="https://127.0.0.1:14000/dir",
-                     contact_email="ops@example.test", eab_kid="", eab_hmac_key="",
+    ca_fields = dict(name="Second CA", directory_url=ca_directory,
+                     contact_email="ops@example.test", eab_kid="kid-1",
+                     eab_hmac_key=EAB_KEYS["kid-1"],
                      price="1100", currency="JPY", low_balance_threshold="0")
     response = client.post(reverse("certificates:ca_account_create"), ca_fields)
     assert response.status_code == 302, response.context["form"].errors
     second = CAAccount.objects.get(name="Second CA")
     client.post(reverse("certificates:ca_account_edit", args=[second.pk]),
-                {**ca_fields, "eab_kid": "kid-2", "eab_hmac_key": "bmV3LWhtYWMta2V5LXZhbHVl"})
+                {**ca_fields, "eab_kid": "kid-2", "eab_hmac_key": EAB_KEYS["kid-2"]})
     client.post(reverse("certificates:top_up", args=[ca.pk]), {"amount": "10000", "note": ""})
     staff = django_user_model.objects.create_superuser("root", "root@example.test", "pw-root")
     Membership.objects.create(user=staff, organization=organization, role=Role.OWNER)
@@ -159,8 +177,8 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path):
 
 
 def test_the_audit_page_lists_each_audited_action(client, world, owner, django_user_model,
-                                                  tmp_path):
-    _do_every_action(client, world, owner, django_user_model, tmp_path)
+                                                  tmp_path, ca_directory):
+    _do_every_action(client, world, owner, django_user_model, tmp_path, ca_directory)
     expected = set(AuditEvent.Action) - ELSEWHERE
     assert set(AuditEvent.objects.values_list("action", flat=True)) == expected
     client.force_login(owner)
@@ -170,8 +188,8 @@ def test_the_audit_page_lists_each_audited_action(client, world, owner, django_u
 
 
 def test_changes_name_the_fields_and_never_a_secret(client, world, owner, django_user_model,
-                                                    tmp_path):
-    _do_every_action(client, world, owner, django_user_model, tmp_path)
+                                                    tmp_path, ca_directory):
+    _do_every_action(client, world, owner, django_user_model, tmp_path, ca_directory)
     events = AuditEvent.objects
     assert events.get(action=AuditEvent.Action.CA_ACCOUNT_CHANGED).params == {
         "fields": ["eab_kid", "eab_hmac_key"]}

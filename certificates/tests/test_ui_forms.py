@@ -162,10 +162,14 @@ def test_adding_a_host_reports_bad_paths_by_field(client, world, admin, tmp_path
     assert "BEGIN OPENSSH" not in response.content.decode()
 
 
-def test_an_administrator_adds_and_edits_a_ca_account_keeping_its_eab_key(client, world,
-                                                                          admin, operator):
+def test_an_administrator_adds_and_edits_a_ca_account_keeping_its_eab_key(
+        client, world, admin, operator, pebble_factory, settings):
+    # The settings are checked with the CA on save: one that knows the EAB key.
+    ca = pebble_factory(eab_keys={"kid-9": "c2VjcmV0LWhtYWMta2V5LWZvci1lYWItOTg3NjU0"},
+                        nonce_reject=None)
+    settings.ACME_CA_BUNDLE = str(ca.ca_bundle)
     client.force_login(admin)
-    fields = {"name": "Commercial CA", "directory_url": "https://acme.example.test/directory",
+    fields = {"name": "Commercial CA", "directory_url": ca.directory_url,
               "contact_email": "ops@example.test", "eab_kid": "kid-9",
               "eab_hmac_key": "c2VjcmV0LWhtYWMta2V5LWZvci1lYWItOTg3NjU0", "price": "990",
               "currency": "JPY", "low_balance_threshold": "10000"}

@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
-from certificates.renewal import deposit
+from certificates.renewal import ca_check, deposit, scheduling
 
 from ..auditing import changed, snapshot
 from ..forms import CAAccountForm, TopUpForm
@@ -103,11 +103,30 @@ def _form_page(request, form, account=None):
                   {"form": form, "ca_account": account, **roles(request)})
 
 
+def _accepted(form):
+    """Whether the CA takes the form's settings; what it refused goes on the fields.
+
+    Only a change of what reaches the CA is checked: a new price needs no CA.
+    """
+    touched = set(form.changed_data) & set(ca_check.CONNECTION_FIELDS)
+    if not form.data.get("eab_hmac_key"):
+        touched.discard("eab_hmac_key")  # left blank: the stored key is kept
+    if form.instance.pk and not touched:
+        return True
+    if "directory_url" in form.changed_data:
+        # The account URL belongs to the old CA; the new one registers afresh.
+        form.instance.account_url = ""
+    problems = ca_check.check(form.instance)
+    for problem in problems:
+        form.add_error(problem.field, problem.message)
+    return not problems
+
+
 @portal_view
 def ca_account_create(request):
     require(request, Role.ADMIN)
     form = CAAccountForm(request.POST or None, organization=request.organization)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and _accepted(form):
         account = form.save()
         AuditEvent.record(request, action=AuditEvent.Action.CA_ACCOUNT_CREATED,
                           subject=account.name)
@@ -123,10 +142,26 @@ def ca_account_edit(request, pk):
     before = snapshot(account)
     form = CAAccountForm(request.POST or None, instance=account,
                          organization=account.organization)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and _accepted(form):
         form.save()
         AuditEvent.record(request, action=AuditEvent.Action.CA_ACCOUNT_CHANGED,
                           subject=account.name, params=changed(account, before))
+        # The failures this account caused may be fixed: retried now, not in a day.
+        scheduling.retry_after_change(account)
         messages.success(request, _("Changes saved."))
         return redirect("certificates:ca_account", account.pk)
     return _form_page(request, form, account)
+
+
+@require_POST
+@portal_view
+def ca_account_test(request, pk):
+    """Checks the stored settings with the CA and says what it found."""
+    account = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    problems = ca_check.check_stored(account)
+    for problem in problems:
+        messages.error(request, problem.message)
+    if not problems:
+        messages.success(request, _("The CA answered and accepts the account's settings."))
+    return redirect("certificates:ca_account", account.pk)

@@ -184,6 +184,8 @@ def certificate_edit(request, pk):
         form.save()
         AuditEvent.record(request, action=AuditEvent.Action.CERTIFICATE_CHANGED,
                           certificate=certificate, params=changed(certificate, before))
+        # A failure this change may have fixed is retried now, not after its backoff.
+        renewal.retry_after_change(certificate)
         messages.success(request, _("Changes saved."))
         return redirect("certificates:certificate", certificate.pk)
     return _form_page(request, form, certificate)

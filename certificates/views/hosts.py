@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
+from certificates import renewal
 from certificates.hosts import enrolment
 from certificates.seams import ssh
 from fujissl_portal.params import text_param
@@ -157,6 +158,8 @@ def host_edit(request, pk):
         form.save()
         AuditEvent.record(request, action=AuditEvent.Action.HOST_CHANGED, subject=host.name,
                           params=changed(host, before))
+        # Its certificates' failures this change may have fixed are retried now.
+        renewal.retry_after_change(host)
         messages.success(request, _("Changes saved."))
         return redirect("certificates:host", host.pk)
     return _form_page(request, form, host)

@@ -12,6 +12,7 @@ certificate reaches the hosts.
     deposit.py     reservations and charges, only through the ledger
     limits.py      the renewal window and the daily number of paid issuances
     checks.py      the periodic checks that need a person (deposit, expiry)
+    ca_check.py    a CA account's settings checked with the CA (on save, on request)
 
 The names below are the package's services, for views, the API, commands and
 tasks (``from certificates import renewal``; ``renewal.scan()``).

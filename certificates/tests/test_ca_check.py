@@ -11,7 +11,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from certificates.models import CAAccount, Certificate
-from certificates.tests.factories import ca_account, certificate
+from certificates.seams.acme_problems import describe_problem
+from certificates.tests.factories import ca_account, certificate, one_of_everything
 
 pytestmark = pytest.mark.django_db
 
@@ -151,3 +152,30 @@ def test_fixing_the_ca_account_retries_its_failing_certificates_at_once(
     assert response.status_code == 302, response.context["form"].errors
     assert Certificate.objects.get(pk=failing.pk).next_attempt_at <= timezone.now()
     assert Certificate.objects.get(pk=held.pk).next_attempt_at == later
+
+
+def test_a_refused_eab_is_said_as_such_and_a_failed_challenge_still_as_one():
+    eab = describe_problem({"type": "urn:ietf:params:acme:error:unauthorized",
+                            "detail": "external account binding JWS verification error"})
+    challenge = describe_problem({"type": "urn:ietf:params:acme:error:unauthorized",
+                                  "detail": "Invalid response from http://a.test/"})
+
+    assert eab.startswith("The CA refused the External Account Binding")
+    assert eab.endswith("external account binding JWS verification error")
+    assert "challenge response was missing or wrong" in challenge
+
+
+def test_changing_a_certificate_or_a_host_in_the_api_retries_its_certificate(
+        owner, organization, tmp_path):
+    world = one_of_everything(organization, tmp_path)
+    cert, host = world["certificate"], world["host"]
+    later = timezone.now() + datetime.timedelta(hours=24)
+    api = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    api.force_authenticate(owner)
+
+    for path, change in ((f"/api/v1/certificates/{cert.pk}/", {"auto_renew": True}),
+                         (f"/api/v1/hosts/{host.pk}/", {"name": "web1-renamed"})):
+        Certificate.objects.filter(pk=cert.pk).update(failure_count=2, next_attempt_at=later)
+        response = api.patch(path, change, format="json")
+        assert response.status_code == 200, response.data
+        assert Certificate.objects.get(pk=cert.pk).next_attempt_at <= timezone.now(), path

@@ -3,6 +3,7 @@ transient and permanent, and their words for people."""
 
 import datetime
 import email.utils
+import re
 from typing import Any
 
 import requests
@@ -74,7 +75,7 @@ def is_eab_problem(problem: Problem | None) -> bool:
     detail = (problem.get("detail") or "").lower()
     return code == "externalAccountRequired" or (
         code in {"unauthorized", "malformed", "unauthorizedAccount"}
-        and ("external account" in detail or "eab" in detail))
+        and ("external account" in detail or re.search(r"\beab\b", detail) is not None))
 
 
 def describe_problem(problem: Problem | None) -> str:

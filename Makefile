@@ -50,6 +50,7 @@ system-packages:
 
 # Embedded defaults: SQLite and a file-system broker under var/, no server needed.
 run: $(RUNTIME_STAMP) .env
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runportal --check-addr $(if $(ADDR),--addr $(ADDR))
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py bootstrap_portal
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py runportal $(if $(ADDR),--addr $(ADDR))

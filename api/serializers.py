@@ -379,8 +379,10 @@ class RenewRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
 
 
 class ConfirmHostKeySerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
-    fingerprint = serializers.CharField(max_length=100, help_text=_(
-        "The SHA256 fingerprint you compared with the host's, e.g. SHA256:abc…"))
+    # Long enough for the whole line of ssh-keygen -lf, whose comment is the host's name.
+    fingerprint = serializers.CharField(max_length=500, help_text=_(
+        "The SHA256 fingerprint you compared with the host's, e.g. SHA256:abc…, or the "
+        "whole line ssh-keygen -lf printed."))
 
 
 class HostKeySerializer(serializers.Serializer):

@@ -333,15 +333,14 @@ class HostViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
         from django.core.exceptions import ValidationError as DjangoValidationError
 
         try:
-            enrolment.confirm_host_key(host_id=host.pk, by=request.user,
-                                       fingerprint=body.validated_data["fingerprint"])
+            fingerprint = enrolment.confirm_host_key(
+                host_id=host.pk, by=request.user, fingerprint=body.validated_data["fingerprint"])
         except DjangoValidationError as exc:
             raise ValidationError({"fingerprint": exc.messages},
                                   code="fingerprint_mismatch") from exc
         AuditEvent.record(request, action=AuditEvent.Action.HOST_KEY_CONFIRMED,
                           organization=host.organization, subject=host.name,
-                          params={"fingerprint": body.validated_data["fingerprint"],
-                                  "via": "api"})
+                          params={"fingerprint": fingerprint, "via": "api"})
         host.refresh_from_db()
         return Response({"host_key_fingerprint": host.host_key_fingerprint,
                          "host_key_confirmed": host.host_key_confirmed})

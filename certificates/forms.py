@@ -173,7 +173,10 @@ class CAAccountForm(KeepSecretMixin, forms.ModelForm):
 
 
 class ConfirmHostKeyForm(forms.Form):
-    fingerprint = forms.CharField(label=_("Fingerprint you compared"), max_length=80)
+    # Long enough for the whole line of ssh-keygen -lf, whose comment is the host's name.
+    fingerprint = forms.CharField(
+        label=_("Fingerprint you compared"), max_length=500,
+        help_text=_("SHA256:… or the whole line ssh-keygen -lf printed."))
 
 
 class TopUpForm(forms.Form):

@@ -4,7 +4,7 @@ import pytest
 
 from certificates.models import Certificate, Deployment, RenewalRun, TargetHost
 from certificates.tests.factories import host, portal_host
-from certificates.tests.pki import ssh_keypair
+from certificates.tests.pki import ssh_keygen_line, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -232,6 +232,25 @@ def test_a_host_is_enrolled_over_the_api_against_a_real_sshd(api, organization, 
     assert confirmed.json()["host_key_confirmed"] is True
     tested = api.post(f"/api/v1/hosts/{host.pk}/test-connection/").json()
     assert tested["ok"] is True, tested
+
+
+def test_a_host_key_is_confirmed_over_the_api_with_the_line_ssh_keygen_printed(
+        api, organization, target_host, tmp_path):
+    host = portal_host(organization, target_host, confirmed=False)
+    api.post(f"/api/v1/hosts/{host.pk}/fetch-host-key/")
+    other = ssh_keygen_line(tmp_path, ssh_keypair(tmp_path)[1])
+    refused = api.post(f"/api/v1/hosts/{host.pk}/confirm-host-key/",
+                       {"fingerprint": other}, format="json")
+    assert refused.status_code == 400
+    assert "intercepting" in refused.json()["errors"][0]["message"]
+
+    line = ssh_keygen_line(tmp_path, target_host.host_public_key)
+    confirmed = api.post(f"/api/v1/hosts/{host.pk}/confirm-host-key/",
+                         {"fingerprint": line}, format="json")
+
+    assert confirmed.status_code == 200, confirmed.content
+    assert confirmed.json() == {"host_key_fingerprint": target_host.host_key_fingerprint,
+                                "host_key_confirmed": True}
 
 
 # -- deployments, runs, CA accounts, orders ----------------------------------------------------

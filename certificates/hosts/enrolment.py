@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,15 +56,31 @@ def fetch_and_pin_host_key(*, host_id: int, by: User | None) -> str:
     return fingerprint
 
 
+# What ``ssh-keygen -lf`` prints: "256 SHA256:… root@host (ED25519)". The
+# confirmation page tells people to run it, so its whole line is accepted.
+_SHA256_IN_LINE = re.compile(r"(?:^|\s)SHA256:(\S+)")
+
+
 def _normalise_fingerprint(value: str) -> str:
     value = value.strip()
-    return value if value.startswith("SHA256:") else f"SHA256:{value}"
+    found = _SHA256_IN_LINE.search(value)
+    if found:
+        return f"SHA256:{found.group(1).rstrip('=')}"
+    if len(value.split()) != 1:
+        raise ValidationError(
+            _("Paste the SHA256 fingerprint (SHA256:…) or the whole line "
+              "ssh-keygen -lf printed for the host's key."),
+            code="fingerprint_unreadable",
+        )
+    return f"SHA256:{value.rstrip('=')}"
 
 
-def confirm_host_key(*, host_id: int, fingerprint: str, by: User | None) -> None:
-    """Confirm the pinned key, if ``fingerprint`` is the one the administrator saw.
+def confirm_host_key(*, host_id: int, fingerprint: str, by: User | None) -> str:
+    """Confirm the pinned key, if ``fingerprint`` is the one the administrator saw;
+    the fingerprint confirmed.
 
-    A guarded UPDATE: if the key was fetched again in the meantime, the
+    ``fingerprint`` may be the whole line ``ssh-keygen -lf`` printed. A
+    guarded UPDATE: if the key was fetched again in the meantime, the
     administrator confirmed a fingerprint that is no longer stored, and
     nothing is confirmed.
     """
@@ -74,15 +91,33 @@ def confirm_host_key(*, host_id: int, fingerprint: str, by: User | None) -> None
         host_key_confirmed_at=timezone.now(), host_key_confirmed_by=by,
     )
     if not confirmed:
-        stored = TargetHost.objects.values_list("host_key_fingerprint", flat=True).get(
-            pk=host_id)
-        raise ValidationError(
-            _("The fingerprint %(given)s is not the host key stored for this host "
-              "(%(stored)s); fetch the key again and compare it with the host's.")
-            % {"given": fingerprint, "stored": stored or _("none")},
-            code="fingerprint_mismatch",
-        )
+        raise _mismatch(host_id, fingerprint)
     logger.info("host key %s of host %s confirmed by %s", fingerprint, host_id, by)
+    return fingerprint
+
+
+def _mismatch(host_id: int, given: str) -> ValidationError:
+    stored = TargetHost.objects.values_list("host_key_fingerprint", flat=True).get(pk=host_id)
+    if not stored:
+        return ValidationError(_("No host key has been fetched for this host yet: fetch "
+                                 "it first, then compare its fingerprint."),
+                               code="no_host_key")
+    # The key the portal was shown is not the host's: that is what a machine
+    # in the middle looks like, so the advice is not to confirm.
+    return ValidationError(
+        _("The host's fingerprint %(given)s differs from the key the portal received "
+          "when it connected (%(stored)s). Someone may be intercepting the connection "
+          "between the portal and the host: do not confirm this key. Check that you ran "
+          "ssh-keygen on this host for its %(type)s key; if the fingerprints still "
+          "differ, find out why before fetching the key again.")
+        % {"given": given, "stored": stored, "type": _key_type(host_id)},
+        code="fingerprint_mismatch",
+    )
+
+
+def _key_type(host_id: int) -> str:
+    line = TargetHost.objects.values_list("host_key", flat=True).get(pk=host_id)
+    return line.split()[0] if line else "?"
 
 
 def test_connection(*, host_id: int) -> list[Check]:

@@ -116,6 +116,16 @@ def ssh_keypair(tmp_path, name="key") -> tuple[str, str]:
     return path.read_text(), (tmp_path / f"{name}.pub").read_text().strip()
 
 
+def ssh_keygen_line(tmp_path, public_key_line: str) -> str:
+    """What ``ssh-keygen -lf`` prints for ``public_key_line``, as an administrator
+    would read it on the host: "256 SHA256:… comment (ED25519)"."""
+    path = tmp_path / "host_key.pub"
+    path.write_text(public_key_line + "\n")
+    printed = subprocess.run(["ssh-keygen", "-lf", str(path)], check=True, text=True,
+                             capture_output=True)
+    return printed.stdout.strip()
+
+
 class CraftedCA:
     """The CA seam (``issuance.connect_ca``), answering an order with whatever leaf
     ``craft(csr)`` makes, or raising ``error`` when the order is placed: a real CA

@@ -8,8 +8,9 @@ import pytest
 from django.urls import reverse
 
 from certificates.models import Certificate, DepositEntry
-from certificates.tests.factories import ca_account
+from certificates.tests.factories import ca_account, portal_host
 from certificates.tests.pages import page
+from certificates.tests.pki import ssh_keygen_line, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -136,6 +137,39 @@ def test_a_host_key_is_confirmed_only_with_the_fingerprint_shown(client, world, 
                 {"fingerprint": host.host_key_fingerprint})
     host.refresh_from_db()
     assert host.host_key_confirmed and host.host_key_confirmed_by == admin
+
+
+def test_a_host_key_is_confirmed_with_the_line_ssh_keygen_printed(
+        client, organization, target_host, admin, tmp_path):
+    host = portal_host(organization, target_host, confirmed=False)
+    client.force_login(admin)
+    client.post(reverse("certificates:host_key_fetch", args=[host.pk]))
+    line = ssh_keygen_line(tmp_path, target_host.host_public_key)
+    assert line.split()[1] == target_host.host_key_fingerprint  # the advice the page gives
+
+    response = client.post(reverse("certificates:host_key_confirm", args=[host.pk]),
+                           {"fingerprint": line})
+
+    assert response.status_code == 302, response.context["confirm_form"].errors
+    host.refresh_from_db()
+    assert host.host_key_confirmed and host.host_key_confirmed_by == admin
+
+
+def test_another_hosts_key_is_refused_as_a_possible_interception(
+        client, organization, target_host, admin, tmp_path):
+    host = portal_host(organization, target_host, confirmed=False)
+    client.force_login(admin)
+    client.post(reverse("certificates:host_key_fetch", args=[host.pk]))
+    other = ssh_keygen_line(tmp_path, ssh_keypair(tmp_path)[1])
+
+    response = client.post(reverse("certificates:host_key_confirm", args=[host.pk]),
+                           {"fingerprint": other})
+
+    [error] = response.context["confirm_form"].errors["fingerprint"]
+    assert other.split()[1] in error and target_host.host_key_fingerprint in error
+    assert "intercepting" in error and "do not confirm" in error
+    host.refresh_from_db()
+    assert not host.host_key_confirmed
 
 
 def test_an_unconfirmed_host_is_not_tested(client, world, admin):

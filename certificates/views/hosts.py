@@ -94,14 +94,14 @@ def confirm_host_key(request, pk):
     form = ConfirmHostKeyForm(request.POST)
     if form.is_valid():
         try:
-            enrolment.confirm_host_key(host_id=host.pk, by=request.user,
-                                       fingerprint=form.cleaned_data["fingerprint"])
+            fingerprint = enrolment.confirm_host_key(
+                host_id=host.pk, by=request.user, fingerprint=form.cleaned_data["fingerprint"])
         except ValidationError as exc:
             form.add_error("fingerprint", exc)
         else:
             AuditEvent.record(request, action=AuditEvent.Action.HOST_KEY_CONFIRMED,
                               subject=host.name,
-                              params={"fingerprint": form.cleaned_data["fingerprint"]})
+                              params={"fingerprint": fingerprint})
             messages.success(request, _("Host key confirmed: the host can receive "
                                         "certificates."))
             return redirect("certificates:host", host.pk)

@@ -1,5 +1,6 @@
 """`make run`: the first login is created and printed once; web, worker and beat
-start together on the embedded defaults and stop together on Ctrl-C."""
+start together on the embedded defaults and stop together on Ctrl-C; a taken port
+stops it before anything starts."""
 
 import io
 import os
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 from django.core.management import call_command
+
+from fujissl_portal.tests.commands import manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -114,3 +117,17 @@ def test_runportal_serves_pages_with_worker_and_beat_and_stops_them_all(tmp_path
     else:
         os.killpg(portal.pid, signal.SIGKILL)
         pytest.fail("a process of the portal outlived Ctrl-C")
+
+
+def test_runportal_on_a_taken_port_says_so_and_exits_non_zero(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        addr = f"127.0.0.1:{taken.getsockname()[1]}"
+
+        result = manage(tmp_path, "runportal", "--addr", addr, DEBUG="1")
+
+    assert result.returncode != 0
+    assert f"Cannot listen on {addr}" in result.stderr
+    assert "make run ADDR=127.0.0.1:8800" in result.stderr
+    assert "running at" not in result.stdout + result.stderr

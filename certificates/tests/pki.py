@@ -126,6 +126,9 @@ class CraftedCA:
     def __init__(self, craft=None, error=None):
         self.craft, self.error = craft, error
 
+    def ensure_account(self):
+        return self.account_url
+
     def new_order(self, csr_pem, *, replaces=None):
         if self.error is not None:
             raise self.error

@@ -223,6 +223,9 @@ class CertificateSerializer(PortalModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
+    # As openssl shows it, also for versions stored before it was stored so.
+    serial = serializers.CharField(source="serial_hex", read_only=True)
+
     class Meta:
         model = CertificateVersion
         fields = ["id", "certificate", "serial", "not_before", "not_after",

@@ -2,7 +2,13 @@
 
 import pytest
 
-from certificates.models import Certificate, Deployment, RenewalRun, TargetHost
+from certificates.models import (
+    Certificate,
+    CertificateVersion,
+    Deployment,
+    RenewalRun,
+    TargetHost,
+)
 from certificates.tests.factories import host, portal_host
 from certificates.tests.pki import ssh_keypair
 
@@ -155,6 +161,13 @@ def test_deploy_now_without_an_issued_version_is_a_conflict(api, world):
     response = api.post(f"/api/v1/certificates/{cert.pk}/deploy/", {}, format="json")
     assert response.status_code == 409
     assert response.json()["errors"][0]["code"] == "nothing_to_deploy"
+
+
+def test_a_versions_serial_is_shown_as_openssl_shows_it_with_its_leading_zero(api, world):
+    # Stored before serials were stored in openssl's form: lowercase, the zero lost.
+    CertificateVersion.objects.filter(pk=world["version"].pk).update(serial="bf66d43f1f007d3")
+    versions = api.get(f"/api/v1/certificates/{world['certificate'].pk}/versions/").json()
+    assert versions["results"][0]["serial"] == "0BF66D43F1F007D3"
 
 
 def test_it_lists_versions_and_downloads_chain_and_full_chain(api, world):

@@ -239,6 +239,12 @@ class Certificate(models.Model):
         )
 
 
+def _openssl_hex(digits: str) -> str:
+    """Hex digits in uppercase, a leading zero added to make whole bytes."""
+    digits = digits.upper()
+    return digits.zfill(len(digits) + len(digits) % 2)
+
+
 class CertificateVersion(models.Model):
     """One issuance: the chain, its private key (encrypted) and what identifies it."""
 
@@ -270,7 +276,14 @@ class CertificateVersion(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.certificate} #{self.serial[:16]}"
+        return f"{self.certificate} #{self.serial_hex[:16]}"
+
+    @property
+    def serial_hex(self) -> str:
+        """The serial number as the CA and openssl show it: uppercase hex, an even
+        number of digits. Versions stored earlier hold bare lowercase hex, which
+        lost a leading zero; they are shown the same way rather than rewritten."""
+        return _openssl_hex(self.serial)
 
     @classmethod
     def from_pem(cls, *, certificate, chain_pem, private_key_pem, acme_order_url=""):
@@ -280,7 +293,7 @@ class CertificateVersion(models.Model):
             certificate=certificate,
             chain_pem=chain_pem,
             private_key=private_key_pem,
-            serial=format(leaf.serial_number, "x"),
+            serial=_openssl_hex(format(leaf.serial_number, "X")),
             not_before=leaf.not_valid_before_utc,
             not_after=leaf.not_valid_after_utc,
             fingerprint_sha256=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),

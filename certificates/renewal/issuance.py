@@ -174,7 +174,7 @@ def _store_version(run: RenewalRun, certificate: Certificate, fullchain: str, ke
     certificate.current_version, certificate.expires_at = version, version.not_after
     run.version = version
     run.step(Step.STORE, StepStatus.DONE, _("serial %(serial)s, valid until %(until)s")
-             % {"serial": version.serial, "until": version.not_after.isoformat()})
+             % {"serial": version.serial_hex, "until": version.not_after.isoformat()})
     return version
 
 

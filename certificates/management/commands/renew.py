@@ -59,7 +59,7 @@ class Command(BaseCommand):
                                f"({run.error_class}): {run.error}")
         version = run.version
         self.stdout.write(self.style.SUCCESS(
-            f"Issued serial {version.serial}, valid {version.not_before:%Y-%m-%d} to "
+            f"Issued serial {version.serial_hex}, valid {version.not_before:%Y-%m-%d} to "
             f"{version.not_after:%Y-%m-%d}; SHA-256 {version.fingerprint_sha256}"))
 
 

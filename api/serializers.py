@@ -118,6 +118,7 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
         plain = {k: v for k, v in attrs.items() if k not in self.many_to_many}
         for name, value in plain.items():
             setattr(instance, name, value)
+        self.prepare_instance(instance, attrs)
         try:
             instance.full_clean(exclude=list(self.clean_exclude))
         except DjangoValidationError as exc:
@@ -129,6 +130,10 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
         return {**attrs, **{name: getattr(instance, name) for name in plain}}
 
     many_to_many = ()
+
+    def prepare_instance(self, instance, attrs):
+        """Sets on `instance` what its clean() reads besides its own fields; may
+        rewrite `attrs` in place."""
 
     def _only_organization(self):
         choices = list(self.fields["organization"].get_queryset()[:2])
@@ -180,26 +185,27 @@ class CertificateSerializer(PortalModelSerializer):
     def get_days_left(self, obj) -> int | None:
         return obj.days_left()
 
-    def validate(self, attrs):
+    def prepare_instance(self, instance, attrs):
+        # The hosts are resolved before the model's clean(), which needs them for
+        # HTTP-01; they are bound (Deployment rows) only once the certificate is saved.
         host_ids = attrs.get("hosts")
-        attrs = super().validate(attrs)
-        if host_ids is not None:
-            organization = attrs.get("organization") or self.instance.organization
-            hosts = list(scoped(TargetHost, self.context["request"].user)
-                         .filter(pk__in=host_ids, organization=organization)
-                         .only(*FILE_PATH_FIELDS, "name"))
-            found = {host.pk for host in hosts}
-            missing = sorted(set(host_ids) - found)
-            if missing:
-                raise serializers.ValidationError({"hosts": [
-                    _("Hosts %(ids)s are not hosts of the certificate's organisation.")
-                    % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
-            crowded = Deployment.crowded_hosts(getattr(self.instance, "pk", None), hosts)
-            if crowded:
-                raise serializers.ValidationError({"hosts": [
-                    Deployment.crowded_message(host) for host in crowded]}, code="invalid")
-            attrs["hosts"] = sorted(found)
-        return attrs
+        if host_ids is None:
+            return
+        hosts = list(scoped(TargetHost, self.context["request"].user)
+                     .filter(pk__in=host_ids, organization=instance.organization)
+                     .only(*FILE_PATH_FIELDS, "name", "document_root"))
+        found = {host.pk for host in hosts}
+        missing = sorted(set(host_ids) - found)
+        if missing:
+            raise serializers.ValidationError({"hosts": [
+                _("Hosts %(ids)s are not hosts of the certificate's organisation.")
+                % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
+        crowded = Deployment.crowded_hosts(getattr(self.instance, "pk", None), hosts)
+        if crowded:
+            raise serializers.ValidationError({"hosts": [
+                Deployment.crowded_message(host) for host in crowded]}, code="invalid")
+        attrs["hosts"] = sorted(found)
+        instance.chosen_hosts = hosts
 
     def create(self, validated_data):
         host_ids = validated_data.pop("hosts", None)

@@ -75,6 +75,34 @@ def test_it_creates_a_certificate_with_normalised_names_and_its_hosts(api, world
     assert Deployment.objects.filter(certificate_id=body["id"], host=world["host"]).exists()
 
 
+def test_http01_on_hosts_without_a_document_root_is_refused(api, world, tmp_path):
+    login_key, host_key = ssh_keypair(tmp_path, "bare")
+    bare = host(world["host"].organization, login_key, host_key, name="bare.example.test",
+                address="127.0.0.3", document_root="")
+    response = api.post("/api/v1/certificates/", {
+        "ca_account": world["ca_account"].pk, "common_name": "shop.example.test",
+        "challenge": "http-01", "hosts": [bare.pk]}, format="json")
+    assert response.status_code == 400, response.content
+    [message] = [e["message"] for e in response.json()["errors"] if e["field"] == "hosts"]
+    assert "document root" in message and "bare.example.test" in message
+    assert "DNS-01" in message
+    assert not Certificate.objects.filter(common_name="shop.example.test").exists()
+
+    # The hosts already bound count when only the challenge changes...
+    cert = world["certificate"]
+    Deployment.objects.filter(certificate=cert).delete()
+    Deployment.objects.create(certificate=cert, host=bare)
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {"challenge": "http-01"},
+                         format="json")
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["hosts"]
+    # ...and the hosts given replace them.
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {
+        "challenge": "http-01", "hosts": [world["host"].pk]}, format="json")
+    assert response.status_code == 200, response.content
+    assert list(cert.hosts.all()) == [world["host"]]
+
+
 def test_it_updates_and_deletes_a_certificate(api, world):
     cert = world["certificate"]
     response = api.put(f"/api/v1/certificates/{cert.pk}/", {

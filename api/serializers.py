@@ -64,6 +64,14 @@ class HostIdsField(serializers.ListField):
         return sorted(d.host_id for d in instance.deployments.all())
 
 
+class NamesListField(serializers.ListField):
+    """A certificate's names as ordered: also for a certificate stored without
+    its SANs, which is issued for its common name."""
+
+    def get_attribute(self, instance):
+        return instance.names()
+
+
 class AllowedChoicesMixin:
     """A refused choice says which values are allowed."""
 
@@ -127,9 +135,13 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
         if stale:
             raise serializers.ValidationError({k: [v] for k, v in stale.items()},
                                               code="secret_required")
-        return {**attrs, **{name: getattr(instance, name) for name in plain}}
+        kept = {*plain, *self.filled_by_clean}
+        return {**attrs, **{name: getattr(instance, name) for name in kept}}
 
     many_to_many = ()
+    # Fields the model's clean() fills in or derives from others: saved also when
+    # the request leaves them out.
+    filled_by_clean = ()
 
     def prepare_instance(self, instance, attrs):
         """Sets on `instance` what its clean() reads besides its own fields; may
@@ -147,6 +159,7 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
 class CertificateSerializer(PortalModelSerializer):
     write_role = Role.OPERATOR
     many_to_many = ("hosts",)
+    filled_by_clean = ("sans",)
 
     organization = OrganizationField(required=False, help_text=_(
         "Id of the organisation; may be left out if you belong to only one."))
@@ -154,7 +167,7 @@ class CertificateSerializer(PortalModelSerializer):
     hosts = HostIdsField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=500,
         help_text=_("Ids of the target hosts the certificate is deployed to."))
-    sans = serializers.ListField(
+    sans = NamesListField(
         child=serializers.CharField(max_length=253), required=False, max_length=100,
         help_text=_("Every name on the certificate; the common name is added first if missing."))
     tsig_secret = serializers.CharField(

@@ -75,6 +75,24 @@ def test_it_creates_a_certificate_with_normalised_names_and_its_hosts(api, world
     assert Deployment.objects.filter(certificate_id=body["id"], host=world["host"]).exists()
 
 
+def test_a_certificate_created_without_sans_answers_its_common_name_as_its_names(api, world):
+    response = api.post("/api/v1/certificates/", {
+        "ca_account": world["ca_account"].pk, "common_name": "Shop.Example.test"},
+        format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["sans"] == ["shop.example.test"]
+    cert = Certificate.objects.get(pk=response.json()["id"])
+    assert cert.sans == ["shop.example.test"]
+    # A new common name is put first among the names without the SANs being given.
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {
+        "common_name": "store.example.test"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["sans"][0] == "store.example.test"
+    # Stored earlier without them: the names it is issued for.
+    Certificate.objects.filter(pk=cert.pk).update(sans=[])
+    assert api.get(f"/api/v1/certificates/{cert.pk}/").json()["sans"] == ["store.example.test"]
+
+
 def test_http01_on_hosts_without_a_document_root_is_refused(api, world, tmp_path):
     login_key, host_key = ssh_keypair(tmp_path, "bare")
     bare = host(world["host"].organization, login_key, host_key, name="bare.example.test",

@@ -64,6 +64,14 @@ class HostIdsField(serializers.ListField):
         return sorted(d.host_id for d in instance.deployments.all())
 
 
+class NamesListField(serializers.ListField):
+    """A certificate's names as ordered: also for a certificate stored without
+    its SANs, which is issued for its common name."""
+
+    def get_attribute(self, instance):
+        return instance.names()
+
+
 class AllowedChoicesMixin:
     """A refused choice says which values are allowed."""
 
@@ -118,6 +126,7 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
         plain = {k: v for k, v in attrs.items() if k not in self.many_to_many}
         for name, value in plain.items():
             setattr(instance, name, value)
+        self.prepare_instance(instance, attrs)
         try:
             instance.full_clean(exclude=list(self.clean_exclude))
         except DjangoValidationError as exc:
@@ -126,9 +135,17 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
         if stale:
             raise serializers.ValidationError({k: [v] for k, v in stale.items()},
                                               code="secret_required")
-        return {**attrs, **{name: getattr(instance, name) for name in plain}}
+        kept = {*plain, *self.filled_by_clean}
+        return {**attrs, **{name: getattr(instance, name) for name in kept}}
 
     many_to_many = ()
+    # Fields the model's clean() fills in or derives from others: saved also when
+    # the request leaves them out.
+    filled_by_clean = ()
+
+    def prepare_instance(self, instance, attrs):
+        """Sets on `instance` what its clean() reads besides its own fields; may
+        rewrite `attrs` in place."""
 
     def _only_organization(self):
         choices = list(self.fields["organization"].get_queryset()[:2])
@@ -142,6 +159,7 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
 class CertificateSerializer(PortalModelSerializer):
     write_role = Role.OPERATOR
     many_to_many = ("hosts",)
+    filled_by_clean = ("sans",)
 
     organization = OrganizationField(required=False, help_text=_(
         "Id of the organisation; may be left out if you belong to only one."))
@@ -149,7 +167,7 @@ class CertificateSerializer(PortalModelSerializer):
     hosts = HostIdsField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=500,
         help_text=_("Ids of the target hosts the certificate is deployed to."))
-    sans = serializers.ListField(
+    sans = NamesListField(
         child=serializers.CharField(max_length=253), required=False, max_length=100,
         help_text=_("Every name on the certificate; the common name is added first if missing."))
     tsig_secret = serializers.CharField(
@@ -180,26 +198,27 @@ class CertificateSerializer(PortalModelSerializer):
     def get_days_left(self, obj) -> int | None:
         return obj.days_left()
 
-    def validate(self, attrs):
+    def prepare_instance(self, instance, attrs):
+        # The hosts are resolved before the model's clean(), which needs them for
+        # HTTP-01; they are bound (Deployment rows) only once the certificate is saved.
         host_ids = attrs.get("hosts")
-        attrs = super().validate(attrs)
-        if host_ids is not None:
-            organization = attrs.get("organization") or self.instance.organization
-            hosts = list(scoped(TargetHost, self.context["request"].user)
-                         .filter(pk__in=host_ids, organization=organization)
-                         .only(*FILE_PATH_FIELDS, "name"))
-            found = {host.pk for host in hosts}
-            missing = sorted(set(host_ids) - found)
-            if missing:
-                raise serializers.ValidationError({"hosts": [
-                    _("Hosts %(ids)s are not hosts of the certificate's organisation.")
-                    % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
-            crowded = Deployment.crowded_hosts(getattr(self.instance, "pk", None), hosts)
-            if crowded:
-                raise serializers.ValidationError({"hosts": [
-                    Deployment.crowded_message(host) for host in crowded]}, code="invalid")
-            attrs["hosts"] = sorted(found)
-        return attrs
+        if host_ids is None:
+            return
+        hosts = list(scoped(TargetHost, self.context["request"].user)
+                     .filter(pk__in=host_ids, organization=instance.organization)
+                     .only(*FILE_PATH_FIELDS, "name", "document_root"))
+        found = {host.pk for host in hosts}
+        missing = sorted(set(host_ids) - found)
+        if missing:
+            raise serializers.ValidationError({"hosts": [
+                _("Hosts %(ids)s are not hosts of the certificate's organisation.")
+                % {"ids": ", ".join(map(str, missing))}]}, code="does_not_exist")
+        crowded = Deployment.crowded_hosts(getattr(self.instance, "pk", None), hosts)
+        if crowded:
+            raise serializers.ValidationError({"hosts": [
+                Deployment.crowded_message(host) for host in crowded]}, code="invalid")
+        attrs["hosts"] = sorted(found)
+        instance.chosen_hosts = hosts
 
     def create(self, validated_data):
         host_ids = validated_data.pop("hosts", None)
@@ -223,6 +242,9 @@ class CertificateSerializer(PortalModelSerializer):
 
 
 class VersionSerializer(serializers.ModelSerializer):
+    # As openssl shows it, also for versions stored before it was stored so.
+    serial = serializers.CharField(source="serial_hex", read_only=True)
+
     class Meta:
         model = CertificateVersion
         fields = ["id", "certificate", "serial", "not_before", "not_after",

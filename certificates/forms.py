@@ -105,6 +105,9 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         crowded = Deployment.crowded_hosts(self.instance.pk, hosts)
         if crowded:
             raise forms.ValidationError([Deployment.crowded_message(h) for h in crowded])
+        # For the model's clean(), which runs after this: the hosts are bound only
+        # once the certificate is saved.
+        self.instance.chosen_hosts = list(hosts)
         return hosts
 
     def _save_m2m(self):

@@ -2,7 +2,13 @@
 
 import pytest
 
-from certificates.models import Certificate, Deployment, RenewalRun, TargetHost
+from certificates.models import (
+    Certificate,
+    CertificateVersion,
+    Deployment,
+    RenewalRun,
+    TargetHost,
+)
 from certificates.tests.factories import host, portal_host
 from certificates.tests.pki import ssh_keygen_line, ssh_keypair
 
@@ -67,6 +73,52 @@ def test_it_creates_a_certificate_with_normalised_names_and_its_hosts(api, world
     assert body["sans"][0] == body["common_name"] and "shop.example.test" in body["sans"]
     assert body["hosts"] == [world["host"].pk]
     assert Deployment.objects.filter(certificate_id=body["id"], host=world["host"]).exists()
+
+
+def test_a_certificate_created_without_sans_answers_its_common_name_as_its_names(api, world):
+    response = api.post("/api/v1/certificates/", {
+        "ca_account": world["ca_account"].pk, "common_name": "Shop.Example.test"},
+        format="json")
+    assert response.status_code == 201, response.content
+    assert response.json()["sans"] == ["shop.example.test"]
+    cert = Certificate.objects.get(pk=response.json()["id"])
+    assert cert.sans == ["shop.example.test"]
+    # A new common name is put first among the names without the SANs being given.
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {
+        "common_name": "store.example.test"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["sans"][0] == "store.example.test"
+    # Stored earlier without them: the names it is issued for.
+    Certificate.objects.filter(pk=cert.pk).update(sans=[])
+    assert api.get(f"/api/v1/certificates/{cert.pk}/").json()["sans"] == ["store.example.test"]
+
+
+def test_http01_on_hosts_without_a_document_root_is_refused(api, world, tmp_path):
+    login_key, host_key = ssh_keypair(tmp_path, "bare")
+    bare = host(world["host"].organization, login_key, host_key, name="bare.example.test",
+                address="127.0.0.3", document_root="")
+    response = api.post("/api/v1/certificates/", {
+        "ca_account": world["ca_account"].pk, "common_name": "shop.example.test",
+        "challenge": "http-01", "hosts": [bare.pk]}, format="json")
+    assert response.status_code == 400, response.content
+    [message] = [e["message"] for e in response.json()["errors"] if e["field"] == "hosts"]
+    assert "document root" in message and "bare.example.test" in message
+    assert "DNS-01" in message
+    assert not Certificate.objects.filter(common_name="shop.example.test").exists()
+
+    # The hosts already bound count when only the challenge changes...
+    cert = world["certificate"]
+    Deployment.objects.filter(certificate=cert).delete()
+    Deployment.objects.create(certificate=cert, host=bare)
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {"challenge": "http-01"},
+                         format="json")
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["hosts"]
+    # ...and the hosts given replace them.
+    response = api.patch(f"/api/v1/certificates/{cert.pk}/", {
+        "challenge": "http-01", "hosts": [world["host"].pk]}, format="json")
+    assert response.status_code == 200, response.content
+    assert list(cert.hosts.all()) == [world["host"]]
 
 
 def test_it_updates_and_deletes_a_certificate(api, world):
@@ -155,6 +207,13 @@ def test_deploy_now_without_an_issued_version_is_a_conflict(api, world):
     response = api.post(f"/api/v1/certificates/{cert.pk}/deploy/", {}, format="json")
     assert response.status_code == 409
     assert response.json()["errors"][0]["code"] == "nothing_to_deploy"
+
+
+def test_a_versions_serial_is_shown_as_openssl_shows_it_with_its_leading_zero(api, world):
+    # Stored before serials were stored in openssl's form: lowercase, the zero lost.
+    CertificateVersion.objects.filter(pk=world["version"].pk).update(serial="bf66d43f1f007d3")
+    versions = api.get(f"/api/v1/certificates/{world['certificate'].pk}/versions/").json()
+    assert versions["results"][0]["serial"] == "0BF66D43F1F007D3"
 
 
 def test_it_lists_versions_and_downloads_chain_and_full_chain(api, world):

@@ -263,7 +263,7 @@ def _answer_older(request: DeployRequest, host: TargetHost, newest: DeployReques
     _answer(request, host, outcomes.new_outcome(
         host, request.version, Deployment.Status.FAILED, kind=FailureKind.SUPERSEDED,
         error=_("A newer version (serial %(serial)s) was deployed instead.")
-        % {"serial": newest.version.serial}), record=False)
+        % {"serial": newest.version.serial_hex}), record=False)
 
 
 def _install_items(host: TargetHost, owner: str, items: list[Item]) -> None:

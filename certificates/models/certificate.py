@@ -140,10 +140,17 @@ class Certificate(models.Model):
     def names(self) -> list[str]:
         return self.sans or [self.common_name]
 
+    # The hosts a form or the API is about to bind: they are Deployment rows,
+    # written only after the certificate is saved, so clean() cannot read them
+    # from the database. None: the hosts bound already.
+    chosen_hosts = None
+
     def clean(self):
         errors = self._name_errors()
         if self.challenge == Challenge.DNS_01:
             errors.update(self._dns01_errors())
+        else:
+            errors.update(self._http01_errors())
         if self.organization_id and self.ca_account_id:
             if self.ca_account.organization_id != self.organization_id:
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
@@ -185,6 +192,22 @@ class Certificate(models.Model):
         return (Certificate.objects.filter(organization_id=self.organization_id,
                                            common_name=self.common_name)
                 .exclude(pk=self.pk).only("pk").order_by("pk").first())
+
+    def _http01_errors(self):
+        """HTTP-01 writes its files in a host's document root: at least one of the
+        hosts needs one, or every issuance would fail. A certificate without hosts
+        yet is let through; it has nowhere to be deployed either."""
+        if self.chosen_hosts is not None:
+            hosts = list(self.chosen_hosts)
+        else:
+            hosts = list(self.hosts.all()) if self.pk else []
+        if not hosts or any(host.document_root for host in hosts):
+            return {}
+        return {"hosts": [
+            _("Target hosts: HTTP-01 writes its challenge files in a host's document root, "
+              "and none of %(hosts)s has one. Choose a host with a document root, give one "
+              "of these a document root, or use DNS-01.")
+            % {"hosts": ", ".join(sorted(host.name for host in hosts))}]}
 
     def _dns01_errors(self):
         errors = {}
@@ -239,6 +262,12 @@ class Certificate(models.Model):
         )
 
 
+def _openssl_hex(digits: str) -> str:
+    """Hex digits in uppercase, a leading zero added to make whole bytes."""
+    digits = digits.upper()
+    return digits.zfill(len(digits) + len(digits) % 2)
+
+
 class CertificateVersion(models.Model):
     """One issuance: the chain, its private key (encrypted) and what identifies it."""
 
@@ -270,7 +299,14 @@ class CertificateVersion(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.certificate} #{self.serial[:16]}"
+        return f"{self.certificate} #{self.serial_hex[:16]}"
+
+    @property
+    def serial_hex(self) -> str:
+        """The serial number as the CA and openssl show it: uppercase hex, an even
+        number of digits. Versions stored earlier hold bare lowercase hex, which
+        lost a leading zero; they are shown the same way rather than rewritten."""
+        return _openssl_hex(self.serial)
 
     @classmethod
     def from_pem(cls, *, certificate, chain_pem, private_key_pem, acme_order_url=""):
@@ -280,7 +316,7 @@ class CertificateVersion(models.Model):
             certificate=certificate,
             chain_pem=chain_pem,
             private_key=private_key_pem,
-            serial=format(leaf.serial_number, "x"),
+            serial=_openssl_hex(format(leaf.serial_number, "X")),
             not_before=leaf.not_valid_before_utc,
             not_after=leaf.not_valid_after_utc,
             fingerprint_sha256=hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest(),

@@ -10,7 +10,8 @@ No database transaction is held while the CA, a host or a DNS server is talked t
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from acme import messages
 from cryptography import x509
@@ -26,6 +27,7 @@ from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class IssuanceFailed(PortalError):
@@ -68,6 +70,8 @@ def remember_account(ca_account: CAAccount, ca: acme.CA,
                   if ca_account.account_url else _("Account registered."))
         run.step(Step.ACCOUNT, StepStatus.DONE, f"{detail} {ca.account_url}")
     ca_account.account_url = ca.account_url
+    # Remembered once: a later call of the same issuance records only a new registration.
+    ca.registered = False
 
 
 def issue(*, run: RenewalRun) -> CertificateVersion:
@@ -90,9 +94,12 @@ def _issue(run: RenewalRun, certificate: Certificate) -> CertificateVersion:
     csr = keys.make_csr(key_pem, certificate.names())
     ca = connect_ca(certificate.ca_account)
     try:
-        order = _place_or_resume_order(run, certificate, ca, csr)
+        # Registered here rather than by the order's first request, so that the
+        # account step comes before the order's.
+        ca.ensure_account()
     finally:
         remember_account(certificate.ca_account, ca, run)
+    order = _place_or_resume_order(run, certificate, ca, csr)
     if order.body.status == messages.STATUS_PENDING:
         _validate(run, certificate, ca, order)
     run.step(Step.FINALIZE, StepStatus.STARTED)
@@ -115,18 +122,28 @@ def _order_key(run: RenewalRun, certificate: Certificate) -> str:
 def _place_or_resume_order(run: RenewalRun, certificate: Certificate, ca: acme.CA,
                            csr: bytes) -> messages.OrderResource:
     if run.acme_order_url:
-        order = ca.fetch_order(run.acme_order_url, csr)
+        order = _with_account_step(run, certificate, ca, lambda: ca.fetch_order(
+            run.acme_order_url, csr))
         if order.body.status != messages.STATUS_INVALID:
             run.step(Step.ORDER, StepStatus.DONE, _("Resumed order %(url)s") % {"url": order.uri})
             return order
     replaces = None
     if certificate.current_version is not None:  # selected with the certificate
         replaces = policy.ari_id(certificate.current_version)
-    order = ca.new_order(csr, replaces=replaces)
+    order = _with_account_step(run, certificate, ca, lambda: ca.new_order(csr, replaces=replaces))
     run.acme_order_url = order.uri
     run.save(update_fields=["acme_order_url"])
     run.step(Step.ORDER, StepStatus.DONE, order.uri)
     return order
+
+
+def _with_account_step(run: RenewalRun, certificate: Certificate, ca: acme.CA,
+                       call: Callable[[], T]) -> T:
+    """`call`, then the account step if the CA had forgotten the account meanwhile."""
+    try:
+        return call()
+    finally:
+        remember_account(certificate.ca_account, ca, run)
 
 
 def _validate(run: RenewalRun, certificate: Certificate, ca: acme.CA,
@@ -157,7 +174,7 @@ def _store_version(run: RenewalRun, certificate: Certificate, fullchain: str, ke
     certificate.current_version, certificate.expires_at = version, version.not_after
     run.version = version
     run.step(Step.STORE, StepStatus.DONE, _("serial %(serial)s, valid until %(until)s")
-             % {"serial": version.serial, "until": version.not_after.isoformat()})
+             % {"serial": version.serial_hex, "until": version.not_after.isoformat()})
     return version
 
 

@@ -269,7 +269,7 @@ def succeed(run: RenewalRun, certificate: Certificate | None = None) -> RenewalR
     run.ended_here = True
     version = certificate.current_version
     announce("renewal.succeeded", organization=certificate.organization, payload={
-        **_about(certificate, run), "serial": version.serial if version else "",
+        **_about(certificate, run), "serial": version.serial_hex if version else "",
         "not_after": version.not_after if version else None})
     return run
 

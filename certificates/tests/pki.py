@@ -46,19 +46,20 @@ def _name(common_name: str) -> x509.Name:
 
 def issue(subject: str, public_key, signing_key, *, issuer: str | None = None, names=(),
           ca: bool | None = None, authority_key_id=False, backdated=datetime.timedelta(0),
-          days=90) -> x509.Certificate:
+          days=90, serial: int | None = None) -> x509.Certificate:
     """A certificate for ``public_key`` named ``subject``, signed by ``signing_key``
     in the name of ``issuer`` (``subject`` itself: self-signed).
 
     ``names`` become the subject alternative names; ``ca`` True or False adds a
     critical BasicConstraints, None none; ``authority_key_id`` adds the
-    extension ARI needs; validity starts ``backdated`` before now.
+    extension ARI needs; validity starts ``backdated`` before now; ``serial``
+    replaces a random serial number.
     """
     now = datetime.datetime.now(datetime.UTC)
     builder = (
         x509.CertificateBuilder().subject_name(_name(subject))
         .issuer_name(_name(issuer or subject))
-        .public_key(public_key).serial_number(x509.random_serial_number())
+        .public_key(public_key).serial_number(serial or x509.random_serial_number())
         .not_valid_before(now - backdated).not_valid_after(now + datetime.timedelta(days=days))
     )
     if ca is not None:
@@ -135,6 +136,9 @@ class CraftedCA:
 
     def __init__(self, craft=None, error=None):
         self.craft, self.error = craft, error
+
+    def ensure_account(self):
+        return self.account_url
 
     def new_order(self, csr_pem, *, replaces=None):
         if self.error is not None:

@@ -6,6 +6,7 @@ renewal is refused with a clear message; automatic ones go on."""
 
 import datetime
 import io
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -153,6 +154,33 @@ def test_manage_py_renew_needs_force_before_the_window_and_audits_it(not_due, mo
     assert not_due.ca_account.balance() == balance - Decimal("1100")
     event = forced_events().get()
     assert event.user is None and event.params["run"] == run.pk
+
+
+def test_manage_py_renew_prints_times_in_the_organisations_time_zone(not_due, monkeypatch):
+    monkeypatch.setattr(issuance, "connect_ca", lambda ca_account: CraftedCA(
+        lambda csr: leaf_for(csr.public_key(), not_due.names())))
+    RenewalRun.objects.filter(certificate=not_due).delete()
+    from certificates.models import Deployment
+
+    Deployment.objects.filter(certificate=not_due).delete()  # nothing to deploy to
+    deposit.top_up(ca_account=not_due.ca_account, amount=Decimal("1100"))
+    zone = zoneinfo.ZoneInfo("America/Sao_Paulo")  # neither UTC nor the portal's zone
+    not_due.organization.time_zone = zone.key
+    not_due.organization.save()
+
+    with pytest.raises(CommandError) as refused:
+        call_command("renew", str(not_due.pk), stdout=io.StringIO())
+    local_expiry = timezone.localtime(not_due.current_version.not_after, zone)
+    assert f"valid until {local_expiry:%Y-%m-%d %H:%M} " in str(refused.value)
+    assert zone.key in str(refused.value)
+
+    out = io.StringIO()
+    call_command("renew", str(not_due.pk), "--force", stdout=out)
+    run = RenewalRun.objects.get(certificate=not_due)
+    for step in run.steps.all():
+        assert f"  {timezone.localtime(step.at, zone):%H:%M:%S} {step.get_name_display()}" \
+            in out.getvalue()
+    assert f"({zone.key}); SHA-256" in out.getvalue()
 
 
 # -- the daily limit on paid renewals ------------------------------------------------

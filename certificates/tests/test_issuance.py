@@ -71,6 +71,7 @@ def test_a_single_name_certificate_is_issued_by_http01_through_the_hosts_documen
     for expected in [("order", "done"), ("challenge", "done"), ("validation", "done"),
                      ("finalize", "done"), ("store", "done"), ("cleanup", "done")]:
         assert expected in steps
+    assert steps.index(("account", "done")) < steps.index(("order", "done"))
     ca.refresh_from_db()
     assert ca.account_url.startswith("https://127.0.0.1:")
 
@@ -187,6 +188,8 @@ def test_a_ca_that_forgot_the_account_gets_it_registered_again_with_the_same_key
     account_steps = list(run.steps.filter(name="account").values_list("detail", flat=True))
     assert len(account_steps) == 1
     assert "registered again" in account_steps[0]
+    names = list(run.steps.values_list("name", flat=True))
+    assert names.index("account") < names.index("order")
     assert first_url  # the account existed before the CA forgot it
 
 

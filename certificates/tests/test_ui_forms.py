@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 
 from certificates.models import Certificate, DepositEntry
-from certificates.tests.factories import ca_account, portal_host
+from certificates.tests.factories import ca_account, host, portal_host
 from certificates.tests.pages import page
 from certificates.tests.pki import ssh_keygen_line, ssh_keypair
 
@@ -41,6 +41,24 @@ def test_adding_a_certificate_with_its_hosts(client, world, owner):
     assert response["Location"] == reverse("certificates:certificate", args=[cert.pk])
     assert cert.sans == ["shop.example.test", "cdn.example.test"]
     assert list(cert.hosts.all()) == [world["host"]]
+
+
+def test_http01_on_hosts_without_a_document_root_is_refused_next_to_the_hosts(
+    client, world, owner, tmp_path
+):
+    login_key, host_key = ssh_keypair(tmp_path, "bare")
+    bare = host(world["host"].organization, login_key, host_key, name="bare.example.test",
+                address="127.0.0.3", document_root="")
+    client.force_login(owner)
+    response = client.post(reverse("certificates:certificate_create"), {
+        "common_name": "shop.example.test", "ca_account": world["ca_account"].pk,
+        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53,
+        "tsig_algorithm": "hmac-sha256", "hosts": [bare.pk],
+    })
+    assert response.status_code == 200
+    [message] = response.context["form"].errors["hosts"]
+    assert "document root" in message and "bare.example.test" in message
+    assert not Certificate.objects.filter(common_name="shop.example.test").exists()
 
 
 def test_a_wildcard_without_dns01_is_refused_next_to_the_challenge_field(client, world, owner):

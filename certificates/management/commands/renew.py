@@ -4,7 +4,11 @@ deployment to every host), printing each step as it happens and the result.
 Before the certificate's renewal window it needs --force, which the audit log
 records."""
 
+import zoneinfo
+
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
 
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
@@ -23,6 +27,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, certificate, force=False, **options):
         target = find_certificate(certificate)
+        zone = organization_zone(target)
+
+        def local(value):
+            return timezone.localtime(value, zone)
+
         self.stdout.write(f"Renewing {target.common_name} ({', '.join(target.names())}) "
                           f"at {target.ca_account.directory_url}")
 
@@ -30,7 +39,7 @@ class Command(BaseCommand):
             if step.run.certificate_id != target.pk:
                 return
             where = f" [{step.host}]" if step.host_id else ""
-            self.stdout.write(f"  {step.at:%H:%M:%S} {step.get_name_display()}{where}: "
+            self.stdout.write(f"  {local(step.at):%H:%M:%S} {step.get_name_display()}{where}: "
                               f"{step.get_status_display()} {step.detail}".rstrip())
 
         step_recorded.connect(echo, sender=RenewalStep, weak=False)
@@ -40,8 +49,9 @@ class Command(BaseCommand):
         except NotDue as exc:
             version, account = target.current_version, target.ca_account
             raise CommandError(
-                f"{target.common_name} is valid until {version.not_after:%Y-%m-%d %H:%M} UTC "
-                f"and renews by itself from {target.renew_after:%Y-%m-%d %H:%M} UTC; renewing "
+                f"{target.common_name} is valid until {local(version.not_after):%Y-%m-%d %H:%M} "
+                f"and renews by itself from {local(target.renew_after):%Y-%m-%d %H:%M} "
+                f"({zone.key}); renewing "
                 f"now issues and charges {account.price} {account.currency} again. "
                 f"Add --force to renew anyway.") from exc
         except PaidIssuanceLimit as exc:
@@ -59,12 +69,23 @@ class Command(BaseCommand):
                                f"({run.error_class}): {run.error}")
         version = run.version
         self.stdout.write(self.style.SUCCESS(
-            f"Issued serial {version.serial}, valid {version.not_before:%Y-%m-%d} to "
-            f"{version.not_after:%Y-%m-%d}; SHA-256 {version.fingerprint_sha256}"))
+            f"Issued serial {version.serial_hex}, valid {local(version.not_before):%Y-%m-%d} to "
+            f"{local(version.not_after):%Y-%m-%d} ({zone.key}); "
+            f"SHA-256 {version.fingerprint_sha256}"))
+
+
+def organization_zone(certificate: Certificate) -> zoneinfo.ZoneInfo:
+    """The organisation's time zone, in which the pages show the same times; the
+    portal's own if the stored name is unknown to this system."""
+    try:
+        return zoneinfo.ZoneInfo(certificate.organization.time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 def find_certificate(ref: str) -> Certificate:
-    queryset = Certificate.objects.select_related("ca_account", "current_version")
+    queryset = Certificate.objects.select_related("ca_account", "current_version",
+                                                  "organization")
     if ref.isdigit():
         found = queryset.filter(pk=int(ref)).first()
         if found:

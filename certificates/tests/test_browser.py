@@ -75,9 +75,13 @@ def test_an_owner_enrols_a_host_adds_a_certificate_and_watches_it_renew_live(
     assert page.url.endswith(f"/certificates/{certificate.pk}/")
     assert "Not issued yet" in page.text_content("h1")
 
-    # Renew now: the run page follows the steps as they happen, without reloading.
+    # Renew now asks first; confirmed, the run page follows the steps as they
+    # happen, without reloading.
     with page.expect_navigation():
         page.click("#renew-now")
+    assert page.locator("#renew-confirm").count() == 1
+    with page.expect_navigation():
+        page.click("#renew-confirm-button")
     assert re.search(r"/runs/\d+/$", page.url)
     page.evaluate("window.stillTheSamePage = true")
     page.wait_for_selector("[data-steps] .step-name:text-is('Order')", timeout=60_000)

@@ -86,10 +86,10 @@ def test_an_administrator_sees_the_price_and_must_confirm_a_renewal_before_its_w
     assert event.params["run"] == run.pk
 
 
-def test_an_operator_renews_a_due_certificate_without_a_confirmation(client, not_due, operator):
+def test_an_operator_renews_a_due_certificate_without_forcing(client, not_due, operator):
     Certificate.objects.filter(pk=not_due.pk).update(renew_after=timezone.now())
     client.force_login(operator)
-    response = client.post(reverse("certificates:renew", args=[not_due.pk]))
+    response = client.post(reverse("certificates:renew", args=[not_due.pk]), {"confirm": "1"})
     run = RenewalRun.objects.get(certificate=not_due)
     assert response["Location"] == reverse("certificates:run", args=[run.pk])
     assert not forced_events().exists()
@@ -202,7 +202,8 @@ def test_a_renewal_past_the_daily_number_of_paid_ones_is_refused_with_a_message(
     client, limit_reached, operator
 ):
     client.force_login(operator)
-    response = client.post(reverse("certificates:renew", args=[limit_reached.pk]), follow=True)
+    response = client.post(reverse("certificates:renew", args=[limit_reached.pk]),
+                           {"confirm": "1"}, follow=True)
     assert "started 1 paid renewals in the last 24 hours" in response.content.decode()
     assert not RenewalRun.objects.filter(certificate=limit_reached).exists()
 
@@ -223,5 +224,5 @@ def test_the_daily_limit_holds_back_no_automatic_renewal_and_no_free_one(
     free = certificate(organization, ca_account(organization, name="Free", price=Decimal("0")),
                        common_name="free.example.test", sans=["free.example.test"])
     client.force_login(operator)
-    client.post(reverse("certificates:renew", args=[free.pk]))
+    client.post(reverse("certificates:renew", args=[free.pk]), {"confirm": "1"})
     assert RenewalRun.objects.filter(certificate=free).exists()

@@ -85,7 +85,7 @@ def test_an_operator_may_renew_but_not_top_up_or_manage_hosts(client, world, ope
     client.force_login(operator)
     RenewalRun.objects.all().delete()
     pk = world["certificate"].pk
-    response = client.post(reverse("certificates:renew", args=[pk]))
+    response = client.post(reverse("certificates:renew", args=[pk]), {"confirm": "1"})
     run = RenewalRun.objects.get(certificate_id=pk)
     assert response["Location"] == reverse("certificates:run", args=[run.pk])
     assert run.requested_by == operator and run.trigger == RenewalRun.Trigger.MANUAL
@@ -98,7 +98,7 @@ def test_renew_now_twice_opens_one_run(client, world, owner):
     client.force_login(owner)
     RenewalRun.objects.all().delete()
     url = reverse("certificates:renew", args=[world["certificate"].pk])
-    first, second = client.post(url), client.post(url)
+    first, second = client.post(url, {"confirm": "1"}), client.post(url, {"confirm": "1"})
     assert first["Location"] == second["Location"]
     assert RenewalRun.objects.count() == 1
 

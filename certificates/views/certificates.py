@@ -9,7 +9,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
@@ -19,6 +19,7 @@ from certificates.hosts.deployment import NothingToDeploy
 from certificates.renewal import limits as renewal_limits
 from fujissl_portal.params import int_param, strict_int, text_param
 
+from ..alerts import format_amount
 from ..auditing import changed, snapshot
 from ..forms import CertificateForm
 from ..models import (
@@ -191,37 +192,56 @@ def certificate_edit(request, pk):
     return _form_page(request, form, certificate)
 
 
-@require_POST
+@require_http_methods(["GET", "POST"])
 @portal_view
 def renew(request, pk):
-    """Renew now. Outside the renewal window it would issue and charge again for a
-    certificate that is still good: a page shows the price and the validity
-    left, and only an administrator may confirm."""
+    """Renew now. A renewal places an order and charges the deposit, so the button
+    leads to a page that says so with the price, the deposit left after it and,
+    for a certificate still good, how long it has left; only its confirmation
+    (a POST with confirm=1) starts the run. Outside the renewal window it would
+    issue and charge again for nothing: only an administrator may confirm."""
     certificate = _fetch(request, pk)
     require(request, Role.OPERATOR)
     now = timezone.now()
-    force = False
-    if not certificate.in_renewal_window(now) and not certificate.runs.filter(
-            status__in=RenewalRun.OPEN).exists():
-        admin = can(request, Role.ADMIN)
-        if request.POST.get("confirm") != "1" or not admin:
-            version = certificate.current_version
-            return render(request, "certificates/renew_confirm.html", {
-                "certificate": certificate, "version": version,
-                "days_left": (version.not_after - now).days, **roles(request),
-            }, status=200 if admin else 403)
-        force = True
+    open_run = certificate.runs.filter(status__in=RenewalRun.OPEN).first()
+    # With a run under way the renewal is that run: nothing is ordered again.
+    due = open_run is not None or certificate.in_renewal_window(now)
+    admin = can(request, Role.ADMIN)
+    if request.method != "POST" or request.POST.get("confirm") != "1" or not (due or admin):
+        return _renew_confirmation(request, certificate, open_run, now=now, due=due,
+                                   admin=admin)
     try:
-        run = renewal.renew_now(certificate_id=certificate.pk, by=request.user, force=force)
+        run = renewal.renew_now(certificate_id=certificate.pk, by=request.user,
+                                force=not due)
     except renewal_limits.PaidIssuanceLimit as exc:
         messages.error(request, paid_limit_message(exc))
         return redirect("certificates:certificate", certificate.pk)
+    except renewal_limits.NotDue:
+        # The run under way ended between the two looks: ask again, with its window.
+        return redirect("certificates:renew", certificate.pk)
     if run is None:
         messages.error(request, _("The renewal could not be started."))
         return redirect("certificates:certificate", certificate.pk)
     if run.forced:
         renewal_limits.record_forced(request, certificate=certificate, run=run)
     return redirect("certificates:run", run.pk)
+
+
+def _renew_confirmation(request, certificate, open_run, *, now, due, admin):
+    """What renewing now would do, in words; refused (403) to an operator outside
+    the renewal window, who cannot confirm it."""
+    account = certificate.ca_account
+    version = certificate.current_version
+    valid = version is not None and version.not_after > now
+    after = account.available() - account.price
+    return render(request, "certificates/renew_confirm.html", {
+        "certificate": certificate, "version": version, "open_run": open_run,
+        "due": due, "valid": valid,
+        "days_left": (version.not_after - now).days if valid else None,
+        "price": format_amount(account.price, account.currency),
+        "after": format_amount(after, account.currency), "short": after < 0,
+        **roles(request),
+    }, status=200 if due or admin else 403)
 
 
 def paid_limit_message(exc) -> str:

@@ -327,5 +327,20 @@ class Heartbeat(models.Model):
 
     @classmethod
     def is_stale(cls, name="scheduler", now=None) -> bool:
-        beat_at = cls.objects.filter(name=name).values_list("beat_at", flat=True).first()
-        return beat_at is None or beat_at < (now or timezone.now()) - cls.STALE_AFTER
+        now = now or timezone.now()
+        awaited = f"{name}:awaited"
+        beats = dict(cls.objects.filter(name__in=(name, awaited))
+                     .values_list("name", "beat_at"))
+        # No worker has ever beaten: right after a start that is normal, as the
+        # worker has not had its first turn yet. The time the portal first
+        # looked is kept as a row of its own and counts as the beat, so the
+        # warning comes once STALE_AFTER has passed without one. First looked
+        # rather than started, since every way of running the portal (make run,
+        # production's own processes, tests) looks; and the row outlives
+        # restarts, so a scheduler that never ran is still reported.
+        if name not in beats and awaited not in beats:
+            # One INSERT that a concurrent first look may have beaten; the two
+            # times are then a moment apart, so ours stands for both.
+            cls.objects.bulk_create([cls(name=awaited, beat_at=now)], ignore_conflicts=True)
+        beat_at = beats.get(name) or beats.get(awaited) or now
+        return beat_at < now - cls.STALE_AFTER

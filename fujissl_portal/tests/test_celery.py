@@ -40,8 +40,25 @@ def test_tasks_travel_as_json_and_are_acknowledged_late():
 def test_the_dashboard_warns_when_no_worker_has_answered_the_scheduler(client, owner):
     client.force_login(owner)
     warning = "id=\"scheduler-warning\""
+    # Just started: no worker has had its turn yet, which is no reason to warn.
+    assert warning not in client.get(reverse("certificates:dashboard")).content.decode()
+    # Still no beat once STALE_AFTER has passed since the portal first looked.
+    Heartbeat.objects.update(beat_at=timezone.now() - Heartbeat.STALE_AFTER * 2)
     assert warning in client.get(reverse("certificates:dashboard")).content.decode()
     Heartbeat.record()
     assert warning not in client.get(reverse("certificates:dashboard")).content.decode()
     Heartbeat.objects.update(beat_at=timezone.now() - Heartbeat.STALE_AFTER * 2)
     assert warning in client.get(reverse("certificates:dashboard")).content.decode()
+
+
+@pytest.mark.django_db
+def test_a_scheduler_never_heard_from_is_stale_only_after_stale_after():
+    start = timezone.now()
+    assert Heartbeat.is_stale(now=start) is False
+    assert Heartbeat.is_stale(now=start + Heartbeat.STALE_AFTER / 2) is False
+    assert Heartbeat.is_stale(now=start + Heartbeat.STALE_AFTER * 2) is True
+    # A beat, however late, is what counts from then on, as before.
+    Heartbeat.record()
+    later = timezone.now()
+    assert Heartbeat.is_stale(now=later) is False
+    assert Heartbeat.is_stale(now=later + Heartbeat.STALE_AFTER * 2) is True

@@ -2,15 +2,26 @@
 
 `make run` calls this on every start; it prints the login only when it creates
 it, so a password appears on the screen once and never again.
+
+Owner alerts go by e-mail, so the first administrator needs an address. `make
+run` is unattended, so it is never asked for: it comes from ``--email`` or
+PORTAL_ADMIN_EMAIL, and while the first administrator has none, every start says
+how to give one.
 """
 
+import os
 import secrets
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+from django.core.validators import validate_email
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organization, Role
+
+EMAIL_VARIABLE = "PORTAL_ADMIN_EMAIL"
 
 
 class Command(BaseCommand):
@@ -19,18 +30,58 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
         parser.add_argument("--organization", default="My organisation")
+        parser.add_argument(
+            "--email", default=None,
+            help=f"The first administrator's e-mail address for alerts "
+                 f"(default: ${EMAIL_VARIABLE}); given to an existing first "
+                 f"administrator without one.")
 
     @transaction.atomic
     def handle(self, *args, **options):
+        email = self._email(options["email"])
         User = get_user_model()
-        if User.objects.filter(is_superuser=True).exists():
+        first = User.objects.filter(is_superuser=True).order_by("pk").first()
+        if first is None:
+            first = self._create(User, options, email)
+        else:
             self.stdout.write("An administrator exists already; nothing to create.")
-            return
+            # Only an empty address is filled: one set since, in the UI, is
+            # the person's own choice and a restart must not undo it.
+            if email and not first.email:
+                first.email = email
+                first.save(update_fields=["email"])
+                self.stdout.write(_("Alerts for %(user)s now go to %(email)s.")
+                                  % {"user": first.username, "email": email})
+        if not first.email:
+            self.stdout.write(self.style.WARNING(_(
+                "The administrator %(user)s has no e-mail address, so alerts for "
+                "owners reach nobody. Give one with\n"
+                "    .venv/bin/python manage.py bootstrap_portal --email you@example.org\n"
+                "or start with %(variable)s=you@example.org make run, "
+                "or on the user's page in the admin (/admin/accounts/user/).")
+                % {"user": first.username, "variable": EMAIL_VARIABLE}))
+
+    def _email(self, given):
+        """The address from --email or the environment, checked, or ''."""
+        source = "--email"
+        if given is None:
+            given, source = os.environ.get(EMAIL_VARIABLE, ""), EMAIL_VARIABLE
+        email = given.strip()
+        if email:
+            try:
+                validate_email(email)
+            except ValidationError:
+                raise CommandError(
+                    _("%(source)s is not a valid e-mail address: %(email)r.")
+                    % {"source": source, "email": email}) from None
+        return email
+
+    def _create(self, User, options, email):
         password = secrets.token_urlsafe(12)
         user = User.objects.create_superuser(
-            username=options["username"], email="", password=password
+            username=options["username"], email=email, password=password
         )
-        organization, _ = Organization.objects.get_or_create(
+        organization, _created = Organization.objects.get_or_create(
             slug="default", defaults={"name": options["organization"]}
         )
         Membership.objects.create(user=user, organization=organization, role=Role.OWNER)
@@ -38,6 +89,8 @@ class Command(BaseCommand):
             "Created the first administrator (this password is shown only once):\n"
             f"    user name: {user.username}\n"
             f"    password:  {password}\n"
+            f"    e-mail:    {user.email or '-'}\n"
             f"    organisation: {organization.name}\n"
             "The first sign-in asks for a second factor (an authenticator app or a passkey)."
         ))
+        return user

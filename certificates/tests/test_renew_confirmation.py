@@ -10,7 +10,13 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from certificates.models import AuditEvent, CAAccount, Certificate, RenewalRun
+from certificates.models import (
+    AuditEvent,
+    CAAccount,
+    Certificate,
+    CertificateVersion,
+    RenewalRun,
+)
 from certificates.tests.factories import one_of_everything
 
 pytestmark = pytest.mark.django_db
@@ -134,3 +140,15 @@ def test_an_operator_cannot_force_outside_the_window(client, not_due, operator):
     assert 'id="renew-confirm-button"' not in html
     assert client.post(url, {"confirm": "1"}).status_code == 403
     assert not RenewalRun.objects.exists()
+
+
+def test_one_day_left_is_said_in_the_singular(client, due, operator):
+    # A version with a day and a bit left (a short-lived certificate, say).
+    CertificateVersion.objects.filter(pk=due.current_version_id).update(
+        not_after=timezone.now() + datetime.timedelta(days=1, hours=2))
+    client.force_login(operator)
+
+    html = client.get(reverse("certificates:renew", args=[due.pk]),
+                      HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    assert "(1 day left)" in html and "(1 days left)" not in html

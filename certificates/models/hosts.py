@@ -8,11 +8,13 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from certificates.seams.errors import FailureKind
 from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
+from .certificate import Certificate, Challenge
 
 PORT_VALIDATORS = [
     MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),
@@ -158,10 +160,29 @@ class TargetHost(models.Model):
             errors.setdefault("key_mode", []).append(_(
                 "The private key mode %(mode)s lets the group or others use the key; allow "
                 "its owner only, such as 0600 or 0400.") % {"mode": self.key_mode})
-        for field, message in self._shared_path_errors().items():
+        for field, message in {**self._shared_path_errors(),
+                               **self._http01_errors()}.items():
             errors.setdefault(field, []).append(message)
         if errors:
             raise ValidationError(errors)
+
+    def _http01_errors(self) -> dict:
+        """A document root taken away from the last host of an HTTP-01 certificate
+        that had one: its next renewal could prove nothing, a day later."""
+        if not self.pk or self.document_root:
+            return {}
+        left_without = list(Certificate.objects.filter(
+            challenge=Challenge.HTTP_01, deployments__host_id=self.pk,
+        ).exclude(deployments__host__in=TargetHost.objects.exclude(pk=self.pk).exclude(
+            document_root="")).order_by("common_name").values_list("common_name", flat=True))
+        if not left_without:
+            return {}
+        return {"document_root": ngettext(
+            "%(names)s proves its names over HTTP-01 through this host's document root "
+            "alone: keep it, give another of its hosts one, or move it to DNS-01.",
+            "%(names)s prove their names over HTTP-01 through this host's document root "
+            "alone: keep it, give another of their hosts one, or move them to DNS-01.",
+            len(left_without)) % {"names": ", ".join(left_without)}}
 
     def _path_errors(self) -> dict:
         """Each path absolute and normalised (in place), with no braces but {name}."""

@@ -330,3 +330,37 @@ def test_a_new_webhook_url_needs_the_signing_secret_again(api, owner, organizati
     ok = api(owner).patch(url, {"url": "https://hooks.example.net/b",
                                 "secret": "another-long-secret"}, format="json")
     assert ok.status_code == 200, ok.data
+
+
+def http01_on(organization, hosts, name="web.example.test", challenge="http-01"):
+    from certificates.tests.factories import ca_account
+
+    cert = certificate(organization, ca_account(organization), common_name=name, sans=[name],
+                       challenge=challenge)
+    for host in hosts:
+        Deployment.objects.create(certificate=cert, host=host)
+    return cert
+
+
+def test_the_last_document_root_of_an_http01_certificate_cannot_be_taken_away(
+        organization, tmp_path):
+    from django.core.exceptions import ValidationError
+
+    from certificates.tests.factories import host
+
+    key = ssh_keypair(tmp_path)[0]
+    only, other = host(organization, key, name="only"), host(organization, key, name="other")
+    http01_on(organization, [only])
+    http01_on(organization, [only], name="dns.example.test", challenge="dns-01")
+    http01_on(organization, [only, other], name="both.example.test")
+
+    only.document_root = ""
+    with pytest.raises(ValidationError) as refused:
+        only.full_clean()
+    [message] = refused.value.message_dict["document_root"]
+    # The certificate that would be left without a root is named; the DNS-01 one
+    # and the one whose other host keeps a root are not.
+    assert message.startswith("web.example.test proves its names over HTTP-01")
+    TargetHost.objects.filter(pk=other.pk).update(document_root="")
+    other.refresh_from_db()
+    other.full_clean()  # "both" still has the root of "only"

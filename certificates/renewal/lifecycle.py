@@ -183,12 +183,6 @@ def finish(run: RenewalRun, status: str, **fields: object) -> bool:
     return bool(taken)
 
 
-def give_back(run: RenewalRun) -> bool:
-    """Running back to queued: the worker cannot go on now (shutting down)."""
-    return bool(_held(run, Status.RUNNING).update(
-        status=Status.QUEUED, lease_until=timezone.now() + queue_lease()))
-
-
 # -- recovery -----------------------------------------------------------------------
 
 

@@ -39,8 +39,10 @@ def move(run, to) -> bool:
     """The lifecycle's function for a move from the run's status to ``to``."""
     if to == Status.RUNNING:
         return lifecycle.claim(run.pk) is not None
-    if to == Status.QUEUED:
-        return lifecycle.give_back(run)
+    if to == Status.QUEUED:  # only recovery sends a run back, once its lease ran out
+        RenewalRun.objects.filter(pk=run.pk).update(
+            lease_until=timezone.now() - datetime.timedelta(seconds=1))
+        return run.pk in lifecycle.requeue_lost()
     if to == Status.DEPLOYING:
         return lifecycle.to_deploying(run)
     return lifecycle.finish(run, to, error="why")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
@@ -92,7 +93,7 @@ def scan(*, now: datetime.datetime | None = None, limit: int = 500) -> list[int]
     return opened
 
 
-def retry_now(certificate_ids: Iterable[int], *,
+def retry_now(certificate_ids: Iterable[int] | QuerySet[Certificate, Any], *,
               now: datetime.datetime | None = None) -> int:
     """Ends the backoff of the failing certificates among `certificate_ids`, so
     that the next scan retries them; the number changed.
@@ -103,7 +104,7 @@ def retry_now(certificate_ids: Iterable[int], *,
     """
     now = now or timezone.now()
     return Certificate.objects.filter(
-        pk__in=list(certificate_ids), failure_count__gt=0, held_for_deposit=False,
+        pk__in=certificate_ids, failure_count__gt=0, held_for_deposit=False,
         next_attempt_at__gt=now).update(next_attempt_at=now)
 
 
@@ -113,7 +114,8 @@ def retry_after_change(changed: Certificate | TargetHost | CAAccount) -> int:
         return retry_now([changed.pk])
     concerned = (Q(ca_account=changed) if isinstance(changed, CAAccount)
                  else Q(hosts=changed))
-    return retry_now(Certificate.objects.filter(concerned).values_list("pk", flat=True))
+    # One UPDATE, the certificates concerned as its subquery.
+    return retry_now(Certificate.objects.filter(concerned).values("pk"))
 
 
 def start_run(*, certificate_id: int, trigger: str, requested_by: User | None = None,
@@ -213,18 +215,18 @@ def deploy_now(*, certificate_id: int, by: User | None = None,
         raise NoHosts(_("This certificate has no target hosts."))
     if host_ids is not None and (not host_ids or set(host_ids) - bound):
         raise NotAHostOfTheCertificate(bound)
-    run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
-                    intent=Intent.DEPLOY, enqueue=enqueue,
-                    hosts=sorted(set(host_ids)) if host_ids is not None else None)
-    if run is not None:
-        run.already_open = False
-        return run
-    run = _open_run_of(certificate_id)
-    if run is None:  # it ended a moment ago: try once more
-        return deploy_now(certificate_id=certificate_id, by=by, host_ids=host_ids,
-                          trigger=trigger, enqueue=enqueue)
-    run.already_open = True
-    return run
+    hosts = sorted(set(host_ids)) if host_ids is not None else None
+    # Twice at most: the open run that refused ours may end between the two looks.
+    for _attempt in range(2):
+        run = start_run(certificate_id=certificate_id, trigger=trigger, requested_by=by,
+                        intent=Intent.DEPLOY, enqueue=enqueue, hosts=hosts)
+        if run is not None:
+            return run
+        run = _open_run_of(certificate_id)
+        if run is not None:
+            run.already_open = True
+            return run
+    raise RuntimeError(f"certificate {certificate_id}: runs open and end too fast to join")
 
 
 def deploy_inline(*, certificate_id: int, host_ids: list[int] | None = None,

@@ -206,3 +206,18 @@ def test_a_new_cause_of_failure_is_mailed_even_while_the_last_one_is(certificate
     events = set(Notification.objects.filter(
         kind=Notification.Kind.RENEWAL_FAILED).values_list("event", flat=True))
     assert len(events) == 2
+
+
+@pytest.mark.django_db
+def test_a_deploying_run_whose_conclusion_was_lost_is_concluded_when_drained_again(
+        certificate, organization, tmp_path):
+    host = factories.host(organization, factories.ssh_keypair(tmp_path)[0])
+    run = deploying(certificate)
+    served_request(certificate, run, host).save()  # answered; its conclusion never came
+
+    # What recovery enqueues for it: nothing is left to drain, so it ends here.
+    renewal.deploy(run_id=run.pk)
+
+    run.refresh_from_db()
+    assert (run.status, run.attempts) == (Status.SUCCEEDED, 1)
+    assert not DeployRequest.objects.filter(run=run).exists()

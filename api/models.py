@@ -96,6 +96,7 @@ class Event(models.TextChoices):
     RENEWAL_FAILED = "renewal.failed", _("Renewal failed")
     DEPLOYMENT_NOT_SERVED = "deployment.not_served", _("Deployment not served")
     DEPOSIT_LOW = "deposit.low", _("Deposit low")
+    AGENT_SILENT = "agent.silent", _("Agent silent")
 
 
 def _events_help_now() -> str:

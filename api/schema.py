@@ -51,3 +51,51 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
             "bearerFormat": "fjp_<prefix>_<secret>",
             "description": str(_("A personal API token, created at /api/tokens/.")),
         }
+
+
+class AgentAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "api.agent_views.AgentAuthentication"
+    name = "agentAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "fja_<prefix>_<secret>",
+            "description": str(_("An agent host's credential, from its enrolment "
+                                 "(docs/agent-protocol.md).")),
+        }
+
+
+class AgentErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField(help_text=_("A stable code the agent acts on "
+                                             "(docs/agent-protocol.md)."))
+    message = serializers.CharField(help_text=_("Words for a person."))
+
+
+class AgentErrorSerializer(serializers.Serializer):
+    error = AgentErrorBodySerializer()
+
+
+AGENT_ERRORS = {
+    "400": _("Bad input (invalid): the message names the field and what is allowed."),
+    "401": _("The credential is unknown (credential_unknown) or revoked (credential_revoked)."),
+    "403": _("The enrolment code is unknown, used or expired."),
+    "404": _("Not found."),
+    "429": _("Too many requests from this host (rate_limited); retry after Retry-After."),
+}
+
+
+class AgentAutoSchema(AutoSchema):
+    """The agent protocol's operations document its own error body."""
+
+    def _get_response_bodies(self, direction="response"):
+        responses = super()._get_response_bodies(direction)
+        for code, description in AGENT_ERRORS.items():
+            if code not in responses:
+                response = self._get_response_for_code(
+                    AgentErrorSerializer, code, media_types=("application/json",),
+                    direction=direction)
+                response["description"] = str(description)
+                responses[code] = response
+        return responses

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.serializers import as_serializer_error
 
@@ -251,6 +252,15 @@ class VersionSerializer(serializers.ModelSerializer):
                   "fingerprint_sha256", "issuer", "created_at"]
 
 
+class AgentStateSerializer(serializers.Serializer):
+    last_seen = serializers.DateTimeField(allow_null=True)
+    version = serializers.CharField()
+    mode = serializers.CharField()
+    interval = serializers.IntegerField(allow_null=True)
+    silent = serializers.BooleanField()
+    credential_live = serializers.BooleanField()
+
+
 class HostSerializer(PortalModelSerializer):
     write_role = Role.ADMIN
     clean_exclude = ()
@@ -258,14 +268,19 @@ class HostSerializer(PortalModelSerializer):
     organization = OrganizationField(required=False, help_text=_(
         "Id of the organisation; may be left out if you belong to only one."))
     login_key = serializers.CharField(
-        write_only=True, max_length=20000, trim_whitespace=False,
-        help_text=_("OpenSSH private key without a passphrase; never shown again."))
+        write_only=True, max_length=20000, trim_whitespace=False, required=False,
+        help_text=_("OpenSSH private key without a passphrase; never shown again. Needed for "
+                    "an SSH host."))
     host_key_confirmed = serializers.BooleanField(read_only=True)
+    agent = serializers.SerializerMethodField(help_text=_(
+        "An agent host's last check-in, agent version, mode, interval, whether it is silent "
+        "and whether its credential is live; null for an SSH host."))
 
     class Meta:
         model = TargetHost
         fields = [
-            "id", "organization", "name", "address", "ssh_port", "ssh_user", "login_key",
+            "id", "organization", "name", "transport", "agent", "address", "ssh_port",
+            "ssh_user", "login_key",
             "host_key", "host_key_fingerprint", "host_key_confirmed", "host_key_confirmed_at",
             "private_key_path", "certificate_path", "ca_bundle_path", "fullchain_path",
             "document_root", "backup_dir", "file_owner", "file_group", "key_mode", "cert_mode",
@@ -283,8 +298,22 @@ class HostSerializer(PortalModelSerializer):
         fields = super().get_fields()
         if self.instance is not None and not isinstance(self.instance, list):
             fields["organization"].read_only = True
-            fields["login_key"].required = False
+            fields["transport"].read_only = True  # a host does not change how it is reached
         return fields
+
+    @extend_schema_field(AgentStateSerializer(allow_null=True))
+    def get_agent(self, host):
+        if not host.is_agent:
+            return None
+        state = getattr(host, "agent_state", None)
+        # Prefetched for a list: filtering in Python keeps it one query for all hosts.
+        live = any(c.revoked_at is None for c in host.agent_credentials.all())
+        if state is None:
+            return {"last_seen": None, "version": "", "mode": "", "interval": None,
+                    "silent": False, "credential_live": live}
+        return {"last_seen": state.last_seen, "version": state.version, "mode": state.mode,
+                "interval": state.interval, "silent": state.silent_since() is not None,
+                "credential_live": live}
 
 
 class DeploymentSerializer(serializers.ModelSerializer):

@@ -39,6 +39,7 @@ from fujissl_portal.pagination import KeysFirstPaginator
 
 from . import filters
 from . import serializers as s
+from .agent_host_actions import AgentHostActions
 from .authentication import TokenAuthentication
 from .ca_check_views import CACheckActions
 from .errors import BadGateway, Conflict, exception_handler
@@ -291,11 +292,11 @@ class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMix
 
 HOST_ROLES = {name: Role.ADMIN for name in (
     "create", "update", "partial_update", "destroy", "fetch_host_key", "confirm_host_key",
-    "test_connection")}
+    "test_connection", "enrolment_code", "revoke_agent")}
 
 
 @extend_schema_view(list=extend_schema(parameters=[filters.HostFilters]))
-class HostViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class HostViewSet(Audited, AgentHostActions, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                   mixins.CreateModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin,
                   PortalViewSet):
     model = TargetHost
@@ -304,6 +305,10 @@ class HostViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     roles = HOST_ROLES
     audited = (AuditEvent.Action.HOST_CREATED, AuditEvent.Action.HOST_CHANGED,
                AuditEvent.Action.HOST_DELETED)
+
+    def base_queryset(self):
+        return TargetHost.objects.select_related("agent_state").prefetch_related(
+            "agent_credentials")
 
     @extend_schema(request=None, responses={200: s.HostKeySerializer, 502: OpenApiResponse(
                        ErrorSerializer, description=_("The host could not be reached."))},

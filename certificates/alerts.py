@@ -27,6 +27,9 @@ or the CA account, and the CA account, taken from the certificate if absent):
     presented, hex, or "" when none could be read).
 ``expiring``
     ``certificate``; ``extra``: ``days`` (it expires within that many days).
+``agent_silent``
+    ``host`` (an agent host); ``extra``: ``last_seen`` (a datetime) and
+    ``interval`` (seconds).
 
 Amounts are Decimals in ``ca_account.currency``; dates are shown in the
 organisation's time zone.
@@ -49,7 +52,7 @@ from django.utils import timezone, translation
 
 from accounts.models import Membership, Organization, Role
 
-from .models import CAAccount, Certificate, Notification, RenewalRun
+from .models import CAAccount, Certificate, Notification, RenewalRun, TargetHost
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +94,7 @@ def recipients_for(organization: Organization,
 
 def notify(kind: str, *, certificate: Certificate | None = None,
            ca_account: CAAccount | None = None, run: RenewalRun | None = None,
-           event: str = "", once: bool = False,
+           host: TargetHost | None = None, event: str = "", once: bool = False,
            extra: dict[str, Any] | None = None) -> list[Notification]:
     """Mail `kind` to everyone concerned who has not had it yet; the rows written.
 
@@ -101,14 +104,16 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     kind = Notification.Kind(kind).value  # an unknown kind is a programming error
     if ca_account is None and certificate is not None:
         ca_account = certificate.ca_account
-    about = certificate or ca_account
+    about = certificate or ca_account or host
     if about is None:  # a programming error
-        raise TypeError("an alert is about a certificate or a CA account")
+        raise TypeError("an alert is about a certificate, a CA account or a host")
     organization = about.organization
     context = _context(kind, organization, certificate, ca_account, run, extra or {})
+    if host is not None:
+        context.update(host=host, link=_absolute("certificates:host", host))
 
     earlier = Notification.objects.filter(
-        kind=kind, certificate=certificate, ca_account=ca_account, event=event
+        kind=kind, certificate=certificate, ca_account=ca_account, host=host, event=event
     )
     if not once:
         earlier = earlier.filter(created_at__gte=timezone.now() - REPEAT_AFTER)
@@ -173,6 +178,7 @@ def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
           event: str) -> Notification:
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
+        host=context.get("host") if isinstance(context.get("host"), TargetHost) else None,
         ca_account=context["ca_account"], kind=kind, event=event, recipient=address,
         language=language,
     )

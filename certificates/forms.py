@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .models import CAAccount, Certificate, Deployment, TargetHost
 from .models.endpoints import stale_secret_errors
+from .models.hosts import SSH_REQUIRED
 
 
 class NamesField(forms.CharField):
@@ -86,7 +87,7 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         model = Certificate
         fields = ["common_name", "sans", "ca_account", "key_type", "challenge", "dns_server",
                   "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret", "auto_renew",
-                  "separate_certificate", "hosts"]
+                  "key_on_host", "separate_certificate", "hosts"]
         widgets = {"tsig_secret": SecretInput(),
                    "common_name": forms.TextInput(attrs={"spellcheck": "false",
                                                          "autocapitalize": "none"})}
@@ -138,6 +139,8 @@ class HostForm(KeepSecretMixin, forms.ModelForm):
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.organization = organization
+        for name in SSH_REQUIRED:  # blank in the model only for agent hosts
+            self.fields[name].required = True
         if self.instance.pk:
             self.fields["login_key"].required = False
             self.fields["login_key"].help_text = _("Leave blank to keep the stored key.")
@@ -145,6 +148,31 @@ class HostForm(KeepSecretMixin, forms.ModelForm):
 
     def validate_unique(self):
         # organization is not a form field, so ModelForm would skip this constraint.
+        try:
+            self.instance.validate_constraints()
+        except forms.ValidationError as exc:
+            self._update_errors(exc)
+
+
+class AgentHostForm(forms.ModelForm):
+    """A host whose agent asks the portal for work: a name, and where the portal
+    may look at what it serves (optional: without it the agent's own check is
+    the proof). Files and commands are in the agent's configuration, on the
+    server."""
+
+    class Meta:
+        model = TargetHost
+        fields = ["name", "tls_check_address", "tls_check_port", "tls_sni_name"]
+        help_texts = {"tls_check_address": _(
+            "Where the portal checks the served certificate after the agent installed it; "
+            "blank when the portal cannot reach the server (the agent's own check counts).")}
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        self.instance.transport = TargetHost.Transport.AGENT
+
+    def validate_unique(self):
         try:
             self.instance.validate_constraints()
         except forms.ValidationError as exc:

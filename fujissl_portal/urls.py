@@ -23,6 +23,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/", include("api.urls")),
+    path("agent/", include("api.agent_urls")),
     path("metrics", metrics_view, name="metrics"),
     path("", include("certificates.urls")),
 ]

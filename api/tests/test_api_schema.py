@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import pytest
 
 from api.models import Webhook
+from certificates.models import AgentCredential, TargetHost
 
 from .conftest import make_token
 
@@ -94,16 +95,21 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
                     by=owner, language="en")[0].pk}
     _token, raw = make_token(owner)
     headers = {"Authorization": f"Bearer {raw}"}
+    # The agent protocol's endpoints, with an agent's own credential.
+    agent = TargetHost.objects.create(organization=organization, name="agent-fuzz",
+                                      transport=TargetHost.Transport.AGENT)
+    _credential, agent_token = AgentCredential.issue(agent)
+    agent_headers = {"Authorization": f"Bearer {agent_token}"}
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,
               response_schema_conformance]
     with transaction_kept_open():
         schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json",
                                                 get_wsgi_application())
-        tried = fuzz(schema, checks, headers, real_ids)
+        tried = fuzz(schema, checks, headers, real_ids, agent_headers)
     assert tried >= 40
 
 
-def fuzz(schema, checks, headers, real_ids):
+def fuzz(schema, checks, headers, real_ids, agent_headers):
     from schemathesis import GenerationMode
 
     tried = 0
@@ -111,9 +117,12 @@ def fuzz(schema, checks, headers, real_ids):
         operation = result.ok()
         if operation.definition.raw.get("operationId") in NOT_FUZZED:
             continue
-        real_id = real_ids[operation.path.split("/")[3]]
+        if operation.path.startswith("/agent/"):
+            real_id, used = None, agent_headers
+        else:
+            real_id, used = real_ids[operation.path.split("/")[3]], headers
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            fuzz_one(operation, mode, real_id, checks, headers)
+            fuzz_one(operation, mode, real_id, checks, used)
             tried += 1
     return tried
 

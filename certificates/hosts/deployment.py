@@ -153,6 +153,8 @@ def drain(host: TargetHost) -> None:
     e-mail, webhooks) never runs while the host is held, and so that under a
     steady stream of renewals runs end batch by batch, not when the queue runs dry.
     """
+    if host.is_agent:
+        return  # its agent takes the requests at its next check-in (hosts/agents.py)
     owner = leases.new_owner()
     while leases.take(host, owner):
         try:
@@ -160,7 +162,7 @@ def drain(host: TargetHost) -> None:
             tried, runs = install_queued(host, owner=owner)
         finally:
             leases.release(host, owner)
-        _enqueue_conclusions(runs)
+        enqueue_conclusions(runs)
         # A request queued while we held the host may have seen it taken.
         if not DeployRequest.objects.filter(host=host, finished_at__isnull=True).exists():
             break
@@ -187,7 +189,7 @@ def _linger(host: TargetHost) -> None:
         time.sleep(min(0.1, max((until - timezone.now()).total_seconds(), 0)))
 
 
-def _enqueue_conclusions(run_ids: Iterable[int]) -> None:
+def enqueue_conclusions(run_ids: Iterable[int]) -> None:
     """The runs whose requests are all answered are concluded by a task of their
     own, one message for the batch (each run concluded on its own there). If two
     drains answer a run's last two requests at once, both enqueue it, and the
@@ -210,20 +212,20 @@ def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:
                   .order_by("requested_at", "pk")[:DEPLOY_BATCH_SIZE])
     if not queued:
         return 0, set()
-    newest = _newest_per_certificate(queued)
+    newest = newest_per_certificate(queued)
     items = _planned_items(host, newest.values())
     if items:
         _install_items(host, owner, list(items.values()))
-    answered = {request.deployment_id: _answer(request, host, _item_outcome(host, item))
+    answered = {request.deployment_id: answer(request, host, _item_outcome(host, item))
                 for request in newest.values() if (item := items.get(request.pk)) is not None}
     for request in queued:
         if newest[request.deployment_id] is not request:
-            _answer_older(request, host, newest[request.deployment_id],
+            answer_older(request, host, newest[request.deployment_id],
                           answered.get(request.deployment_id))
     return len(queued), {r.run_id for r in queued if r.run_id}
 
 
-def _newest_per_certificate(queued: list[DeployRequest]) -> dict[int, DeployRequest]:
+def newest_per_certificate(queued: list[DeployRequest]) -> dict[int, DeployRequest]:
     """One installation per certificate: the newest version asked for. A request
     for an older one (a "deploy now" overtaken by a renewal) is answered so."""
     newest: dict[int, DeployRequest] = {}
@@ -239,28 +241,28 @@ def _planned_items(host: TargetHost, requests: Iterable[DeployRequest]) -> dict[
     answered as failed at once."""
     items: dict[int, Item] = {}
     for request in requests:
-        report = _reporter(request.run, host)
+        report = reporter(request.run, host)
         try:
             files = planned_files(request.version, host)
         except InstallFailed as exc:
             report(Step.UPLOAD, StepStatus.FAILED, str(exc))
-            _answer(request, host, outcomes.new_outcome(
+            answer(request, host, outcomes.new_outcome(
                 host, request.version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
             continue
         items[request.pk] = Item(version=request.version, files=files,
-                                 sni=_sni_name(host, request.version.certificate),
+                                 sni=sni_name(host, request.version.certificate),
                                  report=report)
     return items
 
 
-def _answer_older(request: DeployRequest, host: TargetHost, newest: DeployRequest,
+def answer_older(request: DeployRequest, host: TargetHost, newest: DeployRequest,
                   outcome: Outcome | None) -> None:
     """A request that was not the one installed: the same version shares its
     outcome; an older one was superseded."""
     if outcome is not None and request.version_id == newest.version_id:
-        _answer(request, host, outcome, record=False)
+        answer(request, host, outcome, record=False)
         return
-    _answer(request, host, outcomes.new_outcome(
+    answer(request, host, outcomes.new_outcome(
         host, request.version, Deployment.Status.FAILED, kind=FailureKind.SUPERSEDED,
         error=_("A newer version (serial %(serial)s) was deployed instead.")
         % {"serial": newest.version.serial_hex}), record=False)
@@ -311,7 +313,7 @@ def _item_outcome(host: TargetHost, item: Item) -> Outcome:
                     error=str(exc), kind=exc.kind, transient=exc.transient, served=served)
 
 
-def _answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
+def answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
             record: bool = True) -> Outcome:
     """The outcome on the request (for its waiting deployment) and, unless another
     request of the same certificate already did, on the Deployment row and the run."""
@@ -336,7 +338,7 @@ def forget_old_requests(*, now: datetime | None = None) -> int:
     return deleted
 
 
-def _sni_name(host: TargetHost, certificate: Certificate) -> str:
+def sni_name(host: TargetHost, certificate: Certificate) -> str:
     if host.tls_sni_name:
         return host.tls_sni_name
     # A wildcard is no name to ask for; prefer a plain name of the certificate.
@@ -344,7 +346,7 @@ def _sni_name(host: TargetHost, certificate: Certificate) -> str:
     return plain[0] if plain else certificate.common_name.removeprefix("*.")
 
 
-def _reporter(run: RenewalRun | None, host: TargetHost) -> Report:
+def reporter(run: RenewalRun | None, host: TargetHost) -> Report:
     def report(name: str, status: str, detail: str = "") -> None:
         if run is not None:
             run.step(name, status, detail, host=host)

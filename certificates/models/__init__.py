@@ -1,5 +1,6 @@
 """The portal's nouns, one module per group (see DESIGN.md, 'Words')."""
 
+from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
@@ -8,6 +9,10 @@ from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
 __all__ = [
+    "AgentChallenge",
+    "AgentCredential",
+    "AgentEnrolment",
+    "AgentState",
     "AuditEvent",
     "CAAccount",
     "Certificate",

@@ -44,6 +44,8 @@ class AuditEvent(models.Model):
         HOST_CHANGED = "host_changed", _("Host changed")
         HOST_DELETED = "host_deleted", _("Host deleted")
         HOST_KEY_CONFIRMED = "host_key_confirmed", _("Host key confirmed")
+        AGENT_CODE_MADE = "agent_code_made", _("Agent enrolment code made")
+        AGENT_REVOKED = "agent_revoked", _("Agent credential revoked")
         # CA accounts and money
         CA_ACCOUNT_CREATED = "ca_account_created", _("CA account added")
         CA_ACCOUNT_CHANGED = "ca_account_changed", _("CA account changed")

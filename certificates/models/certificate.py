@@ -89,6 +89,15 @@ class Certificate(models.Model):
         help_text=_("Keep this certificate even though another certificate of the "
                     "organisation has the same common name (e.g. an RSA and an ECDSA key)."),
     )
+    # The private key is made on the server by its agent and never reaches the
+    # portal: only a CSR does (docs/agent-protocol.md). For one agent host only.
+    key_on_host = models.BooleanField(
+        _("key made on the server"), default=False,
+        help_text=_("The agent of the certificate's one host makes the private key and sends "
+                    "only a certificate request; the portal never holds the key."),
+    )
+    # The CSR the agent sent for the next issuance; used up by it.
+    pending_csr = models.TextField(_("certificate request from the server"), blank=True)
     renew_after = models.DateTimeField(_("renew after"), null=True, blank=True)
     # Set after a failure (backoff); kept in the database, not in Celery countdowns.
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
@@ -151,6 +160,7 @@ class Certificate(models.Model):
             errors.update(self._dns01_errors())
         else:
             errors.update(self._http01_errors())
+        errors.update(self._key_on_host_errors())
         if self.organization_id and self.ca_account_id:
             if self.ca_account.organization_id != self.organization_id:
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
@@ -193,6 +203,21 @@ class Certificate(models.Model):
                                            common_name=self.common_name)
                 .exclude(pk=self.pk).only("pk").order_by("pk").first())
 
+    def _key_on_host_errors(self):
+        """A key made on the server lives on one server: the certificate goes to
+        exactly one host, and that host has an agent to make it."""
+        if not self.key_on_host:
+            return {}
+        if self.chosen_hosts is not None:
+            hosts = list(self.chosen_hosts)
+        else:
+            hosts = list(self.hosts.all()) if self.pk else []
+        if len(hosts) != 1 or not hosts[0].is_agent:
+            return {"key_on_host": [_(
+                "A key made on the server needs exactly one target host, an agent host: the "
+                "key never leaves the server its agent made it on.")]}
+        return {}
+
     def _http01_errors(self):
         """HTTP-01 writes its files in a host's document root: at least one of the
         hosts needs one, or every issuance would fail. A certificate without hosts
@@ -201,7 +226,7 @@ class Certificate(models.Model):
             hosts = list(self.chosen_hosts)
         else:
             hosts = list(self.hosts.all()) if self.pk else []
-        if not hosts or any(host.document_root for host in hosts):
+        if not hosts or any(host.document_root or host.is_agent for host in hosts):
             return {}
         return {"hosts": [
             _("Target hosts: HTTP-01 writes its challenge files in a host's document root, "

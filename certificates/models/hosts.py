@@ -40,18 +40,35 @@ NAME_PLACEHOLDER = "{name}"
 FILE_PATH_FIELDS = ("private_key_path", "certificate_path", "ca_bundle_path", "fullchain_path")
 
 
+# What an SSH host must have; an agent host has none of it (its agent's own
+# configuration names the files and commands, on the server).
+SSH_REQUIRED = ("address", "ssh_user", "login_key", "private_key_path", "certificate_path",
+                "backup_dir")
+
+
+class Transport(models.TextChoices):
+    SSH = "ssh", _("SSH (the portal logs in)")
+    AGENT = "agent", _("Agent (the server asks the portal)")
+
+
 class TargetHost(models.Model):
-    """A server that receives certificate files over SSH, with its pinned host key."""
+    """A server that receives certificate files: over SSH, with its pinned host
+    key, or from its agent, which asks the portal for work."""
+
+    Transport = Transport
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="hosts"
     )
     name = models.CharField(_("name"), max_length=200)
-    address = models.CharField(_("SSH address"), max_length=253)
+    transport = models.CharField(_("transport"), max_length=8, choices=Transport.choices,
+                                 default=Transport.SSH)
+    address = models.CharField(_("SSH address"), max_length=253, blank=True)
     ssh_port = models.PositiveIntegerField(_("SSH port"), default=22, validators=PORT_VALIDATORS)
-    ssh_user = models.CharField(_("SSH user"), max_length=64)
+    ssh_user = models.CharField(_("SSH user"), max_length=64, blank=True)
     login_key = EncryptedTextField(
-        _("SSH login key"), help_text=_("An OpenSSH private key without a passphrase.")
+        _("SSH login key"), blank=True,
+        help_text=_("An OpenSSH private key without a passphrase."),
     )
     # Pinned at enrolment, after an administrator confirms the fingerprint; a
     # host whose key is not confirmed receives nothing.
@@ -62,15 +79,15 @@ class TargetHost(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", verbose_name=_("host key confirmed by"),
     )
-    private_key_path = models.CharField(_("private key path"), max_length=4096)
-    certificate_path = models.CharField(_("certificate path"), max_length=4096)
+    private_key_path = models.CharField(_("private key path"), max_length=4096, blank=True)
+    certificate_path = models.CharField(_("certificate path"), max_length=4096, blank=True)
     ca_bundle_path = models.CharField(_("CA bundle path"), max_length=4096, blank=True)
     fullchain_path = models.CharField(_("full chain path"), max_length=4096, blank=True)
     document_root = models.CharField(
         _("document root"), max_length=4096, blank=True,
         help_text=_("Where HTTP-01 challenge files are written."),
     )
-    backup_dir = models.CharField(_("backup folder"), max_length=4096)
+    backup_dir = models.CharField(_("backup folder"), max_length=4096, blank=True)
     file_owner = models.CharField(_("file owner"), max_length=64, blank=True)
     file_group = models.CharField(_("file group"), max_length=64, blank=True)
     key_mode = models.CharField(
@@ -144,8 +161,19 @@ class TargetHost(models.Model):
     def host_key_confirmed(self) -> bool:
         return bool(self.host_key and self.host_key_confirmed_at)
 
+    @property
+    def is_agent(self) -> bool:
+        return self.transport == Transport.AGENT
+
+    @staticmethod
+    def proves_http01() -> models.Q:
+        """Hosts through which an HTTP-01 challenge file can be placed: an SSH
+        host with a document root, or an agent host (its configuration has the
+        document root of each certificate)."""
+        return models.Q(transport=Transport.AGENT) | ~models.Q(document_root="")
+
     def clean(self):
-        errors = self._path_errors()
+        errors = {**self._ssh_errors(), **self._path_errors()}
         if self.login_key:
             try:
                 validators.validate_ssh_private_key(self.login_key, label=_("SSH login key"))
@@ -166,15 +194,22 @@ class TargetHost(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def _ssh_errors(self) -> dict:
+        if self.is_agent:
+            return {}
+        return {field: [_("An SSH host needs this; an agent host does not.")]
+                for field in SSH_REQUIRED if not getattr(self, field)}
+
     def _http01_errors(self) -> dict:
         """A document root taken away from the last host of an HTTP-01 certificate
         that had one: its next renewal could prove nothing, a day later."""
-        if not self.pk or self.document_root:
+        if not self.pk or self.document_root or self.is_agent:
             return {}
         left_without = list(Certificate.objects.filter(
             challenge=Challenge.HTTP_01, deployments__host_id=self.pk,
-        ).exclude(deployments__host__in=TargetHost.objects.exclude(pk=self.pk).exclude(
-            document_root="")).order_by("common_name").values_list("common_name", flat=True))
+        ).exclude(deployments__host__in=TargetHost.objects.exclude(pk=self.pk).filter(
+            TargetHost.proves_http01())).order_by("common_name").values_list("common_name",
+                                                                             flat=True))
         if not left_without:
             return {}
         return {"document_root": ngettext(
@@ -243,6 +278,11 @@ class Deployment(models.Model):
     served_fingerprint = models.CharField(_("served fingerprint"), max_length=64, blank=True)
     last_deployed_at = models.DateTimeField(_("last deployed"), null=True, blank=True)
     last_checked_at = models.DateTimeField(_("last checked"), null=True, blank=True)
+    # Who saw the new leaf served: the portal's own TLS check, or, on an agent
+    # host the portal cannot reach, the agent's check on the server.
+    served_checked_by = models.CharField(_("served, as checked by"), max_length=8, blank=True,
+                                         choices=[("portal", _("the portal")),
+                                                  ("agent", _("the agent on the server"))])
 
     tenant_path = "certificate__organization"
 

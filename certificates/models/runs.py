@@ -265,6 +265,7 @@ class Notification(models.Model):
         DEPOSIT_INSUFFICIENT = "deposit_insufficient", _("Deposit insufficient")
         NOT_SERVED = "not_served", _("Deployment not served")
         EXPIRING = "expiring", _("Certificate expiring")
+        AGENT_SILENT = "agent_silent", _("Agent silent")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="notifications"
@@ -277,6 +278,9 @@ class Notification(models.Model):
         "certificates.CAAccount", on_delete=models.CASCADE, null=True, blank=True,
         related_name="notifications",
     )
+    # An alert about a host rather than a certificate (an agent gone silent).
+    host = models.ForeignKey("certificates.TargetHost", on_delete=models.CASCADE, null=True,
+                             blank=True, related_name="+")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
     # What exactly happened ("first failure", "14 days left"...), for de-duplication.
     event = models.CharField(_("event"), max_length=64, blank=True)

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from certificates.models import Certificate, RenewalRun, TargetHost
+from certificates.renewal import agent_wait
 from certificates.seams import acme, dns, ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -36,14 +37,20 @@ def publish_http01(run: RenewalRun, certificate: Certificate, ca: acme.CA,
     when validation fails; any host may be the one the name points at. Each
     host's session stays open while the CA validates, so that the files are
     removed through it rather than through a second login."""
-    hosts = list(certificate.hosts.exclude(document_root=""))
-    if not hosts:
+    provers = list(certificate.hosts.filter(TargetHost.proves_http01()))
+    hosts = [host for host in provers if not host.is_agent]
+    agent_hosts = [host for host in provers if host.is_agent]
+    if not provers:
         raise PortalError(
             _("HTTP-01 needs at least one target host with a document root; add one to "
               "%(name)s or use DNS-01.") % {"name": certificate.common_name}, transient=False,
             kind=FailureKind.ISSUANCE_FAILED)
     files = [ca.http01_resource(body) for _authzr, body in pending]
     with ExitStack() as sessions:
+        if agent_hosts:  # their agents write the files at their next check-in
+            sessions.enter_context(agent_wait.challenge_files(
+                run, agent_hosts, files, placed=lambda a: _placed(run, a),
+                removed=lambda done: _removed(run, done)))
         written: Written = []
         try:
             for host in hosts:
@@ -151,9 +158,27 @@ def remove_leftovers(run: RenewalRun) -> None:
     # As read when the run was claimed, kept up to date by this worker since
     # (_placed, _removed): nobody else holds the run meanwhile.
     left = list(run.artefacts or [])
+    if handed := agent_wait.forget_leftovers(left):
+        _removed(run, handed)
     if not left:
         return
     certificate = Certificate.objects.get(pk=run.certificate_id)
+    _remove_leftover_files(run, certificate, left)
+    records = [a for a in left if a.get("kind") == "dns01"]
+    if records:
+        server = _dns_server(certificate)
+        for artefact in records:
+            try:
+                dns.delete_txt(server, artefact["record"], artefact["value"])
+            except dns.DNSUpdateError as exc:
+                run.step(Step.CLEANUP, StepStatus.FAILED, str(exc))
+                continue
+            _removed(run, [artefact])
+        run.step(Step.CLEANUP, StepStatus.DONE, _("TXT records removed"))
+
+
+def _remove_leftover_files(run: RenewalRun, certificate: Certificate,
+                           left: list[Artefact]) -> None:
     by_host: dict[int, list[str]] = {}
     for artefact in left:
         if artefact.get("kind") == "http01":
@@ -168,14 +193,3 @@ def remove_leftovers(run: RenewalRun) -> None:
             continue
         _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in by_host[host.pk]])
         run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
-    records = [a for a in left if a.get("kind") == "dns01"]
-    if records:
-        server = _dns_server(certificate)
-        for artefact in records:
-            try:
-                dns.delete_txt(server, artefact["record"], artefact["value"])
-            except dns.DNSUpdateError as exc:
-                run.step(Step.CLEANUP, StepStatus.FAILED, str(exc))
-                continue
-            _removed(run, [artefact])
-        run.step(Step.CLEANUP, StepStatus.DONE, _("TXT records removed"))

@@ -1,6 +1,7 @@
 """The periodic checks that need a person: deposit warnings, reminders for
-failing renewals as expiry nears, and certificates expiring with no successful
-renewal (the `certificates.checks` task, every 15 minutes)."""
+failing renewals as expiry nears, certificates expiring with no successful
+renewal, and agents gone silent (the `certificates.checks` task, every 15
+minutes)."""
 
 import datetime
 
@@ -8,6 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from certificates import alerts
+from certificates.hosts import agents
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -26,6 +28,7 @@ def periodic_checks(*, now: datetime.datetime | None = None) -> None:
     certificates expiring with no successful renewal. Notifications de-duplicate,
     so running this often sends nothing twice."""
     now = now or timezone.now()
+    _silent_agents(now)
     for ca_account in CAAccount.objects.filter(price__gt=0):
         outlook = deposit.forecast(ca_account, now=now)
         if outlook.is_low(ca_account.low_balance_threshold):
@@ -55,3 +58,18 @@ def periodic_checks(*, now: datetime.datetime | None = None) -> None:
                     break
         alerts.notify(Notification.Kind.EXPIRING, certificate=certificate,
                       event=f"version-{certificate.current_version_id}", extra={"days": days})
+
+
+def _silent_agents(now: datetime.datetime) -> None:
+    """An agent that missed AGENT_SILENT_INTERVALS check-ins: told once per
+    silence (its next check-in ends it), by mail and webhook."""
+    for state in agents.silent_agents(now=now):
+        if state.last_seen is None or not agents.mark_silence_told(state, now=now):
+            continue  # another check told it
+        host = state.host
+        alerts.notify(Notification.Kind.AGENT_SILENT, host=host, once=True,
+                      event=f"silent:{state.last_seen:%Y%m%dT%H%M%S}",
+                      extra={"last_seen": state.last_seen, "interval": state.interval})
+        announce("agent.silent", organization=host.organization, payload={
+            "host": host.pk, "name": host.name,
+            "last_seen": state.last_seen.isoformat(), "interval": state.interval})

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from certificates.models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
-from certificates.renewal import challenges, lifecycle, policy
+from certificates.renewal import agent_wait, challenges, lifecycle, policy
 from certificates.seams import acme, keys
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -90,8 +90,14 @@ def issue(*, run: RenewalRun) -> CertificateVersion:
 
 
 def _issue(run: RenewalRun, certificate: Certificate) -> CertificateVersion:
-    key_pem = _order_key(run, certificate)
-    csr = keys.make_csr(key_pem, certificate.names())
+    if certificate.key_on_host:
+        # The key stays on the server: its agent sent the CSR, and the version
+        # stored holds no key (docs/agent-protocol.md).
+        key_pem, csr_pem = "", agent_wait.server_csr(run, certificate)
+        csr = csr_pem.encode()
+    else:
+        key_pem = _order_key(run, certificate)
+        csr = keys.make_csr(key_pem, certificate.names())
     ca = connect_ca(certificate.ca_account)
     try:
         # Registered here rather than by the order's first request, so that the
@@ -104,7 +110,7 @@ def _issue(run: RenewalRun, certificate: Certificate) -> CertificateVersion:
         _validate(run, certificate, ca, order)
     run.step(Step.FINALIZE, StepStatus.STARTED)
     fullchain = ca.finalize(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
-    check_leaf(fullchain, key_pem, certificate.names())
+    check_leaf(fullchain, key_pem, certificate.names(), csr_pem=csr.decode())
     run.step(Step.FINALIZE, StepStatus.DONE)
     version = _store_version(run, certificate, fullchain, key_pem, order.uri)
     policy.schedule_renewal(certificate, version, ca=ca, run=run)
@@ -168,8 +174,10 @@ def _store_version(run: RenewalRun, certificate: Certificate, fullchain: str, ke
                                           private_key_pem=key_pem, acme_order_url=order_url)
     with transaction.atomic():
         version.save()
+        # A CSR from the server is used up: its agent makes the next key.
         Certificate.objects.filter(pk=certificate.pk).update(
-            current_version=version, expires_at=version.not_after)
+            current_version=version, expires_at=version.not_after,
+            **({"pending_csr": ""} if certificate.key_on_host else {}))
         RenewalRun.objects.filter(pk=run.pk).update(version=version)
     certificate.current_version, certificate.expires_at = version, version.not_after
     run.version = version
@@ -178,7 +186,7 @@ def _store_version(run: RenewalRun, certificate: Certificate, fullchain: str, ke
     return version
 
 
-def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
+def check_leaf(fullchain: str, key_pem: str, names: list[str], *, csr_pem: str = "") -> None:
     """The issued leaf must be for the order's key and exactly the order's names
     before it is stored, charged and deployed: a CA (or anything between) that
     returns another certificate would otherwise have it installed and paid for.
@@ -188,7 +196,8 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str]) -> None:
     except (ValueError, IndexError) as exc:
         raise IssuanceFailed(_("The CA returned no readable certificate: %(error)s")
                              % {"error": exc}, transient=False, kind=FailureKind.CA_ERROR) from exc
-    if not keys.public_key_matches(key_pem, leaf):
+    if not (keys.public_key_matches(key_pem, leaf) if key_pem
+            else keys.certificate_matches_csr(csr_pem, leaf)):
         raise IssuanceFailed(_("The CA returned a certificate for another key than the "
                                "order's; it was not stored."), transient=False,
                              kind=FailureKind.CA_ERROR)

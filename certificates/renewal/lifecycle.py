@@ -39,7 +39,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from certificates.models import DeployRequest, RenewalRun
+from certificates.models import DeployRequest, RenewalRun, TargetHost
 
 logger = logging.getLogger(__name__)
 
@@ -211,8 +211,11 @@ def redrive_deploying(*, now: datetime.datetime | None = None) -> list[int]:
     returned, to be drained and concluded again. Never through issuance."""
     now = now or timezone.now()
     expired = RenewalRun.objects.filter(status=Status.DEPLOYING, lease_until__lt=now)
+    # An agent host's requests wait for its agent's next check-in; the agent
+    # host's own recovery answers them when the agent stays silent.
     busy_host = DeployRequest.objects.filter(
-        run=OuterRef("pk"), finished_at__isnull=True, host__deploy_locked_until__gt=now)
+        Q(host__deploy_locked_until__gt=now) | Q(host__transport=TargetHost.Transport.AGENT),
+        run=OuterRef("pk"), finished_at__isnull=True)
     redriven: list[int] = []
     for run_id, lease_until, waiting in expired.annotate(waiting=Exists(busy_host)).values_list(
             "pk", "lease_until", "waiting"):

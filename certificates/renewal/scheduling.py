@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from certificates import tasks
-from certificates.hosts import deployment
+from certificates.hosts import agents, deployment
 from certificates.hosts.deployment import NothingToDeploy
 from certificates.models import CAAccount, Certificate, RenewalRun, TargetHost
 from certificates.renewal import deposit, lifecycle
@@ -248,6 +248,7 @@ def recover_stale_runs(*, now: datetime.datetime | None = None) -> list[int]:
     drained again (never issued again). Requests of ended runs are forgotten."""
     now = now or timezone.now()
     deployment.forget_old_requests(now=now)
+    agents.answer_unclaimed(now=now)
     deposit.close_reservations_of_ended_runs()
     requeued = lifecycle.requeue_lost(now=now)
     for run_id in requeued:

@@ -52,6 +52,9 @@ class FailureKind(models.TextChoices):
     TLS_CHECK_FAILED = "TLSCheckError", _("No TLS handshake")
     NOT_SERVED = "NotServed", _("New certificate not served")
     ROLLBACK_FAILED = "RollbackFailed", _("Rollback failed")
+    AGENT_SILENT = "AgentSilent", _("Agent did not check in")
+    AGENT_NOT_CONFIGURED = "AgentNotConfigured", _("Not in the agent's configuration")
+    AGENT_REPORT = "AgentReport", _("Failed on the agent's host")
     # Deployment as a whole: not an issuance failure.
     NOTHING_TO_DEPLOY = "NothingToDeploy", _("Nothing to deploy")
     HOST_BUSY = "HostBusy", _("Host busy")

@@ -6,6 +6,7 @@ from acme import crypto_util
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 # By the values of models.KeyType (a seam imports no model; a test checks that
 # every key type has its generator here).
@@ -40,3 +41,45 @@ def public_key_matches(private_key_pem: str, certificate: x509.Certificate) -> b
     key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
     spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     return key.public_key().public_bytes(*spki) == certificate.public_key().public_bytes(*spki)
+
+
+def _spki(public_key: PublicKeyTypes) -> bytes:
+    return public_key.public_bytes(serialization.Encoding.DER,
+                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def check_csr(csr_pem: str, names: list[str]) -> x509.CertificateSigningRequest:
+    """A CSR made elsewhere (by an agent, for a key that never leaves its
+    server): readable, signed by its own key, with a key of an accepted size,
+    and naming exactly ``names``. Raises ValueError in words otherwise."""
+    try:
+        csr = x509.load_pem_x509_csr(csr_pem.encode())
+    except ValueError as exc:
+        raise ValueError("it is not a PEM certificate request") from exc
+    if not csr.is_signature_valid:
+        raise ValueError("its signature does not match its key")
+    key = csr.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
+        raise ValueError(f"its RSA key has {key.key_size} bits; at least 2048 are needed")
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise ValueError("its key is neither RSA nor ECDSA")
+    try:
+        sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        asked = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+    except x509.ExtensionNotFound:
+        asked = set()
+    wanted = {name.lower() for name in names}
+    if asked != wanted:
+        raise ValueError("it names {} where the certificate has {}".format(
+            ", ".join(sorted(asked)) or "no names", ", ".join(sorted(wanted))))
+    return csr
+
+
+def csr_der(csr_pem: str) -> bytes:
+    return x509.load_pem_x509_csr(csr_pem.encode()).public_bytes(serialization.Encoding.DER)
+
+
+def certificate_matches_csr(csr_pem: str, certificate: x509.Certificate) -> bool:
+    """Whether ``certificate`` is for the key of this CSR."""
+    csr = x509.load_pem_x509_csr(csr_pem.encode())
+    return _spki(csr.public_key()) == _spki(certificate.public_key())

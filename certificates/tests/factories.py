@@ -75,6 +75,13 @@ def host(organization, login_key, host_key="", **fields):
                                      host_key=host_key, **{**defaults, **fields})
 
 
+def agent_host(organization, **fields) -> TargetHost:
+    """A host reached by its agent: no SSH settings; nothing enrolled yet."""
+    return TargetHost.objects.create(organization=organization,
+                                     transport=TargetHost.Transport.AGENT,
+                                     **{"name": "agent1", **fields})
+
+
 def portal_host(organization, testbed, *, confirmed=True, **fields) -> TargetHost:
     """The portal's record of ``testbed`` (a ``testbed.hosts.TargetHost``): its sshd,
     nginx and files, its key pinned and confirmed unless ``confirmed`` is False."""

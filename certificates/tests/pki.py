@@ -152,3 +152,15 @@ class CraftedCA:
 
     def renewal_window(self, leaf_pem):
         return None
+
+
+def csr_for(names, key=None) -> str:
+    """A PEM CSR for ``names`` (SANs), signed by ``key`` (a new P-256 key by default),
+    as an agent making its key on the server sends it."""
+    key = key or private_key()
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(_name(names[0]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]),
+                          critical=False)
+           .sign(key, hashes.SHA256()))
+    return csr.public_bytes(serialization.Encoding.PEM).decode()

@@ -2,6 +2,7 @@
 the tenancy helper (accounts.tenancy): another organisation's object is a 404."""
 
 from .account import set_language, switch_organization
+from .agent_hosts import agent_host_create, make_enrolment_code, revoke_agent
 from .audit import audit_log
 from .ca_accounts import (
     ca_account_create,
@@ -45,6 +46,7 @@ from .members import (
 from .runs import run_detail, run_list, run_steps
 
 __all__ = [
+    "agent_host_create", "make_enrolment_code", "revoke_agent",
     "audit_log", "invitation_accept", "invitation_revoke", "member_invite",
     "ca_account_create", "ca_account_edit", "ca_account_test",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",

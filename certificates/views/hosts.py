@@ -5,6 +5,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
@@ -18,7 +19,7 @@ from fujissl_portal.params import text_param
 
 from ..auditing import changed, snapshot
 from ..forms import ConfirmHostKeyForm, HostForm
-from ..models import AuditEvent, TargetHost
+from ..models import AgentState, AuditEvent, TargetHost
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 
 
@@ -31,7 +32,7 @@ def host_list(request):
     hosts = hosts.annotate(
         certificate_count=Count("deployments"),
         not_served=Count("deployments", filter=Q(deployments__served=False)),
-    ).defer("login_key", "host_key")
+    ).select_related("agent_state").defer("login_key", "host_key")
     return render(request, "certificates/host_list.html", {
         "page": paginate(request, hosts.order_by("name")),
         "query": query_without_page(request),
@@ -53,8 +54,10 @@ DEPLOYMENTS_SHOWN = 100
 
 def _page(request, host, **extra):
     deployments = host.deployments.select_related("certificate", "last_version")
+    agent = _agent_context(host) if host.is_agent else {}
     return render(request, "certificates/host_detail.html", {
         "host": host,
+        **agent,
         # Problems first; the full list is the certificate list filtered by this host.
         "deployments": deployments.order_by("served", "certificate__common_name")
         [:DEPLOYMENTS_SHOWN],
@@ -63,6 +66,23 @@ def _page(request, host, **extra):
         **extra,
         **roles(request),
     })
+
+
+def _agent_context(host):
+    state = AgentState.objects.filter(host=host).first()
+    reported = sorted((state.certificates if state else {}).items())
+    bound = set(host.deployments.values_list("certificate__common_name", flat=True))
+    return {
+        "agent_state": state,
+        "agent_silent_since": state.silent_since() if state else None,
+        "agent_credential": host.agent_credentials.filter(revoked_at__isnull=True).first(),
+        "agent_reported": [{"name": name, **values, "bound": name in bound}
+                           for name, values in reported],
+        # Certificates the portal sends here that the agent's configuration lacks.
+        "agent_unconfigured": sorted(bound - {name for name, _values in reported})
+        if state and state.last_seen else [],
+        "agent_download": reverse("agent:download", args=["fujissl-agent.pyz"]),
+    }
 
 
 @portal_view
@@ -75,6 +95,9 @@ def host_detail(request, pk):
 def fetch_host_key(request, pk):
     host = _fetch(request, pk)
     require(request, Role.ADMIN)
+    if host.is_agent:
+        messages.error(request, _("An agent host has no SSH host key to fetch."))
+        return redirect("certificates:host", host.pk)
     try:
         enrolment.fetch_and_pin_host_key(host_id=host.pk, by=request.user)
     except (ssh.SSHError, ValidationError, OSError) as exc:
@@ -113,6 +136,10 @@ def confirm_host_key(request, pk):
 def test_connection(request, pk):
     host = _fetch(request, pk)
     require(request, Role.ADMIN)  # it runs the host's reload command
+    if host.is_agent:
+        messages.error(request, _("An agent host is not reached over SSH: its agent checks "
+                                  "in; see its last check-in below."))
+        return redirect("certificates:host", host.pk)
     if not host.host_key_confirmed:
         messages.error(request, _("Confirm the host key first: the portal does not talk "
                                   "to a host whose key nobody has confirmed."))
@@ -151,6 +178,10 @@ def host_create(request):
 def host_edit(request, pk):
     host = _fetch(request, pk)
     require(request, Role.ADMIN)
+    if host.is_agent:
+        from .agent_hosts import agent_host_edit  # it builds on this module's helpers
+
+        return agent_host_edit(request, host)
     before = snapshot(host)
     form = HostForm(request.POST or None, instance=host, organization=host.organization)
     if request.method == "POST" and form.is_valid():

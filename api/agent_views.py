@@ -9,6 +9,7 @@ the agent acts on; they are part of the OpenAPI schema with the rest.
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from functools import cache
 
 from django.conf import settings
@@ -22,7 +23,6 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from certificates.hosts import agents
-from certificates.models import AgentCredential
 
 from .schema import AgentAutoSchema, AgentErrorSerializer
 
@@ -40,14 +40,13 @@ class AgentAuthentication(authentication.BaseAuthentication):
             raise _refusal(agents.AgentRefused("credential_unknown", str(_(
                 "Send the agent's credential as “Authorization: Bearer <token>”.")), status=401))
         try:
-            host, credential = agents.authenticate(header[1].decode("ascii"))
+            agent = agents.authenticate(header[1].decode("ascii"))
         except UnicodeDecodeError as exc:
             raise _refusal(agents.AgentRefused("credential_unknown", str(_(
                 "The credential holds invalid characters.")), status=401)) from exc
         except agents.AgentRefused as exc:
             raise _refusal(exc) from exc
-        credential.host = host
-        return None, credential
+        return None, agent
 
     def authenticate_header(self, request):
         return 'Bearer realm="agent"'
@@ -68,7 +67,7 @@ def _refusal(refused: agents.AgentRefused) -> RefusedByPortal:
 
 class IsAgent(BasePermission):
     def has_permission(self, request, view):
-        return isinstance(request.auth, AgentCredential)
+        return isinstance(request.auth, agents.Agent)
 
 
 class AgentThrottle(SimpleRateThrottle):
@@ -86,7 +85,7 @@ class AgentThrottle(SimpleRateThrottle):
         return super().allow_request(request, view)
 
     def get_cache_key(self, request, view):
-        if isinstance(request.auth, AgentCredential):
+        if isinstance(request.auth, agents.Agent):
             ident = f"host-{request.auth.host_id}"
         else:
             ident = f"enrol-{self.get_ident(request)}"
@@ -117,6 +116,10 @@ class AgentView(APIView):
         if isinstance(exc, exceptions.ParseError):
             return _error("invalid", str(exc.detail), status.HTTP_400_BAD_REQUEST)
         return super().handle_exception(exc)
+
+    @property
+    def agent(self) -> agents.Agent:
+        return self.request.auth
 
     @property
     def host(self):
@@ -240,7 +243,7 @@ class CheckInView(AgentView):
         for name, values in reported.items():
             if csr := values.pop("csr", ""):
                 agents.store_csr(self.host, name, csr)
-        work = agents.check_in(self.host, {**data, "certificates": reported},
+        work = agents.check_in(self.agent, {**data, "certificates": reported},
                                wait=data["wait"])
         return Response({"interval": data["interval"], "poll_wait": settings.AGENT_POLL_WAIT,
                          **work.as_dict()})
@@ -322,26 +325,24 @@ class ReportView(AgentView):
 
 
 @cache
-def agent_download() -> tuple[bytes, str]:
-    """The single-file agent, built from this portal's own copy of it, and its
-    SHA-256: the agent a server downloads is the one this portal speaks with."""
-    from agent.build import zipapp_bytes  # the agent's own build code, outside the portal
+def agent_files() -> dict[str, bytes]:
+    """The single-file agent, its wheel and their SHA256SUMS, built once per
+    process from this portal's own copy of the agent (agent/build.py, offline
+    and reproducible): the agent a server downloads is the one this portal
+    speaks with."""
+    from agent.build import build_all  # the agent's own build code, beside the portal
 
-    data = zipapp_bytes()
-    return data, hashlib.sha256(data).hexdigest()
-
-
-DOWNLOAD_NAME = "fujissl-agent.pyz"
+    with tempfile.TemporaryDirectory() as out:
+        return {path.name: path.read_bytes() for path in build_all(out)}
 
 
 def download(request, name):
-    data, sha256 = agent_download()
-    if name == DOWNLOAD_NAME:
-        response = HttpResponse(data, content_type="application/octet-stream")
-        response["Content-Disposition"] = f'attachment; filename="{DOWNLOAD_NAME}"'
-        response["X-Checksum-SHA256"] = sha256
-        return response
+    data = agent_files().get(name)
+    if data is None:
+        raise Http404(name)
     if name == "SHA256SUMS":
-        return HttpResponse(f"{sha256}  {DOWNLOAD_NAME}\n", content_type="text/plain")
-    raise Http404(name)
-
+        return HttpResponse(data, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(data, content_type="application/octet-stream")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["X-Checksum-SHA256"] = hashlib.sha256(data).hexdigest()
+    return response

@@ -14,14 +14,17 @@ reports: every query here starts from the authenticated host.
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -105,21 +108,62 @@ def enrol(*, code: str, hostname: str = "", version: str = "") -> tuple[TargetHo
     return enrolment.host, token
 
 
-def authenticate(raw: str) -> tuple[TargetHost, AgentCredential]:
+@dataclass
+class Agent:
+    """Who is asking: the credential's host, and what its agent said last.
+    Read in one plain query on every request of an agent; the host's row is
+    loaded only by the requests that need it (reports, CSRs)."""
+
+    credential_id: int
+    host_id: int
+    state: dict[str, Any] | None
+
+    @cached_property
+    def host(self) -> TargetHost:
+        return TargetHost.objects.select_related("organization").get(pk=self.host_id)
+
+
+_STATE_FIELDS = ("last_seen", "version", "mode", "interval", "certificates")
+_AUTHENTICATE = None
+
+
+def _authenticate_sql() -> str:
+    credential, state = AgentCredential._meta.db_table, AgentState._meta.db_table
+    return (f"SELECT c.id, c.secret_hash, c.revoked_at, c.host_id, s.host_id, "
+            f"{', '.join('s.' + name for name in _STATE_FIELDS)} FROM {credential} c "
+            f"LEFT JOIN {state} s ON s.host_id = c.host_id WHERE c.prefix = %s")
+
+
+def authenticate(raw: str) -> Agent:
+    """The agent a credential belongs to. Raw SQL rather than the ORM: this runs
+    on every check-in of every agent, and compiling the query cost more than
+    running it (bench/agents.py)."""
+    global _AUTHENTICATE
     parts = AgentCredential.split(raw)
-    credential = None
+    row = None
     if parts is not None:
-        credential = (AgentCredential.objects.select_related("host", "host__agent_state")
-                      .filter(prefix=parts[0]).first())
-    if credential is None or parts is None or not credential.matches(parts[1]):
+        _AUTHENTICATE = _AUTHENTICATE or _authenticate_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(_AUTHENTICATE, [parts[0]])
+            row = cursor.fetchone()
+    if row is None or parts is None or not hmac.compare_digest(row[1], digest(parts[1])):
         raise AgentRefused("credential_unknown", _(
             "The portal does not know this agent credential: enrol the agent again."),
             status=401)
-    if credential.revoked_at is not None:
+    if row[2] is not None:
         raise AgentRefused("credential_revoked", _(
             "The portal revoked this host's agent credential: enrol the agent again with a "
             "new code if it should keep working."), status=401)
-    return credential.host, credential
+    state = None
+    if row[4] is not None:
+        state = dict(zip(_STATE_FIELDS, row[5:], strict=True))
+        if isinstance(state["certificates"], str):  # SQLite hands JSON back as text
+            state["certificates"] = json.loads(state["certificates"])
+        if isinstance(state["last_seen"], str):
+            state["last_seen"] = datetime.fromisoformat(state["last_seen"])
+        if state["last_seen"] is not None and timezone.is_naive(state["last_seen"]):
+            state["last_seen"] = timezone.make_aware(state["last_seen"], UTC)
+    return Agent(credential_id=row[0], host_id=row[3], state=state)
 
 
 def revoke(host: TargetHost, *, by: Any = None) -> int:
@@ -147,41 +191,69 @@ class Work:
                 "csr": self.csr}
 
 
-def check_in(host: TargetHost, report: dict[str, Any], *, wait: float = 0) -> Work:
+def check_in(agent: Agent, report: dict[str, Any], *, wait: float = 0) -> Work:
     """Records what the agent said and returns its work; with ``wait``, holds the
-    answer until work arrives or the time is up."""
-    _record_state(host, report)
+    answer until work arrives or the time is up. With nothing to do (the usual
+    case) this is one query, and a write only when something changed."""
+    _record_state(agent, report)
     deadline = time.monotonic() + max(0.0, min(wait, settings.AGENT_POLL_WAIT))
     while True:
-        work = pending_work(host)
-        if work or time.monotonic() >= deadline:
-            return work
+        if has_work(agent.host_id):
+            return pending_work(agent.host_id)
+        if time.monotonic() >= deadline:
+            return Work()
         time.sleep(min(POLL_STEP_SECONDS, max(deadline - time.monotonic(), 0)))
 
 
-def _record_state(host: TargetHost, report: dict[str, Any]) -> None:
+def _record_state(agent: Agent, report: dict[str, Any]) -> None:
     now = timezone.now()
     fields = {"version": str(report.get("agent_version", ""))[:40],
               "mode": report.get("mode") if report.get("mode") in AgentState.Mode.values else "",
               "interval": int(report.get("interval") or 300),
               "certificates": report.get("certificates") or {}}
-    state = getattr(host, "agent_state", None)
-    if state is not None and state.last_seen is not None and all(
-            getattr(state, name) == value for name, value in fields.items()) and (
-            now - state.last_seen < timedelta(seconds=SEEN_WRITE_SECONDS)):
+    state = agent.state
+    if state is not None and state["last_seen"] is not None and all(
+            state[name] == value for name, value in fields.items()) and (
+            now - state["last_seen"] < timedelta(seconds=SEEN_WRITE_SECONDS)):
         return  # nothing new: the last check-in written a moment ago stands
-    AgentState.objects.update_or_create(host=host, defaults={
+    AgentState.objects.update_or_create(host_id=agent.host_id, defaults={
         **fields, "last_seen": now, "silence_alerted_at": None})
 
 
-def pending_work(host: TargetHost) -> Work:
+_HAS_WORK = None
+
+
+def _has_work_sql() -> str:
+    requests, challenges = DeployRequest._meta.db_table, AgentChallenge._meta.db_table
+    certificates, bound = Certificate._meta.db_table, Deployment._meta.db_table
+    return (f"SELECT EXISTS (SELECT 1 FROM {requests} WHERE host_id = %s AND finished_at IS "
+            f"NULL) OR EXISTS (SELECT 1 FROM {challenges} WHERE host_id = %s AND removed_at "
+            f"IS NULL AND ((written_at IS NULL AND error = '') OR remove_requested_at IS NOT "
+            f"NULL)) OR EXISTS (SELECT 1 FROM {certificates} c JOIN {bound} d ON "
+            f"d.certificate_id = c.id WHERE d.host_id = %s AND c.key_on_host = %s AND "
+            f"c.pending_csr = '')")
+
+
+def has_work(host_id: int) -> bool:
+    """Whether anything waits for this host's agent, in one plain query (the
+    partial indexes on open requests and open challenge files answer it)."""
+    global _HAS_WORK
+    _HAS_WORK = _HAS_WORK or _has_work_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(_HAS_WORK, [host_id, host_id, host_id, True])
+        return bool(cursor.fetchone()[0])
+
+
+def pending_work(host_id: int) -> Work:
     work = Work()
-    queued = list(DeployRequest.objects.filter(host=host, finished_at__isnull=True)
-                  .select_related("version__certificate").order_by("requested_at", "pk"))
+    queued = list(DeployRequest.objects.filter(host_id=host_id, finished_at__isnull=True)
+                  .select_related("host", "version__certificate")
+                  .order_by("requested_at", "pk"))
     if queued:
         newest = deployment.newest_per_certificate(queued)
-        work.install = [_install_item(host, request) for request in newest.values()]
-    for challenge in AgentChallenge.objects.filter(host=host, removed_at__isnull=True).filter(
+        work.install = [_install_item(request.host, request) for request in newest.values()]
+    for challenge in AgentChallenge.objects.filter(host_id=host_id,
+                                                   removed_at__isnull=True).filter(
             Q(written_at__isnull=True, error="") | Q(remove_requested_at__isnull=False)):
         item = {"id": challenge.pk, "certificate": challenge.certificate_name,
                 "path": challenge.path}
@@ -190,7 +262,7 @@ def pending_work(host: TargetHost) -> Work:
         else:
             work.write.append({**item, "content": challenge.content})
     work.csr = list(Certificate.objects.filter(
-        deployments__host=host, key_on_host=True, pending_csr="").order_by(
+        deployments__host_id=host_id, key_on_host=True, pending_csr="").order_by(
             "common_name").values_list("common_name", flat=True))
     return work
 

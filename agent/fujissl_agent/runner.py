@@ -73,6 +73,11 @@ class Agent:
         self.data["last_checkin"] = now()
         self.data.pop("last_checkin_error", None)
         self.save()
+        work = answer.get("challenges") or {}
+        log.info("checked in (%s): %d to install, %d challenge files to write, %d to remove, "
+                 "%d CSRs asked", mode, len(answer.get("install") or []),
+                 len(work.get("write") or []), len(work.get("remove") or []),
+                 len(answer.get("csr") or []))
         self.poll_wait = _number(answer.get("poll_wait"), self.poll_wait, 0, MAX_WAIT)
         self.interval = _number(answer.get("interval"), self.interval, 10, 86400)
         return answer

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -41,7 +42,7 @@ class FakePortal:
     scripts the replies to ``/agent/...<path>``: each a ``(status, body,
     headers)`` (body: a dict as JSON, or bytes) or a callable taking the
     request's JSON; the last one is repeated. ``requests`` records
-    ``(method, path, headers, json-or-None)``."""
+    ``(method, path, headers, json-or-None)``, ``times`` when each came."""
 
     def __init__(self, directory: Path, ca_key, ca_cert) -> None:
         key, cert = certs.make_leaf(ca_key, ca_cert, ip_addresses=["127.0.0.1"])
@@ -53,6 +54,7 @@ class FakePortal:
         self.ca_path.write_text(certs.cert_pem(ca_cert))
         self.replies: dict[str, list] = {}
         self.requests: list[tuple[str, str, dict, object]] = []
+        self.times: list[float] = []  # when each request came (time.monotonic)
         self.lock = threading.Lock()
         portal = self
 
@@ -94,6 +96,7 @@ class FakePortal:
         path = handler.path.split("?")[0]
         with self.lock:
             self.requests.append((handler.command, path, dict(handler.headers), body))
+            self.times.append(time.monotonic())
             queue = self.replies.get(path.removeprefix("/agent/v1/")) or self.replies.get(path)
             reply = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else None
         if callable(reply):

@@ -48,13 +48,17 @@ def _open_challenge_folder(document_root: str, *, create: bool) -> int | None:
     where = document_root
     for name in FOLDERS:
         where = os.path.join(where, name)
+        made = False
         try:
             if create:
                 try:
                     os.mkdir(name, 0o755, dir_fd=fd)
+                    made = True
                 except FileExistsError:
                     pass
             child = os.open(name, flags | os.O_NOFOLLOW, dir_fd=fd)
+            if made:
+                os.fchmod(child, 0o755)  # the web server reads it, whatever the umask
         except FileNotFoundError:
             os.close(fd)
             if create:

@@ -18,10 +18,17 @@ PATH = f".well-known/acme-challenge/{TOKEN}"
 def test_write_and_remove(tmp_path):
     root = tmp_path / "www"
     root.mkdir()
-    challenges.write(str(root), PATH, "tok_en-123.thumb")
+    umask = os.umask(0o077)  # as under the systemd units' UMask=0077
+    try:
+        challenges.write(str(root), PATH, "tok_en-123.thumb")
+    finally:
+        os.umask(umask)
     written = root / PATH
     assert written.read_text() == "tok_en-123.thumb"
+    # The web server, another user, reads the file through the new folders.
     assert oct(written.stat().st_mode & 0o777) == oct(0o644)
+    assert oct(written.parent.stat().st_mode & 0o777) == oct(0o755)
+    assert oct(written.parent.parent.stat().st_mode & 0o777) == oct(0o755)
     challenges.remove(str(root), PATH)
     assert not written.exists()
     challenges.remove(str(root), PATH)  # already gone: fine

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import re
 import socket
 import sys
@@ -79,8 +80,20 @@ def dispatch(argv: list[str] | None = None) -> int:
     except AgentError as exc:
         log.error("%s", exc)
         return exc.exit_code
+    except PortalUnreachable as exc:
+        log.error("the portal cannot be reached: %s", exc)
+        return FAILURE
+    except PortalRefused as exc:
+        error = refusal_error(exc)
+        log.error("%s", error)
+        return error.exit_code
     except KeyboardInterrupt:
         log.error("interrupted")
+        return FAILURE
+    except Exception as exc:  # a bug: one line here, the traceback in the log
+        log.error("unexpected error: %s: %s (the traceback is in the log)",
+                  type(exc).__name__, exc)
+        log.debug("traceback", exc_info=True)
         return FAILURE
     finally:
         teardown_logging(handlers)
@@ -290,6 +303,8 @@ def format_status(report: dict[str, Any]) -> str:
 def cmd_upgrade(arguments: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     config = _config(arguments, missing_ok=True)
     target = arguments.path or running_zipapp()
+    if target:
+        target = os.path.realpath(target)  # a link to the agent: replace what it names
     if not target:
         raise AgentError("this fujissl-agent is not the single file fujissl-agent.pyz (it runs "
                          f"from {sys.argv[0] or 'an installed package'}); name the file to "

@@ -31,9 +31,10 @@ def now() -> str:
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` through a new file that has ``mode`` from its
     creation (never wider), synced, then renamed into place."""
-    temporary = f"{path}.{os.getpid()}.tmp"
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.fujissl-agent.tmp")
     try:
-        os.unlink(temporary)  # a leftover of a run that was killed
+        os.unlink(temporary)  # a leftover of a run that was stopped half-way
     except FileNotFoundError:
         pass
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)

@@ -191,15 +191,27 @@ def write_config(tmp_path: Path, portal: FakePortal | None, sections: dict[str, 
     return path
 
 
+# AGENT_TEST_PYTHON=/path/to/python3.9 runs every command of the tests with that
+# Python, each in a process of its own: the agent's oldest Python, checked.
+PYTHON = os.environ.get("AGENT_TEST_PYTHON") or sys.executable
+IN_PROCESS = not os.environ.get("AGENT_TEST_PYTHON")
+
+
 def run_agent(*argv: str) -> int:
-    """The agent's command line, in this process; its exit code."""
-    return cli.dispatch(list(argv))
+    """The agent's command line, in this process (or, with AGENT_TEST_PYTHON,
+    in one of its own, its output passed on); its exit code."""
+    if IN_PROCESS:
+        return cli.dispatch(list(argv))
+    done = agent_process(*argv)
+    sys.stdout.write(done.stdout)
+    sys.stderr.write(done.stderr)
+    return done.returncode
 
 
 def agent_process(*argv: str, timeout: float = 60, **popen) -> subprocess.CompletedProcess:
     """The agent as a process of its own (``python -m fujissl_agent``)."""
     env = {**os.environ, "PYTHONPATH": str(AGENT_DIR)}
-    return subprocess.run([sys.executable, "-m", "fujissl_agent", *argv], env=env,
+    return subprocess.run([PYTHON, "-m", "fujissl_agent", *argv], env=env,
                           capture_output=True, text=True, timeout=timeout, **popen)
 
 

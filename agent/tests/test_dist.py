@@ -15,7 +15,7 @@ from pathlib import Path
 
 from agent.build import build_all, build_zipapp
 
-from .helpers import AGENT_DIR, run_agent, write_config
+from .helpers import AGENT_DIR, PYTHON, run_agent, write_config
 
 
 def sums(folder: Path) -> dict[str, str]:
@@ -76,7 +76,7 @@ def test_upgrade_replaces_the_running_zipapp(tmp_path, portal):
                   (200, f"{hashlib.sha256(new).hexdigest()}  fujissl-agent.pyz\n".encode()))
     config = write_config(tmp_path, portal, {})
 
-    done = subprocess.run([sys.executable, str(installed), "upgrade", "--config", str(config)],
+    done = subprocess.run([PYTHON, str(installed), "upgrade", "--config", str(config)],
                           capture_output=True, text=True, timeout=60)
 
     assert done.returncode == 0, done.stderr

@@ -158,3 +158,16 @@ def test_a_report_the_portal_missed_is_sent_at_the_next_run(tmp_path, portal, ng
     # Sent before the check-in, so the portal does not send the version again.
     order = [path for method, path, *_ in portal.requests]
     assert order[-2:] == ["/agent/v1/reports", "/agent/v1/checkin"]
+
+
+def test_a_ca_file_that_cannot_be_read_is_one_line(tmp_path, portal, capsys):
+    config = write_config(tmp_path, portal, {})
+    state = StateDir(str(tmp_path / "state"))
+    bad = tmp_path / "not-a-ca.pem"
+    bad.write_text("not a certificate")
+    state.write_credential({**state.read_credential(), "ca_file": str(bad)})
+    config.write_text(config.read_text().replace(f"ca_file = {portal.ca_path}\n", ""))
+    assert run_agent("run", "--config", str(config)) == 1
+    err = capsys.readouterr().err
+    assert f"cannot load the CA file {bad}" in err
+    assert err.count("\n") == 1

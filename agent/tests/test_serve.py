@@ -7,9 +7,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 
+import pytest
 from testbed.ports import free_port
 
 from fujissl_agent import runner
@@ -17,7 +17,9 @@ from fujissl_agent.state import StateDir
 
 from .helpers import (
     AGENT_DIR,
+    IN_PROCESS,
     NAME,
+    PYTHON,
     check_in_answer,
     install_entry,
     run_agent,
@@ -38,7 +40,7 @@ def test_serve_long_polls_honours_retry_after_and_stops_on_sigterm(tmp_path, por
     state = StateDir(str(tmp_path / "state"))
     state.write_credential({**state.read_credential(), "poll_wait": 1})
     process = subprocess.Popen(
-        [sys.executable, "-m", "fujissl_agent", "serve", "--config", str(config)],
+        [PYTHON, "-m", "fujissl_agent", "serve", "--config", str(config)],
         env={**os.environ, "PYTHONPATH": str(AGENT_DIR)}, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 15
@@ -63,6 +65,8 @@ def test_serve_long_polls_honours_retry_after_and_stops_on_sigterm(tmp_path, por
 
 
 def test_serve_waits_for_a_portal_out_of_reach(tmp_path, portal, monkeypatch):
+    if not IN_PROCESS:
+        pytest.skip("shortens the wait in this process")
     monkeypatch.setattr(runner, "BACKOFF_FIRST", 0.1)
     config = write_config(tmp_path, portal, {})
     state = StateDir(str(tmp_path / "state"))

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -31,7 +32,7 @@ if str(AGENT_DIR) not in sys.path:
 from testbed import certs  # noqa: E402
 from testbed.nginx import NginxServer  # noqa: E402
 
-from fujissl_agent import cli  # noqa: E402
+from fujissl_agent import cli, tlscheck  # noqa: E402
 from fujissl_agent.state import StateDir  # noqa: E402
 
 NAME = "www.example.test"
@@ -224,3 +225,42 @@ def last_report(portal: FakePortal) -> dict:
 
 def steps(report: dict) -> list[tuple[str, str]]:
     return [(step["name"], step["status"]) for step in report["steps"]]
+
+
+def served(nginx, name=NAME):
+    return tlscheck.served_leaf("127.0.0.1", nginx.tls_port, name)[0]
+
+
+class ModeWatcher:
+    """Looks at every file under some folders, again and again, while an
+    installation runs (with umask 0, so that a file made with the default mode
+    would be readable by all): any key file ever seen with group or other bits."""
+
+    def __init__(self, *folders):
+        self.folders, self.wider, self.seen = folders, [], set()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self):
+        while not self.stop.is_set():
+            for folder in self.folders:
+                for root, _dirs, files in os.walk(folder):
+                    for name in files:
+                        path = os.path.join(root, name)
+                        try:
+                            mode = stat.S_IMODE(os.lstat(path).st_mode)
+                        except FileNotFoundError:
+                            continue
+                        self.seen.add(name)
+                        if "key" in name and mode & 0o077:
+                            self.wider.append((path, oct(mode)))
+
+    def __enter__(self):
+        self.umask = os.umask(0)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        os.umask(self.umask)

@@ -4,70 +4,29 @@ file anyone else may read."""
 
 from __future__ import annotations
 
-import os
 import stat
-import threading
 
 from testbed import certs
 
-from fujissl_agent import tlscheck
-
 from .helpers import (
     NAME,
+    ModeWatcher,
     check_in_answer,
     install_entry,
     issue,
     last_report,
     nginx_section,
     run_agent,
+    served,
     steps,
     write_config,
 )
-
-
-def served(nginx, name=NAME):
-    return tlscheck.served_leaf("127.0.0.1", nginx.tls_port, name)[0]
 
 
 def live_files(nginx):
     return {path: path.read_bytes() for path in (
         nginx.private_key_path, nginx.certificate_path, nginx.ca_bundle_path,
         nginx.fullchain_path)}
-
-
-class ModeWatcher:
-    """Looks at every file under some folders, again and again, while an
-    installation runs (with umask 0, so that a file made with the default mode
-    would be readable by all): any key file ever seen with group or other bits."""
-
-    def __init__(self, *folders):
-        self.folders, self.wider, self.seen = folders, [], set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-
-    def _watch(self):
-        while not self.stop.is_set():
-            for folder in self.folders:
-                for root, _dirs, files in os.walk(folder):
-                    for name in files:
-                        path = os.path.join(root, name)
-                        try:
-                            mode = stat.S_IMODE(os.lstat(path).st_mode)
-                        except FileNotFoundError:
-                            continue
-                        self.seen.add(name)
-                        if "key" in name and mode & 0o077:
-                            self.wider.append((path, oct(mode)))
-
-    def __enter__(self):
-        self.umask = os.umask(0)
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join()
-        os.umask(self.umask)
 
 
 def test_install_backs_up_writes_files_with_their_modes_and_is_served(

@@ -12,15 +12,16 @@ from cryptography.x509.oid import NameOID
 
 from .helpers import (
     NAME,
+    ModeWatcher,
     check_in_answer,
     install_entry,
     issue,
     last_report,
     nginx_section,
     run_agent,
+    served,
     write_config,
 )
-from .test_install import ModeWatcher, served
 
 
 def csr_names(csr):

@@ -115,10 +115,18 @@ def parse(parser: configparser.ConfigParser, path: str) -> Config:
     config = Config(path=path)
     if parser.has_section("agent"):
         _agent_section(Section(parser, "agent", path), config)
+    owners: dict[str, tuple[str, str]] = {}  # file -> (section, role)
     for name in parser.sections():
         if name == "agent":
             continue
-        certificate = _certificate_section(Section(parser, name, path), config)
+        section = Section(parser, name, path)
+        certificate = _certificate_section(section, config)
+        for role, file in certificate.paths.items():
+            if file in owners:
+                other, other_role = owners[file]
+                raise section.error(role, f"{file} is also the {other_role} of [{other}]: "
+                                          "each certificate needs files of its own")
+            owners[file] = (name, role)
         config.certificates[certificate.name] = certificate
     return config
 

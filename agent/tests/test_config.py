@@ -90,6 +90,9 @@ def test_a_good_configuration(tmp_path):
      "[*.example.test] tls_check: '127.0.0.1:70000' is not host:port"),
     (("reload = systemctl", "relaod = systemctl"), "[www.example.test] relaod: unknown key"),
     (("[*.example.test]", "[web server]"), "[web server]: a certificate section is named by"),
+    (("fullchain = /etc/ssl/certs/wild.pem", "fullchain = /etc/ssl/certs/www.crt"),
+     "[*.example.test] fullchain: /etc/ssl/certs/www.crt is also the certificate of "
+     "[www.example.test]"),
     (("alt_names = example.test,", "alt_names = exa mple/test,"),
      "[www.example.test] alt_names: 'mple/test' is not a host name"),
 ])

@@ -11,7 +11,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import socket
 import sys
 from typing import Any
@@ -127,8 +126,9 @@ def _credential(config: configuration.Config, state: StateDir) -> dict[str, Any]
 def cmd_enrol(arguments: argparse.Namespace, handlers: list[logging.Handler]) -> int:
     config = _config(arguments, missing_ok=True)
     url = arguments.url.rstrip("/")
-    if not re.fullmatch(r"https://[^/\s?#]+(/[^\s?#]*)?", url):
-        raise AgentError(f"--url {arguments.url!r}: the portal's https:// address")
+    problem = configuration.url_problem(url)
+    if problem:
+        raise AgentError(f"--url: {problem}")
     ca_file = arguments.ca_file or config.ca_file
     state = _state(config, handlers)
     with Lock(state.lock_path):

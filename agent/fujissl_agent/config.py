@@ -203,8 +203,9 @@ class Section:
 def _agent_section(section: Section, config: Config) -> None:
     section.check_keys(_AGENT_KEYS)
     url = section.text("url").rstrip("/")
-    if url and not re.fullmatch(r"https://[^/\s?#]+(/[^\s?#]*)?", url):
-        raise section.error("url", f"{url!r} is not an https:// address of the portal")
+    problem = url_problem(url) if url else ""
+    if problem:
+        raise section.error("url", problem)
     config.url = url
     config.ca_file = section.absolute_path("ca_file")
     if config.ca_file and not os.path.isfile(config.ca_file):
@@ -214,6 +215,21 @@ def _agent_section(section: Section, config: Config) -> None:
     config.tls_grace = section.number("tls_grace", DEFAULT_TLS_GRACE, 1, 300, integer=False)
     config.command_timeout = section.number("command_timeout", DEFAULT_COMMAND_TIMEOUT, 1,
                                             3600, integer=False)
+
+
+def url_problem(url: str) -> str:
+    """Why ``url`` cannot be the portal's address; empty if it can. HTTPS, or
+    plain HTTP to this machine's loopback address only (a portal on the same
+    machine, or a test's), where the token never crosses a network."""
+    match = re.fullmatch(r"(https?)://([^/\s?#@]+)(/[^\s?#]*)?", url)
+    if not match:
+        return f"{url!r} is not an https:// address of the portal"
+    if match.group(1) == "http":
+        host = re.sub(r":\d+$", "", match.group(2)).strip("[]")
+        if not (host == "localhost" or host == "::1" or re.fullmatch(r"127(\.\d{1,3}){3}", host)):
+            return (f"{url!r} is plain http: the portal is spoken to over https (http is "
+                    "accepted on the loopback address only)")
+    return ""
 
 
 def _certificate_section(section: Section, config: Config) -> CertificateConfig:

@@ -45,7 +45,7 @@ class FakePortal:
     request's JSON; the last one is repeated. ``requests`` records
     ``(method, path, headers, json-or-None)``, ``times`` when each came."""
 
-    def __init__(self, directory: Path, ca_key, ca_cert) -> None:
+    def __init__(self, directory: Path, ca_key, ca_cert, *, tls: bool = True) -> None:
         key, cert = certs.make_leaf(ca_key, ca_cert, ip_addresses=["127.0.0.1"])
         directory.mkdir(parents=True, exist_ok=True)
         self.cert_path, self.key_path = directory / "portal.pem", directory / "portal.key"
@@ -78,9 +78,10 @@ class FakePortal:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert_path, self.key_path)
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        if tls:
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
                                        daemon=True)
         self.thread.start()

@@ -65,7 +65,11 @@ def test_a_good_configuration(tmp_path):
 @pytest.mark.parametrize(("change", "message"), [
     (("interval = 120", "interval = soon"), "[agent] interval: 'soon' is not a whole number"),
     (("url = https://portal.example.test/", "url = http://portal.example.test"),
-     "[agent] url: 'http://portal.example.test' is not an https:// address"),
+     "[agent] url: 'http://portal.example.test' is plain http"),
+    (("url = https://portal.example.test/", "url = http://127.0.0.1.example.test:80"),
+     "[agent] url: 'http://127.0.0.1.example.test:80' is plain http"),
+    (("url = https://portal.example.test/", "url = ftp://portal.example.test"),
+     "[agent] url: 'ftp://portal.example.test' is not an https:// address"),
     (("state_dir = /var/lib/fujissl-agent", "state_dir = var/lib"),
      "[agent] state_dir: 'var/lib' is not an absolute path"),
     (("key_mode = 0400", "key_mode = 0640"),
@@ -102,6 +106,12 @@ def test_mistakes_are_named_by_section_and_key(tmp_path, change, message):
     with pytest.raises(configuration.ConfigError) as error:
         load(tmp_path, GOOD.replace(old, new, 1))
     assert f"{tmp_path / 'agent.conf'}: {message}" in str(error.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8000", "http://localhost:8000/portal",
+                                 "http://[::1]:8000", "https://portal.example.test:8443/p"])
+def test_https_or_plain_http_on_the_loopback_address(url):
+    assert configuration.url_problem(url) == ""
 
 
 def test_a_file_that_is_not_ini(tmp_path):

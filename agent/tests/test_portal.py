@@ -13,6 +13,7 @@ from fujissl_agent.state import StateDir
 
 from .helpers import (
     NAME,
+    FakePortal,
     check_in_answer,
     install_entry,
     nginx_section,
@@ -171,3 +172,26 @@ def test_a_ca_file_that_cannot_be_read_is_one_line(tmp_path, portal, capsys):
     err = capsys.readouterr().err
     assert f"cannot load the CA file {bad}" in err
     assert err.count("\n") == 1
+
+
+def test_a_portal_on_the_loopback_address_may_speak_plain_http(tmp_path, ca):
+    """As a portal's own end-to-end test serves it (and a portal on the same
+    machine may): enrol and run over http://127.0.0.1."""
+    portal = FakePortal(tmp_path / "plain", *ca, tls=False)
+    try:
+        portal.answer("enrol", (201, {"host": {"id": 1, "name": "h"}, "token": "t"}))
+        portal.answer("checkin", check_in_answer())
+        config = write_config(tmp_path, None, {})
+        assert run_agent("enrol", "--url", portal.url, "--code", "C",
+                         "--config", str(config)) == 0
+        assert run_agent("run", "--config", str(config)) == 0
+        assert portal.posted("checkin")[0]["mode"] == "run"
+    finally:
+        portal.stop()
+
+
+def test_enrol_refuses_plain_http_elsewhere(tmp_path, capsys):
+    config = write_config(tmp_path, None, {})
+    assert run_agent("enrol", "--url", "http://portal.example.test", "--code", "C",
+                     "--config", str(config)) == 1
+    assert "is plain http" in capsys.readouterr().err

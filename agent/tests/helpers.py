@@ -160,12 +160,14 @@ def check_in_answer(install=(), write=(), remove=(), csr=()):
 
 
 def nginx_section(nginx: NginxServer, tmp_path: Path, **extra) -> dict:
+    """A certificate section for the files, commands and TLS port of ``nginx``
+    (a testbed NginxServer, or a TargetHost, which has the same names)."""
     section = {
         "private_key": str(nginx.private_key_path), "certificate": str(nginx.certificate_path),
         "ca_bundle": str(nginx.ca_bundle_path), "fullchain": str(nginx.fullchain_path),
         "document_root": str(nginx.webroot), "backup_dir": str(tmp_path / "backup"),
         "config_test": nginx.config_test_command, "reload": nginx.reload_command,
-        "tls_check": f"127.0.0.1:{nginx.tls_port}",
+        "tls_check": f"{nginx.address}:{nginx.tls_port}",
     }
     section.update(extra)
     return section

@@ -10,6 +10,7 @@ import subprocess
 import time
 
 import pytest
+from cryptography import x509
 from testbed.ports import free_port
 
 from fujissl_agent import runner
@@ -111,7 +112,8 @@ def test_status_shows_what_is_installed(tmp_path, portal, ca, capsys):
     report = json.loads(capsys.readouterr().out)
     record = report["certificates"][NAME]
     assert record["fingerprint"] == entry["fingerprint"]
-    assert record["not_after"].endswith("Z")
+    leaf = x509.load_pem_x509_certificate(entry["files"]["certificate"].encode())
+    assert record["not_after"] == leaf.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert report["host"] == {"id": 7, "name": "web1"}
 
 

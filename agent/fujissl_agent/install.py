@@ -292,6 +292,7 @@ class Installer:
         owners = {o.path: (o.uid, o.gid) for o in item.originals if o.backup}
         for role, data in item.files.items():
             path = section.paths[role]
+            _remove_stale_temporaries(path)
             owner = owners.get(path, (-1, -1)) if os.geteuid() == 0 else (-1, -1)
             item.temporary[path] = _write_new(path, data, section.mode_for(role), owner)
         return ", ".join(section.paths[role] for role in item.files)
@@ -523,6 +524,23 @@ def _write_new(path: str, data: bytes, mode: int, owner: tuple[int, int]) -> str
         raise
     os.close(fd)
     return temporary
+
+
+def _remove_stale_temporaries(path: str) -> None:
+    """Temporary files beside ``path`` left by an agent that was stopped half-way
+    (one of them may hold a key): removed, since no other agent runs now."""
+    folder, base = os.path.split(path)
+    pattern = re.compile(re.escape(f".{base}.fujissl-agent-") + r"[0-9a-f]{12}\.tmp")
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return  # the write that follows says why
+    for entry in entries:
+        if pattern.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+            try:
+                os.unlink(entry.path)
+            except OSError:
+                pass
 
 
 def _restore(original: Original) -> None:

@@ -176,3 +176,36 @@ def test_two_certificates_one_breaking_the_config_test_each_tried_alone(
     assert reports[2]["outcome"] == "rolled_back", reports[2]
     assert served(nginx) == good["fingerprint"]
     assert not (site_dir / "cert.pem").exists()  # new there: taken away again
+
+
+def test_old_backups_beyond_five_are_pruned_and_leftovers_removed(tmp_path, portal, ca):
+    files, backup, outside = tmp_path / "files", tmp_path / "backup", tmp_path / "outside"
+    for folder in (files, backup, outside):
+        folder.mkdir()
+    backup.chmod(0o700)
+    (files / "c.pem").write_text("old")
+    # A temporary file of an agent stopped half-way.
+    leftover = files / ".k.pem.fujissl-agent-0123456789ab.tmp"
+    leftover.write_text("half a key")
+    old = [f"{NAME}-2020010{day}T000000.000000Z" for day in range(1, 7)]
+    for name in old:
+        (backup / name).mkdir()
+        (backup / name / "certificate-c.pem").write_text("x")
+    (outside / "keep").write_text("not the agent's")
+    (backup / f"{NAME}-20200109T000000.000000Z").symlink_to(outside)  # planted
+    (backup / "mine").mkdir()  # not the agent's name: never touched
+    portal.answer("checkin", check_in_answer([install_entry(ca)]))
+    portal.answer("reports", (200, {}))
+    config = write_config(tmp_path, portal, {NAME: {
+        "private_key": f"{files}/k.pem", "certificate": f"{files}/c.pem",
+        "backup_dir": str(backup), "tls_check": "none"}})
+
+    assert run_agent("run", "--config", str(config)) == 0
+
+    assert last_report(portal)["outcome"] == "deployed"
+    kept = sorted(p.name for p in backup.iterdir())
+    assert len(kept) == 6 and "mine" in kept
+    assert old[:2] == [name for name in old if name not in kept]
+    assert (outside / "keep").exists()
+    assert not leftover.exists()
+    assert sorted(p.name for p in files.iterdir()) == ["c.pem", "k.pem"]

@@ -224,6 +224,14 @@ def status_report(config: configuration.Config, state: StateDir) -> dict[str, An
             path = section.paths.get("certificate") or section.paths.get("fullchain", "")
             record["file"] = path
             record.update(_file_leaf(path))
+            installed = record.get("fingerprint", "")
+            in_file = record["file_fingerprint"]
+            if not installed or (in_file and in_file != installed):
+                # Not installed by the agent, or changed since: what the file holds.
+                record["fingerprint"] = record["file_fingerprint"]
+                record["not_after"] = record["file_not_after"]
+                record["changed_since_install"] = bool(installed)
+                record["installed_fingerprint"] = installed
             if section.key_on_host:
                 record["next_key_waiting"] = keys.pending(state, section) is not None
         else:
@@ -253,10 +261,11 @@ def _file_leaf(path: str) -> dict[str, str]:
         with open(path, "rb") as source:
             der = certs.leaf_der(source.read(1024 * 1024))
     except OSError as exc:
-        return {"fingerprint": "", "not_after": "", "file_error": exc.strerror or str(exc)}
+        return {"file_fingerprint": "", "file_not_after": "",
+                "file_error": exc.strerror or str(exc)}
     if der is None:
-        return {"fingerprint": "", "not_after": "", "file_error": "no certificate in it"}
-    return {"fingerprint": certs.sha256(der), "not_after": certs.not_after(der)}
+        return {"file_fingerprint": "", "file_not_after": "", "file_error": "no certificate in it"}
+    return {"file_fingerprint": certs.sha256(der), "file_not_after": certs.not_after(der)}
 
 
 def format_status(report: dict[str, Any]) -> str:
@@ -281,7 +290,10 @@ def format_status(report: dict[str, Any]) -> str:
         else:
             lines.append(f"  file:        {record['file']}"
                          + (f" ({record['file_error']})" if record.get("file_error") else ""))
-            lines.append(f"  fingerprint: {record.get('fingerprint') or '-'}")
+            lines.append(f"  fingerprint: {record.get('fingerprint') or '-'}"
+                         + (" (the file was changed since the agent installed "
+                            f"{record.get('installed_fingerprint')})"
+                            if record.get("changed_since_install") else ""))
             lines.append(f"  not after:   {record.get('not_after') or '-'}")
         if record.get("installed_at"):
             lines.append(f"  installed:   {record['installed_at']} (request "

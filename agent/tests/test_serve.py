@@ -23,6 +23,7 @@ from .helpers import (
     PYTHON,
     check_in_answer,
     install_entry,
+    issue,
     run_agent,
     write_config,
 )
@@ -131,3 +132,22 @@ def test_status_shows_the_last_failure(tmp_path, portal, ca, capsys):
     out = capsys.readouterr().out
     assert "last failure: 20" in out and "(rolled_back, request 17)" in out
     assert "config_test (false) failed" in out
+
+
+def test_status_says_when_the_file_was_changed_since(tmp_path, portal, ca, capsys):
+    files = tmp_path / "files"
+    files.mkdir()
+    entry = install_entry(ca)
+    portal.answer("checkin", check_in_answer([entry]))
+    portal.answer("reports", (200, {}))
+    config = write_config(tmp_path, portal, {NAME: {
+        "private_key": f"{files}/k.pem", "certificate": f"{files}/c.pem",
+        "backup_dir": str(tmp_path / "backup"), "tls_check": "none"}})
+    assert run_agent("run", "--config", str(config)) == 0
+    _key, other_pem, _chain, other = issue(ca)
+    (files / "c.pem").write_text(other_pem)  # replaced by hand
+    capsys.readouterr()
+    assert run_agent("status", "--config", str(config)) == 0
+    out = capsys.readouterr().out
+    assert f"fingerprint: {other} (the file was changed since the agent installed " \
+           f"{entry['fingerprint']})" in out

@@ -103,8 +103,8 @@ class Item:
 
     def step(self, name: str, status: str, detail: str = "") -> None:
         self.steps.append({"name": name, "status": status, "detail": detail, "at": now()})
-        level = logging.WARNING if status == FAILED else logging.INFO
-        log.log(level, "[%s] %s %s%s", self.name, name, status, f": {detail}" if detail else "")
+        # A failed step is told on stderr by the item's outcome, which says why.
+        log.info("[%s] %s %s%s", self.name, name, status, f": {detail}" if detail else "")
 
     def fail(self, error: str, *, transient: bool = False) -> None:
         if not self.error:

@@ -148,13 +148,22 @@ class Lock:
         self.release()
 
 
+class OneLine(logging.Formatter):
+    """A message for a person on one line: a command's output of several
+    lines is joined with " | "."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        lines = [line.strip() for line in super().format(record).splitlines()]
+        return " | ".join(line for line in lines if line)
+
+
 def setup_logging(*, verbose: bool = False) -> list[logging.Handler]:
     """Messages for a person on stderr: warnings and errors, one line each
     (everything with ``verbose``). Returns the handlers, for
     ``teardown_logging``; ``add_file_log`` adds the log file."""
     stderr = logging.StreamHandler(sys.stderr)
     stderr.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    stderr.setFormatter(logging.Formatter("fujissl-agent: %(message)s"))
+    stderr.setFormatter(OneLine("fujissl-agent: %(message)s"))
     log.addHandler(stderr)
     log.setLevel(logging.DEBUG)
     log.propagate = False

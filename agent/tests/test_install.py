@@ -79,7 +79,7 @@ def test_install_backs_up_writes_files_with_their_modes_and_is_served(
 
 
 def test_a_failing_config_test_puts_the_old_files_back_and_the_old_leaf_stays_served(
-        tmp_path, portal, nginx, ca):
+        tmp_path, portal, nginx, ca, capsys):
     before = live_files(nginx)
     old_leaf = served(nginx)
     other_key, _cert, _chain, _fp = issue(ca)
@@ -103,6 +103,11 @@ def test_a_failing_config_test_puts_the_old_files_back_and_the_old_leaf_stays_se
     assert "key values mismatch" in failed["detail"] or "failed" in failed["detail"]
     assert live_files(nginx) == before
     assert stat.S_IMODE(nginx.private_key_path.stat().st_mode) == 0o600
+    # For a person: what happened, one line each (nginx's lines joined).
+    err = capsys.readouterr().err.splitlines()
+    assert all(line.startswith("fujissl-agent: ") for line in err), err
+    assert any(line.startswith(f"fujissl-agent: [{NAME}] rolled back: config_test")
+               and "key values mismatch" in line for line in err), err
 
 
 def test_a_leaf_that_is_not_served_is_rolled_back_and_reloaded(tmp_path, portal, nginx, ca):

@@ -135,7 +135,23 @@ class Agent:
         except AgentError as exc:
             log.error("[%s] could not make a key and CSR: %s", name, exc)
             return False
-        return self._post_quietly("csr", {"certificate": name, "csr": csr.decode()})
+        return self._post_csr(section, csr)
+
+    def _post_csr(self, section: CertificateConfig, csr: bytes) -> bool:
+        try:
+            self.portal.post("csr", {"certificate": section.name, "csr": csr.decode()})
+        except PortalUnreachable as exc:
+            log.warning("[%s] the CSR waits for the next check-in: %s", section.name, exc)
+            return False
+        except PortalRefused as exc:
+            if exc.code in CREDENTIAL_CODES or exc.status == 401:
+                raise
+            # A CSR the portal will not use: the next one is made afresh when asked.
+            keys.forget_next(self.state, section)
+            log.error("[%s] the portal refused the CSR: %s; alt_names in [%s] must list the "
+                      "certificate's other names", section.name, exc.message, section.name)
+            return False
+        return True
 
     def _next_key(self, section: CertificateConfig) -> None:
         keys.forget_next(self.state, section)
@@ -144,7 +160,7 @@ class Agent:
         except AgentError as exc:
             log.error("[%s] could not make the next key and CSR: %s", section.name, exc)
             return
-        self._post_quietly("csr", {"certificate": section.name, "csr": csr.decode()})
+        self._post_csr(section, csr)
 
     # -- installations -------------------------------------------------------
 

@@ -124,3 +124,22 @@ def test_a_certificate_not_for_the_key_made_here_is_refused(tmp_path, portal, ng
     assert "not issued for the key waiting on this host" in report["error"]
     assert nginx.private_key_path.read_bytes() == before
     assert (tmp_path / "state" / "keys" / f"{NAME}.next.key").exists()
+
+
+def test_a_csr_the_portal_refuses_is_not_sent_again(tmp_path, portal, capsys):
+    portal.answer("checkin", check_in_answer(csr=[NAME]))
+    portal.answer("csr", (400, {"error": {"code": "invalid",
+                                          "message": "the CSR does not name example.test"}}),
+                  (200, {}))
+    files = tmp_path / "files"
+    config = write_config(tmp_path, portal, {NAME: {
+        "private_key": f"{files}/k.pem", "certificate": f"{files}/c.pem",
+        "backup_dir": str(tmp_path / "backup"), "key_on_host": "yes"}})
+    assert run_agent("run", "--config", str(config)) == 1
+    assert "the portal refused the CSR: the CSR does not name example.test" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "state" / "keys" / f"{NAME}.next.key").exists()
+    # Asked again, a new key and CSR.
+    assert run_agent("run", "--config", str(config)) == 0
+    first, second = (body["csr"] for body in portal.posted("csr"))
+    assert first != second

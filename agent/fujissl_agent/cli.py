@@ -159,7 +159,8 @@ def cmd_enrol(arguments: argparse.Namespace, handlers: list[logging.Handler]) ->
     return OK
 
 
-def _agent(arguments: argparse.Namespace, handlers: list[logging.Handler]):
+def _agent(arguments: argparse.Namespace,
+           handlers: list[logging.Handler]) -> tuple[configuration.Config, StateDir]:
     config = _config(arguments)
     state = _state(config, handlers)
     return config, state
@@ -179,7 +180,7 @@ def cmd_run(arguments: argparse.Namespace, handlers: list[logging.Handler]) -> i
                 return OK
             raise refusal_error(exc) from None
     if not ok:
-        log.error("some of the work failed; %s says what", state.logs)
+        log.error("some of the work failed; %s says what", os.path.join(state.logs, "agent.log"))
         return FAILURE
     return OK
 

@@ -280,8 +280,6 @@ class Server:
     def _loop(self, max_check_ins: int | None) -> None:
         backoff, count = 0.0, 0
         while not self.stopping.is_set():
-            if max_check_ins is not None and count >= max_check_ins:
-                return
             count += 1
             try:
                 pause = self._once()
@@ -297,6 +295,8 @@ class Server:
                     raise refusal_error(exc) from None
                 pause = exc.retry_after if exc.retry_after is not None else RATE_LIMITED_DEFAULT
                 log.warning("the portal asks to wait %.0f s (rate limited)", pause)
+            if max_check_ins is not None and count >= max_check_ins:
+                return
             self._sleep(pause)
 
     def _once(self) -> float:

@@ -214,3 +214,44 @@ def test_old_backups_beyond_five_are_pruned_and_leftovers_removed(tmp_path, port
     assert (outside / "keep").exists()
     assert not leftover.exists()
     assert sorted(p.name for p in files.iterdir()) == ["c.pem", "k.pem"]
+
+
+def test_a_failing_reload_is_rolled_back_and_a_handshake_decides(tmp_path, portal, nginx, ca):
+    """The reload fails, and so does the one after the old files are back: the
+    old leaf is still served (the server never loaded the new files), so the
+    certificate counts as rolled back, and the report says how."""
+    before = live_files(nginx)
+    old_leaf = served(nginx)
+    portal.answer("checkin", check_in_answer([install_entry(ca)]))
+    portal.answer("reports", (200, {}))
+    config = write_config(tmp_path, portal, {NAME: nginx_section(
+        nginx, tmp_path, reload="echo the service manager is away >&2; exit 4")})
+
+    assert run_agent("run", "--config", str(config)) == 1
+
+    report = last_report(portal)
+    assert report["outcome"] == "rolled_back", report
+    assert report["served_fingerprint"] == old_leaf
+    assert "exit status 4: the service manager is away" in report["error"]
+    rollback = [s for s in report["steps"] if s["name"] == "rollback"][-1]
+    assert rollback["status"] == "done"
+    assert "the reload after them" in rollback["detail"]
+    assert "serves the previous certificate again" in rollback["detail"]
+    assert live_files(nginx) == before
+
+
+def test_serve_installs_what_a_check_in_brings(tmp_path, portal, ca):
+    files = tmp_path / "files"
+    files.mkdir()
+    entry = install_entry(ca)
+    portal.answer("checkin", check_in_answer([entry]), check_in_answer())
+    portal.answer("reports", (200, {}))
+    config = write_config(tmp_path, portal, {NAME: {
+        "private_key": f"{files}/k.pem", "certificate": f"{files}/c.pem",
+        "backup_dir": str(tmp_path / "backup"), "tls_check": "none"}})
+
+    assert run_agent("serve", "--config", str(config), "--max-check-ins", "2") == 0
+
+    assert last_report(portal)["outcome"] == "deployed"
+    assert (files / "c.pem").read_text() == entry["files"]["certificate"]
+    assert [b["mode"] for b in portal.posted("checkin")] == ["serve", "serve"]

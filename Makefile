@@ -81,3 +81,10 @@ bench: $(BENCH_STAMP) system-packages
 	bench/certbot_venv.sh var/certbot-venv
 	bench/pebble_build.sh var/pebble-lockfix
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The agent's files for the portal to serve (agent/README.md): the single-file
+# fujissl-agent.pyz, the wheel and SHA256SUMS, in AGENT_DIST.
+.PHONY: agent-dist
+AGENT_DIST ?= var/agent-dist
+agent-dist:
+	$(PYTHON) -m agent.build $(AGENT_DIST)

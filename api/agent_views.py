@@ -231,7 +231,9 @@ class CheckInOut(serializers.Serializer):
     install = InstallItem(many=True)
     challenges = inline_serializer("AgentChallenges", {
         "write": ChallengeItem(many=True), "remove": ChallengeItem(many=True)})
-    csr = serializers.ListField(child=serializers.CharField())
+    csr = inline_serializer("AgentCSRWanted", {
+        "certificate": serializers.CharField(),
+        "names": serializers.ListField(child=serializers.CharField())}, many=True)
 
 
 class CheckInView(AgentView):

@@ -61,13 +61,15 @@ def pending_key(state: StateDir, certificate: CertificateConfig) -> bytes | None
         return None
 
 
-def make_next(state: StateDir, certificate: CertificateConfig) -> bytes:
-    """A new key and its CSR naming the certificate's names; returns the CSR
-    (PEM). Replaces a key still waiting."""
+def make_next(state: StateDir, certificate: CertificateConfig,
+              names: list[str] | None = None) -> bytes:
+    """A new key and its CSR naming the certificate's names (as the portal gave
+    them; else the section's own); returns the CSR (PEM). Replaces a key still
+    waiting."""
     key = openssl(["genpkey", *_GENPKEY[certificate.key_type]])
     key_path = state.next_key_path(certificate.label)
     write_atomic(key_path, key)
-    names = certificate.names
+    names = names or certificate.names
     csr = openssl(["req", "-new", "-key", key_path, "-sha256", "-subj", f"/CN={names[0]}",
                    "-addext", "subjectAltName=" + ",".join(f"DNS:{n}" for n in names)])
     write_atomic(state.next_csr_path(certificate.label), csr)

@@ -101,8 +101,14 @@ class Agent:
             done = challenges.handle(self.config, work)
             ok = not done["failed"]
             self._post_quietly("challenges", done)
-        for name in answer.get("csr") or []:
-            ok = self.send_csr(str(name)) and ok
+        for wanted in answer.get("csr") or []:
+            # {"certificate", "names"}: the portal names what the CSR must hold
+            # (a bare name from an older portal: the section's own names).
+            if isinstance(wanted, dict):
+                ok = self.send_csr(str(wanted.get("certificate", "")),
+                                   _names(wanted.get("names"))) and ok
+            else:
+                ok = self.send_csr(str(wanted)) and ok
         for batch in _batches(answer.get("install") or []):
             ok = self.install(batch) and ok
         return ok
@@ -123,7 +129,7 @@ class Agent:
 
     # -- keys made here ------------------------------------------------------
 
-    def send_csr(self, name: str) -> bool:
+    def send_csr(self, name: str, names: list[str] | None = None) -> bool:
         section = self.config.certificates.get(name)
         if section is None or not section.key_on_host:
             log.warning("the portal asks for a CSR for [%s], but %s", name,
@@ -131,7 +137,11 @@ class Agent:
                         "its section does not say key_on_host = yes")
             return False
         try:
-            csr = keys.pending(self.state, section) or keys.make_next(self.state, section)
+            if names:
+                self.data.setdefault("names", {})[name] = names
+                self.save()
+            csr = keys.pending(self.state, section) or keys.make_next(
+                self.state, section, self._names_of(section))
         except AgentError as exc:
             log.error("[%s] could not make a key and CSR: %s", name, exc)
             return False
@@ -153,10 +163,14 @@ class Agent:
             return False
         return True
 
+    def _names_of(self, section: CertificateConfig) -> list[str] | None:
+        """The names the portal last gave for this certificate, if any."""
+        return (self.data.get("names") or {}).get(section.name)
+
     def _next_key(self, section: CertificateConfig) -> None:
         keys.forget_next(self.state, section)
         try:
-            csr = keys.make_next(self.state, section)
+            csr = keys.make_next(self.state, section, self._names_of(section))
         except AgentError as exc:
             log.error("[%s] could not make the next key and CSR: %s", section.name, exc)
             return
@@ -326,3 +340,9 @@ class Server:
             self.stopping.wait(max(0.0, seconds))
         finally:
             self.interruptible = False
+
+
+def _names(value: Any) -> list[str] | None:
+    if isinstance(value, list) and value and all(isinstance(n, str) for n in value):
+        return [str(n) for n in value]
+    return None

@@ -143,3 +143,25 @@ def test_a_csr_the_portal_refuses_is_not_sent_again(tmp_path, portal, capsys):
     assert run_agent("run", "--config", str(config)) == 0
     first, second = (body["csr"] for body in portal.posted("csr"))
     assert first != second
+
+
+def test_the_csr_holds_the_names_the_portal_gives_also_for_the_next_key(
+        tmp_path, portal, nginx, ca):
+    names = [NAME, f"alt.{NAME}"]
+    portal.answer("checkin", check_in_answer(csr=[{"certificate": NAME, "names": names}]))
+    portal.answer("csr", (200, {}))
+    portal.answer("reports", (200, {}))
+    config = write_config(tmp_path, portal,
+                          {NAME: nginx_section(nginx, tmp_path, key_on_host="yes")})
+    assert run_agent("run", "--config", str(config)) == 0
+    csr = x509.load_pem_x509_csr(portal.posted("csr")[0]["csr"].encode())
+    sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == names
+    # After installing, the next key's CSR names them too, with no alt_names configured.
+    _key, cert_pem, chain_pem, fingerprint = issue(ca, key=csr.public_key())
+    portal.answer("checkin", check_in_answer([install_entry(
+        ca, cert_pem=cert_pem, chain_pem=chain_pem, fingerprint=fingerprint, no_key=True)]))
+    assert run_agent("run", "--config", str(config)) == 0
+    following = x509.load_pem_x509_csr(portal.posted("csr")[-1]["csr"].encode())
+    sans = following.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == names

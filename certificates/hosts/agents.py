@@ -180,7 +180,7 @@ class Work:
     install: list[dict[str, Any]] = field(default_factory=list)
     write: list[dict[str, Any]] = field(default_factory=list)
     remove: list[dict[str, Any]] = field(default_factory=list)
-    csr: list[str] = field(default_factory=list)
+    csr: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.install or self.write or self.remove or self.csr)
@@ -261,9 +261,10 @@ def pending_work(host_id: int) -> Work:
             work.remove.append(item)
         else:
             work.write.append({**item, "content": challenge.content})
-    work.csr = list(Certificate.objects.filter(
-        deployments__host_id=host_id, key_on_host=True, pending_csr="").order_by(
-            "common_name").values_list("common_name", flat=True))
+    work.csr = [{"certificate": certificate.common_name, "names": certificate.names()}
+                for certificate in Certificate.objects.filter(
+                    deployments__host_id=host_id, key_on_host=True, pending_csr="")
+                .only("common_name", "sans").order_by("common_name")]
     return work
 
 

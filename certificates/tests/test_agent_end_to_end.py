@@ -297,7 +297,10 @@ def test_a_key_made_on_the_server_never_reaches_the_portal(
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     host = agent_host_for(organization, target_host)
     ca = ca_account(organization, directory_url=pebble.directory_url, price=0)
-    cert = http01_certificate(organization, ca, host, [target_host.name], key_on_host=True)
+    cert = http01_certificate(organization, ca, host, [target_host.name])
+    cert.key_on_host = True  # once bound to its one agent host, as the form allows
+    cert.full_clean()
+    cert.save()
     on_host.configure(target_host.name, key_on_host=True)
     enrolled(on_host, host)
     on_host.serve()

@@ -266,7 +266,8 @@ def test_a_key_made_on_the_server_is_asked_for_and_its_csr_checked(client, agent
     certificate.key_on_host = True
     certificate.full_clean()
     certificate.save()
-    assert call(client, token, "checkin").json()["csr"] == ["a.example.test"]
+    assert call(client, token, "checkin").json()["csr"] == [
+        {"certificate": "a.example.test", "names": ["a.example.test"]}]
     wrong = call(client, token, "csr", {"certificate": "a.example.test",
                                         "csr": csr_for(["b.example.test"])})
     assert wrong.status_code == 400

@@ -1,40 +1,42 @@
 """Agent check-ins that find nothing to do: many agent hosts checking in at once
 against the portal served by gunicorn with the production settings (DEBUG
-off, PostgreSQL, Redis as the cache the rate limits count in), over loopback.
-Prints check-ins per second and the latency percentiles, for the first
-check-in of each host (its state is written) and for the next (nothing new:
-nothing written), with who used the CPU.
+off, PostgreSQL, Redis as the cache the rate limits count in), over loopback,
+loaded by wrk (bench/agents_checkin.lua; each request as the next of the
+hosts). Prints check-ins per second, the latency percentiles and who used the
+CPU, for two cases:
 
-    .venv/bin/python -m bench.agents --hosts 10000 --clients 32 --workers 2 --threads 16
+- "seen again": a cron agent's check-in, its time written (one UPDATE);
+- "polling": a check-in within seconds of the last (serve mode): nothing written.
+
+    .venv/bin/python -m bench.agents --hosts 10000 --connections 8 --seconds 20
 """
 
 import argparse
 import http.client
-import json
 import os
 import secrets
+import shutil
 import signal
-import statistics
 import subprocess
 import sys
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from multiprocessing import get_context
+from datetime import timedelta
 
 from testbed.ports import free_port
 
 from .cpu import Usage
-from .env import REDIS_URL, ROOT, configure, machine, reset_database, worker_environment
+from .env import REDIS_URL, ROOT, VAR, configure, machine, reset_database, worker_environment
+from .workers import cpu_seconds
 
-BODY = {"agent_version": "1.0.0", "mode": "run", "interval": 300, "wait": 0,
-        "certificates": {"www.example.test": {"document_root": True}}}
+SCRIPT = ROOT / "bench" / "agents_checkin.lua"
 
 
 def make_hosts(count: int) -> list[str]:
-    """``count`` agent hosts, each with a credential; returns their tokens."""
+    """``count`` agent hosts, each with a credential and a state row; their tokens."""
+    from django.utils import timezone
+
     from accounts.models import Organization
-    from certificates.models import AgentCredential, TargetHost
+    from certificates.models import AgentCredential, AgentState, TargetHost
     from certificates.models.agents import CREDENTIAL_MARK, digest
 
     organization = Organization.objects.create(name="Agents", slug="agents")
@@ -48,11 +50,28 @@ def make_hosts(count: int) -> list[str]:
         rows.append(AgentCredential(host=host, prefix=prefix, secret_hash=digest(secret)))
         tokens.append(f"{CREDENTIAL_MARK}_{prefix}_{secret}")
     AgentCredential.objects.bulk_create(rows, batch_size=2000)
+    AgentState.objects.bulk_create(
+        [AgentState(host=host, last_seen=timezone.now(), version="1.0.0", mode="run",
+                    interval=300, certificates={"www.example.test": {
+                        "document_root": True, "key_on_host": False,
+                        "installed_fingerprint": ""}}) for host in hosts], batch_size=2000)
     return tokens
 
 
+def seen_long_ago() -> None:
+    """Every host last seen an interval ago: its next check-in writes its time."""
+    from django.utils import timezone
+
+    from certificates.models import AgentState
+
+    AgentState.objects.update(last_seen=timezone.now() - timedelta(minutes=5))
+
+
 def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
-    env = {**os.environ, **worker_environment(), "CACHE_URL": REDIS_URL.rsplit("/", 1)[0] + "/11",
+    env = {**os.environ, **worker_environment(),
+           "CACHE_URL": REDIS_URL.rsplit("/", 1)[0] + "/11",
+           # The rate limit counts per host; wrk comes back to each host within
+           # seconds, which no agent does.
            "AGENT_THROTTLE_RATE": "100000/min"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "fujissl_portal.wsgi", "-k", "gthread",
@@ -72,96 +91,66 @@ def start_gunicorn(port: int, workers: int, threads: int) -> subprocess.Popen:
     raise SystemExit("gunicorn did not start")
 
 
-def _client_process(port: int, tokens: list[str], threads: int) -> tuple[list[float], int]:
-    """One load-generating process: ``threads`` keep-alive connections, each
-    taking tokens from a shared list; returns the latencies and the failures."""
-    latencies: list[float] = []
-    failures = [0]
-    lock = threading.Lock()
-    queue = list(tokens)
-    body = json.dumps(BODY).encode()
-
-    def worker() -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        while True:
-            with lock:
-                if not queue:
-                    return
-                token = queue.pop()
-            started = time.perf_counter()
-            try:
-                connection.request("POST", "/agent/v1/checkin", body=body, headers={
-                    "Authorization": f"Bearer {token}", "Content-Type": "application/json"})
-                response = connection.getresponse()
-                response.read()
-                ok = response.status == 200
-            except (OSError, http.client.HTTPException):
-                connection.close()
-                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                ok = False
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                failures[0] += 0 if ok else 1
-
-    with ThreadPoolExecutor(threads) as pool:
-        for _ in range(threads):
-            pool.submit(worker)
-    return latencies, failures[0]
-
-
-def one_round(port: int, tokens: list[str], clients: int, processes: int) -> dict:
-    chunks = [tokens[i::processes] for i in range(processes)]
+def load(port: int, tokens_file, *, connections: int, threads: int, seconds: int,
+         server_pid: int) -> dict:
     usage = Usage()
     usage.start()
-    started = time.perf_counter()
-    with get_context("fork").Pool(processes) as pool:
-        results = pool.starmap(_client_process,
-                               [(port, chunk, max(clients // processes, 1)) for chunk in chunks])
-    elapsed = time.perf_counter() - started
+    server_before = cpu_seconds(server_pid)
+    done = subprocess.run(
+        ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s",
+         "--latency", "-s", str(SCRIPT), f"http://127.0.0.1:{port}", "--",
+         str(tokens_file), str(threads)], capture_output=True, text=True, check=True)
+    server_cpu = cpu_seconds(server_pid) - server_before
     usage.stop()
-    latencies = sorted(x for result in results for x in result[0])
-    failures = sum(result[1] for result in results)
-    quantiles = statistics.quantiles(latencies, n=100)
-    return {"count": len(latencies), "failures": failures, "seconds": elapsed,
-            "rate": len(latencies) / elapsed, "p50_ms": quantiles[49] * 1000,
-            "p95_ms": quantiles[94] * 1000, "p99_ms": quantiles[98] * 1000,
-            "busy": usage.busy_share, "cpu": usage.by_name()[:6]}
+    line = next(x for x in done.stdout.splitlines() if x.startswith("FIGURES"))
+    count, errors, micros, p50, p95, p99 = (float(x) for x in line.split()[1:])
+    return {"count": int(count), "errors": int(errors), "rate": count / (micros / 1e6),
+            "p50_ms": p50 / 1000, "p95_ms": p95 / 1000, "p99_ms": p99 / 1000,
+            "server_ms": server_cpu / max(count, 1) * 1000, "busy": usage.busy_share,
+            "cpu": usage.by_name()[:6]}
 
 
 def report(name: str, figures: dict) -> None:
     cpu = ", ".join(f"{process} {seconds:.1f} s" for process, seconds in figures["cpu"])
-    print(f"{name}: {figures['count']} check-ins in {figures['seconds']:.1f} s = "
-          f"{figures['rate']:.0f}/s; latency p50 {figures['p50_ms']:.1f} ms, "
-          f"p95 {figures['p95_ms']:.1f} ms, p99 {figures['p99_ms']:.1f} ms; "
-          f"failures {figures['failures']}; CPUs busy {figures['busy']:.0%} ({cpu})")
+    print(f"{name}: {figures['count']} check-ins, {figures['rate']:.0f}/s; latency p50 "
+          f"{figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} ms, p99 "
+          f"{figures['p99_ms']:.1f} ms; errors {figures['errors']}; gunicorn CPU "
+          f"{figures['server_ms']:.2f} ms per check-in; CPUs busy {figures['busy']:.0%} "
+          f"({cpu})")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--hosts", type=int, default=10000)
-    parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
-    parser.add_argument("--processes", type=int, default=2, help="load-generating processes")
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--seconds", type=int, default=20, help="per case")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    parser.add_argument("--threads", type=int, default=16, help="threads per gunicorn worker")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker")
     args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is missing: run scripts/install-system-packages.sh (as root)")
     configure()
     reset_database()
     print(machine())
     tokens = make_hosts(args.hosts)
+    tokens_file = VAR / "agent-tokens.txt"
+    tokens_file.write_text("\n".join(tokens) + "\n")
+    tokens_file.chmod(0o600)
     port = free_port("127.0.0.1")
     server = start_gunicorn(port, args.workers, args.threads)
     try:
         print(f"{args.hosts} agent hosts; gunicorn gthread, {args.workers} workers x "
-              f"{args.threads} threads; {args.clients} client connections in "
-              f"{args.processes} processes")
-        report("first check-in (state written)", one_round(port, tokens, args.clients,
-                                                           args.processes))
-        report("next check-in (nothing new)", one_round(port, tokens, args.clients,
-                                                        args.processes))
+              f"{args.threads} threads; wrk, {args.connections} connections, "
+              f"{args.seconds} s per case")
+        options = {"connections": args.connections, "threads": 2, "seconds": args.seconds,
+                   "server_pid": server.pid}
+        seen_long_ago()
+        report("seen again (time written)", load(port, tokens_file, **options))
+        report("polling (nothing written)", load(port, tokens_file, **options))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+        tokens_file.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ PATH="$PATH:/usr/sbin:/sbin"
 # binary:package pairs, one for each peer the tests start or call.
 NEEDS="pebble:pebble named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils
 chromium:chromium
-sshd:openssh-server nginx:nginx-light msgfmt:gettext"
+sshd:openssh-server nginx:nginx-light msgfmt:gettext
+wrk:wrk"
 
 missing=""
 for need in $NEEDS; do
@@ -42,6 +43,6 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # chromium drives the browser tests (Playwright); the IPA font makes Japanese
-# pages legible in their screenshots.
+# pages legible in their screenshots; wrk loads the portal in bench/agents.py.
 apt-get install -y --no-install-recommends pebble nginx-light openssh-server bind9 \
-    bind9-dnsutils gettext chromium fonts-ipafont-gothic
+    bind9-dnsutils gettext chromium fonts-ipafont-gothic wrk

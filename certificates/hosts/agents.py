@@ -117,6 +117,7 @@ class Agent:
     credential_id: int
     host_id: int
     state: dict[str, Any] | None
+    had_work: bool = False  # as the authenticating query saw it
 
     @cached_property
     def host(self) -> TargetHost:
@@ -128,8 +129,11 @@ _AUTHENTICATE = None
 
 
 def _authenticate_sql() -> str:
+    """The credential, its host's state, and whether work waits for the host:
+    one round trip for an idle check-in."""
     credential, state = AgentCredential._meta.db_table, AgentState._meta.db_table
-    return (f"SELECT c.id, c.secret_hash, c.revoked_at, c.host_id, s.host_id, "
+    return (f"SELECT c.id, c.secret_hash, c.revoked_at, c.host_id, "
+            f"({_work_sql('c.host_id')}), s.host_id, "
             f"{', '.join('s.' + name for name in _STATE_FIELDS)} FROM {credential} c "
             f"LEFT JOIN {state} s ON s.host_id = c.host_id WHERE c.prefix = %s")
 
@@ -144,7 +148,7 @@ def authenticate(raw: str) -> Agent:
     if parts is not None:
         _AUTHENTICATE = _AUTHENTICATE or _authenticate_sql()
         with connection.cursor() as cursor:
-            cursor.execute(_AUTHENTICATE, [parts[0]])
+            cursor.execute(_AUTHENTICATE, [True, parts[0]])
             row = cursor.fetchone()
     if row is None or parts is None or not hmac.compare_digest(row[1], digest(parts[1])):
         raise AgentRefused("credential_unknown", _(
@@ -155,15 +159,15 @@ def authenticate(raw: str) -> Agent:
             "The portal revoked this host's agent credential: enrol the agent again with a "
             "new code if it should keep working."), status=401)
     state = None
-    if row[4] is not None:
-        state = dict(zip(_STATE_FIELDS, row[5:], strict=True))
+    if row[5] is not None:
+        state = dict(zip(_STATE_FIELDS, row[6:], strict=True))
         if isinstance(state["certificates"], str):  # SQLite hands JSON back as text
             state["certificates"] = json.loads(state["certificates"])
         if isinstance(state["last_seen"], str):
             state["last_seen"] = datetime.fromisoformat(state["last_seen"])
         if state["last_seen"] is not None and timezone.is_naive(state["last_seen"]):
             state["last_seen"] = timezone.make_aware(state["last_seen"], UTC)
-    return Agent(credential_id=row[0], host_id=row[3], state=state)
+    return Agent(credential_id=row[0], host_id=row[3], state=state, had_work=bool(row[4]))
 
 
 def revoke(host: TargetHost, *, by: Any = None) -> int:
@@ -197,9 +201,11 @@ def check_in(agent: Agent, report: dict[str, Any], *, wait: float = 0) -> Work:
     case) this is one query, and a write only when something changed."""
     _record_state(agent, report)
     deadline = time.monotonic() + max(0.0, min(wait, settings.AGENT_POLL_WAIT))
+    known = agent.had_work
     while True:
-        if has_work(agent.host_id):
+        if known or has_work(agent.host_id):
             return pending_work(agent.host_id)
+        known = False
         if time.monotonic() >= deadline:
             return Work()
         time.sleep(min(POLL_STEP_SECONDS, max(deadline - time.monotonic(), 0)))
@@ -216,29 +222,45 @@ def _record_state(agent: Agent, report: dict[str, Any]) -> None:
             state[name] == value for name, value in fields.items()) and (
             now - state["last_seen"] < timedelta(seconds=SEEN_WRITE_SECONDS)):
         return  # nothing new: the last check-in written a moment ago stands
-    AgentState.objects.update_or_create(host_id=agent.host_id, defaults={
-        **fields, "last_seen": now, "silence_alerted_at": None})
+    values = {**fields, "last_seen": now, "silence_alerted_at": None}
+    if state is not None and all(state[name] == value for name, value in fields.items()):
+        # Only the time: one plain UPDATE by primary key, since a cron agent's
+        # every check-in comes here (compiling the ORM's would cost more).
+        global _SEEN
+        _SEEN = _SEEN or (f"UPDATE {AgentState._meta.db_table} SET last_seen = %s, "
+                          f"silence_alerted_at = NULL WHERE host_id = %s")
+        with connection.cursor() as cursor:
+            cursor.execute(_SEEN, [now, agent.host_id])
+        return
+    # Something changed, or its first check-in: the row is made at enrolment,
+    # else here.
+    if not AgentState.objects.filter(host_id=agent.host_id).update(**values):
+        AgentState.objects.update_or_create(host_id=agent.host_id, defaults=values)
+
+
+_SEEN = None
 
 
 _HAS_WORK = None
 
 
-def _has_work_sql() -> str:
+def _work_sql(host: str) -> str:
+    """Whether anything waits for the agent of ``host`` (a column or %s), with one
+    boolean parameter (True); the partial indexes on open requests and open
+    challenge files answer it."""
     requests, challenges = DeployRequest._meta.db_table, AgentChallenge._meta.db_table
     certificates, bound = Certificate._meta.db_table, Deployment._meta.db_table
-    return (f"SELECT EXISTS (SELECT 1 FROM {requests} WHERE host_id = %s AND finished_at IS "
-            f"NULL) OR EXISTS (SELECT 1 FROM {challenges} WHERE host_id = %s AND removed_at "
-            f"IS NULL AND ((written_at IS NULL AND error = '') OR remove_requested_at IS NOT "
-            f"NULL)) OR EXISTS (SELECT 1 FROM {certificates} c JOIN {bound} d ON "
-            f"d.certificate_id = c.id WHERE d.host_id = %s AND c.key_on_host = %s AND "
-            f"c.pending_csr = '')")
+    return (f"SELECT EXISTS (SELECT 1 FROM {requests} r WHERE r.host_id = {host} AND "
+            f"r.finished_at IS NULL) OR EXISTS (SELECT 1 FROM {challenges} a WHERE a.host_id "
+            f"= {host} AND a.removed_at IS NULL AND ((a.written_at IS NULL AND a.error = '') "
+            f"OR a.remove_requested_at IS NOT NULL)) OR EXISTS (SELECT 1 FROM {certificates} "
+            f"w JOIN {bound} d ON d.certificate_id = w.id WHERE d.host_id = {host} AND "
+            f"w.key_on_host = %s AND w.pending_csr = '')")
 
 
 def has_work(host_id: int) -> bool:
-    """Whether anything waits for this host's agent, in one plain query (the
-    partial indexes on open requests and open challenge files answer it)."""
     global _HAS_WORK
-    _HAS_WORK = _HAS_WORK or _has_work_sql()
+    _HAS_WORK = _HAS_WORK or _work_sql("%s")
     with connection.cursor() as cursor:
         cursor.execute(_HAS_WORK, [host_id, host_id, host_id, True])
         return bool(cursor.fetchone()[0])

@@ -355,3 +355,14 @@ def test_the_hosts_page_shows_the_agents_state(client, agent, token, owner, cert
     assert 'id="agent-unconfigured"' in html and "a.example.test" in html
     listing = client.get(reverse("certificates:hosts")).content.decode()
     assert "Agent" in listing
+
+
+def test_the_dashboard_names_an_agent_told_silent(client, agent, token, owner, settings):
+    call(client, token, "checkin", {"interval": 60})
+    client.force_login(owner)
+    assert 'href="/hosts/%d/"' % agent.pk not in client.get("/").content.decode()
+    long_ago = timezone.now() - timedelta(seconds=60 * settings.AGENT_SILENT_INTERVALS + 5)
+    AgentState.objects.filter(host=agent).update(last_seen=long_ago)
+    checks.periodic_checks()
+    html = client.get("/").content.decode()
+    assert "Agent silent" in html and agent.name in html

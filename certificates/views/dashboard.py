@@ -16,7 +16,7 @@ from accounts.tenancy import scoped
 from certificates import states
 from certificates.renewal import deposit
 
-from ..models import CAAccount, Certificate, Deployment, Heartbeat, RenewalRun
+from ..models import AgentState, CAAccount, Certificate, Deployment, Heartbeat, RenewalRun
 from . import timeline
 from .common import portal_view, roles
 
@@ -69,6 +69,11 @@ def dashboard(request):
     cards = deposit_cards(scoped(CAAccount, request.user).filter(organization=organization))
     failing = _failing(certificates, now)
     not_served = _not_served(organization)
+    # Told by the periodic checks (and cleared by the agent's next check-in):
+    # the dashboard and the mail agree on who is silent.
+    silent = (AgentState.objects.filter(host__organization=organization,
+                                        silence_alerted_at__isnull=False)
+              .select_related("host").order_by("last_seen"))
     return render(request, "certificates/dashboard.html", {
         "scheduler_stale": Heartbeat.is_stale(),
         "counts": [(state, counts[state.value]) for state in states.State],
@@ -86,5 +91,6 @@ def dashboard(request):
         "not_served": not_served[:PROBLEMS_SHOWN],
         "not_served_count": not_served.count(),
         "low_deposits": [card for card in cards if card["low"]],
+        "silent_agents": silent[:PROBLEMS_SHOWN],
         **roles(request),
     })

@@ -10,6 +10,7 @@ from accounts.tenancy import get_scoped_or_404, scoped
 from certificates.renewal import ca_check, deposit, scheduling
 
 from ..auditing import changed, snapshot
+from ..formatting import format_amount
 from ..forms import CAAccountForm, TopUpForm
 from ..models import AuditEvent, CAAccount, Order
 from .common import enter, paginate, portal_view, query_without_page, require, roles
@@ -67,8 +68,8 @@ def top_up(request, pk):
             AuditEvent.record(request, action=AuditEvent.Action.TOP_UP, subject=account.name,
                               params={"amount": str(form.cleaned_data["amount"]),
                                       "currency": account.currency})
-            messages.success(request, _("Top-up of %(amount)s %(currency)s recorded.") % {
-                "amount": form.cleaned_data["amount"], "currency": account.currency})
+            messages.success(request, _("Top-up of %(amount)s recorded.") % {
+                "amount": format_amount(form.cleaned_data["amount"], account.currency)})
             return redirect("certificates:ca_account", account.pk)
     return _page(request, account, form)
 

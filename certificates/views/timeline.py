@@ -28,6 +28,7 @@ from django.utils.translation import gettext_lazy as _lazy
 from django.utils.translation import ngettext
 
 from .. import states
+from ..formatting import format_date
 from ..states import State
 
 WIDTH, LEFT, RIGHT, TOP, LANE = 1000, 78, 10, 26, 26
@@ -105,7 +106,7 @@ def _jitter(pk: int) -> float:
 
 
 class _Dates:
-    """DATE_FORMAT of a local date, formatted once per day however many marks."""
+    """A local date in the portal's style, formatted once per day however many marks."""
 
     def __init__(self):
         self.seen = {}
@@ -113,7 +114,7 @@ class _Dates:
     def __call__(self, when: datetime.datetime) -> str:
         day = timezone.localtime(when).date()
         if day not in self.seen:
-            self.seen[day] = formats.date_format(day, "DATE_FORMAT")
+            self.seen[day] = format_date(day)
         return self.seen[day]
 
 

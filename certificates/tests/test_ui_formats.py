@@ -3,12 +3,14 @@ organisation's time zone; yen are whole; ledger lines link to what they are for.
 
 import datetime
 import re
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from certificates.models import Certificate, RenewalRun, RenewalStep
+from certificates.models import CAAccount, Certificate, DepositEntry, RenewalRun, RenewalStep
+from certificates.tests.factories import ca_account
 from certificates.tests.pages import page
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +103,42 @@ def test_yen_are_whole_with_thousands_in_each_language(client, world, owner, lan
                  page(client, "certificates:ca_accounts")):
         assert balance in html and price in html
         assert "10000.00" not in html and "1100.00" not in html and "10,000 JPY" not in html
+
+
+def test_a_yen_top_up_steps_by_one_yen_and_a_fraction_is_refused_naming_the_field(
+        client, world, admin):
+    account = world["ca_account"]
+    client.force_login(reader(admin, "en"))
+    html = page(client, "certificates:ca_account", account.pk)
+    field = re.search(r'<input[^>]*name="amount"[^>]*>', html)[0]
+    assert 'step="1"' in field and 'min="1"' in field
+    response = client.post(reverse("certificates:top_up", args=[account.pk]),
+                           {"amount": "1100.50", "note": "invoice 42"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["amount"] == [
+        "Amount: JPY has no minor unit; enter a whole number such as 1101."]
+    assert not DepositEntry.objects.filter(note="invoice 42").exists()
+
+
+def test_a_top_up_in_dollars_steps_by_cents(client, organization, admin):
+    account = ca_account(organization, name="Dollar CA", currency="USD", price=Decimal("12.50"))
+    client.force_login(reader(admin, "en"))
+    html = page(client, "certificates:ca_account", account.pk)
+    assert 'step="0.01"' in re.search(r'<input[^>]*name="amount"[^>]*>', html)[0]
+    assert "$12.50" in html
+    client.post(reverse("certificates:top_up", args=[account.pk]), {"amount": "20.25"})
+    assert account.balance() == Decimal("20.25")
+
+
+def test_a_yen_price_with_a_fraction_is_refused_on_the_ca_account_form(client, world, admin):
+    client.force_login(reader(admin, "ja"))
+    edit = page(client, "certificates:ca_account_edit", world["ca_account"].pk)
+    assert 'step="1"' in re.search(r'<input[^>]*name="price"[^>]*>', edit)[0]
+    response = client.post(reverse("certificates:ca_account_create"), {
+        "name": "Yen CA", "directory_url": "https://ca.example.test/dir",
+        "contact_email": "ops@example.test", "price": "990.5", "currency": "JPY",
+        "low_balance_threshold": "0"})
+    assert response.status_code == 200
+    [error] = response.context["form"].errors["price"]
+    assert error.startswith("証明書 1 枚あたりの価格: JPY には小数点以下の単位がありません")
+    assert not CAAccount.objects.filter(name="Yen CA").exists()

@@ -42,7 +42,7 @@ def _page(request, account, form=None):
         "query": query_without_page(request),
         "orders": account.orders.select_related("certificate")[:20],
         "certificate_count": account.certificates.count(),
-        "form": form or TopUpForm(),
+        "form": form or TopUpForm(currency=account.currency),
         **roles(request),
     })
 
@@ -57,7 +57,7 @@ def ca_account_detail(request, pk):
 def top_up(request, pk):
     account = _fetch(request, pk)
     require(request, Role.ADMIN)
-    form = TopUpForm(request.POST)
+    form = TopUpForm(request.POST, currency=account.currency)
     if form.is_valid():
         try:
             deposit.top_up(ca_account=account, amount=form.cleaned_data["amount"],

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from certificates.models import CAAccount, Certificate, DepositEntry, RenewalRun, RenewalStep
-from certificates.tests.factories import ca_account
+from certificates.tests.factories import ca_account, new_version
 from certificates.tests.pages import page
 
 pytestmark = pytest.mark.django_db
@@ -142,3 +142,27 @@ def test_a_yen_price_with_a_fraction_is_refused_on_the_ca_account_form(client, w
     [error] = response.context["form"].errors["price"]
     assert error.startswith("証明書 1 枚あたりの価格: JPY には小数点以下の単位がありません")
     assert not CAAccount.objects.filter(name="Yen CA").exists()
+
+
+# -- the ledger ---------------------------------------------------------------------------
+
+
+def test_ledger_lines_link_to_the_version_and_run_they_paid_for(client, world, owner):
+    certificate, run = world["certificate"], world["run"]
+    version = new_version(certificate, certificate.common_name)
+    RenewalRun.objects.filter(pk=run.pk).update(version=version)
+    DepositEntry.objects.create(ca_account=world["ca_account"], kind=DepositEntry.Kind.CHARGE,
+                                amount=Decimal("-1100"), reference=f"charge:version:{version.pk}",
+                                note=str(version))
+    DepositEntry.objects.filter(pk=world["deposit_entry"].pk).update(note="invoice 42")
+    client.force_login(reader(owner, "en"))
+    html = page(client, "certificates:ca_account", world["ca_account"].pk)
+    ledger = html[html.index('id="ledger"'):]
+    version_url = reverse("certificates:certificate", args=[certificate.pk])
+    assert f'href="{version_url}#version-{version.pk}">www.example.test · ' in ledger
+    assert f'href="{reverse("certificates:run", args=[run.pk])}">run #{run.pk}</a>' in ledger
+    assert "invoice 42" in ledger and "-¥1,100" in ledger
+    assert "charge:version:" not in ledger and "topup-" not in ledger
+    # The anchor the link names is there.
+    assert f'id="version-{version.pk}"' in page(client, "certificates:certificate",
+                                                 certificate.pk)

@@ -15,6 +15,7 @@ from ..forms import CAAccountForm, TopUpForm
 from ..models import AuditEvent, CAAccount, Order
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 from .dashboard import deposit_cards
+from .ledger import with_references
 
 
 @portal_view
@@ -33,12 +34,14 @@ def _fetch(request, pk):
 
 def _page(request, account, form=None):
     outlook = deposit.forecast(account)
+    ledger = paginate(request, account.ledger.select_related("created_by"), 25)
+    ledger.object_list = with_references(ledger.object_list)
     return render(request, "certificates/ca_account_detail.html", {
         "ca_account": account,
         "forecast": outlook,
         "horizons": [(days, *outlook.due[days]) for days in sorted(outlook.due)],
         "low": outlook.is_low(account.low_balance_threshold),
-        "ledger": paginate(request, account.ledger.select_related("created_by"), 25),
+        "ledger": ledger,
         "query": query_without_page(request),
         "orders": account.orders.select_related("certificate")[:20],
         "certificate_count": account.certificates.count(),

@@ -10,9 +10,13 @@ its locale formats, so that one language shows one style.
     {{ run.created_at|exact }}         <time datetime=... title=exact>exact</time>
     {{ account.price|money:account.currency }}   ¥1,100 / 1,100円
     {{ step.detail|instants }}         the ISO 8601 instants in a stored text, as above
+    {{ run.log|run_log }}              a deployment log with its statuses in words
 """
 
+import re
+
 from django import template
+from django.utils.translation import gettext as _
 
 from certificates import formatting
 
@@ -58,3 +62,22 @@ def instants(value):
 def money(value, currency):
     return formatting.format_amount(value, currency)
 
+
+# certificates.hosts.outcomes writes one line per host: "<host>: <status>[: <error>]",
+# with the status's code, not its words (the worker's language is not the reader's).
+_LOG_LINE = re.compile(r"^(?P<host>.+?): (?P<status>[a-z_]+)(?P<rest>: .*)?$")
+
+
+@register.filter
+def run_log(value):
+    from certificates.models import Deployment  # noqa: PLC0415 (the library loads early)
+
+    labels = dict(Deployment.Status.choices)
+    lines = []
+    for line in (value or "").splitlines():
+        match = _LOG_LINE.match(line)
+        if match and match["status"] in labels:
+            line = _("%(host)s: %(status)s") % {
+                "host": match["host"], "status": labels[match["status"]]} + (match["rest"] or "")
+        lines.append(line)
+    return "\n".join(lines)

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone, translation
 
 from certificates import formatting
+from certificates.templatetags.portal_format import run_log
 
 UTC = datetime.UTC
 TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")
@@ -115,6 +116,15 @@ def test_stored_iso_instants_are_written_in_the_readers_style_and_zone(language)
     assert shown == {"en": "next renewal 1 Dec 2026, 00:00, ARI window",
                      "ja": "next renewal 2026年12月1日 00:00, ARI window"}[language]
     assert formatting.localize_instants("serial 0BF6, no instant") == "serial 0BF6, no instant"
+
+
+def test_the_deployment_log_names_each_status_in_words():
+    log = "web1: deployed\nweb 2: rolled_back: nginx -t failed\nsomething else\n"
+    with translation.override("en"):
+        assert run_log(log) == ("web1: Deployed\nweb 2: Rolled back: nginx -t failed\n"
+                                "something else")
+    with translation.override("ja"):
+        assert run_log(log).startswith("web1: デプロイ済み\n")
 
 
 # -- amounts ----------------------------------------------------------------------------

@@ -42,17 +42,18 @@ def run_at_tokyo_midnight(world):
 # -- dates and times ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("language", "started", "renewal"), [
-    ("en", "1 Dec 2026, 00:00", "31 Jan 2027, 12:04"),
-    ("ja", "2026年12月1日 00:00", "2027年1月31日 12:04"),
+@pytest.mark.parametrize(("language", "started", "renewal", "deployed"), [
+    ("en", "1 Dec 2026, 00:00", "31 Jan 2027, 12:04", "web1: Deployed"),
+    ("ja", "2026年12月1日 00:00", "2027年1月31日 12:04", "web1: デプロイ済み"),
 ])
 def test_a_run_reads_in_the_readers_style_and_the_organisations_zone(
-        client, owner, run_at_tokyo_midnight, language, started, renewal):
+        client, owner, run_at_tokyo_midnight, language, started, renewal, deployed):
     client.force_login(reader(owner, language))
     html = page(client, "certificates:run", run_at_tokyo_midnight.pk)
     assert f'<dd id="run-started">{started}</dd>' in html
     assert '<span class="step-time">00:00:07</span>' in html
     assert f"next renewal {renewal}, from the lifetime" in html
+    assert deployed in html
     # No ISO instants, no microseconds, no month-first dates.
     assert "+00:00" not in html and "654321" not in html and "12/01/2026" not in html
 

@@ -24,8 +24,7 @@ from django.utils import formats, timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from .. import states
 from ..formatting import format_date
@@ -40,9 +39,13 @@ DETAIL_LIMIT = 500
 NAMES = 8
 # Lanes from top to bottom; a state that cannot lie in the future has none.
 LANES = [State.EXPIRING, State.DUE, State.FAILING, State.RENEWING, State.VALID]
+# pgettext_lazy, a name makemessages knows: these words reach the catalogue.
 SHORT_LABELS = {
-    State.EXPIRING: _lazy("Expiring"), State.DUE: _lazy("Due"), State.FAILING: _lazy("Failing"),
-    State.RENEWING: _lazy("Renewing"), State.VALID: _lazy("Valid"),
+    State.EXPIRING: pgettext_lazy("timeline lane", "Expiring"),
+    State.DUE: pgettext_lazy("timeline lane", "Due"),
+    State.FAILING: pgettext_lazy("timeline lane", "Failing"),
+    State.RENEWING: pgettext_lazy("timeline lane", "Renewing"),
+    State.VALID: pgettext_lazy("timeline lane", "Valid"),
 }
 
 

@@ -27,8 +27,9 @@ from django.utils.translation import ngettext_lazy
 # English styles and put the month first ("12/01/2026"), which readers outside
 # the US take for the 12th of January: the portal writes the day first.
 STYLES = {
-    "en": {"date": "j M Y", "datetime": "j M Y, H:i"},
-    "ja": {"date": "Y年n月j日", "datetime": "Y年n月j日 H:i"},
+    "en": {"date": "j M Y", "datetime": "j M Y, H:i", "month": "M", "month_year": "M Y"},
+    "ja": {"date": "Y年n月j日", "datetime": "Y年n月j日 H:i", "month": "n月",
+           "month_year": "Y年n月"},
 }
 
 # ISO 4217 minor units where they are not two; every other code has two.
@@ -68,6 +69,11 @@ def format_date(value: datetime.date | datetime.datetime | None) -> str:
     if isinstance(value, datetime.datetime):
         value = _local(value).date()
     return dateformat.format(value, _style()["date"])
+
+
+def format_month(value: datetime.date, *, year: bool = False) -> str:
+    """"Dec", "Jan 2027" / "12月", "2027年1月": the months of a time axis."""
+    return dateformat.format(value, _style()["month_year" if year else "month"])
 
 
 def format_time(value: datetime.datetime | None) -> str:

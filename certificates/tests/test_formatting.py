@@ -69,6 +69,15 @@ def test_the_same_instant_is_another_day_in_another_organisations_zone():
             assert formatting.format_date(at(2026, 12, 1, 0, 0)) == "1 Dec 2026"
 
 
+def test_a_time_axis_names_its_months_and_the_year_at_january():
+    with translation.override("en"):
+        assert formatting.format_month(datetime.date(2026, 12, 1)) == "Dec"
+        assert formatting.format_month(datetime.date(2027, 1, 1), year=True) == "Jan 2027"
+    with translation.override("ja"):
+        assert formatting.format_month(datetime.date(2026, 12, 1)) == "12月"
+        assert formatting.format_month(datetime.date(2027, 1, 1), year=True) == "2027年1月"
+
+
 def test_mails_name_the_zone_and_steps_show_seconds(language):
     with timezone.override(TOKYO):
         assert formatting.format_datetime(at(2026, 11, 30, 15, 0), zone=True).endswith(

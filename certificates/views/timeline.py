@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext, pgettext_lazy
 
 from .. import states
-from ..formatting import format_date
+from ..formatting import format_date, format_month
 from ..states import State
 
 WIDTH, LEFT, RIGHT, TOP, LANE = 1000, 78, 10, 26, 26
@@ -143,9 +143,7 @@ def _frame(start, end, height) -> list[str]:
             x = _x(month, start, end)
             parts.append(f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 6}" '
                          f'y2="{height - 8}"/>')
-            label = formats.date_format(month, "M")
-            if month.month == 1:
-                label = f"{month.year} {label}"
+            label = format_month(month, year=month.month == 1)
             parts.append(f'<text class="tick-label" x="{x + 3:.1f}" y="{TOP - 10}">'
                          f'{escape(label)}</text>')
         month = (month + datetime.timedelta(days=32)).replace(day=1)

@@ -23,9 +23,9 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext_lazy
 
-# Django's own DATE_FORMAT and SHORT_DATETIME_FORMAT differ between its two
-# English styles and put the month first ("12/01/2026"), which readers outside
-# the US take for the 12th of January: the portal writes the day first.
+# Django's English formats are two styles, both month first ("Dec. 1, 2026",
+# "12/01/2026 3:04 p.m."), and readers outside the US take 12/01 for the 12th of
+# January: the portal writes the day first, in one style per language.
 STYLES = {
     "en": {"date": "j M Y", "datetime": "j M Y, H:i", "month": "M", "month_year": "M Y"},
     "ja": {"date": "Y年n月j日", "datetime": "Y年n月j日 H:i", "month": "n月",
@@ -54,7 +54,7 @@ def _local(value: datetime.datetime) -> datetime.datetime:
 def format_datetime(value: datetime.datetime | None, *, zone: bool = False) -> str:
     """"1 Dec 2026, 15:04" / "2026年12月1日 15:04"; with `zone`, its abbreviation
     follows ("JST"), for mails, which are read away from the portal's pages."""
-    if value is None:
+    if not value:  # None, or "" from a template's default
         return ""
     local = _local(value)
     text = dateformat.format(local, _style()["datetime"])
@@ -64,7 +64,7 @@ def format_datetime(value: datetime.datetime | None, *, zone: bool = False) -> s
 
 def format_date(value: datetime.date | datetime.datetime | None) -> str:
     """"1 Dec 2026" / "2026年12月1日"; a datetime counts on its local day."""
-    if value is None:
+    if not value:  # None, or "" from a template's default
         return ""
     if isinstance(value, datetime.datetime):
         value = _local(value).date()
@@ -78,7 +78,7 @@ def format_month(value: datetime.date, *, year: bool = False) -> str:
 
 def format_time(value: datetime.datetime | None) -> str:
     """"15:04:05", the same in both languages (the steps of one run)."""
-    return dateformat.format(_local(value), "H:i:s") if value is not None else ""
+    return dateformat.format(_local(value), "H:i:s") if value else ""
 
 
 # (below this many seconds, count in units of this many seconds, future, past).
@@ -101,7 +101,7 @@ _UNITS = [
 def format_relative(value: datetime.datetime | None,
                     now: datetime.datetime | None = None) -> str:
     """"in 3 days", "2 min ago" / "3日後", "2分前": one unit."""
-    if value is None:
+    if not value:  # None, or "" from a template's default
         return ""
     seconds = int((value - (now or timezone.now())).total_seconds())
     future, seconds = seconds > 0, abs(seconds)
@@ -139,7 +139,7 @@ def time_tag(value: datetime.datetime | None, *, relative: bool = True,
              now: datetime.datetime | None = None) -> SafeString:
     """<time> with the instant (ISO 8601, with its offset) for machines and the
     exact local time on hover; its text relative where people scan lists."""
-    if value is None:
+    if not value:
         return SafeString("")
     exact = format_datetime(value, zone=True)
     text = format_relative(value, now) if relative else format_datetime(value)

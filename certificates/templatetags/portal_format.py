@@ -19,6 +19,7 @@ from django import template
 from django.utils.translation import gettext as _
 
 from certificates import formatting
+from certificates.models import Deployment
 
 register = template.Library()
 
@@ -70,8 +71,6 @@ _LOG_LINE = re.compile(r"^(?P<host>.+?): (?P<status>[a-z_]+)(?P<rest>: .*)?$")
 
 @register.filter
 def run_log(value):
-    from certificates.models import Deployment  # noqa: PLC0415 (the library loads early)
-
     labels = dict(Deployment.Status.choices)
     lines = []
     for line in (value or "").splitlines():

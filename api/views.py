@@ -1,6 +1,7 @@
 """The REST API, /api/v1/. Every queryset comes from accounts.tenancy.scoped(), so an
 object of another organisation is a 404; the role each action needs is in `roles`."""
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import DecimalField, Prefetch, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
@@ -19,6 +20,7 @@ from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
 from certificates import renewal
 from certificates.auditing import changed, snapshot
+from certificates.formatting import check_minor_units
 from certificates.hosts import enrolment
 from certificates.hosts.deployment import NothingToDeploy
 from certificates.models import (
@@ -335,8 +337,6 @@ class HostViewSet(Audited, AgentHostActions, mixins.ListModelMixin, mixins.Retri
         host = self.get_object()
         body = s.ConfirmHostKeySerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        from django.core.exceptions import ValidationError as DjangoValidationError
-
         try:
             fingerprint = enrolment.confirm_host_key(
                 host_id=host.pk, by=request.user, fingerprint=body.validated_data["fingerprint"])
@@ -447,6 +447,11 @@ class CAAccountViewSet(CACheckActions, mixins.ListModelMixin, mixins.RetrieveMod
         account = self.get_object()
         body = s.TopUpSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        try:
+            # As the top-up form checks it: no fraction of a yen.
+            check_minor_units(body.validated_data["amount"], account.currency, "amount")
+        except DjangoValidationError as exc:
+            raise ValidationError({"amount": exc.messages}, code="minor_units") from exc
         try:
             entry = deposit.top_up(ca_account=account, amount=body.validated_data["amount"],
                                    note=body.validated_data["note"], by=request.user)

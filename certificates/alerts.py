@@ -52,6 +52,7 @@ from django.utils import timezone, translation
 
 from accounts.models import Membership, Organization, Role
 
+from .formatting import Amount
 from .models import CAAccount, Certificate, Notification, RenewalRun, TargetHost
 
 logger = logging.getLogger(__name__)
@@ -61,8 +62,6 @@ REPEAT_AFTER = timedelta(hours=24)
 # A hung SMTP server must not hold a renewal worker forever (Django's default is
 # no timeout at all); EMAIL_TIMEOUT, when set, wins.
 SMTP_TIMEOUT = 30
-# Currencies counted in whole units.
-ZERO_DECIMAL_CURRENCIES = {"JPY"}
 
 
 def recipients_for(organization: Organization,
@@ -126,12 +125,6 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     return rows
 
 
-def format_amount(amount: Decimal | int | str, currency: str) -> str:
-    places = "1" if currency in ZERO_DECIMAL_CURRENCIES else "0.01"
-    value = Decimal(amount).quantize(Decimal(places))
-    return f"{value:,} {currency}"
-
-
 def _absolute(url_name: str, obj: models.Model) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + reverse(url_name, args=[obj.pk])
 
@@ -141,7 +134,8 @@ def _context(kind: str, organization: Organization, certificate: Certificate | N
              extra: dict[str, Any]) -> dict[str, Any]:
     currency = ca_account.currency if ca_account is not None else ""
     context: dict[str, Any] = {
-        key: format_amount(value, currency) if isinstance(value, Decimal) else value
+        # Written when each recipient's mail is rendered, in their language.
+        key: Amount(value, currency) if isinstance(value, Decimal) else value
         for key, value in extra.items()
     }
     links = {

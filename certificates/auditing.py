@@ -11,6 +11,8 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Role
 
+from .formatting import format_amount
+
 # An event's "fields" are named after the model its action is about.
 FIELD_MODELS = {
     "host_": ("certificates", "TargetHost"),
@@ -96,8 +98,6 @@ def _values(params) -> list[str]:
     """An amount, a fingerprint, a token's scopes."""
     parts = []
     if "amount" in params:
-        from .alerts import format_amount  # noqa: PLC0415 (alerts pulls in mail)
-
         parts.append(_("amount: %(amount)s") % {
             "amount": format_amount(params["amount"], params.get("currency", ""))})
     if "fingerprint" in params:

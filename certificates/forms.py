@@ -14,6 +14,7 @@ from django.contrib.auth.forms import UserCreationForm
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from .formatting import amount_step, check_minor_units
 from .models import CAAccount, Certificate, Deployment, TargetHost
 from .models.endpoints import stale_secret_errors
 from .models.hosts import SSH_REQUIRED
@@ -196,11 +197,26 @@ class CAAccountForm(KeepSecretMixin, forms.ModelForm):
                   "currency", "low_balance_threshold"]
         widgets = {"eab_hmac_key": SecretInput()}
 
+    amount_fields = ("price", "low_balance_threshold")
+
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.organization = organization
         if self.instance.pk:
             self.fields["eab_hmac_key"].help_text = _("Leave blank to keep the stored key.")
+        currency = (self.data.get("currency") if self.is_bound else None) or self.instance.currency
+        for name in self.amount_fields:
+            self.fields[name].widget.attrs["step"] = amount_step(currency)
+
+    def clean(self):
+        cleaned = super().clean()
+        currency = cleaned.get("currency") or ""
+        for name in self.amount_fields:
+            try:
+                check_minor_units(cleaned.get(name), currency, str(self.fields[name].label))
+            except forms.ValidationError as exc:
+                self.add_error(name, exc)
+        return cleaned
 
 
 class ConfirmHostKeyForm(forms.Form):
@@ -217,6 +233,20 @@ class TopUpForm(forms.Form):
     )
     note = forms.CharField(label=_("Note"), required=False, max_length=500,
                            help_text=_("For example the bank transfer or invoice number."))
+
+    def __init__(self, *args, currency, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+        # A yen amount steps by one yen, not by 0.01 (the browser's spinner and its check).
+        # The step counts from min, so min moves with it.
+        self.fields["amount"].widget.attrs.update(step=amount_step(currency),
+                                                  min=amount_step(currency))
+        self.fields["amount"].label = _("Amount (%(currency)s)") % {"currency": currency}
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        check_minor_units(amount, self.currency, str(_("Amount")))
+        return amount
 
 
 class DeployForm(forms.Form):

@@ -103,6 +103,16 @@ def test_a_negative_top_up_is_refused(api, world):
     assert errors["amount"]["code"] == "min_value"
 
 
+def test_a_yen_top_up_with_a_fraction_is_refused_naming_the_field(api, world):
+    account = world["ca_account"]  # in JPY
+    errors = errors_of(api.post(f"/api/v1/ca-accounts/{account.pk}/top-up/",
+                                {"amount": "1100.50"}, format="json",
+                                HTTP_ACCEPT_LANGUAGE="en"))
+    assert errors["amount"]["message"] == (
+        "amount: JPY has no minor unit; enter a whole number such as 1101.")
+    assert account.balance() == 10000
+
+
 def test_an_unsupported_method_is_a_405_in_the_same_shape(api, world):
     response = api.delete(f"/api/v1/orders/{world['order'].pk}/")
     assert response.status_code == 405

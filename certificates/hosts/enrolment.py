@@ -134,9 +134,11 @@ def test_connection(*, host_id: int) -> list[Check]:
                             % {"fingerprint": host.host_key_fingerprint})]
             for field, label in PATH_FIELDS.items():
                 if getattr(host, field):
-                    checks.append(_check(f"folder:{field}", _("Folder of %(field)s")
-                                         % {"field": label}, _check_folder, session, host,
-                                         field))
+                    # A folder field is its own folder: "Backup folder", not "Folder of ...".
+                    title = str(label) if field in FOLDER_FIELDS else _("Folder of %(field)s") % {
+                        "field": label}
+                    checks.append(_check(f"folder:{field}", title, _check_folder, session,
+                                         host, field))
             checks.append(_check("config_test", _("Config test command"), _check_command,
                                  session, host.config_test_command))
             checks.append(_check("reload", _("Reload command"), _check_command, session,

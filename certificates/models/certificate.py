@@ -236,17 +236,18 @@ class Certificate(models.Model):
 
     def _dns01_errors(self):
         errors = {}
+        # Each says what the value is for: only the secret signs the update.
         required = {
-            "dns_server": _("DNS server"),
-            "tsig_key_name": _("TSIG key name"),
-            "tsig_secret": _("TSIG secret"),
+            "dns_server": _("DNS server is required for DNS-01: the RFC 2136 update is sent "
+                            "to it."),
+            "tsig_key_name": _("TSIG key name is required for DNS-01: it names the key the "
+                               "RFC 2136 update is signed with."),
+            "tsig_secret": _("TSIG secret is required for DNS-01: the RFC 2136 update is "
+                             "signed with it."),
         }
-        for field, label in required.items():
+        for field, message in required.items():
             if not getattr(self, field):
-                errors[field] = [
-                    _("%(field)s is required for DNS-01: the RFC 2136 update is signed with it.")
-                    % {"field": label}
-                ]
+                errors[field] = [message]
         checks = [
             ("dns_server", validate_dns_server),
             ("tsig_secret", validators.validate_tsig_secret),

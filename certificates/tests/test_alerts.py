@@ -14,7 +14,7 @@ from django.utils import timezone, translation
 from accounts.models import Membership, Role
 from accounts.tests.factors import give_totp
 from certificates import alerts
-from certificates.alerts import format_amount, notify, recipients_for
+from certificates.alerts import notify, recipients_for
 from certificates.models import Notification, RenewalRun
 from testbed.ports import free_port
 
@@ -72,7 +72,13 @@ def arguments(kind, certificate, ca, run):
         "not_served": dict(certificate=certificate, run=run, extra={
             "host": "web1", "expected": "ab" * 32, "served": "cd" * 32}),
         "expiring": dict(certificate=certificate, extra={"days": 14}),
+        "agent_silent": dict(host=factories.agent_host(certificate.organization), extra={
+            "last_seen": timezone.now() - timedelta(minutes=20), "interval": 300}),
     }[kind]
+
+
+# Alerts about a host concern no CA account: its contact is not told.
+HOST_KINDS = {"agent_silent"}
 
 
 def test_owners_admins_and_the_ca_contact_are_told_but_not_operators_or_viewers(
@@ -104,8 +110,8 @@ def test_each_kind_is_mailed_as_text_and_html_in_the_recipients_language(
     owner = member("owner", Role.OWNER, language)
     rows = notify(kind, **arguments(kind, certificate, ca, run))
 
-    assert [(r.recipient, r.language) for r in rows] == [
-        (owner.email, language), (ca.contact_email, settings.LANGUAGE_CODE)]
+    contact = [] if kind in HOST_KINDS else [(ca.contact_email, settings.LANGUAGE_CODE)]
+    assert [(r.recipient, r.language) for r in rows] == [(owner.email, language), *contact]
     assert all(r.sent_at and not r.error for r in rows)
     message = mail.outbox[0]
     assert message.to == [owner.email] and message.subject == rows[0].subject
@@ -132,12 +138,20 @@ def test_dates_are_shown_in_the_organisations_time_zone(organization, certificat
     certificate.expires_at = datetime(2030, 1, 15, 3, 0, tzinfo=UTC)
     certificate.save()
     notify("expiring", certificate=certificate, extra={"days": 7})
-    assert "2030-01-14 22:00 EST" in mail.outbox[0].body
+    assert "14 Jan 2030, 22:00 EST" in mail.outbox[0].body
 
 
-def test_yen_are_whole_and_other_currencies_have_cents():
-    assert format_amount(Decimal("12000.00"), "JPY") == "12,000 JPY"
-    assert format_amount(Decimal("12.5"), "USD") == "12.50 USD"
+def test_amounts_and_dates_are_written_in_each_recipients_language(organization, ca, member):
+    member("owner", Role.OWNER, "en")
+    member("admin", Role.ADMIN, "ja")
+    organization.time_zone = "Asia/Tokyo"
+    organization.save()
+    notify("deposit_low", ca_account=ca, extra={
+        "balance": Decimal("12000.00"), "threshold": Decimal("15000"),
+        "needed_30d": Decimal("4400"), "runs_out_on": datetime(2030, 1, 15).date()})
+    english, japanese = (m.body for m in mail.outbox[:2])
+    assert "¥12,000" in english and "15 Jan 2030" in english and "JPY" not in english
+    assert "12,000円" in japanese and "2030年1月15日" in japanese and ".00" not in japanese
 
 
 def test_the_same_event_is_mailed_at_most_once_a_day(certificate, run, member):

@@ -208,7 +208,7 @@ def test_changes_name_the_fields_and_never_a_secret(client, world, owner, django
     assert "fields changed: EAB key ID, EAB HMAC key" in html
     assert "fields changed: reload command" in html
     assert "role: Operator → Administrator" in html
-    assert "amount: 10,000 JPY" in html
+    assert "amount: ¥10,000" in html
 
 
 def test_a_top_up_and_a_host_key_confirmed_through_the_api_are_recorded(world, owner):
@@ -281,7 +281,7 @@ def test_the_filtered_log_is_exported_as_csv_in_the_readers_language(client, org
                                        .lstrip("\ufeff"))))
     assert rows[0] == ["When", "Who", "Action", "Subject", "Details", "IP address"]
     assert [row[1:5] for row in rows[1:]] == [
-        ["owner", "Deposit topped up", "FujiSSL", "amount: 10,000 JPY"]]
+        ["owner", "Deposit topped up", "FujiSSL", "amount: ¥10,000"]]
     everything = client.get(reverse("certificates:audit"), {"format": "csv"},
                             HTTP_ACCEPT_LANGUAGE="ja")
     text = b"".join(everything.streaming_content).decode()

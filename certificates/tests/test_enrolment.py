@@ -118,6 +118,10 @@ def test_test_connection_reports_every_check_and_all_pass(host):
     ]
     assert all(check.ok for check in checks), [c for c in checks if not c.ok]
     assert "syntax is ok" in checks_by_name(checks)["config_test"].detail  # nginx -t said so
+    # A folder field is named once, not "Folder of Backup folder".
+    titles = {check.name: str(check.label) for check in checks}
+    assert "Backup folder" in titles["folder:backup_dir"]
+    assert "Folder" not in titles["folder:backup_dir"]
 
 
 def test_test_connection_reports_a_missing_folder_and_a_failing_command_on_their_own(

@@ -72,7 +72,7 @@ def test_an_administrator_sees_the_price_and_must_confirm_a_renewal_before_its_w
     response = client.post(url)
     html = response.content.decode()
     assert response.status_code == 200
-    assert 'id="renew-price"' in html and "1,100 JPY" in html
+    assert 'id="renew-price"' in html and "¥1,100" in html
     assert f"({(not_due.expires_at - timezone.now()).days} days left)" in html
     assert 'name="confirm" value="1"' in html
     assert not RenewalRun.objects.exists()

@@ -54,6 +54,21 @@ def test_dns01_names_each_missing_rfc2136_field(organization, ca):
     assert "TSIG secret" in errors["tsig_secret"][0]
 
 
+def test_each_missing_dns01_field_says_what_it_is_for(organization, ca):
+    # Only the secret signs the update: the server receives it, the key name names the key.
+    cert = Certificate(organization=organization, ca_account=ca, common_name="*.msen.jp",
+                       challenge=Challenge.DNS_01)
+    errors = errors_of(cert)
+    assert "sent to it" in errors["dns_server"][0]
+    assert "names the key" in errors["tsig_key_name"][0]
+    assert "signed with it" in errors["tsig_secret"][0]
+    with translation.override("ja"):
+        errors = errors_of(cert)
+    assert "署名" not in errors["dns_server"][0] and "送信" in errors["dns_server"][0]
+    assert "この値で署名" not in errors["tsig_key_name"][0]
+    assert "シークレットで署名" in errors["tsig_secret"][0]
+
+
 def test_a_valid_wildcard_certificate_is_normalised_with_its_base_name(organization, ca):
     cert = Certificate(
         organization=organization,

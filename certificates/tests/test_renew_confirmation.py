@@ -65,8 +65,8 @@ def test_the_confirmation_states_the_price_the_deposit_after_and_the_days_left(
     assert response.status_code == 200
     assert f"({days_left(due)} days left)" in html
     assert "still valid, and charges for it again" in html
-    assert "with the CA account FujiSSL: 1,100 JPY is reserved" in html
-    assert "The deposit has 8,900 JPY available after it." in html
+    assert "with the CA account FujiSSL: ¥1,100 is reserved" in html
+    assert "The deposit has ¥8,900 available after it." in html
     assert 'name="confirm" value="1"' in html and 'id="renew-confirm-button"' in html
     assert not RenewalRun.objects.exists()
 
@@ -76,8 +76,8 @@ def test_the_confirmation_in_japanese(client, due, operator):
     html = client.get(reverse("certificates:renew", args=[due.pk]),
                       HTTP_ACCEPT_LANGUAGE="ja").content.decode()
     assert f"(残り {days_left(due)} 日)" in html
-    assert "デポジットから 1,100 JPY が確保され" in html
-    assert "更新後のデポジットの利用可能額は 8,900 JPY です。" in html
+    assert "デポジットから 1,100円 が確保され" in html
+    assert "更新後のデポジットの利用可能額は 8,900円 です。" in html
     assert "再び課金されます" in html
     assert not RenewalRun.objects.exists()
 
@@ -127,7 +127,7 @@ def test_a_deposit_that_cannot_pay_says_so(client, due, operator):
     client.force_login(operator)
     html = client.get(reverse("certificates:renew", args=[due.pk]),
                       HTTP_ACCEPT_LANGUAGE="en").content.decode()
-    assert 'id="renew-short"' in html and "(-2,000 JPY after it)" in html
+    assert 'id="renew-short"' in html and "(-¥2,000 after it)" in html
 
 
 def test_an_operator_cannot_force_outside_the_window(client, not_due, operator):

@@ -67,10 +67,10 @@ def test_times_are_shown_in_the_organisations_time_zone(client, world, owner):
     owner.save()
     organization.time_zone = "Asia/Tokyo"
     organization.save()
-    assert "01/03/2026 8:30 a.m." in page(client, "certificates:run", run.pk)
+    assert "3 Jan 2026, 08:30" in page(client, "certificates:run", run.pk)
     organization.time_zone = "America/New_York"
     organization.save()
-    assert "01/02/2026 6:30 p.m." in page(client, "certificates:run", run.pk)
+    assert "2 Jan 2026, 18:30" in page(client, "certificates:run", run.pk)
 
 
 def test_the_password_can_be_changed(client, owner):

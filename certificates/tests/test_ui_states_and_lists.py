@@ -6,9 +6,10 @@ import datetime
 
 import pytest
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 
 from certificates import states
+from certificates.formatting import format_date
 from certificates.models import Certificate, Deployment, RenewalRun
 from certificates.tests.factories import ca_account, certificate, host
 from certificates.tests.pages import page
@@ -110,7 +111,7 @@ def test_a_small_fleet_has_one_mark_per_certificate_linking_to_it(client, organi
     client.force_login(owner)
     svg = _svg(page(client, "certificates:dashboard"))
     valid = made["valid"]
-    when = formats.date_format(timezone.localtime(valid.expires_at).date(), "DATE_FORMAT")
+    when = format_date(valid.expires_at)  # in the organisation's zone, Tokyo by default
     assert f"<title>{valid.common_name} · {when}</title>" in svg
     assert f'href="{reverse("certificates:certificate", args=[valid.pk])}"' in svg
     assert 'class="mark group' not in svg

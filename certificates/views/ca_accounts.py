@@ -10,10 +10,12 @@ from accounts.tenancy import get_scoped_or_404, scoped
 from certificates.renewal import ca_check, deposit, scheduling
 
 from ..auditing import changed, snapshot
+from ..formatting import format_amount
 from ..forms import CAAccountForm, TopUpForm
 from ..models import AuditEvent, CAAccount, Order
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 from .dashboard import deposit_cards
+from .ledger import with_references
 
 
 @portal_view
@@ -32,16 +34,18 @@ def _fetch(request, pk):
 
 def _page(request, account, form=None):
     outlook = deposit.forecast(account)
+    ledger = paginate(request, account.ledger.select_related("created_by"), 25)
+    ledger.object_list = with_references(ledger.object_list)
     return render(request, "certificates/ca_account_detail.html", {
         "ca_account": account,
         "forecast": outlook,
         "horizons": [(days, *outlook.due[days]) for days in sorted(outlook.due)],
         "low": outlook.is_low(account.low_balance_threshold),
-        "ledger": paginate(request, account.ledger.select_related("created_by"), 25),
+        "ledger": ledger,
         "query": query_without_page(request),
         "orders": account.orders.select_related("certificate")[:20],
         "certificate_count": account.certificates.count(),
-        "form": form or TopUpForm(),
+        "form": form or TopUpForm(currency=account.currency),
         **roles(request),
     })
 
@@ -56,7 +60,7 @@ def ca_account_detail(request, pk):
 def top_up(request, pk):
     account = _fetch(request, pk)
     require(request, Role.ADMIN)
-    form = TopUpForm(request.POST)
+    form = TopUpForm(request.POST, currency=account.currency)
     if form.is_valid():
         try:
             deposit.top_up(ca_account=account, amount=form.cleaned_data["amount"],
@@ -67,8 +71,8 @@ def top_up(request, pk):
             AuditEvent.record(request, action=AuditEvent.Action.TOP_UP, subject=account.name,
                               params={"amount": str(form.cleaned_data["amount"]),
                                       "currency": account.currency})
-            messages.success(request, _("Top-up of %(amount)s %(currency)s recorded.") % {
-                "amount": form.cleaned_data["amount"], "currency": account.currency})
+            messages.success(request, _("Top-up of %(amount)s recorded.") % {
+                "amount": format_amount(form.cleaned_data["amount"], account.currency)})
             return redirect("certificates:ca_account", account.pk)
     return _page(request, account, form)
 

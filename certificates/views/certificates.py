@@ -19,8 +19,8 @@ from certificates.hosts.deployment import NothingToDeploy
 from certificates.renewal import limits as renewal_limits
 from fujissl_portal.params import int_param, strict_int, text_param
 
-from ..alerts import format_amount
 from ..auditing import changed, snapshot
+from ..formatting import format_amount
 from ..forms import CertificateForm
 from ..models import (
     AuditEvent,

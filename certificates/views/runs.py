@@ -3,11 +3,11 @@ run page polls every second while the run is open (live progress)."""
 
 from django.http import JsonResponse
 from django.shortcuts import render
-from django.utils import formats, timezone
 from django.views.decorators.cache import never_cache
 
 from accounts.tenancy import get_scoped_or_404, scoped
 
+from ..formatting import format_datetime, format_time, localize_instants
 from ..models import RenewalRun, RenewalStep
 from .common import enter, paginate, portal_view, query_without_page, roles
 
@@ -61,15 +61,6 @@ def run_detail(request, pk):
         "run": run, "steps": collapse(run.steps.select_related("host"))})
 
 
-def _time(value):
-    return formats.time_format(timezone.localtime(value), "H:i:s") if value else ""
-
-
-def _when(value):
-    return formats.date_format(timezone.localtime(value), "SHORT_DATETIME_FORMAT") \
-        if value else ""
-
-
 @never_cache
 @portal_view
 def run_steps(request, pk):
@@ -83,8 +74,8 @@ def run_steps(request, pk):
         "stalled": run.is_stalled,
         "open": run.is_open,
         "error": run.error,
-        "started_at": _when(run.started_at),
-        "finished_at": _when(run.finished_at),
+        "started_at": format_datetime(run.started_at),
+        "finished_at": format_datetime(run.finished_at),
         "steps": [{
             "id": step.pk,
             "name": step.name,
@@ -92,7 +83,7 @@ def run_steps(request, pk):
             "status": step.status,
             "status_label": str(step.get_status_display()),
             "host": step.host.name if step.host else "",
-            "detail": step.detail,
-            "at": _time(step.at),
+            "detail": localize_instants(step.detail),
+            "at": format_time(step.at),
         } for step in steps],
     })

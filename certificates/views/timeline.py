@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.urls import reverse
-from django.utils import formats, timezone
+from django.utils import timezone
 from django.utils.html import escape
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from .. import states
+from ..formatting import format_date, format_month
 from ..states import State
 
 WIDTH, LEFT, RIGHT, TOP, LANE = 1000, 78, 10, 26, 26
@@ -39,9 +39,13 @@ DETAIL_LIMIT = 500
 NAMES = 8
 # Lanes from top to bottom; a state that cannot lie in the future has none.
 LANES = [State.EXPIRING, State.DUE, State.FAILING, State.RENEWING, State.VALID]
+# pgettext_lazy, a name makemessages knows: these words reach the catalogue.
 SHORT_LABELS = {
-    State.EXPIRING: _lazy("Expiring"), State.DUE: _lazy("Due"), State.FAILING: _lazy("Failing"),
-    State.RENEWING: _lazy("Renewing"), State.VALID: _lazy("Valid"),
+    State.EXPIRING: pgettext_lazy("timeline lane", "Expiring"),
+    State.DUE: pgettext_lazy("timeline lane", "Due"),
+    State.FAILING: pgettext_lazy("timeline lane", "Failing"),
+    State.RENEWING: pgettext_lazy("timeline lane", "Renewing"),
+    State.VALID: pgettext_lazy("timeline lane", "Valid"),
 }
 
 
@@ -105,7 +109,7 @@ def _jitter(pk: int) -> float:
 
 
 class _Dates:
-    """DATE_FORMAT of a local date, formatted once per day however many marks."""
+    """A local date in the portal's style, formatted once per day however many marks."""
 
     def __init__(self):
         self.seen = {}
@@ -113,7 +117,7 @@ class _Dates:
     def __call__(self, when: datetime.datetime) -> str:
         day = timezone.localtime(when).date()
         if day not in self.seen:
-            self.seen[day] = formats.date_format(day, "DATE_FORMAT")
+            self.seen[day] = format_date(day)
         return self.seen[day]
 
 
@@ -139,9 +143,7 @@ def _frame(start, end, height) -> list[str]:
             x = _x(month, start, end)
             parts.append(f'<line class="tick" x1="{x:.1f}" x2="{x:.1f}" y1="{TOP - 6}" '
                          f'y2="{height - 8}"/>')
-            label = formats.date_format(month, "M")
-            if month.month == 1:
-                label = f"{month.year} {label}"
+            label = format_month(month, year=month.month == 1)
             parts.append(f'<text class="tick-label" x="{x + 3:.1f}" y="{TOP - 10}">'
                          f'{escape(label)}</text>')
         month = (month + datetime.timedelta(days=32)).replace(day=1)

@@ -1,0 +1,176 @@
+"""A page rendered in Japanese shows no English from the catalogue.
+
+Each main page is rendered for a Japanese-speaking owner, with one of every
+object present, and its visible text (and the titles and labels a pointer or a
+screen reader finds) is searched for the catalogue's English: a msgid of two or
+more words, or a single capitalised word. One found is a string rendered outside
+translation (an alias makemessages does not know, a label built in Python at
+import time, a stored code shown as it is) or a msgstr missing from the catalogue.
+"""
+
+import datetime
+import gettext
+import html
+import re
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import Role
+from certificates.models import (
+    AuditEvent,
+    CAAccount,
+    Certificate,
+    DepositEntry,
+    RenewalRun,
+    RenewalStep,
+)
+from certificates.tests.factories import certificate, new_version
+
+pytestmark = pytest.mark.django_db
+
+# English that a Japanese page rightly shows although it is a msgid with a
+# translation. Each needs a reason; keep this short.
+ALLOWED = {
+    # Protocol and product names, kept in Latin letters inside the Japanese text.
+    "ACME", "TLS", "DNS-01", "HTTP-01", "SSH", "EAB", "TSIG", "CSR", "API",
+    # RFC 8555's name for what commercial CAs ask for, kept in the Japanese help and
+    # errors beside its gloss: "External Account Binding（外部アカウントバインディング）".
+    "External Account Binding",
+    # The language switcher names each language in itself: "English", "日本語".
+    "English",
+}
+
+# A placeholder in a msgid: "%(name)s", "%s", "%d", "{name}".
+PLACEHOLDER = re.compile(r"%\(\w+\)[sdfr]|%[sdfr]|\{\w*\}")
+WORD = re.compile(r"[A-Za-z][A-Za-z'’-]*")
+SINGLE_CAPITALISED = re.compile(r"[A-Z][a-z]+")
+
+
+def english_phrases() -> set[str]:
+    """The catalogue's English a Japanese page must not show: whole msgids, and the
+    literal runs between the placeholders of the others, of two or more words or
+    one capitalised word."""
+    path = Path(settings.LOCALE_PATHS[0]) / "ja" / "LC_MESSAGES" / "django.mo"
+    with path.open("rb") as mo:
+        catalog = gettext.GNUTranslations(mo)._catalog  # noqa: SLF001 (msgid -> msgstr)
+    phrases = set()
+    for key, msgstr in catalog.items():
+        msgid = key[0] if isinstance(key, tuple) else key
+        msgid = msgid.split("\x04")[-1]  # without its context
+        if not msgid or msgid == msgstr:
+            continue  # the header, or a name the Japanese keeps as it is
+        whole = not PLACEHOLDER.search(msgid)
+        for part in PLACEHOLDER.split(msgid):
+            part = " ".join(part.split()).strip(" .,:;·—()→+")
+            words = WORD.findall(part)
+            if len(words) >= 2 or (whole and SINGLE_CAPITALISED.fullmatch(part)):
+                phrases.add(part)
+    return phrases - ALLOWED
+
+
+VISIBLE_ATTRIBUTES = re.compile(r'\s(?:title|aria-label|placeholder|alt)="([^"]*)"')
+INVISIBLE = re.compile(r"<(script|style)\b.*?</\1>", re.DOTALL | re.IGNORECASE)
+TAG = re.compile(r"<[^>]+>")
+
+
+def visible_text(page: str) -> str:
+    page = INVISIBLE.sub(" ", page)
+    attributes = " | ".join(VISIBLE_ATTRIBUTES.findall(page))
+    return html.unescape(TAG.sub(" | ", page) + " | " + attributes)
+
+
+def english_in(text: str, phrases: set[str]) -> set[str]:
+    return {phrase for phrase in phrases
+            if re.search(r"(?<![A-Za-z])" + re.escape(phrase) + r"(?![A-Za-z])", text)}
+
+
+@pytest.fixture
+def japanese_owner(owner):
+    owner.language = "ja"
+    owner.save(update_fields=["language"])
+    return owner
+
+
+@pytest.fixture
+def everything(world, organization, japanese_owner):
+    """One of every object, and what makes each page show its parts: a low
+    deposit, a failing certificate, a charge, a deployed run with its steps, an
+    audit event."""
+    ca, cert, run = world["ca_account"], world["certificate"], world["run"]
+    CAAccount.objects.filter(pk=ca.pk).update(low_balance_threshold=Decimal("20000"))
+    Certificate.objects.filter(pk=cert.pk).update(
+        expires_at=timezone.now() + datetime.timedelta(days=20))
+    failing = certificate(organization, ca, common_name="shop.example.test",
+                          sans=["shop.example.test"], failure_count=2,
+                          next_attempt_at=timezone.now() + datetime.timedelta(hours=3))
+    RenewalRun.objects.create(certificate=failing, trigger=RenewalRun.Trigger.SCHEDULE,
+                              status=RenewalRun.Status.FAILED, error_class="permanent")
+    version = new_version(cert, cert.common_name)
+    now = timezone.now()
+    RenewalRun.objects.filter(pk=run.pk).update(
+        version=version, status=RenewalRun.Status.SUCCEEDED, started_at=now,
+        finished_at=now, log=f"{world['host'].name}: deployed\n")
+    for name in ("account", "key", "csr", "challenge", "store", "deploy", "tls_check"):
+        RenewalStep.objects.create(run=run, name=name, status="done")
+    DepositEntry.objects.create(ca_account=ca, kind=DepositEntry.Kind.CHARGE,
+                                amount=Decimal("-1100"),
+                                reference=f"charge:version:{version.pk}", note=str(version))
+    AuditEvent.objects.create(organization=organization, action=AuditEvent.Action.TOP_UP,
+                              subject=ca.name, user=japanese_owner,
+                              params={"amount": "10000", "currency": "JPY"})
+    return world
+
+
+def main_pages(world):
+    """(URL name, arguments) of the pages people use every day, and the settings."""
+    cert, host, ca = world["certificate"], world["host"], world["ca_account"]
+    return [
+        ("certificates:dashboard", []),
+        ("certificates:certificates", []), ("certificates:certificate", [cert.pk]),
+        ("certificates:certificate_create", []), ("certificates:certificate_edit", [cert.pk]),
+        ("certificates:renew", [cert.pk]),
+        ("certificates:hosts", []), ("certificates:host", [host.pk]),
+        ("certificates:host_create", []), ("certificates:host_edit", [host.pk]),
+        ("certificates:runs", []), ("certificates:run", [world["run"].pk]),
+        ("certificates:ca_accounts", []), ("certificates:ca_account", [ca.pk]),
+        ("certificates:ca_account_create", []), ("certificates:ca_account_edit", [ca.pk]),
+        ("certificates:orders", []), ("certificates:order", [world["order"].pk]),
+        ("certificates:members", []), ("certificates:audit", []),
+        ("password_change", []), ("mfa_index", []), ("api:tokens", []),
+    ]
+
+
+def test_the_catalogue_gives_this_test_english_to_look_for():
+    phrases = english_phrases()
+    # Two words, one capitalised word, and a literal run between placeholders.
+    assert {"Renewal runs", "Dashboard", "renewals in the next 30 days need"} <= phrases
+    assert "ACME" not in phrases
+
+
+def test_a_page_with_english_is_caught():
+    phrases = english_phrases()
+    page = '<p title="Renewal runs">更新</p><svg><text>Due</text></svg><p>ダッシュボード</p>'
+    assert english_in(visible_text(page), phrases) >= {"Renewal runs", "Due"}
+    assert not english_in(visible_text("<p>更新履歴</p><code>www.example.test</code>"), phrases)
+
+
+def test_the_main_pages_in_japanese_show_no_english_from_the_catalogue(client, everything,
+                                                                       japanese_owner):
+    assert japanese_owner.memberships.get().role == Role.OWNER
+    client.force_login(japanese_owner)
+    phrases = english_phrases()
+    found = {}
+    for name, args in main_pages(everything):
+        response = client.get(reverse(name, args=args))
+        assert response.status_code == 200, (name, response.status_code)
+        page = response.content.decode()
+        assert '<html lang="ja"' in page.replace("'", '"'), name
+        english = english_in(visible_text(page), phrases)
+        if english:
+            found[name] = sorted(english)
+    assert not found, "\n".join(f"{name}: {words}" for name, words in found.items())

@@ -360,7 +360,7 @@ def test_the_hosts_page_shows_the_agents_state(client, agent, token, owner, cert
 def test_the_dashboard_names_an_agent_told_silent(client, agent, token, owner, settings):
     call(client, token, "checkin", {"interval": 60})
     client.force_login(owner)
-    assert 'href="/hosts/%d/"' % agent.pk not in client.get("/").content.decode()
+    assert f'href="/hosts/{agent.pk}/"' not in client.get("/").content.decode()
     long_ago = timezone.now() - timedelta(seconds=60 * settings.AGENT_SILENT_INTERVALS + 5)
     AgentState.objects.filter(host=agent).update(last_seen=long_ago)
     checks.periodic_checks()

@@ -20,7 +20,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Any
 
 from django.conf import settings
@@ -125,9 +125,10 @@ class Agent:
 
 
 _STATE_FIELDS = ("last_seen", "version", "mode", "interval", "certificates")
-_AUTHENTICATE = None
 
 
+# The plain queries of the hot path, made once from the models' table names.
+@cache
 def _authenticate_sql() -> str:
     """The credential, its host's state, and whether work waits for the host:
     one round trip for an idle check-in."""
@@ -142,13 +143,11 @@ def authenticate(raw: str) -> Agent:
     """The agent a credential belongs to. Raw SQL rather than the ORM: this runs
     on every check-in of every agent, and compiling the query cost more than
     running it (bench/agents.py)."""
-    global _AUTHENTICATE
     parts = AgentCredential.split(raw)
     row = None
     if parts is not None:
-        _AUTHENTICATE = _AUTHENTICATE or _authenticate_sql()
         with connection.cursor() as cursor:
-            cursor.execute(_AUTHENTICATE, [True, parts[0]])
+            cursor.execute(_authenticate_sql(), [True, parts[0]])
             row = cursor.fetchone()
     if row is None or parts is None or not hmac.compare_digest(row[1], digest(parts[1])):
         raise AgentRefused("credential_unknown", _(
@@ -226,11 +225,8 @@ def _record_state(agent: Agent, report: dict[str, Any]) -> None:
     if state is not None and all(state[name] == value for name, value in fields.items()):
         # Only the time: one plain UPDATE by primary key, since a cron agent's
         # every check-in comes here (compiling the ORM's would cost more).
-        global _SEEN
-        _SEEN = _SEEN or (f"UPDATE {AgentState._meta.db_table} SET last_seen = %s, "
-                          f"silence_alerted_at = NULL WHERE host_id = %s")
         with connection.cursor() as cursor:
-            cursor.execute(_SEEN, [now, agent.host_id])
+            cursor.execute(_seen_sql(), [now, agent.host_id])
         return
     # Something changed, or its first check-in: the row is made at enrolment,
     # else here.
@@ -238,12 +234,13 @@ def _record_state(agent: Agent, report: dict[str, Any]) -> None:
         AgentState.objects.update_or_create(host_id=agent.host_id, defaults=values)
 
 
-_SEEN = None
+@cache
+def _seen_sql() -> str:
+    return (f"UPDATE {AgentState._meta.db_table} SET last_seen = %s, "
+            f"silence_alerted_at = NULL WHERE host_id = %s")
 
 
-_HAS_WORK = None
-
-
+@cache
 def _work_sql(host: str) -> str:
     """Whether anything waits for the agent of ``host`` (a column or %s), with one
     boolean parameter (True); the partial indexes on open requests and open
@@ -259,10 +256,8 @@ def _work_sql(host: str) -> str:
 
 
 def has_work(host_id: int) -> bool:
-    global _HAS_WORK
-    _HAS_WORK = _HAS_WORK or _work_sql("%s")
     with connection.cursor() as cursor:
-        cursor.execute(_HAS_WORK, [host_id, host_id, host_id, True])
+        cursor.execute(_work_sql("%s"), [host_id, host_id, host_id, True])
         return bool(cursor.fetchone()[0])
 
 

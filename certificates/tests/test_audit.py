@@ -15,8 +15,9 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, Role
 from accounts.tests.factors import give_totp, reauthenticate
 from api.models import APIToken, Webhook
-from certificates.models import AuditEvent, CAAccount, Certificate, TargetHost
+from certificates.models import AgentCredential, AuditEvent, CAAccount, Certificate, TargetHost
 from certificates.models.audit import client_address
+from certificates.tests.factories import agent_host
 from certificates.tests.pki import ssh_keypair
 
 pytestmark = pytest.mark.django_db
@@ -130,6 +131,10 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     client.post(reverse("certificates:host_key_confirm", args=[host.pk]),
                 {"fingerprint": host.host_key_fingerprint})
     assert api.delete(f"/api/v1/hosts/{new_host.pk}/").status_code == 204
+    agent = agent_host(host.organization, name="agent9")
+    client.post(reverse("certificates:agent_code", args=[agent.pk]))
+    AgentCredential.issue(agent)  # as its enrolment makes it
+    client.post(reverse("certificates:agent_revoke", args=[agent.pk]))
 
     # CA accounts and money
     ca_fields = dict(name="Second CA", directory_url=ca_directory,

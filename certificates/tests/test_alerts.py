@@ -72,6 +72,9 @@ def arguments(kind, certificate, ca, run):
         "not_served": dict(certificate=certificate, run=run, extra={
             "host": "web1", "expected": "ab" * 32, "served": "cd" * 32}),
         "expiring": dict(certificate=certificate, extra={"days": 14}),
+        "expired": dict(certificate=certificate, extra={
+            "hosts": "web1, web2", "expired_at": timezone.now()}),
+        "run_stuck": dict(certificate=certificate, run=run, extra={"since": timezone.now()}),
     }[kind]
 
 

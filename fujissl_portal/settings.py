@@ -288,8 +288,10 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "certificates.heartbeat", "schedule": 60.0, "options": {"expires": 50}},
     "scan-due-renewals": {"task": "certificates.scan", "schedule": RENEWAL_SCAN_SECONDS,
                           "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
-    "recover-stale-runs": {"task": "certificates.recover", "schedule": 60.0,
-                           "options": {"expires": 50}},
+    # As often as the scan: a run whose worker died must be taken up well inside
+    # the renewal margin of a short-lived certificate.
+    "recover-stale-runs": {"task": "certificates.recover", "schedule": RENEWAL_SCAN_SECONDS,
+                           "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
     "alert-checks": {"task": "certificates.checks", "schedule": 15 * 60.0,
                      "options": {"expires": 14 * 60}},
 }

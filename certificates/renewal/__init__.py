@@ -45,6 +45,7 @@ from .scheduling import (
     scan,
     scheduled_intents,
     start_run,
+    take_over_from_gone_workers,
 )
 
 __all__ = [
@@ -52,5 +53,5 @@ __all__ = [
     "conclude", "deploy", "deploy_inline", "deploy_now", "due_certificates", "execute",
     "fail", "fail_unexpectedly", "periodic_checks", "recover_stale_runs", "renew_now",
     "retry_after_change", "retry_now", "run_inline", "scan", "scheduled_intents", "start_run",
-    "succeed",
+    "succeed", "take_over_from_gone_workers",
 ]

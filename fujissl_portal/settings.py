@@ -316,6 +316,10 @@ RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=90)
 # normal after an outage, and re-enqueueing them all each minute would only add
 # to it.
 RENEWAL_QUEUE_SECONDS = env.int("RENEWAL_QUEUE_SECONDS", default=15 * 60)
+# Both leases are also bounded by a tenth of the certificate's validity left
+# (certificates/renewal/policy.py), and each backoff step by a quarter of it;
+# near or past expiry a failing renewal is retried this often.
+RENEWAL_RETRY_MIN_SECONDS = env.int("RENEWAL_RETRY_MIN_SECONDS", default=60)
 # Renewals a person may start per organisation in 24 hours on priced CA accounts
 # (automatic ones count too, but are never refused): a runaway script or a
 # stolen token cannot spend the deposit in a day.

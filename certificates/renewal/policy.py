@@ -1,7 +1,7 @@
 """When a certificate renews: inside the CA's ACME Renewal Information window
 (RFC 9773) where it offers one, else when a third of the lifetime remains (half
 for lifetimes of ten days or less). And what scales with the validity left
-(the leases of runs)."""
+(the leases of runs, the backoff steps)."""
 
 from __future__ import annotations
 
@@ -84,6 +84,8 @@ def schedule_renewal(certificate: Certificate, version: CertificateVersion, *,
 LEASE_FRACTION = 0.1
 SHORTEST_RUN_LEASE = datetime.timedelta(seconds=10)
 SHORTEST_QUEUE_LEASE = datetime.timedelta(seconds=30)
+# A backoff step lasts at most this fraction of the validity left.
+BACKOFF_FRACTION = 0.25
 
 
 def validity_left(expires_at: datetime.datetime | None,
@@ -114,3 +116,14 @@ def queue_lease(expires_at: datetime.datetime | None,
     """How long a queued run waits for its message before it is enqueued again."""
     return bounded_lease(datetime.timedelta(seconds=settings.RENEWAL_QUEUE_SECONDS),
                          SHORTEST_QUEUE_LEASE, expires_at, now)
+
+
+def capped_backoff(step: datetime.timedelta, expires_at: datetime.datetime | None,
+                   now: datetime.datetime) -> datetime.timedelta:
+    """A backoff step, at most a quarter of the validity left; near or past
+    expiry, RENEWAL_RETRY_MIN_SECONDS (or the step, if shorter)."""
+    shortest = min(step, datetime.timedelta(seconds=settings.RENEWAL_RETRY_MIN_SECONDS))
+    left = validity_left(expires_at, now)
+    if left is None:
+        return step
+    return max(min(step, left * BACKOFF_FRACTION), shortest)

@@ -52,6 +52,13 @@ def alert_checks() -> None:
     renewal.periodic_checks()
 
 
+@shared_task(name="certificates.retry_mail", ignore_result=True)
+def retry_mail() -> None:
+    from . import alerts  # noqa: PLC0415
+
+    alerts.retry_unsent()
+
+
 @worker_ready.connect
 def take_over_on_start(**kwargs: Any) -> None:
     """A starting worker takes up the runs and hosts held by workers of this

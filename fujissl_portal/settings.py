@@ -294,6 +294,9 @@ CELERY_BEAT_SCHEDULE = {
                            "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
     "alert-checks": {"task": "certificates.checks", "schedule": 15 * 60.0,
                      "options": {"expires": 14 * 60}},
+    # Alert mails the SMTP server refused, sent again (backoff in next_attempt_at).
+    "retry-mail": {"task": "certificates.retry_mail", "schedule": 60.0,
+                   "options": {"expires": 50}},
 }
 # ACME work and deployments on queues of their own, so each can get its workers:
 #   celery -A fujissl_portal worker -Q celery,acme     (scans, issuance)

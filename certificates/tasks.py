@@ -52,6 +52,14 @@ def alert_checks() -> None:
     renewal.periodic_checks()
 
 
+@shared_task(name="certificates.watch", ignore_result=True)
+def watch_runs_and_expiry() -> None:
+    """Runs open past their time and expired certificates still served (every minute)."""
+    from . import renewal  # noqa: PLC0415
+
+    renewal.watch_runs_and_expiry()
+
+
 @shared_task(name="certificates.retry_mail", ignore_result=True)
 def retry_mail() -> None:
     from . import alerts  # noqa: PLC0415

@@ -294,6 +294,9 @@ CELERY_BEAT_SCHEDULE = {
                            "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
     "alert-checks": {"task": "certificates.checks", "schedule": 15 * 60.0,
                      "options": {"expires": 14 * 60}},
+    # Stuck runs and expired certificates still served: a person is told within a minute.
+    "watch-runs-and-expiry": {"task": "certificates.watch", "schedule": 60.0,
+                              "options": {"expires": 50}},
     # Alert mails the SMTP server refused, sent again (backoff in next_attempt_at).
     "retry-mail": {"task": "certificates.retry_mail", "schedule": 60.0,
                    "options": {"expires": 50}},

@@ -1,7 +1,8 @@
 """When a certificate renews: inside the CA's ACME Renewal Information window
 (RFC 9773) where it offers one, else when a third of the lifetime remains (half
 for lifetimes of ten days or less). And what scales with the validity left
-(the leases of runs, the backoff steps)."""
+(the leases of runs, the backoff steps) or with the lifetime (reminders,
+warnings, how long a run may stay open)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,16 @@ SHORTEST_RUN_LEASE = datetime.timedelta(seconds=10)
 SHORTEST_QUEUE_LEASE = datetime.timedelta(seconds=30)
 # A backoff step lasts at most this fraction of the validity left.
 BACKOFF_FRACTION = 0.25
+# Reminders of a failing renewal: (nominal days, fraction of the lifetime), the
+# smaller of the two; 14 and 3 days for a 90-day certificate, and for a 6-day one
+# a day and a half and 14 hours, after the renewal time rather than with it.
+REMINDERS = ((14, 0.25), (3, 0.1))
+# "Expiring" alerts within EXPIRY_WARNING_DAYS or this fraction of the lifetime.
+EXPIRY_WARNING_FRACTION = 0.25
+# A run open longer than this fraction of the lifetime (within the bounds) is stuck.
+STUCK_FRACTION = 0.05
+SHORTEST_STUCK = datetime.timedelta(minutes=2)
+LONGEST_STUCK = datetime.timedelta(hours=1)
 
 
 def validity_left(expires_at: datetime.datetime | None,
@@ -127,3 +138,28 @@ def capped_backoff(step: datetime.timedelta, expires_at: datetime.datetime | Non
     if left is None:
         return step
     return max(min(step, left * BACKOFF_FRACTION), shortest)
+
+
+def reminder_thresholds(lifetime: datetime.timedelta | None
+                        ) -> list[tuple[int, datetime.timedelta]]:
+    """(nominal days, time before expiry) of each reminder, nearest expiry first."""
+    thresholds = []
+    for days, fraction in REMINDERS:
+        threshold = datetime.timedelta(days=days)
+        if lifetime is not None:
+            threshold = min(threshold, lifetime * fraction)
+        thresholds.append((days, threshold))
+    return sorted(thresholds, key=lambda pair: pair[1])
+
+
+def expiry_warning(lifetime: datetime.timedelta | None) -> datetime.timedelta:
+    """How close to expiry an unrenewed certificate is reported as expiring."""
+    warning = datetime.timedelta(days=settings.EXPIRY_WARNING_DAYS)
+    return warning if lifetime is None else min(warning, lifetime * EXPIRY_WARNING_FRACTION)
+
+
+def stuck_after(lifetime: datetime.timedelta | None) -> datetime.timedelta:
+    """How long a run may stay open before a person is told it is stuck."""
+    if lifetime is None:
+        return LONGEST_STUCK
+    return min(max(lifetime * STUCK_FRACTION, SHORTEST_STUCK), LONGEST_STUCK)

@@ -217,7 +217,8 @@ def test_a_short_deposit_refuses_the_renewal_once_and_renews_after_a_top_up(
     assert refused.acme_order_url == ""  # no ACME order was placed
     notices = Notification.objects.filter(kind=Notification.Kind.DEPOSIT_INSUFFICIENT,
                                           recipient="owner@example.test")
-    assert notices.count() == 1
+    # The alert is mailed after the run's end is committed: a moment later.
+    wait_for(lambda: notices.count() == 1, 10, "the deposit alert", worker)
     renewal.scan()  # held: nothing starts, nothing is sent again
     assert notices.count() == 1
 

@@ -30,6 +30,14 @@ or the CA account, and the CA account, taken from the certificate if absent):
 ``agent_silent``
     ``host`` (an agent host); ``extra``: ``last_seen`` (a datetime) and
     ``interval`` (seconds).
+``expired``
+    ``certificate``; ``extra``: ``hosts`` (their names, comma-separated) and
+    ``expired_at`` (a datetime): hosts still serve a version that has expired.
+``run_stuck``
+    ``certificate``, ``run``; ``extra``: ``since`` (a datetime, when it opened).
+
+A mail the SMTP server refuses is retried (``retry_unsent``, every minute),
+made again from the parameters kept on its row: the run's id and ``extra``.
 
 Amounts are Decimals in ``ca_account.currency``; dates are shown in the
 organisation's time zone.
@@ -39,13 +47,15 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import models
+from django.db.models import Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
@@ -62,6 +72,11 @@ REPEAT_AFTER = timedelta(hours=24)
 # A hung SMTP server must not hold a renewal worker forever (Django's default is
 # no timeout at all); EMAIL_TIMEOUT, when set, wins.
 SMTP_TIMEOUT = 30
+# A mail the server refused is tried again after these, the last one repeated.
+RETRY_STEPS = [timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15),
+               timedelta(hours=1)]
+RETRY_BATCH = 500
+RENDERING_FAILED = "rendering failed"
 
 
 def recipients_for(organization: Organization,
@@ -111,18 +126,78 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     if host is not None:
         context.update(host=host, link=_absolute("certificates:host", host))
 
+    # Told: sent, still to be retried, or not renderable (a bug, recorded once).
+    # A mail the server refused until its retries gave up is not told.
     earlier = Notification.objects.filter(
         kind=kind, certificate=certificate, ca_account=ca_account, host=host, event=event
-    )
+    ).filter(Q(sent_at__isnull=False) | Q(next_attempt_at__isnull=False)
+             | Q(error__startswith=RENDERING_FAILED))
     if not once:
         earlier = earlier.filter(created_at__gte=timezone.now() - REPEAT_AFTER)
 
+    params = {"run": run.pk if run is not None else None, "extra": _encode(extra or {})}
     rows = []
     for address, language in recipients_for(organization, ca_account):
         if earlier.filter(recipient__iexact=address).exists():
             continue
-        rows.append(_mail(kind, address, language, context, event=event))
+        rows.append(_mail(kind, address, language, context, event=event, params=params))
     return rows
+
+
+def retry_unsent(*, now: datetime | None = None) -> int:
+    """Sends again the mails whose time to retry has come, each made again from
+    its parameters in its recipient's language; the number sent. Each row is
+    claimed with a guarded UPDATE, so two passes never send one mail twice."""
+    now = now or timezone.now()
+    sent = 0
+    due = Notification.objects.filter(next_attempt_at__lte=now).values_list(
+        "pk", "next_attempt_at")
+    for pk, when in due[:RETRY_BATCH]:
+        if not Notification.objects.filter(pk=pk, next_attempt_at=when).update(
+                next_attempt_at=None):
+            continue  # another pass has it
+        row = Notification.objects.select_related(
+            "organization", "certificate__ca_account", "ca_account", "host").get(pk=pk)
+        run = RenewalRun.objects.filter(pk=row.params.get("run")).first()
+        context = _context(row.kind, row.organization, row.certificate, row.ca_account, run,
+                           _decode(row.params.get("extra", {})))
+        if row.host is not None:
+            context.update(host=row.host, link=_absolute("certificates:host", row.host))
+        try:
+            _, text, html = _render(row.kind, row.language, context)
+        except Exception as exc:
+            logger.exception("alert %s for %s could not be rendered", row.kind, row.recipient)
+            row.error = f"{RENDERING_FAILED}: {type(exc).__name__}: {exc}"
+            row.save(update_fields=["error"])
+            continue
+        sent += _send(row, text, html, now=now)
+    return sent
+
+
+def _encode(extra: dict[str, Any]) -> dict[str, Any]:
+    """An alert's figures as JSON: amounts and dates keep their type."""
+    encoded: dict[str, Any] = {}
+    for key, value in extra.items():
+        if isinstance(value, Decimal):
+            value = {"decimal": str(value)}
+        elif isinstance(value, datetime):
+            value = {"datetime": value.isoformat()}
+        elif isinstance(value, date):
+            value = {"date": value.isoformat()}
+        encoded[key] = value
+    return encoded
+
+
+def _decode(encoded: dict[str, Any]) -> dict[str, Any]:
+    readers: dict[str, Callable[[str], Any]] = {
+        "decimal": Decimal, "datetime": datetime.fromisoformat, "date": date.fromisoformat}
+    extra: dict[str, Any] = {}
+    for key, value in encoded.items():
+        if isinstance(value, dict) and len(value) == 1 and next(iter(value)) in readers:
+            (tag, text), = value.items()
+            value = readers[tag](text)
+        extra[key] = value
+    return extra
 
 
 def _absolute(url_name: str, obj: models.Model) -> str:
@@ -169,12 +244,12 @@ def _render(kind: str, language: str, context: dict[str, Any]) -> tuple[str, str
 
 
 def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
-          event: str) -> Notification:
+          event: str, params: dict[str, Any]) -> Notification:
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
         host=context.get("host") if isinstance(context.get("host"), TargetHost) else None,
         ca_account=context["ca_account"], kind=kind, event=event, recipient=address,
-        language=language,
+        language=language, params=params,
     )
     try:
         row.subject, text, html = _render(kind, language, context)
@@ -183,24 +258,37 @@ def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
         # still recorded, with why it did not go out.
         logger.exception("alert %s for %s could not be rendered", kind, address)
         row.subject = str(Notification.Kind(kind).label)
-        row.error = f"rendering failed: {type(exc).__name__}: {exc}"
+        row.error = f"{RENDERING_FAILED}: {type(exc).__name__}: {exc}"
         row.save()
         return row
     # The row exists before the mail leaves: a crash while sending leaves a trace.
     row.save()
+    _send(row, text, html, now=timezone.now())
+    return row
+
+
+def _send(row: Notification, text: str, html: str, *, now: datetime) -> int:
+    """One attempt at sending ``row``'s mail: 1 if it went out. A refusal is
+    recorded on the row with when to try again (until REPEAT_AFTER has passed
+    since the alert: by then the event is told afresh anyway)."""
     message = EmailMultiAlternatives(
-        subject=row.subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL, to=[address],
+        subject=row.subject, body=text, from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[row.recipient],
         connection=get_connection(timeout=settings.EMAIL_TIMEOUT or SMTP_TIMEOUT),
     )
     message.attach_alternative(html, "text/html")
+    row.attempts += 1
     try:
         message.send()
     except Exception as exc:
         # smtplib's errors carry the server's reply, never our credentials.
         row.error = f"{type(exc).__name__}: {exc}"[:2000]
-        logger.warning("alert %s to %s not sent: %s", kind, address, row.error)
-        row.save(update_fields=["error"])
-    else:
-        row.sent_at = timezone.now()
-        row.save(update_fields=["sent_at"])
-    return row
+        step = RETRY_STEPS[min(row.attempts, len(RETRY_STEPS)) - 1]
+        retry_at = timezone.now() + step
+        row.next_attempt_at = retry_at if retry_at < row.created_at + REPEAT_AFTER else None
+        logger.warning("alert %s to %s not sent: %s", row.kind, row.recipient, row.error)
+        row.save(update_fields=["error", "attempts", "next_attempt_at"])
+        return 0
+    row.sent_at, row.next_attempt_at = timezone.now(), None
+    row.save(update_fields=["sent_at", "attempts", "next_attempt_at"])
+    return 1

@@ -26,7 +26,7 @@ EXPIRING_DAYS = 30
 
 
 class State(models.TextChoices):
-    # Declared from the most to the least urgent: the first that applies wins.
+    # Declared from the most to the least urgent; `conditions` says which wins.
     EXPIRED = "expired", _("Expired")
     RENEWING = "renewing", _("Renewing")
     FAILING = "failing", _("Failing")
@@ -47,8 +47,10 @@ def conditions(now=None) -> list[tuple[str, Q]]:
     """(state, condition) in order of precedence; VALID is what remains."""
     now = now or timezone.now()
     return [
-        (State.EXPIRED, Q(expires_at__lte=now)),
+        # An open run first: an expired certificate being renewed is renewing (the
+        # "expired" alert tells a person it is still served); expired is the rest.
         (State.RENEWING, _open_run()),
+        (State.EXPIRED, Q(expires_at__lte=now)),
         # Held for a top-up counts as failing: it will not renew by itself.
         (State.FAILING, Q(failure_count__gt=0) | Q(held_for_deposit=True)),
         (State.NEW, Q(expires_at__isnull=True)),

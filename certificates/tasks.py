@@ -9,8 +9,10 @@ import this module, to enqueue on commit).
 """
 
 import logging
+from typing import Any
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,37 @@ def alert_checks() -> None:
     from . import renewal  # noqa: PLC0415
 
     renewal.periodic_checks()
+
+
+@shared_task(name="certificates.watch", ignore_result=True)
+def watch_runs_and_expiry() -> None:
+    """Runs open past their time and expired certificates still served (every minute)."""
+    from . import renewal  # noqa: PLC0415
+
+    renewal.watch_runs_and_expiry()
+
+
+@shared_task(name="certificates.retry_mail", ignore_result=True)
+def retry_mail() -> None:
+    from . import alerts  # noqa: PLC0415
+
+    alerts.retry_unsent()
+
+
+@worker_ready.connect
+def take_over_on_start(**kwargs: Any) -> None:
+    """A starting worker takes up the runs and hosts held by workers of this
+    machine that are gone, instead of waiting for their leases to run out."""
+    from django.db import connections  # noqa: PLC0415
+
+    from . import renewal  # noqa: PLC0415
+
+    try:
+        renewal.take_over_from_gone_workers()
+    except Exception:  # the database is not there yet: the leases still run out
+        logger.exception("taking over from workers that are gone failed")
+    finally:
+        connections.close_all()  # not inherited by the pool's processes
 
 
 @shared_task(name="certificates.renew", ignore_result=True, acks_late=True, **ACME_LIMITS)

@@ -15,6 +15,9 @@ instead.
 - A host's deployment lease must not outlast the deployment task that holds it,
   or a killed task's host stays locked past the point where its run is drained
   again.
+- Near expiry a failing renewal is retried every RENEWAL_RETRY_MIN_SECONDS
+  (certificates/renewal/policy.py): at least RETRY_MINIMUM, or a renewal that
+  fails at once would be retried at every scan and spend the CA's patience.
 """
 
 from django.conf import settings
@@ -22,6 +25,7 @@ from django.core.checks import Error, register
 
 # Below this a lease renewed every third of it could run out between two renewals.
 LEASE_MINIMUM = 30
+RETRY_MINIMUM = 1
 
 
 @register("portal")
@@ -54,4 +58,10 @@ def timings_agree(app_configs, **kwargs):
             f"task's hard time limit ({tasks.DEPLOY_LIMITS['time_limit']} s).",
             hint="Lower SSH_COMMAND_TIMEOUT or DEPLOY_TLS_GRACE_SECONDS.",
             id="portal.E003"))
+    retry = settings.RENEWAL_RETRY_MIN_SECONDS
+    if retry < RETRY_MINIMUM:
+        errors.append(Error(
+            f"RENEWAL_RETRY_MIN_SECONDS ({retry}) must be at least {RETRY_MINIMUM} second.",
+            hint="It is how often a failing renewal is retried near or past expiry.",
+            id="portal.E004"))
     return errors

@@ -288,10 +288,18 @@ CELERY_BEAT_SCHEDULE = {
     "heartbeat": {"task": "certificates.heartbeat", "schedule": 60.0, "options": {"expires": 50}},
     "scan-due-renewals": {"task": "certificates.scan", "schedule": RENEWAL_SCAN_SECONDS,
                           "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
-    "recover-stale-runs": {"task": "certificates.recover", "schedule": 60.0,
-                           "options": {"expires": 50}},
+    # As often as the scan: a run whose worker died must be taken up well inside
+    # the renewal margin of a short-lived certificate.
+    "recover-stale-runs": {"task": "certificates.recover", "schedule": RENEWAL_SCAN_SECONDS,
+                           "options": {"expires": RENEWAL_SCAN_SECONDS * 0.9}},
     "alert-checks": {"task": "certificates.checks", "schedule": 15 * 60.0,
                      "options": {"expires": 14 * 60}},
+    # Stuck runs and expired certificates still served: a person is told within a minute.
+    "watch-runs-and-expiry": {"task": "certificates.watch", "schedule": 60.0,
+                              "options": {"expires": 50}},
+    # Alert mails the SMTP server refused, sent again (backoff in next_attempt_at).
+    "retry-mail": {"task": "certificates.retry_mail", "schedule": 60.0,
+                   "options": {"expires": 50}},
 }
 # ACME work and deployments on queues of their own, so each can get its workers:
 #   celery -A fujissl_portal worker -Q celery,acme     (scans, issuance)
@@ -314,6 +322,10 @@ RENEWAL_LEASE_SECONDS = env.int("RENEWAL_LEASE_SECONDS", default=90)
 # normal after an outage, and re-enqueueing them all each minute would only add
 # to it.
 RENEWAL_QUEUE_SECONDS = env.int("RENEWAL_QUEUE_SECONDS", default=15 * 60)
+# Both leases are also bounded by a tenth of the certificate's validity left
+# (certificates/renewal/policy.py), and each backoff step by a quarter of it;
+# near or past expiry a failing renewal is retried this often.
+RENEWAL_RETRY_MIN_SECONDS = env.int("RENEWAL_RETRY_MIN_SECONDS", default=60)
 # Renewals a person may start per organisation in 24 hours on priced CA accounts
 # (automatic ones count too, but are never refused): a runaway script or a
 # stolen token cannot spend the deposit in a day.

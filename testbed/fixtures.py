@@ -38,13 +38,16 @@ def acme_http_port() -> int:
 
 @pytest.fixture(scope="session")
 def pebble_factory(request, tmp_path_factory, bind_dns, acme_http_port) -> PebbleFactory:
-    """``pebble_factory(*, eab_keys=None, nonce_reject=0) -> Pebble``, started.
+    """``pebble_factory(*, eab_keys=None, nonce_reject=0, validity_seconds=None) -> Pebble``,
+    started.
 
     ``eab_keys`` ({kid: base64url HMAC key}) makes External Account Binding
     required; ``nonce_reject`` is PEBBLE_WFE_NONCEREJECT in percent (None
-    keeps Pebble's default of 5). A Pebble has ``directory_url``,
-    ``ca_bundle``, ``http_port``, ``management_url``, ``root_pem()``,
-    ``intermediate_pem()``, ``stop()`` and ``start()`` (same ports).
+    keeps Pebble's default of 5); ``validity_seconds`` is the lifetime of the
+    certificates it issues (certificateValidityPeriod; default five years).
+    A Pebble has ``directory_url``, ``ca_bundle``, ``http_port``,
+    ``management_url``, ``root_pem()``, ``intermediate_pem()``, ``stop()`` and
+    ``start()`` (same ports).
     """
     factory = PebbleFactory(tmp_path_factory, http_port=acme_http_port,
                             dns_server=f"{bind_dns.address}:{bind_dns.port}")

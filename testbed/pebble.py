@@ -27,7 +27,8 @@ class Pebble:
 
     def __init__(self, directory: Path, *, listener_cert: Path, listener_key: Path,
                  ca_bundle: Path, http_port: int, dns_server: str,
-                 eab_keys: dict | None, nonce_reject: int | None, binary: str | None = None):
+                 eab_keys: dict | None, nonce_reject: int | None, binary: str | None = None,
+                 validity_seconds: int | None = None):
         binary = binary or require("pebble", "pebble")
         self.ca_bundle, self.http_port = str(ca_bundle), http_port
         listen, management, self.tls_port = (free_port(_HOST) for _ in range(3))
@@ -44,6 +45,8 @@ class Pebble:
             "externalAccountBindingRequired": eab_keys is not None,
             "externalAccountMACKeys": eab_keys or {},
         }
+        if validity_seconds is not None:  # Pebble's default: five years
+            config["certificateValidityPeriod"] = validity_seconds
         config_path = directory / "pebble.json"
         config_path.write_text(json.dumps({"pebble": config}, indent=2))
         env = dict(os.environ, PEBBLE_VA_NOSLEEP="1")  # no 0-15 s wait per validation
@@ -80,7 +83,8 @@ class Pebble:
 
 
 class PebbleFactory:
-    """``factory(*, eab_keys=None, nonce_reject=0) -> Pebble`` (started).
+    """``factory(*, eab_keys=None, nonce_reject=0, validity_seconds=None) -> Pebble``
+    (started).
 
     All Pebbles share one listener certificate and one ``http_port``: an
     HTTP-01 validation always connects to that port, and the target hosts'
@@ -103,12 +107,14 @@ class PebbleFactory:
         self.listener_key = directory / "listener.key"
         certs.write_private(self.listener_key, certs.key_pem(key))
 
-    def __call__(self, *, eab_keys: dict | None = None, nonce_reject: int | None = 0) -> Pebble:
+    def __call__(self, *, eab_keys: dict | None = None, nonce_reject: int | None = 0,
+                 validity_seconds: int | None = None) -> Pebble:
+        """``validity_seconds``: the lifetime of the certificates it issues."""
         pebble = Pebble(
             self._tmp.mktemp("testbed-pebble"), listener_cert=self.listener_cert,
             listener_key=self.listener_key, ca_bundle=self.ca_bundle, http_port=self.http_port,
             dns_server=self.dns_server, eab_keys=eab_keys, nonce_reject=nonce_reject,
-            binary=self.binary,
+            binary=self.binary, validity_seconds=validity_seconds,
         )
         self.instances.append(pebble)  # before start: a failed start is still cleaned up
         pebble.start()

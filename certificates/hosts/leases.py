@@ -31,8 +31,48 @@ def lease_length() -> timedelta:
     return timedelta(seconds=host_lease_seconds())
 
 
+def process_owner() -> str:
+    """This worker process, as a holder ("host:pid"): what a run's claim records."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}"
+
+
 def new_owner() -> str:
-    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    return f"{process_owner()}:{uuid.uuid4().hex[:12]}"
+
+
+def gone(owner: str) -> bool:
+    """Whether the process that ``owner`` names ("host:pid[:...]") is known to be
+    gone: it ran on this machine and no longer exists, or it is this very
+    process, asked at start-up before it holds anything (a restarted
+    container often gets the same pid back). A holder on another machine is
+    never known to be gone here: its lease runs out instead."""
+    host, _sep, rest = owner.partition(":")
+    pid_text = rest.split(":", 1)[0]
+    if host != socket.gethostname()[:30] or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, under another user
+        return False
+    return False
+
+
+def release_gone_owners() -> list[int]:
+    """Hosts whose deployment lease a gone process holds (see ``gone``) are let
+    go at once; their ids are returned, so that what waits there is drained."""
+    freed: list[int] = []
+    held = TargetHost.objects.exclude(deploy_lock_owner="").values_list("pk",
+                                                                        "deploy_lock_owner")
+    for host_id, owner in held:
+        if gone(owner) and TargetHost.objects.filter(pk=host_id, deploy_lock_owner=owner).update(
+                deploy_lock_owner="", deploy_locked_until=None):
+            freed.append(host_id)
+    return freed
 
 
 def renew(host: TargetHost, owner: str) -> None:

@@ -102,6 +102,12 @@ class RenewalRun(models.Model):
     # A worker holds a running run until this time; a run still "running" after
     # its lease ran out lost its worker (killed, machine gone) and is taken up again.
     lease_until = models.DateTimeField(_("lease until"), null=True, blank=True)
+    # How long each renewal of the lease lasts: RENEWAL_LEASE_SECONDS, or less when
+    # the certificate has little validity left (renewal/policy.py); None: the setting.
+    lease_seconds = models.PositiveIntegerField(_("lease length"), null=True, blank=True)
+    # The worker process holding a running run ("host:pid", as host leases name
+    # theirs): a worker starting on that host takes over the runs of its dead ones.
+    held_by = models.CharField(_("held by"), max_length=80, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
 
     tenant_path = "certificate__organization"
@@ -174,10 +180,13 @@ class RenewalRun(models.Model):
         self._recorded(step)
         return step
 
+    def lease_length(self) -> timedelta:
+        return timedelta(seconds=self.lease_seconds or settings.RENEWAL_LEASE_SECONDS)
+
     def _recorded(self, step):
-        # A lease lasts RENEWAL_LEASE_SECONDS; extending it at most every tenth of
-        # that saves a write for most steps, which come a fraction of a second apart.
-        lease = timedelta(seconds=settings.RENEWAL_LEASE_SECONDS)
+        # A lease lasts lease_length(); extending it at most every tenth of that
+        # saves a write for most steps, which come a fraction of a second apart.
+        lease = self.lease_length()
         extended = getattr(self, "_lease_extended_at", None)
         if extended is None or step.at - extended >= lease / 10:
             RenewalRun.objects.filter(
@@ -266,6 +275,8 @@ class Notification(models.Model):
         NOT_SERVED = "not_served", _("Deployment not served")
         EXPIRING = "expiring", _("Certificate expiring")
         AGENT_SILENT = "agent_silent", _("Agent silent")
+        EXPIRED = "expired", _("Expired certificate served")
+        RUN_STUCK = "run_stuck", _("Renewal run stuck")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="notifications"
@@ -289,6 +300,13 @@ class Notification(models.Model):
     subject = models.CharField(_("subject"), max_length=300)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     error = models.TextField(_("error"), blank=True)
+    # What the mail was made of (the run's id and the alert's figures, as
+    # alerts.py encodes them), so that a mail the server refused is made again in
+    # the recipient's language and sent later.
+    params = models.JSONField(_("parameters"), default=dict, blank=True)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # When to try a refused mail again; None once sent, or given up.
+    next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), default=timezone.now)
 
     tenant_path = "organization"
@@ -300,6 +318,9 @@ class Notification(models.Model):
         indexes = [
             # "At most one mail per kind and certificate a day" looks up this triple.
             models.Index(fields=["kind", "certificate", "created_at"], name="notif_dedupe_idx"),
+            # The retry pass: mails still waiting for another attempt.
+            models.Index(fields=["next_attempt_at"], condition=Q(next_attempt_at__isnull=False),
+                         name="notif_retry_idx"),
         ]
 
     def __str__(self):

@@ -11,14 +11,15 @@ certificate reaches the hosts.
                    next renewal time
     deposit.py     reservations and charges, only through the ledger
     limits.py      the renewal window and the daily number of paid issuances
-    checks.py      the periodic checks that need a person (deposit, expiry)
+    checks.py      the periodic checks that need a person (deposit, expiry,
+                   stuck runs, expired certificates still served)
     ca_check.py    a CA account's settings checked with the CA (on save, on request)
 
 The names below are the package's services, for views, the API, commands and
 tasks (``from certificates import renewal``; ``renewal.scan()``).
 """
 
-from .checks import periodic_checks
+from .checks import periodic_checks, watch_runs_and_expiry
 from .run import (
     BACKOFF,
     DeploymentFailed,
@@ -45,6 +46,7 @@ from .scheduling import (
     scan,
     scheduled_intents,
     start_run,
+    take_over_from_gone_workers,
 )
 
 __all__ = [
@@ -52,5 +54,5 @@ __all__ = [
     "conclude", "deploy", "deploy_inline", "deploy_now", "due_certificates", "execute",
     "fail", "fail_unexpectedly", "periodic_checks", "recover_stale_runs", "renew_now",
     "retry_after_change", "retry_now", "run_inline", "scan", "scheduled_intents", "start_run",
-    "succeed",
+    "succeed", "take_over_from_gone_workers", "watch_runs_and_expiry",
 ]

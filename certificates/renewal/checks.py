@@ -1,7 +1,9 @@
 """The periodic checks that need a person: deposit warnings, reminders for
 failing renewals as expiry nears, certificates expiring with no successful
 renewal, and agents gone silent (the `certificates.checks` task, every 15
-minutes)."""
+minutes); runs open past their time and expired certificates still served
+(`certificates.watch`, every minute). Reminders, warnings and "past their
+time" scale with the lifetime (renewal/policy.py)."""
 
 import datetime
 
@@ -13,14 +15,12 @@ from certificates.hosts import agents
 from certificates.models import (
     CAAccount,
     Certificate,
+    Deployment,
     Notification,
     RenewalRun,
 )
-from certificates.renewal import deposit
+from certificates.renewal import deposit, policy
 from certificates.signals import announce
-
-# Reminders for a failing renewal, nearest first: the smallest one crossed is sent.
-REMINDER_DAYS = (3, 14)
 
 
 def periodic_checks(*, now: datetime.datetime | None = None) -> None:
@@ -46,18 +46,65 @@ def periodic_checks(*, now: datetime.datetime | None = None) -> None:
     ).select_related("current_version", "ca_account")
     for certificate in expiring:
         days = certificate.days_left(now)
-        if days is None:  # never: the query asks for an expiry date
+        if days is None or certificate.expires_at is None:  # never: the query asks for one
             continue
+        left = certificate.expires_at - now
+        version = certificate.current_version
+        lifetime = version.lifetime() if version is not None else None
         if certificate.failure_count:
             last_run = certificate.runs.filter(status=RenewalRun.Status.FAILED).first()
-            for threshold in REMINDER_DAYS:
-                if days < threshold:
+            # 14 and 3 days, or a fraction of a short lifetime: never with the first failure.
+            for threshold, before in policy.reminder_thresholds(lifetime):
+                if left < before:
                     alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate,
                                   run=last_run, once=True,
                                   event=f"{threshold}d:version-{certificate.current_version_id}")
                     break
-        alerts.notify(Notification.Kind.EXPIRING, certificate=certificate,
-                      event=f"version-{certificate.current_version_id}", extra={"days": days})
+        if left < policy.expiry_warning(lifetime):
+            alerts.notify(Notification.Kind.EXPIRING, certificate=certificate,
+                          event=f"version-{certificate.current_version_id}",
+                          extra={"days": days})
+
+
+def watch_runs_and_expiry(*, now: datetime.datetime | None = None) -> None:
+    """Runs open longer than their certificate's lifetime allows (whatever holds
+    them: a lost worker, a host queue, a CA that does not answer), and
+    certificates that hosts still serve after they expired. Each is told once
+    a day while it lasts."""
+    now = now or timezone.now()
+    _alert_stuck_runs(now)
+    _alert_expired_and_served(now)
+
+
+def _alert_stuck_runs(now: datetime.datetime) -> None:
+    runs = RenewalRun.objects.filter(status__in=RenewalRun.OPEN).select_related(
+        "certificate__current_version", "certificate__ca_account",
+        "certificate__organization")
+    for run in runs:
+        version = run.certificate.current_version
+        lifetime = version.lifetime() if version is not None else None
+        if run.created_at < now - policy.stuck_after(lifetime):
+            alerts.notify(Notification.Kind.RUN_STUCK, certificate=run.certificate, run=run,
+                          event=f"run-{run.pk}", extra={"since": run.created_at})
+
+
+def _alert_expired_and_served(now: datetime.datetime) -> None:
+    # The version a host last received has expired, and no TLS check said the
+    # host serves something else.
+    expired = Deployment.objects.filter(last_version__not_after__lte=now).exclude(
+        served=False).select_related("certificate__ca_account", "certificate__organization",
+                                     "host", "last_version").order_by("certificate_id", "pk")
+    by_certificate: dict[int, list[Deployment]] = {}
+    for deployed in expired:
+        by_certificate.setdefault(deployed.certificate_id, []).append(deployed)
+    for deployments in by_certificate.values():
+        certificate = deployments[0].certificate
+        version = deployments[0].last_version
+        run = certificate.runs.filter(status__in=RenewalRun.OPEN).first()
+        alerts.notify(Notification.Kind.EXPIRED, certificate=certificate, run=run,
+                      event=f"version-{version.pk}" if version else "",
+                      extra={"hosts": ", ".join(d.host.name for d in deployments),
+                             "expired_at": version.not_after if version else None})
 
 
 def _silent_agents(now: datetime.datetime) -> None:

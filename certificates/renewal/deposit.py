@@ -14,10 +14,8 @@ released when the run ends without one.
 
 from __future__ import annotations
 
-import bisect
 import datetime
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -212,49 +210,67 @@ class Forecast:
 
 def forecast(ca_account: CAAccount, *, now: datetime.datetime | None = None) -> Forecast:
     """Renewals due in the next 30, 60 and 90 days and their cost, counting every
-    renewal of a short-lived certificate inside the horizon, and the date the
-    balance runs out."""
+    renewal of a short-lived certificate inside the horizon (288 a day for a
+    10-minute certificate renewed halfway), and the date the balance runs out."""
     current = now is None
     now = now or timezone.now()
     price, balance, reserved = ca_account.price, ca_account.balance(), ca_account.reserved()
-    dates = _dates_of_this_minute(ca_account, now) if current else _renewal_dates(
+    renewals = _renewals_of_this_minute(ca_account, now) if current else _renewals(
         ca_account, now)
     result = Forecast(balance=balance, price=price, reserved=reserved)
-    # The dates are sorted: a bisection per horizon, not a pass over thousands.
     for days in HORIZONS:
-        count = bisect.bisect_right(dates, now + datetime.timedelta(days=days))
+        count = _count_until(renewals, (now + datetime.timedelta(days=days)).timestamp())
         result.due[days] = (count, price * count)
     if price > 0:
         # The first renewal the balance cannot pay for.
         available = balance - reserved
         affordable = max(int(available // price), 0) if available > 0 else 0
-        if affordable < len(dates):
-            result.runs_out_on = timezone.localtime(dates[affordable]).date()
+        if affordable < result.due[max(HORIZONS)][0]:
+            when = _time_of_renewal(renewals, affordable, now)
+            result.runs_out_on = timezone.localtime(when).date()
     return result
 
 
-def _dates_of_this_minute(ca_account: CAAccount,
-                          now: datetime.datetime) -> list[datetime.datetime]:
-    """The renewal dates, computed at most once a minute per CA account: the
-    dashboard forecasts every CA account on every view, over thousands of
-    certificates. The balance they are set against is always current."""
-    key = f"deposit-forecast-dates:{ca_account.pk}:{int(now.timestamp() // 60)}"
-    dates = cache.get(key)
-    if dates is None:
-        dates = _renewal_dates(ca_account, now)
-        cache.set(key, dates, 120)
-    return dates
+# Each certificate renews at ``first`` and every ``every`` seconds after it (POSIX
+# seconds): counted by arithmetic rather than listed, so that a certificate that
+# renews every few minutes costs no more than one that renews every two months.
+Renewals = list[tuple[float, float]]
 
 
-def _renewal_dates(ca_account: CAAccount,
-                   now: datetime.datetime) -> list[datetime.datetime]:
-    """Every renewal in the next 90 days, sorted, repeats of short-lived ones too."""
+def _count_until(renewals: Renewals, until: float) -> int:
+    """How many renewals fall at or before ``until``."""
+    return sum(int((until - first) // every) + 1 for first, every in renewals if first <= until)
+
+
+def _time_of_renewal(renewals: Renewals, index: int,
+                     now: datetime.datetime) -> datetime.datetime:
+    """When the renewal at ``index`` (from 0, in time order) falls, to the second:
+    a bisection on the count, within the horizon."""
+    low, high = now.timestamp(), (now + datetime.timedelta(days=max(HORIZONS))).timestamp()
+    while high - low > 1:
+        middle = (low + high) / 2
+        if _count_until(renewals, middle) > index:
+            high = middle
+        else:
+            low = middle
+    return datetime.datetime.fromtimestamp(high, tz=datetime.UTC)
+
+
+def _renewals_of_this_minute(ca_account: CAAccount, now: datetime.datetime) -> Renewals:
+    """The renewals, computed at most once a minute per CA account: the dashboard
+    forecasts every CA account on every view, over thousands of certificates.
+    The balance they are set against is always current."""
+    key = f"deposit-forecast-renewals:{ca_account.pk}:{int(now.timestamp() // 60)}"
+    renewals = cache.get(key)
+    if renewals is None:
+        renewals = _renewals(ca_account, now)
+        cache.set(key, renewals, 120)
+    return renewals
+
+
+def _renewals(ca_account: CAAccount, now: datetime.datetime) -> Renewals:
+    """(first renewal, interval) of every certificate renewing in the next 90 days."""
     horizon = now + datetime.timedelta(days=max(HORIZONS))
-    return sorted(_each_renewal(ca_account, now, horizon))
-
-
-def _each_renewal(ca_account: CAAccount, now: datetime.datetime,
-                  horizon: datetime.datetime) -> Iterator[datetime.datetime]:
     # Plain columns, not model objects: thousands of rows per CA account.
     rows = (
         Certificate.objects.filter(ca_account=ca_account, auto_renew=True)
@@ -263,18 +279,20 @@ def _each_renewal(ca_account: CAAccount, now: datetime.datetime,
         .values_list("next_attempt_at", "renew_after", "current_version__not_before",
                      "current_version__not_after")
     )
+    renewals: Renewals = []
     for next_attempt_at, renew_after, not_before, not_after in rows.iterator(chunk_size=2000):
         when = max(next_attempt_at or renew_after or now, now)
-        interval = _renewal_interval(not_before, not_after)
-        while when <= horizon:
-            yield when
-            when += interval
+        if when <= horizon:
+            every = _renewal_interval(not_before, not_after).total_seconds()
+            renewals.append((when.timestamp(), every))
+    return renewals
 
 
 def _renewal_interval(not_before: datetime.datetime | None,
                       not_after: datetime.datetime | None) -> datetime.timedelta:
-    """The next version will be like this one: renewed as far into its life."""
+    """The next version will be like this one: renewed as far into its life,
+    however short that is (a second at the least, for a count that ends)."""
     if not_before is None or not_after is None:  # no version (its dates come together)
         return DEFAULT_RENEWAL_INTERVAL
     lifetime = not_after - not_before
-    return max(lifetime - policy.remaining_at_renewal(lifetime), datetime.timedelta(hours=1))
+    return max(lifetime - policy.remaining_at_renewal(lifetime), datetime.timedelta(seconds=1))

@@ -16,10 +16,13 @@ Only this module writes ``RenewalRun.status``. The services (run.py, scheduling.
 transition first and act only when it took: the one who ends a run sends its
 alerts, once.
 
-A running run's lease is short (RENEWAL_LEASE_SECONDS) and renewed while its
-worker lives (``keep_lease``), so a killed worker's run is taken up again within
-a minute or two. A queued run's lease is its message's (RENEWAL_QUEUE_SECONDS):
-past it, the message was lost. A deploying run's lease is renewed by the steps
+A running run's lease is short (RENEWAL_LEASE_SECONDS, or a tenth of the
+certificate's validity left if that is less: policy.run_lease) and renewed while
+its worker lives (``keep_lease``), so a killed worker's run is taken up again
+well before the certificate expires; sooner still when a worker starts on the
+same machine and finds the holder's process gone (``requeue_held_by``). A
+queued run's lease is its message's (RENEWAL_QUEUE_SECONDS, bounded the same
+way): past it, the message was lost. A deploying run's lease is renewed by the steps
 its hosts record and, while one of its hosts is busy with an earlier batch, by
 the recovery pass: a deep host queue delays a run, it never drops it.
 """
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -39,7 +43,9 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import User
-from certificates.models import DeployRequest, RenewalRun, TargetHost
+from certificates.hosts import leases
+from certificates.models import Certificate, DeployRequest, RenewalRun, TargetHost
+from certificates.renewal import policy
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +72,11 @@ def queue_lease() -> datetime.timedelta:
     return datetime.timedelta(seconds=settings.RENEWAL_QUEUE_SECONDS)
 
 
+def _expiries(certificate_ids: Iterable[int]) -> dict[int, datetime.datetime | None]:
+    return dict(Certificate.objects.filter(pk__in=list(certificate_ids))
+                .values_list("pk", "expires_at"))
+
+
 # -- opening ------------------------------------------------------------------------
 
 
@@ -75,12 +86,14 @@ def open_run(*, certificate_id: int, trigger: str, intent: str = RenewalRun.Inte
     """A new queued run; None when the certificate has an open run already (the
     partial unique constraint says so, so two scans racing each other cannot
     both open one). The caller enqueues it on commit."""
+    now = timezone.now()
+    expires_at = _expiries([certificate_id]).get(certificate_id)
     try:
         with transaction.atomic():
             return RenewalRun.objects.create(
                 certificate_id=certificate_id, trigger=trigger, intent=intent,
                 requested_by=requested_by, hosts=hosts,
-                lease_until=timezone.now() + queue_lease())
+                lease_until=now + policy.queue_lease(expires_at, now))
     except IntegrityError:
         return None
 
@@ -89,25 +102,33 @@ def open_runs(intents: dict[int, str], *, trigger: str) -> list[RenewalRun]:
     """Queued runs for many certificates ({certificate id: intent}) in one insert;
     raises IntegrityError if any of them has an open run (the caller falls back
     to ``open_run`` one at a time)."""
-    lease_until = timezone.now() + queue_lease()
+    now = timezone.now()
+    expiries = _expiries(intents)
     with transaction.atomic():
         return RenewalRun.objects.bulk_create([
             RenewalRun(certificate_id=pk, trigger=trigger, intent=intent,
-                       lease_until=lease_until) for pk, intent in intents.items()])
+                       lease_until=now + policy.queue_lease(expiries.get(pk), now))
+            for pk, intent in intents.items()])
 
 
 # -- a worker's hold on a run -----------------------------------------------------------
 
 
-def claim(run_id: int, *, now: datetime.datetime | None = None) -> RenewalRun | None:
+def claim(run_id: int, *, now: datetime.datetime | None = None,
+          holder: str = "") -> RenewalRun | None:
     """Queued (or running with its lease run out, when a lost message comes back)
-    to running, with the next attempt number; None if another worker holds the
-    run or it is no longer open."""
+    to running, with the next attempt number, held by ``holder`` (this process,
+    by default) for a lease that the certificate's validity left bounds; None if
+    another worker holds the run or it is no longer open."""
     now = now or timezone.now()
+    expires_at = Certificate.objects.filter(runs=run_id).values_list(
+        "expires_at", flat=True).first()
+    length = policy.run_lease(expires_at, now)
     taken = RenewalRun.objects.filter(pk=run_id).filter(
         Q(status=Status.QUEUED) | Q(status=Status.RUNNING, lease_until__lt=now)
     ).update(status=Status.RUNNING, started_at=Coalesce("started_at", now),
-             lease_until=now + lease(), attempts=F("attempts") + 1)
+             lease_until=now + length, lease_seconds=math.ceil(length.total_seconds()),
+             held_by=holder or leases.process_owner(), attempts=F("attempts") + 1)
     if not taken:
         return None
     return RenewalRun.objects.select_related("certificate__ca_account").get(pk=run_id)
@@ -120,7 +141,7 @@ def _held(run: RenewalRun, *statuses: str) -> QuerySet[RenewalRun]:
 
 def extend_lease(run: RenewalRun) -> bool:
     return bool(_held(run, Status.RUNNING, Status.DEPLOYING).update(
-        lease_until=timezone.now() + lease()))
+        lease_until=timezone.now() + run.lease_length()))
 
 
 @contextmanager
@@ -130,7 +151,7 @@ def keep_lease(run: RenewalRun) -> Iterator[None]:
     own: if the worker dies, so does the thread, and the run is taken up again
     once the short lease runs out."""
     stop = threading.Event()
-    every = settings.RENEWAL_LEASE_SECONDS / 3
+    every = run.lease_length().total_seconds() / 3
 
     def renew() -> None:
         try:
@@ -156,8 +177,8 @@ def to_deploying(run: RenewalRun, requests: Iterable[DeployRequest] = ()) -> boo
     same transaction: a deploying run always has its requests, so recovery only
     ever has to drain hosts, never to decide what to deploy again."""
     with transaction.atomic():
-        taken = _held(run, Status.RUNNING).update(status=Status.DEPLOYING,
-                                                  lease_until=timezone.now() + lease())
+        taken = _held(run, Status.RUNNING).update(
+            status=Status.DEPLOYING, lease_until=timezone.now() + run.lease_length())
         if taken:
             DeployRequest.objects.bulk_create(list(requests))
     if taken:
@@ -196,10 +217,31 @@ def requeue_lost(*, now: datetime.datetime | None = None) -> list[int]:
         Q(lease_until__lt=now)
         | Q(lease_until__isnull=True, created_at__lt=now - queue_lease()))
     requeued: list[int] = []
-    for run_id, lease_until in lost.values_list("pk", "lease_until"):
+    for run_id, lease_until, expires_at in lost.values_list(
+            "pk", "lease_until", "certificate__expires_at"):
         if RenewalRun.objects.filter(
                 pk=run_id, status__in=(Status.QUEUED, Status.RUNNING), lease_until=lease_until,
-        ).update(status=Status.QUEUED, lease_until=now + queue_lease()):
+        ).update(status=Status.QUEUED, held_by="",
+                 lease_until=now + policy.queue_lease(expires_at, now)):
+            requeued.append(run_id)
+    return requeued
+
+
+def requeue_held_by(holders: Iterable[str], *,
+                    now: datetime.datetime | None = None) -> list[int]:
+    """Running runs held by ``holders`` (worker processes known to be gone) go
+    back to queued at once, without waiting for their lease to run out; their
+    ids are returned, to be enqueued again. Guarded on the holder and the
+    attempt each was found with."""
+    now = now or timezone.now()
+    held = RenewalRun.objects.filter(status=Status.RUNNING, held_by__in=list(holders))
+    requeued: list[int] = []
+    for run_id, holder, attempts, expires_at in held.values_list(
+            "pk", "held_by", "attempts", "certificate__expires_at"):
+        if RenewalRun.objects.filter(
+                pk=run_id, status=Status.RUNNING, held_by=holder, attempts=attempts,
+        ).update(status=Status.QUEUED, held_by="",
+                 lease_until=now + policy.queue_lease(expires_at, now)):
             requeued.append(run_id)
     return requeued
 
@@ -217,10 +259,12 @@ def redrive_deploying(*, now: datetime.datetime | None = None) -> list[int]:
         Q(host__deploy_locked_until__gt=now) | Q(host__transport=TargetHost.Transport.AGENT),
         run=OuterRef("pk"), finished_at__isnull=True)
     redriven: list[int] = []
-    for run_id, lease_until, waiting in expired.annotate(waiting=Exists(busy_host)).values_list(
-            "pk", "lease_until", "waiting"):
+    for run_id, lease_until, seconds, waiting in expired.annotate(
+            waiting=Exists(busy_host)).values_list("pk", "lease_until", "lease_seconds",
+                                                   "waiting"):
+        length = datetime.timedelta(seconds=seconds) if seconds else lease()
         if RenewalRun.objects.filter(pk=run_id, status=Status.DEPLOYING,
-                                     lease_until=lease_until).update(lease_until=now + lease()):
+                                     lease_until=lease_until).update(lease_until=now + length):
             if not waiting:
                 redriven.append(run_id)
     return redriven

@@ -41,7 +41,7 @@ from certificates.models import (
     Order,
     RenewalRun,
 )
-from certificates.renewal import challenges, deposit, issuance, lifecycle
+from certificates.renewal import challenges, deposit, issuance, lifecycle, policy
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.signals import announce
 from certificates.steps import Step, StepStatus
@@ -59,7 +59,8 @@ INLINE_WAIT_SECONDS = 300
 
 
 def backoff(failures: int) -> datetime.timedelta:
-    """1 min, 10 min, 100 min, then daily."""
+    """1 min, 10 min, 100 min, then daily (``fail`` caps each step at a quarter
+    of the certificate's validity left: policy.capped_backoff)."""
     return BACKOFF[min(max(failures, 1), len(BACKOFF)) - 1]
 
 
@@ -283,8 +284,9 @@ def _cause_event(cause: str) -> str:
 
 
 def fail(run: RenewalRun, exc: PortalError, *, cause: str = "") -> RenewalRun:
-    """Records the failure, sets the backoff (a permanent error waits a day, so
-    as not to spend the CA's failed-validation allowance) and alerts: once per
+    """Records the failure, sets the backoff (a transient error's step at most a
+    quarter of the validity left; a permanent error waits a day, so as not to
+    spend the CA's failed-validation allowance) and alerts: once per
     cause a day, so that a new cause is told even while the last one is."""
     fields = issuance.failure_fields(exc)
     problem_type = (exc.problem or {}).get("type", "")
@@ -296,8 +298,12 @@ def fail(run: RenewalRun, exc: PortalError, *, cause: str = "") -> RenewalRun:
             failure_count=F("failure_count") + 1)
         certificate = Certificate.objects.select_related("organization", "ca_account").get(
             pk=run.certificate_id)
-        delay = backoff(certificate.failure_count) if exc.transient else BACKOFF[-1]
-        next_attempt = timezone.now() + delay
+        now = timezone.now()
+        delay = BACKOFF[-1]
+        if exc.transient:  # a permanent error waits for a person, however near expiry
+            delay = policy.capped_backoff(backoff(certificate.failure_count),
+                                          certificate.expires_at, now)
+        next_attempt = now + delay
         if run.retry_after and run.retry_after > next_attempt:
             next_attempt = run.retry_after
         Certificate.objects.filter(pk=certificate.pk).update(next_attempt_at=next_attempt)

@@ -21,9 +21,9 @@ from django.utils.translation import gettext as _
 
 from accounts.models import User
 from certificates import tasks
-from certificates.hosts import agents, deployment
+from certificates.hosts import agents, deployment, leases
 from certificates.hosts.deployment import NothingToDeploy
-from certificates.models import CAAccount, Certificate, RenewalRun, TargetHost
+from certificates.models import CAAccount, Certificate, DeployRequest, RenewalRun, TargetHost
 from certificates.renewal import deposit, lifecycle
 from certificates.renewal import limits as renewal_limits
 from certificates.renewal.run import execute
@@ -259,3 +259,27 @@ def recover_stale_runs(*, now: datetime.datetime | None = None) -> list[int]:
         logger.warning("renewal run %s lost its deployment worker; drained again", run_id)
         tasks.deploy_run.delay(run_id)
     return requeued + redriven
+
+
+def take_over_from_gone_workers(*, now: datetime.datetime | None = None) -> list[int]:
+    """What a worker does as it starts: runs and hosts held by worker processes
+    of this machine that no longer exist (killed, crashed, the machine restarted)
+    are taken up at once instead of when their leases run out; then the usual
+    recovery pass. Call it before this process holds anything (``leases.gone``
+    counts this process's own pid as a previous life's)."""
+    now = now or timezone.now()
+    holders = set(RenewalRun.objects.filter(status=RenewalRun.Status.RUNNING)
+                  .exclude(held_by="").values_list("held_by", flat=True))
+    requeued = lifecycle.requeue_held_by([h for h in holders if leases.gone(h)], now=now)
+    for run_id in requeued:
+        logger.warning("renewal run %s was held by a worker that is gone; enqueued again", run_id)
+        tasks.renew.delay(run_id)
+    freed = leases.release_gone_owners()
+    waiting = list(DeployRequest.objects.filter(
+        host_id__in=freed, finished_at__isnull=True,
+        run__status=RenewalRun.Status.DEPLOYING).values_list("run_id", flat=True).distinct())
+    for run_id in waiting:
+        logger.warning("renewal run %s waited on a host held by a worker that is gone; "
+                       "drained again", run_id)
+        tasks.deploy_run.delay(run_id)
+    return requeued + waiting + recover_stale_runs(now=now)

@@ -74,6 +74,9 @@ def arguments(kind, certificate, ca, run):
         "expiring": dict(certificate=certificate, extra={"days": 14}),
         "agent_silent": dict(host=factories.agent_host(certificate.organization), extra={
             "last_seen": timezone.now() - timedelta(minutes=20), "interval": 300}),
+        "expired": dict(certificate=certificate, extra={
+            "hosts": "web1, web2", "expired_at": timezone.now()}),
+        "run_stuck": dict(certificate=certificate, run=run, extra={"since": timezone.now()}),
     }[kind]
 
 

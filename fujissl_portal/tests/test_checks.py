@@ -38,3 +38,8 @@ def test_a_visibility_timeout_within_a_queued_runs_wait_stops_the_check(settings
 def test_a_host_lease_past_the_deployment_time_limit_stops_the_check(settings):
     settings.SSH_COMMAND_TIMEOUT = 600
     assert check_ids() == {"portal.E003"}
+
+
+def test_a_retry_interval_under_a_second_stops_the_check(settings):
+    settings.RENEWAL_RETRY_MIN_SECONDS = 0
+    assert check_ids() == {"portal.E004"}

@@ -64,6 +64,7 @@ from accounts.models import Membership, Organization, Role
 
 from .formatting import Amount
 from .models import CAAccount, Certificate, Notification, RenewalRun, TargetHost
+from .notify import channels
 
 logger = logging.getLogger(__name__)
 
@@ -136,11 +137,16 @@ def notify(kind: str, *, certificate: Certificate | None = None,
         earlier = earlier.filter(created_at__gte=timezone.now() - REPEAT_AFTER)
 
     params = {"run": run.pk if run is not None else None, "extra": _encode(extra or {})}
+    # The organisation's channels hear of an event once, as its first reader does.
+    first_time = not earlier.exists()
     rows = []
     for address, language in recipients_for(organization, ca_account):
         if earlier.filter(recipient__iexact=address).exists():
             continue
         rows.append(_mail(kind, address, language, context, event=event, params=params))
+    if first_time:
+        channels.fan_out(kind, organization, lambda language: _for_channel(
+            *_render(kind, language, context)[:2]))
     return rows
 
 
@@ -241,6 +247,12 @@ def _render(kind: str, language: str, context: dict[str, Any]) -> tuple[str, str
     # Template tags leave blank lines behind; a mail reads better without runs of them.
     text = re.sub(r"\n\s*\n(\s*\n)+", "\n\n", text).strip() + "\n"
     return subject[:300], text, html
+
+
+def _for_channel(subject: str, text: str) -> tuple[str, str]:
+    """A mail's subject and text as a channel message: without the mail's footer
+    (why the recipient gets mail)."""
+    return subject, text.split("\n--\n", 1)[0].strip()
 
 
 def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,

@@ -121,3 +121,12 @@ def deploy_now(certificate_id: int, host_ids: list[int] | None = None) -> None:
 
     renewal.deploy_now(certificate_id=certificate_id, host_ids=host_ids, by=None,
                        trigger="manual")
+
+
+@shared_task(name="certificates.deliver_to_channel", ignore_result=True, acks_late=True,
+             soft_time_limit=60, time_limit=90)
+def deliver_to_channel(channel_id: int, title: str, body: str) -> None:
+    """An alert, already rendered in the channel's language, sent to one channel."""
+    from .notify import channels  # noqa: PLC0415
+
+    channels.deliver(channel_id, title, body)

@@ -23,7 +23,9 @@ import functools
 import ipaddress
 import logging
 import socket
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -355,3 +357,27 @@ def mount(target: requests.Session, *, max_body: int, truncate: bool = False) ->
     adapter = Adapter(max_body=max_body, truncate=truncate)
     target.mount("https://", adapter)
     target.mount("http://", adapter)
+
+
+_patch_lock = threading.Lock()
+
+
+@contextmanager
+def every_requests_session(*, max_body: int) -> Iterator[None]:
+    """Within the block, every requests session made anywhere in this process
+    connects through the policy (for a library that calls ``requests.post``
+    itself, such as apprise): its adapters are this module's. Sessions made
+    before the block keep theirs. Blocks do not nest; one at a time."""
+    import requests.sessions
+
+    with _patch_lock:
+        original = requests.sessions.HTTPAdapter
+
+        def checked(*args: Any, **kwargs: Any) -> Adapter:
+            return Adapter(max_body=max_body, **kwargs)
+
+        requests.sessions.HTTPAdapter = checked  # type: ignore[misc,assignment]
+        try:
+            yield
+        finally:
+            requests.sessions.HTTPAdapter = original  # type: ignore[misc]

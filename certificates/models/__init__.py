@@ -4,6 +4,7 @@ from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
+from .channels import NotificationChannel
 from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
@@ -24,6 +25,7 @@ __all__ = [
     "Heartbeat",
     "KeyType",
     "Notification",
+    "NotificationChannel",
     "Order",
     "RenewalRun",
     "RenewalStep",

@@ -62,6 +62,9 @@ class AuditEvent(models.Model):
         WEBHOOK_CREATED = "webhook_created", _("Webhook added")
         WEBHOOK_CHANGED = "webhook_changed", _("Webhook changed")
         WEBHOOK_DELETED = "webhook_deleted", _("Webhook deleted")
+        CHANNEL_CREATED = "channel_created", _("Notification channel added")
+        CHANNEL_CHANGED = "channel_changed", _("Notification channel changed")
+        CHANNEL_DELETED = "channel_deleted", _("Notification channel deleted")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="audit_events"

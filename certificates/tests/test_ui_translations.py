@@ -22,14 +22,17 @@ from django.utils import timezone
 
 from accounts.models import Role
 from certificates.models import (
+    AgentCredential,
+    AgentState,
     AuditEvent,
     CAAccount,
     Certificate,
     DepositEntry,
+    NotificationChannel,
     RenewalRun,
     RenewalStep,
 )
-from certificates.tests.factories import certificate, new_version
+from certificates.tests.factories import agent_host, certificate, new_version
 
 pytestmark = pytest.mark.django_db
 
@@ -123,7 +126,15 @@ def everything(world, organization, japanese_owner):
     AuditEvent.objects.create(organization=organization, action=AuditEvent.Action.TOP_UP,
                               subject=ca.name, user=japanese_owner,
                               params={"amount": "10000", "currency": "JPY"})
-    return world
+    # An agent host that has checked in, with a credential, and a channel.
+    agent = agent_host(organization, name="agent-ja")
+    AgentCredential.issue(agent)
+    AgentState.objects.create(host=agent, last_seen=now, version="1.0.0", mode="serve",
+                              certificates={cert.common_name: {"document_root": True}})
+    NotificationChannel.objects.create(
+        organization=organization, name="ops", url="json://127.0.0.1:9/hook",
+        shown="json://127.0.0.1:9/hook", kinds=["renewal_failed"], language="ja")
+    return {**world, "agent": agent}
 
 
 def main_pages(world):
@@ -141,6 +152,8 @@ def main_pages(world):
         ("certificates:ca_account_create", []), ("certificates:ca_account_edit", [ca.pk]),
         ("certificates:orders", []), ("certificates:order", [world["order"].pk]),
         ("certificates:members", []), ("certificates:audit", []),
+        ("certificates:channels", []), ("certificates:channel_create", []),
+        ("certificates:agent_host_create", []), ("certificates:host", [world["agent"].pk]),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
     ]
 

@@ -24,6 +24,7 @@ from .certificates import (
     download_key,
     renew,
 )
+from .channels import channel_create, channel_delete, channel_edit, channel_list, channel_test
 from .dashboard import dashboard
 from .hosts import (
     confirm_host_key,
@@ -47,7 +48,8 @@ from .runs import run_detail, run_list, run_steps
 
 __all__ = [
     "agent_host_create", "make_enrolment_code", "revoke_agent",
-    "audit_log", "invitation_accept", "invitation_revoke", "member_invite",
+    "audit_log", "channel_create", "channel_delete", "channel_edit", "channel_list",
+    "channel_test", "invitation_accept", "invitation_revoke", "member_invite",
     "ca_account_create", "ca_account_edit", "ca_account_test",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",

@@ -1,0 +1,1 @@
+"""Alerts to notification channels (apprise) besides e-mail."""

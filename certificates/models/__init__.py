@@ -4,6 +4,7 @@ from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
+from .dns import DNSCredential, DNSKind
 from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
@@ -19,6 +20,8 @@ __all__ = [
     "CertificateVersion",
     "Challenge",
     "Deployment",
+    "DNSCredential",
+    "DNSKind",
     "DeployRequest",
     "DepositEntry",
     "Heartbeat",

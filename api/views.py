@@ -171,6 +171,7 @@ class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMix
 
     def base_queryset(self):
         return Certificate.objects.prefetch_related(
+            "dns_credentials",
             Prefetch("deployments", queryset=Deployment.objects.only("id", "host_id",
                                                                       "certificate_id")))
 

@@ -104,5 +104,10 @@ class Migration(migrations.Migration):
             model_name='dnscredential',
             constraint=models.UniqueConstraint(fields=('organization', 'name'), name='one_dns_credential_name_per_org'),
         ),
+        migrations.AlterField(
+            model_name='auditevent',
+            name='action',
+            field=models.CharField(choices=[('key_download', 'Private key downloaded'), ('invitation_sent', 'Invitation sent'), ('invitation_accepted', 'Invitation accepted'), ('invitation_revoked', 'Invitation revoked'), ('role_changed', 'Role changed'), ('member_removed', 'Member removed'), ('mfa_changed', 'Sign-in factors changed'), ('host_created', 'Host added'), ('host_changed', 'Host changed'), ('host_deleted', 'Host deleted'), ('host_key_confirmed', 'Host key confirmed'), ('agent_code_made', 'Agent enrolment code made'), ('agent_revoked', 'Agent credential revoked'), ('ca_account_created', 'CA account added'), ('ca_account_changed', 'CA account changed'), ('ca_account_deleted', 'CA account deleted'), ('top_up', 'Deposit topped up'), ('dns_credential_created', 'DNS credential added'), ('dns_credential_changed', 'DNS credential changed'), ('dns_credential_deleted', 'DNS credential deleted'), ('certificate_created', 'Certificate added'), ('certificate_changed', 'Certificate changed'), ('certificate_deleted', 'Certificate deleted'), ('renewal_forced', 'Renewal forced before its window'), ('token_created', 'API token created'), ('token_revoked', 'API token revoked'), ('webhook_created', 'Webhook added'), ('webhook_changed', 'Webhook changed'), ('webhook_deleted', 'Webhook deleted')], max_length=32, verbose_name='action'),
+        ),
         migrations.RunPython(certificates_to_credentials, credentials_to_certificates),
     ]

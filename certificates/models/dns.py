@@ -152,6 +152,11 @@ class DNSCredential(models.Model):
             return {"provider": [_("Provider: choose one of the listed DNS providers.")]}
         known = {o.name: o for o in offered[self.provider]}
         errors = {}
+        for name in self.options:
+            if name in known and known[name].secret:
+                errors["options"] = [_("Provider options: %(name)s is a secret: give it with "
+                                       "the secrets, which are stored encrypted.")
+                                     % {"name": name}]
         for name, value in {**self.options, **self.secret_values}.items():
             if name not in known:
                 errors["options"] = [_("Provider options: %(provider)s has no option %(name)s.")

@@ -84,7 +84,7 @@ class Migration(migrations.Migration):
                 ('tsig_algorithm', models.CharField(blank=True, choices=[('hmac-sha256', 'hmac-sha256'), ('hmac-sha384', 'hmac-sha384'), ('hmac-sha512', 'hmac-sha512'), ('hmac-sha224', 'hmac-sha224'), ('hmac-sha1', 'hmac-sha1'), ('hmac-md5', 'hmac-md5')], default='hmac-sha256', max_length=20, verbose_name='TSIG algorithm')),
                 ('provider', models.CharField(blank=True, max_length=40, verbose_name='provider')),
                 ('options', models.JSONField(blank=True, default=dict, verbose_name='provider options')),
-                ('secrets', fujissl_portal.encryption.EncryptedTextField(blank=True, verbose_name='secrets')),
+                ('secrets', fujissl_portal.encryption.EncryptedTextField(blank=True, verbose_name='secret')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created')),
                 ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated')),
                 ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dns_credentials', to='accounts.organization')),

@@ -68,7 +68,7 @@ class DNSCredential(models.Model):
     provider = models.CharField(_("provider"), max_length=40, blank=True)
     # The provider's options that are not secrets (a server URL, a zone id).
     options = models.JSONField(_("provider options"), default=dict, blank=True)
-    secrets = EncryptedTextField(_("secrets"), blank=True)
+    secrets = EncryptedTextField(_("secret"), blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 

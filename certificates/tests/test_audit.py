@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, Role
 from accounts.tests.factors import give_totp, reauthenticate
 from api.models import APIToken, Webhook
-from certificates.models import AuditEvent, CAAccount, Certificate, TargetHost
+from certificates.models import AuditEvent, CAAccount, Certificate, DNSCredential, TargetHost
 from certificates.models.audit import client_address
 from certificates.tests.pki import ssh_keypair
 
@@ -151,15 +151,26 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     client.force_login(owner)
     reauthenticate(client, owner)  # a key download asks for the password again
 
+    # DNS credentials
+    response = client.post(reverse("certificates:dns_credential_create"), {
+        "name": "ns", "kind": "rfc2136", "zones": "example.test", "server": "192.0.2.53",
+        "port": 53, "tsig_key_name": "k", "tsig_algorithm": "hmac-sha256",
+        "tsig_secret": "dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA=="})
+    assert response.status_code == 302, response.context["form"].errors
+    made = DNSCredential.objects.get(name="ns")
+    assert api.patch(f"/api/v1/dns-credentials/{made.pk}/", {"zones": ["example.org"]},
+                     format="json").status_code == 200
+    assert api.delete(f"/api/v1/dns-credentials/{made.pk}/").status_code == 204
+
     # Certificates
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "api.example.test", "sans": "", "ca_account": ca.pk,
-        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53, "auto_renew": "on"})
+        "key_type": "ec-p256", "challenge": "http-01", "auto_renew": "on"})
     assert response.status_code == 302, response.context["form"].errors
     made = Certificate.objects.get(common_name="api.example.test")
     response = client.post(reverse("certificates:certificate_edit", args=[made.pk]), {
         "common_name": "api.example.test", "sans": "", "ca_account": ca.pk,
-        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53})
+        "key_type": "ec-p256", "challenge": "http-01"})
     assert response.status_code == 302, response.context["form"].errors
     assert api.delete(f"/api/v1/certificates/{made.pk}/").status_code == 204
     client.post(reverse("certificates:download_key", args=[cert.pk]))

@@ -25,6 +25,12 @@ from .certificates import (
     renew,
 )
 from .dashboard import dashboard
+from .dns_credentials import (
+    dns_credential_create,
+    dns_credential_edit,
+    dns_credential_list,
+    dns_credential_test,
+)
 from .hosts import (
     confirm_host_key,
     fetch_host_key,
@@ -54,5 +60,6 @@ __all__ = [
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
     "host_list", "member_list", "member_remove", "member_role", "order_detail",
     "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
-    "switch_organization", "test_connection", "top_up",
+    "switch_organization", "test_connection", "top_up", "dns_credential_create",
+    "dns_credential_edit", "dns_credential_list", "dns_credential_test",
 ]

@@ -46,6 +46,9 @@ def zone_text() -> str:
         "ns1 IN A 127.0.0.1",
         "* IN A 127.0.0.1",
         f"_acme-challenge.delegated IN CNAME _acme-challenge.delegated.{FORWARDED_ZONE}.",
+        # A CNAME loop, which the portal must refuse rather than follow forever.
+        f"_acme-challenge.loop IN CNAME _acme-challenge.loop2.{ZONE}.",
+        f"_acme-challenge.loop2 IN CNAME _acme-challenge.loop.{ZONE}.",
     ]
     for n in HOST_NUMBERS:
         lines += [f"h{n} IN A 127.0.0.{n}", f"*.h{n} IN A 127.0.0.{n}"]

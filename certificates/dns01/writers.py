@@ -12,6 +12,8 @@ from certificates.models import DNSCredential, DNSKind
 from certificates.seams import acme_dns, dns, dns_lookup, dns_providers
 from certificates.seams.errors import FailureKind, PortalError
 
+from . import acme_dns_names
+
 
 class Writer(Protocol):
     def add(self, name: str, value: str) -> None: ...
@@ -67,17 +69,16 @@ class AcmeDNSWriter:
     older ones go as new ones come."""
 
     def __init__(self, credential: DNSCredential) -> None:
-        self.server = credential.server
-        self.registrations = credential.secret_values.get("registrations", {})
+        self.credential = credential
 
     def add(self, name: str, value: str) -> None:
-        registration = self.registrations.get(name)
+        registration = acme_dns_names.registration(self.credential, name)
         if registration is None:
             raise PortalError(_("%(name)s is not a name this acme-dns credential registered: "
                                 "point the _acme-challenge CNAME at the name the certificate's "
                                 "page shows.") % {"name": name}, transient=False,
                               kind=FailureKind.DNS_ERROR)
-        acme_dns.update(self.server, acme_dns.Registration(**registration), value,
+        acme_dns.update(self.credential.server, registration, value,
                         timeout=settings.DNS_UPDATE_TIMEOUT)
 
     def delete(self, name: str, value: str) -> None:

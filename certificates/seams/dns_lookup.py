@@ -83,17 +83,28 @@ def _resolver(lookup: Lookup) -> dns.resolver.Resolver:
 
 
 def zone_for(lookup: Lookup, name: str) -> str:
-    """The zone holding ``name`` (the owner of the SOA its lookup ends at)."""
-    try:
-        return dns.resolver.zone_for_name(name, resolver=_resolver(lookup)).to_text(
-            omit_final_dot=True)
-    except dns.resolver.NoRootSOA as exc:
-        raise LookupError(_("No zone holds %(name)s: check the name.") % {"name": name},
-                          transient=False) from exc
-    except dns.exception.DNSException as exc:
-        raise LookupError(_("The zone of %(name)s could not be looked up (%(error)s).")
-                          % {"name": name, "error": exc.__class__.__name__},
-                          transient=True) from exc
+    """The zone holding ``name`` (the owner of the SOA its lookup ends at).
+
+    A resolver follows a CNAME at ``name``, and fails on a chain that loops or
+    ends at a server that is down; the zone of a CNAME's owner is its parent's
+    (a zone's apex has no CNAME), so the parent is asked then, once."""
+    resolver = _resolver(lookup)
+    asked = dns.name.from_text(name)
+    for current in (asked, asked.parent()):
+        try:
+            return dns.resolver.zone_for_name(current, resolver=resolver).to_text(
+                omit_final_dot=True)
+        except dns.resolver.NoRootSOA as exc:
+            raise LookupError(_("No zone holds %(name)s: check the name.") % {"name": name},
+                              transient=False) from exc
+        except dns.resolver.NoNameservers as exc:
+            failure: dns.exception.DNSException = exc
+        except dns.exception.DNSException as exc:
+            failure = exc
+            break
+    raise LookupError(_("The zone of %(name)s could not be looked up (%(error)s).")
+                      % {"name": name, "error": failure.__class__.__name__},
+                      transient=True) from failure
 
 
 def nameservers(lookup: Lookup, zone: str) -> list[Nameserver]:

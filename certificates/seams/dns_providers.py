@@ -128,7 +128,7 @@ def _sorted(exc: Exception, account: Account, zone: str) -> PortalError:
     """Authentication refused and an unknown zone are permanent; timeouts, lost
     connections, rate limits and 5xx transient. The provider's message is kept,
     without any secret of the account."""
-    if isinstance(exc, egress.Refused | egress.ResponseTooLarge):
+    if isinstance(exc, PortalError):  # the egress policy's, or this seam's own
         return exc
     detail = scrub(f"{exc.__class__.__name__}: {exc}", account.secrets.values())
     params = {"provider": account.provider, "zone": zone, "detail": detail}

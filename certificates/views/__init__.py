@@ -15,6 +15,7 @@ from .ca_accounts import (
     top_up,
 )
 from .certificates import (
+    acme_dns_register,
     certificate_create,
     certificate_detail,
     certificate_edit,
@@ -61,5 +62,5 @@ __all__ = [
     "host_list", "member_list", "member_remove", "member_role", "order_detail",
     "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
     "switch_organization", "test_connection", "top_up", "dns_credential_create",
-    "dns_credential_edit", "dns_credential_list", "dns_credential_test",
+    "dns_credential_edit", "dns_credential_list", "dns_credential_test", "acme_dns_register",
 ]

@@ -3,6 +3,9 @@ a provider through dns-lexicon, or acme-dns."""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from django.conf import settings
@@ -58,10 +61,29 @@ class LexiconWriter:
         return dns_lookup.zone_for(lookup(), name)
 
     def add(self, name: str, value: str) -> None:
-        dns_providers.add_txt(self.account, self._zone(name), name, value)
+        zone = self._zone(name)
+        _retried(lambda: dns_providers.add_txt(self.account, zone, name, value))
 
     def delete(self, name: str, value: str) -> None:
-        dns_providers.delete_txt(self.account, self._zone(name), name, value)
+        zone = self._zone(name)
+        _retried(lambda: dns_providers.delete_txt(self.account, zone, name, value))
+
+
+# A provider refuses a burst of changes to one zone with a 5xx or a 429 (PowerDNS
+# on SQLite: "database is locked"; hosted APIs: rate limits): a few tries, apart
+# and at random moments, before the step fails and the run waits for its backoff.
+PROVIDER_TRIES = 4
+
+
+def _retried(call: Callable[[], None]) -> None:
+    for attempt in range(1, PROVIDER_TRIES + 1):
+        try:
+            call()
+            return
+        except dns_providers.ProviderError as exc:
+            if not exc.transient or attempt == PROVIDER_TRIES:
+                raise
+        time.sleep(random.uniform(0.2, 0.6) * attempt)  # noqa: S311 (spread, not secrecy)
 
 
 class AcmeDNSWriter:

@@ -77,7 +77,9 @@ def _resolver(lookup: Lookup) -> dns.resolver.Resolver:
         resolver = dns.resolver.Resolver(configure=False)
         resolver.nameservers = [dns.nameserver.Do53Nameserver(host, port)
                                 for host, port in lookup.resolvers]
-    resolver.lifetime = resolver.timeout = lookup.timeout
+    # Each try at most 2 s within the whole timeout: a lost UDP answer is asked
+    # again rather than waited for until the end.
+    resolver.lifetime, resolver.timeout = lookup.timeout, min(2.0, lookup.timeout)
     resolver.cache = None  # a zone just changed: nothing remembered from before
     return resolver
 

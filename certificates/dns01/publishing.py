@@ -69,7 +69,14 @@ def publish(run: RenewalRun, certificate: Certificate, records: list[tuple[str, 
     credentials = list(certificate.dns_credentials.all())
     added: list[Artefact] = []
     try:
-        placements = [(place(certificate, name, credentials), value) for name, value in records]
+        # A wildcard and its base name share one _acme-challenge name: one lookup.
+        by_base: dict[str, Placement] = {}
+        placements = []
+        for name, value in records:
+            base = name.removeprefix("*.")
+            if base not in by_base:
+                by_base[base] = place(certificate, name, credentials)
+            placements.append((by_base[base], value))
         for placement, value in placements:
             artefact = {"kind": "dns01", "record": placement.target, "value": value,
                         "credential": placement.credential.pk}

@@ -137,3 +137,20 @@ def test_a_server_that_never_serves_the_value_is_named(organization, ca, bind_dn
     failed = run.steps.get(name="challenge", status="failed").detail
     assert "ns2.lag.test (127.0.1.2) did not serve" in failed
     assert bind_dns.txt("_acme-challenge.lag.test") == []
+
+
+def test_the_api_test_action_reports_a_wrong_key_step_by_step(organization, owner, bind_dns,
+                                                              powerdns):
+    from rest_framework.test import APIClient
+
+    credential = powerdns_credential(organization, powerdns, api_key="not-the-key-0123")
+    api = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    api.force_authenticate(owner)
+
+    response = api.post(f"/api/v1/dns-credentials/{credential.pk}/test/")
+
+    assert response.status_code == 200
+    assert response.data["ok"] is False
+    [step] = response.data["steps"]
+    assert step["step"] == "write" and "authentication" in step["detail"]
+    assert "not-the-key-0123" not in str(response.data)

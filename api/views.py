@@ -42,6 +42,7 @@ from . import serializers as s
 from .agent_host_actions import AgentHostActions
 from .authentication import TokenAuthentication
 from .ca_check_views import CACheckActions
+from .dns_chain_actions import DNSChainActions
 from .errors import BadGateway, Conflict, exception_handler
 from .permissions import RoleForAction, TokenScope
 from .renderers import BrowsableAPIRenderer
@@ -145,7 +146,8 @@ class Audited:
 
 CERTIFICATE_ROLES = {"create": Role.OPERATOR, "update": Role.OPERATOR,
                      "partial_update": Role.OPERATOR, "destroy": Role.ADMIN,
-                     "renew": Role.OPERATOR, "deploy": Role.OPERATOR}
+                     "renew": Role.OPERATOR, "deploy": Role.OPERATOR,
+                     "acme_dns": Role.OPERATOR}
 PEM_RESPONSES = {
     (200, PEM_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description=_("PEM text")),
     409: OpenApiResponse(ErrorSerializer, description=_("No such issued version.")),
@@ -159,7 +161,7 @@ CONFLICT = OpenApiResponse(ErrorSerializer, description=_(
                        summary=_("Certificates of your organisations")),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
-class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class CertificateViewSet(Audited, DNSChainActions, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          mixins.CreateModelMixin, mixins.UpdateModelMixin,
                          mixins.DestroyModelMixin, PortalViewSet):
     model = Certificate

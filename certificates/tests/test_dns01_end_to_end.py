@@ -154,3 +154,25 @@ def test_the_api_test_action_reports_a_wrong_key_step_by_step(organization, owne
     [step] = response.data["steps"]
     assert step["step"] == "write" and "authentication" in step["detail"]
     assert "not-the-key-0123" not in str(response.data)
+
+
+def test_the_api_shows_each_names_chain_and_refuses_acme_dns_without_its_credential(
+        organization, owner, bind_dns, powerdns):
+    from rest_framework.test import APIClient
+
+    both = [bind_credential(organization, bind_dns), powerdns_credential(organization, powerdns)]
+    cert = dns01_certificate(organization, ca_account(organization), bind_dns,
+                             ["*.delegated.example.test", "h14.example.test"], credentials=both)
+    api = APIClient(HTTP_ACCEPT_LANGUAGE="en")
+    api.force_authenticate(owner)
+
+    chains = api.get(f"/api/v1/certificates/{cert.pk}/dns-chains/").json()
+    refused = api.post(f"/api/v1/certificates/{cert.pk}/acme-dns/")
+
+    assert chains == [
+        {"name": "*.delegated.example.test", "credential": both[1].pk, "error": "",
+         "chain": ["_acme-challenge.delegated.example.test",
+                   "_acme-challenge.delegated.example.net"]},
+        {"name": "h14.example.test", "credential": both[0].pk, "error": "",
+         "chain": ["_acme-challenge.h14.example.test"]}]
+    assert refused.status_code == 409

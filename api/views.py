@@ -27,6 +27,7 @@ from certificates.models import (
     Certificate,
     CertificateVersion,
     Deployment,
+    DNSCredential,
     Order,
     RenewalRun,
     RenewalStep,
@@ -135,7 +136,8 @@ class Audited:
         super().perform_update(serializer)
         self._record(self.audited[1], serializer.instance,
                      **changed(serializer.instance, before))
-        if isinstance(serializer.instance, Certificate | TargetHost):  # a fix retried now
+        # A fix is retried now.
+        if isinstance(serializer.instance, Certificate | TargetHost | DNSCredential):
             renewal.retry_after_change(serializer.instance)
 
     def perform_destroy(self, instance):

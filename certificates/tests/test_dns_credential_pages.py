@@ -96,3 +96,28 @@ def test_the_certificate_page_shows_each_names_chain_and_credential(
     assert ("_acme-challenge.delegated.example.test → _acme-challenge.delegated.example.net "
             "(PowerDNS)") in html
     assert "nowhere.example.org" in html
+
+
+def test_fixing_a_credential_retries_its_failing_certificates_now(client, owner, organization,
+                                                                  bind_dns):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from certificates.models import Certificate
+    from certificates.tests.factories import ca_account, dns01_certificate
+
+    credential = bind_credential(organization, bind_dns, secret="d3Jvbmctc2VjcmV0LXZhbHVlLTEyMzQ=")
+    cert = dns01_certificate(organization, ca_account(organization), bind_dns,
+                             ["*.h15.example.test"], credentials=[credential])
+    later = timezone.now() + timedelta(days=1)
+    Certificate.objects.filter(pk=cert.pk).update(failure_count=1, next_attempt_at=later)
+    client.force_login(owner)
+
+    response = client.post(reverse("certificates:dns_credential_edit", args=[credential.pk]), {
+        "name": "BIND", "kind": "rfc2136", "zones": "example.test", "server": bind_dns.address,
+        "port": bind_dns.port, "tsig_key_name": bind_dns.tsig_key_name,
+        "tsig_algorithm": bind_dns.tsig_algorithm, "tsig_secret": bind_dns.tsig_secret})
+
+    assert response.status_code == 302, response.context["form"].errors
+    assert Certificate.objects.get(pk=cert.pk).next_attempt_at < later

@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
 from certificates.dns01 import checking
+from certificates.renewal import scheduling
 
 from ..auditing import changed, snapshot
 from ..dns_forms import DNSCredentialForm, kinds_help
@@ -67,6 +68,8 @@ def dns_credential_edit(request, pk):
         form.save()
         AuditEvent.record(request, action=AuditEvent.Action.DNS_CREDENTIAL_CHANGED,
                           subject=credential.name, params=changed(credential, before))
+        # The failures this credential caused may be fixed: retried now, not in a day.
+        scheduling.retry_after_change(credential)
         messages.success(request, _("Changes saved."))
         return redirect("certificates:dns_credentials")
     return _form_page(request, form, credential)

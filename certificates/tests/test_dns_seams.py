@@ -147,3 +147,27 @@ def test_acme_dns_failures_are_sorted_without_the_key(acme_dns_server):
         with pytest.raises(acme_dns.AcmeDNSError) as failed:
             acme_dns.update("https://auth.example.org", registration, "v", timeout=1)
         assert failed.value.transient is transient and KEY not in str(failed.value)
+
+
+def test_removing_one_value_leaves_another_orders_value_at_the_same_name(bind_dns, powerdns):
+    from certificates.seams import dns
+
+    account = dns_providers.Account(provider="powerdns", options={
+        "pdns_server": powerdns.api_url}, secrets={"auth_token": powerdns.api_key}, timeout=5)
+    server = dns.Server(address=bind_dns.address, port=bind_dns.port,
+                        key_name=bind_dns.tsig_key_name, secret=bind_dns.tsig_secret,
+                        algorithm=bind_dns.tsig_algorithm, timeout=5)
+    for add, delete, txt, name in (
+            (lambda n, v: dns_providers.add_txt(account, "example.net", n, v),
+             lambda n, v: dns_providers.delete_txt(account, "example.net", n, v),
+             powerdns.txt, "_acme-challenge.both.example.net"),
+            (lambda n, v: dns.add_txt(server, n, v), lambda n, v: dns.delete_txt(server, n, v),
+             bind_dns.txt, "_acme-challenge.both.example.test")):
+        add(name, "ours")
+        add(name, "another-order")
+
+        delete(name, "ours")
+
+        assert txt(name) == ["another-order"]
+        delete(name, "another-order")
+        assert txt(name) == []

@@ -39,7 +39,7 @@ audit: $(TEST_STAMP)
 
 install: $(RUNTIME_STAMP)
 
-# Debian packages for the testbed (Pebble, BIND, OpenSSH, nginx, gettext).
+# Debian packages for the testbed (Pebble, BIND, PowerDNS, OpenSSH, nginx, gettext).
 system-packages:
 	scripts/install-system-packages.sh
 

@@ -47,6 +47,20 @@ def _default_language_after_each_test():
     translation.deactivate()
 
 
+@pytest.fixture(autouse=True)
+def _dns_lookups_through_bind(request):
+    """A test with the testbed's BIND looks zones and name servers up there (it
+    forwards example.net to PowerDNS), and asks authoritative servers on its port."""
+    if "bind_dns" not in request.fixturenames:
+        yield
+        return
+    bind_dns = request.getfixturevalue("bind_dns")
+    settings = request.getfixturevalue("settings")
+    settings.DNS_RESOLVERS = [f"{bind_dns.address}:{bind_dns.port}"]
+    settings.DNS_AUTHORITATIVE_PORT = bind_dns.port
+    yield
+
+
 @pytest.fixture
 def organization(db):
     return Organization.objects.create(name="Msen", slug="msen")

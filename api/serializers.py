@@ -18,6 +18,7 @@ from certificates.models import (
     CertificateVersion,
     Deployment,
     DepositEntry,
+    DNSCredential,
     Order,
     RenewalRun,
     RenewalStep,
@@ -63,6 +64,13 @@ class HostIdsField(serializers.ListField):
 
     def get_attribute(self, instance):
         return sorted(d.host_id for d in instance.deployments.all())
+
+
+class CredentialIdsField(serializers.ListField):
+    """A certificate's DNS credentials as ids."""
+
+    def get_attribute(self, instance):
+        return sorted(c.pk for c in instance.dns_credentials.all())
 
 
 class NamesListField(serializers.ListField):
@@ -159,7 +167,7 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
 
 class CertificateSerializer(PortalModelSerializer):
     write_role = Role.OPERATOR
-    many_to_many = ("hosts",)
+    many_to_many = ("hosts", "dns_credentials")
     filled_by_clean = ("sans",)
 
     organization = OrganizationField(required=False, help_text=_(
@@ -171,18 +179,17 @@ class CertificateSerializer(PortalModelSerializer):
     sans = NamesListField(
         child=serializers.CharField(max_length=253), required=False, max_length=100,
         help_text=_("Every name on the certificate; the common name is added first if missing."))
-    tsig_secret = serializers.CharField(
-        write_only=True, required=False, allow_blank=True, max_length=1000,
-        help_text=_("Base64 TSIG secret for DNS-01; never shown again."))
+    dns_credentials = CredentialIdsField(
+        child=serializers.IntegerField(min_value=1), required=False, max_length=100,
+        help_text=_("DNS-01: ids of the DNS credentials that write the names' TXT records."))
     days_left = serializers.SerializerMethodField()
 
     class Meta:
         model = Certificate
         fields = [
             "id", "organization", "ca_account", "common_name", "sans", "key_type", "challenge",
-            "dns_server", "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret",
-            "auto_renew", "separate_certificate", "hosts", "current_version", "expires_at",
-            "days_left", "renew_after",
+            "dns_credentials", "auto_renew", "separate_certificate", "hosts", "current_version",
+            "expires_at", "days_left", "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
         ]
         read_only_fields = [
@@ -200,6 +207,25 @@ class CertificateSerializer(PortalModelSerializer):
         return obj.days_left()
 
     def prepare_instance(self, instance, attrs):
+        self._prepare_credentials(instance, attrs)
+        self._prepare_hosts(instance, attrs)
+
+    def _prepare_credentials(self, instance, attrs):
+        ids = attrs.get("dns_credentials")
+        if ids is None:
+            return
+        credentials = list(scoped(DNSCredential, self.context["request"].user)
+                           .filter(pk__in=ids, organization=instance.organization))
+        missing = sorted(set(ids) - {c.pk for c in credentials})
+        if missing:
+            raise serializers.ValidationError({"dns_credentials": [
+                _("DNS credentials %(ids)s are not credentials of the certificate's "
+                  "organisation.") % {"ids": ", ".join(map(str, missing))}]},
+                code="does_not_exist")
+        attrs["dns_credentials"] = sorted(c.pk for c in credentials)
+        instance.chosen_dns_credentials = credentials
+
+    def _prepare_hosts(self, instance, attrs):
         # The hosts are resolved before the model's clean(), which needs them for
         # HTTP-01; they are bound (Deployment rows) only once the certificate is saved.
         host_ids = attrs.get("hosts")
@@ -223,14 +249,20 @@ class CertificateSerializer(PortalModelSerializer):
 
     def create(self, validated_data):
         host_ids = validated_data.pop("hosts", None)
+        credential_ids = validated_data.pop("dns_credentials", None)
         certificate = Certificate.objects.create(**validated_data)
         self._bind_hosts(certificate, host_ids)
+        if credential_ids is not None:
+            certificate.dns_credentials.set(credential_ids)
         return certificate
 
     def update(self, instance, validated_data):
         host_ids = validated_data.pop("hosts", None)
+        credential_ids = validated_data.pop("dns_credentials", None)
         instance = super().update(instance, validated_data)
         self._bind_hosts(instance, host_ids)
+        if credential_ids is not None:
+            instance.dns_credentials.set(credential_ids)
         return instance
 
     @staticmethod

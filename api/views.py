@@ -29,6 +29,7 @@ from certificates.models import (
     Certificate,
     CertificateVersion,
     Deployment,
+    DNSCredential,
     Order,
     RenewalRun,
     RenewalStep,
@@ -44,6 +45,7 @@ from . import serializers as s
 from .agent_host_actions import AgentHostActions
 from .authentication import TokenAuthentication
 from .ca_check_views import CACheckActions
+from .dns_chain_actions import DNSChainActions
 from .errors import BadGateway, Conflict, exception_handler
 from .permissions import RoleForAction, TokenScope
 from .renderers import BrowsableAPIRenderer
@@ -136,7 +138,8 @@ class Audited:
         super().perform_update(serializer)
         self._record(self.audited[1], serializer.instance,
                      **changed(serializer.instance, before))
-        if isinstance(serializer.instance, Certificate | TargetHost):  # a fix retried now
+        # A fix is retried now.
+        if isinstance(serializer.instance, Certificate | TargetHost | DNSCredential):
             renewal.retry_after_change(serializer.instance)
 
     def perform_destroy(self, instance):
@@ -147,7 +150,8 @@ class Audited:
 
 CERTIFICATE_ROLES = {"create": Role.OPERATOR, "update": Role.OPERATOR,
                      "partial_update": Role.OPERATOR, "destroy": Role.ADMIN,
-                     "renew": Role.OPERATOR, "deploy": Role.OPERATOR}
+                     "renew": Role.OPERATOR, "deploy": Role.OPERATOR,
+                     "acme_dns": Role.OPERATOR}
 PEM_RESPONSES = {
     (200, PEM_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description=_("PEM text")),
     409: OpenApiResponse(ErrorSerializer, description=_("No such issued version.")),
@@ -161,7 +165,7 @@ CONFLICT = OpenApiResponse(ErrorSerializer, description=_(
                        summary=_("Certificates of your organisations")),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
-class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+class CertificateViewSet(Audited, DNSChainActions, mixins.ListModelMixin, mixins.RetrieveModelMixin,
                          mixins.CreateModelMixin, mixins.UpdateModelMixin,
                          mixins.DestroyModelMixin, PortalViewSet):
     model = Certificate
@@ -173,6 +177,7 @@ class CertificateViewSet(Audited, mixins.ListModelMixin, mixins.RetrieveModelMix
 
     def base_queryset(self):
         return Certificate.objects.prefetch_related(
+            "dns_credentials",
             Prefetch("deployments", queryset=Deployment.objects.only("id", "host_id",
                                                                       "certificate_id")))
 

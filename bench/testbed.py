@@ -14,6 +14,7 @@ from testbed.bind import ZONE, BindServer
 from testbed.hosts import TargetHost
 from testbed.pebble import PebbleFactory
 from testbed.ports import free_port
+from testbed.powerdns import PowerDNS
 
 from .env import VAR
 
@@ -67,12 +68,15 @@ class Testbed:
     carrying ``certificates`` names between them, round robin."""
 
     def __init__(self, *, hosts: int, certificates: int, root: Path | None = None,
-                 pebble: str | None = None):
-        """``pebble``: the Pebble binary (default: Debian's)."""
+                 pebble: str | None = None, powerdns: bool = False):
+        """``pebble``: the Pebble binary (default: Debian's); ``powerdns``: also
+        PowerDNS with ``example.net``, which BIND forwards to it (DNS-01)."""
         self.folders = Folders(root or VAR / "testbed")
         self._pebble_binary = pebble
         self.http_port = free_port("127.0.0.1")
         self.bind = BindServer(self.folders.mktemp("testbed-bind"))
+        self.powerdns = (PowerDNS(self.folders.mktemp("testbed-powerdns"), port=self.bind.port)
+                         if powerdns else None)
         self.pebble = None
         self.hosts: list[BenchHost] = []
         self._host_count, self._cert_count = hosts, certificates
@@ -82,6 +86,8 @@ class Testbed:
     def __enter__(self):
         try:
             self.bind.start()
+            if self.powerdns is not None:
+                self.powerdns.start()
             factory = PebbleFactory(self.folders, http_port=self.http_port,
                                     dns_server=f"{self.bind.address}:{self.bind.port}",
                                     binary=self._pebble_binary)
@@ -113,28 +119,24 @@ class Testbed:
             host.stop()
         if self.pebble is not None:
             self.pebble.stop()
+        if self.powerdns is not None:
+            self.powerdns.stop()
         self.bind.stop()
 
 
-def portal_objects(bed: Testbed, *, organization_slug="bench"):
-    """The portal's records for ``bed``: an organisation, a CA account at the
-    bed's Pebble (registered now, so no run pays for it), one portal host per
-    testbed host with per-certificate paths, and one HTTP-01 certificate per
-    name, each deployed to its host. Returns the certificates, in index order."""
+def dns01_names(index: int) -> list[str]:
+    """A wildcard and its base name in PowerDNS's zone: both TXT values at one name."""
+    return [f"*.c{index}.example.net", f"c{index}.example.net"]
+
+
+def _organization_and_ca(bed: Testbed, slug: str):
     from django.conf import settings
-    from django.utils import timezone
 
     from accounts.models import Organization
-    from certificates.models import (
-        CAAccount,
-        Certificate,
-        Challenge,
-        Deployment,
-        TargetHost,
-    )
+    from certificates.models import CAAccount
     from certificates.renewal import issuance
 
-    organization = Organization.objects.create(name="Bench", slug=organization_slug)
+    organization = Organization.objects.create(name="Bench", slug=slug)
     ca = CAAccount.objects.create(
         organization=organization, name="Pebble", directory_url=bed.pebble.directory_url,
         contact_email="ops@example.test", price=0, currency="JPY", low_balance_threshold=0)
@@ -142,6 +144,43 @@ def portal_objects(bed: Testbed, *, organization_slug="bench"):
     client = issuance.connect_ca(ca)
     client.ensure_account()
     issuance.remember_account(ca, client)
+    return organization, ca
+
+
+def dns01_portal_objects(bed: Testbed, count: int, *, organization_slug="bench"):
+    """An organisation, a CA account registered at the bed's Pebble, a DNS
+    credential for the bed's PowerDNS (through lexicon) and ``count`` DNS-01
+    certificates for a wildcard and its base name each, deployed nowhere: the
+    figures are issuance's alone."""
+    from certificates.models import Certificate, Challenge, DNSCredential
+
+    organization, ca = _organization_and_ca(bed, organization_slug)
+    credential = DNSCredential(organization=organization, name="PowerDNS", kind="lexicon",
+                               zones=[bed.powerdns.zone], provider="powerdns",
+                               options={"pdns_server": bed.powerdns.api_url})
+    credential.secret_values = {"auth_token": bed.powerdns.api_key}
+    credential.save()
+    certificates = []
+    for index in range(count):
+        names = dns01_names(index)
+        cert = Certificate.objects.create(organization=organization, ca_account=ca,
+                                          common_name=names[0], sans=names,
+                                          challenge=Challenge.DNS_01)
+        cert.dns_credentials.add(credential)
+        certificates.append(cert)
+    return certificates
+
+
+def portal_objects(bed: Testbed, *, organization_slug="bench"):
+    """The portal's records for ``bed``: an organisation, a CA account at the
+    bed's Pebble (registered now, so no run pays for it), one portal host per
+    testbed host with per-certificate paths, and one HTTP-01 certificate per
+    name, each deployed to its host. Returns the certificates, in index order."""
+    from django.utils import timezone
+
+    from certificates.models import Certificate, Challenge, Deployment, TargetHost
+
+    organization, ca = _organization_and_ca(bed, organization_slug)
     portal_hosts = {}
     for host in bed.hosts:
         b = host.bed

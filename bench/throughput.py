@@ -4,6 +4,11 @@ proved by TLS; and certbot issuing names one run after another, as a cron job
 would, against the same Pebble. Prints the figures.
 
     .venv/bin/python -m bench.throughput --certificates 200 --hosts 10 --certbot 10
+    .venv/bin/python -m bench.throughput --challenge dns-01 --certificates 100 --certbot 10
+
+The DNS-01 variant issues a wildcard and its base name per certificate through
+PowerDNS's HTTP API (dns-lexicon), deploys nowhere, and sets certbot's RFC 2136
+plugin on BIND beside it (certbot's PowerDNS plugin no longer installs).
 
 With ``--compare BASELINE_DIR``, another checkout's benchmark and this one's
 run in turn, and the two are set side by side (bench/compare.py).
@@ -28,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--certificates", "-n", type=int, default=200)
     parser.add_argument("--hosts", "-m", type=int, default=10)
+    parser.add_argument("--challenge", choices=["http-01", "dns-01"], default="http-01",
+                        help="dns-01: wildcard + base name through PowerDNS, no deployment")
     parser.add_argument("--certbot", type=int, default=10,
                         help="names certbot issues, one run after another (0: skip)")
     # Chosen by measurement (bench/README.md): ACME work waits on the network,
@@ -62,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not 1 <= args.hosts <= 59:
+    if args.challenge == "http-01" and not 1 <= args.hosts <= 59:
         parser.error("--hosts must be 1..59 (BIND's zone has 127.0.0.2..60)")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -108,6 +115,58 @@ def run_certbot(bed, count: int) -> dict:
             "median_each": statistics.median(walls), "failures": failures}
 
 
+def run_certbot_dns01(bed, count: int) -> dict:
+    """certbot certonly --dns-rfc2136 on BIND for a wildcard and its base name
+    each, one run after another, waiting 1 s for propagation (its minimum in
+    practice; the default is 60 s)."""
+    if not CERTBOT.exists():
+        raise SystemExit(f"{CERTBOT} is missing: run bench/certbot_venv.sh (make bench does)")
+    base = VAR / "certbot"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    credentials = base / "rfc2136.ini"
+    credentials.write_text(
+        f"dns_rfc2136_server = {bed.bind.address}\ndns_rfc2136_port = {bed.bind.port}\n"
+        f"dns_rfc2136_name = {bed.bind.tsig_key_name}\n"
+        f"dns_rfc2136_secret = {bed.bind.tsig_secret}\n"
+        f"dns_rfc2136_algorithm = {bed.bind.tsig_algorithm.upper()}\n")
+    credentials.chmod(0o600)
+    dirs = ["--config-dir", str(base / "config"), "--work-dir", str(base / "work"),
+            "--logs-dir", str(base / "logs")]
+    env = {**os.environ, "REQUESTS_CA_BUNDLE": str(bed.pebble.ca_bundle)}
+    common = ["--non-interactive", "--agree-tos", "-m", "admin@example.test",
+              "--server", bed.pebble.directory_url, *dirs]
+    subprocess.run([str(CERTBOT), "register", *common], env=env, check=True,
+                   capture_output=True, text=True)
+    walls, failures = [], 0
+    started = time.monotonic()
+    for index in range(count):
+        name = f"b{index}.example.test"
+        t0 = time.monotonic()
+        done = subprocess.run(
+            [str(CERTBOT), "certonly", *common, "--dns-rfc2136", "--dns-rfc2136-credentials",
+             str(credentials), "--dns-rfc2136-propagation-seconds", "1",
+             "-d", f"*.{name}", "-d", name, "--cert-name", name],
+            env=env, capture_output=True, text=True)
+        walls.append(time.monotonic() - t0)
+        if done.returncode != 0 or "Successfully received certificate" not in done.stdout:
+            failures += 1
+            print(f"  certbot failed for {name}:\n{done.stderr[-1500:]}")
+    wall = time.monotonic() - started
+    return {"count": count, "wall": wall, "per_second": count / wall,
+            "median_each": statistics.median(walls), "failures": failures}
+
+
+def txt_left_at_powerdns(bed) -> int:
+    """TXT records left in PowerDNS's zone after the run (each value counted)."""
+    import requests
+
+    zone = requests.get(f"{bed.powerdns.api_url}/api/v1/servers/localhost/zones/"
+                        f"{bed.powerdns.zone}.", headers={"X-API-Key": bed.powerdns.api_key},
+                        timeout=10).json()
+    return sum(len(rrset["records"]) for rrset in zone["rrsets"] if rrset["type"] == "TXT")
+
+
 def run_portal(bed, args) -> dict:
     from django.db.models import Count, F, Max, Min
 
@@ -116,13 +175,19 @@ def run_portal(bed, args) -> dict:
     from fujissl_portal.celery import app
 
     from .cpu import Usage
-    from .testbed import portal_objects
+    from .testbed import dns01_portal_objects, portal_objects
     from .workers import Workers
 
-    certificates = portal_objects(bed)
+    dns01 = args.challenge == "dns-01"
+    certificates = (dns01_portal_objects(bed, args.certificates) if dns01
+                    else portal_objects(bed))
     app.control.purge()
     env = {**worker_environment(), "ACME_CA_BUNDLE": str(bed.pebble.ca_bundle),
-           "DEPLOY_TLS_GRACE_SECONDS": "5", "TLS_CHECK_TIMEOUT": "5"}
+           "DEPLOY_TLS_GRACE_SECONDS": "5", "TLS_CHECK_TIMEOUT": "5",
+           # Zones and name servers looked up at BIND (which forwards example.net
+           # to PowerDNS); both answer on BIND's port, as port 53 in production.
+           "DNS_RESOLVERS": f"{bed.bind.address}:{bed.bind.port}",
+           "DNS_AUTHORITATIVE_PORT": str(bed.bind.port)}
     if args.deploy_workers:
         groups = [Workers(count=args.workers, pool=args.pool, concurrency=args.concurrency,
                           env=env, queues="celery,acme", label="acme"),
@@ -169,7 +234,7 @@ def run_portal(bed, args) -> dict:
         last_version_id=F("certificate__current_version_id"),
         served=True, last_status=Deployment.Status.DEPLOYED,
         certificate__in=certificates).count()
-    verified = verify_by_tls(bed, certificates)
+    verified = (txt_left_at_powerdns(bed) if dns01 else verify_by_tls(bed, certificates))
     errors = list(RenewalRun.objects.filter(pk__in=run_ids)
                   .exclude(status=RenewalRun.Status.SUCCEEDED)
                   .values_list("error", flat=True)[:3])
@@ -259,19 +324,28 @@ def main(argv=None) -> dict:
 
     print(f"== Renewal throughput ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)")
     print(f"   machine: {machine()}")
-    print(f"   {args.certificates} certificates on {args.hosts} hosts, HTTP-01, Pebble "
+    dns01 = args.challenge == "dns-01"
+    what = ("wildcard + base name each, DNS-01 through PowerDNS (lexicon), no deployment"
+            if dns01 else f"on {args.hosts} hosts, HTTP-01")
+    print(f"   {args.certificates} certificates {what}, Pebble "
           f"({args.pebble}, PEBBLE_VA_NOSLEEP=1); workers: {args.workers} x --pool={args.pool} "
           f"-c {args.concurrency}"
           + (f" on celery,acme + {args.deploy_workers} x -c {args.deploy_concurrency} on deploy"
              if args.deploy_workers else " on every queue")
           + f", Redis {worker_environment()['REDIS_URL']}")
-    with Testbed(hosts=args.hosts, certificates=args.certificates,
-                 pebble=pebble_binary(args.pebble)) as bed:
-        certbot = run_certbot(bed, args.certbot) if args.certbot else None
+    with Testbed(hosts=0 if dns01 else args.hosts, certificates=0 if dns01
+                 else args.certificates, pebble=pebble_binary(args.pebble),
+                 powerdns=dns01) as bed:
+        run = run_certbot_dns01 if dns01 else run_certbot
+        certbot = run(bed, args.certbot) if args.certbot else None
         portal = run_portal(bed, args)
-    print(f"   portal : {portal['succeeded']}/{portal['count']} renewed, "
-          f"{portal['deployed']} deployed and served (portal's record), "
-          f"{portal['verified']} verified by our own TLS handshake")
+    if dns01:
+        print(f"   portal : {portal['succeeded']}/{portal['count']} issued; TXT values left "
+              f"at PowerDNS afterwards: {portal['verified']}")
+    else:
+        print(f"   portal : {portal['succeeded']}/{portal['count']} renewed, "
+              f"{portal['deployed']} deployed and served (portal's record), "
+              f"{portal['verified']} verified by our own TLS handshake")
     print(f"            wall {portal['wall']:.1f} s, {portal['per_second']:.2f} certificates/s, "
           # To the clock tick: --compare reads the CPU per certificate from it.
           f"workers' CPU {portal['cpu']:.2f} s ({portal['cpu'] / max(portal['count'], 1):.2f} "
@@ -293,7 +367,8 @@ def main(argv=None) -> dict:
               "see bench/README.md, 'Pebble hangs')")
     if certbot:
         print(f"   certbot: {certbot['count'] - certbot['failures']}/{certbot['count']} issued "
-              f"one after another, wall {certbot['wall']:.1f} s, {certbot['per_second']:.2f} "
+              + ("(--dns-rfc2136 on BIND, propagation 1 s) " if dns01 else "")
+              + f"one after another, wall {certbot['wall']:.1f} s, {certbot['per_second']:.2f} "
               f"certificates/s (median {certbot['median_each']:.2f} s per run)")
         ratio = portal["per_second"] / certbot["per_second"]
         print(f"   ratio  : portal / certbot = {ratio:.1f}x")

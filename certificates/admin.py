@@ -13,6 +13,7 @@ from .models import (
     Deployment,
     DeployRequest,
     DepositEntry,
+    DNSCredential,
     Notification,
     Order,
     RenewalRun,
@@ -90,6 +91,15 @@ class CertificateAdmin(AuditedAdmin, TenantAdminMixin, admin.ModelAdmin):
     search_fields = ("common_name", "sans")
     readonly_fields = ("current_version", "expires_at")
     inlines = [DeploymentInline]
+
+
+@admin.register(DNSCredential)
+class DNSCredentialAdmin(AuditedAdmin, TenantAdminMixin, admin.ModelAdmin):
+    audited = audit_actions("DNS_CREDENTIAL")
+    list_display = ("name", "organization", "kind", "provider", "server")
+    list_select_related = ("organization",)
+    list_filter = ("kind", "organization")
+    search_fields = ("name", "zones", "server", "provider")
 
 
 @admin.register(CertificateVersion)

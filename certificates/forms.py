@@ -15,7 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .formatting import amount_step, check_minor_units
-from .models import CAAccount, Certificate, Deployment, TargetHost
+from .models import CAAccount, Certificate, Deployment, DNSCredential, TargetHost
 from .models.endpoints import stale_secret_errors
 from .models.hosts import SSH_REQUIRED
 
@@ -70,9 +70,7 @@ class KeepSecretMixin:
                 self.add_error(name, message)
 
 
-class CertificateForm(KeepSecretMixin, forms.ModelForm):
-    secret_fields = ("tsig_secret",)
-
+class CertificateForm(forms.ModelForm):
     sans = NamesField(
         label=_("Subject alternative names"), required=False,
         help_text=_("One name per line. The common name is always included; "
@@ -83,14 +81,19 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         widget=forms.CheckboxSelectMultiple,
         help_text=_("The servers this certificate is deployed to."),
     )
+    dns_credentials = forms.ModelMultipleChoiceField(
+        label=_("DNS credentials"), queryset=DNSCredential.objects.none(), required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("DNS-01: each name's TXT record is written with the credential whose zone "
+                    "holds it, or holds the end of its _acme-challenge CNAME."),
+    )
 
     class Meta:
         model = Certificate
-        fields = ["common_name", "sans", "ca_account", "key_type", "challenge", "dns_server",
-                  "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret", "auto_renew",
-                  "key_on_host", "separate_certificate", "hosts"]
-        widgets = {"tsig_secret": SecretInput(),
-                   "common_name": forms.TextInput(attrs={"spellcheck": "false",
+        fields = ["common_name", "sans", "ca_account", "key_type", "challenge",
+                  "dns_credentials", "auto_renew", "key_on_host", "separate_certificate",
+                  "hosts"]
+        widgets = {"common_name": forms.TextInput(attrs={"spellcheck": "false",
                                                          "autocapitalize": "none"})}
 
     def __init__(self, *args, organization, **kwargs):
@@ -98,8 +101,9 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         self.instance.organization = organization
         self.fields["ca_account"].queryset = CAAccount.objects.filter(organization=organization)
         self.fields["hosts"].queryset = TargetHost.objects.filter(organization=organization)
+        self.fields["dns_credentials"].queryset = DNSCredential.objects.filter(
+            organization=organization)
         if self.instance.pk:
-            self.fields["tsig_secret"].help_text = _("Leave blank to keep the stored secret.")
             self.initial["hosts"] = list(self.instance.hosts.values_list("pk", flat=True))
 
     def clean_hosts(self):
@@ -112,11 +116,17 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         self.instance.chosen_hosts = list(hosts)
         return hosts
 
+    def clean_dns_credentials(self):
+        credentials = self.cleaned_data["dns_credentials"]
+        self.instance.chosen_dns_credentials = list(credentials)
+        return credentials
+
     def _save_m2m(self):
         # Hosts go through Deployment rows: add the new ones, drop the removed ones,
         # and keep the history of those that stay.
         chosen = {host.pk for host in self.cleaned_data.get("hosts") or []}
         certificate = self.instance
+        certificate.dns_credentials.set(self.cleaned_data.get("dns_credentials") or [])
         certificate.deployments.exclude(host_id__in=chosen).delete()
         existing = set(certificate.deployments.values_list("host_id", flat=True))
         certificate.deployments.bulk_create(

@@ -351,9 +351,16 @@ except ValueError as _invalid:
 ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")
 ACME_HTTP_TIMEOUT = env.float("ACME_HTTP_TIMEOUT", default=30)
 ACME_VALIDATION_TIMEOUT = env.float("ACME_VALIDATION_TIMEOUT", default=180)
-# DNS-01 (certificates/seams/dns.py): how long to wait for the TXT record to appear.
+# DNS-01 (certificates/dns01/, certificates/seams/dns*.py): the timeout of one DNS
+# update, provider call or query, and how long every authoritative server of a
+# zone has to serve a new TXT record.
 DNS_UPDATE_TIMEOUT = env.float("DNS_UPDATE_TIMEOUT", default=10)
 DNS_PROPAGATION_TIMEOUT = env.float("DNS_PROPAGATION_TIMEOUT", default=60)
+# Where zones, name servers and CNAME chains are looked up ("host:port" each);
+# empty: the system's resolvers. The TXT values themselves are asked of each
+# authoritative server directly, on DNS_AUTHORITATIVE_PORT (53 but in tests).
+DNS_RESOLVERS = env.list("DNS_RESOLVERS", default=[])
+DNS_AUTHORITATIVE_PORT = env.int("DNS_AUTHORITATIVE_PORT", default=53)
 # Target hosts (certificates/seams/ssh.py, certificates/hosts/).
 SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10)
 SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=120)

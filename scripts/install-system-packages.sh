@@ -8,7 +8,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 
 # binary:package pairs, one for each peer the tests start or call.
 NEEDS="pebble:pebble named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils
-chromium:chromium
+chromium:chromium pdns_server:pdns-server
 sshd:openssh-server nginx:nginx-light msgfmt:gettext
 wrk:wrk"
 
@@ -21,6 +21,12 @@ for need in $NEEDS; do
         case " $missing " in *" $package "*) ;; *) missing="$missing $package" ;; esac
     fi
 done
+
+# PowerDNS's SQLite backend is no binary either: look for its schema.
+if [ ! -f /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql ]; then
+    echo "missing: PowerDNS's SQLite backend (Debian package pdns-backend-sqlite3)"
+    missing="$missing pdns-backend-sqlite3"
+fi
 
 # A font is no binary: look for its folder.
 if [ ! -d /usr/share/fonts/opentype/ipafont-gothic ]; then
@@ -44,5 +50,7 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update
 # chromium drives the browser tests (Playwright); the IPA font makes Japanese
 # pages legible in their screenshots; wrk loads the portal in bench/agents.py.
+# pdns-server with its SQLite backend: the DNS provider with an HTTP API (lexicon's
+# powerdns provider); its postinst cannot start a service here, which is fine.
 apt-get install -y --no-install-recommends pebble nginx-light openssh-server bind9 \
-    bind9-dnsutils gettext chromium fonts-ipafont-gothic wrk
+    bind9-dnsutils gettext chromium fonts-ipafont-gothic pdns-server pdns-backend-sqlite3 wrk

@@ -2,7 +2,15 @@
 
 Pebble resolves every name it validates here, and the portal's DNS-01 path
 writes its ``_acme-challenge`` TXT records here, exactly as with a real
-primary server.
+primary server. It is also the resolver of the portal's lookups and of Pebble
+for ``example.net``, which it forwards to PowerDNS (testbed/powerdns.py) at
+127.0.1.1 on the same port: PowerDNS answers DNS there when its fixture runs.
+
+Two more names for DNS-01 across servers:
+``_acme-challenge.delegated.example.test`` is a CNAME to
+``_acme-challenge.delegated.example.net`` (held by PowerDNS), and the zone
+``lag.test`` has a second name server (PowerDNS's 127.0.1.2) that never
+receives its updates.
 """
 
 import base64
@@ -20,6 +28,9 @@ from .ports import free_port
 from .tools import Daemon, require
 
 ZONE = "example.test"
+FORWARDED_ZONE = "example.net"  # to PowerDNS
+LAG_ZONE = "lag.test"
+POWERDNS_ADDRESSES = ("127.0.1.1", "127.0.1.2")
 # hN.example.test and *.hN.example.test -> 127.0.0.N, one address per target
 # host (see hosts.py for why each host needs its own address).
 HOST_NUMBERS = range(2, 61)
@@ -34,10 +45,26 @@ def zone_text() -> str:
         "@ IN A 127.0.0.1",
         "ns1 IN A 127.0.0.1",
         "* IN A 127.0.0.1",
+        f"_acme-challenge.delegated IN CNAME _acme-challenge.delegated.{FORWARDED_ZONE}.",
+        # A CNAME loop, which the portal must refuse rather than follow forever.
+        f"_acme-challenge.loop IN CNAME _acme-challenge.loop2.{ZONE}.",
+        f"_acme-challenge.loop2 IN CNAME _acme-challenge.loop.{ZONE}.",
     ]
     for n in HOST_NUMBERS:
         lines += [f"h{n} IN A 127.0.0.{n}", f"*.h{n} IN A 127.0.0.{n}"]
     return "\n".join(lines) + "\n"
+
+
+def lag_zone_text() -> str:
+    return "\n".join([
+        "$TTL 60",
+        f"@ IN SOA ns1.{ZONE}. hostmaster.{ZONE}. ( 1 60 60 3600 60 )",
+        f"  IN NS ns1.{ZONE}.",
+        f"  IN NS ns2.{LAG_ZONE}.",
+        f"ns2 IN A {POWERDNS_ADDRESSES[1]}",
+        "@ IN A 127.0.0.1",
+        "* IN A 127.0.0.1",
+    ]) + "\n"
 
 
 class BindServer:
@@ -56,10 +83,12 @@ class BindServer:
     def __init__(self, directory: Path):
         named = require("named", "bind9")
         self.directory = directory
-        self.port = free_port(self.address, udp_too=True)
+        # Free at PowerDNS's addresses too: it answers on the same port there.
+        self.port = free_port(self.address, udp_too=True, also=POWERDNS_ADDRESSES)
         self.tsig_secret = base64.b64encode(secrets.token_bytes(32)).decode()
         # Updates rewrite the zone file and its journal: this copy is ours alone.
         (directory / f"db.{ZONE}").write_text(zone_text())
+        (directory / f"db.{LAG_ZONE}").write_text(lag_zone_text())
         conf = directory / "named.conf"
         conf.write_text(self._config())
         self.daemon = Daemon("named", [named, "-g", "-c", str(conf)], directory / "named.log")
@@ -75,14 +104,31 @@ options {{
     session-keyfile "{d}/session.key";
     listen-on port {self.port} {{ {self.address}; }};
     listen-on-v6 {{ none; }};
-    recursion no;
+    # Recursion for loopback clients only, and only to forward example.net:
+    # nothing is asked of the internet's root servers.
+    recursion yes;
+    allow-recursion {{ 127.0.0.0/8; }};
     dnssec-validation no;
     notify no;
+    # A TXT record changes between one question and the next: nothing is cached.
+    max-cache-ttl 0;
+    max-ncache-ttl 0;
 }};
+zone "." {{ type hint; file "/dev/null"; }};
 zone "{ZONE}" {{
     type primary;
     file "{d}/db.{ZONE}";
     update-policy {{ grant {self.tsig_key_name} zonesub TXT; }};
+}};
+zone "{LAG_ZONE}" {{
+    type primary;
+    file "{d}/db.{LAG_ZONE}";
+    update-policy {{ grant {self.tsig_key_name} zonesub TXT; }};
+}};
+zone "{FORWARDED_ZONE}" {{
+    type forward;
+    forward only;
+    forwarders {{ {POWERDNS_ADDRESSES[0]} port {self.port}; }};
 }};
 """
 

@@ -12,6 +12,7 @@ from .bind import BindServer
 from .hosts import TargetHost, TargetHostFactory
 from .pebble import Pebble, PebbleFactory
 from .ports import free_port
+from .powerdns import PowerDNS
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +25,19 @@ def bind_dns(request, tmp_path_factory) -> BindServer:
     ``*`` -> 127.0.0.1; ``hN`` and ``*.hN`` -> 127.0.0.N for N in 2..60.
     """
     server = BindServer(tmp_path_factory.mktemp("testbed-bind"))
+    request.addfinalizer(server.stop)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def powerdns(request, tmp_path_factory, bind_dns) -> PowerDNS:
+    """PowerDNS with its HTTP API serving ``example.net`` at 127.0.1.1 on BIND's
+    port (BIND forwards that zone to it, so Pebble and the portal's lookups find
+    it); ``api_url``, ``api_key``, ``txt(name)``, ``query(name, rdtype)``. It also
+    answers at 127.0.1.2 as ``lag.test``'s second name server, which never serves
+    what is written at BIND."""
+    server = PowerDNS(tmp_path_factory.mktemp("testbed-powerdns"), port=bind_dns.port)
     request.addfinalizer(server.stop)
     server.start()
     return server

@@ -16,10 +16,12 @@ def _bindable(address: str, port: int, kind: int) -> bool:
         return True
 
 
-def free_port(address: str = "127.0.0.1", *, udp_too: bool = False) -> int:
+def free_port(address: str = "127.0.0.1", *, udp_too: bool = False,
+              also: tuple[str, ...] = ()) -> int:
     """A TCP port nobody uses at ``address`` (the kernel's pick for port 0).
 
-    ``udp_too`` also requires the same UDP port to be free (for DNS).
+    ``udp_too`` also requires the same UDP port to be free (for DNS); ``also``
+    requires the port free (TCP, and UDP with ``udp_too``) at those addresses too.
     """
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -28,6 +30,10 @@ def free_port(address: str = "127.0.0.1", *, udp_too: bool = False) -> int:
         if (address, port) in _handed_out:
             continue
         if udp_too and not _bindable(address, port, socket.SOCK_DGRAM):
+            continue
+        if not all(_bindable(other, port, socket.SOCK_STREAM)
+                   and (not udp_too or _bindable(other, port, socket.SOCK_DGRAM))
+                   for other in also):
             continue
         _handed_out.add((address, port))
         return port

@@ -43,9 +43,11 @@ def test_a_wildcard_needs_dns_01(api, world):
     assert "challenge" in errors
 
 
-def test_dns_01_needs_its_server_and_key(api, world):
+def test_dns_01_needs_a_dns_credential(api, world):
     errors = errors_of(new_certificate(api, world, challenge="dns-01"))
-    assert {"dns_server", "tsig_key_name", "tsig_secret"} <= set(errors)
+    assert set(errors) == {"dns_credentials"}
+    errors = errors_of(new_certificate(api, world, challenge="dns-01", dns_credentials=[99999]))
+    assert "99999" in errors["dns_credentials"]["message"]
 
 
 def test_a_bad_san_in_a_list_names_the_list(api, world):

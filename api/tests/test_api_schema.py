@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 # These talk SSH to the host over the network: covered against a real sshd in
 # test_api_endpoints.py, not fuzzed (an unreachable host is a documented 502).
-NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create"}
+# These reach outside: an SSH host, or DNS resolvers (the chains' lookups).
+NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create",
+              "v1_certificates_dns_chains_list"}
 MAX_EXAMPLES = 12
 
 
@@ -43,7 +45,9 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "runs/{id}/", "ca-accounts/", "ca-accounts/{id}/",
                    "ca-accounts/{id}/balance/", "ca-accounts/{id}/ledger/",
                    "ca-accounts/{id}/forecast/", "ca-accounts/{id}/top-up/", "orders/",
-                   "orders/{id}/", "webhooks/", "webhooks/{id}/", "webhooks/{id}/deliveries/"]:
+                   "orders/{id}/", "webhooks/", "webhooks/{id}/", "webhooks/{id}/deliveries/",
+                   "dns-credentials/", "dns-credentials/{id}/", "dns-credentials/{id}/test/",
+                   "certificates/{id}/dns-chains/", "certificates/{id}/acme-dns/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():
@@ -87,6 +91,7 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
     real_ids = {"certificates": world["certificate"].pk, "hosts": world["host"].pk,
                 "deployments": world["deployment"].pk, "runs": world["run"].pk,
                 "ca-accounts": world["ca_account"].pk, "orders": world["order"].pk,
+                "dns-credentials": world["dns_credential"].pk,
                 "webhooks": Webhook.objects.create(
                     organization=organization, url="https://hooks.example.test/",
                     secret="s" * 20, events=["deposit.low"]).pk,

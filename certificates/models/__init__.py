@@ -5,6 +5,7 @@ from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
 from .channels import NotificationChannel
+from .dns import DNSCredential, DNSKind
 from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
@@ -20,6 +21,8 @@ __all__ = [
     "CertificateVersion",
     "Challenge",
     "Deployment",
+    "DNSCredential",
+    "DNSKind",
     "DeployRequest",
     "DepositEntry",
     "Heartbeat",

@@ -51,6 +51,10 @@ class AuditEvent(models.Model):
         CA_ACCOUNT_CHANGED = "ca_account_changed", _("CA account changed")
         CA_ACCOUNT_DELETED = "ca_account_deleted", _("CA account deleted")
         TOP_UP = "top_up", _("Deposit topped up")
+        # DNS credentials
+        DNS_CREDENTIAL_CREATED = "dns_credential_created", _("DNS credential added")
+        DNS_CREDENTIAL_CHANGED = "dns_credential_changed", _("DNS credential changed")
+        DNS_CREDENTIAL_DELETED = "dns_credential_deleted", _("DNS credential deleted")
         # Certificates
         CERTIFICATE_CREATED = "certificate_created", _("Certificate added")
         CERTIFICATE_CHANGED = "certificate_changed", _("Certificate changed")

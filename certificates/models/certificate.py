@@ -1,13 +1,11 @@
 """Certificates as administrators manage them, and each issuance of one."""
 
 import hashlib
-import ipaddress
 from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -16,20 +14,6 @@ from django.utils.translation import gettext_lazy as _
 from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
-
-
-def validate_dns_server(value: str) -> str:
-    """An IP address or a host name: where RFC 2136 updates are sent."""
-    value = value.strip()
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        pass
-    if value.lower() == "localhost":
-        return "localhost"
-    return validators.normalize_domain_name(
-        value, label=_("DNS server"), allow_wildcard=False
-    )
 
 
 class KeyType(models.TextChoices):
@@ -42,7 +26,7 @@ class KeyType(models.TextChoices):
 
 class Challenge(models.TextChoices):
     HTTP_01 = "http-01", _("HTTP-01 (a file in the host's document root)")
-    DNS_01 = "dns-01", _("DNS-01 (a TXT record over RFC 2136)")
+    DNS_01 = "dns-01", _("DNS-01 (a TXT record written with a DNS credential)")
 
 
 class Certificate(models.Model):
@@ -64,23 +48,12 @@ class Certificate(models.Model):
     challenge = models.CharField(
         _("challenge"), max_length=8, choices=Challenge.choices, default=Challenge.HTTP_01
     )
-    dns_server = models.CharField(
-        _("DNS server"), max_length=253, blank=True,
-        help_text=_("The authoritative server that accepts RFC 2136 updates (DNS-01)."),
+    # DNS-01: each name's TXT record is written with the chosen credential whose
+    # zone holds it (or holds the end of its _acme-challenge CNAME chain).
+    dns_credentials = models.ManyToManyField(
+        "certificates.DNSCredential", related_name="certificates", blank=True,
+        verbose_name=_("DNS credentials"),
     )
-    dns_port = models.PositiveIntegerField(
-        _("DNS port"), default=53,
-        validators=[
-            MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),
-            MaxValueValidator(65535, _("Ports are whole numbers from 1 to 65535.")),
-        ],
-    )
-    tsig_key_name = models.CharField(_("TSIG key name"), max_length=253, blank=True)
-    tsig_algorithm = models.CharField(
-        _("TSIG algorithm"), max_length=20, blank=True, default="hmac-sha256",
-        choices=[(a, a) for a in validators.TSIG_ALGORITHMS],
-    )
-    tsig_secret = EncryptedTextField(_("TSIG secret"), blank=True)
     auto_renew = models.BooleanField(_("renew automatically"), default=True)
     # A second certificate for a common name the organisation already has is
     # usually a mistake (it would be bought and deployed twice); this says it is not.
@@ -140,9 +113,6 @@ class Certificate(models.Model):
             models.Index(fields=["organization", "common_name"], name="cert_org_name_idx"),
         ]
 
-    # A stored secret is asked again when its endpoint changes (models/endpoints.py).
-    secret_endpoints = {"tsig_secret": ("dns_server", "dns_port")}
-
     def __str__(self):
         return self.common_name
 
@@ -153,6 +123,8 @@ class Certificate(models.Model):
     # written only after the certificate is saved, so clean() cannot read them
     # from the database. None: the hosts bound already.
     chosen_hosts = None
+    # Likewise the DNS credentials a form or the API is about to bind.
+    chosen_dns_credentials = None
 
     def clean(self):
         errors = self._name_errors()
@@ -235,31 +207,20 @@ class Certificate(models.Model):
             % {"hosts": ", ".join(sorted(host.name for host in hosts))}]}
 
     def _dns01_errors(self):
-        errors = {}
-        # Each says what the value is for: only the secret signs the update.
-        required = {
-            "dns_server": _("DNS server is required for DNS-01: the RFC 2136 update is sent "
-                            "to it."),
-            "tsig_key_name": _("TSIG key name is required for DNS-01: it names the key the "
-                               "RFC 2136 update is signed with."),
-            "tsig_secret": _("TSIG secret is required for DNS-01: the RFC 2136 update is "
-                             "signed with it."),
-        }
-        for field, message in required.items():
-            if not getattr(self, field):
-                errors[field] = [message]
-        checks = [
-            ("dns_server", validate_dns_server),
-            ("tsig_secret", validators.validate_tsig_secret),
-            ("tsig_algorithm", validators.validate_tsig_algorithm),
-        ]
-        for field, check in checks:
-            if field not in errors and getattr(self, field):
-                try:
-                    setattr(self, field, check(getattr(self, field)))
-                except ValidationError as exc:
-                    errors[field] = exc.messages
-        return errors
+        """DNS-01 writes with the credentials chosen for the certificate: at least
+        one, of the same organisation. Which credential writes which name is found
+        at issuance, when CNAME chains are followed."""
+        if self.chosen_dns_credentials is not None:
+            credentials = list(self.chosen_dns_credentials)
+        else:
+            credentials = list(self.dns_credentials.all()) if self.pk else []
+        if not credentials:
+            return {"dns_credentials": [_(
+                "DNS credentials: DNS-01 writes a TXT record for each name; choose the "
+                "credential of the zone (or zones) that hold the names.")]}
+        if any(c.organization_id != self.organization_id for c in credentials):
+            return {"dns_credentials": [_("Choose DNS credentials of the same organisation.")]}
+        return {}
 
     def days_left(self, now=None) -> int | None:
         if self.expires_at is None:

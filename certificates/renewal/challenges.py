@@ -1,5 +1,6 @@
 """The challenges of an order, published and removed: HTTP-01 files in every
-host's document root over SSH, DNS-01 TXT records over RFC 2136. What a run
+host's document root over SSH, DNS-01 TXT records with the certificate's DNS
+credentials. What a run
 places is recorded on it before it is placed, so that whoever finishes the run
 removes it, even after the worker that placed it died."""
 
@@ -11,12 +12,12 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from acme import messages
-from django.conf import settings
 from django.utils.translation import gettext as _
 
+from certificates.dns01 import publishing
 from certificates.models import Certificate, RenewalRun, TargetHost
 from certificates.renewal import agent_wait
-from certificates.seams import acme, dns, ssh
+from certificates.seams import acme, ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
 
@@ -94,48 +95,17 @@ def _remove_challenge_files(run: RenewalRun, written: Written) -> None:
             run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
 
 
-def _dns_server(certificate: Certificate) -> dns.Server:
-    return dns.Server(
-        address=certificate.dns_server, port=certificate.dns_port,
-        key_name=certificate.tsig_key_name, secret=certificate.tsig_secret,
-        algorithm=certificate.tsig_algorithm or "hmac-sha256",
-        timeout=settings.DNS_UPDATE_TIMEOUT,
-    )
-
-
 @contextmanager
 def publish_dns01(run: RenewalRun, certificate: Certificate, ca: acme.CA,
                   pending: Pending) -> Iterator[None]:
-    """TXT records added (never replaced) and, afterwards, exactly they deleted."""
-    server = _dns_server(certificate)
-    added: list[tuple[str, str]] = []
-    try:
-        for authzr, body in pending:
-            record, value = ca.dns01_record(body, authzr.body.identifier.value)
-            _placed(run, {"kind": "dns01", "record": record, "value": value})
-            dns.add_txt(server, record, value)
-            added.append((record, value))
-        expected: dict[str, set[str]] = {}
-        for record, value in added:
-            expected.setdefault(record, set()).add(value)
-        for record, values in expected.items():
-            dns.wait_until_served(server, record, values,
-                                  timeout=settings.DNS_PROPAGATION_TIMEOUT)
-        run.step(Step.CHALLENGE, StepStatus.DONE, _("%(count)d TXT record(s) at %(server)s")
-                 % {"count": len(added), "server": certificate.dns_server})
+    """TXT records added (never replaced) with the certificate's DNS credentials
+    and, afterwards, exactly they deleted (certificates/dns01/publishing.py)."""
+    records = [(authzr.body.identifier.value,
+                ca.dns01_record(body, authzr.body.identifier.value)[1])
+               for authzr, body in pending]
+    with publishing.publish(run, certificate, records, placed=lambda a: _placed(run, a),
+                            removed=lambda done: _removed(run, done)):
         yield
-    finally:
-        failures: list[str] = []
-        for record, value in added:
-            try:
-                dns.delete_txt(server, record, value)
-            except dns.DNSUpdateError as exc:
-                failures.append(str(exc))
-            else:
-                _removed(run, [{"kind": "dns01", "record": record, "value": value}])
-        if added:
-            run.step(Step.CLEANUP, StepStatus.FAILED if failures else StepStatus.DONE,
-                     "; ".join(failures) or _("TXT records removed"))
 
 
 def _placed(run: RenewalRun, artefact: Artefact) -> None:
@@ -166,15 +136,8 @@ def remove_leftovers(run: RenewalRun) -> None:
     _remove_leftover_files(run, certificate, left)
     records = [a for a in left if a.get("kind") == "dns01"]
     if records:
-        server = _dns_server(certificate)
-        for artefact in records:
-            try:
-                dns.delete_txt(server, artefact["record"], artefact["value"])
-            except dns.DNSUpdateError as exc:
-                run.step(Step.CLEANUP, StepStatus.FAILED, str(exc))
-                continue
-            _removed(run, [artefact])
-        run.step(Step.CLEANUP, StepStatus.DONE, _("TXT records removed"))
+        credentials = {c.pk: c for c in certificate.dns_credentials.all()}
+        publishing.remove(run, records, credentials, removed=lambda done: _removed(run, done))
 
 
 def _remove_leftover_files(run: RenewalRun, certificate: Certificate,

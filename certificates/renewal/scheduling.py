@@ -23,7 +23,14 @@ from accounts.models import User
 from certificates import tasks
 from certificates.hosts import agents, deployment, leases
 from certificates.hosts.deployment import NothingToDeploy
-from certificates.models import CAAccount, Certificate, DeployRequest, RenewalRun, TargetHost
+from certificates.models import (
+    CAAccount,
+    Certificate,
+    DeployRequest,
+    DNSCredential,
+    RenewalRun,
+    TargetHost,
+)
 from certificates.renewal import deposit, lifecycle
 from certificates.renewal import limits as renewal_limits
 from certificates.renewal.run import execute
@@ -108,12 +115,15 @@ def retry_now(certificate_ids: Iterable[int] | QuerySet[Certificate, Any], *,
         next_attempt_at__gt=now).update(next_attempt_at=now)
 
 
-def retry_after_change(changed: Certificate | TargetHost | CAAccount) -> int:
+def retry_after_change(changed: Certificate | TargetHost | CAAccount | DNSCredential) -> int:
     """`retry_now` for the certificates that a person's change of `changed` concerns."""
     if isinstance(changed, Certificate):
         return retry_now([changed.pk])
-    concerned = (Q(ca_account=changed) if isinstance(changed, CAAccount)
-                 else Q(hosts=changed))
+    if isinstance(changed, DNSCredential):
+        concerned = Q(dns_credentials=changed)
+    else:
+        concerned = (Q(ca_account=changed) if isinstance(changed, CAAccount)
+                     else Q(hosts=changed))
     # One UPDATE, the certificates concerned as its subquery.
     return retry_now(Certificate.objects.filter(concerned).values("pk"))
 

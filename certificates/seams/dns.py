@@ -1,5 +1,6 @@
-"""The DNS seam: TXT records for DNS-01 through RFC 2136 updates signed with TSIG
-(dnspython), sent to the zone's authoritative server.
+"""The RFC 2136 seam: TXT records for DNS-01 through updates signed with TSIG
+(dnspython), sent to the zone's primary server. Whether the zone's servers serve
+them is dns_lookup's to find out.
 
 Records are added, never replaced: a wildcard and its base name put two values at
 the same `_acme-challenge` name, and another client may be validating too. They
@@ -7,7 +8,6 @@ are deleted value by value, so only what this portal added goes away.
 """
 
 import logging
-import time
 from dataclasses import dataclass
 
 import dns.exception
@@ -83,22 +83,6 @@ def delete_txt(server: Server, name: str, value: str) -> None:
     _send(server, update, name)
 
 
-def wait_until_served(server: Server, name: str, values: set[str], *, timeout: float) -> None:
-    """Polls the authoritative server until it answers `name` with every value."""
-    deadline = time.monotonic() + timeout
-    ip = server.ip
-    while True:
-        if values <= _txt_values(ip, server, name):
-            return
-        if time.monotonic() > deadline:
-            raise DNSUpdateError(
-                _("The DNS server %(server)s did not answer %(name)s with the new TXT record "
-                  "within %(seconds)s s.")
-                % {"server": server.address, "name": name, "seconds": int(timeout)},
-                transient=True)
-        time.sleep(0.2)
-
-
 def _txt(value: str) -> dns.rdtypes.ANY.TXT.TXT:
     return dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, [value.encode()])
 
@@ -122,12 +106,6 @@ def _zone_of(server: Server, name: str) -> dns.name.Name:
           "DNS server.") % {"server": server.address, "name": name}, transient=False)
 
 
-def _txt_values(ip: str, server: Server, name: str) -> set[str]:
-    response = _exchange(server, dns.message.make_query(name, dns.rdatatype.TXT), name, ip=ip)
-    return {b"".join(rdata.strings).decode() for rrset in response.answer
-            if rrset.rdtype == dns.rdatatype.TXT for rdata in rrset}
-
-
 def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
     response = _exchange(server, update, name)
     rcode = response.rcode()
@@ -141,12 +119,11 @@ def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
         transient=rcode == dns.rcode.SERVFAIL)
 
 
-def _exchange(server: Server, message: dns.message.Message, name: str, *,
-              ip: str | None = None) -> dns.message.Message:
+def _exchange(server: Server, message: dns.message.Message, name: str) -> dns.message.Message:
     try:
         # TCP: updates and their answers are small, but TCP gives a clear
         # "connection refused" instead of a UDP timeout when the server is down.
-        return dns.query.tcp(message, ip or server.ip, port=server.port, timeout=server.timeout)
+        return dns.query.tcp(message, server.ip, port=server.port, timeout=server.timeout)
     except dns.tsig.PeerError as exc:
         raise DNSUpdateError(
             _("The DNS server %(server)s rejected the TSIG signature for %(name)s (%(error)s): "

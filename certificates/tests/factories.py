@@ -14,6 +14,8 @@ from certificates.models import (
     Challenge,
     Deployment,
     DepositEntry,
+    DNSCredential,
+    DNSKind,
     Notification,
     Order,
     RenewalRun,
@@ -54,13 +56,49 @@ def http01_certificate(organization, ca, host, names, **fields):
     return cert
 
 
-def dns01_certificate(organization, ca, bind_dns, names, **fields):
-    """A certificate for ``names`` proved by DNS-01 through the testbed's BIND."""
-    return _validated(Certificate(
-        organization=organization, ca_account=ca, common_name=names[0], sans=names,
-        challenge=Challenge.DNS_01, dns_server=bind_dns.address, dns_port=bind_dns.port,
-        tsig_key_name=bind_dns.tsig_key_name, tsig_algorithm=bind_dns.tsig_algorithm,
-        tsig_secret=bind_dns.tsig_secret, **fields))
+def dns_credential(organization, *, name="BIND", zones=("example.test",), secret_values=None,
+                   **fields) -> DNSCredential:
+    """A DNS credential of ``organization``, validated as the form validates it."""
+    credential = DNSCredential(organization=organization, name=name, zones=list(zones),
+                               **fields)
+    credential.secret_values = secret_values or {}
+    credential.full_clean()
+    credential.save()
+    return credential
+
+
+def bind_credential(organization, bind_dns, *, name="BIND", zones=None, secret=None, **fields):
+    """RFC 2136 with the testbed BIND's TSIG key (``secret`` replaces its secret)."""
+    fields = {"server": bind_dns.address, "port": bind_dns.port,
+              "tsig_key_name": bind_dns.tsig_key_name,
+              "tsig_algorithm": bind_dns.tsig_algorithm, **fields}
+    return dns_credential(
+        organization, name=name, zones=zones or (bind_dns.zone, "lag.test"),
+        kind=DNSKind.RFC2136, secret_values={"tsig_secret": secret or bind_dns.tsig_secret},
+        **fields)
+
+
+def powerdns_credential(organization, powerdns, *, name="PowerDNS", zones=None, api_key=None,
+                        **fields):
+    """The testbed PowerDNS through lexicon (``api_key`` replaces its key)."""
+    return dns_credential(
+        organization, name=name, zones=zones or (powerdns.zone,), kind=DNSKind.LEXICON,
+        provider="powerdns", options={"pdns_server": powerdns.api_url},
+        secret_values={"auth_token": api_key or powerdns.api_key}, **fields)
+
+
+def dns01_certificate(organization, ca, bind_dns, names, *, credentials=None, **fields):
+    """A certificate for ``names`` proved by DNS-01, by default through the testbed's
+    BIND; ``credentials`` chooses others."""
+    if credentials is None:
+        credentials = [DNSCredential.objects.filter(organization=organization, name="BIND")
+                       .first() or bind_credential(organization, bind_dns)]
+    cert = Certificate(organization=organization, ca_account=ca, common_name=names[0],
+                       sans=names, challenge=Challenge.DNS_01, **fields)
+    cert.chosen_dns_credentials = credentials
+    cert = _validated(cert)
+    cert.dns_credentials.set(credentials)
+    return cert
 
 
 def host(organization, login_key, host_key="", **fields):
@@ -139,8 +177,12 @@ def one_of_everything(organization, tmp_path):
     """Every tenant-owned object, with a secret in each secret field."""
     ca = ca_account(organization, account_key=self_signed()[0],
                     eab_kid="kid-1", eab_hmac_key="c2VjcmV0LWhtYWMta2V5LWZvci1lYWItMTIzNDU2")
-    cert = certificate(organization, ca, tsig_secret="dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA==",
-                       challenge="dns-01", dns_server="127.0.0.1", tsig_key_name="portal-key")
+    credential = dns_credential(
+        organization, name="primary", kind=DNSKind.RFC2136, server="127.0.0.1",
+        tsig_key_name="portal-key",
+        secret_values={"tsig_secret": "dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA=="})
+    cert = certificate(organization, ca, challenge="dns-01")
+    cert.dns_credentials.add(credential)
     key_pem, cert_pem = self_signed()
     version = stored_version(cert, key_pem, cert_pem)
     login_key, host_key = ssh_keypair(tmp_path, f"login-{organization.slug}")
@@ -158,6 +200,7 @@ def one_of_everything(organization, tmp_path):
         recipient="ops@example.test", subject="expiring",
     )
     return dict(ca_account=ca, certificate=cert, version=version, host=target,
+                dns_credential=credential,
                 deployment=deployment, order=order, deposit_entry=entry, run=run, step=step,
                 notification=notification)
 

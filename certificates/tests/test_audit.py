@@ -15,7 +15,15 @@ from rest_framework.test import APIClient
 from accounts.models import Membership, Role
 from accounts.tests.factors import give_totp, reauthenticate
 from api.models import APIToken, Webhook
-from certificates.models import AgentCredential, AuditEvent, CAAccount, Certificate, TargetHost
+from certificates.models import (
+    AgentCredential,
+    AuditEvent,
+    CAAccount,
+    Certificate,
+    DNSCredential,
+    NotificationChannel,
+    TargetHost,
+)
 from certificates.models.audit import client_address
 from certificates.tests.factories import agent_host
 from certificates.tests.pki import ssh_keypair
@@ -136,6 +144,15 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     AgentCredential.issue(agent)  # as its enrolment makes it
     client.post(reverse("certificates:agent_revoke", args=[agent.pk]))
 
+    # Notification channels
+    channel_form = {"name": "ops", "url": "json://127.0.0.1:9/hook", "kinds": ["expiring"],
+                    "language": "en", "enabled": "on"}
+    client.post(reverse("certificates:channel_create"), channel_form)
+    channel = NotificationChannel.objects.get(name="ops")
+    client.post(reverse("certificates:channel_edit", args=[channel.pk]),
+                {**channel_form, "url": "", "kinds": ["expiring", "renewal_failed"]})
+    client.post(reverse("certificates:channel_delete", args=[channel.pk]))
+
     # CA accounts and money
     ca_fields = dict(name="Second CA", directory_url=ca_directory,
                      contact_email="ops@example.test", eab_kid="kid-1",
@@ -156,15 +173,26 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     client.force_login(owner)
     reauthenticate(client, owner)  # a key download asks for the password again
 
+    # DNS credentials
+    response = client.post(reverse("certificates:dns_credential_create"), {
+        "name": "ns", "kind": "rfc2136", "zones": "example.test", "server": "192.0.2.53",
+        "port": 53, "tsig_key_name": "k", "tsig_algorithm": "hmac-sha256",
+        "tsig_secret": "dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA=="})
+    assert response.status_code == 302, response.context["form"].errors
+    made = DNSCredential.objects.get(name="ns")
+    assert api.patch(f"/api/v1/dns-credentials/{made.pk}/", {"zones": ["example.org"]},
+                     format="json").status_code == 200
+    assert api.delete(f"/api/v1/dns-credentials/{made.pk}/").status_code == 204
+
     # Certificates
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "api.example.test", "sans": "", "ca_account": ca.pk,
-        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53, "auto_renew": "on"})
+        "key_type": "ec-p256", "challenge": "http-01", "auto_renew": "on"})
     assert response.status_code == 302, response.context["form"].errors
     made = Certificate.objects.get(common_name="api.example.test")
     response = client.post(reverse("certificates:certificate_edit", args=[made.pk]), {
         "common_name": "api.example.test", "sans": "", "ca_account": ca.pk,
-        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53})
+        "key_type": "ec-p256", "challenge": "http-01"})
     assert response.status_code == 302, response.context["form"].errors
     assert api.delete(f"/api/v1/certificates/{made.pk}/").status_code == 204
     client.post(reverse("certificates:download_key", args=[cert.pk]))

@@ -44,9 +44,8 @@ def api_errors(response) -> dict:
 def certificate_data(cert, **changes):
     data = {"common_name": cert.common_name, "sans": "\n".join(cert.sans),
             "ca_account": cert.ca_account_id, "key_type": cert.key_type,
-            "challenge": cert.challenge, "dns_server": cert.dns_server,
-            "dns_port": cert.dns_port, "tsig_key_name": cert.tsig_key_name,
-            "tsig_algorithm": cert.tsig_algorithm or "hmac-sha256", "tsig_secret": "",
+            "challenge": cert.challenge,
+            "dns_credentials": list(cert.dns_credentials.values_list("pk", flat=True)),
             "auto_renew": "on", "hosts": list(cert.deployments.values_list("host_id", flat=True))}
     return {**data, **changes}
 
@@ -185,57 +184,93 @@ def test_a_host_stored_with_a_loose_key_mode_is_still_shown(client, world, owner
 # -- a stored secret and its endpoint ---------------------------------------------------
 
 
+def credential_data(credential, **changes):
+    data = {"name": credential.name, "kind": credential.kind, "zones": "\n".join(credential.zones),
+            "server": credential.server, "port": credential.port,
+            "tsig_key_name": credential.tsig_key_name,
+            "tsig_algorithm": credential.tsig_algorithm, "tsig_secret": "", "provider": ""}
+    return {**data, **changes}
+
+
 def test_a_new_dns_server_needs_the_tsig_secret_again_in_the_form(client, world, owner):
-    cert = world["certificate"]
-    secret = cert.tsig_secret
+    credential = world["dns_credential"]
+    secret = credential.secret_values["tsig_secret"]
     client.force_login(owner)
 
-    response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]),
-                           certificate_data(cert, dns_server="192.0.2.53"))
+    response = client.post(reverse("certificates:dns_credential_edit", args=[credential.pk]),
+                           credential_data(credential, server="192.0.2.53"))
 
     assert response.status_code == 200
-    assert "TSIG secret" in response.context["form"].errors["tsig_secret"][0]
-    cert.refresh_from_db()
-    assert (cert.dns_server, cert.tsig_secret) == ("127.0.0.1", secret)
+    assert "enter the secret again" in response.context["form"].errors["tsig_secret"][0]
+    credential.refresh_from_db()
+    assert (credential.server, credential.secret_values["tsig_secret"]) == ("127.0.0.1", secret)
 
 
 def test_a_new_dns_port_needs_the_tsig_secret_again_in_the_form(client, world, owner):
-    cert = world["certificate"]
+    credential = world["dns_credential"]
     client.force_login(owner)
 
-    response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]),
-                           certificate_data(cert, dns_port=5353))
+    response = client.post(reverse("certificates:dns_credential_edit", args=[credential.pk]),
+                           credential_data(credential, port=5353))
 
     assert "tsig_secret" in response.context["form"].errors
 
 
 def test_a_new_dns_server_with_the_secret_given_again_is_saved(client, world, owner):
-    cert = world["certificate"]
+    credential = world["dns_credential"]
     client.force_login(owner)
 
-    response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]),
-                           certificate_data(cert, dns_server="192.0.2.53",
-                                            tsig_secret="bmV3LXNlY3JldC12YWx1ZS0xMjM0"))
+    response = client.post(reverse("certificates:dns_credential_edit", args=[credential.pk]),
+                           credential_data(credential, server="192.0.2.53",
+                                           tsig_secret="bmV3LXNlY3JldC12YWx1ZS0xMjM0"))
 
     assert response.status_code == 302, response.context["form"].errors
-    cert.refresh_from_db()
-    assert (cert.dns_server, cert.tsig_secret) == ("192.0.2.53", "bmV3LXNlY3JldC12YWx1ZS0xMjM0")
+    credential.refresh_from_db()
+    assert (credential.server, credential.secret_values["tsig_secret"]) == (
+        "192.0.2.53", "bmV3LXNlY3JldC12YWx1ZS0xMjM0")
 
 
-def test_a_new_dns_server_needs_the_tsig_secret_again_in_the_api(api, world, operator):
-    cert = world["certificate"]
+def test_a_blank_secret_keeps_the_stored_one_in_the_form(client, world, owner):
+    credential = world["dns_credential"]
+    secret = credential.secret_values["tsig_secret"]
+    client.force_login(owner)
 
-    response = api(operator).patch(f"/api/v1/certificates/{cert.pk}/",
-                                   {"dns_server": "192.0.2.53"}, format="json")
+    response = client.post(reverse("certificates:dns_credential_edit", args=[credential.pk]),
+                           credential_data(credential, name="renamed"))
+
+    assert response.status_code == 302, response.context["form"].errors
+    credential.refresh_from_db()
+    assert (credential.name, credential.secret_values["tsig_secret"]) == ("renamed", secret)
+
+
+def test_a_new_dns_server_needs_the_tsig_secret_again_in_the_api(api, world, owner):
+    credential = world["dns_credential"]
+    url = f"/api/v1/dns-credentials/{credential.pk}/"
+
+    response = api(owner).patch(url, {"server": "192.0.2.53"}, format="json")
 
     assert response.status_code == 400, response.data
-    assert "TSIG secret" in str(api_errors(response)["tsig_secret"])
-    cert.refresh_from_db()
-    assert cert.dns_server == "127.0.0.1"
-    ok = api(operator).patch(f"/api/v1/certificates/{cert.pk}/",
-                             {"dns_server": "192.0.2.53",
-                              "tsig_secret": "bmV3LXNlY3JldC12YWx1ZS0xMjM0"}, format="json")
+    assert "enter the secret again" in str(api_errors(response)["secrets"])
+    credential.refresh_from_db()
+    assert credential.server == "127.0.0.1"
+    ok = api(owner).patch(url, {"server": "192.0.2.53",
+                                "secrets": {"tsig_secret": "bmV3LXNlY3JldC12YWx1ZS0xMjM0"}},
+                          format="json")
     assert ok.status_code == 200, ok.data
+    assert "secrets" not in ok.data and ok.data["has_secrets"] is True
+
+
+def test_operators_see_dns_credentials_but_only_administrators_change_them(api, world,
+                                                                           operator):
+    credential = world["dns_credential"]
+
+    listed = api(operator).get("/api/v1/dns-credentials/")
+    changed = api(operator).patch(f"/api/v1/dns-credentials/{credential.pk}/",
+                                  {"name": "mine"}, format="json")
+
+    assert [c["id"] for c in listed.data["results"]] == [credential.pk]
+    assert "secrets" not in listed.data["results"][0]
+    assert changed.status_code == 403
 
 
 def ca_data(account, **changes):

@@ -8,11 +8,12 @@ import pytest
 from cryptography import x509
 from django.core.management import call_command
 
-from certificates.models import Certificate, Challenge, Deployment, RenewalRun
+from certificates.models import Certificate, Deployment, RenewalRun
 from certificates.renewal.issuance import run_issuance
 from certificates.seams import keys
 from certificates.steps import Step
 from certificates.tests.factories import (
+    bind_credential,
     ca_account,
     dns01_certificate,
     http01_certificate,
@@ -221,11 +222,8 @@ def test_a_wrong_tsig_secret_fails_permanently_and_writes_no_record(
 ):
     ca = ca_account(organization, directory_url=pebble.directory_url)
     wrong_secret = base64.b64encode(os.urandom(32)).decode()
-    cert = Certificate.objects.create(
-        organization=organization, ca_account=ca, common_name="*.h9.example.test",
-        sans=["*.h9.example.test"], challenge=Challenge.DNS_01, dns_server=bind_dns.address,
-        dns_port=bind_dns.port, tsig_key_name=bind_dns.tsig_key_name,
-        tsig_algorithm=bind_dns.tsig_algorithm, tsig_secret=wrong_secret)
+    cert = dns01_certificate(organization, ca, bind_dns, ["*.h9.example.test"], credentials=[
+        bind_credential(organization, bind_dns, secret=wrong_secret)])
 
     run = run_issuance(certificate_id=cert.pk)
 
@@ -240,11 +238,8 @@ def test_a_dns_server_that_is_down_is_a_transient_failure(organization, pebble, 
     from testbed.ports import free_port
 
     ca = ca_account(organization, directory_url=pebble.directory_url)
-    cert = Certificate.objects.create(
-        organization=organization, ca_account=ca, common_name="*.h8.example.test",
-        sans=["*.h8.example.test"], challenge=Challenge.DNS_01, dns_server="127.0.0.1",
-        dns_port=free_port("127.0.0.1"), tsig_key_name=bind_dns.tsig_key_name,
-        tsig_algorithm=bind_dns.tsig_algorithm, tsig_secret=bind_dns.tsig_secret)
+    cert = dns01_certificate(organization, ca, bind_dns, ["*.h8.example.test"], credentials=[
+        bind_credential(organization, bind_dns, port=free_port("127.0.0.1"))])
 
     run = run_issuance(certificate_id=cert.pk)
 

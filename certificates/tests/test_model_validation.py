@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import translation
 
-from certificates.models import Certificate, Challenge, TargetHost
+from certificates.models import Certificate, Challenge, DNSCredential, DNSKind, TargetHost
 from certificates.tests.factories import ca_account, host
 from certificates.tests.pki import ssh_keypair
 
@@ -42,7 +42,7 @@ def test_a_wildcard_needs_dns01(organization, ca):
     assert "dns-01" in " ".join(errors["challenge"]).lower()
 
 
-def test_dns01_names_each_missing_rfc2136_field(organization, ca):
+def test_dns01_needs_a_dns_credential(organization, ca):
     cert = Certificate(
         organization=organization,
         ca_account=ca,
@@ -50,23 +50,30 @@ def test_dns01_names_each_missing_rfc2136_field(organization, ca):
         challenge=Challenge.DNS_01,
     )
     errors = errors_of(cert)
-    assert {"dns_server", "tsig_key_name", "tsig_secret"} <= set(errors)
-    assert "TSIG secret" in errors["tsig_secret"][0]
+    assert "DNS credentials" in errors["dns_credentials"][0]
 
 
-def test_each_missing_dns01_field_says_what_it_is_for(organization, ca):
-    # Only the secret signs the update: the server receives it, the key name names the key.
+def test_a_dns_credential_of_another_organisation_is_refused(organization, other_organization,
+                                                             ca):
     cert = Certificate(organization=organization, ca_account=ca, common_name="*.msen.jp",
                        challenge=Challenge.DNS_01)
-    errors = errors_of(cert)
-    assert "sent to it" in errors["dns_server"][0]
+    cert.chosen_dns_credentials = [rfc2136(other_organization)]
+    assert "same organisation" in errors_of(cert)["dns_credentials"][0]
+
+
+def test_each_missing_rfc2136_field_says_what_it_is_for(organization):
+    # Only the secret signs the update: the server receives it, the key name names the key.
+    credential = DNSCredential(organization=organization, name="bind", kind=DNSKind.RFC2136,
+                               zones=["msen.jp"])
+    errors = errors_of(credential)
+    assert "sent to it" in errors["server"][0]
     assert "names the key" in errors["tsig_key_name"][0]
     assert "signed with it" in errors["tsig_secret"][0]
     with translation.override("ja"):
-        errors = errors_of(cert)
-    assert "署名" not in errors["dns_server"][0] and "送信" in errors["dns_server"][0]
+        errors = errors_of(credential)
+    assert "署名" not in errors["server"][0] and "送信" in errors["server"][0]
     assert "この値で署名" not in errors["tsig_key_name"][0]
-    assert "シークレットで署名" in errors["tsig_secret"][0]
+    assert "署名" in errors["tsig_secret"][0]
 
 
 def test_a_valid_wildcard_certificate_is_normalised_with_its_base_name(organization, ca):
@@ -76,10 +83,8 @@ def test_a_valid_wildcard_certificate_is_normalised_with_its_base_name(organizat
         common_name="*.Msen.JP.",
         sans=["msen.jp", "*.msen.jp"],
         challenge=Challenge.DNS_01,
-        dns_server="127.0.0.1",
-        tsig_key_name="portal-key",
-        tsig_secret="dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA==",
     )
+    cert.chosen_dns_credentials = [rfc2136(organization)]
     cert.full_clean()
     assert cert.common_name == "*.msen.jp"
     assert cert.sans == ["*.msen.jp", "msen.jp"]
@@ -102,11 +107,10 @@ def test_duplicate_sans_are_named(organization, ca):
     assert "a.example.test" in " ".join(errors["sans"])
 
 
-def test_a_dns_port_outside_1_to_65535_is_refused(organization, ca):
-    cert = Certificate(
-        organization=organization, ca_account=ca, common_name="www.example.test", dns_port=70000
-    )
-    assert "65535" in " ".join(errors_of(cert)["dns_port"])
+def test_a_dns_port_outside_1_to_65535_is_refused(organization):
+    credential = DNSCredential(organization=organization, name="ns", zones=["msen.jp"],
+                               server="192.0.2.53", tsig_key_name="k", port=70000)
+    assert "65535" in " ".join(errors_of(credential)["port"])
 
 
 def test_a_ca_account_of_another_organisation_is_refused(organization, other_organization):
@@ -203,35 +207,43 @@ def test_the_same_reference_cannot_move_money_twice(organization):
         )
 
 
+def rfc2136(organization, **fields):
+    credential = DNSCredential(organization=organization, name="ns", zones=["Msen.JP."],
+                               **{"server": "192.0.2.53", "tsig_key_name": "k", **fields})
+    credential.secret_values = {"tsig_secret": "dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA=="}
+    return credential
+
+
 @pytest.mark.parametrize(
     "server,stored",
     [("127.0.0.1", "127.0.0.1"), ("NS1.Example.test", "ns1.example.test"), ("::1", "::1")],
 )
-def test_the_dns_server_is_an_address_or_a_host_name(organization, ca, server, stored):
-    cert = Certificate(
-        organization=organization,
-        ca_account=ca,
-        common_name="*.example.test",
-        challenge=Challenge.DNS_01,
-        dns_server=server,
-        tsig_key_name="k",
-        tsig_secret="dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA==",
-    )
-    cert.full_clean()
-    assert cert.dns_server == stored
+def test_the_dns_server_is_an_address_or_a_host_name(organization, server, stored):
+    credential = rfc2136(organization, server=server)
+    credential.full_clean()
+    assert credential.server == stored and credential.zones == ["msen.jp"]
 
 
-def test_a_dns_server_that_is_neither_address_nor_name_is_refused(organization, ca):
-    cert = Certificate(
-        organization=organization,
-        ca_account=ca,
-        common_name="*.example.test",
-        challenge=Challenge.DNS_01,
-        dns_server="ns_1!",
-        tsig_key_name="k",
-        tsig_secret="dHNpZy1zZWNyZXQtdmFsdWUtMTIzNA==",
-    )
-    assert "DNS server" in errors_of(cert)["dns_server"][0]
+def test_a_dns_server_that_is_neither_address_nor_name_is_refused(organization):
+    assert "DNS server" in errors_of(rfc2136(organization, server="ns_1!"))["server"][0]
+
+
+def test_each_missing_rfc2136_field_is_named(organization):
+    credential = DNSCredential(organization=organization, name="ns", zones=[])
+    errors = errors_of(credential)
+    assert {"zones", "server", "tsig_key_name", "tsig_secret"} <= set(errors)
+    assert "TSIG secret" in errors["tsig_secret"][0]
+
+
+def test_a_provider_secret_given_as_a_plain_option_is_refused(organization):
+    credential = DNSCredential(organization=organization, name="p", zones=["msen.jp"],
+                               kind=DNSKind.LEXICON, provider="powerdns",
+                               options={"auth_token": "t", "pdns_server": "https://ns.msen.jp"})
+    assert "secret" in errors_of(credential)["options"][0]
+    credential.options = {"pdns_server": "/run/pdns.socket"}
+    assert "file path" in errors_of(credential)["options"][0]
+    credential.options, credential.provider = {}, "no-such-provider"
+    assert "Provider" in errors_of(credential)["provider"][0]
 
 
 def test_a_second_certificate_on_a_host_needs_name_in_its_file_paths(organization, ca, tmp_path):

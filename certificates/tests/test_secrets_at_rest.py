@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 
-from certificates.models import CAAccount, Certificate, CertificateVersion, TargetHost
+from certificates.models import CAAccount, CertificateVersion, DNSCredential, TargetHost
 from certificates.tests.factories import one_of_everything
 
 pytestmark = pytest.mark.django_db
@@ -19,9 +19,10 @@ def world(organization, tmp_path):
 
 
 def secrets_in(world):
-    ca, cert, version, host, run = (
-        world[k] for k in ("ca_account", "certificate", "version", "host", "run"))
-    values = [ca.account_key, ca.eab_hmac_key, cert.tsig_secret, version.private_key,
+    ca, credential, version, host, run = (
+        world[k] for k in ("ca_account", "dns_credential", "version", "host", "run"))
+    values = [ca.account_key, ca.eab_hmac_key, credential.secret_values["tsig_secret"],
+              version.private_key,
               host.login_key, run.private_key]
     assert all(values), "every secret field of the fixture must hold a secret"
     # The body of each key too, so that a re-wrapped PEM would still be caught.
@@ -61,8 +62,8 @@ def test_secrets_read_back_as_they_were_written(world):
     assert TargetHost.objects.get(pk=world["host"].pk).login_key == world["host"].login_key
     assert CAAccount.objects.get(pk=world["ca_account"].pk).eab_hmac_key == (
         world["ca_account"].eab_hmac_key)
-    assert Certificate.objects.get(pk=world["certificate"].pk).tsig_secret == (
-        world["certificate"].tsig_secret)
+    assert DNSCredential.objects.get(pk=world["dns_credential"].pk).secret_values == (
+        world["dns_credential"].secret_values)
 
 
 def test_a_dump_loads_back_with_its_secrets_intact(world, tmp_path):

@@ -34,7 +34,7 @@ def test_adding_a_certificate_with_its_hosts(client, world, owner):
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "Shop.Example.test", "sans": "cdn.example.test\n",
         "ca_account": world["ca_account"].pk, "key_type": "ec-p256", "challenge": "http-01",
-        "dns_port": 53, "tsig_algorithm": "hmac-sha256", "auto_renew": "on",
+        "auto_renew": "on",
         "hosts": [world["host"].pk],
     })
     cert = Certificate.objects.get(common_name="shop.example.test")
@@ -52,8 +52,7 @@ def test_http01_on_hosts_without_a_document_root_is_refused_next_to_the_hosts(
     client.force_login(owner)
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "shop.example.test", "ca_account": world["ca_account"].pk,
-        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53,
-        "tsig_algorithm": "hmac-sha256", "hosts": [bare.pk],
+        "key_type": "ec-p256", "challenge": "http-01", "hosts": [bare.pk],
     })
     assert response.status_code == 200
     [message] = response.context["form"].errors["hosts"]
@@ -65,8 +64,7 @@ def test_a_wildcard_without_dns01_is_refused_next_to_the_challenge_field(client,
     client.force_login(owner)
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "*.example.test", "ca_account": world["ca_account"].pk,
-        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53,
-        "tsig_algorithm": "hmac-sha256",
+        "key_type": "ec-p256", "challenge": "http-01",
     })
     assert response.status_code == 200
     errors = response.context["form"].errors
@@ -81,26 +79,27 @@ def test_a_ca_account_of_another_organisation_cannot_be_chosen(client, world, ow
     client.force_login(owner)
     response = client.post(reverse("certificates:certificate_create"), {
         "common_name": "x.example.test", "ca_account": foreign.pk, "key_type": "ec-p256",
-        "challenge": "http-01", "dns_port": 53, "tsig_algorithm": "hmac-sha256",
+        "challenge": "http-01",
     })
     assert "ca_account" in response.context["form"].errors
 
 
-def test_editing_keeps_the_tsig_secret_when_left_blank(client, world, owner):
+def test_editing_a_dns01_certificate_keeps_or_changes_its_credentials(client, world, owner):
     cert = world["certificate"]
-    secret = cert.tsig_secret
     client.force_login(owner)
+    data = {"common_name": cert.common_name, "sans": "\n".join(cert.sans),
+            "ca_account": cert.ca_account_id, "key_type": "rsa-2048", "challenge": "dns-01",
+            "auto_renew": "on", "hosts": []}
+    refused = client.post(reverse("certificates:certificate_edit", args=[cert.pk]), data)
+    assert "dns_credentials" in refused.context["form"].errors
+
     response = client.post(reverse("certificates:certificate_edit", args=[cert.pk]), {
-        "common_name": cert.common_name, "sans": "\n".join(cert.sans),
-        "ca_account": cert.ca_account_id, "key_type": "rsa-2048", "challenge": "dns-01",
-        "dns_server": "127.0.0.1", "dns_port": 53, "tsig_key_name": "portal-key",
-        "tsig_algorithm": "hmac-sha256", "tsig_secret": "", "auto_renew": "on",
-        "hosts": [],
-    })
+        **data, "dns_credentials": [world["dns_credential"].pk]})
+
     assert response.status_code == 302, response.context["form"].errors
     cert.refresh_from_db()
-    assert cert.tsig_secret == secret and cert.key_type == "rsa-2048"
-    assert not cert.deployments.exists()
+    assert list(cert.dns_credentials.all()) == [world["dns_credential"]]
+    assert cert.key_type == "rsa-2048" and not cert.deployments.exists()
 
 
 # -- CA accounts and deposits ------------------------------------------------------

@@ -51,8 +51,10 @@ def test_the_certificate_page_never_shows_a_private_key_or_tsig_secret(client, w
     client.force_login(owner)
     html = page(client, "certificates:certificate", world["certificate"].pk)
     assert "PRIVATE KEY" not in html
-    html = page(client, "certificates:certificate_edit", world["certificate"].pk)
-    assert world["certificate"].tsig_secret not in html
+    secret = world["dns_credential"].secret_values["tsig_secret"]
+    html = page(client, "certificates:dns_credential_edit", world["dns_credential"].pk)
+    assert secret not in html
+    assert secret not in page(client, "certificates:dns_credentials")
     html = page(client, "certificates:host_edit", world["host"].pk)
     assert "PRIVATE KEY" not in html
 

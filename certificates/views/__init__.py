@@ -15,6 +15,7 @@ from .ca_accounts import (
     top_up,
 )
 from .certificates import (
+    acme_dns_register,
     certificate_create,
     certificate_detail,
     certificate_edit,
@@ -26,6 +27,12 @@ from .certificates import (
 )
 from .channels import channel_create, channel_delete, channel_edit, channel_list, channel_test
 from .dashboard import dashboard
+from .dns_credentials import (
+    dns_credential_create,
+    dns_credential_edit,
+    dns_credential_list,
+    dns_credential_test,
+)
 from .hosts import (
     confirm_host_key,
     fetch_host_key,
@@ -56,5 +63,6 @@ __all__ = [
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
     "host_list", "member_list", "member_remove", "member_role", "order_detail",
     "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
-    "switch_organization", "test_connection", "top_up",
+    "switch_organization", "test_connection", "top_up", "dns_credential_create",
+    "dns_credential_edit", "dns_credential_list", "dns_credential_test", "acme_dns_register",
 ]

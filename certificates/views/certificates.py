@@ -15,8 +15,10 @@ from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
 from certificates import renewal, states
+from certificates.dns01 import acme_dns_names, publishing
 from certificates.hosts.deployment import NothingToDeploy
 from certificates.renewal import limits as renewal_limits
+from certificates.seams.errors import PortalError
 from fujissl_portal.params import int_param, strict_int, text_param
 
 from ..auditing import changed, snapshot
@@ -150,8 +152,44 @@ def certificate_detail(request, pk):
         "runs": runs,
         "open_run": next((run for run in runs if run.is_open), None),
         "can_download_key": roles(request)["can_admin"],
+        "dns_chains": _dns_chains(certificate) if request.GET.get("chains") else None,
+        "has_acme_dns": certificate.dns_credentials.filter(kind="acme-dns").exists(),
         **roles(request),
     })
+
+
+@require_POST
+@portal_view
+def acme_dns_register(request, pk):
+    """Registers each name of the certificate with its acme-dns credential (once)
+    and says the CNAME each needs."""
+    certificate = _fetch(request, pk)
+    require(request, Role.OPERATOR)
+    try:
+        made = acme_dns_names.delegations(certificate)
+    except PortalError as exc:
+        messages.error(request, str(exc))
+    else:
+        for delegation in made:
+            messages.info(request, _("Create the CNAME %(record)s → %(target)s")
+                          % {"record": delegation.record, "target": delegation.target})
+        if not made:
+            messages.error(request, _("Choose an acme-dns credential for the certificate "
+                                      "first."))
+    return redirect("certificates:certificate", certificate.pk)
+
+
+def _dns_chains(certificate):
+    """Each name with where its TXT record goes (its CNAME chain and the credential
+    that writes at its end), or why it cannot go anywhere; looked up on request."""
+    rows = []
+    credentials = list(certificate.dns_credentials.all())
+    for name in certificate.names():
+        try:
+            rows.append((name, publishing.place(certificate, name, credentials).describe(), ""))
+        except PortalError as exc:
+            rows.append((name, "", str(exc)))
+    return rows
 
 
 def _form_page(request, form, certificate=None):

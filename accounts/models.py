@@ -17,8 +17,19 @@ class User(AbstractUser):
         help_text=_("Pages and e-mails use this language; blank follows the browser."),
     )
 
+    time_zone = models.CharField(
+        _("time zone"), max_length=64, blank=True,
+        help_text=_("Times in pages are shown in this zone; blank uses the organisation's."),
+    )
+    # The alert kinds this person does not want by e-mail (empty: all of them).
+    # Kept as the ones turned off, so that a kind added later reaches everyone.
+    muted_alerts = models.JSONField(_("alerts not mailed"), default=list, blank=True)
+
     def mail_language(self):
         return self.language or settings.LANGUAGE_CODE
+
+    def wants_mail(self, kind: str) -> bool:
+        return kind not in (self.muted_alerts or [])
 
 
 class Organization(models.Model):

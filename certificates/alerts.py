@@ -80,9 +80,10 @@ RETRY_BATCH = 500
 RENDERING_FAILED = "rendering failed"
 
 
-def recipients_for(organization: Organization,
-                   ca_account: CAAccount | None = None) -> list[tuple[str, str]]:
-    """(address, language) of the owners and admins, then the CA account's contact.
+def recipients_for(organization: Organization, ca_account: CAAccount | None = None,
+                   kind: str | None = None) -> list[tuple[str, str]]:
+    """(address, language) of the owners and admins (those who did not turn
+    ``kind`` off, if given), then the CA account's contact.
 
     An address is listed once, whatever its case; a member keeps their own
     language when they are also the CA contact.
@@ -95,7 +96,8 @@ def recipients_for(organization: Organization,
         .select_related("user")
         .order_by("pk")
     )
-    candidates = [(m.user.email, m.user.mail_language()) for m in memberships]
+    candidates = [(m.user.email, m.user.mail_language()) for m in memberships
+                  if kind is None or m.user.wants_mail(kind)]
     if ca_account is not None and ca_account.contact_email:
         candidates.append((ca_account.contact_email, settings.LANGUAGE_CODE))
     seen: set[str] = set()
@@ -140,7 +142,7 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     # The organisation's channels hear of an event once, as its first reader does.
     first_time = not earlier.exists()
     rows = []
-    for address, language in recipients_for(organization, ca_account):
+    for address, language in recipients_for(organization, ca_account, kind):
         if earlier.filter(recipient__iexact=address).exists():
             continue
         rows.append(_mail(kind, address, language, context, event=event, params=params))

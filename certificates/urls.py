@@ -57,4 +57,5 @@ urlpatterns = [
     path("members/require-mfa/", views.require_mfa, name="member_require_mfa"),
     path("organization/", views.switch_organization, name="switch_organization"),
     path("language/", views.set_language, name="set_language"),
+    path("settings/", views.profile, name="profile"),
 ]

@@ -39,6 +39,7 @@ class AuditEvent(models.Model):
         ROLE_CHANGED = "role_changed", _("Role changed")
         MEMBER_REMOVED = "member_removed", _("Member removed")
         MFA_CHANGED = "mfa_changed", _("Sign-in factors changed")
+        PROFILE_CHANGED = "profile_changed", _("Own settings changed")
         # Hosts
         HOST_CREATED = "host_created", _("Host added")
         HOST_CHANGED = "host_changed", _("Host changed")

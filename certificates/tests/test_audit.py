@@ -144,6 +144,11 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     AgentCredential.issue(agent)  # as its enrolment makes it
     client.post(reverse("certificates:agent_revoke", args=[agent.pk]))
 
+    # Own settings
+    client.post(reverse("certificates:profile"), {
+        "email": owner.email or "owner@example.test", "language": "en", "time_zone": "UTC",
+        "alerts": ["renewal_failed"]})
+
     # Notification channels
     channel_form = {"name": "ops", "url": "json://127.0.0.1:9/hook", "kinds": ["expiring"],
                     "language": "en", "enabled": "on"}

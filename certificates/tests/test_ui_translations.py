@@ -46,6 +46,9 @@ ALLOWED = {
     "External Account Binding",
     # The language switcher names each language in itself: "English", "日本語".
     "English",
+    # IANA time zone names in the settings page's list are identifiers
+    # ("America/Port-au-Prince"), not words to translate.
+    "Port",
 }
 
 # A placeholder in a msgid: "%(name)s", "%s", "%d", "{name}".
@@ -153,6 +156,7 @@ def main_pages(world):
         ("certificates:orders", []), ("certificates:order", [world["order"].pk]),
         ("certificates:members", []), ("certificates:audit", []),
         ("certificates:channels", []), ("certificates:channel_create", []),
+        ("certificates:profile", []),
         ("certificates:agent_host_create", []), ("certificates:host", [world["agent"].pk]),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
     ]

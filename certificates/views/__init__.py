@@ -1,7 +1,7 @@
 """Server-rendered pages, one module per noun. Every object is fetched through
 the tenancy helper (accounts.tenancy): another organisation's object is a 404."""
 
-from .account import set_language, switch_organization
+from .account import profile, set_language, switch_organization
 from .agent_hosts import agent_host_create, make_enrolment_code, revoke_agent
 from .audit import audit_log
 from .ca_accounts import (
@@ -55,7 +55,7 @@ from .runs import run_detail, run_list, run_steps
 
 __all__ = [
     "agent_host_create", "make_enrolment_code", "revoke_agent",
-    "audit_log", "channel_create", "channel_delete", "channel_edit", "channel_list",
+    "audit_log", "profile", "channel_create", "channel_delete", "channel_edit", "channel_list",
     "channel_test", "invitation_accept", "invitation_revoke", "member_invite",
     "ca_account_create", "ca_account_edit", "ca_account_test",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",

@@ -31,8 +31,10 @@ def enter(request, organization):
     request.role_label = dict(Role.choices).get(request.role, "")
     if request.session.get(SESSION_KEY) != organization.pk:  # no session write otherwise
         request.session[SESSION_KEY] = organization.pk
+    # A person's own zone, if set, over the organisation's.
+    zone = getattr(request.user, "time_zone", "") or organization.time_zone
     try:
-        timezone.activate(zoneinfo.ZoneInfo(organization.time_zone))
+        timezone.activate(zoneinfo.ZoneInfo(zone))
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         timezone.deactivate()
 

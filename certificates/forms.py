@@ -190,7 +190,7 @@ class AgentHostForm(forms.ModelForm):
             self._update_errors(exc)
 
 
-def _https_by_default(field, **kwargs):
+def https_by_default(field, **kwargs):
     # ACME directories are HTTPS; also Django 6's default, asked for now.
     if isinstance(field, models.URLField):
         kwargs["assume_scheme"] = "https"
@@ -201,7 +201,7 @@ class CAAccountForm(KeepSecretMixin, forms.ModelForm):
     secret_fields = ("eab_hmac_key",)
 
     class Meta:
-        formfield_callback = _https_by_default
+        formfield_callback = https_by_default
         model = CAAccount
         fields = ["name", "directory_url", "contact_email", "eab_kid", "eab_hmac_key", "price",
                   "currency", "low_balance_threshold"]

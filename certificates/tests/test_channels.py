@@ -129,3 +129,38 @@ def test_a_channel_outside_the_egress_policy_is_not_reached(
     assert not ok
     assert receiver.received == []
     assert "not allowed" in error or "refused" in error.lower(), error
+
+
+# -- webhooks in the browser ----------------------------------------------------------
+
+
+def test_an_administrator_adds_edits_and_removes_a_webhook_in_the_browser(client, admin,
+                                                                          organization):
+    from api.models import Webhook
+
+    client.force_login(admin)
+    response = client.post(reverse("certificates:webhook_create"), {
+        "url": "http://127.0.0.1:9/hook", "secret": "a-long-enough-secret",
+        "events": ["renewal.failed"], "active": "on"})
+    assert response.status_code == 302, response.content.decode()[:3000]
+    hook = Webhook.objects.get()
+    page = client.get(reverse("certificates:webhooks")).content.decode()
+    assert "http://127.0.0.1:9/hook" in page and "a-long-enough-secret" not in page
+    # A blank secret keeps the stored one; a new URL asks for it again.
+    client.post(reverse("certificates:webhook_edit", args=[hook.pk]), {
+        "url": "http://127.0.0.1:9/hook", "secret": "", "events": ["deposit.low"],
+        "active": "on"})
+    hook.refresh_from_db()
+    assert hook.events == ["deposit.low"] and hook.secret == "a-long-enough-secret"
+    refused = client.post(reverse("certificates:webhook_edit", args=[hook.pk]), {
+        "url": "http://127.0.0.2:9/other", "secret": "", "events": ["deposit.low"],
+        "active": "on"})
+    assert refused.status_code == 200 and "secret" in refused.context["form"].errors
+    client.post(reverse("certificates:webhook_delete", args=[hook.pk]))
+    assert not Webhook.objects.exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.WEBHOOK_DELETED).exists()
+
+
+def test_operators_do_not_see_webhooks(client, operator):
+    client.force_login(operator)
+    assert client.get(reverse("certificates:webhooks")).status_code == 403

@@ -156,7 +156,8 @@ def main_pages(world):
         ("certificates:orders", []), ("certificates:order", [world["order"].pk]),
         ("certificates:members", []), ("certificates:audit", []),
         ("certificates:channels", []), ("certificates:channel_create", []),
-        ("certificates:profile", []),
+        ("certificates:profile", []), ("certificates:webhooks", []),
+        ("certificates:webhook_create", []),
         ("certificates:agent_host_create", []), ("certificates:host", [world["agent"].pk]),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
     ]

@@ -52,10 +52,12 @@ from .members import (
     require_mfa,
 )
 from .runs import run_detail, run_list, run_steps
+from .webhooks import webhook_create, webhook_delete, webhook_edit, webhook_list
 
 __all__ = [
     "agent_host_create", "make_enrolment_code", "revoke_agent",
-    "audit_log", "profile", "channel_create", "channel_delete", "channel_edit", "channel_list",
+    "audit_log", "profile", "webhook_create", "webhook_delete", "webhook_edit",
+    "webhook_list", "channel_create", "channel_delete", "channel_edit", "channel_list",
     "channel_test", "invitation_accept", "invitation_revoke", "member_invite",
     "ca_account_create", "ca_account_edit", "ca_account_test",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",

@@ -26,6 +26,7 @@ from rest_framework.views import APIView
 
 from certificates.hosts import agents
 
+from .parsers import BoundedJSONParser
 from .schema import AgentAutoSchema, AgentErrorSerializer
 
 TOKEN_TAG = "agent"
@@ -106,6 +107,8 @@ ERROR = AgentErrorSerializer
 
 class AgentView(APIView):
     schema = AgentAutoSchema()
+    # The agent speaks JSON only; form bodies are not part of the protocol.
+    parser_classes = [BoundedJSONParser]
     authentication_classes = [AgentAuthentication]
     permission_classes = [IsAgent]
     throttle_classes = [AgentThrottle]

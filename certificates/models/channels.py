@@ -9,6 +9,11 @@ from django.utils.translation import gettext_lazy as _
 from fujissl_portal.encryption import EncryptedTextField
 
 
+def default_language() -> str:
+    # A function, so that the migration does not freeze one setting's value.
+    return settings.LANGUAGE_CODE
+
+
 class NotificationChannel(models.Model):
     organization = models.ForeignKey("accounts.Organization", on_delete=models.CASCADE,
                                      related_name="channels")
@@ -23,7 +28,7 @@ class NotificationChannel(models.Model):
     shown = models.CharField(_("address"), max_length=300, blank=True)
     kinds = models.JSONField(_("alerts sent"), default=list, blank=True)
     language = models.CharField(_("language"), max_length=8, choices=settings.LANGUAGES,
-                                default=settings.LANGUAGE_CODE)
+                                default=default_language)
     enabled = models.BooleanField(_("enabled"), default=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     last_sent_at = models.DateTimeField(_("last sent"), null=True, blank=True)

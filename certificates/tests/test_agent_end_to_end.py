@@ -107,9 +107,15 @@ class Portal:
             return response.read()
 
     def stop(self):
+        """At once (SIGINT: gunicorn's quick shutdown), not after the long polls
+        in flight end; killed if it does not go."""
         if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=30)
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
 
 
 class AgentOnHost:

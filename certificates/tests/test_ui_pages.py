@@ -301,3 +301,13 @@ def test_an_outsider_cannot_touch_another_organisations_members(client, world, o
         assert client.post(reverse(name, args=[membership.pk]),
                            {"role": "viewer"}).status_code == 404
     assert "<strong>owner</strong>" not in page(client, "certificates:members")
+
+
+def test_the_certificate_page_folds_finished_runs_and_opens_a_failed_one(client, world, owner):
+    client.force_login(owner)
+    run, cert = world["run"], world["certificate"]
+    RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.SUCCEEDED)
+    html = page(client, "certificates:certificate", cert.pk)
+    assert '<details class="run">' in html and '<details class="run" open>' not in html
+    RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.FAILED)
+    assert '<details class="run" open>' in page(client, "certificates:certificate", cert.pk)

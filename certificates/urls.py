@@ -9,6 +9,7 @@ urlpatterns = [
     path("certificates/new/", views.certificate_create, name="certificate_create"),
     path("certificates/<int:pk>/", views.certificate_detail, name="certificate"),
     path("certificates/<int:pk>/edit/", views.certificate_edit, name="certificate_edit"),
+    path("certificates/<int:pk>/delete/", views.certificate_delete, name="certificate_delete"),
     path("certificates/<int:pk>/renew/", views.renew, name="renew"),
     path("certificates/<int:pk>/deploy/", views.deploy, name="deploy"),
     path("certificates/<int:pk>/acme-dns/", views.acme_dns_register, name="acme_dns_register"),

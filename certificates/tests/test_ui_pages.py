@@ -311,3 +311,37 @@ def test_the_certificate_page_folds_finished_runs_and_opens_a_failed_one(client,
     assert '<details class="run">' in html and '<details class="run" open>' not in html
     RenewalRun.objects.filter(pk=run.pk).update(status=RenewalRun.Status.FAILED)
     assert '<details class="run" open>' in page(client, "certificates:certificate", cert.pk)
+
+
+def test_an_administrator_deletes_a_certificate_after_its_confirmation_page(client, world,
+                                                                            admin):
+
+    client.force_login(admin)
+    reauthenticate(client, admin)
+    cert = world["certificate"]
+    RenewalRun.objects.filter(certificate=cert).update(status=RenewalRun.Status.SUCCEEDED)
+    confirm = page(client, "certificates:certificate_delete", cert.pk)
+    assert "This cannot be undone" in confirm and world["host"].name in confirm
+    response = client.post(reverse("certificates:certificate_delete", args=[cert.pk]),
+                           {"confirm": "1"})
+    assert response.status_code == 302
+    assert not type(cert).objects.filter(pk=cert.pk).exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CERTIFICATE_DELETED,
+                                     subject=cert.common_name).exists()
+
+
+def test_a_certificate_with_a_run_under_way_is_not_deleted(client, world, admin):
+    client.force_login(admin)
+    cert = world["certificate"]
+    RenewalRun.objects.filter(certificate=cert).update(status=RenewalRun.Status.RUNNING)
+    client.post(reverse("certificates:certificate_delete", args=[cert.pk]), {"confirm": "1"})
+    assert type(cert).objects.filter(pk=cert.pk).exists()
+
+
+def test_an_operator_may_not_delete_a_certificate(client, world, operator):
+    client.force_login(operator)
+    cert = world["certificate"]
+    response = client.post(reverse("certificates:certificate_delete", args=[cert.pk]),
+                           {"confirm": "1"})
+    assert response.status_code == 403
+    assert type(cert).objects.filter(pk=cert.pk).exists()

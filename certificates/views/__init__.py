@@ -14,6 +14,7 @@ from .ca_accounts import (
     order_list,
     top_up,
 )
+from .certificate_delete import certificate_delete
 from .certificates import (
     acme_dns_register,
     certificate_create,
@@ -56,9 +57,9 @@ from .webhooks import webhook_create, webhook_delete, webhook_edit, webhook_list
 
 __all__ = [
     "agent_host_create", "make_enrolment_code", "revoke_agent",
-    "audit_log", "profile", "webhook_create", "webhook_delete", "webhook_edit",
-    "webhook_list", "channel_create", "channel_delete", "channel_edit", "channel_list",
-    "channel_test", "invitation_accept", "invitation_revoke", "member_invite",
+    "audit_log", "certificate_delete", "profile", "webhook_create", "webhook_delete",
+    "webhook_edit", "webhook_list", "channel_create", "channel_delete", "channel_edit",
+    "channel_list", "channel_test", "invitation_accept", "invitation_revoke", "member_invite",
     "ca_account_create", "ca_account_edit", "ca_account_test",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",

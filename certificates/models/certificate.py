@@ -172,8 +172,8 @@ class Certificate(models.Model):
         SANs, and whether the challenge can prove them; each checked only once
         what it depends on is valid."""
         try:
-            self.common_name = validators.normalize_domain_name(
-                self.common_name, label=_("Common name")
+            self.common_name = validators.normalize_certificate_name(
+                self.common_name, label=_("Common name"), allow_ip_address=True
             )
         except ValidationError as exc:
             return {"common_name": exc.messages}
@@ -184,7 +184,8 @@ class Certificate(models.Model):
                 "Mark this one as a separate certificate to keep both.")
                 % {"name": self.common_name, "id": duplicate.pk}]
         try:
-            self.sans = validators.normalize_san_list(self.sans, common_name=self.common_name)
+            self.sans = validators.normalize_san_list(self.sans, common_name=self.common_name,
+                                                      allow_ip_addresses=True)
         except ValidationError as exc:
             errors["sans"] = exc.messages
             return errors

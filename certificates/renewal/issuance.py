@@ -203,7 +203,7 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str], *, csr_pem: str =
                              kind=FailureKind.CA_ERROR)
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        issued = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+        issued = keys.san_names(sans)
     except x509.ExtensionNotFound:
         issued = set()
     ordered = {name.lower() for name in names}

@@ -3,7 +3,7 @@
 from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
-from .certificate import Certificate, CertificateVersion, Challenge, KeyType
+from .certificate import CASwitch, Certificate, CertificateVersion, Challenge, KeyType
 from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
@@ -17,6 +17,7 @@ __all__ = [
     "CAAccount",
     "Certificate",
     "CertificateVersion",
+    "CASwitch",
     "Challenge",
     "Deployment",
     "DeployRequest",

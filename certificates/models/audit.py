@@ -51,6 +51,8 @@ class AuditEvent(models.Model):
         CA_ACCOUNT_CHANGED = "ca_account_changed", _("CA account changed")
         CA_ACCOUNT_DELETED = "ca_account_deleted", _("CA account deleted")
         TOP_UP = "top_up", _("Deposit topped up")
+        CA_MOVED_AWAY = "ca_moved_away", _("Certificates moved away from a CA")
+        CA_FALLBACK_USED = "ca_fallback_used", _("Renewals moved to the fallback CA")
         # Certificates
         CERTIFICATE_CREATED = "certificate_created", _("Certificate added")
         CERTIFICATE_CHANGED = "certificate_changed", _("Certificate changed")

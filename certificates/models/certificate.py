@@ -45,6 +45,14 @@ class Challenge(models.TextChoices):
     DNS_01 = "dns-01", _("DNS-01 (a TXT record over RFC 2136)")
 
 
+class CASwitch(models.TextChoices):
+    """Why a certificate renews at another CA account than the one it was set up
+    with (renewal/fallback.py)."""
+
+    PRIMARY_FAILED = "primary_failed", _("The primary CA failed permanently")
+    MOVED_AWAY = "moved_away", _("An administrator moved the certificates away from the CA")
+
+
 class Certificate(models.Model):
     """A certificate to keep renewed: its names, key type, challenge and hosts."""
 
@@ -54,6 +62,31 @@ class Certificate(models.Model):
     ca_account = models.ForeignKey(
         "certificates.CAAccount", on_delete=models.PROTECT, related_name="certificates",
         verbose_name=_("CA account"),
+    )
+    # Where renewals go when the CA account fails for good or is abandoned; the
+    # CA account's own fallback applies when this is empty.
+    fallback_ca_account = models.ForeignKey(
+        "certificates.CAAccount", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("fallback CA account"),
+        help_text=_("Renewals go through this CA account when the certificate's CA fails "
+                    "permanently or an administrator moves certificates away from it. "
+                    "Empty: the CA account's own fallback, if it has one."),
+    )
+    # Set when renewals moved to the fallback: the CA account it left and why.
+    # `ca_account` is then the fallback, so that its price and deposit apply.
+    moved_from_ca_account = models.ForeignKey(
+        "certificates.CAAccount", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("moved from CA account"),
+    )
+    ca_switch_reason = models.CharField(_("why the CA changed"), max_length=16, blank=True,
+                                        choices=CASwitch.choices)
+    ca_switched_at = models.DateTimeField(_("CA changed"), null=True, blank=True)
+    # An ACME profile the CA lists (draft-ietf-acme-profiles), sent with every
+    # order of this certificate; empty: the CA's default.
+    profile = models.CharField(
+        _("ACME profile"), max_length=64, blank=True,
+        help_text=_("One of the profiles the CA account's directory lists; empty for the "
+                    "CA's default."),
     )
     common_name = models.CharField(_("common name"), max_length=253)
     # Every name on the certificate, the common name first; normalised A-labels.
@@ -164,6 +197,7 @@ class Certificate(models.Model):
         if self.organization_id and self.ca_account_id:
             if self.ca_account.organization_id != self.organization_id:
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
+            errors.update(self._ca_option_errors())
         if errors:
             raise ValidationError(errors)
 
@@ -193,6 +227,28 @@ class Certificate(models.Model):
             validators.validate_wildcard_challenge(self.sans, self.challenge)
         except ValidationError as exc:
             errors["challenge"] = exc.messages
+        return errors
+
+    def _ca_option_errors(self):
+        """The fallback: another CA account of the organisation, not abandoned; the
+        profile: one the CA account's directory lists."""
+        from .ca import fallback_error
+
+        errors = {}
+        fallback = self.fallback_ca_account if self.fallback_ca_account_id else None
+        if fallback is not None:
+            if fallback.organization_id != self.organization_id:
+                errors["fallback_ca_account"] = [
+                    _("Choose a fallback CA account of the same organisation.")]
+            elif message := fallback_error(self.ca_account, fallback):
+                errors["fallback_ca_account"] = [message]
+        if self.profile and self.profile not in self.ca_account.profile_names():
+            offered = ", ".join(self.ca_account.profile_names())
+            errors["profile"] = [
+                _("%(account)s's CA lists no profile “%(profile)s” (it lists: %(offered)s). "
+                  "Test the CA account to read its profiles again, or choose another.")
+                % {"account": self.ca_account.name, "profile": self.profile,
+                   "offered": offered or _("none")}]
         return errors
 
     def _same_common_name(self):

@@ -136,11 +136,27 @@ def _place_or_resume_order(run: RenewalRun, certificate: Certificate, ca: acme.C
     replaces = None
     if certificate.current_version is not None:  # selected with the certificate
         replaces = policy.ari_id(certificate.current_version)
-    order = _with_account_step(run, certificate, ca, lambda: ca.new_order(csr, replaces=replaces))
+    profile = _profile_to_order(run, certificate, ca)
+    order = _with_account_step(run, certificate, ca, lambda: ca.new_order(
+        csr, replaces=replaces, profile=profile))
     run.acme_order_url = order.uri
     run.save(update_fields=["acme_order_url"])
     run.step(Step.ORDER, StepStatus.DONE, order.uri)
     return order
+
+
+def _profile_to_order(run: RenewalRun, certificate: Certificate, ca: acme.CA) -> str:
+    """The certificate's profile, read from the certificate at every order, so
+    that every renewal keeps it; left out (and said on the run) where the CA's
+    directory no longer lists it, as after a move to a fallback CA."""
+    if not certificate.profile:
+        return ""
+    if certificate.profile in ca.profiles:
+        return certificate.profile
+    run.step(Step.ORDER, StepStatus.STARTED,
+             _("The CA lists no profile %(profile)s now; ordering with its default.")
+             % {"profile": certificate.profile})
+    return ""
 
 
 def _with_account_step(run: RenewalRun, certificate: Certificate, ca: acme.CA,

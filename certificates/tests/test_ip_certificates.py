@@ -19,14 +19,16 @@ from certificates.tests.factories import ca_account, http01_certificate, portal_
 
 
 @pytest.mark.parametrize(("typed", "stored"), [
-    ("192.0.2.7", "192.0.2.7"), ("2001:DB8:0:0::1", "2001:db8::1"), ("[2001:db8::1]", "2001:db8::1"),
+    ("192.0.2.7", "192.0.2.7"), ("2001:DB8:0:0::1", "2001:db8::1"),
+    ("[2001:db8::1]", "2001:db8::1"),
 ])
 def test_an_ip_address_is_taken_in_its_canonical_form(typed, stored):
     assert v.normalize_san_list([typed, "www.example.test"], allow_ip_addresses=True) == [
         stored, "www.example.test"]
 
 
-@pytest.mark.parametrize("typed", ["10.1", "010.0.0.1", "0.0.0.0", "::", "224.0.0.1", "fe80::1%eth0"])
+@pytest.mark.parametrize("typed",
+                         ["10.1", "010.0.0.1", "0.0.0.0", "::", "224.0.0.1", "fe80::1%eth0"])
 def test_what_is_no_usable_address_is_refused(typed):
     with pytest.raises(ValidationError):
         v.normalize_san_list([typed], allow_ip_addresses=True)
@@ -43,7 +45,8 @@ def test_an_ip_address_certificate_must_use_http01(organization):
     ca = ca_account(organization)
     cert = Certificate(organization=organization, ca_account=ca, common_name="192.0.2.7",
                        sans=["192.0.2.7"], challenge=Challenge.DNS_01, dns_server="192.0.2.53",
-                       tsig_key_name="k.example.test", tsig_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
+                       tsig_key_name="k.example.test",
+                       tsig_secret="c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")
     with pytest.raises(ValidationError) as info:
         cert.full_clean()
     assert "http-01 for IP addresses" in " ".join(info.value.message_dict["challenge"])

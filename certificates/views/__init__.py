@@ -9,6 +9,7 @@ from .ca_accounts import (
     ca_account_detail,
     ca_account_edit,
     ca_account_list,
+    ca_account_move_away,
     ca_account_test,
     order_detail,
     order_list,
@@ -48,7 +49,7 @@ from .runs import run_detail, run_list, run_steps
 __all__ = [
     "agent_host_create", "make_enrolment_code", "revoke_agent",
     "audit_log", "invitation_accept", "invitation_revoke", "member_invite",
-    "ca_account_create", "ca_account_edit", "ca_account_test",
+    "ca_account_create", "ca_account_edit", "ca_account_move_away", "ca_account_test",
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",

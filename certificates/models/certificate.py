@@ -234,6 +234,11 @@ class Certificate(models.Model):
         profile: one the CA account's directory lists."""
         from .ca import fallback_error
 
+        if self.ca_switch_reason and self.pk and not Certificate.objects.filter(
+                pk=self.pk, ca_account_id=self.ca_account_id).exists():
+            # A person chose the CA account: it is no longer a fallback's doing.
+            self.moved_from_ca_account, self.ca_switch_reason = None, ""
+            self.ca_switched_at = None
         errors = {}
         fallback = self.fallback_ca_account if self.fallback_ca_account_id else None
         if fallback is not None:

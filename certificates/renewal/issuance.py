@@ -20,7 +20,14 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from certificates.models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
+from certificates.models import (
+    CAAccount,
+    Certificate,
+    CertificateVersion,
+    Challenge,
+    RenewalRun,
+    Reservation,
+)
 from certificates.renewal import agent_wait, challenges, lifecycle, policy
 from certificates.seams import acme, keys
 from certificates.seams.errors import FailureKind, PortalError
@@ -81,6 +88,11 @@ def issue(*, run: RenewalRun) -> CertificateVersion:
     """
     certificate = Certificate.objects.select_related("ca_account", "current_version").get(
         pk=run.certificate_id)
+    held = Reservation.objects.filter(run_id=run.pk).select_related("ca_account").first()
+    if held is not None and held.ca_account_id != certificate.ca_account_id:
+        # The certificate moved to its fallback CA account after this run
+        # reserved: the run orders where it reserved, which is the account it pays.
+        certificate.ca_account = held.ca_account
     try:
         return _issue(run, certificate)
     except IssuanceFailed:

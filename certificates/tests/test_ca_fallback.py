@@ -192,3 +192,22 @@ def test_moving_away_from_a_ca_is_one_audited_action_for_all_its_certificates(
     detail = client.get(reverse("certificates:certificate", args=[by_account.pk]))
     assert "Distrusted CA" in detail.content.decode()
     assert "moved the certificates away" in detail.content.decode()
+
+
+@pytest.mark.django_db
+def test_choosing_the_ca_account_by_hand_clears_the_record_of_the_move(organization):
+    standby = ca_account(organization, name="Standby CA")
+    main = ca_account(organization, name="Main CA", fallback_ca_account=standby)
+    cert = certificate(organization, main)
+    Certificate.objects.filter(pk=cert.pk).update(
+        ca_account=standby, moved_from_ca_account=main, ca_switched_at=timezone.now(),
+        ca_switch_reason=CASwitch.PRIMARY_FAILED)
+    cert.refresh_from_db()
+
+    cert.full_clean()  # another change: the move stays on record
+    assert cert.ca_switch_reason == CASwitch.PRIMARY_FAILED
+
+    cert.ca_account = main
+    cert.full_clean()
+    assert (cert.moved_from_ca_account_id, cert.ca_switch_reason, cert.ca_switched_at) == (
+        None, "", None)

@@ -20,7 +20,9 @@ FIELD_MODELS = {
     "certificate_": ("certificates", "Certificate"),
     "webhook_": ("api", "Webhook"),
 }
-NOT_CHANGES = {"created_at", "updated_at"}
+# Also what the portal reads from the CA when a person saves (a CA account's
+# profiles): no one's change.
+NOT_CHANGES = {"created_at", "updated_at", "profiles", "profiles_checked_at"}
 
 
 def _fields(obj):

@@ -14,6 +14,7 @@ from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
 from certificates.models import (
     CAAccount,
+    CASwitch,
     Certificate,
     CertificateVersion,
     Deployment,
@@ -171,6 +172,10 @@ class CertificateSerializer(PortalModelSerializer):
     profile = serializers.CharField(required=False, allow_blank=True, max_length=64,
                                     help_text=_("An ACME profile the CA account lists; "
                                                 "empty for the CA's default."))
+    ca_switch_reason = serializers.ChoiceField(
+        choices=CASwitch.choices, allow_blank=True, read_only=True,
+        help_text=_("Why the certificate renews through a fallback CA account; empty while "
+                    "it renews through the CA account it was set up with."))
     hosts = HostIdsField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=500,
         help_text=_("Ids of the target hosts the certificate is deployed to."))

@@ -211,3 +211,18 @@ def test_choosing_the_ca_account_by_hand_clears_the_record_of_the_move(organizat
     cert.full_clean()
     assert (cert.moved_from_ca_account_id, cert.ca_switch_reason, cert.ca_switched_at) == (
         None, "", None)
+
+
+@pytest.mark.django_db
+def test_the_page_counts_the_certificates_that_have_nowhere_to_go(organization):
+    standby = ca_account(organization, name="Standby CA")
+    gone = ca_account(organization, name="Gone CA", abandoned_at=timezone.now())
+    main = ca_account(organization, name="Main CA")
+    certificate(organization, main, common_name="a.example.test", sans=["a.example.test"])
+    certificate(organization, main, common_name="b.example.test", sans=["b.example.test"],
+                fallback_ca_account=standby)
+    certificate(organization, main, common_name="c.example.test", sans=["c.example.test"],
+                fallback_ca_account=gone)
+    assert fallback.stranded_count(main) == 2
+    main.fallback_ca_account = standby
+    assert fallback.stranded_count(main) == 0

@@ -99,10 +99,14 @@ def run_ca_account_id(run: RenewalRun, certificate: Certificate) -> int:
 
 
 def _failed_in_a_row(certificate: Certificate) -> bool:
+    """The last CA_FALLBACK_AFTER_FAILURES runs failed at the CA, all of them at
+    the CA account it has now (runs before an earlier move were at another)."""
     needed = max(int(settings.CA_FALLBACK_AFTER_FAILURES), 1)
-    last = list(RenewalRun.objects.filter(certificate=certificate,
-                                          status__in=RenewalRun.FINAL)
-                .order_by("-created_at", "-pk").values_list("failure_kind", flat=True)[:needed])
+    runs = RenewalRun.objects.filter(certificate=certificate, status__in=RenewalRun.FINAL)
+    if certificate.ca_switched_at is not None:
+        runs = runs.filter(created_at__gte=certificate.ca_switched_at)
+    last = list(runs.order_by("-created_at", "-pk").values_list("failure_kind",
+                                                                 flat=True)[:needed])
     return len(last) == needed and all(kind in CA_KINDS for kind in last)
 
 

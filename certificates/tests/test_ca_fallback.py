@@ -226,3 +226,27 @@ def test_the_page_counts_the_certificates_that_have_nowhere_to_go(organization):
     assert fallback.stranded_count(main) == 2
     main.fallback_ca_account = standby
     assert fallback.stranded_count(main) == 0
+
+
+@pytest.mark.django_db
+def test_failures_at_the_ca_it_left_do_not_count_against_the_fallback(organization, settings):
+    settings.CA_FALLBACK_AFTER_FAILURES = 2
+    third = ca_account(organization, name="Third CA")
+    standby = ca_account(organization, name="Standby CA", fallback_ca_account=third)
+    main = ca_account(organization, name="Main CA", fallback_ca_account=standby)
+    cert = certificate(organization, main)
+    unreachable = AcmeError("down", transient=True)
+
+    def failed_run():
+        return RenewalRun.objects.create(certificate=cert, status=RenewalRun.Status.FAILED,
+                                         failure_kind=FailureKind.CA_ERROR)
+
+    assert fallback.after_failure(failed_run(), unreachable) is False
+    assert fallback.after_failure(failed_run(), unreachable) is True  # the second in a row
+    cert.refresh_from_db()
+    assert cert.ca_account_id == standby.pk
+    # One failure at the fallback is one, not three.
+    assert fallback.after_failure(failed_run(), unreachable) is False
+    assert fallback.after_failure(failed_run(), unreachable) is True
+    cert.refresh_from_db()
+    assert (cert.ca_account_id, cert.moved_from_ca_account_id) == (third.pk, standby.pk)

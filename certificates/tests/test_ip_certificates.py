@@ -28,7 +28,8 @@ def test_an_ip_address_is_taken_in_its_canonical_form(typed, stored):
 
 
 @pytest.mark.parametrize("typed",
-                         ["10.1", "010.0.0.1", "0.0.0.0", "::", "224.0.0.1", "fe80::1%eth0"])
+                         ["10.1", "010.0.0.1", "0.0.0.0", "::", "224.0.0.1", "fe80::1%eth0",
+                          "*.192.0.2.7"])
 def test_what_is_no_usable_address_is_refused(typed):
     with pytest.raises(ValidationError):
         v.normalize_san_list([typed], allow_ip_addresses=True)

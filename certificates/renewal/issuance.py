@@ -148,9 +148,10 @@ def _place_or_resume_order(run: RenewalRun, certificate: Certificate, ca: acme.C
     replaces = None
     if certificate.current_version is not None:  # selected with the certificate
         replaces = policy.ari_id(certificate.current_version)
-    profile = _profile_to_order(run, certificate, ca)
+    # Named only when there is one: an order without stays as it always was.
+    profile = {"profile": name} if (name := _profile_to_order(run, certificate, ca)) else {}
     order = _with_account_step(run, certificate, ca, lambda: ca.new_order(
-        csr, replaces=replaces, profile=profile))
+        csr, replaces=replaces, **profile))
     run.acme_order_url = order.uri
     run.save(update_fields=["acme_order_url"])
     run.step(Step.ORDER, StepStatus.DONE, order.uri)

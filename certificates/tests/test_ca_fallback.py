@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,11 +23,12 @@ from certificates.models import (
     DepositEntry,
     RenewalRun,
 )
-from certificates.renewal import deposit, fallback
+from certificates.renewal import deposit, fallback, issuance
 from certificates.renewal.scheduling import run_inline
 from certificates.seams.acme import AcmeError
 from certificates.seams.errors import FailureKind
 from certificates.tests.factories import ca_account, certificate, http01_certificate, portal_host
+from certificates.tests.pki import CraftedCA, leaf_for
 
 
 def wait_for(predicate, timeout, what, *logs):
@@ -250,3 +252,35 @@ def test_failures_at_the_ca_it_left_do_not_count_against_the_fallback(organizati
     assert fallback.after_failure(failed_run(), unreachable) is True
     cert.refresh_from_db()
     assert (cert.ca_account_id, cert.moved_from_ca_account_id) == (third.pk, standby.pk)
+
+
+@pytest.mark.django_db
+def test_a_run_that_reserved_before_its_certificate_moved_orders_and_pays_where_it_reserved(
+        organization, monkeypatch):
+    standby = ca_account(organization, name="Standby CA", price=Decimal("500"))
+    main = ca_account(organization, name="Main CA", price=Decimal("1100"),
+                      fallback_ca_account=standby)
+    deposit.top_up(ca_account=main, amount=Decimal("1100"))
+    names = ["www.example.test"]
+    cert = Certificate.objects.create(organization=organization, ca_account=main,
+                                      common_name=names[0], sans=names, challenge="dns-01")
+    run = renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.MANUAL,
+                            enqueue=False)
+    assert deposit.reserve(run=run) == 0  # held on Main CA
+    fallback.move_away(ca_account=main, by=None)  # then an administrator moves it
+    ordered_from = []
+
+    def connect(account):
+        ordered_from.append(account.name)
+        return CraftedCA(lambda csr: leaf_for(csr.public_key(), names))
+
+    monkeypatch.setattr(issuance, "connect_ca", connect)
+    monkeypatch.setattr(transaction, "on_commit", lambda func, using=None, robust=False: None)
+
+    renewal.execute(run_id=run.pk)
+
+    assert ordered_from == ["Main CA"]
+    charge = DepositEntry.objects.get(kind=DepositEntry.Kind.CHARGE)
+    assert (charge.ca_account_id, charge.amount) == (main.pk, Decimal("-1100"))
+    cert.refresh_from_db()
+    assert cert.ca_account_id == standby.pk  # the next renewal goes to the fallback

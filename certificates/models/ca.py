@@ -119,6 +119,33 @@ def fallback_error(account: CAAccount | None, fallback: CAAccount) -> str:
     return ""
 
 
+def ca_option_errors(certificate) -> dict[str, list[str]]:
+    """A certificate's CA options (Certificate.clean): the fallback, another CA
+    account of the organisation, not abandoned; the profile, one its CA
+    account's directory lists. A CA account a person chose by hand clears the
+    record of a move to a fallback."""
+    if certificate.ca_switch_reason and certificate.pk and not type(certificate).objects.filter(
+            pk=certificate.pk, ca_account_id=certificate.ca_account_id).exists():
+        certificate.moved_from_ca_account, certificate.ca_switch_reason = None, ""
+        certificate.ca_switched_at = None
+    errors = {}
+    account = certificate.ca_account
+    fallback = certificate.fallback_ca_account if certificate.fallback_ca_account_id else None
+    if fallback is not None:
+        if fallback.organization_id != certificate.organization_id:
+            errors["fallback_ca_account"] = [
+                str(_("Choose a fallback CA account of the same organisation."))]
+        elif message := fallback_error(account, fallback):
+            errors["fallback_ca_account"] = [message]
+    if certificate.profile and certificate.profile not in account.profile_names():
+        errors["profile"] = [str(
+            _("%(account)s's CA lists no profile “%(profile)s” (it lists: %(offered)s). "
+              "Test the CA account to read its profiles again, or choose another.")
+            % {"account": account.name, "profile": certificate.profile,
+               "offered": ", ".join(account.profile_names()) or _("none")})]
+    return errors
+
+
 class DepositEntry(models.Model):
     """One line of a deposit ledger. Money moves once: `reference` is unique."""
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
+from .ca import ca_option_errors
 
 
 def validate_dns_server(value: str) -> str:
@@ -197,7 +198,7 @@ class Certificate(models.Model):
         if self.organization_id and self.ca_account_id:
             if self.ca_account.organization_id != self.organization_id:
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
-            errors.update(self._ca_option_errors())
+            errors.update(ca_option_errors(self))
         if errors:
             raise ValidationError(errors)
 
@@ -227,33 +228,6 @@ class Certificate(models.Model):
             validators.validate_wildcard_challenge(self.sans, self.challenge)
         except ValidationError as exc:
             errors["challenge"] = exc.messages
-        return errors
-
-    def _ca_option_errors(self):
-        """The fallback: another CA account of the organisation, not abandoned; the
-        profile: one the CA account's directory lists."""
-        from .ca import fallback_error
-
-        if self.ca_switch_reason and self.pk and not Certificate.objects.filter(
-                pk=self.pk, ca_account_id=self.ca_account_id).exists():
-            # A person chose the CA account: it is no longer a fallback's doing.
-            self.moved_from_ca_account, self.ca_switch_reason = None, ""
-            self.ca_switched_at = None
-        errors = {}
-        fallback = self.fallback_ca_account if self.fallback_ca_account_id else None
-        if fallback is not None:
-            if fallback.organization_id != self.organization_id:
-                errors["fallback_ca_account"] = [
-                    _("Choose a fallback CA account of the same organisation.")]
-            elif message := fallback_error(self.ca_account, fallback):
-                errors["fallback_ca_account"] = [message]
-        if self.profile and self.profile not in self.ca_account.profile_names():
-            offered = ", ".join(self.ca_account.profile_names())
-            errors["profile"] = [
-                _("%(account)s's CA lists no profile “%(profile)s” (it lists: %(offered)s). "
-                  "Test the CA account to read its profiles again, or choose another.")
-                % {"account": self.ca_account.name, "profile": self.profile,
-                   "offered": offered or _("none")}]
         return errors
 
     def _same_common_name(self):

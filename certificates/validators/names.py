@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from ._common import _as_text, _display
+from .addresses import ip_address_of, is_ip_address
 
 try:
     import idna  # IDNA 2008 + UTS #46; installed as a dependency of requests
@@ -127,25 +128,6 @@ def normalize_certificate_name(value: str, *, label=DOMAIN_NAME_LABEL,
                     code="ip_address_unusable", params=params)
             return str(address)
     return normalize_domain_name(value, label=label)
-
-
-def ip_address_of(value) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The IP address ``value`` spells exactly (IPv6 with or without brackets),
-    or None; shorthand such as "10.1" is none."""
-    raw = _as_text(value).strip()
-    if raw.startswith("[") and raw.endswith("]"):
-        raw = raw[1:-1]
-    if "%" in raw:  # a zone index names an interface of this machine, not a server
-        return None
-    try:
-        return ipaddress.ip_address(raw)
-    except ValueError:
-        return None
-
-
-def is_ip_address(name) -> bool:
-    """Whether a normalised certificate name is an IP address."""
-    return isinstance(name, str) and ip_address_of(name) is not None
 
 
 def _below_wildcard(labels: list[str], params, *, allow_wildcard: bool) -> list[str]:

@@ -14,6 +14,7 @@ from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
 from certificates.models import (
     CAAccount,
+    CASwitch,
     Certificate,
     CertificateVersion,
     Deployment,
@@ -172,7 +173,17 @@ class CertificateSerializer(PortalModelSerializer):
 
     organization = OrganizationField(required=False, help_text=_(
         "Id of the organisation; may be left out if you belong to only one."))
-    ca_account = ScopedRelatedField(CAAccount)
+    ca_account = ScopedRelatedField(CAAccount, help_text=_(
+        "The CA account renewals go through now: the fallback once a certificate moved "
+        "there (see moved_from_ca_account and ca_switch_reason)."))
+    fallback_ca_account = ScopedRelatedField(CAAccount, required=False, allow_null=True)
+    profile = serializers.CharField(required=False, allow_blank=True, max_length=64,
+                                    help_text=_("An ACME profile the CA account lists; "
+                                                "empty for the CA's default."))
+    ca_switch_reason = serializers.ChoiceField(
+        choices=CASwitch.choices, allow_blank=True, read_only=True,
+        help_text=_("Why the certificate renews through a fallback CA account; empty while "
+                    "it renews through the CA account it was set up with."))
     hosts = HostIdsField(
         child=serializers.IntegerField(min_value=1), required=False, max_length=500,
         help_text=_("Ids of the target hosts the certificate is deployed to."))
@@ -191,10 +202,13 @@ class CertificateSerializer(PortalModelSerializer):
             "dns_credentials", "auto_renew", "separate_certificate", "hosts", "current_version",
             "expires_at", "days_left", "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
+            "fallback_ca_account", "profile", "moved_from_ca_account", "ca_switch_reason",
+            "ca_switched_at",
         ]
         read_only_fields = [
             "current_version", "expires_at", "renew_after", "next_attempt_at", "failure_count",
-            "held_for_deposit", "created_at", "updated_at",
+            "held_for_deposit", "created_at", "updated_at", "moved_from_ca_account",
+            "ca_switch_reason", "ca_switched_at",
         ]
 
     def get_fields(self):
@@ -390,12 +404,17 @@ class RunDetailSerializer(RunSerializer):
 class CAAccountSerializer(serializers.ModelSerializer):
     balance = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True,
                                        source="ledger_balance")
+    profiles = serializers.DictField(
+        child=serializers.CharField(), read_only=True,
+        help_text=_("The ACME profiles the CA's directory lists (name: description), read "
+                    "when the account is tested."))
 
     class Meta:
         model = CAAccount
         fields = ["id", "organization", "name", "directory_url", "contact_email", "account_url",
                   "eab_kid", "price", "currency", "low_balance_threshold", "balance",
-                  "created_at"]
+                  "created_at", "fallback_ca_account", "profiles", "profiles_checked_at",
+                  "abandoned_at"]
 
 
 class BalanceSerializer(serializers.Serializer):

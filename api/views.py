@@ -402,7 +402,7 @@ class CAAccountViewSet(CACheckActions, mixins.ListModelMixin, mixins.RetrieveMod
     model = CAAccount
     serializer_class = s.CAAccountSerializer
     filter_class = filters.CAAccountFilters
-    roles = {"top_up": Role.ADMIN, "test": Role.ADMIN}
+    roles = {"top_up": Role.ADMIN, "test": Role.ADMIN, "move_away": Role.ADMIN}
 
     def base_queryset(self):
         # Not "balance": that would shadow CAAccount.balance(), which services call.

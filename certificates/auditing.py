@@ -20,7 +20,9 @@ FIELD_MODELS = {
     "certificate_": ("certificates", "Certificate"),
     "webhook_": ("api", "Webhook"),
 }
-NOT_CHANGES = {"created_at", "updated_at"}
+# Also what the portal reads from the CA when a person saves (a CA account's
+# profiles): no one's change.
+NOT_CHANGES = {"created_at", "updated_at", "profiles", "profiles_checked_at"}
 
 
 def _fields(obj):
@@ -91,6 +93,12 @@ def _who_and_what(action, params) -> list[str]:
         parts.append(_("e-mail: %(email)s") % {"email": params["email"]})
     if params.get("new_account"):
         parts.append(_("new account"))
+    if "to" in params:
+        parts.append(_("CA account: %(old)s → %(new)s") % {"old": params.get("from", ""),
+                                                          "new": params["to"]})
+    if "moved" in params:
+        parts.append(_("certificates moved: %(moved)s, without a fallback: %(stranded)s")
+                     % {"moved": params["moved"], "stranded": params.get("stranded", 0)})
     return parts
 
 

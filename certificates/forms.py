@@ -92,14 +92,23 @@ class CertificateForm(forms.ModelForm):
         model = Certificate
         fields = ["common_name", "sans", "ca_account", "key_type", "challenge",
                   "dns_credentials", "auto_renew", "key_on_host", "separate_certificate",
-                  "hosts"]
+                  "hosts", "fallback_ca_account", "profile"]
         widgets = {"common_name": forms.TextInput(attrs={"spellcheck": "false",
                                                          "autocapitalize": "none"})}
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.organization = organization
-        self.fields["ca_account"].queryset = CAAccount.objects.filter(organization=organization)
+        accounts = CAAccount.objects.filter(organization=organization)
+        self.fields["ca_account"].queryset = accounts
+        self.fields["fallback_ca_account"].queryset = accounts.filter(abandoned_at__isnull=True)
+        # The profiles the organisation's CAs list; the model checks the chosen CA's.
+        listed = sorted({name for account in accounts for name in account.profile_names()}
+                        | ({self.instance.profile} if self.instance.profile else set()))
+        self.fields["profile"] = forms.ChoiceField(
+            label=self.fields["profile"].label, required=False,
+            help_text=self.fields["profile"].help_text,
+            choices=[("", _("The CA's default"))] + [(name, name) for name in listed])
         self.fields["hosts"].queryset = TargetHost.objects.filter(organization=organization)
         self.fields["dns_credentials"].queryset = DNSCredential.objects.filter(
             organization=organization)
@@ -204,7 +213,7 @@ class CAAccountForm(KeepSecretMixin, forms.ModelForm):
         formfield_callback = https_by_default
         model = CAAccount
         fields = ["name", "directory_url", "contact_email", "eab_kid", "eab_hmac_key", "price",
-                  "currency", "low_balance_threshold"]
+                  "currency", "low_balance_threshold", "fallback_ca_account"]
         widgets = {"eab_hmac_key": SecretInput()}
 
     amount_fields = ("price", "low_balance_threshold")
@@ -214,6 +223,8 @@ class CAAccountForm(KeepSecretMixin, forms.ModelForm):
         self.instance.organization = organization
         if self.instance.pk:
             self.fields["eab_hmac_key"].help_text = _("Leave blank to keep the stored key.")
+        self.fields["fallback_ca_account"].queryset = CAAccount.objects.filter(
+            organization=organization, abandoned_at__isnull=True).exclude(pk=self.instance.pk)
         currency = (self.data.get("currency") if self.is_bound else None) or self.instance.currency
         for name in self.amount_fields:
             self.fields[name].widget.attrs["step"] = amount_step(currency)

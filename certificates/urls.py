@@ -30,6 +30,8 @@ urlpatterns = [
     path("ca-accounts/<int:pk>/", views.ca_account_detail, name="ca_account"),
     path("ca-accounts/<int:pk>/edit/", views.ca_account_edit, name="ca_account_edit"),
     path("ca-accounts/<int:pk>/test/", views.ca_account_test, name="ca_account_test"),
+    path("ca-accounts/<int:pk>/move-away/", views.ca_account_move_away,
+         name="ca_account_move_away"),
     path("ca-accounts/<int:pk>/top-up/", views.top_up, name="top_up"),
     path("dns-credentials/", views.dns_credential_list, name="dns_credentials"),
     path("dns-credentials/new/", views.dns_credential_create, name="dns_credential_create"),

@@ -351,6 +351,12 @@ except ValueError as _invalid:
 ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")
 ACME_HTTP_TIMEOUT = env.float("ACME_HTTP_TIMEOUT", default=30)
 ACME_VALIDATION_TIMEOUT = env.float("ACME_VALIDATION_TIMEOUT", default=180)
+# A certificate with a fallback CA account moves there after this many renewal
+# runs in a row failed at its CA transiently (unreachable, internal errors); a
+# permanent refusal by the CA moves it at once (certificates/renewal/fallback.py).
+CA_FALLBACK_AFTER_FAILURES = env.int("CA_FALLBACK_AFTER_FAILURES", default=3)
+if CA_FALLBACK_AFTER_FAILURES < 1:
+    raise ImproperlyConfigured("CA_FALLBACK_AFTER_FAILURES must be at least 1.")
 # DNS-01 (certificates/dns01/, certificates/seams/dns*.py): the timeout of one DNS
 # update, provider call or query, and how long every authoritative server of a
 # zone has to serve a new TXT record.

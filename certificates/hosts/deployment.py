@@ -34,7 +34,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from certificates import tasks
+from certificates import tasks, validators
 from certificates.hosts import leases, outcomes
 from certificates.hosts.installer import Installer, InstallFailed, Item, planned_files
 from certificates.hosts.items import Report
@@ -339,11 +339,19 @@ def forget_old_requests(*, now: datetime | None = None) -> int:
 
 
 def sni_name(host: TargetHost, certificate: Certificate) -> str:
+    """The name the TLS check asks for. An IP-address certificate's is its
+    address: a TLS client sends no SNI for an address (RFC 6066, section 3;
+    Python's ssl leaves it out), so the check sees what a client that
+    connects by address sees."""
     if host.tls_sni_name:
         return host.tls_sni_name
-    # A wildcard is no name to ask for; prefer a plain name of the certificate.
+    # A wildcard is no name to ask for; prefer a plain name of the certificate,
+    # a DNS name over an address where it has both.
     plain = [name for name in certificate.names() if not name.startswith("*.")]
-    return plain[0] if plain else certificate.common_name.removeprefix("*.")
+    dns_names = [name for name in plain if not validators.is_ip_address(name)]
+    if plain:
+        return (dns_names or plain)[0]
+    return certificate.common_name.removeprefix("*.")
 
 
 def reporter(run: RenewalRun | None, host: TargetHost) -> Report:

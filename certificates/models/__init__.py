@@ -3,7 +3,7 @@
 from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
-from .certificate import Certificate, CertificateVersion, Challenge, KeyType
+from .certificate import CASwitch, Certificate, CertificateVersion, Challenge, KeyType
 from .channels import NotificationChannel
 from .dns import DNSCredential, DNSKind
 from .hosts import Deployment, DeployRequest, TargetHost
@@ -19,6 +19,7 @@ __all__ = [
     "CAAccount",
     "Certificate",
     "CertificateVersion",
+    "CASwitch",
     "Challenge",
     "Deployment",
     "DNSCredential",

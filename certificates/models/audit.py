@@ -56,6 +56,8 @@ class AuditEvent(models.Model):
         DNS_CREDENTIAL_CREATED = "dns_credential_created", _("DNS credential added")
         DNS_CREDENTIAL_CHANGED = "dns_credential_changed", _("DNS credential changed")
         DNS_CREDENTIAL_DELETED = "dns_credential_deleted", _("DNS credential deleted")
+        CA_MOVED_AWAY = "ca_moved_away", _("Certificates moved away from a CA")
+        CA_FALLBACK_USED = "ca_fallback_used", _("Renewals moved to the fallback CA")
         # Certificates
         CERTIFICATE_CREATED = "certificate_created", _("Certificate added")
         CERTIFICATE_CHANGED = "certificate_changed", _("Certificate changed")

@@ -42,6 +42,22 @@ class CAAccount(models.Model):
         validators=[MinValueValidator(Decimal("0"), _("The threshold cannot be negative."))],
     )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
+    # Where this account's certificates renew when it fails them for good, or
+    # when an administrator moves them away from it (renewal/fallback.py). A
+    # certificate may name its own fallback instead.
+    fallback_ca_account = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+        verbose_name=_("fallback CA account"),
+        help_text=_("Another CA account of the organisation that renews this account's "
+                    "certificates when this CA fails permanently or is abandoned."),
+    )
+    # Set by the one action that moves every certificate away from this CA (a
+    # distrusted CA): no certificate falls back to it afterwards.
+    abandoned_at = models.DateTimeField(_("certificates moved away"), null=True, blank=True)
+    # ACME profiles (draft-ietf-acme-profiles) the CA's directory lists in
+    # meta.profiles, {name: description}: read when the account is saved or tested.
+    profiles = models.JSONField(_("ACME profiles"), default=dict, blank=True)
+    profiles_checked_at = models.DateTimeField(_("profiles read"), null=True, blank=True)
 
     tenant_path = "organization"
 
@@ -63,6 +79,12 @@ class CAAccount(models.Model):
         if self.directory_url and not self.directory_url.lower().startswith("https://"):
             raise ValidationError({"directory_url": _(
                 "The ACME directory URL must start with https://.")})
+        if self.fallback_ca_account_id is not None:
+            if error := fallback_error(self, self.fallback_ca_account):
+                raise ValidationError({"fallback_ca_account": error})
+
+    def profile_names(self) -> list[str]:
+        return sorted(self.profiles) if isinstance(self.profiles, dict) else []
 
     def balance(self) -> Decimal:
         """The balance is the sum of the ledger; it is never stored on its own."""
@@ -82,6 +104,46 @@ class CAAccount(models.Model):
     def is_priced(self) -> bool:
         # Free CAs (Let's Encrypt and the like) raise no deposit warnings.
         return self.price > 0
+
+
+def fallback_error(account: CAAccount | None, fallback: CAAccount) -> str:
+    """Why ``fallback`` cannot stand in for ``account`` (a CA account, or None for a
+    certificate's own CA account checked elsewhere), or "" when it can."""
+    if account is not None and fallback.pk == account.pk:
+        return str(_("A CA account cannot be its own fallback."))
+    if account is not None and fallback.organization_id != account.organization_id:
+        return str(_("Choose a fallback CA account of the same organisation."))
+    if fallback.abandoned_at is not None:
+        return str(_("Certificates were moved away from %(name)s: it cannot be a fallback.")
+                   % {"name": fallback.name})
+    return ""
+
+
+def ca_option_errors(certificate) -> dict[str, list[str]]:
+    """A certificate's CA options (Certificate.clean): the fallback, another CA
+    account of the organisation, not abandoned; the profile, one its CA
+    account's directory lists. A CA account a person chose by hand clears the
+    record of a move to a fallback."""
+    if certificate.ca_switch_reason and certificate.pk and not type(certificate).objects.filter(
+            pk=certificate.pk, ca_account_id=certificate.ca_account_id).exists():
+        certificate.moved_from_ca_account, certificate.ca_switch_reason = None, ""
+        certificate.ca_switched_at = None
+    errors = {}
+    account = certificate.ca_account
+    fallback = certificate.fallback_ca_account if certificate.fallback_ca_account_id else None
+    if fallback is not None:
+        if fallback.organization_id != certificate.organization_id:
+            errors["fallback_ca_account"] = [
+                str(_("Choose a fallback CA account of the same organisation."))]
+        elif message := fallback_error(account, fallback):
+            errors["fallback_ca_account"] = [message]
+    if certificate.profile and certificate.profile not in account.profile_names():
+        errors["profile"] = [str(
+            _("%(account)s's CA lists no profile “%(profile)s” (it lists: %(offered)s). "
+              "Test the CA account to read its profiles again, or choose another.")
+            % {"account": account.name, "profile": certificate.profile,
+               "offered": ", ".join(account.profile_names()) or _("none")})]
+    return errors
 
 
 class DepositEntry(models.Model):

@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
+from .ca import ca_option_errors
 
 
 class KeyType(models.TextChoices):
@@ -29,6 +30,14 @@ class Challenge(models.TextChoices):
     DNS_01 = "dns-01", _("DNS-01 (a TXT record written with a DNS credential)")
 
 
+class CASwitch(models.TextChoices):
+    """Why a certificate renews at another CA account than the one it was set up
+    with (renewal/fallback.py)."""
+
+    PRIMARY_FAILED = "primary_failed", _("The primary CA failed permanently")
+    MOVED_AWAY = "moved_away", _("An administrator moved the certificates away from the CA")
+
+
 class Certificate(models.Model):
     """A certificate to keep renewed: its names, key type, challenge and hosts."""
 
@@ -38,6 +47,31 @@ class Certificate(models.Model):
     ca_account = models.ForeignKey(
         "certificates.CAAccount", on_delete=models.PROTECT, related_name="certificates",
         verbose_name=_("CA account"),
+    )
+    # Where renewals go when the CA account fails for good or is abandoned; the
+    # CA account's own fallback applies when this is empty.
+    fallback_ca_account = models.ForeignKey(
+        "certificates.CAAccount", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("fallback CA account"),
+        help_text=_("Renewals go through this CA account when the certificate's CA fails "
+                    "permanently or an administrator moves certificates away from it. "
+                    "Empty: the CA account's own fallback, if it has one."),
+    )
+    # Set when renewals moved to the fallback: the CA account it left and why.
+    # `ca_account` is then the fallback, so that its price and deposit apply.
+    moved_from_ca_account = models.ForeignKey(
+        "certificates.CAAccount", on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("moved from CA account"),
+    )
+    ca_switch_reason = models.CharField(_("why the CA changed"), max_length=16, blank=True,
+                                        choices=CASwitch.choices)
+    ca_switched_at = models.DateTimeField(_("CA changed"), null=True, blank=True)
+    # An ACME profile the CA lists (draft-ietf-acme-profiles), sent with every
+    # order of this certificate; empty: the CA's default.
+    profile = models.CharField(
+        _("ACME profile"), max_length=64, blank=True,
+        help_text=_("One of the profiles the CA account's directory lists; empty for the "
+                    "CA's default."),
     )
     common_name = models.CharField(_("common name"), max_length=253)
     # Every name on the certificate, the common name first; normalised A-labels.
@@ -136,6 +170,7 @@ class Certificate(models.Model):
         if self.organization_id and self.ca_account_id:
             if self.ca_account.organization_id != self.organization_id:
                 errors["ca_account"] = [_("Choose a CA account of the same organisation.")]
+            errors.update(ca_option_errors(self))
         if errors:
             raise ValidationError(errors)
 
@@ -144,8 +179,8 @@ class Certificate(models.Model):
         SANs, and whether the challenge can prove them; each checked only once
         what it depends on is valid."""
         try:
-            self.common_name = validators.normalize_domain_name(
-                self.common_name, label=_("Common name")
+            self.common_name = validators.normalize_certificate_name(
+                self.common_name, label=_("Common name"), allow_ip_address=True
             )
         except ValidationError as exc:
             return {"common_name": exc.messages}
@@ -156,7 +191,8 @@ class Certificate(models.Model):
                 "Mark this one as a separate certificate to keep both.")
                 % {"name": self.common_name, "id": duplicate.pk}]
         try:
-            self.sans = validators.normalize_san_list(self.sans, common_name=self.common_name)
+            self.sans = validators.normalize_san_list(self.sans, common_name=self.common_name,
+                                                      allow_ip_addresses=True)
         except ValidationError as exc:
             errors["sans"] = exc.messages
             return errors

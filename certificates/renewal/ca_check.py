@@ -6,6 +6,7 @@ background."""
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from certificates.models import CAAccount
@@ -17,6 +18,8 @@ from certificates.seams.errors import PortalError
 REQUIRED_RESOURCES = ("newNonce", "newAccount", "newOrder")
 # The settings the check reads: a change to any other field needs no check.
 CONNECTION_FIELDS = ("directory_url", "contact_email", "eab_kid", "eab_hmac_key")
+# What a check writes on the account besides its registration.
+CHECKED_FIELDS = ("profiles", "profiles_checked_at")
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,9 @@ def check(ca_account: CAAccount) -> list[Problem]:
         return [Problem("directory_url", _(
             "The directory URL does not answer with an ACME directory (it lacks %(names)s).")
             % {"names": ", ".join(missing)})]
+    # Read at every save and test, so that the choice offered for certificates
+    # follows what the CA lists now.
+    ca_account.profiles, ca_account.profiles_checked_at = ca.profiles, timezone.now()
     has_eab = bool(ca_account.eab_kid and ca_account.eab_hmac_key)
     if ca.requires_eab and not has_eab:
         return [Problem("eab_kid", _("The CA requires External Account Binding: enter the "
@@ -80,4 +86,7 @@ def check_stored(ca_account: CAAccount) -> list[Problem]:
     if not problems and ca_account.account_url:
         CAAccount.objects.filter(pk=ca_account.pk).update(
             account_key=ca_account.account_key, account_url=ca_account.account_url)
+    if ca_account.profiles_checked_at is not None:
+        CAAccount.objects.filter(pk=ca_account.pk).update(
+            profiles=ca_account.profiles, profiles_checked_at=ca_account.profiles_checked_at)
     return problems

@@ -20,7 +20,14 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from accounts.models import User
-from certificates.models import CAAccount, Certificate, CertificateVersion, Challenge, RenewalRun
+from certificates.models import (
+    CAAccount,
+    Certificate,
+    CertificateVersion,
+    Challenge,
+    RenewalRun,
+    Reservation,
+)
 from certificates.renewal import agent_wait, challenges, lifecycle, policy
 from certificates.seams import acme, keys
 from certificates.seams.errors import FailureKind, PortalError
@@ -81,6 +88,11 @@ def issue(*, run: RenewalRun) -> CertificateVersion:
     """
     certificate = Certificate.objects.select_related("ca_account", "current_version").get(
         pk=run.certificate_id)
+    held = Reservation.objects.filter(run_id=run.pk).select_related("ca_account").first()
+    if held is not None and held.ca_account_id != certificate.ca_account_id:
+        # The certificate moved to its fallback CA account after this run
+        # reserved: the run orders where it reserved, which is the account it pays.
+        certificate.ca_account = held.ca_account
     try:
         return _issue(run, certificate)
     except IssuanceFailed:
@@ -136,11 +148,28 @@ def _place_or_resume_order(run: RenewalRun, certificate: Certificate, ca: acme.C
     replaces = None
     if certificate.current_version is not None:  # selected with the certificate
         replaces = policy.ari_id(certificate.current_version)
-    order = _with_account_step(run, certificate, ca, lambda: ca.new_order(csr, replaces=replaces))
+    # Named only when there is one: an order without stays as it always was.
+    profile = {"profile": name} if (name := _profile_to_order(run, certificate, ca)) else {}
+    order = _with_account_step(run, certificate, ca, lambda: ca.new_order(
+        csr, replaces=replaces, **profile))
     run.acme_order_url = order.uri
     run.save(update_fields=["acme_order_url"])
     run.step(Step.ORDER, StepStatus.DONE, order.uri)
     return order
+
+
+def _profile_to_order(run: RenewalRun, certificate: Certificate, ca: acme.CA) -> str:
+    """The certificate's profile, read from the certificate at every order, so
+    that every renewal keeps it; left out (and said on the run) where the CA's
+    directory no longer lists it, as after a move to a fallback CA."""
+    if not certificate.profile:
+        return ""
+    if certificate.profile in ca.profiles:
+        return certificate.profile
+    run.step(Step.ORDER, StepStatus.STARTED,
+             _("The CA lists no profile %(profile)s now; ordering with its default.")
+             % {"profile": certificate.profile})
+    return ""
 
 
 def _with_account_step(run: RenewalRun, certificate: Certificate, ca: acme.CA,
@@ -203,7 +232,7 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str], *, csr_pem: str =
                              kind=FailureKind.CA_ERROR)
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        issued = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+        issued = keys.san_names(sans)
     except x509.ExtensionNotFound:
         issued = set()
     ordered = {name.lower() for name in names}

@@ -41,7 +41,7 @@ from certificates.models import (
     Order,
     RenewalRun,
 )
-from certificates.renewal import challenges, deposit, issuance, lifecycle, policy
+from certificates.renewal import challenges, deposit, fallback, issuance, lifecycle, policy
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.signals import announce
 from certificates.steps import Step, StepStatus
@@ -310,6 +310,8 @@ def fail(run: RenewalRun, exc: PortalError, *, cause: str = "") -> RenewalRun:
         DeployRequest.objects.filter(run=run).delete()
         deposit.close_reservation(run=run)
     run.ended_here = True
+    if fallback.after_failure(run, exc):
+        next_attempt = timezone.now()  # at the fallback CA, at once
     alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate, run=run,
                   event=_cause_event(cause), extra={"next_attempt_at": next_attempt})
     announce("renewal.failed", organization=certificate.organization, payload={

@@ -22,7 +22,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -158,6 +158,16 @@ class CA:
         return set(self._client.directory.to_partial_json()) - {"meta"}
 
     @property
+    def profiles(self) -> dict[str, str]:
+        """The ACME profiles the directory lists (draft-ietf-acme-profiles,
+        ``meta.profiles``): name -> description; empty when it lists none."""
+        meta = self._client.directory.meta
+        listed = meta.profiles if meta is not None else None
+        if not isinstance(listed, Mapping):  # the library gives a frozendict
+            return {}
+        return {str(name)[:64]: str(text)[:500] for name, text in list(listed.items())[:50]}
+
+    @property
     def requires_eab(self) -> bool:
         meta = self._client.directory.meta
         return bool(meta is not None and meta.external_account_required)
@@ -214,13 +224,17 @@ class CA:
 
     # -- orders ----------------------------------------------------------------
 
-    def new_order(self, csr_pem: bytes, *,
-                  replaces: str | None = None) -> messages.OrderResource:
+    def new_order(self, csr_pem: bytes, *, replaces: str | None = None,
+                  profile: str = "") -> messages.OrderResource:
+        """An order for the CSR's names; ``profile`` only where the directory
+        lists it (callers check: ``profiles``), since a CA that has none may
+        reject the field."""
         # `replaces` only where the CA speaks ARI: others may reject an unknown field.
         replaces = replaces if self.offers_renewal_info else None
         if replaces:
             try:
-                return self._with_account(self._client.new_order_replacing, csr_pem, replaces)
+                return self._with_account(self._client.new_order_replacing, csr_pem, replaces,
+                                          *([profile] if profile else []))
             except AcmeError as exc:
                 if exc.transient:
                     raise
@@ -228,7 +242,8 @@ class CA:
                 # an order without it is still the right thing to place.
                 logger.warning("order with replaces=%s refused (%s); ordering without",
                                replaces, exc)
-        return self._with_account(self._client.new_order_replacing, csr_pem, None)
+        return self._with_account(self._client.new_order_replacing, csr_pem, None,
+                                  *([profile] if profile else []))
 
     def fetch_order(self, url: str, csr_pem: bytes) -> messages.OrderResource:
         return self._with_account(self._client.fetch_order, url, csr_pem)

@@ -73,15 +73,20 @@ class Network(client.ClientNetwork):
 
 
 class Client(client.ClientV2):
-    def new_order_replacing(self, csr_pem: bytes,
-                            replaces: str | None) -> messages.OrderResource:
-        """`new_order` plus `replaces`; otherwise the library's own steps."""
+    def new_order_replacing(self, csr_pem: bytes, replaces: str | None,
+                            profile: str = "") -> messages.OrderResource:
+        """`new_order` plus `replaces`; otherwise the library's own steps: its
+        identifiers (IP addresses as RFC 8738's "ip") and `profile`
+        (draft-ietf-acme-profiles), left out when empty."""
         csr = x509.load_pem_x509_csr(csr_pem)
-        dns_names, _ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
+        dns_names, ips = crypto_util.get_identifiers_from_x509(csr.subject, csr.extensions)
         identifiers = [messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=name)
                        for name in dns_names]
+        identifiers += [messages.Identifier(typ=messages.IDENTIFIER_IP, value=str(ip))
+                        for ip in ips]
         response = self._post(self.directory["newOrder"],
-                              NewOrder(identifiers=identifiers, replaces=replaces))
+                              NewOrder(identifiers=identifiers, replaces=replaces,
+                                       profile=profile or None))
         return self._order_resource(response, response.headers.get("Location"), csr_pem)
 
     def poll_authorizations_backoff(self, orderr: messages.OrderResource,

@@ -1,5 +1,6 @@
 """Private keys and CSRs for issuance, with `cryptography` (and `acme`'s CSR helper)."""
 
+import ipaddress
 from collections.abc import Callable
 
 from acme import crypto_util
@@ -32,8 +33,30 @@ def generate_private_key(key_type: str) -> str:
 
 
 def make_csr(private_key_pem: str, names: list[str]) -> bytes:
-    """A CSR carrying every name as a SAN (CAs ignore the subject CN)."""
-    return crypto_util.make_csr(private_key_pem.encode(), domains=list(names))
+    """A CSR carrying every name as a SAN (CAs ignore the subject CN): a DNS
+    name as a dNSName, an IP address as an iPAddress (RFC 8738)."""
+    domains, addresses = split_names(names)
+    return crypto_util.make_csr(private_key_pem.encode(), domains=domains or None,
+                                ipaddrs=addresses or None)
+
+
+def split_names(names: list[str]) -> tuple[
+        list[str], list[ipaddress.IPv4Address | ipaddress.IPv6Address]]:
+    """(DNS names, IP addresses) of a certificate's normalised names."""
+    domains, addresses = [], []
+    for name in names:
+        try:
+            addresses.append(ipaddress.ip_address(name))
+        except ValueError:
+            domains.append(name)
+    return domains, addresses
+
+
+def san_names(sans: x509.SubjectAlternativeName) -> set[str]:
+    """The names of a SAN extension as the portal writes them: DNS names in
+    lower case, IP addresses in their canonical text form."""
+    return ({name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+            | {str(address) for address in sans.get_values_for_type(x509.IPAddress)})
 
 
 def public_key_matches(private_key_pem: str, certificate: x509.Certificate) -> bool:
@@ -65,7 +88,7 @@ def check_csr(csr_pem: str, names: list[str]) -> x509.CertificateSigningRequest:
         raise ValueError("its key is neither RSA nor ECDSA")
     try:
         sans = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        asked = {name.lower() for name in sans.get_values_for_type(x509.DNSName)}
+        asked = san_names(sans)
     except x509.ExtensionNotFound:
         asked = set()
     wanted = {name.lower() for name in names}

@@ -32,6 +32,8 @@ pytestmark = pytest.mark.django_db
 
 # Recorded by parts of the portal not exercised here (sign-in factors, forced renewal).
 ELSEWHERE = {AuditEvent.Action.MFA_CHANGED, AuditEvent.Action.RENEWAL_FORCED}
+# Moving certificates to a fallback CA: certificates/tests/test_ca_fallback.py.
+ELSEWHERE |= {AuditEvent.Action.CA_MOVED_AWAY, AuditEvent.Action.CA_FALLBACK_USED}
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ return value is then ignored and the default label is used).
 # imported "as" themselves are public but, as before the split, not in
 # __all__; the redundant alias marks them as deliberate re-exports.
 
+from .addresses import ip_address_of, is_ip_address
 from .keys import CERTIFICATE_CHAIN_LABEL as CERTIFICATE_CHAIN_LABEL
 from .keys import MIN_RSA_BITS as MIN_RSA_BITS
 from .keys import PRIVATE_KEY_LABEL as PRIVATE_KEY_LABEL
@@ -44,6 +45,7 @@ from .names import (
     MAX_DOMAIN_NAME_LENGTH,
     MAX_SAN_NAMES,
     is_wildcard,
+    normalize_certificate_name,
     normalize_domain_name,
     normalize_san_list,
     validate_wildcard_challenge,
@@ -75,7 +77,10 @@ __all__ = [
     "MAX_SAN_NAMES",
     "SSH_PUBLIC_KEY_TYPES",
     "TSIG_ALGORITHMS",
+    "ip_address_of",
+    "is_ip_address",
     "is_wildcard",
+    "normalize_certificate_name",
     "normalize_domain_name",
     "normalize_san_list",
     "ssh_fingerprint_sha256",

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from ._common import _as_text, _display
+from .addresses import ip_address_of, is_ip_address
 
 try:
     import idna  # IDNA 2008 + UTS #46; installed as a dependency of requests
@@ -109,6 +110,24 @@ def normalize_domain_name(
     if len(result) > MAX_DOMAIN_NAME_LENGTH:
         raise _domain_too_long(params)
     return result
+
+
+def normalize_certificate_name(value: str, *, label=DOMAIN_NAME_LABEL,
+                               allow_ip_address: bool = False) -> str:
+    """A name a certificate may carry: a domain name (``normalize_domain_name``)
+    or, where ``allow_ip_address``, an IP address (RFC 8738) in its canonical
+    text form ("2001:DB8:0::1" becomes "2001:db8::1", "[::1]" becomes "::1")."""
+    if allow_ip_address:
+        address = ip_address_of(value)
+        if address is not None:
+            params = {"field": label, "value": _display(_as_text(value).strip())}
+            if address.is_unspecified or address.is_multicast:
+                raise ValidationError(
+                    _("%(field)s “%(value)s” is not an address a server can be reached at: "
+                      "enter the server's unicast IP address."),
+                    code="ip_address_unusable", params=params)
+            return str(address)
+    return normalize_domain_name(value, label=label)
 
 
 def _below_wildcard(labels: list[str], params, *, allow_wildcard: bool) -> list[str]:
@@ -254,11 +273,13 @@ def normalize_san_list(
     *,
     common_name: str | None = None,
     label=SAN_LABEL,
+    allow_ip_addresses: bool = False,
 ) -> list[str]:
     """Normalise subject alternative names; the common name comes first.
 
     ``values`` is a list of names or one string separated by commas,
-    whitespace or newlines (list items are split the same way). Repeating
+    whitespace or newlines (list items are split the same way). IP addresses
+    (RFC 8738) are taken where ``allow_ip_addresses``. Repeating
     the common name among the SANs is folded silently, because people
     commonly do that; any other repetition is an error. All problems are
     reported together in one ValidationError.
@@ -271,14 +292,16 @@ def normalize_san_list(
     normalised_cn = None
     if common_name is not None and str(common_name).strip():
         try:
-            normalised_cn = normalize_domain_name(common_name, label=COMMON_NAME_LABEL)
+            normalised_cn = normalize_certificate_name(
+                common_name, label=COMMON_NAME_LABEL, allow_ip_address=allow_ip_addresses)
         except ValidationError as error:
             errors.append(error)
 
     spellings: dict[str, list[str]] = {}  # normalised name -> entries as typed
     for entry in entries:
         try:
-            name = normalize_domain_name(entry, label=label)
+            name = normalize_certificate_name(entry, label=label,
+                                              allow_ip_address=allow_ip_addresses)
         except ValidationError as error:
             errors.append(error)
             continue
@@ -362,4 +385,15 @@ def validate_wildcard_challenge(names, challenge, *, label=CHALLENGE_LABEL) -> N
             ),
             code="wildcard_needs_dns01",
             params={"field": label, "names": ", ".join(wildcards)},
+        )
+    addresses = [name for name in names or () if is_ip_address(name)]
+    if addresses and challenge != "http-01":
+        raise ValidationError(
+            _(
+                "%(field)s must be http-01 for IP addresses (%(names)s): a CA validates "
+                "an IP address by connecting to it (RFC 8738), not over DNS. Choose "
+                "http-01 or remove the IP addresses."
+            ),
+            code="ip_address_needs_http01",
+            params={"field": label, "names": ", ".join(addresses)},
         )

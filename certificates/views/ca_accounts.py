@@ -7,7 +7,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.tenancy import get_scoped_or_404, scoped
-from certificates.renewal import ca_check, deposit, scheduling
+from certificates.renewal import ca_check, deposit, fallback, scheduling
 
 from ..auditing import changed, snapshot
 from ..formatting import format_amount
@@ -26,7 +26,8 @@ def ca_account_list(request):
 
 
 def _fetch(request, pk):
-    account = get_scoped_or_404(CAAccount.objects.select_related("organization"),
+    account = get_scoped_or_404(CAAccount.objects.select_related("organization",
+                                                                 "fallback_ca_account"),
                                 request.user, pk=pk)
     enter(request, account.organization)
     return account
@@ -45,6 +46,7 @@ def _page(request, account, form=None):
         "query": query_without_page(request),
         "orders": account.orders.select_related("certificate")[:20],
         "certificate_count": account.certificates.count(),
+        "stranded": fallback.stranded_count(account),
         "form": form or TopUpForm(currency=account.currency),
         **roles(request),
     })
@@ -168,4 +170,21 @@ def ca_account_test(request, pk):
         messages.error(request, problem.message)
     if not problems:
         messages.success(request, _("The CA answered and accepts the account's settings."))
+    return redirect("certificates:ca_account", account.pk)
+
+
+@require_POST
+@portal_view
+def ca_account_move_away(request, pk):
+    """The distrust case: every certificate of the account renews through its
+    fallback from now on; one audit entry for the whole action."""
+    account = _fetch(request, pk)
+    require(request, Role.ADMIN)
+    result = fallback.move_away(ca_account=account, by=request.user, request=request)
+    messages.success(request, _("%(moved)s certificate(s) moved to their fallback CA account.")
+                     % {"moved": len(result.moved)})
+    if result.stranded:
+        messages.error(request, _("%(count)s certificate(s) have no fallback CA account and "
+                                  "stay on %(name)s: give them one, or another CA account.")
+                       % {"count": len(result.stranded), "name": account.name})
     return redirect("certificates:ca_account", account.pk)

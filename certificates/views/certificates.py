@@ -117,7 +117,8 @@ def _fetch(request, pk):
     """One certificate of the asker's organisations (404 otherwise), with its state."""
     certificate = get_scoped_or_404(
         states.with_state(Certificate.objects.select_related(
-            "ca_account", "organization", "current_version")),
+            "ca_account", "organization", "current_version", "moved_from_ca_account",
+            "fallback_ca_account")),
         request.user, pk=pk)
     enter(request, certificate.organization)
     return certificate

@@ -5,6 +5,7 @@ from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType
 from .hosts import Deployment, DeployRequest, TargetHost
+from .inventory import EndpointCheck, InventoryCertificate, MonitoredEndpoint, Source
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
@@ -21,12 +22,16 @@ __all__ = [
     "Deployment",
     "DeployRequest",
     "DepositEntry",
+    "EndpointCheck",
     "Heartbeat",
+    "InventoryCertificate",
     "KeyType",
+    "MonitoredEndpoint",
     "Notification",
     "Order",
     "RenewalRun",
     "RenewalStep",
     "Reservation",
+    "Source",
     "TargetHost",
 ]

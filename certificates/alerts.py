@@ -30,6 +30,11 @@ or the CA account, and the CA account, taken from the certificate if absent):
 ``agent_silent``
     ``host`` (an agent host); ``extra``: ``last_seen`` (a datetime) and
     ``interval`` (seconds).
+``endpoint_expiring``, ``endpoint_problem``, ``endpoint_changed``
+    ``endpoint`` (a monitored endpoint, its served certificate managed
+    elsewhere); ``extra``: ``name`` (the served certificate's common name),
+    ``days`` (expiring), ``problems`` (sentences, in the reader's language:
+    the problem dicts, rendered per mail) and ``fingerprint`` (changed).
 
 Amounts are Decimals in ``ca_account.currency``; dates are shown in the
 organisation's time zone.
@@ -53,7 +58,15 @@ from django.utils import timezone, translation
 from accounts.models import Membership, Organization, Role
 
 from .formatting import Amount
-from .models import CAAccount, Certificate, Notification, RenewalRun, TargetHost
+from .inventory import verification
+from .models import (
+    CAAccount,
+    Certificate,
+    MonitoredEndpoint,
+    Notification,
+    RenewalRun,
+    TargetHost,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +106,8 @@ def recipients_for(organization: Organization,
 
 def notify(kind: str, *, certificate: Certificate | None = None,
            ca_account: CAAccount | None = None, run: RenewalRun | None = None,
-           host: TargetHost | None = None, event: str = "", once: bool = False,
+           host: TargetHost | None = None, endpoint: MonitoredEndpoint | None = None,
+           event: str = "", once: bool = False,
            extra: dict[str, Any] | None = None) -> list[Notification]:
     """Mail `kind` to everyone concerned who has not had it yet; the rows written.
 
@@ -103,16 +117,19 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     kind = Notification.Kind(kind).value  # an unknown kind is a programming error
     if ca_account is None and certificate is not None:
         ca_account = certificate.ca_account
-    about = certificate or ca_account or host
+    about = certificate or ca_account or host or endpoint
     if about is None:  # a programming error
-        raise TypeError("an alert is about a certificate, a CA account or a host")
+        raise TypeError("an alert is about a certificate, a CA account, a host or an endpoint")
     organization = about.organization
     context = _context(kind, organization, certificate, ca_account, run, extra or {})
     if host is not None:
         context.update(host=host, link=_absolute("certificates:host", host))
+    if endpoint is not None:
+        context.update(endpoint=endpoint, link=_absolute("certificates:endpoint", endpoint))
 
     earlier = Notification.objects.filter(
-        kind=kind, certificate=certificate, ca_account=ca_account, host=host, event=event
+        kind=kind, certificate=certificate, ca_account=ca_account, host=host,
+        endpoint=endpoint, event=event,
     )
     if not once:
         earlier = earlier.filter(created_at__gte=timezone.now() - REPEAT_AFTER)
@@ -158,6 +175,8 @@ def _context(kind: str, organization: Organization, certificate: Certificate | N
 def _render(kind: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
     with translation.override(language), timezone.override(context["organization"].time_zone):
         context = {**context, "title": Notification.Kind(kind).label}
+        if "problems" in context:  # message keys, rendered in the reader's language
+            context["problems"] = [verification.describe(p) for p in context["problems"]]
         # str, not SafeString: both are rewritten below.
         subject: str = render_to_string(f"emails/{kind}.subject.txt", context)
         text: str = render_to_string(f"emails/{kind}.txt", context)
@@ -173,6 +192,7 @@ def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
         host=context.get("host") if isinstance(context.get("host"), TargetHost) else None,
+        endpoint=context.get("endpoint"),
         ca_account=context["ca_account"], kind=kind, event=event, recipient=address,
         language=language,
     )

@@ -88,3 +88,18 @@ def deploy_now(certificate_id: int, host_ids: list[int] | None = None) -> None:
 
     renewal.deploy_now(certificate_id=certificate_id, host_ids=host_ids, by=None,
                        trigger="manual")
+
+
+@shared_task(name="certificates.check_endpoints", ignore_result=True)
+def check_endpoints() -> None:
+    """The monitored endpoints whose check is due (the beat, every minute)."""
+    from .inventory import monitoring  # noqa: PLC0415
+
+    monitoring.check_due()
+
+
+@shared_task(name="certificates.check_endpoint", ignore_result=True)
+def check_endpoint(endpoint_id: int) -> None:
+    from .inventory import monitoring  # noqa: PLC0415
+
+    monitoring.check(endpoint_id)

@@ -15,7 +15,7 @@ from accounts.models import Membership, Role
 from accounts.tests.factors import give_totp
 from certificates import alerts
 from certificates.alerts import notify, recipients_for
-from certificates.models import Notification, RenewalRun
+from certificates.models import MonitoredEndpoint, Notification, RenewalRun
 from testbed.ports import free_port
 
 from . import factories
@@ -74,11 +74,23 @@ def arguments(kind, certificate, ca, run):
         "expiring": dict(certificate=certificate, extra={"days": 14}),
         "agent_silent": dict(host=factories.agent_host(certificate.organization), extra={
             "last_seen": timezone.now() - timedelta(minutes=20), "interval": 300}),
+        **{endpoint_kind: dict(endpoint=_endpoint(certificate.organization), extra={
+            "name": "shop.example.test", "days": 5, "fingerprint": "ab" * 32,
+            "problems": [{"code": "untrusted", "params": {"reason": "unknown issuer"}},
+                         {"code": "expired", "params": {"date": "2026-01-02"}}]})
+           for endpoint_kind in ENDPOINT_KINDS},
     }[kind]
 
 
-# Alerts about a host concern no CA account: its contact is not told.
-HOST_KINDS = {"agent_silent"}
+def _endpoint(organization):
+    return MonitoredEndpoint.objects.get_or_create(organization=organization,
+                                                   address="shop.example.test", port=443)[0]
+
+
+ENDPOINT_KINDS = ("endpoint_expiring", "endpoint_problem", "endpoint_changed")
+# Alerts about a host or a monitored endpoint concern no CA account: its contact
+# is not told.
+HOST_KINDS = {"agent_silent", *ENDPOINT_KINDS}
 
 
 def test_owners_admins_and_the_ca_contact_are_told_but_not_operators_or_viewers(

@@ -25,6 +25,8 @@ from .certificates import (
     renew,
 )
 from .dashboard import dashboard
+from .discovery import discovery_page, discovery_review
+from .endpoints import endpoint_check, endpoint_detail, endpoint_list, endpoint_stop
 from .hosts import (
     confirm_host_key,
     fetch_host_key,
@@ -33,6 +35,14 @@ from .hosts import (
     host_edit,
     host_list,
     test_connection,
+)
+from .inventory import (
+    inventory_adopt,
+    inventory_detail,
+    inventory_export,
+    inventory_import,
+    inventory_list,
+    inventory_remove,
 )
 from .invitations import invitation_accept
 from .members import (
@@ -46,13 +56,15 @@ from .members import (
 from .runs import run_detail, run_list, run_steps
 
 __all__ = [
-    "agent_host_create", "make_enrolment_code", "revoke_agent",
-    "audit_log", "invitation_accept", "invitation_revoke", "member_invite",
-    "ca_account_create", "ca_account_edit", "ca_account_test",
-    "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
+    "agent_host_create", "audit_log", "ca_account_create", "ca_account_detail", "ca_account_edit",
+    "ca_account_list", "ca_account_test", "certificate_create", "certificate_detail",
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
-    "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
-    "host_list", "member_list", "member_remove", "member_role", "order_detail",
-    "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
+    "discovery_page", "discovery_review", "download", "download_key", "endpoint_check",
+    "endpoint_detail", "endpoint_list", "endpoint_stop", "fetch_host_key", "host_create",
+    "host_detail", "host_edit", "host_list", "inventory_adopt", "inventory_detail",
+    "inventory_export", "inventory_import", "inventory_list", "inventory_remove",
+    "invitation_accept", "invitation_revoke", "make_enrolment_code", "member_invite",
+    "member_list", "member_remove", "member_role", "order_detail", "order_list", "renew",
+    "require_mfa", "revoke_agent", "run_detail", "run_list", "run_steps", "set_language",
     "switch_organization", "test_connection", "top_up",
 ]

@@ -525,3 +525,5 @@ class InvitationSentSerializer(serializers.Serializer):
 WRITABLE_SERIALIZERS = (CertificateSerializer, HostSerializer, WebhookSerializer,
                         TopUpSerializer, DeployRequestSerializer, ConfirmHostKeySerializer,
                         RenewRequestSerializer, InvitationSerializer)
+# The inventory's (api/inventory_serializers.py) are checked there: ImportSerializer,
+# EndpointSerializer and DiscoverSerializer use RefuseUnknownFieldsMixin too.

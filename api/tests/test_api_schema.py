@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 
 from api.models import Webhook
-from certificates.models import AgentCredential, TargetHost
+from certificates.models import AgentCredential, MonitoredEndpoint, TargetHost
 
 from .conftest import make_token
 
@@ -15,7 +15,11 @@ pytestmark = pytest.mark.django_db
 
 # These talk SSH to the host over the network: covered against a real sshd in
 # test_api_endpoints.py, not fuzzed (an unreachable host is a documented 502).
-NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create"}
+NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create",
+              # Resolve and connect to what they are given (TLS): covered against the
+              # testbed's nginx in certificates/tests/test_inventory_end_to_end.py.
+              "v1_endpoints_create", "v1_endpoints_check_create",
+              "v1_inventory_discover_create"}
 MAX_EXAMPLES = 12
 
 
@@ -43,7 +47,11 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "runs/{id}/", "ca-accounts/", "ca-accounts/{id}/",
                    "ca-accounts/{id}/balance/", "ca-accounts/{id}/ledger/",
                    "ca-accounts/{id}/forecast/", "ca-accounts/{id}/top-up/", "orders/",
-                   "orders/{id}/", "webhooks/", "webhooks/{id}/", "webhooks/{id}/deliveries/"]:
+                   "orders/{id}/", "webhooks/", "webhooks/{id}/", "webhooks/{id}/deliveries/",
+                   "inventory/", "inventory/{id}/", "inventory/import/", "inventory/export/",
+                   "inventory/discover/", "inventory/{id}/accept/", "inventory/{id}/dismiss/",
+                   "endpoints/", "endpoints/{id}/", "endpoints/{id}/check/",
+                   "endpoints/{id}/checks/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():
@@ -81,12 +89,15 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
     )
 
     from accounts import invitations
-    from certificates.tests.factories import issued_world
+    from certificates.tests.factories import issued_world, unmanaged_rows
 
     world = issued_world(organization, tmp_path)
     real_ids = {"certificates": world["certificate"].pk, "hosts": world["host"].pk,
                 "deployments": world["deployment"].pk, "runs": world["run"].pk,
                 "ca-accounts": world["ca_account"].pk, "orders": world["order"].pk,
+                "inventory": unmanaged_rows(organization, 3)[0].pk,
+                "endpoints": MonitoredEndpoint.objects.filter(organization=organization)
+                .first().pk,
                 "webhooks": Webhook.objects.create(
                     organization=organization, url="https://hooks.example.test/",
                     secret="s" * 20, events=["deposit.low"]).pk,

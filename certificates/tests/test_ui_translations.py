@@ -26,10 +26,13 @@ from certificates.models import (
     CAAccount,
     Certificate,
     DepositEntry,
+    EndpointCheck,
+    InventoryCertificate,
+    MonitoredEndpoint,
     RenewalRun,
     RenewalStep,
 )
-from certificates.tests.factories import certificate, new_version
+from certificates.tests.factories import certificate, new_version, unmanaged_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -123,6 +126,17 @@ def everything(world, organization, japanese_owner):
     AuditEvent.objects.create(organization=organization, action=AuditEvent.Action.TOP_UP,
                               subject=ca.name, user=japanese_owner,
                               params={"amount": "10000", "currency": "JPY"})
+    # The inventory: unmanaged certificates, a finding, an endpoint with a history.
+    rows = unmanaged_rows(organization, 3)
+    InventoryCertificate.objects.filter(pk=rows[1].pk).update(status="found")
+    endpoint = rows[0].endpoints.get()
+    problems = [{"code": "untrusted", "params": {"reason": "unable to get issuer"}},
+                {"code": "expired", "params": {"date": "2026-01-02"}},
+                {"code": "name", "params": {"name": "u0.example.test"}}]
+    MonitoredEndpoint.objects.filter(pk=endpoint.pk).update(result="problem", problems=problems)
+    EndpointCheck.objects.create(endpoint=endpoint, result="problem", changed=True,
+                                 fingerprint_sha256="ab" * 32, problems=problems)
+    world["unmanaged"], world["endpoint"] = rows[0], endpoint
     return world
 
 
@@ -142,6 +156,11 @@ def main_pages(world):
         ("certificates:orders", []), ("certificates:order", [world["order"].pk]),
         ("certificates:members", []), ("certificates:audit", []),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
+        ("certificates:inventory", []), ("certificates:inventory_import", []),
+        ("certificates:inventory_certificate", [world["unmanaged"].pk]),
+        ("certificates:inventory_adopt", [world["unmanaged"].pk]),
+        ("certificates:endpoints", []), ("certificates:endpoint", [world["endpoint"].pk]),
+        ("certificates:discovery", []),
     ]
 
 

@@ -15,9 +15,10 @@ Built as a string rather than in a template loop.
 
 import datetime
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import CharField, Count, F, Q, Value, Window
+from django.db.models import Count, F, Min, Q, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
@@ -80,9 +81,36 @@ def rows(certificates, *, now=None, unmanaged=None) -> list[Row]:
     now = now or timezone.now()
     managed = _window(states.with_state(certificates, now), now)
     if unmanaged is not None:
-        lane = Value(UNMANAGED, output_field=CharField())
-        managed += _window(unmanaged.annotate(state=lane), now)
+        managed += _unmanaged_lane(unmanaged, now, count(managed))
     return sorted(managed, key=lambda r: (r.expires_at, r.pk))
+
+
+def _unmanaged_lane(queryset, now, managed_total: int) -> list[Row]:
+    """The lane of certificates managed elsewhere, in two queries whatever their
+    number: the size of each week (an aggregate, no window over every row), and
+    the earliest DETAIL_LIMIT rows by the (organization, expires_at) index. That
+    is every row when the timeline draws each; grouped, it names the certificates
+    of the most urgent weeks, and a later week's mark gives its count alone."""
+    in_window = (queryset.filter(expires_at__gt=now,
+                                 expires_at__lte=now + datetime.timedelta(days=DAYS))
+                 .annotate(week=TruncWeek("expires_at")))
+    weeks = {week: (number, first, key) for week, number, first, key in
+             in_window.order_by().values("week")
+             .annotate(number=Count("pk"), first=Min("expires_at"), key=Min("pk"))
+             .values_list("week", "number", "first", "key")}
+    total = sum(number for number, _first, _key in weeks.values())
+    early = in_window.order_by("expires_at", "pk").values_list(
+        "pk", "common_name", "expires_at", "week")[:DETAIL_LIMIT]
+    named: Counter = Counter()
+    lane = []
+    detail = total + managed_total <= DETAIL_LIMIT
+    for pk, name, expires_at, week in early:
+        if detail or named[week] < NAMES:
+            named[week] += 1
+            lane.append(Row(pk, name, expires_at, UNMANAGED, week, weeks[week][0], total))
+    lane += [Row(key, "", first, UNMANAGED, week, number, total)
+             for week, (number, first, key) in weeks.items() if not named[week]]
+    return lane
 
 
 def _window(queryset, now) -> list[Row]:
@@ -213,36 +241,37 @@ def _count_label(number: int, x: float, y: float) -> str:
             f'text-anchor="middle">{escape(text)}</text>')
 
 
-def _group_href(group, last, now, detail) -> str:
+def _group_href(group, last, now, detail, listing) -> str:
     unmanaged = group.state == UNMANAGED
     if group.count == 1:
         return f"{detail[unmanaged]}{group.rows[0].pk}/"
     # The lists have no date-range filter: this state, expiring by the week's
     # end, latest first, so the week's certificates come at the top.
     days = max(1, math.ceil((last - now).total_seconds() / 86400))
-    if unmanaged:
-        listing, which = reverse("certificates:inventory"), "source=elsewhere"
-    else:
-        listing, which = reverse("certificates:certificates"), f"state={group.state}"
-    return escape(f"{listing}?{which}&expiring={days}&sort=-expires")
+    which = "source=elsewhere" if unmanaged else f"state={group.state}"
+    return escape(f"{listing[unmanaged]}?{which}&expiring={days}&sort=-expires")
 
 
 def _group_marks(timeline_rows, now, start, end, lane_of, detail, date) -> list[str]:
+    listing = (reverse("certificates:certificates"), reverse("certificates:inventory"))
     parts = []
     for group in groups(timeline_rows):
         first = max(group.week, start)
         last = min(group.week + datetime.timedelta(days=7), end)
         x = _x(first + (last - first) / 2, start, end)
         y = TOP + LANE * _lane(group.state, lane_of) + (LANE - 4) / 2
-        href = _group_href(group, last, now, detail)
+        href = _group_href(group, last, now, detail, listing)
         lines = [ngettext(
             "%(count)d certificate, %(first)s – %(last)s",
             "%(count)d certificates, %(first)s – %(last)s", group.count,
         ) % {"count": group.count, "first": date(first),
              "last": date(last - datetime.timedelta(microseconds=1))}]
-        lines += [f"{row.name} · {date(row.expires_at)}" for row in group.rows[:NAMES]]
-        if group.count > NAMES:
-            more = group.count - NAMES
+        # A later week of the lane of certificates managed elsewhere has its count
+        # alone (see _unmanaged_lane): no name, and so no "+n more".
+        listed = [row for row in group.rows if row.name][:NAMES]
+        lines += [f"{row.name} · {date(row.expires_at)}" for row in listed]
+        if listed and group.count > len(listed):
+            more = group.count - len(listed)
             lines.append(ngettext("+%(count)d more", "+%(count)d more", more) % {"count": more})
         tip = escape("\n".join(lines))
         label = _count_label(group.count, x, y)

@@ -10,11 +10,13 @@ INVENTORY_TRUST_ROOTS) plus INVENTORY_EXTRA_ROOTS, an organisation's private CA.
 import datetime
 import functools
 import ipaddress
+import warnings
 from pathlib import Path
 
 import certifi
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from django.conf import settings
 from django.utils.translation import gettext as _
@@ -51,7 +53,11 @@ def describe(item: dict) -> str:
 
 @functools.cache
 def _store(roots: str, extra: str) -> Store:
-    certificates = x509.load_pem_x509_certificates(Path(roots).read_bytes())
+    with warnings.catch_warnings():
+        # certifi's bundle holds a root with a serial number of zero, which
+        # cryptography reads with a deprecation warning: not the portal's to fix.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        certificates = x509.load_pem_x509_certificates(Path(roots).read_bytes())
     if extra:
         certificates += x509.load_pem_x509_certificates(Path(extra).read_bytes())
     return Store(certificates)

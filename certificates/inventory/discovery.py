@@ -14,18 +14,21 @@ dismisses them.
 import datetime
 import ipaddress
 import posixpath
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.models import Organization, User
 from certificates.models import Certificate, InventoryCertificate, Source, TargetHost
 from certificates.seams import ssh
 from certificates.seams.errors import PortalError
+from certificates.seams.ssh_session import Session
 
 from . import importing, monitoring, targets
 from .parsing import ImportRefused, Leaf, read_files
@@ -51,7 +54,7 @@ class Found:
     seconds: float = 0.0
 
 
-def known_names(organization, given: list[str]) -> list[str]:
+def known_names(organization: Organization, given: list[str]) -> list[str]:
     """SNI names to try: those given, then the organisation's certificates'
     common names (managed and in the inventory), at most DISCOVERY_MAX_NAMES."""
     names = list(dict.fromkeys(given))
@@ -68,7 +71,7 @@ def known_names(organization, given: list[str]) -> list[str]:
     return names
 
 
-def _probe_all(probes: list[Probe], now) -> None:
+def _probe_all(probes: list[Probe], now: datetime.datetime | None) -> None:
     timeout = settings.DISCOVERY_TIMEOUT
 
     def one(probe: Probe) -> None:
@@ -99,8 +102,9 @@ def _second_round(first: list[Probe], names: list[str]) -> list[Probe]:
             for name in names]
 
 
-def scan(organization, *, targets_text: str, ports_text: str = "", names: list[str] = (),
-         by=None, now: datetime.datetime | None = None) -> Found:
+def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
+         names: Sequence[str] = (), by: User | None = None,
+         now: datetime.datetime | None = None) -> Found:
     """Scans, then stores what answered as findings. ValidationError (field
     "targets" or "ports") before anything is opened when the scan is refused."""
     now = now or timezone.now()
@@ -121,25 +125,29 @@ def scan(organization, *, targets_text: str, ports_text: str = "", names: list[s
     return found
 
 
-def _store(organization, probes: list[Probe], *, by) -> Found:
+def _store(organization: Organization, probes: list[Probe], *, by: User | None) -> Found:
+    """One write per certificate found, with every place it answered at."""
     found = Found(probes=len(probes))
-    seen: dict[str, InventoryCertificate] = {}
+    by_leaf: dict[str, tuple[Leaf, list[dict]]] = {}
     for probe in probes:
         leaf = probe.observation.leaf if probe.observation else None
         if leaf is None:
             continue
         found.served += 1
-        stored = importing.store(
-            organization, [leaf], by=by, source=Source.DISCOVERED, status=Status.FOUND,
-            place={"address": probe.address, "port": probe.port, "sni": probe.sni})
-        found.managed += len(stored.managed)
-        for row in stored.rows:
-            seen[row.fingerprint_sha256] = row
-    found.rows = list(seen.values())
+        place = {"address": probe.address, "port": probe.port, "sni": probe.sni}
+        by_leaf.setdefault(leaf.fingerprint, (leaf, []))[1].append(place)
+    if not by_leaf:
+        return found
+    stored = importing.store(
+        organization, [leaf for leaf, _places in by_leaf.values()], by=by,
+        source=Source.DISCOVERED, status=Status.FOUND,
+        places_of={fingerprint: places for fingerprint, (_leaf, places) in by_leaf.items()})
+    found.managed = len(stored.managed)
+    found.rows = stored.rows
     return found
 
 
-def read_host_files(host: TargetHost, paths: list[str], *, by=None) -> Found:
+def read_host_files(host: TargetHost, paths: list[str], *, by: User | None = None) -> Found:
     """Certificates in `paths` (files, or folders read one level deep) on an
     enrolled host, read over SSH; a key file next to its certificate comes along."""
     if host.is_agent or not host.host_key_confirmed:
@@ -164,7 +172,7 @@ def read_host_files(host: TargetHost, paths: list[str], *, by=None) -> Found:
     return found
 
 
-def _files_under(session, path: str) -> list[str]:
+def _files_under(session: Session, path: str) -> list[str]:
     if not session.exists(path):
         return []
     if not session.is_dir(path):
@@ -173,7 +181,8 @@ def _files_under(session, path: str) -> list[str]:
             if name.rsplit(".", 1)[-1].lower() in {"pem", "crt", "cer", "key"}]
 
 
-def _store_files(host, leaves: list[Leaf], found: Found, *, by) -> None:
+def _store_files(host: TargetHost, leaves: list[Leaf], found: Found, *,
+                 by: User | None) -> None:
     for leaf in leaves:
         for path in leaf.origins or [leaf.origin]:
             place = {"host": host.name, "host_id": host.pk, "path": path}
@@ -185,12 +194,12 @@ def _store_files(host, leaves: list[Leaf], found: Found, *, by) -> None:
         found.rows += stored.rows
 
 
-def findings(organization):
+def findings(organization: Organization) -> QuerySet[InventoryCertificate]:
     return InventoryCertificate.objects.filter(organization=organization,
                                                status=Status.FOUND).order_by("expires_at")
 
 
-def accept(rows, *, watch: bool = True) -> int:
+def accept(rows: Iterable[InventoryCertificate], *, watch: bool = True) -> int:
     """Findings into the inventory; the endpoints they were served at watched."""
     accepted = 0
     for row in rows:
@@ -204,7 +213,7 @@ def accept(rows, *, watch: bool = True) -> int:
     return accepted
 
 
-def _watch_quietly(organization, place: dict) -> None:
+def _watch_quietly(organization: Organization, place: dict) -> None:
     try:
         monitoring.watch(organization, address=place["address"], port=int(place["port"]),
                          sni_name=place.get("sni", ""))
@@ -212,7 +221,7 @@ def _watch_quietly(organization, place: dict) -> None:
         pass  # watched already, or no longer allowed: the finding is accepted all the same
 
 
-def dismiss(rows) -> int:
+def dismiss(rows: Iterable[InventoryCertificate]) -> int:
     return InventoryCertificate.objects.filter(
         Q(pk__in=[row.pk for row in rows]), status=Status.FOUND,
     ).update(status=Status.DISMISSED)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 from django.db import transaction
 
+from accounts.models import Organization, User
+
 from ..models import CertificateVersion, InventoryCertificate, Source
 from .parsing import Leaf, read_files
 
@@ -31,7 +33,8 @@ def _places(row: InventoryCertificate, place: dict) -> None:
         row.seen_at = [*row.seen_at, place]
 
 
-def _where(leaf: Leaf, place: dict | None, places_of: dict[str, list[dict]] | None):
+def _where(leaf: Leaf, place: dict | None,
+           places_of: dict[str, list[dict]] | None) -> list[dict]:
     if place:
         return [place]
     if places_of is not None:
@@ -39,7 +42,8 @@ def _where(leaf: Leaf, place: dict | None, places_of: dict[str, list[dict]] | No
     return [{"file": origin} for origin in leaf.origins or [leaf.origin]]
 
 
-def store(organization, leaves: list[Leaf], *, by=None, source: str = Source.IMPORTED,
+def store(organization: Organization, leaves: list[Leaf], *, by: User | None = None,
+          source: str = Source.IMPORTED,
           place: dict | None = None, places_of: dict[str, list[dict]] | None = None,
           status: str = InventoryCertificate.Status.ACCEPTED) -> Imported:
     """Rows for `leaves` in `organization`, in one transaction. `place` overrides
@@ -80,8 +84,8 @@ def store(organization, leaves: list[Leaf], *, by=None, source: str = Source.IMP
     return result
 
 
-def import_files(organization, files: list[tuple[str, bytes]], *, password: str = "",
-                 by=None) -> Imported:
+def import_files(organization: Organization, files: list[tuple[str, bytes]], *,
+                 password: str = "", by: User | None = None) -> Imported:
     """Reads `files` ((name, content) pairs) and stores every leaf; raises
     `parsing.ImportRefused` before writing anything when a file is refused."""
     return store(organization, read_files(files, password=password), by=by)

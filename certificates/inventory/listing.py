@@ -16,6 +16,8 @@ from cryptography import x509
 from django.db.models import Count, F, Max, Q, QuerySet, Value
 from django.db.models.fields import CharField
 
+from accounts.models import Organization
+
 from ..models import (
     Certificate,
     Deployment,
@@ -48,11 +50,11 @@ MANAGED_KEYS = {
 }
 
 
-def managed_of(organization) -> QuerySet:
+def managed_of(organization: Organization) -> QuerySet:
     return Certificate.objects.filter(organization=organization)
 
 
-def unmanaged_of(organization) -> QuerySet:
+def unmanaged_of(organization: Organization) -> QuerySet:
     return InventoryCertificate.objects.filter(organization=organization).filter(
         InventoryCertificate.unadopted())
 
@@ -73,7 +75,7 @@ def _narrow(managed: QuerySet, unmanaged: QuerySet, *, search: str, issuer: str,
     return managed, unmanaged
 
 
-def unified(organization, *, source: str = "", search: str = "", issuer: str = "",
+def unified(organization: Organization, *, source: str = "", search: str = "", issuer: str = "",
             expires_by: datetime.datetime | None = None, sort: str = "expires") -> QuerySet:
     """Dicts of COLUMNS for every certificate of `organization` that matches."""
     managed, unmanaged = _narrow(managed_of(organization), unmanaged_of(organization),
@@ -91,7 +93,7 @@ def unified(organization, *, source: str = "", search: str = "", issuer: str = "
     return both.order_by(*SORTS.get(sort, SORTS["expires"]))
 
 
-def counts(organization, now: datetime.datetime, *, expiring_days: int,
+def counts(organization: Organization, now: datetime.datetime, *, expiring_days: int,
            horizon_days: int = 365) -> dict[str, int]:
     """Unmanaged certificates in all, expired, expiring soon and beyond the
     timeline's horizon: one query."""
@@ -118,7 +120,7 @@ def _chunks(queryset: QuerySet) -> Iterator[list]:
         yield chunk
 
 
-def _managed_rows(organization) -> Iterator[dict]:
+def _managed_rows(organization: Organization) -> Iterator[dict]:
     queryset = managed_of(organization).select_related("current_version").order_by("pk")
     for chunk in _chunks(queryset):
         hosts = defaultdict(list)
@@ -133,7 +135,8 @@ def _managed_rows(organization) -> Iterator[dict]:
             yield _managed_row(certificate, hosts[certificate.pk], checked.get(certificate.pk))
 
 
-def _managed_row(certificate, hosts, checked) -> dict:
+def _managed_row(certificate: Certificate, hosts: list[str],
+                 checked: datetime.datetime | None) -> dict:
     version = certificate.current_version
     key_type, key_size = MANAGED_KEYS.get(certificate.key_type, (certificate.key_type, 0))
     signature = ""
@@ -152,7 +155,7 @@ def _managed_row(certificate, hosts, checked) -> dict:
     }
 
 
-def _unmanaged_rows(organization) -> Iterator[dict]:
+def _unmanaged_rows(organization: Organization) -> Iterator[dict]:
     queryset = unmanaged_of(organization).defer("private_key", "chain_pem").order_by("pk")
     for chunk in _chunks(queryset):
         served = defaultdict(list)
@@ -176,7 +179,7 @@ def _unmanaged_rows(organization) -> Iterator[dict]:
             }
 
 
-def export_rows(organization) -> Iterator[dict]:
+def export_rows(organization: Organization) -> Iterator[dict]:
     """Every certificate of `organization`, managed first, as EXPORT_FIELDS."""
     yield from _managed_rows(organization)
     yield from _unmanaged_rows(organization)

@@ -10,6 +10,7 @@ each in turn.
 """
 
 import datetime
+import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -20,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_lazy
 
+from accounts.models import Organization
 from certificates import alerts
 from certificates.models import (
     CertificateVersion,
@@ -74,7 +76,8 @@ def _place(endpoint: MonitoredEndpoint) -> dict:
     return {"address": endpoint.address, "port": endpoint.port, "sni": endpoint.sni_name}
 
 
-def _served(endpoint, leaf: Leaf) -> tuple[InventoryCertificate | None, int | None]:
+def _served(endpoint: MonitoredEndpoint,
+            leaf: Leaf) -> tuple[InventoryCertificate | None, int | None]:
     """The inventory row, or the managed certificate, of the served leaf."""
     managed = (CertificateVersion.objects
                .filter(certificate__organization=endpoint.organization_id,
@@ -88,8 +91,8 @@ def _served(endpoint, leaf: Leaf) -> tuple[InventoryCertificate | None, int | No
     return stored.rows[0], None
 
 
-def _events(endpoint, observation: Observation, changed: bool, managed: bool,
-            now) -> list[tuple[str, str]]:
+def _events(endpoint: MonitoredEndpoint, observation: Observation, changed: bool,
+            managed: bool, now: datetime.datetime) -> list[tuple[str, str]]:
     """(kind, event key) of what this check tells, each once per leaf."""
     leaf = observation.leaf
     if leaf is None or managed:  # a managed certificate has alerts of its own
@@ -115,11 +118,12 @@ def record(endpoint_id: int, observation: Observation, *,
                     .select_related("organization").get(pk=endpoint_id))
         check, events = _apply(endpoint, observation, now)
     for kind, key in events:
-        transaction.on_commit(lambda k=kind, e=key: tell(endpoint, k, e, check))
+        transaction.on_commit(functools.partial(tell, endpoint, kind, key, check))
     return check
 
 
-def _apply(endpoint, observation: Observation, now):
+def _apply(endpoint: MonitoredEndpoint, observation: Observation,
+           now: datetime.datetime) -> tuple[EndpointCheck, list[tuple[str, str]]]:
     leaf, row, managed, changed = observation.leaf, None, None, False
     if leaf is None:
         result, fingerprint = Result.UNREACHABLE, ""
@@ -160,7 +164,8 @@ def tell(endpoint: MonitoredEndpoint, kind: str, event: str, check: EndpointChec
                  "problems": [verification.describe(p) for p in check.problems]})
 
 
-def watch(organization, *, address: str, port: int, sni_name: str = "") -> MonitoredEndpoint:
+def watch(organization: Organization, *, address: str, port: int,
+          sni_name: str = "") -> MonitoredEndpoint:
     """A new monitored endpoint, due at once; ValidationError naming the field
     for an address, port or name that is refused or already watched."""
     address = targets.normalize_address(address)

@@ -15,8 +15,15 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from django.utils.translation import gettext as _
+
+PublicKey = CertificatePublicKeyTypes
+PrivateKey = PrivateKeyTypes
 
 PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.+?-----END \1-----", re.DOTALL)
 # Larger files are not certificates; reading them would only cost memory.
@@ -74,7 +81,7 @@ class Leaf:
 class _Pool:
     leaves: list[Leaf] = field(default_factory=list)
     authorities: list[x509.Certificate] = field(default_factory=list)
-    keys: list[tuple[str, object]] = field(default_factory=list)  # (origin, private key)
+    keys: list[tuple[str, PrivateKey]] = field(default_factory=list)  # (origin, key)
 
 
 def common_name(cert: x509.Certificate) -> str:
@@ -92,7 +99,7 @@ def dns_names(cert: x509.Certificate) -> list[str]:
     return [*names, *addresses]
 
 
-def key_description(public_key) -> tuple[str, int]:
+def key_description(public_key: PublicKey) -> tuple[str, int]:
     if isinstance(public_key, rsa.RSAPublicKey):
         return "RSA", public_key.key_size
     if isinstance(public_key, ec.EllipticCurvePublicKey):
@@ -120,17 +127,18 @@ def is_authority(cert: x509.Certificate) -> bool:
         return False
 
 
-def _public_der(key) -> bytes:
+def _public_der(key: PrivateKey | x509.Certificate) -> bytes:
     return key.public_key().public_bytes(Encoding.DER,
                                          serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def _key_pem(key) -> str:
+def _key_pem(key: PrivateKey) -> str:
     return key.private_bytes(Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption()).decode()
 
 
-def _add_certificates(pool: _Pool, origin: str, certificates) -> None:
+def _add_certificates(pool: _Pool, origin: str,
+                      certificates: list[x509.Certificate]) -> None:
     for cert in certificates:
         if is_authority(cert):
             pool.authorities.append(cert)
@@ -189,7 +197,8 @@ def _read_one(pool: _Pool, origin: str, data: bytes, password: bytes | None) -> 
 
 def _chain_for(leaf: Leaf, authorities: list[x509.Certificate]) -> list[x509.Certificate]:
     """Issuers of the leaf from the files, leaf to root, each once."""
-    chain, current = [], leaf.certificate
+    chain: list[x509.Certificate] = []
+    current = leaf.certificate
     while len(chain) < len(authorities):
         issuer = next((a for a in authorities if a.subject == current.issuer
                        and a not in chain and a != current), None)

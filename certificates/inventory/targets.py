@@ -43,7 +43,7 @@ def check_allowed(address: str, port: int, *, field: str = "address") -> None:
                                        % {"address": address}]}) from exc
 
 
-def _network(item: str):
+def _network(item: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
     try:
         return ipaddress.ip_network(item, strict=False)
     except ValueError:

@@ -26,7 +26,7 @@ from ..formatting import format_date
 WEAK_HASHES = {"md5", "sha1"}
 
 
-def problem(code: str, **params) -> dict:
+def problem(code: str, **params: str) -> dict:
     return {"code": code, "params": params}
 
 
@@ -68,7 +68,7 @@ def trust_store() -> Store:
                   settings.INVENTORY_EXTRA_ROOTS)
 
 
-def _general_name(name: str) -> x509.GeneralName:
+def _general_name(name: str) -> x509.DNSName | x509.IPAddress:
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
@@ -95,7 +95,8 @@ def name_matches(name: str, names: list[str]) -> bool:
     return False
 
 
-def _trust(leaf, intermediates, now) -> list[dict]:
+def _trust(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+           now: datetime.datetime) -> list[dict]:
     names = _names(leaf)
     if not names:
         return [problem("untrusted", reason=_("the certificate names no host"))]

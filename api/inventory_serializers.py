@@ -20,7 +20,7 @@ from .serializers import OrganizationField, RefuseUnknownFieldsMixin
 
 class InventoryCertificateSerializer(serializers.ModelSerializer):
     names = serializers.SerializerMethodField()
-    has_private_key = serializers.BooleanField(source="has_key", read_only=True)
+    has_private_key = serializers.SerializerMethodField()
     seen_at = serializers.SerializerMethodField()
 
     class Meta:
@@ -30,6 +30,11 @@ class InventoryCertificateSerializer(serializers.ModelSerializer):
                   "signature_algorithm", "fingerprint_sha256", "has_private_key", "seen_at",
                   "adopted_as", "created_at"]
         read_only_fields = fields
+
+    def get_has_private_key(self, row) -> bool:
+        # Annotated by the viewset's queryset; a row from an import has its key.
+        stored = getattr(row, "key_stored", None)
+        return row.has_key if stored is None else stored
 
     def get_names(self, row) -> list[str]:
         return row.names()

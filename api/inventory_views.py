@@ -2,6 +2,7 @@
 export of every certificate, discovery, accepting findings) and
 /api/v1/endpoints/ (monitored endpoints and their history)."""
 
+from django.db.models import BooleanField, Case, Value, When
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -29,7 +30,11 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
              "accept": Role.OPERATOR, "dismiss": Role.OPERATOR}
 
     def base_queryset(self):
-        return InventoryCertificate.objects.defer("private_key").order_by("expires_at", "pk")
+        # Whether a key is stored, without reading (and decrypting) any key.
+        stored = Case(When(private_key="", then=Value(False)), default=Value(True),
+                      output_field=BooleanField())
+        return (InventoryCertificate.objects.defer("private_key", "chain_pem")
+                .annotate(key_stored=stored).order_by("expires_at", "pk"))
 
     @extend_schema(request=s.ImportSerializer, responses={201: s.ImportResultSerializer},
                    summary=_("Import certificates (PEM or PKCS#12)"),

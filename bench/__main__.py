@@ -1,4 +1,4 @@
-"""`make bench`: the three benchmarks one after another, with small defaults.
+"""`make bench`: the benchmarks one after another, with small defaults.
 
     .venv/bin/python -m bench [--certificates 50 --hosts 5 --certbot 10 --full]
 
@@ -9,7 +9,7 @@ on 10 names; the data-scale benchmark always runs at its full size.
 import argparse
 import sys
 
-from . import data_scale, profile_renewal, throughput
+from . import data_scale, discovery, profile_renewal, throughput
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--certbot", type=int, default=10)
     parser.add_argument("--full", action="store_true", help="200 certificates on 10 hosts")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["throughput", "data", "profile"])
+                        choices=["throughput", "data", "profile", "discovery"])
     args = parser.parse_args()
     if args.full:
         args.certificates, args.hosts = 200, 10
@@ -32,6 +32,9 @@ def main() -> None:
         print()
     if "data" not in args.skip:
         data_scale.main([])
+        print()
+    if "discovery" not in args.skip:
+        discovery.main([])
     sys.stdout.flush()
 
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from cryptography import x509
-from django.db.models import Count, F, Max, Q, QuerySet, Value
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Value
 from django.db.models.fields import CharField
 
 from accounts.models import Organization
@@ -75,11 +75,22 @@ def _narrow(managed: QuerySet, unmanaged: QuerySet, *, search: str, issuer: str,
     return managed, unmanaged
 
 
-def unified(organization: Organization, *, source: str = "", search: str = "", issuer: str = "",
-            expires_by: datetime.datetime | None = None, sort: str = "expires") -> QuerySet:
+def _served_with(managed: QuerySet, unmanaged: QuerySet,
+                 result: str) -> tuple[QuerySet, QuerySet]:
+    """Certificates served at a monitored endpoint whose last check had `result`."""
+    endpoints = MonitoredEndpoint.objects.filter(result=result)
+    return (managed.filter(Exists(endpoints.filter(managed_certificate=OuterRef("pk")))),
+            unmanaged.filter(Exists(endpoints.filter(certificate=OuterRef("pk")))))
+
+
+def unified(organization: Organization, *, source: str = "", search: str = "",
+            issuer: str = "", expires_by: datetime.datetime | None = None,
+            endpoint_result: str = "", sort: str = "expires") -> QuerySet:
     """Dicts of COLUMNS for every certificate of `organization` that matches."""
     managed, unmanaged = _narrow(managed_of(organization), unmanaged_of(organization),
                                  search=search, issuer=issuer, expires_by=expires_by)
+    if endpoint_result in MonitoredEndpoint.Result.values:
+        managed, unmanaged = _served_with(managed, unmanaged, endpoint_result)
     managed = managed.annotate(source=Value(Source.ISSUED.value, output_field=CharField()))
     if source == Source.ISSUED:
         unmanaged = unmanaged.none()

@@ -65,7 +65,7 @@ def observe(address: str, port: int, sni: str, *, timeout: float,
     try:
         chain = [x509.load_der_x509_certificate(der) for der in ders]
     except ValueError:
-        return Observation(error="The server sent a certificate that cannot be read.")
+        return Observation(error=gettext("The server sent a certificate that cannot be read."))
     if not verify:
         return Observation(chain=chain)
     problems = verification.verify(chain, sni or address, now or timezone.now())

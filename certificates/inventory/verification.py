@@ -15,6 +15,7 @@ from pathlib import Path
 
 import certifi
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -119,7 +120,10 @@ def _strength(leaf: x509.Certificate) -> list[dict]:
         found.append(problem("weak_key", key=f"ECDSA {key.curve.name}"))
     elif isinstance(key, dsa.DSAPublicKey):
         found.append(problem("weak_key", key=f"DSA {key.key_size}"))
-    hash_algorithm = leaf.signature_hash_algorithm
+    try:
+        hash_algorithm = leaf.signature_hash_algorithm
+    except UnsupportedAlgorithm:  # an algorithm cryptography does not know: not ours to judge
+        hash_algorithm = None
     if hash_algorithm is not None and hash_algorithm.name in WEAK_HASHES:
         found.append(problem("weak_signature", algorithm=hash_algorithm.name.upper()))
     return found

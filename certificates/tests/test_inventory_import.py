@@ -4,6 +4,7 @@ name what is wrong and leave nothing half-saved."""
 
 import csv
 import io
+import re
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -192,3 +193,26 @@ def test_the_csv_export_lists_every_certificate_managed_or_not(client, organizat
     managed = by_name[world["certificate"].common_name]
     assert managed["managed"] == "true" and managed["serial"]
     assert managed["deployed_or_served_at"] == world["host"].name
+
+
+def test_the_inventory_list_filters_by_source_issuer_and_endpoint_state(client, organization,
+                                                                       owner, tmp_path):
+    from .factories import issued_world, unmanaged_rows
+
+    world = issued_world(organization, tmp_path)
+    rows = unmanaged_rows(organization, 20)  # every tenth at an endpoint, "problem" at u0
+    client.force_login(owner)
+
+    def names(**params):
+        page = client.get("/inventory/", params).content.decode()
+        return set(re.findall(r'class="strong" href="[^"]+">([^<]+)</a>', page))
+
+    managed = world["certificate"].common_name
+    assert managed in names() and "u1.example.test" in names()
+    assert names(source="issued") == {managed}
+    assert managed not in names(source="elsewhere")
+    imported = {r.common_name for r in rows if r.source == "imported"}
+    assert names(source="imported") == imported
+    assert names(issuer="Other CA", source="elsewhere") == {r.common_name for r in rows}
+    assert names(endpoint="problem") == {"u0.example.test"}
+    assert names(endpoint="ok") == {"u10.example.test"}

@@ -23,7 +23,7 @@ from fujissl_portal.params import int_param, text_param
 from ..forms import CertificateForm
 from ..inventory import adoption, importing, listing
 from ..inventory.parsing import MAX_FILE_BYTES, ImportRefused
-from ..models import AuditEvent, InventoryCertificate, Source
+from ..models import AuditEvent, InventoryCertificate, MonitoredEndpoint, Source
 from .certificates import EXPIRING_CHOICES, EXPIRING_MAX_DAYS
 from .common import PAGE_SIZE, enter, portal_view, query_without_page, require, roles
 
@@ -77,7 +77,8 @@ class ImportForm(forms.Form):
 
 
 def _filters(request) -> dict:
-    return {key: request.GET.get(key, "") for key in ("q", "source", "issuer", "expiring")}
+    return {key: request.GET.get(key, "") for key in ("q", "source", "issuer", "expiring",
+                                                      "endpoint")}
 
 
 @portal_view
@@ -88,7 +89,8 @@ def inventory_list(request):
     rows = listing.unified(
         request.organization, source=request.GET.get("source", ""),
         search=text_param(request, "q"), issuer=text_param(request, "issuer"),
-        expires_by=now + datetime.timedelta(days=days) if days else None, sort=sort)
+        expires_by=now + datetime.timedelta(days=days) if days else None,
+        endpoint_result=request.GET.get("endpoint", ""), sort=sort)
     return render(request, "certificates/inventory_list.html", {
         # A UNION cannot be filtered by key, as KeysFirstPaginator would: each side
         # is narrow (no annotation but the issuer), so a plain slice is cheap.
@@ -96,6 +98,7 @@ def inventory_list(request):
         "query": query_without_page(request),
         "filters": _filters(request),
         "sources": Source,
+        "endpoint_results": MonitoredEndpoint.Result,
         "sort": sort,
         "expiring_choices": EXPIRING_CHOICES,
         "now": now,

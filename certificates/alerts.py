@@ -30,6 +30,9 @@ or the CA account, and the CA account, taken from the certificate if absent):
 ``agent_silent``
     ``host`` (an agent host); ``extra``: ``last_seen`` (a datetime) and
     ``interval`` (seconds).
+``unmanaged_expiring``
+    ``inventory`` (a certificate managed elsewhere that no monitored endpoint
+    serves); ``extra``: ``name``, ``days`` and ``where`` (where it was seen).
 ``endpoint_expiring``, ``endpoint_problem``, ``endpoint_changed``
     ``endpoint`` (a monitored endpoint, its served certificate managed
     elsewhere); ``extra``: ``name`` (the served certificate's common name),
@@ -62,6 +65,7 @@ from .inventory import verification
 from .models import (
     CAAccount,
     Certificate,
+    InventoryCertificate,
     MonitoredEndpoint,
     Notification,
     RenewalRun,
@@ -107,7 +111,7 @@ def recipients_for(organization: Organization,
 def notify(kind: str, *, certificate: Certificate | None = None,
            ca_account: CAAccount | None = None, run: RenewalRun | None = None,
            host: TargetHost | None = None, endpoint: MonitoredEndpoint | None = None,
-           event: str = "", once: bool = False,
+           inventory: InventoryCertificate | None = None, event: str = "", once: bool = False,
            extra: dict[str, Any] | None = None) -> list[Notification]:
     """Mail `kind` to everyone concerned who has not had it yet; the rows written.
 
@@ -117,7 +121,7 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     kind = Notification.Kind(kind).value  # an unknown kind is a programming error
     if ca_account is None and certificate is not None:
         ca_account = certificate.ca_account
-    about = certificate or ca_account or host or endpoint
+    about = certificate or ca_account or host or endpoint or inventory
     if about is None:  # a programming error
         raise TypeError("an alert is about a certificate, a CA account, a host or an endpoint")
     organization = about.organization
@@ -126,10 +130,13 @@ def notify(kind: str, *, certificate: Certificate | None = None,
         context.update(host=host, link=_absolute("certificates:host", host))
     if endpoint is not None:
         context.update(endpoint=endpoint, link=_absolute("certificates:endpoint", endpoint))
+    if inventory is not None:
+        context.update(inventory=inventory,
+                       link=_absolute("certificates:inventory_certificate", inventory))
 
     earlier = Notification.objects.filter(
         kind=kind, certificate=certificate, ca_account=ca_account, host=host,
-        endpoint=endpoint, event=event,
+        endpoint=endpoint, inventory_certificate=inventory, event=event,
     )
     if not once:
         earlier = earlier.filter(created_at__gte=timezone.now() - REPEAT_AFTER)
@@ -192,7 +199,7 @@ def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
         host=context.get("host") if isinstance(context.get("host"), TargetHost) else None,
-        endpoint=context.get("endpoint"),
+        endpoint=context.get("endpoint"), inventory_certificate=context.get("inventory"),
         ca_account=context["ca_account"], kind=kind, event=event, recipient=address,
         language=language,
     )

@@ -79,6 +79,9 @@ def arguments(kind, certificate, ca, run):
             "problems": [{"code": "untrusted", "params": {"reason": "unknown issuer"}},
                          {"code": "expired", "params": {"date": "2026-01-02"}}]})
            for endpoint_kind in ENDPOINT_KINDS},
+        "unmanaged_expiring": dict(inventory=factories.unmanaged_rows(
+            certificate.organization, 1)[0] if kind == "unmanaged_expiring" else None,
+            extra={"name": "u0.example.test", "days": 5, "where": "u0.pem"}),
     }[kind]
 
 
@@ -88,9 +91,10 @@ def _endpoint(organization):
 
 
 ENDPOINT_KINDS = ("endpoint_expiring", "endpoint_problem", "endpoint_changed")
+UNMANAGED_KINDS = ("unmanaged_expiring",)
 # Alerts about a host or a monitored endpoint concern no CA account: its contact
 # is not told.
-HOST_KINDS = {"agent_silent", *ENDPOINT_KINDS}
+HOST_KINDS = {"agent_silent", *ENDPOINT_KINDS, *UNMANAGED_KINDS}
 
 
 def test_owners_admins_and_the_ca_contact_are_told_but_not_operators_or_viewers(

@@ -216,3 +216,36 @@ def test_the_inventory_list_filters_by_source_issuer_and_endpoint_state(client, 
     assert names(issuer="Other CA", source="elsewhere") == {r.common_name for r in rows}
     assert names(endpoint="problem") == {"u0.example.test"}
     assert names(endpoint="ok") == {"u10.example.test"}
+
+
+def test_an_imported_certificate_near_expiry_is_told_once_by_the_periodic_checks(
+        organization, owner, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    from api.models import Webhook, WebhookDelivery
+    from certificates.models import MonitoredEndpoint, Notification
+    from certificates.renewal.checks import periodic_checks
+
+    owner.email = "owner@example.test"
+    owner.save()
+    Webhook.objects.create(organization=organization, url="https://hooks.example.test/",
+                           secret="s" * 20, events=["inventory.expiring"])
+    ca_key, key = pki.private_key(), pki.private_key()
+    soon = pki.issue("soon.example.test", key.public_key(), ca_key, issuer="Bought CA",
+                     ca=False, names=["soon.example.test"], days=5)
+    served = pki.issue("served.example.test", key.public_key(), ca_key, issuer="Bought CA",
+                       ca=False, names=["served.example.test"], days=5)
+    result = importing.import_files(organization, [
+        ("soon.pem", pki.cert_pem(soon).encode()), ("served.pem", pki.cert_pem(served).encode())])
+    watched = next(r for r in result.created if r.common_name == "served.example.test")
+    # Served at a monitored endpoint: that endpoint's check tells it, not this.
+    MonitoredEndpoint.objects.create(organization=organization, address="served.example.test",
+                                     certificate=watched)
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            periodic_checks()
+    told = Notification.objects.filter(kind="unmanaged_expiring")
+    assert [n.inventory_certificate.common_name for n in told] == ["soon.example.test"]
+    assert WebhookDelivery.objects.filter(event="inventory.expiring").count() == 1
+    [message] = [m for m in mail.outbox if "soon.example.test" in m.subject]
+    assert "managed elsewhere" in message.subject and "soon.pem" in message.body

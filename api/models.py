@@ -100,7 +100,7 @@ class Event(models.TextChoices):
     ENDPOINT_EXPIRING = "endpoint.expiring", _("Monitored certificate expiring")
     ENDPOINT_PROBLEM = "endpoint.problem", _("Monitored endpoint does not verify")
     ENDPOINT_CHANGED = "endpoint.changed", _("Monitored certificate changed")
-    INVENTORY_EXPIRING = "inventory.expiring", _("Certificate managed elsewhere expiring")
+    INVENTORY_EXPIRING = "inventory.expiring", _("Unmanaged certificate expiring")
 
 
 def _events_help_now() -> str:

@@ -269,7 +269,7 @@ class Notification(models.Model):
         ENDPOINT_EXPIRING = "endpoint_expiring", _("Monitored certificate expiring")
         ENDPOINT_PROBLEM = "endpoint_problem", _("Monitored endpoint does not verify")
         ENDPOINT_CHANGED = "endpoint_changed", _("Monitored certificate changed")
-        UNMANAGED_EXPIRING = "unmanaged_expiring", _("Certificate managed elsewhere expiring")
+        UNMANAGED_EXPIRING = "unmanaged_expiring", _("Unmanaged certificate expiring")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="notifications"

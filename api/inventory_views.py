@@ -2,6 +2,7 @@
 export of every certificate, discovery, accepting findings) and
 /api/v1/endpoints/ (monitored endpoints and their history)."""
 
+from django.db import transaction
 from django.db.models import BooleanField, Case, Value, When
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
@@ -11,12 +12,14 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.tenancy import organizations_of
-from certificates.inventory import discovery, importing, listing, monitoring
+from certificates.inventory import adoption, discovery, importing, listing, monitoring
 from certificates.inventory.parsing import ImportRefused
 from certificates.models import AuditEvent, InventoryCertificate, MonitoredEndpoint
 
 from . import inventory_serializers as s
-from .views import PortalViewSet
+from .errors import Conflict
+from .serializers import CertificateSerializer
+from .views import CONFLICT, PortalViewSet
 
 
 @extend_schema_view(
@@ -27,7 +30,7 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
     serializer_class = s.InventoryCertificateSerializer
     filter_class = s.InventoryFilters
     roles = {"import_files": Role.OPERATOR, "discover": Role.OPERATOR,
-             "accept": Role.OPERATOR, "dismiss": Role.OPERATOR}
+             "accept": Role.OPERATOR, "dismiss": Role.OPERATOR, "adopt": Role.OPERATOR}
 
     def base_queryset(self):
         # Whether a key is stored, without reading (and decrypting) any key.
@@ -103,6 +106,40 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
         discovery.dismiss([row])
         row.refresh_from_db()
         return Response(self.get_serializer(row).data)
+
+
+    @extend_schema(request=CertificateSerializer,
+                   responses={201: CertificateSerializer, 409: CONFLICT},
+                   summary=_("Adopt: make it a certificate the portal renews"),
+                   description=_("The body of a new certificate (CA account, challenge, "
+                                 "hosts); names and key type default to the unmanaged "
+                                 "certificate's. It becomes the new certificate's first "
+                                 "version, and the next renewal is planned before it "
+                                 "expires. 409 when it was adopted already."))
+    @action(detail=True, methods=["post"])
+    def adopt(self, request, pk=None):
+        row = self.get_object()
+        if row.adopted_as_id:
+            raise Conflict(_("This certificate was adopted already, as certificate %(id)s.")
+                           % {"id": row.adopted_as_id}, code="adopted")
+        defaults = adoption.initial(row)
+        body = {"organization": row.organization_id, "common_name": defaults["common_name"],
+                "sans": defaults["sans"], "key_type": defaults["key_type"]}
+        given = request.data.dict() if hasattr(request.data, "dict") else request.data
+        if not isinstance(given, dict):
+            given = {}
+        serializer = CertificateSerializer(data={**body, **given},
+                                           context=self.get_serializer_context())
+        serializer.is_valid(raise_exception=True)
+        with transaction.atomic():
+            certificate = serializer.save()
+            adoption.adopt(row, certificate)
+        AuditEvent.record(request, action=AuditEvent.Action.CERTIFICATE_ADOPTED,
+                          certificate=certificate,
+                          params={"fingerprint": row.fingerprint_sha256, "via": "api"})
+        return Response(CertificateSerializer(certificate,
+                                              context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
 
 
 @extend_schema_view(list=extend_schema(summary=_("Monitored TLS endpoints")))

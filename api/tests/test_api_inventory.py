@@ -108,3 +108,25 @@ def test_an_endpoint_outside_the_policy_is_a_400_naming_it(api, settings):
     assert response.status_code == 400
     assert "127.0.0.1" in response.json()["errors"][0]["message"]
     assert not MonitoredEndpoint.objects.exists()
+
+
+def test_an_imported_certificate_is_adopted_once(api, world):
+    key, leaf, ca = chain("adopt.example.test")
+    api.post("/api/v1/inventory/import/", {
+        "pem": pki.cert_pem(leaf) + pki.cert_pem(ca) + pki.key_pem(key)}, format="json")
+    row = InventoryCertificate.objects.get()
+    response = api.post(f"/api/v1/inventory/{row.pk}/adopt/", {
+        "ca_account": world["ca_account"].pk, "challenge": "dns-01",
+        "dns_server": "192.0.2.53", "tsig_key_name": "portal-key",
+        "tsig_secret": "c2VjcmV0LXNlY3JldC1zZWNyZXQ="}, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["common_name"] == "adopt.example.test"
+    row.refresh_from_db()
+    certificate = row.adopted_as
+    assert certificate.pk == body["id"]
+    assert certificate.current_version.fingerprint_sha256 == row.fingerprint_sha256
+    assert certificate.renew_after < certificate.expires_at
+    again = api.post(f"/api/v1/inventory/{row.pk}/adopt/", {
+        "ca_account": world["ca_account"].pk}, format="json")
+    assert again.status_code == 409

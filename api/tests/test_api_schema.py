@@ -50,6 +50,7 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "orders/{id}/", "webhooks/", "webhooks/{id}/", "webhooks/{id}/deliveries/",
                    "inventory/", "inventory/{id}/", "inventory/import/", "inventory/export/",
                    "inventory/discover/", "inventory/{id}/accept/", "inventory/{id}/dismiss/",
+                   "inventory/{id}/adopt/",
                    "endpoints/", "endpoints/{id}/", "endpoints/{id}/check/",
                    "endpoints/{id}/checks/"]:
         assert f"/api/v1/{suffix}" in paths, suffix

@@ -97,6 +97,10 @@ class Event(models.TextChoices):
     DEPLOYMENT_NOT_SERVED = "deployment.not_served", _("Deployment not served")
     DEPOSIT_LOW = "deposit.low", _("Deposit low")
     AGENT_SILENT = "agent.silent", _("Agent silent")
+    ENDPOINT_EXPIRING = "endpoint.expiring", _("Monitored certificate expiring")
+    ENDPOINT_PROBLEM = "endpoint.problem", _("Monitored endpoint does not verify")
+    ENDPOINT_CHANGED = "endpoint.changed", _("Monitored certificate changed")
+    INVENTORY_EXPIRING = "inventory.expiring", _("Unmanaged certificate expiring")
 
 
 def _events_help_now() -> str:

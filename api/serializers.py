@@ -191,7 +191,9 @@ class CertificateSerializer(PortalModelSerializer):
         child=serializers.CharField(max_length=253), required=False, max_length=100,
         help_text=_("Every name on the certificate; the common name is added first if missing."))
     dns_credentials = CredentialIdsField(
-        child=serializers.IntegerField(min_value=1), required=False, max_length=100,
+        # Ids as the database holds them (a 64-bit key): larger is bad input, not a 500.
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+        max_length=100,
         help_text=_("DNS-01: ids of the DNS credentials that write the names' TXT records."))
     days_left = serializers.SerializerMethodField()
 
@@ -470,7 +472,8 @@ class OrderSerializer(serializers.ModelSerializer):
 
 class DeployRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
     hosts = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), required=False, allow_empty=False,
+        child=serializers.IntegerField(min_value=1, max_value=2**63 - 1), required=False,
+        allow_empty=False,
         max_length=500, help_text=_("Ids of some of the certificate's hosts; all when left out."))
 
 
@@ -576,3 +579,5 @@ class InvitationSentSerializer(serializers.Serializer):
 WRITABLE_SERIALIZERS = (CertificateSerializer, HostSerializer, WebhookSerializer,
                         TopUpSerializer, DeployRequestSerializer, ConfirmHostKeySerializer,
                         RenewRequestSerializer, InvitationSerializer)
+# The inventory's (api/inventory_serializers.py) are checked there: ImportSerializer,
+# EndpointSerializer and DiscoverSerializer use RefuseUnknownFieldsMixin too.

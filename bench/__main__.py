@@ -9,7 +9,7 @@ on 10 names; the data-scale benchmark always runs at its full size.
 import argparse
 import sys
 
-from . import agents, data_scale, profile_renewal, throughput
+from . import agents, data_scale, discovery, profile_renewal, throughput
 
 
 def main() -> None:
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--certbot", type=int, default=10)
     parser.add_argument("--full", action="store_true", help="200 certificates on 10 hosts")
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["throughput", "data", "profile", "agents"])
+                        choices=["throughput", "data", "profile", "discovery", "agents"])
     args = parser.parse_args()
     if args.full:
         args.certificates, args.hosts = 200, 10
@@ -33,6 +33,8 @@ def main() -> None:
     if "data" not in args.skip:
         data_scale.main([])
         print()
+    if "discovery" not in args.skip:
+        discovery.main([])
     if "agents" not in args.skip:
         agents.main(["--hosts", "10000"])
     sys.stdout.flush()

@@ -1,8 +1,10 @@
-"""Scale of the data: a generator (certificates, hosts, renewal runs) and the
-server time and SQL query count of the due-renewal scan and the pages at that
-size, on PostgreSQL. Prints the figures.
+"""Scale of the data: a generator (certificates, hosts, renewal runs, and
+certificates managed elsewhere with their monitored endpoints) and the server
+time and SQL query count of the due-renewal scan and the pages at that size,
+on PostgreSQL. Prints the figures.
 
-    .venv/bin/python -m bench.data_scale --certificates 10000 --hosts 2000 --runs 100000
+    .venv/bin/python -m bench.data_scale --certificates 10000 --hosts 2000 --runs 100000 \
+        --unmanaged 10000
 """
 
 import argparse
@@ -30,7 +32,8 @@ def _chain_and_key():
     return cert_pem + cert_pem, key_pem  # a leaf and a "bundle", as a chain has
 
 
-def generate(*, certificates: int, hosts: int, runs: int, seed: int = 8) -> dict:
+def generate(*, certificates: int, hosts: int, runs: int, unmanaged: int = 0,
+             seed: int = 8) -> dict:
     """One organisation holding ``certificates`` certificates on ``hosts`` hosts
     (1-3 each), with ``runs`` renewal runs between them, the latest run of each
     certificate with its steps. About 1 % are due now and 2 % failing."""
@@ -147,12 +150,21 @@ def generate(*, certificates: int, hosts: int, runs: int, seed: int = 8) -> dict
             RenewalStep.objects.bulk_create(steps)
             steps = []
     RenewalStep.objects.bulk_create(steps)
+    _unmanaged(organization, unmanaged, seed)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
     return {"user": user, "organization": organization, "seconds": time.monotonic() - started,
             "certificates": Certificate.objects.count(), "hosts": TargetHost.objects.count(),
             "runs": RenewalRun.objects.count(), "deployments": Deployment.objects.count(),
             "steps": RenewalStep.objects.count()}
+
+
+def _unmanaged(organization, count: int, seed: int) -> None:
+    """Imported and discovered certificates, a tenth served at a monitored endpoint."""
+    from certificates.tests.factories import unmanaged_rows
+
+    if count:
+        unmanaged_rows(organization, count, seed=seed)
 
 
 def add_bare_certificates(organization, total: int) -> None:
@@ -247,6 +259,12 @@ def _url(names: list[str], *args) -> str | None:
     return None
 
 
+def _inventory_size() -> int:
+    from certificates.models import Certificate, InventoryCertificate
+
+    return Certificate.objects.count() + InventoryCertificate.objects.count()
+
+
 def page_measures(user, repeat: int) -> dict[str, dict]:
     from django.test import Client
 
@@ -273,6 +291,16 @@ def page_measures(user, repeat: int) -> dict[str, dict]:
         "certificate list, searched": (certificates_url, {"q": "site0042"}),
         "certificate detail": (_url(["certificates:certificate"], certificate.pk), {}),
         "API certificate list": (_url(["api:certificate-list"]), {}),
+        # The inventory: managed and unmanaged certificates in one list.
+        "inventory, first page": (_url(["certificates:inventory"]), {}),
+        "inventory, last page": (_url(["certificates:inventory"]),
+                                 {"page": str(-(-_inventory_size() // page_size))}),
+        "inventory, managed elsewhere, expiring 30 d": (
+            _url(["certificates:inventory"]), {"source": "elsewhere", "expiring": "30"}),
+        "inventory, searched": (_url(["certificates:inventory"]), {"q": "u0042"}),
+        "monitored endpoints, with problems": (_url(["certificates:endpoints"]),
+                                               {"result": "problem"}),
+        "API inventory list": (_url(["api:inventory-list"]), {}),
     }
     results = {}
     for label, (url, params) in pages.items():
@@ -339,6 +367,8 @@ def parse_args(argv=None):
     parser.add_argument("--certificates", type=int, default=10000)
     parser.add_argument("--hosts", type=int, default=2000)
     parser.add_argument("--runs", type=int, default=100000)
+    parser.add_argument("--unmanaged", type=int, default=10000,
+                        help="certificates managed elsewhere (imported, discovered)")
     parser.add_argument("--scan-certificates", type=int, default=100000,
                         help="then add bare certificates up to this many and time the scan "
                              "again (0: skip)")
@@ -357,12 +387,15 @@ def main(argv=None) -> dict:
     # Query counts at 1 % of the size first: they must not grow with the rows.
     reset_database()
     small_data = generate(certificates=max(args.certificates // 100, 60),
-                          hosts=max(args.hosts // 100, 5), runs=max(args.runs // 100, 600))
+                          hosts=max(args.hosts // 100, 5), runs=max(args.runs // 100, 600),
+                          unmanaged=max(args.unmanaged // 100, 60) if args.unmanaged else 0)
     small = {**scan_measures(3), **page_measures(small_data["user"], 3)}
     reset_database()
-    data = generate(certificates=args.certificates, hosts=args.hosts, runs=args.runs)
+    data = generate(certificates=args.certificates, hosts=args.hosts, runs=args.runs,
+                    unmanaged=args.unmanaged)
     print(f"   generated {data['certificates']} certificates, {data['hosts']} hosts, "
-          f"{data['deployments']} deployments, {data['runs']} runs, {data['steps']} steps "
+          f"{data['deployments']} deployments, {data['runs']} runs, {data['steps']} steps, "
+          f"{args.unmanaged} certificates managed elsewhere "
           f"in {data['seconds']:.0f} s; small set for query counts: "
           f"{small_data['certificates']} certificates, {small_data['runs']} runs")
     results = {**scan_measures(args.repeat), **page_measures(data["user"], args.repeat)}

@@ -38,6 +38,14 @@ or the CA account, and the CA account, taken from the certificate if absent):
 
 A mail the SMTP server refuses is retried (``retry_unsent``, every minute),
 made again from the parameters kept on its row: the run's id and ``extra``.
+``unmanaged_expiring``
+    ``inventory`` (a certificate managed elsewhere that no monitored endpoint
+    serves); ``extra``: ``name``, ``days`` and ``where`` (where it was seen).
+``endpoint_expiring``, ``endpoint_problem``, ``endpoint_changed``
+    ``endpoint`` (a monitored endpoint, its served certificate managed
+    elsewhere); ``extra``: ``name`` (the served certificate's common name),
+    ``days`` (expiring), ``problems`` (sentences, in the reader's language:
+    the problem dicts, rendered per mail) and ``fingerprint`` (changed).
 
 Amounts are Decimals in ``ca_account.currency``; dates are shown in the
 organisation's time zone.
@@ -63,7 +71,16 @@ from django.utils import timezone, translation
 from accounts.models import Membership, Organization, Role
 
 from .formatting import Amount
-from .models import CAAccount, Certificate, Notification, RenewalRun, TargetHost
+from .inventory import verification
+from .models import (
+    CAAccount,
+    Certificate,
+    InventoryCertificate,
+    MonitoredEndpoint,
+    Notification,
+    RenewalRun,
+    TargetHost,
+)
 from .notify import channels
 
 logger = logging.getLogger(__name__)
@@ -111,7 +128,8 @@ def recipients_for(organization: Organization, ca_account: CAAccount | None = No
 
 def notify(kind: str, *, certificate: Certificate | None = None,
            ca_account: CAAccount | None = None, run: RenewalRun | None = None,
-           host: TargetHost | None = None, event: str = "", once: bool = False,
+           host: TargetHost | None = None, endpoint: MonitoredEndpoint | None = None,
+           inventory: InventoryCertificate | None = None, event: str = "", once: bool = False,
            extra: dict[str, Any] | None = None) -> list[Notification]:
     """Mail `kind` to everyone concerned who has not had it yet; the rows written.
 
@@ -121,18 +139,24 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     kind = Notification.Kind(kind).value  # an unknown kind is a programming error
     if ca_account is None and certificate is not None:
         ca_account = certificate.ca_account
-    about = certificate or ca_account or host
+    about = certificate or ca_account or host or endpoint or inventory
     if about is None:  # a programming error
-        raise TypeError("an alert is about a certificate, a CA account or a host")
+        raise TypeError("an alert is about a certificate, a CA account, a host or an endpoint")
     organization = about.organization
     context = _context(kind, organization, certificate, ca_account, run, extra or {})
     if host is not None:
         context.update(host=host, link=_absolute("certificates:host", host))
+    if endpoint is not None:
+        context.update(endpoint=endpoint, link=_absolute("certificates:endpoint", endpoint))
+    if inventory is not None:
+        context.update(inventory=inventory,
+                       link=_absolute("certificates:inventory_certificate", inventory))
 
     # Told: sent, still to be retried, or not renderable (a bug, recorded once).
     # A mail the server refused until its retries gave up is not told.
     earlier = Notification.objects.filter(
-        kind=kind, certificate=certificate, ca_account=ca_account, host=host, event=event
+        kind=kind, certificate=certificate, ca_account=ca_account, host=host,
+        endpoint=endpoint, inventory_certificate=inventory, event=event,
     ).filter(Q(sent_at__isnull=False) | Q(next_attempt_at__isnull=False)
              | Q(error__startswith=RENDERING_FAILED))
     if not once:
@@ -165,12 +189,9 @@ def retry_unsent(*, now: datetime | None = None) -> int:
                 next_attempt_at=None):
             continue  # another pass has it
         row = Notification.objects.select_related(
-            "organization", "certificate__ca_account", "ca_account", "host").get(pk=pk)
-        run = RenewalRun.objects.filter(pk=row.params.get("run")).first()
-        context = _context(row.kind, row.organization, row.certificate, row.ca_account, run,
-                           _decode(row.params.get("extra", {})))
-        if row.host is not None:
-            context.update(host=row.host, link=_absolute("certificates:host", row.host))
+            "organization", "certificate__ca_account", "ca_account", "host", "endpoint",
+            "inventory_certificate").get(pk=pk)
+        context = _context_of(row)
         try:
             _, text, html = _render(row.kind, row.language, context)
         except Exception as exc:
@@ -241,6 +262,8 @@ def _context(kind: str, organization: Organization, certificate: Certificate | N
 def _render(kind: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
     with translation.override(language), timezone.override(context["organization"].time_zone):
         context = {**context, "title": Notification.Kind(kind).label}
+        if "problems" in context:  # message keys, rendered in the reader's language
+            context["problems"] = [verification.describe(p) for p in context["problems"]]
         # str, not SafeString: both are rewritten below.
         subject: str = render_to_string(f"emails/{kind}.subject.txt", context)
         text: str = render_to_string(f"emails/{kind}.txt", context)
@@ -257,11 +280,28 @@ def _for_channel(subject: str, text: str) -> tuple[str, str]:
     return subject, text.split("\n--\n", 1)[0].strip()
 
 
+def _context_of(row: Notification) -> dict[str, Any]:
+    """What a stored mail was made from, to make it again (a retry)."""
+    run = RenewalRun.objects.filter(pk=row.params.get("run")).first()
+    context = _context(row.kind, row.organization, row.certificate, row.ca_account, run,
+                       _decode(row.params.get("extra", {})))
+    if row.host is not None:
+        context.update(host=row.host, link=_absolute("certificates:host", row.host))
+    if row.endpoint is not None:
+        context.update(endpoint=row.endpoint,
+                       link=_absolute("certificates:endpoint", row.endpoint))
+    if row.inventory_certificate is not None:
+        context.update(inventory=row.inventory_certificate, link=_absolute(
+            "certificates:inventory_certificate", row.inventory_certificate))
+    return context
+
+
 def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
           event: str, params: dict[str, Any]) -> Notification:
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
         host=context.get("host") if isinstance(context.get("host"), TargetHost) else None,
+        endpoint=context.get("endpoint"), inventory_certificate=context.get("inventory"),
         ca_account=context["ca_account"], kind=kind, event=event, recipient=address,
         language=language, params=params,
     )

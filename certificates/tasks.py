@@ -130,3 +130,18 @@ def deliver_to_channel(channel_id: int, title: str, body: str) -> None:
     from .notify import channels  # noqa: PLC0415
 
     channels.deliver(channel_id, title, body)
+
+
+@shared_task(name="certificates.check_endpoints", ignore_result=True)
+def check_endpoints() -> None:
+    """The monitored endpoints whose check is due (the beat, every minute)."""
+    from .inventory import monitoring  # noqa: PLC0415
+
+    monitoring.check_due()
+
+
+@shared_task(name="certificates.check_endpoint", ignore_result=True)
+def check_endpoint(endpoint_id: int) -> None:
+    from .inventory import monitoring  # noqa: PLC0415
+
+    monitoring.check(endpoint_id)

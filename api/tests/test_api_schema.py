@@ -7,7 +7,7 @@ from contextlib import contextmanager
 import pytest
 
 from api.models import Webhook
-from certificates.models import AgentCredential, TargetHost
+from certificates.models import AgentCredential, MonitoredEndpoint, TargetHost
 
 from .conftest import make_token
 
@@ -15,9 +15,13 @@ pytestmark = pytest.mark.django_db
 
 # These talk SSH to the host over the network: covered against a real sshd in
 # test_api_endpoints.py, not fuzzed (an unreachable host is a documented 502).
-# These reach outside: an SSH host, or DNS resolvers (the chains' lookups).
+# These reach outside: an SSH host, DNS resolvers (the chains' lookups), or
+# what they are given over TLS (covered against the testbed's nginx in
+# certificates/tests/test_inventory_end_to_end.py).
 NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create",
-              "v1_certificates_dns_chains_list"}
+              "v1_certificates_dns_chains_list",
+              "v1_endpoints_create", "v1_endpoints_check_create",
+              "v1_inventory_discover_create"}
 MAX_EXAMPLES = 12
 
 
@@ -47,7 +51,12 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "ca-accounts/{id}/forecast/", "ca-accounts/{id}/top-up/", "orders/",
                    "orders/{id}/", "webhooks/", "webhooks/{id}/", "webhooks/{id}/deliveries/",
                    "dns-credentials/", "dns-credentials/{id}/", "dns-credentials/{id}/test/",
-                   "certificates/{id}/dns-chains/", "certificates/{id}/acme-dns/"]:
+                   "certificates/{id}/dns-chains/", "certificates/{id}/acme-dns/",
+                   "inventory/", "inventory/{id}/", "inventory/import/", "inventory/export/",
+                   "inventory/discover/", "inventory/{id}/accept/", "inventory/{id}/dismiss/",
+                   "inventory/{id}/adopt/",
+                   "endpoints/", "endpoints/{id}/", "endpoints/{id}/check/",
+                   "endpoints/{id}/checks/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():
@@ -85,13 +94,16 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
     )
 
     from accounts import invitations
-    from certificates.tests.factories import issued_world
+    from certificates.tests.factories import issued_world, unmanaged_rows
 
     world = issued_world(organization, tmp_path)
     real_ids = {"certificates": world["certificate"].pk, "hosts": world["host"].pk,
                 "deployments": world["deployment"].pk, "runs": world["run"].pk,
                 "ca-accounts": world["ca_account"].pk, "orders": world["order"].pk,
                 "dns-credentials": world["dns_credential"].pk,
+                "inventory": unmanaged_rows(organization, 3)[0].pk,
+                "endpoints": MonitoredEndpoint.objects.filter(organization=organization)
+                .first().pk,
                 "webhooks": Webhook.objects.create(
                     organization=organization, url="https://hooks.example.test/",
                     secret="s" * 20, events=["deposit.low"]).pk,

@@ -7,6 +7,7 @@ from .certificate import CASwitch, Certificate, CertificateVersion, Challenge, K
 from .channels import NotificationChannel
 from .dns import DNSCredential, DNSKind
 from .hosts import Deployment, DeployRequest, TargetHost
+from .inventory import EndpointCheck, InventoryCertificate, MonitoredEndpoint, Source
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
@@ -26,13 +27,17 @@ __all__ = [
     "DNSKind",
     "DeployRequest",
     "DepositEntry",
+    "EndpointCheck",
     "Heartbeat",
+    "InventoryCertificate",
     "KeyType",
+    "MonitoredEndpoint",
     "Notification",
     "NotificationChannel",
     "Order",
     "RenewalRun",
     "RenewalStep",
     "Reservation",
+    "Source",
     "TargetHost",
 ]

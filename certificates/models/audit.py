@@ -63,6 +63,9 @@ class AuditEvent(models.Model):
         CERTIFICATE_CHANGED = "certificate_changed", _("Certificate changed")
         CERTIFICATE_DELETED = "certificate_deleted", _("Certificate deleted")
         RENEWAL_FORCED = "renewal_forced", _("Renewal forced before its window")
+        CERTIFICATES_IMPORTED = "certificates_imported", _("Certificates imported")
+        CERTIFICATE_ADOPTED = "certificate_adopted", _("Certificate adopted")
+        INVENTORY_DISMISSED = "inventory_dismissed", _("Unmanaged certificate removed")
         # The API
         TOKEN_CREATED = "token_created", _("API token created")
         TOKEN_REVOKED = "token_revoked", _("API token revoked")

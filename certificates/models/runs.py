@@ -277,6 +277,10 @@ class Notification(models.Model):
         AGENT_SILENT = "agent_silent", _("Agent silent")
         EXPIRED = "expired", _("Expired certificate served")
         RUN_STUCK = "run_stuck", _("Renewal run stuck")
+        ENDPOINT_EXPIRING = "endpoint_expiring", _("Monitored certificate expiring")
+        ENDPOINT_PROBLEM = "endpoint_problem", _("Monitored endpoint does not verify")
+        ENDPOINT_CHANGED = "endpoint_changed", _("Monitored certificate changed")
+        UNMANAGED_EXPIRING = "unmanaged_expiring", _("Unmanaged certificate expiring")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.CASCADE, related_name="notifications"
@@ -292,6 +296,13 @@ class Notification(models.Model):
     # An alert about a host rather than a certificate (an agent gone silent).
     host = models.ForeignKey("certificates.TargetHost", on_delete=models.CASCADE, null=True,
                              blank=True, related_name="+")
+    # An alert about a monitored endpoint (a certificate managed elsewhere).
+    endpoint = models.ForeignKey("certificates.MonitoredEndpoint", on_delete=models.CASCADE,
+                                 null=True, blank=True, related_name="+")
+    # An alert about a certificate managed elsewhere that no endpoint serves.
+    inventory_certificate = models.ForeignKey(
+        "certificates.InventoryCertificate", on_delete=models.CASCADE, null=True, blank=True,
+        related_name="+")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
     # What exactly happened ("first failure", "14 days left"...), for de-duplication.
     event = models.CharField(_("event"), max_length=64, blank=True)

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from certificates import alerts
 from certificates.hosts import agents
+from certificates.inventory import expiry
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -29,6 +30,7 @@ def periodic_checks(*, now: datetime.datetime | None = None) -> None:
     so running this often sends nothing twice."""
     now = now or timezone.now()
     _silent_agents(now)
+    expiry.expiring_unmanaged(now=now)
     for ca_account in CAAccount.objects.filter(price__gt=0):
         outlook = deposit.forecast(ca_account, now=now)
         if outlook.is_low(ca_account.low_balance_threshold):

@@ -60,3 +60,33 @@ def served_leaf_sha256(address: str, port: int, sni: str, *, timeout: float) -> 
               "certificate.") % {"address": address, "port": port, "sni": sni},
             transient=False)
     return hashlib.sha256(der).hexdigest()
+
+
+def served_chain(address: str, port: int, sni: str, *, timeout: float) -> list[bytes]:
+    """The DER certificates served at ``address:port`` for ``sni``, leaf first, as
+    sent (unverified: the caller verifies, and says why a chain fails)."""
+    try:
+        with (
+            egress.connect(address, port, timeout=timeout) as raw,
+            _client_context().wrap_socket(raw, server_hostname=sni or None) as tls,
+        ):
+            # Python 3.13 has SSLSocket.get_unverified_chain(); before it, the
+            # same method lives on the socket's SSL object.
+            chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]
+            ders = [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in chain]  # type: ignore[attr-defined]
+    except egress.Refused as exc:
+        raise TLSCheckError(
+            _("The address %(address)s is not allowed by the portal's outbound policy.")
+            % {"address": address}, transient=False, kind=exc.kind) from exc
+    except (OSError, ValueError) as exc:
+        logger.info("TLS chain of %s:%s (SNI %s) not read: %r", address, port, sni, exc)
+        raise TLSCheckError(
+            _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s).")
+            % {"address": address, "port": port, "sni": sni or "—"},
+            transient=not isinstance(exc, ValueError)) from exc
+    if not ders:
+        raise TLSCheckError(
+            _("%(address)s:%(port)s (SNI %(sni)s) completed a TLS handshake without a "
+              "certificate.") % {"address": address, "port": port, "sni": sni or "—"},
+            transient=False)
+    return ders

@@ -19,6 +19,7 @@ from django import template
 from django.utils.translation import gettext as _
 
 from certificates import formatting
+from certificates.inventory import verification
 from certificates.models import Deployment
 
 register = template.Library()
@@ -80,3 +81,10 @@ def run_log(value):
                 "host": match["host"], "status": labels[match["status"]]} + (match["rest"] or "")
         lines.append(line)
     return "\n".join(lines)
+
+
+@register.filter
+def problem_text(value):
+    """A problem of a monitored endpoint (a message key with parameters), in the
+    reader's language."""
+    return verification.describe(value)

@@ -3,6 +3,8 @@
 The keys and certificates they store come from pki.py.
 """
 
+import datetime
+import random
 from decimal import Decimal
 
 from django.utils import timezone
@@ -16,6 +18,8 @@ from certificates.models import (
     DepositEntry,
     DNSCredential,
     DNSKind,
+    InventoryCertificate,
+    MonitoredEndpoint,
     Notification,
     Order,
     RenewalRun,
@@ -210,3 +214,28 @@ def issued_world(organization, tmp_path):
     made = one_of_everything(organization, tmp_path)
     make_current(made["certificate"], made["version"])
     return made
+
+
+def unmanaged_rows(organization, count, *, seed=0):
+    """`count` imported and discovered certificates (bulk), a tenth of them
+    served at a monitored endpoint, for pages and benchmarks at scale."""
+    rng = random.Random(seed or count)
+    now = timezone.now()
+    rows = InventoryCertificate.objects.bulk_create([
+        InventoryCertificate(
+            organization=organization, source="discovered" if i % 3 else "imported",
+            common_name=f"u{i}.example.test", sans=[f"u{i}.example.test"],
+            issuer="CN=Other CA", serial=f"{i:04X}", not_before=now,
+            expires_at=now + datetime.timedelta(days=rng.randint(-10, 400)),
+            key_type="RSA", key_size=2048, signature_algorithm="sha256WithRSAEncryption",
+            fingerprint_sha256=f"{organization.pk:08x}{i:056x}", chain_pem="-",
+            seen_at=[{"file": f"u{i}.pem"}],
+        ) for i in range(count)
+    ], batch_size=2000)
+    MonitoredEndpoint.objects.bulk_create([
+        MonitoredEndpoint(organization=organization, address=f"u{i}.example.test", port=443,
+                          certificate=row, result="problem" if i % 7 == 0 else "ok",
+                          served_fingerprint=row.fingerprint_sha256, last_checked_at=now)
+        for i, row in enumerate(rows[::10])
+    ], batch_size=2000)
+    return rows

@@ -15,7 +15,7 @@ from accounts.models import Membership, Role
 from accounts.tests.factors import give_totp
 from certificates import alerts
 from certificates.alerts import notify, recipients_for
-from certificates.models import Notification, RenewalRun
+from certificates.models import MonitoredEndpoint, Notification, RenewalRun
 from testbed.ports import free_port
 
 from . import factories
@@ -77,11 +77,27 @@ def arguments(kind, certificate, ca, run):
         "expired": dict(certificate=certificate, extra={
             "hosts": "web1, web2", "expired_at": timezone.now()}),
         "run_stuck": dict(certificate=certificate, run=run, extra={"since": timezone.now()}),
+        **{endpoint_kind: dict(endpoint=_endpoint(certificate.organization), extra={
+            "name": "shop.example.test", "days": 5, "fingerprint": "ab" * 32,
+            "problems": [{"code": "untrusted", "params": {"reason": "unknown issuer"}},
+                         {"code": "expired", "params": {"date": "2026-01-02"}}]})
+           for endpoint_kind in ENDPOINT_KINDS},
+        "unmanaged_expiring": dict(inventory=factories.unmanaged_rows(
+            certificate.organization, 1)[0] if kind == "unmanaged_expiring" else None,
+            extra={"name": "u0.example.test", "days": 5, "where": "u0.pem"}),
     }[kind]
 
 
-# Alerts about a host concern no CA account: its contact is not told.
-HOST_KINDS = {"agent_silent"}
+def _endpoint(organization):
+    return MonitoredEndpoint.objects.get_or_create(organization=organization,
+                                                   address="shop.example.test", port=443)[0]
+
+
+ENDPOINT_KINDS = ("endpoint_expiring", "endpoint_problem", "endpoint_changed")
+UNMANAGED_KINDS = ("unmanaged_expiring",)
+# Alerts about a host or a monitored endpoint concern no CA account: its contact
+# is not told.
+HOST_KINDS = {"agent_silent", *ENDPOINT_KINDS, *UNMANAGED_KINDS}
 
 
 def test_owners_admins_and_the_ca_contact_are_told_but_not_operators_or_viewers(

@@ -21,12 +21,13 @@ from certificates.models import (
     CAAccount,
     Certificate,
     DNSCredential,
+    InventoryCertificate,
     NotificationChannel,
     TargetHost,
 )
 from certificates.models.audit import client_address
 from certificates.tests.factories import agent_host
-from certificates.tests.pki import ssh_keypair
+from certificates.tests.pki import self_signed, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
@@ -203,6 +204,19 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     assert response.status_code == 302, response.context["form"].errors
     assert api.delete(f"/api/v1/certificates/{made.pk}/").status_code == 204
     client.post(reverse("certificates:download_key", args=[cert.pk]))
+
+    # The inventory: an import, an adoption, a removal
+    for name in ("adopted.example.test", "removed.example.test"):
+        _key, leaf = self_signed(name)
+        response = client.post(reverse("certificates:inventory_import"), {"pem": leaf})
+        assert response.status_code == 302, response.content.decode()[:2000]
+    adopted = InventoryCertificate.objects.get(common_name="adopted.example.test")
+    response = client.post(reverse("certificates:inventory_adopt", args=[adopted.pk]), {
+        "common_name": "adopted.example.test", "sans": "", "ca_account": ca.pk,
+        "key_type": "ec-p256", "challenge": "http-01", "dns_port": 53, "auto_renew": "on"})
+    assert response.status_code == 302, response.context["form"].errors
+    removed = InventoryCertificate.objects.get(common_name="removed.example.test")
+    client.post(reverse("certificates:inventory_remove", args=[removed.pk]))
 
     # The API
     client.post(reverse("api:tokens"), {"name": "sync", "scopes": ["read"], "lifetime": 30})

@@ -28,11 +28,14 @@ from certificates.models import (
     CAAccount,
     Certificate,
     DepositEntry,
+    EndpointCheck,
+    InventoryCertificate,
+    MonitoredEndpoint,
     NotificationChannel,
     RenewalRun,
     RenewalStep,
 )
-from certificates.tests.factories import agent_host, certificate, new_version
+from certificates.tests.factories import agent_host, certificate, new_version, unmanaged_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -137,6 +140,17 @@ def everything(world, organization, japanese_owner):
     NotificationChannel.objects.create(
         organization=organization, name="ops", url="json://127.0.0.1:9/hook",
         shown="json://127.0.0.1:9/hook", kinds=["renewal_failed"], language="ja")
+    # The inventory: unmanaged certificates, a finding, an endpoint with a history.
+    rows = unmanaged_rows(organization, 3)
+    InventoryCertificate.objects.filter(pk=rows[1].pk).update(status="found")
+    endpoint = rows[0].endpoints.get()
+    problems = [{"code": "untrusted", "params": {"reason": "unable to get issuer"}},
+                {"code": "expired", "params": {"date": "2026-01-02"}},
+                {"code": "name", "params": {"name": "u0.example.test"}}]
+    MonitoredEndpoint.objects.filter(pk=endpoint.pk).update(result="problem", problems=problems)
+    EndpointCheck.objects.create(endpoint=endpoint, result="problem", changed=True,
+                                 fingerprint_sha256="ab" * 32, problems=problems)
+    world["unmanaged"], world["endpoint"] = rows[0], endpoint
     return {**world, "agent": agent}
 
 
@@ -160,6 +174,11 @@ def main_pages(world):
         ("certificates:webhook_create", []),
         ("certificates:agent_host_create", []), ("certificates:host", [world["agent"].pk]),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
+        ("certificates:inventory", []), ("certificates:inventory_import", []),
+        ("certificates:inventory_certificate", [world["unmanaged"].pk]),
+        ("certificates:inventory_adopt", [world["unmanaged"].pk]),
+        ("certificates:endpoints", []), ("certificates:endpoint", [world["endpoint"].pk]),
+        ("certificates:discovery", []),
     ]
 
 

@@ -29,12 +29,14 @@ from .certificates import (
 )
 from .channels import channel_create, channel_delete, channel_edit, channel_list, channel_test
 from .dashboard import dashboard
+from .discovery import discovery_page, discovery_review
 from .dns_credentials import (
     dns_credential_create,
     dns_credential_edit,
     dns_credential_list,
     dns_credential_test,
 )
+from .endpoints import endpoint_check, endpoint_detail, endpoint_list, endpoint_stop
 from .hosts import (
     confirm_host_key,
     fetch_host_key,
@@ -43,6 +45,14 @@ from .hosts import (
     host_edit,
     host_list,
     test_connection,
+)
+from .inventory import (
+    inventory_adopt,
+    inventory_detail,
+    inventory_export,
+    inventory_import,
+    inventory_list,
+    inventory_remove,
 )
 from .invitations import invitation_accept
 from .members import (
@@ -57,16 +67,19 @@ from .runs import run_detail, run_list, run_steps
 from .webhooks import webhook_create, webhook_delete, webhook_edit, webhook_list
 
 __all__ = [
-    "agent_host_create", "make_enrolment_code", "revoke_agent",
-    "audit_log", "certificate_delete", "profile", "webhook_create", "webhook_delete",
-    "webhook_edit", "webhook_list", "channel_create", "channel_delete", "channel_edit",
-    "channel_list", "channel_test", "invitation_accept", "invitation_revoke", "member_invite",
-    "ca_account_create", "ca_account_edit", "ca_account_move_away", "ca_account_test",
-    "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
-    "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
-    "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
-    "host_list", "member_list", "member_remove", "member_role", "order_detail",
-    "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
-    "switch_organization", "test_connection", "top_up", "dns_credential_create",
-    "dns_credential_edit", "dns_credential_list", "dns_credential_test", "acme_dns_register",
+    "acme_dns_register", "agent_host_create", "audit_log", "ca_account_create",
+    "ca_account_detail", "ca_account_edit", "ca_account_list", "ca_account_move_away",
+    "ca_account_test", "certificate_create", "certificate_delete", "certificate_detail",
+    "certificate_edit", "certificate_list", "channel_create", "channel_delete", "channel_edit",
+    "channel_list", "channel_test", "confirm_host_key", "dashboard", "deploy",
+    "discovery_page", "discovery_review", "dns_credential_create", "dns_credential_edit",
+    "dns_credential_list", "dns_credential_test", "download", "download_key", "endpoint_check",
+    "endpoint_detail", "endpoint_list", "endpoint_stop", "fetch_host_key", "host_create",
+    "host_detail", "host_edit", "host_list", "inventory_adopt", "inventory_detail",
+    "inventory_export", "inventory_import", "inventory_list", "inventory_remove",
+    "invitation_accept", "invitation_revoke", "make_enrolment_code", "member_invite",
+    "member_list", "member_remove", "member_role", "order_detail", "order_list", "profile",
+    "renew", "require_mfa", "revoke_agent", "run_detail", "run_list", "run_steps",
+    "set_language", "switch_organization", "test_connection", "top_up", "webhook_create",
+    "webhook_delete", "webhook_edit", "webhook_list",
 ]

@@ -16,7 +16,17 @@ from accounts.tenancy import scoped
 from certificates import states
 from certificates.renewal import deposit
 
-from ..models import AgentState, CAAccount, Certificate, Deployment, Heartbeat, RenewalRun
+from ..inventory import listing
+from ..models import (
+    AgentState,
+    CAAccount,
+    Certificate,
+    Deployment,
+    Heartbeat,
+    InventoryCertificate,
+    MonitoredEndpoint,
+    RenewalRun,
+)
 from . import timeline
 from .common import portal_view, roles
 
@@ -65,7 +75,14 @@ def dashboard(request):
     certificates = scoped(Certificate, request.user).filter(organization=organization)
     counts = states.counts(certificates, now)
     horizon = now + datetime.timedelta(days=timeline.DAYS)
-    marks = timeline.rows(certificates, now=now)
+    unmanaged = (scoped(InventoryCertificate, request.user).filter(organization=organization)
+                 .filter(InventoryCertificate.unadopted()))
+    marks = timeline.rows(certificates, now=now, unmanaged=unmanaged)
+    elsewhere = listing.counts(organization, now, expiring_days=states.EXPIRING_DAYS,
+                               horizon_days=timeline.DAYS)
+    endpoint_problems = MonitoredEndpoint.objects.filter(
+        organization=organization, result__in=[MonitoredEndpoint.Result.PROBLEM,
+                                               MonitoredEndpoint.Result.UNREACHABLE]).count()
     cards = deposit_cards(scoped(CAAccount, request.user).filter(organization=organization))
     failing = _failing(certificates, now)
     not_served = _not_served(organization)
@@ -81,7 +98,10 @@ def dashboard(request):
         "timeline": timeline.render(marks, now=now),
         "timeline_marks": timeline.count(marks),
         "timeline_grouped": timeline.grouped(marks),
-        "expire_later": certificates.filter(expires_at__gt=horizon).count(),
+        "expire_later": certificates.filter(expires_at__gt=horizon).count()
+        + elsewhere["later"],
+        "elsewhere": elsewhere,
+        "endpoint_problems": endpoint_problems,
         "deposit_cards": cards,
         "runs": scoped(RenewalRun, request.user)
         .filter(certificate__organization=organization)

@@ -17,7 +17,7 @@ import datetime
 import math
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, Q, Window
+from django.db.models import Count, F, Min, Q, Window
 from django.db.models.functions import RowNumber, TruncWeek
 from django.urls import reverse
 from django.utils import timezone
@@ -37,8 +37,11 @@ DAYS = 365
 DETAIL_LIMIT = 500
 # Names listed in the tooltip of a grouped mark.
 NAMES = 8
+# Certificates managed elsewhere (imported, discovered): a lane of their own,
+# so that the timeline is complete and still says which ones the portal renews.
+UNMANAGED = "unmanaged"
 # Lanes from top to bottom; a state that cannot lie in the future has none.
-LANES = [State.EXPIRING, State.DUE, State.FAILING, State.RENEWING, State.VALID]
+LANES = [State.EXPIRING, State.DUE, State.FAILING, State.RENEWING, State.VALID, UNMANAGED]
 # pgettext_lazy, a name makemessages knows: these words reach the catalogue.
 SHORT_LABELS = {
     State.EXPIRING: pgettext_lazy("timeline lane", "Expiring"),
@@ -46,6 +49,7 @@ SHORT_LABELS = {
     State.FAILING: pgettext_lazy("timeline lane", "Failing"),
     State.RENEWING: pgettext_lazy("timeline lane", "Renewing"),
     State.VALID: pgettext_lazy("timeline lane", "Valid"),
+    UNMANAGED: pgettext_lazy("timeline lane", "Elsewhere"),
 }
 
 
@@ -68,14 +72,46 @@ class Group:
     rows: list = field(default_factory=list)
 
 
-def rows(certificates, *, now=None) -> list[Row]:
+def rows(certificates, *, now=None, unmanaged=None) -> list[Row]:
     """One query: the certificates of `certificates` expiring between `now` and
     a year ahead; all of them when there are at most DETAIL_LIMIT, otherwise the
-    first NAMES of each (week, state), every row carrying its group's size."""
+    first NAMES of each (week, state), every row carrying its group's size.
+    `unmanaged` (inventory rows): one more query, their rows in their own lane."""
     now = now or timezone.now()
+    managed = _window(states.with_state(certificates, now), now)
+    if unmanaged is not None:
+        managed += _unmanaged_lane(unmanaged, now, count(managed))
+    return sorted(managed, key=lambda r: (r.expires_at, r.pk))
+
+
+def _unmanaged_lane(queryset, now, managed_total: int) -> list[Row]:
+    """The lane of certificates managed elsewhere, in two queries whatever their
+    number: the size of each week (an aggregate, no window over every row), and
+    the earliest DETAIL_LIMIT rows by the (organization, expires_at) index, which
+    are every row when the timeline draws each. Grouped, a week's mark gives its
+    count and dates and links to the inventory list: naming the certificates of
+    a second lane of groups doubled the dashboard's drawing time."""
+    in_window = (queryset.filter(expires_at__gt=now,
+                                 expires_at__lte=now + datetime.timedelta(days=DAYS))
+                 .annotate(week=TruncWeek("expires_at")))
+    weeks = {week: (number, first, key) for week, number, first, key in
+             in_window.order_by().values("week")
+             .annotate(number=Count("pk"), first=Min("expires_at"), key=Min("pk"))
+             .values_list("week", "number", "first", "key")}
+    total = sum(number for number, _first, _key in weeks.values())
+    early = list(in_window.order_by("expires_at", "pk").values_list(
+        "pk", "common_name", "expires_at", "week")[:DETAIL_LIMIT])
+    if total + managed_total <= DETAIL_LIMIT:
+        return [Row(pk, name, expires_at, UNMANAGED, week, weeks[week][0], total)
+                for pk, name, expires_at, week in early]
+    return [Row(key, "", first, UNMANAGED, week, number, total)
+            for week, (number, first, key) in weeks.items()]
+
+
+def _window(queryset, now) -> list[Row]:
     group = [F("week"), F("state")]
     queryset = (
-        states.with_state(certificates, now)
+        queryset
         .filter(expires_at__gt=now, expires_at__lte=now + datetime.timedelta(days=DAYS))
         .annotate(
             week=TruncWeek("expires_at"),
@@ -90,12 +126,15 @@ def rows(certificates, *, now=None) -> list[Row]:
         .order_by()
         .values_list("pk", "common_name", "expires_at", "state", "week", "in_group", "total")
     )
-    return sorted((Row(*values) for values in queryset), key=lambda r: (r.expires_at, r.pk))
+    return [Row(*values) for values in queryset]
 
 
 def count(timeline_rows) -> int:
-    """How many certificates the timeline stands for (not how many rows it has)."""
-    return timeline_rows[0].total if timeline_rows else 0
+    """How many certificates the timeline stands for (not how many rows it has):
+    each query's rows carry the total of its side."""
+    managed = next((r.total for r in timeline_rows if r.state != UNMANAGED), 0)
+    unmanaged = next((r.total for r in timeline_rows if r.state == UNMANAGED), 0)
+    return managed + unmanaged
 
 
 def _x(when, start, end):
@@ -164,7 +203,8 @@ def _detail_marks(timeline_rows, start, end, lane_of, detail, date) -> list[str]
         y = TOP + LANE * _lane(row.state, lane_of) + (LANE - 4) / 2 + _jitter(row.pk) * (LANE - 12)
         tip = escape(f"{row.name} · {date(row.expires_at)}")
         parts.append(
-            f'<a href="{detail}{row.pk}/"><circle class="mark {row.state}" cx="{x:.1f}" '
+            f'<a href="{detail[row.state == UNMANAGED]}{row.pk}/">'
+            f'<circle class="mark {row.state}" cx="{x:.1f}" '
             f'cy="{y:.1f}" r="4"><title>{tip}</title></circle></a>'
         )
     return parts
@@ -178,7 +218,7 @@ def groups(timeline_rows) -> list[Group]:
         if key not in by_key:
             by_key[key] = Group(row.week, row.state, row.in_group)
         by_key[key].rows.append(row)
-    order = {state.value: i for i, state in enumerate(LANES)}
+    order = {str(state): i for i, state in enumerate(LANES)}
     return sorted(by_key.values(), key=lambda g: (g.week, order.get(g.state, len(LANES))))
 
 
@@ -196,29 +236,37 @@ def _count_label(number: int, x: float, y: float) -> str:
             f'text-anchor="middle">{escape(text)}</text>')
 
 
+def _group_href(group, last, now, detail, listing) -> str:
+    unmanaged = group.state == UNMANAGED
+    if group.count == 1:
+        return f"{detail[unmanaged]}{group.rows[0].pk}/"
+    # The lists have no date-range filter: this state, expiring by the week's
+    # end, latest first, so the week's certificates come at the top.
+    days = max(1, math.ceil((last - now).total_seconds() / 86400))
+    which = "source=elsewhere" if unmanaged else f"state={group.state}"
+    return escape(f"{listing[unmanaged]}?{which}&expiring={days}&sort=-expires")
+
+
 def _group_marks(timeline_rows, now, start, end, lane_of, detail, date) -> list[str]:
-    listing = reverse("certificates:certificates")
+    listing = (reverse("certificates:certificates"), reverse("certificates:inventory"))
     parts = []
     for group in groups(timeline_rows):
         first = max(group.week, start)
         last = min(group.week + datetime.timedelta(days=7), end)
         x = _x(first + (last - first) / 2, start, end)
         y = TOP + LANE * _lane(group.state, lane_of) + (LANE - 4) / 2
-        if group.count == 1:
-            href = f"{detail}{group.rows[0].pk}/"
-        else:
-            # The list has no date-range filter: this state, expiring by the week's
-            # end, latest first, so the week's certificates come at the top.
-            days = max(1, math.ceil((last - now).total_seconds() / 86400))
-            href = escape(f"{listing}?state={group.state}&expiring={days}&sort=-expires")
+        href = _group_href(group, last, now, detail, listing)
         lines = [ngettext(
             "%(count)d certificate, %(first)s – %(last)s",
             "%(count)d certificates, %(first)s – %(last)s", group.count,
         ) % {"count": group.count, "first": date(first),
              "last": date(last - datetime.timedelta(microseconds=1))}]
-        lines += [f"{row.name} · {date(row.expires_at)}" for row in group.rows[:NAMES]]
-        if group.count > NAMES:
-            more = group.count - NAMES
+        # A later week of the lane of certificates managed elsewhere has its count
+        # alone (see _unmanaged_lane): no name, and so no "+n more".
+        listed = [row for row in group.rows if row.name][:NAMES]
+        lines += [f"{row.name} · {date(row.expires_at)}" for row in listed]
+        if listed and group.count > len(listed):
+            more = group.count - len(listed)
             lines.append(ngettext("+%(count)d more", "+%(count)d more", more) % {"count": more})
         tip = escape("\n".join(lines))
         label = _count_label(group.count, x, y)
@@ -236,9 +284,11 @@ def render(timeline_rows, *, now=None) -> str:
     start = timezone.localtime(now)
     end = start + datetime.timedelta(days=DAYS)
     height = TOP + LANE * len(LANES) + 8
-    lane_of = {state.value: i for i, state in enumerate(LANES)}
+    lane_of = {str(state): i for i, state in enumerate(LANES)}
     parts = _frame(start, end, height)
-    detail = reverse("certificates:certificate", args=[0])[:-2]
+    # Indexed by "is it unmanaged": the page of a managed or an unmanaged certificate.
+    detail = (reverse("certificates:certificate", args=[0])[:-2],
+              reverse("certificates:inventory_certificate", args=[0])[:-2])
     date = _Dates()
     if count(timeline_rows) <= DETAIL_LIMIT:
         parts += _detail_marks(timeline_rows, start, end, lane_of, detail, date)

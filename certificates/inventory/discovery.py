@@ -1,0 +1,227 @@
+"""Discovery: what serves TLS at the addresses, names and ranges a person gives,
+and which certificates sit in files on enrolled hosts.
+
+Every address is checked against the egress policy before anything is opened,
+and a scan is bounded by settings (addresses, ports, SNI names, timeout,
+concurrency). An address:port is first asked without a name; only those that
+answer TLS are asked again with each SNI name (the names given, and the names
+of the organisation's known certificates), so a range of silent addresses
+costs one attempt per port. Findings are inventory rows in the FOUND status,
+one per fingerprint, with every place they were seen; a person accepts or
+dismisses them.
+"""
+
+import datetime
+import ipaddress
+import posixpath
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from accounts.models import Organization, User
+from certificates.models import Certificate, InventoryCertificate, Source, TargetHost
+from certificates.seams import ssh
+from certificates.seams.errors import PortalError
+from certificates.seams.ssh_session import Session
+
+from . import importing, monitoring, targets
+from .parsing import ImportRefused, Leaf, read_files
+
+Status = InventoryCertificate.Status
+
+
+@dataclass
+class Probe:
+    address: str
+    port: int
+    sni: str
+    observation: monitoring.Observation | None = None
+
+
+@dataclass
+class Found:
+    probes: int = 0
+    served: int = 0
+    rows: list[InventoryCertificate] = field(default_factory=list)
+    managed: int = 0
+    errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def known_names(organization: Organization, given: list[str]) -> list[str]:
+    """SNI names to try: those given, then the organisation's certificates'
+    common names (managed and in the inventory), at most DISCOVERY_MAX_NAMES."""
+    names = list(dict.fromkeys(given))
+    limit = settings.DISCOVERY_MAX_NAMES
+    for source in (Certificate.objects.filter(organization=organization),
+                   InventoryCertificate.objects.filter(organization=organization)
+                   .exclude(common_name="")):
+        for name in source.order_by("common_name").values_list("common_name", flat=True)[
+                :limit]:
+            if len(names) >= limit:
+                return names
+            if not name.startswith("*.") and name not in names:
+                names.append(name)
+    return names
+
+
+def _probe_all(probes: list[Probe], now: datetime.datetime | None) -> None:
+    timeout = settings.DISCOVERY_TIMEOUT
+
+    def one(probe: Probe) -> None:
+        probe.observation = monitoring.observe(probe.address, probe.port, probe.sni,
+                                               timeout=timeout, now=now, verify=False)
+
+    with ThreadPoolExecutor(max_workers=settings.DISCOVERY_CONCURRENCY) as pool:
+        list(pool.map(one, probes))
+
+
+def plan(addresses: list[str], ports: list[int]) -> list[Probe]:
+    """First round: each address:port, a name given as a target as its own SNI."""
+    return [Probe(address, port, "" if _is_ip(address) else address)
+            for address in addresses for port in ports]
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _second_round(first: list[Probe], names: list[str]) -> list[Probe]:
+    answered = {(p.address, p.port) for p in first if p.observation and p.observation.chain}
+    return [Probe(address, port, name) for address, port in sorted(answered)
+            for name in names]
+
+
+def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
+         names: Sequence[str] = (), by: User | None = None,
+         now: datetime.datetime | None = None) -> Found:
+    """Scans, then stores what answered as findings. ValidationError (field
+    "targets" or "ports") before anything is opened when the scan is refused."""
+    now = now or timezone.now()
+    started = timezone.now()
+    addresses = targets.expand_targets(targets_text)
+    ports = targets.parse_ports(ports_text)
+    refused = targets.refused_addresses(addresses, ports[0])
+    if refused:
+        raise ValidationError({"targets": [_(
+            "Not allowed by the portal's outbound policy, or not resolvable: %(addresses)s.")
+            % {"addresses": ", ".join(refused[:20])}]})
+    first = plan(addresses, ports)
+    _probe_all(first, now)
+    second = _second_round(first, known_names(organization, list(names)))
+    _probe_all(second, now)
+    found = _store(organization, first + second, by=by)
+    found.seconds = (timezone.now() - started).total_seconds()
+    return found
+
+
+def _store(organization: Organization, probes: list[Probe], *, by: User | None) -> Found:
+    """One write per certificate found, with every place it answered at."""
+    found = Found(probes=len(probes))
+    by_leaf: dict[str, tuple[Leaf, list[dict]]] = {}
+    for probe in probes:
+        leaf = probe.observation.leaf if probe.observation else None
+        if leaf is None:
+            continue
+        found.served += 1
+        place = {"address": probe.address, "port": probe.port, "sni": probe.sni}
+        by_leaf.setdefault(leaf.fingerprint, (leaf, []))[1].append(place)
+    if not by_leaf:
+        return found
+    stored = importing.store(
+        organization, [leaf for leaf, _places in by_leaf.values()], by=by,
+        source=Source.DISCOVERED, status=Status.FOUND,
+        places_of={fingerprint: places for fingerprint, (_leaf, places) in by_leaf.items()})
+    found.managed = len(stored.managed)
+    found.rows = stored.rows
+    return found
+
+
+def read_host_files(host: TargetHost, paths: list[str], *, by: User | None = None) -> Found:
+    """Certificates in `paths` (files, or folders read one level deep) on an
+    enrolled host, read over SSH; a key file next to its certificate comes along."""
+    if host.is_agent or not host.host_key_confirmed:
+        raise ValidationError({"host": [_(
+            "%(host)s is not enrolled over SSH: confirm its host key first.")
+            % {"host": host.name}]})
+    files: list[tuple[str, bytes]] = []
+    errors: list[str] = []
+    with ssh.connect(host) as session:
+        for path in paths:
+            for name in _files_under(session, path):
+                try:
+                    files.append((name, session.read_file(name)))
+                except PortalError as exc:
+                    errors.append(str(exc))
+    found = Found(probes=len(files), errors=errors)
+    try:
+        leaves = read_files(files) if files else []
+    except ImportRefused as exc:
+        raise ValidationError({"paths": [exc.message]}) from exc
+    _store_files(host, leaves, found, by=by)
+    return found
+
+
+def _files_under(session: Session, path: str) -> list[str]:
+    if not session.exists(path):
+        return []
+    if not session.is_dir(path):
+        return [path]
+    return [posixpath.join(path, name) for name in sorted(session.listdir(path))
+            if name.rsplit(".", 1)[-1].lower() in {"pem", "crt", "cer", "key"}]
+
+
+def _store_files(host: TargetHost, leaves: list[Leaf], found: Found, *,
+                 by: User | None) -> None:
+    for leaf in leaves:
+        for path in leaf.origins or [leaf.origin]:
+            place = {"host": host.name, "host_id": host.pk, "path": path}
+            stored = importing.store(host.organization, [leaf], by=by,
+                                     source=Source.DISCOVERED, status=Status.FOUND,
+                                     place=place)
+        found.served += 1
+        found.managed += len(stored.managed)
+        found.rows += stored.rows
+
+
+def findings(organization: Organization) -> QuerySet[InventoryCertificate]:
+    return InventoryCertificate.objects.filter(organization=organization,
+                                               status=Status.FOUND).order_by("expires_at")
+
+
+def accept(rows: Iterable[InventoryCertificate], *, watch: bool = True) -> int:
+    """Findings into the inventory; the endpoints they were served at watched."""
+    accepted = 0
+    for row in rows:
+        if row.status != Status.FOUND:
+            continue
+        InventoryCertificate.objects.filter(pk=row.pk).update(status=Status.ACCEPTED)
+        accepted += 1
+        for place in row.seen_at if watch else []:
+            if isinstance(place, dict) and "address" in place:
+                _watch_quietly(row.organization, place)
+    return accepted
+
+
+def _watch_quietly(organization: Organization, place: dict) -> None:
+    try:
+        monitoring.watch(organization, address=place["address"], port=int(place["port"]),
+                         sni_name=place.get("sni", ""))
+    except ValidationError:
+        pass  # watched already, or no longer allowed: the finding is accepted all the same
+
+
+def dismiss(rows: Iterable[InventoryCertificate]) -> int:
+    return InventoryCertificate.objects.filter(
+        Q(pk__in=[row.pk for row in rows]), status=Status.FOUND,
+    ).update(status=Status.DISMISSED)

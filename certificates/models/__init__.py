@@ -3,7 +3,7 @@
 from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
-from .certificate import Certificate, CertificateVersion, Challenge, KeyType
+from .certificate import Certificate, CertificateVersion, Challenge, KeyType, RevocationReason
 from .hosts import Deployment, DeployRequest, TargetHost
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
@@ -28,5 +28,6 @@ __all__ = [
     "RenewalRun",
     "RenewalStep",
     "Reservation",
+    "RevocationReason",
     "TargetHost",
 ]

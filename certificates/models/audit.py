@@ -56,6 +56,7 @@ class AuditEvent(models.Model):
         CERTIFICATE_CHANGED = "certificate_changed", _("Certificate changed")
         CERTIFICATE_DELETED = "certificate_deleted", _("Certificate deleted")
         RENEWAL_FORCED = "renewal_forced", _("Renewal forced before its window")
+        CERTIFICATE_REVOKED = "certificate_revoked", _("Certificate version revoked")
         # The API
         TOKEN_CREATED = "token_created", _("API token created")
         TOKEN_REVOKED = "token_revoked", _("API token revoked")

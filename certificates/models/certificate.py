@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -294,8 +295,23 @@ def _openssl_hex(digits: str) -> str:
     return digits.zfill(len(digits) + len(digits) % 2)
 
 
+class RevocationReason(models.IntegerChoices):
+    """RFC 5280 section 5.3.1 reason codes that an ACME client may send (RFC 8555
+    section 7.6); Let's Encrypt accepts these five."""
+
+    UNSPECIFIED = 0, _("Unspecified")
+    KEY_COMPROMISE = 1, _("Key compromise")
+    AFFILIATION_CHANGED = 3, _("Affiliation changed")
+    SUPERSEDED = 4, _("Superseded")
+    CESSATION_OF_OPERATION = 5, _("Cessation of operation")
+
+
 class CertificateVersion(models.Model):
     """One issuance: the chain, its private key (encrypted) and what identifies it."""
+
+    class SignedBy(models.TextChoices):
+        ACCOUNT = "account", _("the CA account's key")
+        CERTIFICATE = "certificate", _("the certificate's own key")
 
     certificate = models.ForeignKey(
         Certificate, on_delete=models.CASCADE, related_name="versions",
@@ -310,6 +326,16 @@ class CertificateVersion(models.Model):
     issuer = models.CharField(_("issuer"), max_length=500)
     acme_order_url = models.URLField(_("ACME order URL"), max_length=500, blank=True)
     created_at = models.DateTimeField(_("issued"), auto_now_add=True)
+    # Set once the CA accepted the revocation (renewal/revocation.py); never cleared.
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revocation_reason = models.PositiveSmallIntegerField(
+        _("revocation reason"), null=True, blank=True, choices=RevocationReason.choices)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("revoked by"),
+    )
+    revocation_signed_by = models.CharField(_("revocation signed with"), max_length=12,
+                                            blank=True, choices=SignedBy.choices)
 
     tenant_path = "certificate__organization"
 
@@ -367,3 +393,7 @@ class CertificateVersion(models.Model):
 
     def lifetime(self) -> timedelta:
         return self.not_after - self.not_before
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

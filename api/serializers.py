@@ -1,6 +1,7 @@
 """What the API shows and accepts. Secrets (private keys, the SSH login key, TSIG
 and EAB secrets) are write-only or absent: they never leave the portal here."""
 
+import datetime
 from copy import copy
 from decimal import Decimal
 
@@ -175,6 +176,8 @@ class CertificateSerializer(PortalModelSerializer):
         write_only=True, required=False, allow_blank=True, max_length=1000,
         help_text=_("Base64 TSIG secret for DNS-01; never shown again."))
     days_left = serializers.SerializerMethodField()
+    current_version_revoked_at = serializers.SerializerMethodField(
+        help_text=_("When the current version was revoked at its CA; null if it was not."))
 
     class Meta:
         model = Certificate
@@ -182,7 +185,7 @@ class CertificateSerializer(PortalModelSerializer):
             "id", "organization", "ca_account", "common_name", "sans", "key_type", "challenge",
             "dns_server", "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret",
             "auto_renew", "separate_certificate", "hosts", "current_version", "expires_at",
-            "days_left", "renew_after",
+            "days_left", "current_version_revoked_at", "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
         ]
         read_only_fields = [
@@ -198,6 +201,14 @@ class CertificateSerializer(PortalModelSerializer):
 
     def get_days_left(self, obj) -> int | None:
         return obj.days_left()
+
+    def get_current_version_revoked_at(self, obj) -> datetime.datetime | None:
+        if hasattr(obj, "current_revoked_at"):  # annotated by the viewset's queryset
+            return obj.current_revoked_at
+        if obj.current_version_id is None:
+            return None
+        return CertificateVersion.objects.filter(pk=obj.current_version_id).values_list(
+            "revoked_at", flat=True).first()
 
     def prepare_instance(self, instance, attrs):
         # The hosts are resolved before the model's clean(), which needs them for
@@ -249,7 +260,8 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = CertificateVersion
         fields = ["id", "certificate", "serial", "not_before", "not_after",
-                  "fingerprint_sha256", "issuer", "created_at"]
+                  "fingerprint_sha256", "issuer", "created_at", "revoked_at",
+                  "revocation_reason"]
 
 
 class AgentStateSerializer(serializers.Serializer):

@@ -11,6 +11,8 @@ urlpatterns = [
     path("certificates/<int:pk>/edit/", views.certificate_edit, name="certificate_edit"),
     path("certificates/<int:pk>/renew/", views.renew, name="renew"),
     path("certificates/<int:pk>/deploy/", views.deploy, name="deploy"),
+    path("certificates/<int:pk>/versions/<int:version_pk>/revoke/", views.revoke_version,
+         name="revoke_version"),
     path("certificates/<int:pk>/download/key/", views.download_key, name="download_key"),
     path("certificates/<int:pk>/download/<str:what>/", views.download, name="download"),
     path("hosts/", views.host_list, name="hosts"),

@@ -94,3 +94,46 @@ def test_the_certificates_own_key_signs_when_the_account_is_gone(served, pebble,
 
     assert done.signed_by == "certificate"
     assert status_at(pebble, version) == "Revoked"
+
+
+def test_people_revoke_through_the_page_the_api_and_manage_py(
+    served, pebble, admin, operator, client
+):
+    from django.core.management import CommandError, call_command
+    from django.urls import reverse
+
+    from accounts.tests.factors import reauthenticate
+    from api.tests.conftest import client_for, make_token
+
+    version = served.current_version
+    page = reverse("certificates:revoke_version", args=[served.pk, version.pk])
+    client.force_login(operator)
+    assert client.get(page).status_code == 403
+    client.force_login(admin)
+    shown = client.get(page)
+    assert shown.status_code == 200 and "revoke-served" in shown.content.decode()
+    asked = client.post(page, {"confirm": "1", "reason": "4"})
+    assert asked.status_code == 302 and "reauthenticate" in asked["Location"]
+    reauthenticate(client, admin)
+    refused = client.post(page, {"confirm": "1", "reason": "4"})
+    assert refused.status_code == 409 and "Still served" in refused.content.decode()
+    assert status_at(pebble, version) == "Valid"
+
+    _token, raw = make_token(admin)
+    api = client_for(raw)
+    url = f"/api/v1/certificates/{served.pk}/revoke/"
+    assert api.post(url, {"reason": "superseded"}, format="json").status_code == 409
+    answer = api.post(url, {"reason": "keyCompromise", "force": True}, format="json")
+    assert answer.status_code == 200, answer.content
+    assert answer.json()["replacement_run"] is not None
+    assert status_at(pebble, version) == "Revoked"
+
+    versions = api.get(f"/api/v1/certificates/{served.pk}/versions/").json()["results"]
+    assert versions[0]["revoked_at"] and versions[0]["revocation_reason"] == 1
+    assert api.get(f"/api/v1/certificates/{served.pk}/").json()["current_version_revoked_at"]
+    detail = client.get(reverse("certificates:certificate", args=[served.pk])).content.decode()
+    assert "current-revoked" in detail
+    listing = client.get(reverse("certificates:certificates")).content.decode()
+    assert "badge bad" in listing
+    with pytest.raises(CommandError, match="revoked already"):
+        call_command("revoke", str(served.pk))

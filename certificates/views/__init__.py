@@ -43,6 +43,7 @@ from .members import (
     member_role,
     require_mfa,
 )
+from .revocation import revoke_version
 from .runs import run_detail, run_list, run_steps
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
     "host_list", "member_list", "member_remove", "member_role", "order_detail",
-    "order_list", "renew", "require_mfa", "run_detail", "run_list", "run_steps", "set_language",
+    "order_list", "renew", "require_mfa", "revoke_version", "run_detail", "run_list",
+    "run_steps", "set_language",
     "switch_organization", "test_connection", "top_up",
 ]

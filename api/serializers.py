@@ -184,8 +184,8 @@ class CertificateSerializer(PortalModelSerializer):
         fields = [
             "id", "organization", "ca_account", "common_name", "sans", "key_type", "challenge",
             "dns_server", "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret",
-            "auto_renew", "separate_certificate", "hosts", "current_version", "expires_at",
-            "days_left", "current_version_revoked_at", "renew_after",
+            "auto_renew", "separate_certificate", "tags", "hosts", "current_version",
+            "expires_at", "days_left", "current_version_revoked_at", "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
         ]
         read_only_fields = [

@@ -88,7 +88,7 @@ class CertificateForm(KeepSecretMixin, forms.ModelForm):
         model = Certificate
         fields = ["common_name", "sans", "ca_account", "key_type", "challenge", "dns_server",
                   "dns_port", "tsig_key_name", "tsig_algorithm", "tsig_secret", "auto_renew",
-                  "key_on_host", "separate_certificate", "hosts"]
+                  "key_on_host", "separate_certificate", "hosts", "tags"]
         widgets = {"tsig_secret": SecretInput(),
                    "common_name": forms.TextInput(attrs={"spellcheck": "false",
                                                          "autocapitalize": "none"})}

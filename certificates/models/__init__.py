@@ -5,6 +5,7 @@ from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
 from .certificate import Certificate, CertificateVersion, Challenge, KeyType, RevocationReason
 from .hosts import Deployment, DeployRequest, TargetHost
+from .incidents import Incident, IncidentCertificate
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
 
@@ -22,6 +23,8 @@ __all__ = [
     "DeployRequest",
     "DepositEntry",
     "Heartbeat",
+    "Incident",
+    "IncidentCertificate",
     "KeyType",
     "Notification",
     "Order",

@@ -57,6 +57,10 @@ class AuditEvent(models.Model):
         CERTIFICATE_DELETED = "certificate_deleted", _("Certificate deleted")
         RENEWAL_FORCED = "renewal_forced", _("Renewal forced before its window")
         CERTIFICATE_REVOKED = "certificate_revoked", _("Certificate version revoked")
+        # Incidents
+        INCIDENT_STARTED = "incident_started", _("Incident started")
+        INCIDENT_PAUSED = "incident_paused", _("Incident paused")
+        INCIDENT_RESUMED = "incident_resumed", _("Incident resumed")
         # The API
         TOKEN_CREATED = "token_created", _("API token created")
         TOKEN_REVOKED = "token_revoked", _("API token revoked")

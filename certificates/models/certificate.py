@@ -33,6 +33,11 @@ def validate_dns_server(value: str) -> str:
     )
 
 
+def normalize_tags(value: str) -> str:
+    """Lower case, one space between, each once, in the order first given."""
+    return " ".join(dict.fromkeys(value.lower().replace(",", " ").split()))[:200]
+
+
 class KeyType(models.TextChoices):
     EC_P256 = "ec-p256", _("ECDSA P-256")
     EC_P384 = "ec-p384", _("ECDSA P-384")
@@ -117,6 +122,11 @@ class Certificate(models.Model):
         "certificates.TargetHost", through="certificates.Deployment",
         related_name="certificates", blank=True, verbose_name=_("target hosts"),
     )
+    # Words to group certificates by (incidents choose by them), separated by
+    # spaces, lower case: "shop eu-west".
+    tags = models.CharField(_("tags"), max_length=200, blank=True,
+                            help_text=_("Words separated by spaces, to group certificates by "
+                                        "(an incident can choose by tag)."))
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -156,6 +166,7 @@ class Certificate(models.Model):
     chosen_hosts = None
 
     def clean(self):
+        self.tags = normalize_tags(self.tags)
         errors = self._name_errors()
         if self.challenge == Challenge.DNS_01:
             errors.update(self._dns01_errors())

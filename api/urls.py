@@ -2,7 +2,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import settings_views, tokens, views
+from . import incident_views, settings_views, tokens, views
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -12,6 +12,7 @@ router.register("deployments", views.DeploymentViewSet, basename="deployment")
 router.register("runs", views.RenewalRunViewSet, basename="run")
 router.register("ca-accounts", views.CAAccountViewSet, basename="ca-account")
 router.register("orders", views.OrderViewSet, basename="order")
+router.register("incidents", incident_views.IncidentViewSet, basename="incident")
 router.register("webhooks", settings_views.WebhookViewSet, basename="webhook")
 router.register("invitations", settings_views.InvitationViewSet, basename="invitation")
 

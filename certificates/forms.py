@@ -15,7 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .formatting import amount_step, check_minor_units
-from .models import CAAccount, Certificate, Deployment, TargetHost
+from .models import CAAccount, Certificate, Deployment, Incident, TargetHost
 from .models.endpoints import stale_secret_errors
 from .models.hosts import SSH_REQUIRED
 
@@ -277,3 +277,25 @@ class NewAccountForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username",)
+
+
+class IncidentForm(forms.ModelForm):
+    """What an incident replaces (the filter), by when, and whether the old
+    versions are revoked once their replacements are served."""
+
+    class Meta:
+        model = Incident
+        fields = ["name", "ca_account", "issuer_contains", "issued_before", "key_type",
+                  "name_pattern", "tag", "deadline", "revoke_old", "revocation_reason"]
+        widgets = {
+            "issued_before": forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                 format="%Y-%m-%dT%H:%M"),
+            "deadline": forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                            format="%Y-%m-%dT%H:%M"),
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        self.fields["ca_account"].queryset = CAAccount.objects.filter(organization=organization)
+        self.fields["key_type"].required = False

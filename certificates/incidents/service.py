@@ -283,6 +283,10 @@ class Progress:
     last_replaced_at: datetime.datetime | None
 
     @property
+    def seconds_left(self) -> float:
+        return self.time_left.total_seconds()
+
+    @property
     def remaining(self) -> int:
         return self.total - self.replaced
 

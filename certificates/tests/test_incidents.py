@@ -258,3 +258,72 @@ def test_a_certificate_replaced_and_served_counts_and_its_old_version_is_revoked
     assert rows[0][1] == cert.common_name and rows[0][4] == new.serial_hex
     assert rows[0][5] and not rows[0][6]
     assert CertificateVersion.objects.get(pk=item.old_version_id).revoked_at is None
+
+
+def test_an_administrator_previews_starts_and_pauses_an_incident_in_the_browser(
+    organization, fleet, admin, operator, client, enqueued
+):
+    from django.urls import reverse
+
+    from accounts.tests.factors import reauthenticate
+
+    troubled = fleet["mail.example.test"].ca_account
+    form = {"name": "CA bug", "ca_account": troubled.pk, "tag": "shop", "key_type": "",
+            "deadline": (timezone.localtime() + HOUR).strftime("%Y-%m-%dT%H:%M"),
+            "revoke_old": "on", "revocation_reason": "4"}
+    client.force_login(operator)
+    assert client.get(reverse("certificates:incident_create")).status_code == 403
+    client.force_login(admin)
+    shown = client.post(reverse("certificates:incident_create"), {**form, "preview": "1"})
+    page = shown.content.decode()
+    assert "2 certificates would be replaced" in page and "web1 (2)" in page
+    assert "incident-start" in page and not Incident.objects.exists()
+
+    asked = client.post(reverse("certificates:incident_create"), {**form, "start": "1"})
+    assert asked.status_code == 302 and "reauthenticate" in asked["Location"]
+    reauthenticate(client, admin)
+    started = client.post(reverse("certificates:incident_create"), {**form, "start": "1"})
+    incident = Incident.objects.get()
+    assert started["Location"] == reverse("certificates:incident", args=[incident.pk])
+    detail = client.get(started["Location"]).content.decode()
+    assert 'id="incident-in-progress">2<' in detail and 'http-equiv="refresh"' in detail
+    client.post(reverse("certificates:incident_pause", args=[incident.pk]))
+    assert Incident.objects.get().status == "paused"
+    client.post(reverse("certificates:incident_resume", args=[incident.pk]))
+    assert Incident.objects.get().status == "running"
+    listing = client.get(reverse("certificates:incidents")).content.decode()
+    assert "CA bug" in listing
+
+
+def test_the_api_previews_starts_follows_and_reports_an_incident(
+    organization, fleet, admin, operator, enqueued
+):
+    from api.tests.conftest import client_for, make_token
+
+    body = {"organization": organization.pk, "tag": "shop",
+            "ca_account": fleet["mail.example.test"].ca_account_id}
+    as_operator = client_for(make_token(operator)[1])
+    assert as_operator.post("/api/v1/incidents/preview/", body,
+                            format="json").status_code == 400  # not their organisation to act
+    api = client_for(make_token(admin)[1])
+    shown = api.post("/api/v1/incidents/preview/", body, format="json").json()
+    assert shown["count"] == 2 and shown["can_pay"] is True
+    assert shown["hosts"] == [{"host": "web1", "certificates": 2}]
+
+    deadline = (timezone.now() + HOUR).isoformat()
+    made = api.post("/api/v1/incidents/", {**body, "name": "CA bug", "deadline": deadline,
+                                           "revoke_old": True}, format="json")
+    assert made.status_code == 201, made.content
+    incident = made.json()
+    assert incident["progress"]["total"] == 2 and incident["reserved"] == "200.00"
+    assert api.post(f"/api/v1/incidents/{incident['id']}/pause/").json()["status"] == "paused"
+    assert api.post(f"/api/v1/incidents/{incident['id']}/pause/").status_code == 409
+    assert api.post(f"/api/v1/incidents/{incident['id']}/resume/").json()["status"] == "running"
+    report = api.get(f"/api/v1/incidents/{incident['id']}/report/")
+    assert report.status_code == 200 and report["Content-Type"].startswith("text/csv")
+    assert report.content.decode().count("\n") == 3
+    DepositEntry.objects.create(ca_account_id=body["ca_account"], kind="charge",
+                                amount=Decimal("-700"), reference="charge:earlier")
+    short = api.post("/api/v1/incidents/", {**body, "tag": "", "name": "Again",
+                                            "deadline": deadline}, format="json")
+    assert short.status_code == 409 and short.json()["errors"][0]["code"] == "deposit_short"

@@ -34,6 +34,14 @@ from .hosts import (
     host_list,
     test_connection,
 )
+from .incidents import (
+    incident_create,
+    incident_detail,
+    incident_list,
+    incident_pause,
+    incident_report,
+    incident_resume,
+)
 from .invitations import invitation_accept
 from .members import (
     invitation_revoke,
@@ -53,7 +61,9 @@ __all__ = [
     "ca_account_detail", "ca_account_list", "certificate_create", "certificate_detail",
     "certificate_edit", "certificate_list", "confirm_host_key", "dashboard", "deploy",
     "download", "download_key", "fetch_host_key", "host_create", "host_detail", "host_edit",
-    "host_list", "member_list", "member_remove", "member_role", "order_detail",
+    "host_list", "incident_create", "incident_detail", "incident_list", "incident_pause",
+    "incident_report", "incident_resume", "member_list", "member_remove", "member_role",
+    "order_detail",
     "order_list", "renew", "require_mfa", "revoke_version", "run_detail", "run_list",
     "run_steps", "set_language",
     "switch_organization", "test_connection", "top_up",

@@ -25,7 +25,10 @@ from certificates.models import (
     AuditEvent,
     CAAccount,
     Certificate,
+    CertificateVersion,
     DepositEntry,
+    Incident,
+    IncidentCertificate,
     RenewalRun,
     RenewalStep,
 )
@@ -123,6 +126,18 @@ def everything(world, organization, japanese_owner):
     AuditEvent.objects.create(organization=organization, action=AuditEvent.Action.TOP_UP,
                               subject=ca.name, user=japanese_owner,
                               params={"amount": "10000", "currency": "JPY"})
+    # An incident with a certificate that failed once, and a revoked version.
+    incident = Incident.objects.create(organization=organization, name="CA bug",
+                                       deadline=now + datetime.timedelta(hours=2),
+                                       revoke_old=True, created_by=japanese_owner)
+    IncidentCertificate.objects.create(incident=incident, certificate=failing, failures=1,
+                                       last_error="timeout", next_try_at=now)
+    IncidentCertificate.objects.create(incident=incident, certificate=cert,
+                                       old_version=world["version"], new_version=version,
+                                       replaced_at=now)
+    CertificateVersion.objects.filter(pk=world["version"].pk).update(
+        revoked_at=now, revocation_reason=4)
+    world["incident"], world["new_version"] = incident, version
     return world
 
 
@@ -141,6 +156,10 @@ def main_pages(world):
         ("certificates:ca_account_create", []), ("certificates:ca_account_edit", [ca.pk]),
         ("certificates:orders", []), ("certificates:order", [world["order"].pk]),
         ("certificates:members", []), ("certificates:audit", []),
+        ("certificates:incidents", []), ("certificates:incident_create", []),
+        ("certificates:incident", [world["incident"].pk]),
+        ("certificates:revoke_version", [cert.pk, world["version"].pk]),
+        ("certificates:revoke_version", [cert.pk, world["new_version"].pk]),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
     ]
 

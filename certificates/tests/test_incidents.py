@@ -327,3 +327,27 @@ def test_the_api_previews_starts_follows_and_reports_an_incident(
     short = api.post("/api/v1/incidents/", {**body, "tag": "", "name": "Again",
                                             "deadline": deadline}, format="json")
     assert short.status_code == 409 and short.json()["errors"][0]["code"] == "deposit_short"
+
+
+def test_on_redis_an_incidents_run_is_taken_before_routine_ones_sent_earlier(settings):
+    """Through the Redis the portal runs on (TESTBED.md): three routine renewals
+    queued, then an incident's; a worker's next message is the incident's."""
+    from kombu import Connection
+
+    with Connection("redis://127.0.0.1:6379/15") as connection:
+        queue = connection.SimpleQueue("acme")
+        queue.clear()
+        try:
+            for run_id in (1, 2, 3):
+                tasks.renew.apply_async((run_id,), connection=connection)
+            tasks.renew.apply_async((4,), connection=connection,
+                                    priority=settings.INCIDENT_TASK_PRIORITY)
+            taken = []
+            for _ in range(4):
+                message = queue.get(timeout=5)
+                taken.append(message.payload[0][0])
+                message.ack()
+        finally:
+            queue.clear()
+            queue.close()
+    assert taken == [4, 1, 2, 3]

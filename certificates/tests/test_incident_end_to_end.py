@@ -15,7 +15,7 @@ from django.utils import timezone
 from certificates import renewal
 from certificates.incidents import service
 from certificates.incidents.selection import Filter
-from certificates.models import Certificate, DepositEntry, Incident
+from certificates.models import Certificate, DepositEntry, Incident, RenewalRun
 from certificates.renewal import deposit
 from certificates.tests.factories import ca_account, http01_certificate, portal_host
 
@@ -88,3 +88,12 @@ def test_an_incident_replaces_every_chosen_certificate_and_revokes_the_old_ones(
         assert row["new_serial"] and row["new_serial"] != row["old_serial"]
     page = client.get(reverse("certificates:incident", args=[incident.pk])).content.decode()
     assert 'id="incident-done">2<' in page and 'id="incident-revoked">2<' in page
+
+    # The deposit has nothing left for three more: refused before anything is ordered.
+    assert ca.available() == 0
+    runs_before = RenewalRun.objects.count()
+    with pytest.raises(service.DepositShort):
+        service.start(organization=organization, name="Distrust", chosen=Filter(),
+                      deadline=timezone.now() + datetime.timedelta(hours=1), by=admin)
+    assert RenewalRun.objects.count() == runs_before
+    assert Incident.objects.count() == 1

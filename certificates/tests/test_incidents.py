@@ -334,13 +334,16 @@ def test_on_redis_an_incidents_run_is_taken_before_routine_ones_sent_earlier(set
     queued, then an incident's; a worker's next message is the incident's."""
     from kombu import Connection
 
-    with Connection("redis://127.0.0.1:6379/15") as connection:
-        queue = connection.SimpleQueue("acme")
+    broker = settings.CELERY_BROKER_URL
+    url = broker if broker.startswith("redis://") else "redis://127.0.0.1:6379/15"
+    private = "test-incident-priority"  # a queue of this test's own: nobody else's is touched
+    with Connection(url) as connection:
+        queue = connection.SimpleQueue(private)
         queue.clear()
         try:
             for run_id in (1, 2, 3):
-                tasks.renew.apply_async((run_id,), connection=connection)
-            tasks.renew.apply_async((4,), connection=connection,
+                tasks.renew.apply_async((run_id,), connection=connection, queue=private)
+            tasks.renew.apply_async((4,), connection=connection, queue=private,
                                     priority=settings.INCIDENT_TASK_PRIORITY)
             taken = []
             for _ in range(4):

@@ -293,6 +293,9 @@ def test_an_administrator_previews_starts_and_pauses_an_incident_in_the_browser(
     assert Incident.objects.get().status == "running"
     listing = client.get(reverse("certificates:incidents")).content.decode()
     assert "CA bug" in listing
+    audit = client.get(reverse("certificates:audit")).content.decode()
+    for label in ("Incident started", "Incident paused", "Incident resumed"):
+        assert f"<td>{label}</td>" in audit
 
 
 def test_the_api_previews_starts_follows_and_reports_an_incident(

@@ -135,5 +135,7 @@ def test_people_revoke_through_the_page_the_api_and_manage_py(
     assert "current-revoked" in detail
     listing = client.get(reverse("certificates:certificates")).content.decode()
     assert "badge bad" in listing
+    audit = client.get(reverse("certificates:audit")).content.decode()
+    assert "<td>Certificate version revoked</td>" in audit
     with pytest.raises(CommandError, match="revoked already"):
         call_command("revoke", str(served.pk))

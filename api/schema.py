@@ -26,12 +26,23 @@ ERRORS = {
 }
 
 
+# A body the parsers cannot read as its Content-Type says (a malformed multipart).
+WRITE_ERRORS = {
+    "415": _("The request body is not of a media type this operation reads, or cannot be "
+             "read as the one it says it is."),
+}
+
+
 class PortalAutoSchema(AutoSchema):
-    """Every operation documents the shared error body for 400, 401, 403, 404, 429."""
+    """Every operation documents the shared error body for 400, 401, 403, 404, 429,
+    and those that take a body for 415."""
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)
-        for code, description in ERRORS.items():
+        errors = dict(ERRORS)
+        if self.method in ("POST", "PUT", "PATCH"):
+            errors.update(WRITE_ERRORS)
+        for code, description in errors.items():
             if code not in responses:
                 response = self._get_response_for_code(
                     ErrorSerializer, code, media_types=("application/json",), direction=direction)

@@ -1,6 +1,7 @@
 """What the API shows and accepts. Secrets (private keys, the SSH login key, TSIG
 and EAB secrets) are write-only or absent: they never leave the portal here."""
 
+import datetime
 from copy import copy
 from decimal import Decimal
 
@@ -196,13 +197,16 @@ class CertificateSerializer(PortalModelSerializer):
         max_length=100,
         help_text=_("DNS-01: ids of the DNS credentials that write the names' TXT records."))
     days_left = serializers.SerializerMethodField()
+    current_version_revoked_at = serializers.SerializerMethodField(
+        help_text=_("When the current version was revoked at its CA; null if it was not."))
 
     class Meta:
         model = Certificate
         fields = [
             "id", "organization", "ca_account", "common_name", "sans", "key_type", "challenge",
-            "dns_credentials", "auto_renew", "separate_certificate", "hosts", "current_version",
-            "expires_at", "days_left", "renew_after",
+            "dns_credentials", "auto_renew", "separate_certificate", "tags", "hosts",
+            "current_version", "expires_at", "days_left", "current_version_revoked_at",
+            "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
             "fallback_ca_account", "profile", "moved_from_ca_account", "ca_switch_reason",
             "ca_switched_at",
@@ -221,6 +225,14 @@ class CertificateSerializer(PortalModelSerializer):
 
     def get_days_left(self, obj) -> int | None:
         return obj.days_left()
+
+    def get_current_version_revoked_at(self, obj) -> datetime.datetime | None:
+        if hasattr(obj, "current_revoked_at"):  # annotated by the viewset's queryset
+            return obj.current_revoked_at
+        if obj.current_version_id is None:
+            return None
+        return CertificateVersion.objects.filter(pk=obj.current_version_id).values_list(
+            "revoked_at", flat=True).first()
 
     def prepare_instance(self, instance, attrs):
         self._prepare_credentials(instance, attrs)
@@ -297,7 +309,8 @@ class VersionSerializer(serializers.ModelSerializer):
     class Meta:
         model = CertificateVersion
         fields = ["id", "certificate", "serial", "not_before", "not_after",
-                  "fingerprint_sha256", "issuer", "created_at"]
+                  "fingerprint_sha256", "issuer", "created_at", "revoked_at",
+                  "revocation_reason"]
 
 
 class AgentStateSerializer(serializers.Serializer):

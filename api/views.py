@@ -2,7 +2,7 @@
 object of another organisation is a 404; the role each action needs is in `roles`."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import DecimalField, Prefetch, Sum, Value
+from django.db.models import DecimalField, F, Prefetch, Sum, Value
 from django.db.models.functions import Coalesce
 from django.http import HttpResponse
 from django.utils.translation import gettext_lazy as _
@@ -45,6 +45,7 @@ from . import serializers as s
 from .agent_host_actions import AgentHostActions
 from .authentication import TokenAuthentication
 from .ca_check_views import CACheckActions
+from .certificate_revocation_views import RevocationActions
 from .dns_chain_actions import DNSChainActions
 from .errors import BadGateway, Conflict, exception_handler
 from .permissions import RoleForAction, TokenScope
@@ -151,7 +152,7 @@ class Audited:
 CERTIFICATE_ROLES = {"create": Role.OPERATOR, "update": Role.OPERATOR,
                      "partial_update": Role.OPERATOR, "destroy": Role.ADMIN,
                      "renew": Role.OPERATOR, "deploy": Role.OPERATOR,
-                     "acme_dns": Role.OPERATOR}
+                     "acme_dns": Role.OPERATOR, "revoke": Role.ADMIN}
 PEM_RESPONSES = {
     (200, PEM_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description=_("PEM text")),
     409: OpenApiResponse(ErrorSerializer, description=_("No such issued version.")),
@@ -165,9 +166,9 @@ CONFLICT = OpenApiResponse(ErrorSerializer, description=_(
                        summary=_("Certificates of your organisations")),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
-class CertificateViewSet(Audited, DNSChainActions, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                         mixins.CreateModelMixin, mixins.UpdateModelMixin,
-                         mixins.DestroyModelMixin, PortalViewSet):
+class CertificateViewSet(Audited, DNSChainActions, RevocationActions, mixins.ListModelMixin,
+                         mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                         mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
     model = Certificate
     serializer_class = s.CertificateSerializer
     filter_class = filters.CertificateFilters
@@ -176,7 +177,8 @@ class CertificateViewSet(Audited, DNSChainActions, mixins.ListModelMixin, mixins
                AuditEvent.Action.CERTIFICATE_DELETED)
 
     def base_queryset(self):
-        return Certificate.objects.prefetch_related(
+        return Certificate.objects.annotate(
+            current_revoked_at=F("current_version__revoked_at")).prefetch_related(
             "dns_credentials",
             Prefetch("deployments", queryset=Deployment.objects.only("id", "host_id",
                                                                       "certificate_id")))

@@ -15,7 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .formatting import amount_step, check_minor_units
-from .models import CAAccount, Certificate, Deployment, DNSCredential, TargetHost
+from .models import CAAccount, Certificate, Deployment, DNSCredential, Incident, TargetHost
 from .models.endpoints import stale_secret_errors
 from .models.hosts import SSH_REQUIRED
 
@@ -92,7 +92,7 @@ class CertificateForm(forms.ModelForm):
         model = Certificate
         fields = ["common_name", "sans", "ca_account", "key_type", "challenge",
                   "dns_credentials", "auto_renew", "key_on_host", "separate_certificate",
-                  "hosts", "fallback_ca_account", "profile"]
+                  "hosts", "fallback_ca_account", "profile", "tags"]
         widgets = {"common_name": forms.TextInput(attrs={"spellcheck": "false",
                                                          "autocapitalize": "none"})}
 
@@ -298,3 +298,25 @@ class NewAccountForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = get_user_model()
         fields = ("username",)
+
+
+class IncidentForm(forms.ModelForm):
+    """What an incident replaces (the filter), by when, and whether the old
+    versions are revoked once their replacements are served."""
+
+    class Meta:
+        model = Incident
+        fields = ["name", "ca_account", "issuer_contains", "issued_before", "key_type",
+                  "name_pattern", "tag", "deadline", "revoke_old", "revocation_reason"]
+        widgets = {
+            "issued_before": forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                                 format="%Y-%m-%dT%H:%M"),
+            "deadline": forms.DateTimeInput(attrs={"type": "datetime-local"},
+                                            format="%Y-%m-%dT%H:%M"),
+        }
+
+    def __init__(self, *args, organization, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.organization = organization
+        self.fields["ca_account"].queryset = CAAccount.objects.filter(organization=organization)
+        self.fields["key_type"].required = False

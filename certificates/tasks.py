@@ -34,7 +34,10 @@ def heartbeat() -> None:
 @shared_task(name="certificates.scan", ignore_result=True)
 def scan_due_renewals() -> None:
     from . import renewal  # noqa: PLC0415
+    from .incidents import service as incidents  # noqa: PLC0415
 
+    # Incidents first: their retries open before routine runs take the certificates.
+    incidents.advance_all()
     renewal.scan()
 
 
@@ -111,6 +114,16 @@ def conclude_runs(run_ids: list[int]) -> None:
             renewal.conclude(run_id)
         except Exception:
             logger.exception("concluding run %s failed", run_id)
+
+
+@shared_task(name="certificates.incident_item_replaced", ignore_result=True, acks_late=True,
+             **ACME_LIMITS)
+def incident_item_replaced(item_id: int) -> None:
+    """A certificate of an incident is served with its replacement: its old
+    version revoked (if the incident says so), the incident completed at the end."""
+    from .incidents import service as incidents  # noqa: PLC0415
+
+    incidents.item_replaced(item_id=item_id)
 
 
 @shared_task(name="certificates.deploy_now", ignore_result=True, acks_late=True)

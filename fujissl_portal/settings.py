@@ -309,9 +309,17 @@ CELERY_TASK_ROUTES = {
     "certificates.renew": {"queue": "acme"},
     "certificates.deploy_run": {"queue": "deploy"},
     "certificates.deploy_now": {"queue": "deploy"},
+    # Revoking an incident's old version talks to the CA.
+    "certificates.incident_item_replaced": {"queue": "acme"},
     # Concluding a run (alerts, e-mail, webhooks) needs no host: the default queue.
 }
 CELERY_WORKER_QUEUES = "celery,acme,deploy"  # what `make run`'s single worker serves
+# An incident's runs go before routine ones: on Redis a worker takes the
+# messages of a lower priority number first, from every queue it serves
+# (kombu's priority lists), so routine tasks get a lower one by default. The
+# file-system broker of development ignores priorities.
+CELERY_TASK_DEFAULT_PRIORITY = 6
+INCIDENT_TASK_PRIORITY = 0
 # A running or deploying run is held for this long, and its worker renews the
 # hold every third of it while it lives (certificates/renewal/lifecycle.py): a run whose
 # worker was killed is taken up again about this long after, plus at most a

@@ -81,6 +81,11 @@ class Pebble:
         """The current intermediate that signs the leaves."""
         return self._management("/intermediates/0")
 
+    def cert_status(self, serial_hex: str) -> dict:
+        """What Pebble says of the certificate with this serial (hex): its
+        ``Status`` ("Valid" or "Revoked") and, once revoked, its ``Reason``."""
+        return json.loads(self._management(f"/cert-status-by-serial/{serial_hex.lower()}"))
+
 
 class PebbleFactory:
     """``factory(*, eab_keys=None, nonce_reject=0, validity_seconds=None) -> Pebble``

@@ -3,11 +3,13 @@ schemathesis in-process (bounded, derandomised): no 5xx, no response outside it.
 
 import json
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from api.models import Webhook
-from certificates.models import AgentCredential, MonitoredEndpoint, TargetHost
+from certificates.models import AgentCredential, Incident, MonitoredEndpoint, TargetHost
 
 from .conftest import make_token
 
@@ -56,7 +58,10 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "inventory/discover/", "inventory/{id}/accept/", "inventory/{id}/dismiss/",
                    "inventory/{id}/adopt/",
                    "endpoints/", "endpoints/{id}/", "endpoints/{id}/check/",
-                   "endpoints/{id}/checks/"]:
+                   "endpoints/{id}/checks/",
+                   "certificates/{id}/revoke/", "incidents/", "incidents/{id}/",
+                   "incidents/preview/", "incidents/{id}/pause/", "incidents/{id}/resume/",
+                   "incidents/{id}/report/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():
@@ -109,7 +114,10 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
                     secret="s" * 20, events=["deposit.low"]).pk,
                 "invitations": invitations.invite(
                     organization=organization, email="new@example.test", role="viewer",
-                    by=owner, language="en")[0].pk}
+                    by=owner, language="en")[0].pk,
+                "incidents": Incident.objects.create(
+                    organization=organization, name="CA bug",
+                    deadline=timezone.now() + timedelta(hours=1)).pk}
     _token, raw = make_token(owner)
     headers = {"Authorization": f"Bearer {raw}"}
     # The agent protocol's endpoints, with an agent's own credential.

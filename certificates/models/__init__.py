@@ -3,10 +3,18 @@
 from .agents import AgentChallenge, AgentCredential, AgentEnrolment, AgentState
 from .audit import AuditEvent
 from .ca import CAAccount, DepositEntry, Reservation
-from .certificate import CASwitch, Certificate, CertificateVersion, Challenge, KeyType
+from .certificate import (
+    CASwitch,
+    Certificate,
+    CertificateVersion,
+    Challenge,
+    KeyType,
+    RevocationReason,
+)
 from .channels import NotificationChannel
 from .dns import DNSCredential, DNSKind
 from .hosts import Deployment, DeployRequest, TargetHost
+from .incidents import Incident, IncidentCertificate
 from .inventory import EndpointCheck, InventoryCertificate, MonitoredEndpoint, Source
 from .orders import Order
 from .runs import Heartbeat, Notification, RenewalRun, RenewalStep
@@ -29,6 +37,8 @@ __all__ = [
     "DepositEntry",
     "EndpointCheck",
     "Heartbeat",
+    "Incident",
+    "IncidentCertificate",
     "InventoryCertificate",
     "KeyType",
     "MonitoredEndpoint",
@@ -38,6 +48,7 @@ __all__ = [
     "RenewalRun",
     "RenewalStep",
     "Reservation",
+    "RevocationReason",
     "Source",
     "TargetHost",
 ]

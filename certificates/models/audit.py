@@ -66,6 +66,11 @@ class AuditEvent(models.Model):
         CERTIFICATES_IMPORTED = "certificates_imported", _("Certificates imported")
         CERTIFICATE_ADOPTED = "certificate_adopted", _("Certificate adopted")
         INVENTORY_DISMISSED = "inventory_dismissed", _("Unmanaged certificate removed")
+        CERTIFICATE_REVOKED = "certificate_revoked", _("Certificate version revoked")
+        # Incidents
+        INCIDENT_STARTED = "incident_started", _("Incident started")
+        INCIDENT_PAUSED = "incident_paused", _("Incident paused")
+        INCIDENT_RESUMED = "incident_resumed", _("Incident resumed")
         # The API
         TOKEN_CREATED = "token_created", _("API token created")
         TOKEN_REVOKED = "token_revoked", _("API token revoked")

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -15,6 +16,11 @@ from fujissl_portal.encryption import EncryptedTextField
 
 from .. import validators
 from .ca import ca_option_errors
+
+
+def normalize_tags(value: str) -> str:
+    """Lower case, one space between, each once, in the order first given."""
+    return " ".join(dict.fromkeys(value.lower().replace(",", " ").split()))[:200]
 
 
 class KeyType(models.TextChoices):
@@ -123,6 +129,11 @@ class Certificate(models.Model):
         "certificates.TargetHost", through="certificates.Deployment",
         related_name="certificates", blank=True, verbose_name=_("target hosts"),
     )
+    # Words to group certificates by (incidents choose by them), separated by
+    # spaces, lower case: "shop eu-west".
+    tags = models.CharField(_("tags"), max_length=200, blank=True,
+                            help_text=_("Words separated by spaces, to group certificates by "
+                                        "(an incident can choose by tag)."))
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -161,6 +172,7 @@ class Certificate(models.Model):
     chosen_dns_credentials = None
 
     def clean(self):
+        self.tags = normalize_tags(self.tags)
         errors = self._name_errors()
         if self.challenge == Challenge.DNS_01:
             errors.update(self._dns01_errors())
@@ -291,8 +303,23 @@ def _openssl_hex(digits: str) -> str:
     return digits.zfill(len(digits) + len(digits) % 2)
 
 
+class RevocationReason(models.IntegerChoices):
+    """RFC 5280 section 5.3.1 reason codes that an ACME client may send (RFC 8555
+    section 7.6); Let's Encrypt accepts these five."""
+
+    UNSPECIFIED = 0, _("Unspecified")
+    KEY_COMPROMISE = 1, _("Key compromise")
+    AFFILIATION_CHANGED = 3, _("Affiliation changed")
+    SUPERSEDED = 4, _("Superseded")
+    CESSATION_OF_OPERATION = 5, _("Cessation of operation")
+
+
 class CertificateVersion(models.Model):
     """One issuance: the chain, its private key (encrypted) and what identifies it."""
+
+    class SignedBy(models.TextChoices):
+        ACCOUNT = "account", _("the CA account's key")
+        CERTIFICATE = "certificate", _("the certificate's own key")
 
     certificate = models.ForeignKey(
         Certificate, on_delete=models.CASCADE, related_name="versions",
@@ -307,6 +334,16 @@ class CertificateVersion(models.Model):
     issuer = models.CharField(_("issuer"), max_length=500)
     acme_order_url = models.URLField(_("ACME order URL"), max_length=500, blank=True)
     created_at = models.DateTimeField(_("issued"), auto_now_add=True)
+    # Set once the CA accepted the revocation (renewal/revocation.py); never cleared.
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    revocation_reason = models.PositiveSmallIntegerField(
+        _("revocation reason"), null=True, blank=True, choices=RevocationReason.choices)
+    revoked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+", verbose_name=_("revoked by"),
+    )
+    revocation_signed_by = models.CharField(_("revocation signed with"), max_length=12,
+                                            blank=True, choices=SignedBy.choices)
 
     tenant_path = "certificate__organization"
 
@@ -364,3 +401,7 @@ class CertificateVersion(models.Model):
 
     def lifetime(self) -> timedelta:
         return self.not_after - self.not_before
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None

@@ -30,6 +30,7 @@ class RenewalRun(models.Model):
         SCHEDULE = "schedule", _("Schedule")
         MANUAL = "manual", _("Manual")
         API = "api", _("API")
+        INCIDENT = "incident", _("Incident")
 
     class Intent(models.TextChoices):
         # What the run is for, kept on the run so that a retry does the same.
@@ -109,6 +110,9 @@ class RenewalRun(models.Model):
     # theirs): a worker starting on that host takes over the runs of its dead ones.
     held_by = models.CharField(_("held by"), max_length=80, blank=True)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    # The incident that opened the run (certificates/incidents/), if any.
+    incident = models.ForeignKey("certificates.Incident", on_delete=models.SET_NULL, null=True,
+                                 blank=True, related_name="runs", verbose_name=_("incident"))
 
     tenant_path = "certificate__organization"
 

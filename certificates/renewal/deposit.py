@@ -86,6 +86,31 @@ def reserve(*, run: RenewalRun) -> Decimal:
     return Decimal("0")
 
 
+def lock_for_many(counts: dict[int, int]) -> tuple[dict[int, Decimal], dict[str, Decimal]]:
+    """For many runs reserved at once ({CA account id: how many}; an incident):
+    the accounts locked as ``reserve`` locks one, until the caller's transaction
+    ends. Returns each account's price (0 when free) and, by account name, what
+    is missing to pay for them all (empty when every account can)."""
+    prices: dict[int, Decimal] = {}
+    missing: dict[str, Decimal] = {}
+    for account in CAAccount.objects.select_for_update().filter(pk__in=counts).order_by("pk"):
+        prices[account.pk] = account.price if account.is_priced() else Decimal("0")
+        short = prices[account.pk] * counts[account.pk] - account.available()
+        if prices[account.pk] > 0 and short > 0:
+            missing[account.name] = short
+    return prices, missing
+
+
+def reserve_runs(runs: list[tuple[RenewalRun, int]], prices: dict[int, Decimal]) -> Decimal:
+    """Holds the price of each (run, CA account id), inside the transaction of
+    ``lock_for_many`` that found the money there; returns the total held. Each
+    run then finds its reservation, as a run taken up again does."""
+    held = [Reservation(ca_account_id=account_id, run_id=run.pk, amount=prices[account_id])
+            for run, account_id in runs if prices.get(account_id, Decimal("0")) > 0]
+    Reservation.objects.bulk_create(held, batch_size=1000)
+    return sum((r.amount for r in held), Decimal("0"))
+
+
 def charge_for_version(*, version: CertificateVersion,
                        run: RenewalRun | None = None) -> tuple[DepositEntry | None, bool]:
     """Charges for an issued version, once, whatever retries: the price the run

@@ -44,7 +44,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from certificates.hosts import leases
-from certificates.models import Certificate, DeployRequest, RenewalRun, TargetHost
+from certificates.models import Certificate, DeployRequest, Incident, RenewalRun, TargetHost
 from certificates.renewal import policy
 
 logger = logging.getLogger(__name__)
@@ -114,6 +114,11 @@ def open_runs(intents: dict[int, str], *, trigger: str) -> list[RenewalRun]:
 # -- a worker's hold on a run -----------------------------------------------------------
 
 
+# The run belongs to a paused incident: nobody takes it up until it resumes.
+_paused_incident = Incident.objects.filter(pk=OuterRef("incident_id"),
+                                           status=Incident.Status.PAUSED)
+
+
 def claim(run_id: int, *, now: datetime.datetime | None = None,
           holder: str = "") -> RenewalRun | None:
     """Queued (or running with its lease run out, when a lost message comes back)
@@ -126,9 +131,10 @@ def claim(run_id: int, *, now: datetime.datetime | None = None,
     length = policy.run_lease(expires_at, now)
     taken = RenewalRun.objects.filter(pk=run_id).filter(
         Q(status=Status.QUEUED) | Q(status=Status.RUNNING, lease_until__lt=now)
-    ).update(status=Status.RUNNING, started_at=Coalesce("started_at", now),
-             lease_until=now + length, lease_seconds=math.ceil(length.total_seconds()),
-             held_by=holder or leases.process_owner(), attempts=F("attempts") + 1)
+    ).exclude(Exists(_paused_incident)).update(
+        status=Status.RUNNING, started_at=Coalesce("started_at", now),
+        lease_until=now + length, lease_seconds=math.ceil(length.total_seconds()),
+        held_by=holder or leases.process_owner(), attempts=F("attempts") + 1)
     if not taken:
         return None
     return RenewalRun.objects.select_related("certificate__ca_account").get(pk=run_id)
@@ -215,7 +221,8 @@ def requeue_lost(*, now: datetime.datetime | None = None) -> list[int]:
     now = now or timezone.now()
     lost = RenewalRun.objects.filter(status__in=(Status.QUEUED, Status.RUNNING)).filter(
         Q(lease_until__lt=now)
-        | Q(lease_until__isnull=True, created_at__lt=now - queue_lease()))
+        | Q(lease_until__isnull=True, created_at__lt=now - queue_lease())).exclude(
+        Q(status=Status.QUEUED) & Exists(_paused_incident))  # resuming enqueues those
     requeued: list[int] = []
     for run_id, lease_until, expires_at in lost.values_list(
             "pk", "lease_until", "certificate__expires_at"):

@@ -25,6 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,6 +34,7 @@ from django.utils.translation import gettext as _
 from certificates import alerts, tasks
 from certificates.hosts import deployment
 from certificates.hosts.deployment import NothingToDeploy, Outcome, outcome_of
+from certificates.incidents import outcomes as incident_outcomes
 from certificates.models import (
     Certificate,
     Deployment,
@@ -142,7 +144,11 @@ def _start_deploying(run: RenewalRun, inline: bool) -> RenewalRun | None:
         return conclude(run.pk)
     if inline:
         return _deploy_here(run)
-    transaction.on_commit(lambda: tasks.deploy_run.delay(run.pk))
+    if run.incident_id:  # ahead of routine deployments, as its issuance was
+        urgent = settings.INCIDENT_TASK_PRIORITY
+        transaction.on_commit(lambda: tasks.deploy_run.apply_async((run.pk,), priority=urgent))
+    else:
+        transaction.on_commit(lambda: tasks.deploy_run.delay(run.pk))
     return run
 
 
@@ -259,9 +265,12 @@ def succeed(run: RenewalRun, certificate: Certificate | None = None) -> RenewalR
     with transaction.atomic():
         if not lifecycle.finish(run, RenewalRun.Status.SUCCEEDED):
             return run
-        if not _hosts_not_serving(certificate):
+        served = not _hosts_not_serving(certificate)
+        if served:
             Certificate.objects.filter(pk=certificate.pk).update(
                 failure_count=0, next_attempt_at=None, held_for_deposit=False)
+        if run.incident_id:
+            incident_outcomes.succeeded(run, certificate, served=served)
         Order.objects.filter(certificate_id=certificate.pk, status=Order.Status.ISSUED,
                              activated_at__isnull=True).update(status=Order.Status.ACTIVE,
                                                                activated_at=now)
@@ -306,6 +315,9 @@ def fail(run: RenewalRun, exc: PortalError, *, cause: str = "") -> RenewalRun:
         next_attempt = now + delay
         if run.retry_after and run.retry_after > next_attempt:
             next_attempt = run.retry_after
+        if run.incident_id:  # the backoff shortened to fit the incident's deadline
+            next_attempt = incident_outcomes.failed(
+                run, step=backoff(certificate.failure_count), now=now) or next_attempt
         Certificate.objects.filter(pk=certificate.pk).update(next_attempt_at=next_attempt)
         DeployRequest.objects.filter(run=run).delete()
         deposit.close_reservation(run=run)

@@ -325,6 +325,21 @@ class CA:
             explanation_url=response.json().get("explanationURL", ""),
         )
 
+    # -- revocation (RFC 8555 section 7.6) ------------------------------------
+
+    def revoke(self, certificate_pem: str, reason: int) -> None:
+        """Revokes the certificate, the request signed by the account key (the
+        account must have been the one that ordered it, or hold valid
+        authorizations for its names). No re-registration when the CA has
+        forgotten the account: a new account could not revoke it anyway, and
+        the caller may then sign with the certificate's own key instead."""
+        cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+        if not self.account_url:
+            raise AcmeError(_("The CA account is not registered: it cannot revoke."),
+                            transient=False)
+        with self._errors():
+            self._client.revoke(cert, reason)
+
     # -- errors ----------------------------------------------------------------
 
     def _errors(self) -> AbstractContextManager[None]:
@@ -387,6 +402,24 @@ def _retry_after(network: Network) -> datetime.datetime | None:
     response = network.last_response
     seconds = retry_after_seconds(response) if response is not None else None
     return timezone.now() + datetime.timedelta(seconds=seconds) if seconds is not None else None
+
+
+def revoke_with_certificate_key(*, directory_url: str, certificate_pem: str, key_pem: str,
+                                reason: int, verify: bool | str = True,
+                                timeout: int | float = 30) -> None:
+    """Revokes a certificate with a request signed by its own private key (the
+    JWS carries that key as ``jwk``, no account): for when the account that
+    ordered it is gone. RFC 8555 section 7.6 allows either signer."""
+    if not directory_url.lower().startswith("https://"):
+        raise AcmeError(_("The CA's directory URL must start with https://."),
+                        transient=False)
+    jwk, alg = _jwk_and_alg(key_pem)
+    network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT, timeout=timeout)
+    network.read_environment_once(directory_url)
+    cert = x509.load_pem_x509_certificate(certificate_pem.encode())
+    with _errors_of(network):
+        directory = client.ClientV2.get_directory(directory_url, network)
+        Client(directory, network).revoke(cert, reason)
 
 
 # -- clients kept between issuances ---------------------------------------------------

@@ -31,8 +31,12 @@ from certificates.tests.pki import self_signed, ssh_keypair
 
 pytestmark = pytest.mark.django_db
 
-# Recorded by parts of the portal not exercised here (sign-in factors, forced renewal).
-ELSEWHERE = {AuditEvent.Action.MFA_CHANGED, AuditEvent.Action.RENEWAL_FORCED}
+# Recorded by parts of the portal not exercised here: sign-in factors, forced
+# renewal, revocation (it needs a CA: test_revocation.py checks its entry) and
+# incidents (test_incidents.py checks theirs).
+ELSEWHERE = {AuditEvent.Action.MFA_CHANGED, AuditEvent.Action.RENEWAL_FORCED,
+             AuditEvent.Action.CERTIFICATE_REVOKED, AuditEvent.Action.INCIDENT_STARTED,
+             AuditEvent.Action.INCIDENT_PAUSED, AuditEvent.Action.INCIDENT_RESUMED}
 # Moving certificates to a fallback CA: certificates/tests/test_ca_fallback.py.
 ELSEWHERE |= {AuditEvent.Action.CA_MOVED_AWAY, AuditEvent.Action.CA_FALLBACK_USED}
 

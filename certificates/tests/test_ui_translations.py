@@ -27,8 +27,11 @@ from certificates.models import (
     AuditEvent,
     CAAccount,
     Certificate,
+    CertificateVersion,
     DepositEntry,
     EndpointCheck,
+    Incident,
+    IncidentCertificate,
     InventoryCertificate,
     MonitoredEndpoint,
     NotificationChannel,
@@ -151,6 +154,18 @@ def everything(world, organization, japanese_owner):
     EndpointCheck.objects.create(endpoint=endpoint, result="problem", changed=True,
                                  fingerprint_sha256="ab" * 32, problems=problems)
     world["unmanaged"], world["endpoint"] = rows[0], endpoint
+    # An incident with a certificate that failed once, and a revoked version.
+    incident = Incident.objects.create(organization=organization, name="CA bug",
+                                       deadline=now + datetime.timedelta(hours=2),
+                                       revoke_old=True, created_by=japanese_owner)
+    IncidentCertificate.objects.create(incident=incident, certificate=failing, failures=1,
+                                       last_error="timeout", next_try_at=now)
+    IncidentCertificate.objects.create(incident=incident, certificate=cert,
+                                       old_version=world["version"], new_version=version,
+                                       replaced_at=now)
+    CertificateVersion.objects.filter(pk=world["version"].pk).update(
+        revoked_at=now, revocation_reason=4)
+    world["incident"], world["new_version"] = incident, version
     return {**world, "agent": agent}
 
 
@@ -173,6 +188,10 @@ def main_pages(world):
         ("certificates:profile", []), ("certificates:webhooks", []),
         ("certificates:webhook_create", []),
         ("certificates:agent_host_create", []), ("certificates:host", [world["agent"].pk]),
+        ("certificates:incidents", []), ("certificates:incident_create", []),
+        ("certificates:incident", [world["incident"].pk]),
+        ("certificates:revoke_version", [cert.pk, world["version"].pk]),
+        ("certificates:revoke_version", [cert.pk, world["new_version"].pk]),
         ("password_change", []), ("mfa_index", []), ("api:tokens", []),
         ("certificates:inventory", []), ("certificates:inventory_import", []),
         ("certificates:inventory_certificate", [world["unmanaged"].pk]),

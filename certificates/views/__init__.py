@@ -46,6 +46,14 @@ from .hosts import (
     host_list,
     test_connection,
 )
+from .incidents import (
+    incident_create,
+    incident_detail,
+    incident_list,
+    incident_pause,
+    incident_report,
+    incident_resume,
+)
 from .inventory import (
     inventory_adopt,
     inventory_detail,
@@ -63,6 +71,7 @@ from .members import (
     member_role,
     require_mfa,
 )
+from .revocation import revoke_version
 from .runs import run_detail, run_list, run_steps
 from .webhooks import webhook_create, webhook_delete, webhook_edit, webhook_list
 
@@ -75,11 +84,13 @@ __all__ = [
     "discovery_page", "discovery_review", "dns_credential_create", "dns_credential_edit",
     "dns_credential_list", "dns_credential_test", "download", "download_key", "endpoint_check",
     "endpoint_detail", "endpoint_list", "endpoint_stop", "fetch_host_key", "host_create",
-    "host_detail", "host_edit", "host_list", "inventory_adopt", "inventory_detail",
-    "inventory_export", "inventory_import", "inventory_list", "inventory_remove",
-    "invitation_accept", "invitation_revoke", "make_enrolment_code", "member_invite",
-    "member_list", "member_remove", "member_role", "order_detail", "order_list", "profile",
-    "renew", "require_mfa", "revoke_agent", "run_detail", "run_list", "run_steps",
-    "set_language", "switch_organization", "test_connection", "top_up", "webhook_create",
-    "webhook_delete", "webhook_edit", "webhook_list",
+    "host_detail", "host_edit", "host_list", "incident_create", "incident_detail",
+    "incident_list", "incident_pause", "incident_report", "incident_resume", "inventory_adopt",
+    "inventory_detail", "inventory_export", "inventory_import", "inventory_list",
+    "inventory_remove", "invitation_accept", "invitation_revoke", "make_enrolment_code",
+    "member_invite", "member_list", "member_remove", "member_role", "order_detail",
+    "order_list", "profile", "renew", "require_mfa", "revoke_agent", "revoke_version",
+    "run_detail", "run_list", "run_steps", "set_language", "switch_organization",
+    "test_connection", "top_up", "webhook_create", "webhook_delete", "webhook_edit",
+    "webhook_list",
 ]

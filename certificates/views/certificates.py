@@ -84,7 +84,8 @@ def filtered_certificates(request, now):
 def certificate_list(request):
     now = timezone.now()
     certificates, sort = filtered_certificates(request, now)
-    page = paginate(request, certificates.select_related("ca_account"))
+    page = paginate(request, certificates.select_related("ca_account").annotate(
+        current_revoked_at=F("current_version__revoked_at")))
     organization = request.organization
     hosts = TargetHost.objects.filter(organization=organization)
     # The host filter is typed, not chosen from a list of every host (a fleet of

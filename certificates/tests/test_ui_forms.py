@@ -102,6 +102,21 @@ def test_editing_a_dns01_certificate_keeps_or_changes_its_credentials(client, wo
     assert cert.key_type == "rsa-2048" and not cert.deployments.exists()
 
 
+def test_the_edit_form_shows_the_tags_and_an_edit_keeps_them(client, world, owner):
+    cert = world["certificate"]
+    type(cert).objects.filter(pk=cert.pk).update(tags="prod web")
+    client.force_login(owner)
+    page = client.get(reverse("certificates:certificate_edit", args=[cert.pk]))
+    form = page.context["form"]
+    assert 'name="tags"' in page.content.decode() and form["tags"].value() == "prod web"
+    data = {name: form[name].value() for name in form.fields
+            if form[name].value() not in (None, "")}
+    data["sans"] = "\n".join(cert.sans)
+    client.post(reverse("certificates:certificate_edit", args=[cert.pk]), data)
+    cert.refresh_from_db()
+    assert cert.tags == "prod web"
+
+
 # -- CA accounts and deposits ------------------------------------------------------
 
 

@@ -309,7 +309,7 @@ class Notification(models.Model):
         related_name="+")
     kind = models.CharField(_("kind"), max_length=24, choices=Kind.choices)
     # What exactly happened ("first failure", "14 days left"...), for de-duplication.
-    event = models.CharField(_("event"), max_length=64, blank=True)
+    event = models.CharField(_("event"), max_length=120, blank=True)
     recipient = models.EmailField(_("recipient"))
     language = models.CharField(_("language"), max_length=8, default="ja")
     subject = models.CharField(_("subject"), max_length=300)

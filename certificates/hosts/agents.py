@@ -200,14 +200,16 @@ def check_in(agent: Agent, report: dict[str, Any], *, wait: float = 0) -> Work:
     case) this is one query, and a write only when something changed."""
     _record_state(agent, report)
     deadline = time.monotonic() + max(0.0, min(wait, settings.AGENT_POLL_WAIT))
+    # The credential's query has just answered whether work waits: asking again
+    # before the first wait would cost every idle check-in a second round trip.
     known = agent.had_work
     while True:
-        if known or has_work(agent.host_id):
+        if known:
             return pending_work(agent.host_id)
-        known = False
         if time.monotonic() >= deadline:
             return Work()
         time.sleep(min(POLL_STEP_SECONDS, max(deadline - time.monotonic(), 0)))
+        known = has_work(agent.host_id)
 
 
 def _record_state(agent: Agent, report: dict[str, Any]) -> None:

@@ -5,11 +5,14 @@ answer the one deployment protocol's requests and end runs, challenge files,
 CSRs of keys made on the server, and what happens when an agent stays silent.
 The agent program itself runs against a real portal in test_agent_end_to_end."""
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -140,6 +143,43 @@ def test_a_check_in_with_nothing_to_do_records_the_agent(client, agent, token):
     state = AgentState.objects.get(host=agent)
     assert (state.version, state.mode, state.interval) == ("1.0.1", "serve", 60)
     assert state.certificates["a.example.test"]["document_root"] is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_poll_answers_as_soon_as_work_arrives(client, agent, token, certificate):
+    """The credential's query saw nothing; a run queued while the agent waits is
+    handed out in that same check-in, not at the end of the wait."""
+    def queue_a_run_later():
+        time.sleep(0.5)
+        try:
+            deploying_run(certificate)
+        finally:
+            connection.close()
+
+    later = threading.Thread(target=queue_a_run_later)
+    later.start()
+    work = call(client, token, "checkin", {"wait": 20}).json()
+    later.join()
+    assert [item["certificate"] for item in work["install"]] == ["a.example.test"]
+
+
+def test_an_agents_answers_are_never_stored_and_not_a_page(client, agent, token, certificate):
+    deploying_run(certificate)
+    response = call(client, token, "checkin")
+    assert response.json()["install"][0]["files"]["private_key"]
+    assert "no-store" in response["Cache-Control"]
+    assert response["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert not response.cookies  # no session for an agent
+
+
+def test_an_agent_is_answered_in_the_language_it_asks_for(client, agent):
+    for language, expected in (("en", "enrol the agent again"), ("ja", "エージェント")):
+        response = client.post("/agent/v1/checkin", {}, content_type="application/json",
+                               HTTP_AUTHORIZATION="Bearer fja_000000000000_nothing",
+                               HTTP_ACCEPT_LANGUAGE=language)
+        assert response.status_code == 401
+        assert expected in response.json()["error"]["message"], language
 
 
 def test_bad_check_in_fields_are_named(client, token):
@@ -311,7 +351,28 @@ def test_an_agent_silent_past_its_intervals_is_told_once(client, agent, token, a
     assert told.count() == 2
 
 
-def test_check_ins_are_rate_limited_per_host(client, token, settings):
+def redis_cache(settings) -> dict:
+    """A cache on the Redis the portal runs on (TESTBED.md), in a database of its
+    own: the throttle counts there in one round trip, not through Django's API."""
+    base = settings.REDIS_URL if settings.REDIS_URL.startswith("redis://") \
+        else "redis://127.0.0.1:6379/15"
+    return {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": base.rsplit("/", 1)[0] + "/12", "KEY_PREFIX": "test-throttle"}
+
+
+@pytest.fixture(params=["local memory", "Redis"])
+def counting_cache(request, settings):
+    if request.param == "Redis":
+        from django.core.cache import caches
+        settings.CACHES = {"default": redis_cache(settings)}
+        caches["default"].clear()
+        yield caches["default"]
+        caches["default"].clear()
+    else:
+        yield None
+
+
+def test_check_ins_are_rate_limited_per_host(client, token, settings, counting_cache):
     settings.AGENT_THROTTLE_RATE = "2/min"
     assert call(client, token, "checkin").status_code == 200
     assert call(client, token, "checkin").status_code == 200
@@ -319,6 +380,10 @@ def test_check_ins_are_rate_limited_per_host(client, token, settings):
     assert limited.status_code == 429
     assert limited.json()["error"]["code"] == "rate_limited"
     assert int(limited["Retry-After"]) > 0
+    if counting_cache is not None:  # the counter ends with its window
+        client_ = counting_cache._cache.get_client()
+        keys = client_.keys("test-throttle:*agent-throttle:host-*")
+        assert len(keys) == 1 and 0 < client_.ttl(keys[0]) <= 61
 
 
 # -- people ---------------------------------------------------------------------------

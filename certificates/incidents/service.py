@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.http import HttpRequest
@@ -75,13 +76,22 @@ def _enqueue_all(run_ids: list[int]) -> None:
 # -- starting ---------------------------------------------------------------------------
 
 
+def check_deadline(deadline: datetime.datetime, *, now: datetime.datetime | None = None) -> None:
+    """A deadline already past would start an incident late from its first
+    minute, and shorten every retry to the floor: refused, naming the field."""
+    if deadline <= (now or timezone.now()):
+        raise ValidationError({"deadline": ValidationError(
+            _("The deadline must be in the future."), code="deadline_past")})
+
+
 def start(*, organization: Organization, name: str, chosen: Filter,
           deadline: datetime.datetime, revoke_old: bool = False,
           revocation_reason: int = 4, by: User | None = None,
           request: HttpRequest | None = None) -> Incident:
     """Opens the incident and a run for each chosen certificate, the price of
     all reserved first. Raises IncidentRefused (DepositShort) with nothing
-    written."""
+    written; ValidationError naming the deadline when it is past."""
+    check_deadline(deadline)
     certificates = list(matching(organization, chosen).values_list(
         "pk", "ca_account_id", "current_version_id", "expires_at"))
     if not certificates:

@@ -14,7 +14,7 @@ from accounts.tests.factors import reauthenticate
 from api.tests.conftest import client_for, make_token
 from certificates.incidents import service
 from certificates.incidents.selection import Filter
-from certificates.models import Incident, Reservation, RenewalRun
+from certificates.models import Incident, RenewalRun, Reservation
 from certificates.renewal import deposit
 from certificates.tests import factories
 

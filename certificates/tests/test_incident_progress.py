@@ -63,7 +63,8 @@ def test_failures_are_counted_with_their_reasons_on_the_page_and_in_the_api(
     assert page.count('href="/certificates/') >= 2  # each failing certificate, linked
     assert 'id="incident-time-left"' in page and "in 1 hour" in page
 
-    body = client_for(make_token(admin)[1]).get(f"/api/v1/incidents/{incident.pk}/").json()["progress"]
+    api = client_for(make_token(admin)[1])
+    body = api.get(f"/api/v1/incidents/{incident.pk}/").json()["progress"]
     assert (body["failing"], body["in_progress"], body["remaining"]) == (2, 1, 3)
     assert body["reasons"] == [["The CA is down.", 2]]
     assert 0 < body["seconds_left"] <= 2 * 3600

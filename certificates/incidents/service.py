@@ -30,10 +30,12 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from certificates import tasks
+from certificates.formatting import format_amount
 from certificates.incidents import lifecycle, outcomes
 from certificates.incidents.selection import Filter, matching
 from certificates.models import (
     AuditEvent,
+    CAAccount,
     Certificate,
     CertificateVersion,
     Deployment,
@@ -56,11 +58,17 @@ class IncidentRefused(Exception):
 
 
 class DepositShort(IncidentRefused):
-    def __init__(self, missing: dict[str, Decimal]) -> None:
+    """``missing``: by CA account name, what its deposit lacks; ``currencies``:
+    each account's currency, to write the amounts as the pages do."""
+
+    def __init__(self, missing: dict[str, Decimal],
+                 currencies: dict[str, str] | None = None) -> None:
         self.missing = missing
+        currencies = currencies or {}
         super().__init__(_("The deposit cannot pay for every replacement; nothing was "
                            "ordered. Missing: %(missing)s.") % {"missing": ", ".join(
-                               f"{name} {amount}" for name, amount in missing.items())})
+                               f"{name} {format_amount(amount, currencies.get(name, ''))}"
+                               for name, amount in missing.items())})
 
 
 def enqueue(run_id: int) -> None:
@@ -103,7 +111,8 @@ def start(*, organization: Organization, name: str, chosen: Filter,
     with transaction.atomic():
         prices, missing = deposit.lock_for_many(counts)
         if missing:
-            raise DepositShort(missing)
+            raise DepositShort(missing, dict(CAAccount.objects.filter(pk__in=counts)
+                                             .values_list("name", "currency")))
         incident = Incident.objects.create(
             organization=organization, name=name, deadline=deadline, revoke_old=revoke_old,
             revocation_reason=revocation_reason, created_by=by, **vars(chosen))

@@ -192,7 +192,7 @@ def test_an_administrator_replaces_a_filtered_set_and_follows_it_to_the_end(
     submit_start(page, "admin")
     expect(page.locator("#incident-error")).to_have_text(
         "The deposit cannot pay for every replacement; nothing was ordered. "
-        "Missing: Pebble 100.00.")
+        "Missing: Pebble ¥100.")
     assert Incident.objects.count() == 1 and RenewalRun.objects.count() == runs_before
     assert fleet["ca"].reserved() == 0
     # The refused start answers 409, which Chromium reports; nothing else may.

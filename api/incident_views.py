@@ -71,6 +71,10 @@ class IncidentStartSerializer(IncidentFilterSerializer):
     revocation_reason = serializers.ChoiceField(choices=RevocationReason.choices,
                                                 default=RevocationReason.SUPERSEDED)
 
+    def validate(self, attrs):
+        service.check_deadline(attrs["deadline"])  # a ValidationError naming the field
+        return super().validate(attrs)
+
 
 class AccountCostSerializer(serializers.Serializer):
     ca_account = serializers.IntegerField(source="ca_account.pk")

@@ -15,6 +15,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .formatting import amount_step, check_minor_units
+from .incidents import service as incident_service
 from .models import CAAccount, Certificate, Deployment, DNSCredential, Incident, TargetHost
 from .models.endpoints import stale_secret_errors
 from .models.hosts import SSH_REQUIRED
@@ -320,3 +321,12 @@ class IncidentForm(forms.ModelForm):
         self.instance.organization = organization
         self.fields["ca_account"].queryset = CAAccount.objects.filter(organization=organization)
         self.fields["key_type"].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("deadline"):
+            try:
+                incident_service.check_deadline(cleaned["deadline"])
+            except forms.ValidationError as exc:
+                self.add_error(None, exc)  # it names the deadline
+        return cleaned

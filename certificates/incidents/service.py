@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.http import HttpRequest
@@ -29,10 +30,12 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from certificates import tasks
+from certificates.formatting import format_amount
 from certificates.incidents import lifecycle, outcomes
 from certificates.incidents.selection import Filter, matching
 from certificates.models import (
     AuditEvent,
+    CAAccount,
     Certificate,
     CertificateVersion,
     Deployment,
@@ -55,11 +58,17 @@ class IncidentRefused(Exception):
 
 
 class DepositShort(IncidentRefused):
-    def __init__(self, missing: dict[str, Decimal]) -> None:
+    """``missing``: by CA account name, what its deposit lacks; ``currencies``:
+    each account's currency, to write the amounts as the pages do."""
+
+    def __init__(self, missing: dict[str, Decimal],
+                 currencies: dict[str, str] | None = None) -> None:
         self.missing = missing
+        currencies = currencies or {}
         super().__init__(_("The deposit cannot pay for every replacement; nothing was "
                            "ordered. Missing: %(missing)s.") % {"missing": ", ".join(
-                               f"{name} {amount}" for name, amount in missing.items())})
+                               f"{name} {format_amount(amount, currencies.get(name, ''))}"
+                               for name, amount in missing.items())})
 
 
 def enqueue(run_id: int) -> None:
@@ -75,13 +84,22 @@ def _enqueue_all(run_ids: list[int]) -> None:
 # -- starting ---------------------------------------------------------------------------
 
 
+def check_deadline(deadline: datetime.datetime, *, now: datetime.datetime | None = None) -> None:
+    """A deadline already past would start an incident late from its first
+    minute, and shorten every retry to the floor: refused, naming the field."""
+    if deadline <= (now or timezone.now()):
+        raise ValidationError({"deadline": ValidationError(
+            _("The deadline must be in the future."), code="deadline_past")})
+
+
 def start(*, organization: Organization, name: str, chosen: Filter,
           deadline: datetime.datetime, revoke_old: bool = False,
           revocation_reason: int = 4, by: User | None = None,
           request: HttpRequest | None = None) -> Incident:
     """Opens the incident and a run for each chosen certificate, the price of
     all reserved first. Raises IncidentRefused (DepositShort) with nothing
-    written."""
+    written; ValidationError naming the deadline when it is past."""
+    check_deadline(deadline)
     certificates = list(matching(organization, chosen).values_list(
         "pk", "ca_account_id", "current_version_id", "expires_at"))
     if not certificates:
@@ -93,7 +111,8 @@ def start(*, organization: Organization, name: str, chosen: Filter,
     with transaction.atomic():
         prices, missing = deposit.lock_for_many(counts)
         if missing:
-            raise DepositShort(missing)
+            raise DepositShort(missing, dict(CAAccount.objects.filter(pk__in=counts)
+                                             .values_list("name", "currency")))
         incident = Incident.objects.create(
             organization=organization, name=name, deadline=deadline, revoke_old=revoke_old,
             revocation_reason=revocation_reason, created_by=by, **vars(chosen))

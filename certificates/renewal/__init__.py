@@ -4,6 +4,7 @@ certificate reaches the hosts.
     lifecycle.py   every change of a run's status, each one guarded UPDATE
     scheduling.py  finding what is due, opening runs (scheduled, a person's
                    "renew now" and "deploy now"), recovery of lost runs
+    sending.py     a run's message at its run's priority (an incident's first)
     run.py         carrying a run through: deposit, issuance, charge,
                    deployment, and its end (succeeded, failed, held)
     issuance.py    key, CSR, order, validation, finalization; challenges.py

@@ -25,7 +25,6 @@ from decimal import Decimal
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -43,7 +42,7 @@ from certificates.models import (
     Order,
     RenewalRun,
 )
-from certificates.renewal import challenges, deposit, fallback, issuance, lifecycle, policy
+from certificates.renewal import challenges, deposit, fallback, issuance, lifecycle, policy, sending
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.signals import announce
 from certificates.steps import Step, StepStatus
@@ -144,11 +143,9 @@ def _start_deploying(run: RenewalRun, inline: bool) -> RenewalRun | None:
         return conclude(run.pk)
     if inline:
         return _deploy_here(run)
-    if run.incident_id:  # ahead of routine deployments, as its issuance was
-        urgent = settings.INCIDENT_TASK_PRIORITY
-        transaction.on_commit(lambda: tasks.deploy_run.apply_async((run.pk,), priority=urgent))
-    else:
-        transaction.on_commit(lambda: tasks.deploy_run.delay(run.pk))
+    # An incident's run goes ahead of routine deployments, as its issuance did.
+    transaction.on_commit(lambda: sending.send(tasks.deploy_run, run.pk,
+                                               incident_id=run.incident_id))
     return run
 
 

@@ -31,7 +31,7 @@ from certificates.models import (
     RenewalRun,
     TargetHost,
 )
-from certificates.renewal import deposit, lifecycle
+from certificates.renewal import deposit, lifecycle, sending
 from certificates.renewal import limits as renewal_limits
 from certificates.renewal.run import execute
 
@@ -263,11 +263,11 @@ def recover_stale_runs(*, now: datetime.datetime | None = None) -> list[int]:
     requeued = lifecycle.requeue_lost(now=now)
     for run_id in requeued:
         logger.warning("renewal run %s lost its worker or message; enqueued again", run_id)
-        tasks.renew.delay(run_id)
+    sending.send_again(tasks.renew, requeued)
     redriven = lifecycle.redrive_deploying(now=now)
     for run_id in redriven:
         logger.warning("renewal run %s lost its deployment worker; drained again", run_id)
-        tasks.deploy_run.delay(run_id)
+    sending.send_again(tasks.deploy_run, redriven)
     return requeued + redriven
 
 
@@ -283,7 +283,7 @@ def take_over_from_gone_workers(*, now: datetime.datetime | None = None) -> list
     requeued = lifecycle.requeue_held_by([h for h in holders if leases.gone(h)], now=now)
     for run_id in requeued:
         logger.warning("renewal run %s was held by a worker that is gone; enqueued again", run_id)
-        tasks.renew.delay(run_id)
+    sending.send_again(tasks.renew, requeued)
     freed = leases.release_gone_owners()
     waiting = list(DeployRequest.objects.filter(
         host_id__in=freed, finished_at__isnull=True,
@@ -291,5 +291,5 @@ def take_over_from_gone_workers(*, now: datetime.datetime | None = None) -> list
     for run_id in waiting:
         logger.warning("renewal run %s waited on a host held by a worker that is gone; "
                        "drained again", run_id)
-        tasks.deploy_run.delay(run_id)
+    sending.send_again(tasks.deploy_run, waiting)
     return requeued + waiting + recover_stale_runs(now=now)

@@ -15,6 +15,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.tests.factors import reauthenticate
 from certificates import renewal
 from certificates.models import (
     AuditEvent,
@@ -176,7 +177,18 @@ def test_moving_away_from_a_ca_is_one_audited_action_for_all_its_certificates(
     page = client.get(reverse("certificates:ca_account", args=[distrusted.pk]))
     assert b"move-away-submit" in page.content
 
-    assert client.post(url).status_code == 302
+    # Without a recent sign-in, sent to re-authenticate; nothing moves.
+    asked = client.post(url)
+    assert asked.status_code == 302 and "reauthenticate" in asked["Location"]
+    assert Certificate.objects.filter(ca_account=distrusted).count() == 2
+    distrusted.refresh_from_db()
+    assert distrusted.abandoned_at is None
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.CA_MOVED_AWAY).exists()
+
+    reauthenticate(client, admin)
+    moved = client.post(url)
+    assert moved.status_code == 302
+    assert moved["Location"] == reverse("certificates:ca_account", args=[distrusted.pk])
 
     for cert, to in ((by_account, standby), (own_fallback, other)):
         cert.refresh_from_db()

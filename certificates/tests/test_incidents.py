@@ -108,7 +108,7 @@ def test_a_deposit_short_for_the_whole_incident_is_refused_before_anything_is_or
                       chosen=Filter(ca_account_id=troubled.pk),
                       deadline=timezone.now() + HOUR, by=admin)
 
-    assert "Troubled CA 150" in str(refused.value)
+    assert "Missing: Troubled CA ¥150." in str(refused.value)
     assert not Incident.objects.exists()
     assert RenewalRun.objects.filter(trigger="incident").count() == 0
     assert Reservation.objects.count() == 1 and enqueued == []

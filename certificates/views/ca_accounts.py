@@ -6,6 +6,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
+from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
 from certificates.renewal import ca_check, deposit, fallback, scheduling
 
@@ -177,9 +178,12 @@ def ca_account_test(request, pk):
 @portal_view
 def ca_account_move_away(request, pk):
     """The distrust case: every certificate of the account renews through its
-    fallback from now on; one audit entry for the whole action."""
+    fallback from now on; one audit entry for the whole action. After
+    re-authentication: it orders a replacement of every certificate at once, at
+    another CA's price, and the account is abandoned for good."""
     account = _fetch(request, pk)
     require(request, Role.ADMIN)
+    ensure_recent_authentication(request)
     result = fallback.move_away(ca_account=account, by=request.user, request=request)
     messages.success(request, _("%(moved)s certificate(s) moved to their fallback CA account.")
                      % {"moved": len(result.moved)})

@@ -19,7 +19,7 @@ from accounts.tenancy import get_scoped_or_404
 from ..forms import IncidentForm
 from ..incidents import service
 from ..incidents.selection import Filter, preview
-from ..models import Incident, IncidentCertificate
+from ..models import CAAccount, Incident, IncidentCertificate
 from .common import enter, paginate, portal_view, require, roles
 
 FAILURES_SHOWN = 50
@@ -83,9 +83,14 @@ def incident_detail(request, pk):
     failing = (IncidentCertificate.objects.filter(incident=incident, replaced_at__isnull=True,
                                                   failures__gt=0)
                .select_related("certificate").order_by("-failures", "pk")[:FAILURES_SHOWN])
+    # The reserved total in its currency when its CA accounts share one (a sum
+    # over currencies would have none).
+    currencies = set(CAAccount.objects.filter(
+        certificates__incident_items__incident=incident).values_list("currency", flat=True)
+        .distinct()[:2])
     return render(request, "certificates/incident_detail.html", {
         "incident": incident, "progress": service.progress(incident), "failing": failing,
-        **roles(request)})
+        "currency": currencies.pop() if len(currencies) == 1 else "", **roles(request)})
 
 
 @require_POST

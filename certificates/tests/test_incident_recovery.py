@@ -1,0 +1,104 @@
+"""An incident's runs keep their place ahead of routine renewals when recovery
+sends them again: a run whose worker died (its lease ran out, or a starting
+worker finds the holder gone) and a deploying run whose drainer was lost go out
+at the incident's priority, on their task's own queue; a routine run found
+with them keeps the routine priority."""
+
+import datetime
+import os
+import socket
+
+import pytest
+from django.utils import timezone
+
+from certificates import tasks
+from certificates.incidents import service
+from certificates.incidents.selection import Filter
+from certificates.models import Deployment, RenewalRun
+from certificates.renewal import lifecycle, scheduling
+from certificates.tests import factories
+
+pytestmark = pytest.mark.django_db
+
+HOUR = datetime.timedelta(hours=1)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """(task, run id, priority, queue) of every renew and deploy_run message, the
+    queue as Celery's router sends it (CELERY_TASK_ROUTES); nothing reaches the broker."""
+    messages = []
+
+    def capture(task):
+        def apply_async(args=None, kwargs=None, **options):
+            queue = task.app.amqp.router.route(dict(options), task.name, args, kwargs)["queue"]
+            messages.append((task.name.rsplit(".", 1)[-1], args[0], options.get("priority"),
+                             queue.name))
+        return apply_async
+
+    for task in (tasks.renew, tasks.deploy_run):
+        monkeypatch.setattr(task, "apply_async", capture(task))
+    return messages
+
+
+@pytest.fixture
+def runs(organization, tmp_path, sent, django_capture_on_commit_callbacks):
+    """An incident's run and a routine run, each of an issued certificate."""
+    ca = factories.ca_account(organization, price=0)
+    host = factories.host(organization, factories.ssh_keypair(tmp_path)[0])
+    certificates = {}
+    for name in ("urgent.example.test", "routine.example.test"):
+        cert = factories.certificate(organization, ca, common_name=name, sans=[name])
+        factories.make_current(cert, factories.new_version(cert, name))
+        Deployment.objects.create(certificate=cert, host=host)
+        certificates[name] = cert
+    with django_capture_on_commit_callbacks(execute=True):
+        service.start(organization=organization, name="CA bug",
+                      chosen=Filter(name_pattern="urgent.*"), deadline=timezone.now() + HOUR)
+    routine = lifecycle.open_run(certificate_id=certificates["routine.example.test"].pk,
+                                 trigger=RenewalRun.Trigger.SCHEDULE)
+    urgent = RenewalRun.objects.get(incident__isnull=False)
+    sent.clear()
+    return urgent, routine
+
+
+def test_a_run_whose_worker_died_is_sent_again_at_its_incidents_priority(runs, sent, settings):
+    urgent, routine = runs
+    for run in runs:
+        lifecycle.claim(run.pk)
+    RenewalRun.objects.update(lease_until=timezone.now() - datetime.timedelta(seconds=1))
+
+    assert sorted(scheduling.recover_stale_runs()) == sorted([urgent.pk, routine.pk])
+
+    assert sorted(sent) == sorted([
+        ("renew", urgent.pk, settings.INCIDENT_TASK_PRIORITY, "acme"),
+        ("renew", routine.pk, None, "acme")])  # None: CELERY_TASK_DEFAULT_PRIORITY
+
+
+def test_a_starting_worker_sends_a_gone_workers_incident_run_at_its_priority(runs, sent,
+                                                                              settings):
+    urgent, routine = runs
+    gone = f"{socket.gethostname()[:30]}:{os.getpid()}"  # this process, as at start-up
+    for run in runs:
+        lifecycle.claim(run.pk, holder=gone)
+
+    assert sorted(scheduling.take_over_from_gone_workers()) == sorted([urgent.pk, routine.pk])
+
+    assert sorted(sent) == sorted([
+        ("renew", urgent.pk, settings.INCIDENT_TASK_PRIORITY, "acme"),
+        ("renew", routine.pk, None, "acme")])
+
+
+def test_a_deploying_run_whose_drainer_was_lost_is_drained_again_at_its_priority(
+    runs, sent, settings
+):
+    urgent, routine = runs
+    for run in runs:
+        assert lifecycle.to_deploying(lifecycle.claim(run.pk))
+    RenewalRun.objects.update(lease_until=timezone.now() - datetime.timedelta(seconds=1))
+
+    assert sorted(scheduling.recover_stale_runs()) == sorted([urgent.pk, routine.pk])
+
+    assert sorted(sent) == sorted([
+        ("deploy_run", urgent.pk, settings.INCIDENT_TASK_PRIORITY, "deploy"),
+        ("deploy_run", routine.pk, None, "deploy")])

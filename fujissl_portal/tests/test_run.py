@@ -65,7 +65,7 @@ def test_runportal_serves_pages_with_worker_and_beat_and_stops_them_all(tmp_path
         def login_page_served():
             try:
                 return requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting
                 return False
 
         wait_for(login_page_served, 60, "the login page being served", log)

@@ -19,11 +19,11 @@ No models here: the seams below the services use it. Its errors are
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import ipaddress
 import logging
 import socket
-import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.utils.translation import gettext as _
-from requests.adapters import HTTPAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -359,25 +359,35 @@ def mount(target: requests.Session, *, max_body: int, truncate: bool = False) ->
     target.mount("http://", adapter)
 
 
-_patch_lock = threading.Lock()
+# Libraries that make their own requests (apprise for the notification channels,
+# dns-lexicon's providers) take no session from the portal: they make their own,
+# or call requests.post. Each request of any session asks Session.get_adapter for
+# its adapter, so that is where the policy goes, for as long as a block lasts and
+# only in the block's context (its thread): other threads' requests keep their
+# adapters, and two threads' blocks run at once. (Replacing the HTTPAdapter that
+# requests builds would reach every thread of the process, and so allow only one
+# block at a time.) A library that hands a request to a thread of its own leaves
+# the context: its caller keeps the work in the calling thread.
+_scoped_adapter: contextvars.ContextVar[Adapter | None] = contextvars.ContextVar(
+    "egress_scoped_adapter", default=None)
+_unscoped_get_adapter = requests.Session.get_adapter
+
+
+def _get_adapter(self: requests.Session, url: str) -> BaseAdapter:
+    adapter = _scoped_adapter.get()
+    return _unscoped_get_adapter(self, url) if adapter is None else adapter
 
 
 @contextmanager
-def every_requests_session(*, max_body: int) -> Iterator[None]:
-    """Within the block, every requests session made anywhere in this process
-    connects through the policy (for a library that calls ``requests.post``
-    itself, such as apprise): its adapters are this module's. Sessions made
-    before the block keep theirs. Blocks do not nest; one at a time."""
-    import requests.sessions
-
-    with _patch_lock:
-        original = requests.sessions.HTTPAdapter
-
-        def checked(*args: Any, **kwargs: Any) -> Adapter:
-            return Adapter(max_body=max_body, **kwargs)
-
-        requests.sessions.HTTPAdapter = checked  # type: ignore[misc,assignment]
-        try:
-            yield
-        finally:
-            requests.sessions.HTTPAdapter = original  # type: ignore[misc]
+def every_requests_session(adapter: Adapter) -> Iterator[None]:
+    """Within the block, every request of any requests session in this thread,
+    made before the block or in it, goes through ``adapter`` (whatever the
+    URL's scheme: a file or socket URL is then refused); closed afterwards."""
+    if requests.Session.get_adapter is not _get_adapter:
+        requests.Session.get_adapter = _get_adapter  # type: ignore[method-assign]
+    token = _scoped_adapter.set(adapter)
+    try:
+        yield
+    finally:
+        _scoped_adapter.reset(token)
+        adapter.close()

@@ -1,54 +1,21 @@
-"""The portal's one settings module.
+"""The portal's settings module.
 
 Everything comes from the environment (django-environ); with nothing set the
 portal runs on embedded defaults that need no server: SQLite and a file-system
 Celery broker under ``var/``, e-mail printed to the console, and a development
 encryption key generated under ``var/``.  With ``DEBUG`` off, a missing secret
 stops start-up with a message naming it.
+
+The settings of the portal's peers and features are in ``settings_parts/``,
+each imported below by name.
 """
 
-import re
 import secrets
-from pathlib import Path
 
-import environ
 from cryptography.fernet import Fernet
-from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-env = environ.Env()
-# A .env file is read only for convenience in development; the environment wins.
-environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-
-# Relative paths are taken from the project folder, wherever the command runs.
-VAR_DIR = BASE_DIR / env("PORTAL_VAR_DIR", default="var")
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
-DEBUG = env.bool("DEBUG", default=False)
-
-
-def _development_secret(filename, make):
-    """A secret kept under var/ so that a development checkout needs no setup."""
-    path = VAR_DIR / filename
-    if not path.exists():
-        path.write_text(make() + "\n")
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-def required_secret(name, *, make_development_value, hint=""):
-    """Mandatory in production; generated once under var/ in development."""
-    value = env(name, default="")
-    if value:
-        return value
-    if DEBUG:
-        return _development_secret(name.lower(), make_development_value)
-    raise ImproperlyConfigured(
-        f"{name} is not set. DEBUG is off, so it must come from the environment "
-        f"(see README.md, 'Configuration').{hint}"
-    )
-
+from .settings_parts.environment import BASE_DIR, DEBUG, VAR_DIR, env, required_secret
 
 SECRET_KEY = required_secret(
     "SECRET_KEY", make_development_value=lambda: secrets.token_urlsafe(50)
@@ -158,50 +125,6 @@ AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
     "allauth.account.auth_backends.AuthenticationBackend",
 ]
-
-# Sign-in (accounts/signin.py, accounts/middleware.py). People are invited, never
-# sign themselves up; they sign in with their user name, and a second factor
-# (TOTP or a passkey, with recovery codes) is required of owners, administrators,
-# staff and every member of an organisation that requires it.
-ACCOUNT_ADAPTER = "accounts.signin.PortalAccountAdapter"
-MFA_ADAPTER = "accounts.signin.PortalMFAAdapter"
-ACCOUNT_LOGIN_METHODS = {"username"}
-ACCOUNT_SIGNUP_FIELDS = ["username*", "email", "password1*", "password2*"]
-ACCOUNT_EMAIL_VERIFICATION = "none"
-ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
-ACCOUNT_SESSION_REMEMBER = False
-ACCOUNT_PASSWORD_RESET_BY_CODE_ENABLED = False
-ACCOUNT_PREVENT_ENUMERATION = True
-# A reset asked for an unknown address is answered like any other, but no mail
-# goes to an address the portal does not know.
-ACCOUNT_EMAIL_UNKNOWN_ACCOUNTS = False
-MFA_SUPPORTED_TYPES = ["totp", "webauthn", "recovery_codes"]
-MFA_PASSKEY_LOGIN_ENABLED = False
-MFA_TOTP_ISSUER = env("MFA_TOTP_ISSUER", default="Certificate portal")
-# Downloading a private key, creating a write token and changing a host's
-# commands ask for the password again when the last sign-in or re-authentication
-# is older than this.
-REAUTHENTICATION_SECONDS = env.int("REAUTHENTICATION_SECONDS", default=10 * 60)
-ACCOUNT_REAUTHENTICATION_TIMEOUT = REAUTHENTICATION_SECONDS
-# Lockout: after LOGIN_FAILURES_PER_ACCOUNT wrong passwords for one user name, or
-# LOGIN_FAILURES_PER_ADDRESS from one client address, within LOGIN_LOCKOUT_SECONDS,
-# that name (or address) cannot sign in, even with the right password, until the
-# oldest failure is that old. The counters live in the cache (CACHE_URL): with
-# several web processes it must be a shared one. The Django admin signs in through
-# the same form.
-LOGIN_FAILURES_PER_ACCOUNT = env.int("LOGIN_FAILURES_PER_ACCOUNT", default=5)
-LOGIN_FAILURES_PER_ADDRESS = env.int("LOGIN_FAILURES_PER_ADDRESS", default=20)
-LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=15 * 60)
-ACCOUNT_RATE_LIMITS = {
-    "login_failed": f"{LOGIN_FAILURES_PER_ADDRESS}/{LOGIN_LOCKOUT_SECONDS}s/ip,"
-                    f"{LOGIN_FAILURES_PER_ACCOUNT}/{LOGIN_LOCKOUT_SECONDS}s/key",
-    "reset_password": "20/m/ip,3/5m/key",
-}
-# Sessions end after SESSION_IDLE_SECONDS without a request, and in any case
-# SESSION_MAX_SECONDS after sign-in (accounts.middleware.SessionLifetimeMiddleware).
-SESSION_IDLE_SECONDS = env.int("SESSION_IDLE_SECONDS", default=8 * 60 * 60)
-SESSION_MAX_SECONDS = env.int("SESSION_MAX_SECONDS", default=7 * 24 * 60 * 60)
-SESSION_COOKIE_AGE = SESSION_MAX_SECONDS
 
 # Language and time: the UI speaks Japanese and English; times are Tokyo's by default.
 LANGUAGE_CODE = env("LANGUAGE_CODE", default="ja")
@@ -343,154 +266,31 @@ PAID_ISSUANCES_PER_DAY = env.int("PAID_ISSUANCES_PER_DAY", default=100)
 # "Expiring" alerts for certificates this close to expiry with no successful renewal.
 EXPIRY_WARNING_DAYS = env.int("EXPIRY_WARNING_DAYS", default=14)
 
-# Where the portal may connect on a tenant's behalf (fujissl_portal/egress.py):
-# public addresses only, unless listed here as networks (10.1.0.0/16) or host:port
-# pairs (ca.internal:443). Webhooks over plain http only to what is listed.
-# Development (DEBUG) allows loopback, where the testbed's peers and a local CA run.
-OUTBOUND_ALLOW = env.list("OUTBOUND_ALLOW",
-                          default=["127.0.0.0/8", "::1/128"] if DEBUG else [])
-try:
-    from fujissl_portal.egress import parse_rules
 
-    parse_rules(OUTBOUND_ALLOW)
-except ValueError as _invalid:
-    raise ImproperlyConfigured(str(_invalid)) from None
+# The settings of the portal's peers and features: one plain module each in
+# settings_parts/, reading the same environment (settings_parts/environment.py),
+# so that each feature's settings read as one piece and this file stays short.
+# They are named here one by one, not found by a loop over the package, so that
+# this file says what the settings are made of; and here, after the settings
+# above, so that start-up checks the values in the order it always has (a wrong
+# one stops it, naming it). A star import takes each module's upper-case names,
+# the only ones Django reads (pyproject.toml allows the star and the place).
+# isort: off
+from .settings_parts.signin import *
+from .settings_parts.outbound import *
+from .settings_parts.ca import *
+from .settings_parts.dns import *
+from .settings_parts.hosts import *
+from .settings_parts.inventory import *
+from .settings_parts.inventory import ENDPOINT_SCAN_SECONDS
+from .settings_parts.agents import *
+from .settings_parts.security import *
+from .settings_parts.api import *
+# isort: on
 
-# Talking to CAs (certificates/seams/acme.py). ACME_CA_BUNDLE adds trust for a private
-# CA's own HTTPS listener (step-ca, Pebble in tests); empty means the system store.
-ACME_CA_BUNDLE = env("ACME_CA_BUNDLE", default="")
-ACME_HTTP_TIMEOUT = env.float("ACME_HTTP_TIMEOUT", default=30)
-ACME_VALIDATION_TIMEOUT = env.float("ACME_VALIDATION_TIMEOUT", default=180)
-# A certificate with a fallback CA account moves there after this many renewal
-# runs in a row failed at its CA transiently (unreachable, internal errors); a
-# permanent refusal by the CA moves it at once (certificates/renewal/fallback.py).
-CA_FALLBACK_AFTER_FAILURES = env.int("CA_FALLBACK_AFTER_FAILURES", default=3)
-if CA_FALLBACK_AFTER_FAILURES < 1:
-    raise ImproperlyConfigured("CA_FALLBACK_AFTER_FAILURES must be at least 1.")
-# DNS-01 (certificates/dns01/, certificates/seams/dns*.py): the timeout of one DNS
-# update, provider call or query, and how long every authoritative server of a
-# zone has to serve a new TXT record.
-DNS_UPDATE_TIMEOUT = env.float("DNS_UPDATE_TIMEOUT", default=10)
-DNS_PROPAGATION_TIMEOUT = env.float("DNS_PROPAGATION_TIMEOUT", default=60)
-# Where zones, name servers and CNAME chains are looked up ("host:port" each);
-# empty: the system's resolvers. The TXT values themselves are asked of each
-# authoritative server directly, on DNS_AUTHORITATIVE_PORT (53 but in tests).
-DNS_RESOLVERS = env.list("DNS_RESOLVERS", default=[])
-DNS_AUTHORITATIVE_PORT = env.int("DNS_AUTHORITATIVE_PORT", default=53)
-# Target hosts (certificates/seams/ssh.py, certificates/hosts/).
-SSH_CONNECT_TIMEOUT = env.float("SSH_CONNECT_TIMEOUT", default=10)
-SSH_COMMAND_TIMEOUT = env.float("SSH_COMMAND_TIMEOUT", default=120)
-# A login to a host is kept this long for the next session in the same worker
-# process (0: log in every time), at most SSH_KEEP_PER_HOST idle ones per host.
-SSH_KEEP_SECONDS = env.float("SSH_KEEP_SECONDS", default=30)
-SSH_KEEP_PER_HOST = env.int("SSH_KEEP_PER_HOST", default=4)
-TLS_CHECK_TIMEOUT = env.float("TLS_CHECK_TIMEOUT", default=5)
-# The inventory (certificates/inventory/): monitored endpoints and discovery.
-# Served chains verify against certifi's roots (or this PEM file), plus an
-# organisation's private CA roots from INVENTORY_EXTRA_ROOTS (a PEM file).
-INVENTORY_TRUST_ROOTS = env.str("INVENTORY_TRUST_ROOTS", default="")
-INVENTORY_EXTRA_ROOTS = env.str("INVENTORY_EXTRA_ROOTS", default="")
-# Each monitored endpoint is checked this often; beat looks for due ones every
-# ENDPOINT_SCAN_SECONDS and checks at most ENDPOINT_CHECKS_PER_SCAN of them,
-# ENDPOINT_CHECK_CONCURRENCY at a time, each handshake bounded by the timeout.
-ENDPOINT_CHECK_INTERVAL_SECONDS = env.int("ENDPOINT_CHECK_INTERVAL_SECONDS", default=6 * 3600)
-ENDPOINT_SCAN_SECONDS = env.float("ENDPOINT_SCAN_SECONDS", default=60.0)
-ENDPOINT_CHECKS_PER_SCAN = env.int("ENDPOINT_CHECKS_PER_SCAN", default=500)
-ENDPOINT_CHECK_CONCURRENCY = env.int("ENDPOINT_CHECK_CONCURRENCY", default=16)
-ENDPOINT_CHECK_TIMEOUT = env.float("ENDPOINT_CHECK_TIMEOUT", default=5)
-# Discovery scans: so that nobody scans what they should not, a scan covers at
-# most DISCOVERY_MAX_ADDRESSES addresses (a /24) and only DISCOVERY_PORTS, every
-# address also passing the outbound policy (OUTBOUND_ALLOW).
-DISCOVERY_MAX_ADDRESSES = env.int("DISCOVERY_MAX_ADDRESSES", default=256)
-DISCOVERY_MAX_NAMES = env.int("DISCOVERY_MAX_NAMES", default=100)
-DISCOVERY_PORTS = [int(p) for p in env.list(
-    "DISCOVERY_PORTS", default=["443", "8443", "4443", "9443", "10443"])]
-DISCOVERY_TIMEOUT = env.float("DISCOVERY_TIMEOUT", default=2)
-DISCOVERY_CONCURRENCY = env.int("DISCOVERY_CONCURRENCY", default=64)
 CELERY_BEAT_SCHEDULE["check-endpoints"] = {
     "task": "certificates.check_endpoints", "schedule": ENDPOINT_SCAN_SECONDS,
     "options": {"expires": ENDPOINT_SCAN_SECONDS * 0.9}}
-DEPLOY_TLS_GRACE_SECONDS = env.float("DEPLOY_TLS_GRACE_SECONDS", default=30)
-DEPLOY_MAX_PARALLEL = env.int("DEPLOY_MAX_PARALLEL", default=4)
-# When certificates bound for a host are still being issued, its next batch
-# waits for them up to this long after its oldest request (0: never waits).
-DEPLOY_BATCH_LINGER_SECONDS = env.float("DEPLOY_BATCH_LINGER_SECONDS", default=1.5)
-# Agent hosts (certificates/agents/, docs/agent-protocol.md): an enrolment code is
-# good this long; a check-in holds its answer up to AGENT_POLL_WAIT seconds while
-# there is nothing to do; an agent is "silent" after this many missed intervals;
-# a run waits at most AGENT_WAIT_MAX_SECONDS for an agent to write challenge
-# files or send its CSR, and a deployment request of an agent host is answered
-# as failed when nobody took it up within its wait budget.
-AGENT_ENROLMENT_HOURS = env.int("AGENT_ENROLMENT_HOURS", default=24)
-AGENT_POLL_WAIT = env.int("AGENT_POLL_WAIT", default=25)
-AGENT_SILENT_INTERVALS = env.int("AGENT_SILENT_INTERVALS", default=3)
-AGENT_WAIT_MAX_SECONDS = env.int("AGENT_WAIT_MAX_SECONDS", default=900)
-AGENT_THROTTLE_RATE = env("AGENT_THROTTLE_RATE", default="240/min")
-AGENT_ENROL_THROTTLE_RATE = env("AGENT_ENROL_THROTTLE_RATE", default="10/min")
-
-REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON nested at most 32 levels; the form parsers serve the browsable API's forms.
-    "DEFAULT_PARSER_CLASSES": [
-        "api.parsers.BoundedJSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
-}
-SPECTACULAR_SETTINGS = {"TITLE": "Certificate portal API", "VERSION": "1"}
-
-# Trusting X-Forwarded-Proto from anyone who can reach the server directly would
-# let them pass a plain-HTTP request off as HTTPS; so only when the reverse proxy
-# is said to set it: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https.
-_proxy_ssl_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
-if _proxy_ssl_header:
-    if len(_proxy_ssl_header) != 2 or not _proxy_ssl_header[0].startswith("HTTP_"):
-        raise ImproperlyConfigured(
-            f"SECURE_PROXY_SSL_HEADER={','.join(_proxy_ssl_header)!r}: the header as Django "
-            "names it and the value meaning HTTPS, e.g. HTTP_X_FORWARDED_PROTO,https.")
-    SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header)
-
-# Production hardening: on whenever DEBUG is off, so `check --deploy` passes.
-if not DEBUG:
-    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
-# HSTS preload enrols the domain in browsers' built-in lists, a decision for the
-# domain's owner: SECURE_HSTS_PRELOAD=true opts in, so its reminder is silenced.
-SILENCED_SYSTEM_CHECKS = [] if env.bool("SECURE_HSTS_PRELOAD", default=False) else ["security.W021"]
-SECURE_CONTENT_TYPE_NOSNIFF = True
-# Content-Security-Policy (django-csp): scripts, styles, images and requests from
-# the portal itself only, and no inline script or style, so that markup injected
-# into a page cannot run. Static files are served by the portal (whitenoise).
-CONTENT_SECURITY_POLICY = {
-    "DIRECTIVES": {
-        "default-src": ["'self'"],
-        "script-src": ["'self'"],
-        "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "connect-src": ["'self'"],
-        "font-src": ["'self'"],
-        "object-src": ["'none'"],
-        "base-uri": ["'self'"],
-        "form-action": ["'self'"],
-        "frame-ancestors": ["'none'"],
-    },
-}
-X_FRAME_OPTIONS = "DENY"
-SESSION_COOKIE_HTTPONLY = True
-# The audit log records who changed what from where. Behind a reverse proxy,
-# name the header it sets (as Django spells it in request.META, e.g.
-# HTTP_X_FORWARDED_FOR) and how many trusted proxies append to it; unset,
-# the connecting address is recorded.
-AUDIT_TRUSTED_PROXY_HEADER = env("AUDIT_TRUSTED_PROXY_HEADER", default="")
-AUDIT_TRUSTED_PROXY_COUNT = env.int("AUDIT_TRUSTED_PROXY_COUNT", default=1)
 
 LOGGING = {
     "version": 1,
@@ -501,33 +301,6 @@ LOGGING = {
     # paramiko logs every packet at DEBUG; keep it quiet unless asked.
     "loggers": {"paramiko": {"level": "WARNING"}},
 }
-
-# The REST API (api/): /metrics is open to a bearer METRICS_TOKEN or to the
-# addresses (or networks) in METRICS_ALLOWED_IPS; with neither set it is closed.
-# No loopback default: behind a reverse proxy every request comes from 127.0.0.1.
-METRICS_TOKEN = env("METRICS_TOKEN", default="")
-METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=[])
-API_THROTTLE_RATE = env("API_THROTTLE_RATE", default="600/min")
-if not re.fullmatch(r"[1-9]\d*/(s|sec|m|min|h|hour|d|day)", API_THROTTLE_RATE):
-    raise ImproperlyConfigured(
-        f"API_THROTTLE_RATE={API_THROTTLE_RATE!r}: write requests per period, e.g. 600/min "
-        "(periods: sec, min, hour, day).")
-SPECTACULAR_SETTINGS.update({
-    "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    # Swagger UI would send the schema to validator.swagger.io for its badge.
-    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
-    "SERVE_INCLUDE_SCHEMA": False, "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {
-        "RunStatusEnum": "certificates.models.runs.RenewalRun.Status",
-        "StepStatusEnum": "certificates.steps.StepStatus",
-        "StepNameEnum": "certificates.steps.Step",
-        "OrderStatusEnum": "certificates.models.orders.Order.Status",
-        "DeploymentStatusEnum": "certificates.models.hosts.Deployment.Status",
-        "WebhookEventEnum": "api.models.Event",
-    },
-    "DESCRIPTION": "Certificates, hosts, deployments, renewal runs, CA accounts and orders "
-                   "of the organisations you belong to.",
-})
 # Failed webhook deliveries are retried from the database (backoff in next_attempt_at).
 CELERY_BEAT_SCHEDULE["webhook-retries"] = {"task": "api.retry_webhooks", "schedule": 60.0,
                                            "options": {"expires": 50}}

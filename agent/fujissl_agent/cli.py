@@ -17,7 +17,7 @@ from typing import Any
 
 # Every module is imported now, not when first used: ``upgrade`` may replace
 # the single file this process was loaded from.
-from . import __version__, certs, challenges, install, keys, tlscheck  # noqa: F401
+from . import __version__, certs, challenges, install, keys, livefiles, rollback, steps, tlscheck  # noqa: F401
 from . import config as configuration
 from .client import Portal, PortalRefused, PortalUnreachable
 from .errors import CREDENTIAL_REFUSED, ENROLMENT_REFUSED, FAILURE, OK, AgentError

@@ -16,8 +16,9 @@ from . import __version__, certs, challenges, keys
 from .client import Portal, PortalRefused, PortalUnreachable
 from .config import CertificateConfig, Config
 from .errors import CREDENTIAL_REFUSED, FAILURE, AgentError
-from .install import DEPLOYED, Installer, Item
+from .install import Installer
 from .state import StateDir, now
+from .steps import DEPLOYED, Item
 
 log = logging.getLogger("fujissl_agent")
 

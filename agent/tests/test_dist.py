@@ -37,6 +37,11 @@ def test_the_zipapp_and_the_wheel_with_their_checksums(tmp_path):
     version = subprocess.run([sys.executable, str(zipapp_path), "--version"],
                              capture_output=True, text=True, timeout=30)
     assert version.stdout.strip() == "fujissl-agent 1.0.0"
+    # The build takes the package's modules as they are on disk: a module split
+    # off another is in the archive without anyone listing it.
+    modules = {f"fujissl_agent/{p.name}" for p in (AGENT_DIR / "fujissl_agent").glob("*.py")}
+    with zipfile.ZipFile(zipapp_path) as pyz:
+        assert modules <= set(pyz.namelist())
     with zipfile.ZipFile(wheel_path) as wheel:
         names = wheel.namelist()
         assert "fujissl_agent/cli.py" in names

@@ -51,11 +51,13 @@ def describe(url: str) -> str:
 def send(url: str, title: str, body: str) -> None:
     """One message to one channel; raises ChannelError with apprise's reason."""
     apprise = _apprise()
-    sender = apprise.Apprise()
+    # One notification at a time, in this thread: the egress policy holds in the
+    # thread that sends (egress.every_requests_session), not in apprise's pool.
+    sender = apprise.Apprise(asset=apprise.AppriseAsset(async_mode=False))
     if not sender.add(url.strip()):
         raise ChannelError(_("apprise does not understand this URL."))
     with apprise.LogCapture(level=apprise.logging.WARNING) as logs, \
-            egress.every_requests_session(max_body=MAX_ANSWER_BYTES):
+            egress.every_requests_session(egress.Adapter(max_body=MAX_ANSWER_BYTES)):
         ok = sender.notify(title=title, body=body)
         said = logs.getvalue().strip()
     if not ok:

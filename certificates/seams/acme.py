@@ -8,7 +8,8 @@ What this module adds on top of the library:
 - one re-registration with the same key when the CA no longer knows the
   account (`accountDoesNotExist`, as after a Pebble restart);
 - every failure turned into an `AcmeError` that says whether retrying can help
-  (transient) or a person must act (permanent), with the CA's problem document.
+  (transient) or a person must act (permanent), with the CA's problem document
+  (acme_failures.py).
 
 It knows nothing of the database: callers pass plain values in and persist what
 comes out (the account URL after a registration).
@@ -28,39 +29,26 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import josepy as jose
-import requests
 from acme import challenges, client, errors, messages
 from acme.client import _renewal_info_path_component as ari_certificate_id
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from certificates.seams.acme_failures import errors_of
 from certificates.seams.acme_problems import PROBLEM_WORDS as PROBLEM_WORDS
-from certificates.seams.acme_problems import (
-    TRANSIENT_CODES,
-    problem_dict,
-    retry_after_seconds,
-    validation_problem,
-)
 from certificates.seams.acme_problems import AcmeError as AcmeError
 from certificates.seams.acme_problems import Problem as Problem
 from certificates.seams.acme_problems import describe_problem as describe_problem
+from certificates.seams.acme_problems import retry_after_seconds
 from certificates.seams.acme_protocol import Client, Network
-from fujissl_portal import egress
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 USER_AGENT = "fujissl-portal (certificate renewal portal)"
-
-
-
-
-
-
 
 
 def new_account_key() -> str:
@@ -93,12 +81,6 @@ class RenewalWindow:
         # A random point spreads a fleet's renewals over the window, as the RFC asks.
         span = max((self.end - self.start).total_seconds(), 0)
         return self.start + datetime.timedelta(seconds=random.uniform(0, span))
-
-
-
-
-
-
 
 
 class CA:
@@ -137,7 +119,7 @@ class CA:
         network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT,
                           timeout=timeout)
         network.read_environment_once(directory_url)
-        with _errors_of(network):
+        with errors_of(network):
             try:
                 directory = client.ClientV2.get_directory(directory_url, network)
             except (ValueError, jose.DeserializationError) as exc:
@@ -343,65 +325,16 @@ class CA:
     # -- errors ----------------------------------------------------------------
 
     def _errors(self) -> AbstractContextManager[None]:
-        return _errors_of(self._net)
+        return errors_of(self._net)
 
 
 class _RetryOnce(Exception):
     """Internal: the account was registered again; repeat the call once."""
 
 
-
-
 def _deadline(seconds: float) -> datetime.datetime:
     # The library compares with naive local time.
     return datetime.datetime.now() + datetime.timedelta(seconds=seconds)
-
-
-@contextmanager
-def _errors_of(network: Network) -> Iterator[None]:
-    """Every error of the library, the network or the policy as an AcmeError."""
-    try:
-        yield
-    except AcmeError:
-        raise
-    except messages.Error as exc:
-        raise _from_problem(network, exc) from exc
-    except errors.IssuanceError as exc:
-        raise _from_problem(network, exc.error) from exc
-    except errors.ValidationError as exc:
-        problem = validation_problem(exc.failed_authzrs)
-        raise AcmeError(describe_problem(problem), transient=False, problem=problem) from exc
-    except (errors.TimeoutError, errors.NonceError) as exc:
-        code = "timeout" if isinstance(exc, errors.TimeoutError) else "badNonce"
-        raise AcmeError(str(PROBLEM_WORDS[code]), transient=True) from exc
-    except errors.ClientError as exc:
-        response = exc.args[0] if exc.args and hasattr(exc.args[0], "status_code") else None
-        status = getattr(response, "status_code", 0)
-        raise AcmeError(_("The CA answered with HTTP %(status)s.") % {"status": status},
-                        transient=status >= 500 or status == 0,
-                        retry_after=_retry_after(network)) from exc
-    except (egress.Refused, egress.ResponseTooLarge) as exc:
-        raise AcmeError(_("%(error)s Check the CA account's directory URL.")
-                        % {"error": exc}, transient=False, kind=exc.kind) from exc
-    except requests.RequestException as exc:
-        # Refused, timed out or dropped: one message, so that a directory URL
-        # cannot probe what listens on which port; the log has the detail.
-        logger.info("ACME request failed: %r", exc)
-        raise AcmeError(str(PROBLEM_WORDS["network"]), transient=True) from exc
-
-
-def _from_problem(network: Network, error: messages.Error) -> AcmeError:
-    problem = problem_dict(error)
-    status = getattr(network.last_response, "status_code", 0)
-    transient = error.code in TRANSIENT_CODES or status >= 500
-    return AcmeError(describe_problem(problem), transient=transient, problem=problem,
-                     retry_after=_retry_after(network) if transient else None)
-
-
-def _retry_after(network: Network) -> datetime.datetime | None:
-    response = network.last_response
-    seconds = retry_after_seconds(response) if response is not None else None
-    return timezone.now() + datetime.timedelta(seconds=seconds) if seconds is not None else None
 
 
 def revoke_with_certificate_key(*, directory_url: str, certificate_pem: str, key_pem: str,
@@ -417,7 +350,7 @@ def revoke_with_certificate_key(*, directory_url: str, certificate_pem: str, key
     network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT, timeout=timeout)
     network.read_environment_once(directory_url)
     cert = x509.load_pem_x509_certificate(certificate_pem.encode())
-    with _errors_of(network):
+    with errors_of(network):
         directory = client.ClientV2.get_directory(directory_url, network)
         Client(directory, network).revoke(cert, reason)
 

@@ -7,15 +7,14 @@ zone: lexicon's own zone guessing asks the public suffix list and the system
 resolver, which fails offline and for private zones.
 
 Every HTTP connection lexicon makes during a call here goes through the egress
-policy (``_policed``): its providers call ``requests`` themselves, so the
-policy is put under ``requests.Session`` for the duration of the call, in this
-thread only, rather than trusted to each provider.
+policy (``egress.every_requests_session``): its providers call ``requests``
+themselves, so the policy is put under ``requests.Session`` for the duration
+of the call, in this thread only, rather than trusted to each provider.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextvars
 import functools
 import logging
 import re
@@ -116,7 +115,7 @@ def _provider(account: Account, zone: str) -> Iterator[Any]:
         "provider_name": account.provider, "domain": zone.rstrip("."), "ttl": TTL,
         account.provider: options})
     try:
-        with _policed(account.timeout):
+        with egress.every_requests_session(_PolicyAdapter(timeout=account.timeout)):
             provider = load_provider_module(account.provider).Provider(config)
             provider.authenticate()
             yield provider
@@ -162,9 +161,6 @@ def scrub(text: str, secrets: Any) -> str:
 
 # -- every connection lexicon opens, through the egress policy -------------------
 
-_policy: contextvars.ContextVar[_PolicyAdapter | None] = contextvars.ContextVar(
-    "dns_provider_policy", default=None)
-
 
 class _PolicyAdapter(egress.Adapter):
     """The egress adapter, with a timeout where the provider gave none (several
@@ -187,29 +183,3 @@ class _PolicyAdapter(egress.Adapter):
                 kind=FailureKind.OUTBOUND_REFUSED)
         return super().send(request, stream=stream, timeout=timeout or self.default_timeout,
                             verify=verify, cert=cert, proxies=proxies)
-
-
-_unpoliced_get_adapter = requests.Session.get_adapter
-
-
-def _get_adapter(self: requests.Session, url: str) -> Any:
-    adapter = _policy.get()
-    if adapter is None:
-        return _unpoliced_get_adapter(self, url)
-    return adapter
-
-
-@contextmanager
-def _policed(timeout: float) -> Iterator[None]:
-    """Within: every ``requests`` session of this thread (lexicon's, and the one
-    behind ``requests.request``) connects through the egress adapter, whatever
-    the URL's scheme (an AF_UNIX socket path or a file URL is then refused)."""
-    if requests.Session.get_adapter is not _get_adapter:
-        requests.Session.get_adapter = _get_adapter  # type: ignore[method-assign]
-    adapter = _PolicyAdapter(timeout=timeout)
-    token = _policy.set(adapter)
-    try:
-        yield
-    finally:
-        _policy.reset(token)
-        adapter.close()

@@ -1,6 +1,7 @@
 """Fixtures of the deployment tests: the testbed host as the portal knows it, a
 certificate for its name with a current version, a host serving several sites,
-and conclusions run in the test instead of a worker."""
+conclusions run in the test instead of a worker; and an owner with an address
+for the tests of what is mailed."""
 
 import pytest
 
@@ -10,6 +11,13 @@ from certificates.models import TargetHost
 from . import factories
 from .factories import make_current, new_version, portal_host
 from .installing import SITES
+
+
+@pytest.fixture
+def owner_with_mail(owner):
+    owner.email = "owner@example.test"
+    owner.save()
+    return owner
 
 
 @pytest.fixture

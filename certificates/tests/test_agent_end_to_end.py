@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -34,27 +33,7 @@ from testbed.ports import free_port
 
 from .factories import agent_host, ca_account, http01_certificate
 from .pki import cert_pem, issue, key_pem, private_key
-
-
-def wait_for(predicate, timeout, what, *logs):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    tails = "\n".join(Path(p.log).read_text()[-4000:] for p in logs)
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
-
-
-def last_run(cert):
-    return RenewalRun.objects.filter(certificate=cert).order_by("-pk").first()
-
-
-def ended(cert, after=0):
-    def check():
-        run = last_run(cert)
-        return run is not None and run.pk > after and run.status not in RenewalRun.OPEN
-    return check
+from .waiting import finished, run_of, wait_for
 
 
 class Portal:
@@ -236,8 +215,8 @@ def test_an_agent_host_is_issued_deployed_renewed_and_rolled_back_with_no_inboun
 
     # Issued by HTTP-01 through the files the agent wrote, installed, served.
     renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.MANUAL)
-    wait_for(ended(cert), 120, "the first issuance", worker, on_host, portal)
-    run = last_run(cert)
+    wait_for(finished(cert), 120, "the first issuance", worker, on_host, portal)
+    run = run_of(cert)
     assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
     steps = list(run.steps.values_list("name", "status", "detail"))
     assert (Step.CHALLENGE, "done") in [(n, s) for n, s, _d in steps]
@@ -258,8 +237,8 @@ def test_an_agent_host_is_issued_deployed_renewed_and_rolled_back_with_no_inboun
     beat = celery_processes.beat(RENEWAL_SCAN_SECONDS=1)
     Certificate.objects.filter(pk=cert.pk).update(
         renew_after=timezone.now() - datetime.timedelta(minutes=1))
-    wait_for(ended(cert, after=run.pk), 120, "the scheduled renewal", worker, beat, on_host)
-    second_run = last_run(cert)
+    wait_for(finished(cert, after=run.pk), 120, "the scheduled renewal", worker, beat, on_host)
+    second_run = run_of(cert)
     assert second_run.trigger == RenewalRun.Trigger.SCHEDULE
     assert second_run.status == RenewalRun.Status.SUCCEEDED, second_run.error
     cert.refresh_from_db()
@@ -273,8 +252,8 @@ def test_an_agent_host_is_issued_deployed_renewed_and_rolled_back_with_no_inboun
     on_host.configure(target_host.name, config_test="sh -c 'echo broken >&2; exit 1'")
     on_host.serve()
     renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.MANUAL)
-    wait_for(ended(cert, after=second_run.pk), 120, "the failing deployment", worker, on_host)
-    failed = last_run(cert)
+    wait_for(finished(cert, after=second_run.pk), 120, "the failing deployment", worker, on_host)
+    failed = run_of(cert)
     assert failed.status == RenewalRun.Status.FAILED
     assert "broken" in failed.error or "config test" in failed.error.lower(), failed.error
     assert Deployment.objects.get(certificate=cert, host=host).last_status == (
@@ -312,8 +291,8 @@ def test_a_key_made_on_the_server_never_reaches_the_portal(
     on_host.serve()
 
     renewal.start_run(certificate_id=cert.pk, trigger=RenewalRun.Trigger.MANUAL)
-    wait_for(ended(cert), 120, "the issuance with the server's key", worker, on_host)
-    run = last_run(cert)
+    wait_for(finished(cert), 120, "the issuance with the server's key", worker, on_host)
+    run = run_of(cert)
     assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
     cert.refresh_from_db()
     target_host.wait_for_served_leaf(cert.current_version.fingerprint_sha256)

@@ -4,7 +4,6 @@ and when an administrator moves every certificate away from a CA; the
 fallback's price and deposit apply. Two Pebbles are the two CAs."""
 
 import datetime
-import time
 from decimal import Decimal
 
 import pytest
@@ -30,20 +29,7 @@ from certificates.seams.acme import AcmeError
 from certificates.seams.errors import FailureKind
 from certificates.tests.factories import ca_account, certificate, http01_certificate, portal_host
 from certificates.tests.pki import CraftedCA, leaf_for
-
-
-def wait_for(predicate, timeout, what, *logs):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    tails = "\n".join(p.log.read_text()[-4000:] for p in logs)
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
-
-
-def last_run(cert):
-    return RenewalRun.objects.filter(certificate=cert).order_by("-pk").first()
+from certificates.tests.waiting import run_of, wait_for
 
 
 def ended(cert, count):
@@ -92,7 +78,7 @@ def test_an_unreachable_primary_ca_gives_way_to_the_fallback_and_renewals_carry_
         Certificate.objects.filter(pk=cert.pk).update(next_attempt_at=timezone.now())
         renewal.scan()
         wait_for(ended(cert, attempt), 60, f"failed attempt {attempt}", worker)
-        run = last_run(cert)
+        run = run_of(cert)
         assert (run.status, run.failure_kind, run.error_class) == (
             RenewalRun.Status.FAILED, FailureKind.CA_ERROR, "transient")
     cert.refresh_from_db()
@@ -103,7 +89,7 @@ def test_an_unreachable_primary_ca_gives_way_to_the_fallback_and_renewals_carry_
     # Due at once: renewed by itself through the fallback, at the fallback's price.
     renewal.scan()
     wait_for(ended(cert, 3), 90, "the renewal through the fallback", worker)
-    run = last_run(cert)
+    run = run_of(cert)
     assert run.status == RenewalRun.Status.SUCCEEDED, (run.error, list(run.steps.values()))
     cert.refresh_from_db()
     assert issued_by(cert.current_version, pebble)
@@ -113,7 +99,7 @@ def test_an_unreachable_primary_ca_gives_way_to_the_fallback_and_renewals_carry_
         renew_after=timezone.now() - datetime.timedelta(seconds=1))
     renewal.scan()
     wait_for(ended(cert, 4), 90, "the next renewal", worker)
-    assert last_run(cert).status == RenewalRun.Status.SUCCEEDED
+    assert run_of(cert).status == RenewalRun.Status.SUCCEEDED
     charges = DepositEntry.objects.filter(kind=DepositEntry.Kind.CHARGE)
     assert list(charges.values_list("ca_account_id", "amount")) == [
         (standby.pk, Decimal("-500")), (standby.pk, Decimal("-500"))]

@@ -5,7 +5,6 @@ import grp
 import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +29,7 @@ from .installing import (
     live_files,
     mode_of,
 )
+from .waiting import wait_for
 
 # -- a deployment that takes ------------------------------------------------------
 
@@ -306,10 +306,7 @@ def test_a_long_config_test_shows_as_started_while_it_runs(host, target_host, ve
         lambda: outcomes.append(install_now(version, host, run=run)))
     deploying.start()
     try:
-        deadline = time.monotonic() + 30
-        while not running.exists():
-            assert time.monotonic() < deadline, "the config test did not start"
-            time.sleep(0.05)
+        wait_for(running.exists, 30, "the config test starting", every=0.05)
 
         # Written at once, not held until the command is done.
         assert list(run.steps.values_list("name", "status")) == DEPLOY_STEPS[:5]

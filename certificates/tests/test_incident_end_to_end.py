@@ -5,7 +5,6 @@ served, and its old version revoked at the CA; the report lists each one."""
 import csv
 import datetime
 import io
-import time
 from decimal import Decimal
 
 import pytest
@@ -18,16 +17,7 @@ from certificates.incidents.selection import Filter
 from certificates.models import Certificate, DepositEntry, Incident, RenewalRun
 from certificates.renewal import deposit
 from certificates.tests.factories import ca_account, http01_certificate, portal_host
-
-
-def wait_for(predicate, timeout, what, *processes):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    tails = "\n".join(p.log.read_text()[-4000:] for p in processes)
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
+from certificates.tests.waiting import wait_for
 
 
 def test_an_incident_replaces_every_chosen_certificate_and_revokes_the_old_ones(

@@ -7,7 +7,6 @@ checks run by a real Celery beat and worker."""
 import datetime
 import hashlib
 import subprocess
-import time
 from decimal import Decimal
 
 import pytest
@@ -29,13 +28,7 @@ from certificates.models import (
 
 from . import pki
 from .factories import ca_account, portal_host
-
-
-@pytest.fixture
-def owner_with_mail(owner):
-    owner.email = "owner@example.test"
-    owner.save()
-    return owner
+from .waiting import wait_for
 
 
 @pytest.fixture
@@ -192,12 +185,8 @@ def test_beat_and_a_worker_check_due_endpoints_on_their_own(
         sni_name=target_host.sni_name, next_check_at=timezone.now())
     worker = celery_processes.worker()
     beat = celery_processes.beat(ENDPOINT_SCAN_SECONDS=1)
-    deadline = time.monotonic() + 60
-    while not EndpointCheck.objects.filter(endpoint=endpoint).exists():
-        if time.monotonic() > deadline:
-            pytest.fail("no scheduled check\n" + worker.log.read_text()[-3000:]
-                        + beat.log.read_text()[-2000:])
-        time.sleep(0.25)
+    wait_for(EndpointCheck.objects.filter(endpoint=endpoint).exists, 60, "a scheduled check",
+             worker, beat)
     endpoint.refresh_from_db()
     assert endpoint.served_fingerprint == target_host.served_leaf_sha256()
     assert endpoint.next_check_at > timezone.now()

@@ -11,12 +11,12 @@ import threading
 import time
 from decimal import Decimal
 
-import pytest
 from cryptography import x509
 from django.utils import timezone
 
 from certificates.models import CertificateVersion, RenewalRun
 from certificates.tests.factories import ca_account, http01_certificate, portal_host
+from certificates.tests.waiting import wait_for
 
 LIFETIME = 120  # seconds; renewed when half remains
 
@@ -63,17 +63,6 @@ class ServedLeafWatch:
         """From a leaf's expiry to the last handshake that still served it."""
         return max((at - not_after for at, not_after in self.expired),
                    default=datetime.timedelta(0))
-
-
-def wait_for(predicate, timeout, what, *processes):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    tails = "\n".join(p.log.read_text()[-4000:] for p in processes)
-    pytest.fail(f"{what} did not happen within {timeout}s\n{tails}")
 
 
 def history(cert):

@@ -2,13 +2,14 @@
 and hosts with their keys; each error shown next to its field.
 """
 
+import re
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from certificates.models import Certificate, DepositEntry
-from certificates.tests.factories import ca_account, host, portal_host
+from certificates.tests.factories import ca_account, host, portal_host, unmanaged_rows
 from certificates.tests.pages import page
 from certificates.tests.pki import ssh_keygen_line, ssh_keypair
 
@@ -115,6 +116,18 @@ def test_the_edit_form_shows_the_tags_and_an_edit_keeps_them(client, world, owne
     client.post(reverse("certificates:certificate_edit", args=[cert.pk]), data)
     cert.refresh_from_db()
     assert cert.tags == "prod web"
+
+
+def test_the_adoption_page_shows_the_fields_of_the_certificate_form(client, world, owner):
+    [row] = unmanaged_rows(world["certificate"].organization, 1)
+    client.force_login(owner)
+    adopt = client.get(reverse("certificates:inventory_adopt", args=[row.pk]))
+    add = client.get(reverse("certificates:certificate_create"))
+
+    def shown(response):
+        return re.findall(r'id="field-([^"]*)"', response.content.decode())
+
+    assert sorted(shown(adopt)) == sorted(shown(add)) == sorted(adopt.context["form"].fields)
 
 
 # -- CA accounts and deposits ------------------------------------------------------

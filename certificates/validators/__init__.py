@@ -20,25 +20,17 @@ return value is then ignored and the default label is used).
 
 # The validators live in submodules by subject: ``names`` (domain names, SAN
 # lists, wildcard/challenge rule), ``paths`` (paths and ports), ``keys`` (PEM
-# certificates, TLS and SSH keys) and ``tsig`` (RFC 2136 TSIG). Import them
-# from here; the submodule layout is not part of the public API. Names
-# imported "as" themselves are public but, as before the split, not in
-# __all__; the redundant alias marks them as deliberate re-exports.
+# certificates and TLS keys), ``ssh_keys`` (SSH keys) and ``tsig`` (RFC 2136
+# TSIG). Import them from here; the submodule layout is not part of the
+# public API. Names imported "as" themselves are public but, as before the
+# split, not in __all__; the redundant alias marks them as deliberate
+# re-exports.
 
 from .addresses import ip_address_of, is_ip_address
 from .keys import CERTIFICATE_CHAIN_LABEL as CERTIFICATE_CHAIN_LABEL
 from .keys import MIN_RSA_BITS as MIN_RSA_BITS
 from .keys import PRIVATE_KEY_LABEL as PRIVATE_KEY_LABEL
-from .keys import SSH_PRIVATE_KEY_LABEL as SSH_PRIVATE_KEY_LABEL
-from .keys import SSH_PUBLIC_KEY_LABEL as SSH_PUBLIC_KEY_LABEL
-from .keys import (
-    SSH_PUBLIC_KEY_TYPES,
-    ssh_fingerprint_sha256,
-    validate_certificate_chain_pem,
-    validate_private_key_pem,
-    validate_ssh_private_key,
-    validate_ssh_public_key,
-)
+from .keys import validate_certificate_chain_pem, validate_private_key_pem
 from .names import CHALLENGE_LABEL as CHALLENGE_LABEL
 from .names import (
     CHALLENGE_TYPES,
@@ -61,6 +53,14 @@ from .paths import (
 )
 from .paths import PATH_LABEL as PATH_LABEL
 from .paths import PORT_LABEL as PORT_LABEL
+from .ssh_keys import SSH_PRIVATE_KEY_LABEL as SSH_PRIVATE_KEY_LABEL
+from .ssh_keys import SSH_PUBLIC_KEY_LABEL as SSH_PUBLIC_KEY_LABEL
+from .ssh_keys import (
+    SSH_PUBLIC_KEY_TYPES,
+    ssh_fingerprint_sha256,
+    validate_ssh_private_key,
+    validate_ssh_public_key,
+)
 from .tsig import MIN_TSIG_SECRET_BYTES as MIN_TSIG_SECRET_BYTES
 from .tsig import TSIG_ALGORITHM_LABEL as TSIG_ALGORITHM_LABEL
 from .tsig import (

@@ -1,7 +1,6 @@
 """Celery works end to end on whatever broker is configured: the file-system
 broker of the embedded defaults, or Redis in production and CI."""
 
-import time
 
 import pytest
 from django.conf import settings
@@ -10,16 +9,13 @@ from django.utils import timezone
 
 from certificates.models import Heartbeat
 from certificates.tasks import heartbeat
+from certificates.tests.waiting import wait_for
 
 
 def test_a_task_sent_through_the_broker_runs_in_a_real_worker(celery_worker_process):
     heartbeat.delay()
-    deadline = time.monotonic() + 30
-    while not Heartbeat.objects.filter(name="scheduler").exists():
-        if time.monotonic() > deadline:
-            pytest.fail("the worker did not run the task:\n"
-                        + celery_worker_process.log.read_text()[-3000:])
-        time.sleep(0.2)
+    wait_for(Heartbeat.objects.filter(name="scheduler").exists, 30, "the task run by the worker",
+             celery_worker_process)
     assert Heartbeat.is_stale() is False
 
 

@@ -204,6 +204,29 @@ def test_a_session_reads_no_more_than_its_limit(settings):
         server.stop()
 
 
+def test_within_a_block_every_requests_session_of_this_thread_goes_through_the_policy(
+        settings):
+    server = Redirector()
+    try:
+        settings.OUTBOUND_ALLOW = []
+        made_before = requests.Session()
+        elsewhere = []
+        with egress.every_requests_session(egress.Adapter(max_body=1024)):
+            with pytest.raises(egress.Refused):
+                made_before.get(server.url, timeout=5)
+            with pytest.raises(egress.Refused):
+                requests.get(server.url, timeout=5)  # a session of its own, as apprise's
+            # Another thread, at the same time, keeps requests' own adapters.
+            other = threading.Thread(
+                target=lambda: elsewhere.append(requests.get(server.url, timeout=5).text))
+            other.start()
+            other.join()
+        assert elsewhere == ["ok"] and server.requests == ["/"]
+        assert made_before.get(server.url, timeout=5).text == "ok"  # its own adapter again
+    finally:
+        server.stop()
+
+
 def test_plain_http_is_allowed_only_to_what_the_setting_names(settings):
     settings.OUTBOUND_ALLOW = ["127.0.0.0/8", "hooks.internal:8080"]
     assert egress.scheme_allowed("https://hooks.example.test/")

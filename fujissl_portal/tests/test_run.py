@@ -16,7 +16,9 @@ import pytest
 import requests
 from django.core.management import call_command
 
+from certificates.tests.waiting import wait_for
 from fujissl_portal.tests.commands import manage
+from testbed.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,21 +38,6 @@ def test_bootstrap_prints_a_login_that_works_and_only_once(client):
     again = io.StringIO()
     call_command("bootstrap_portal", stdout=again)
     assert password not in again.getvalue()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout, what, log):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    pytest.fail(f"{what} did not happen within {timeout}s; output:\n{log.read_text()[-3000:]}")
 
 
 def test_runportal_serves_pages_with_worker_and_beat_and_stops_them_all(tmp_path):
@@ -78,7 +65,7 @@ def test_runportal_serves_pages_with_worker_and_beat_and_stops_them_all(tmp_path
         def login_page_served():
             try:
                 return requests.get(f"{base}/accounts/login/", timeout=2).status_code == 200
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting
                 return False
 
         wait_for(login_page_served, 60, "the login page being served", log)

@@ -239,3 +239,16 @@ def unmanaged_rows(organization, count, *, seed=0):
         for i, row in enumerate(rows[::10])
     ], batch_size=2000)
     return rows
+
+
+def issued(organization, tmp_path, *, renew_in_days: int) -> Certificate:
+    """An issued certificate (price 1,100 JPY, deposit 10,000 JPY) whose renewal
+    time is ``renew_in_days`` away (in the past when negative)."""
+    made = one_of_everything(organization, tmp_path)
+    cert, version = made["certificate"], made["version"]
+    RenewalRun.objects.all().delete()
+    Certificate.objects.filter(pk=cert.pk).update(
+        current_version=version, expires_at=version.not_after,
+        renew_after=timezone.now() + datetime.timedelta(days=renew_in_days))
+    cert.refresh_from_db()
+    return cert

@@ -15,10 +15,9 @@ from aiosmtpd.controller import Controller
 from certificates import alerts
 from certificates.models import CAAccount, NotificationChannel, RenewalRun
 from certificates.tests.browser import PHONE, log_in, shoot
-from certificates.tests.factories import ca_account, certificate, portal_host
+from certificates.tests.factories import ca_account, certificate, issued, portal_host
 from certificates.tests.pki import ssh_keygen_line, ssh_keypair
 from certificates.tests.test_channels import Receiver
-from certificates.tests.test_renew_confirmation import issued
 from testbed.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,26 +13,12 @@ from django.utils import timezone
 from certificates.models import (
     AuditEvent,
     CAAccount,
-    Certificate,
     CertificateVersion,
     RenewalRun,
 )
-from certificates.tests.factories import one_of_everything
+from certificates.tests.factories import issued
 
 pytestmark = pytest.mark.django_db
-
-
-def issued(organization, tmp_path, *, renew_in_days):
-    """An issued certificate (price 1,100 JPY, deposit 10,000 JPY) whose renewal
-    time is ``renew_in_days`` away (in the past when negative)."""
-    made = one_of_everything(organization, tmp_path)
-    cert, version = made["certificate"], made["version"]
-    RenewalRun.objects.all().delete()
-    Certificate.objects.filter(pk=cert.pk).update(
-        current_version=version, expires_at=version.not_after,
-        renew_after=timezone.now() + datetime.timedelta(days=renew_in_days))
-    cert.refresh_from_db()
-    return cert
 
 
 @pytest.fixture

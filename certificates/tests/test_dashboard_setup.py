@@ -77,4 +77,7 @@ def test_the_checklist_in_japanese(client, admin):
     client.force_login(admin)
     html = client.get(reverse("certificates:dashboard"),
                       HTTP_ACCEPT_LANGUAGE="ja").content.decode()
-    assert 'id="setup"' in html and "Add a CA account" not in html
+    assert 'id="setup"' in html and "最初の証明書の準備" in html
+    for english in ("Set up your first certificate", "Add a CA account", "To do:",
+                    "Possible once there is"):
+        assert english not in html, english

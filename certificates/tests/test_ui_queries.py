@@ -147,7 +147,6 @@ def test_with_ten_thousand_certificates_the_timeline_groups_marks_and_still_coun
     client, owner, many
 ):
     from certificates.views import timeline
-
     from certificates.views.timeline_range import add_months
 
     client.force_login(owner)

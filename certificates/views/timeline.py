@@ -35,8 +35,8 @@ from ..states import State
 from . import timeline_range
 
 # LANE and HIT: a mark's target is HIT units square; the SVG is never drawn
-# narrower than 800 px (portal.css), so that is at least 24 px, a finger's.
-WIDTH, LEFT, RIGHT, TOP, LANE, HIT = 1000, 170, 10, 26, 30, 30
+# narrower than 800 px (portal.css), so that is over 25 px: a finger's 24, whatever the rounding.
+WIDTH, LEFT, RIGHT, TOP, LANE, HIT = 1000, 170, 10, 26, 32, 32
 # Month labels at least this far apart (in SVG units), so that none overlaps the next.
 LABEL_SPACING = 60
 # Up to this many certificates in the window, one mark each; beyond, grouped.

@@ -12,9 +12,19 @@ from django.utils import timezone
 from certificates import states
 from certificates.tests.factories import ca_account, certificate
 from certificates.tests.pages import page
-from certificates.views import timeline
+from certificates.views import timeline, timeline_range
 
 pytestmark = pytest.mark.django_db
+
+
+def test_months_are_added_as_the_calendar_has_them():
+    tokyo = datetime.timezone(datetime.timedelta(hours=9))
+    first = datetime.datetime(2026, 12, 1, 9, 30, tzinfo=tokyo)
+    assert timeline_range.add_months(first, 1) == first.replace(year=2027, month=1)
+    assert timeline_range.add_months(first, 24) == first.replace(year=2028)
+    end_of_january = datetime.datetime(2027, 1, 31, tzinfo=tokyo)
+    assert timeline_range.add_months(end_of_january, 1).date() == datetime.date(2027, 2, 28)
+    assert timeline_range.add_months(end_of_january, 13).date() == datetime.date(2028, 2, 29)
 
 
 def _svg(html):
@@ -128,3 +138,17 @@ def test_an_unknown_range_is_the_default_not_an_error(client, organization, owne
     client.force_login(owner)
     html = page(client, "certificates:dashboard", range="forever")
     assert _current_range(html) == "12"
+
+
+def test_each_month_tick_stands_on_the_first_of_its_month():
+    now = datetime.datetime(2026, 12, 15, 12, 0, tzinfo=datetime.UTC)
+    end = timeline_range.add_months(now, 12)
+    with timezone.override("UTC"):
+        svg = str(timeline.render([], now=now, end=end))
+    ticks = [float(x) for x in re.findall(r'<line class="tick" x1="([\d.]+)"', svg)]
+    span = (end - now).total_seconds()
+    first = datetime.datetime(2027, 1, 1, tzinfo=datetime.UTC)
+    expected = [timeline.LEFT + (timeline.WIDTH - timeline.LEFT - timeline.RIGHT)
+                * (timeline_range.add_months(first, i) - now).total_seconds() / span
+                for i in range(12)]
+    assert ticks == pytest.approx(expected, abs=0.1)

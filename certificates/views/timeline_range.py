@@ -7,6 +7,7 @@ holds every managed certificate: certificates valid for more than a year (a
 otherwise fall outside it, and the timeline would show nothing at all.
 """
 
+import calendar
 import datetime
 from dataclasses import dataclass
 
@@ -23,12 +24,8 @@ def add_months(when: datetime.datetime, months: int) -> datetime.datetime:
     """The same day and time `months` later, the day clipped to the month's length."""
     month0 = when.month - 1 + months
     year, month = when.year + month0 // 12, month0 % 12 + 1
-    for day in range(when.day, 27, -1):
-        try:
-            return when.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    return when.replace(year=year, month=month, day=27)
+    return when.replace(year=year, month=month,
+                        day=min(when.day, calendar.monthrange(year, month)[1]))
 
 
 @dataclass

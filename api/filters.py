@@ -1,7 +1,7 @@
 """Query parameters of the list endpoints, validated like any input (400 naming
 the parameter), and documented in the schema from these serializers."""
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
@@ -40,7 +40,8 @@ class CertificateFilters(Filters):
     lookups = {"organization": "organization_id", "ca_account": "ca_account_id",
                "host": deployed_to, "auto_renew": "auto_renew",
                "challenge": "challenge", "expires_before": "expires_at__lt",
-               "expires_after": "expires_at__gte", "search": "common_name__icontains"}
+               "expires_after": "expires_at__gte", "search": "common_name__icontains",
+               "archived": lambda archived: Q(archived_at__isnull=not archived)}
     organization = serializers.IntegerField(**ID, help_text=_("Organisation id."))
     ca_account = serializers.IntegerField(**ID, help_text=_("CA account id."))
     host = serializers.IntegerField(**ID, help_text=_("Certificates deployed to this host id."))
@@ -52,6 +53,10 @@ class CertificateFilters(Filters):
         "ISO 8601 date-time: certificates expiring at or after it."))
     search = serializers.CharField(required=False, max_length=253, help_text=_(
         "Part of the common name."))
+    # Not allow_null: absent means false, so archived certificates are listed
+    # only when asked for, as in the portal's list.
+    archived = serializers.BooleanField(required=False, default=False, help_text=_(
+        "true: only the archived certificates; left out or false: only those in service."))
     ordering = serializers.ChoiceField(
         required=False, choices=["expires_at", "-expires_at", "common_name", "-common_name",
                                  "created_at", "-created_at"])

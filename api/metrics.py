@@ -32,7 +32,9 @@ class PortalCollector:
         failures = GaugeMetricFamily(
             "portal_certificate_renewal_failures",
             "Renewal failures in a row since the last success.", labels=CERT_LABELS)
-        certificates = Certificate.objects.select_related("organization").annotate(
+        # Archived certificates are out of service: no expiry to alert on.
+        certificates = Certificate.objects.filter(Certificate.active()).select_related(
+            "organization").annotate(
             last_success=Max("runs__finished_at",
                              filter=Q(runs__status=RenewalRun.Status.SUCCEEDED)),
         ).order_by("pk")

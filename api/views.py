@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
 from certificates import renewal
+from certificates.archiving import archived_message
 from certificates.auditing import changed, snapshot
 from certificates.formatting import check_minor_units
 from certificates.hosts import enrolment
@@ -45,6 +46,7 @@ from . import serializers as s
 from .agent_host_actions import AgentHostActions
 from .authentication import TokenAuthentication
 from .ca_check_views import CACheckActions
+from .certificate_archive_views import ArchiveActions
 from .certificate_revocation_views import RevocationActions
 from .dns_chain_actions import DNSChainActions
 from .errors import BadGateway, Conflict, exception_handler
@@ -152,7 +154,8 @@ class Audited:
 CERTIFICATE_ROLES = {"create": Role.OPERATOR, "update": Role.OPERATOR,
                      "partial_update": Role.OPERATOR, "destroy": Role.ADMIN,
                      "renew": Role.OPERATOR, "deploy": Role.OPERATOR,
-                     "acme_dns": Role.OPERATOR, "revoke": Role.ADMIN}
+                     "acme_dns": Role.OPERATOR, "revoke": Role.ADMIN,
+                     "archive": Role.ADMIN, "restore": Role.ADMIN}
 PEM_RESPONSES = {
     (200, PEM_MEDIA_TYPE): OpenApiResponse(OpenApiTypes.STR, description=_("PEM text")),
     409: OpenApiResponse(ErrorSerializer, description=_("No such issued version.")),
@@ -166,7 +169,8 @@ CONFLICT = OpenApiResponse(ErrorSerializer, description=_(
                        summary=_("Certificates of your organisations")),
     destroy=extend_schema(responses={204: None, 409: CONFLICT}),
 )
-class CertificateViewSet(Audited, DNSChainActions, RevocationActions, mixins.ListModelMixin,
+class CertificateViewSet(Audited, DNSChainActions, RevocationActions, ArchiveActions,
+                         mixins.ListModelMixin,
                          mixins.RetrieveModelMixin, mixins.CreateModelMixin,
                          mixins.UpdateModelMixin, mixins.DestroyModelMixin, PortalViewSet):
     model = Certificate
@@ -213,6 +217,8 @@ class CertificateViewSet(Audited, DNSChainActions, RevocationActions, mixins.Lis
                    "from": certificate.renew_after.isoformat(),
                    "price": certificate.ca_account.price,
                    "currency": certificate.ca_account.currency}]}, code="not_due") from exc
+        except renewal_limits.Archived as exc:
+            raise Conflict(archived_message(), code="archived") from exc
         except renewal_limits.PaidIssuanceLimit as exc:
             raise Conflict(_("This organisation has started %(limit)d paid renewals in the "
                              "last 24 hours, its daily limit (PAID_ISSUANCES_PER_DAY); this "
@@ -243,6 +249,8 @@ class CertificateViewSet(Audited, DNSChainActions, RevocationActions, mixins.Lis
             run = renewal.deploy_now(certificate_id=certificate.pk, by=request.user,
                                      host_ids=sorted(wanted) if wanted is not None else None,
                                      trigger=RenewalRun.Trigger.API)
+        except renewal_limits.Archived as exc:
+            raise Conflict(archived_message(), code="archived") from exc
         except NothingToDeploy:
             raise Conflict(_("This certificate has no issued version to deploy yet."),
                            code="nothing_to_deploy") from None

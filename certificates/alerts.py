@@ -137,20 +137,16 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     ("14d:version-<id>") that must be told once per certificate version.
     """
     kind = Notification.Kind(kind).value  # an unknown kind is a programming error
-    if ca_account is None and certificate is not None:
-        ca_account = certificate.ca_account
+    if certificate is not None:
+        if certificate.is_archived:  # out of service: nobody is to be told about it
+            return []
+        ca_account = ca_account or certificate.ca_account
     about = certificate or ca_account or host or endpoint or inventory
     if about is None:  # a programming error
         raise TypeError("an alert is about a certificate, a CA account, a host or an endpoint")
     organization = about.organization
     context = _context(kind, organization, certificate, ca_account, run, extra or {})
-    if host is not None:
-        context.update(host=host, link=_absolute("certificates:host", host))
-    if endpoint is not None:
-        context.update(endpoint=endpoint, link=_absolute("certificates:endpoint", endpoint))
-    if inventory is not None:
-        context.update(inventory=inventory,
-                       link=_absolute("certificates:inventory_certificate", inventory))
+    _add_subject(context, host=host, endpoint=endpoint, inventory=inventory)
 
     # Told: sent, still to be retried, or not renderable (a bug, recorded once).
     # A mail the server refused until its retries gave up is not told.
@@ -174,6 +170,15 @@ def notify(kind: str, *, certificate: Certificate | None = None,
         channels.fan_out(kind, organization, lambda language: _for_channel(
             *_render(kind, language, context)[:2]))
     return rows
+
+
+def _add_subject(context: dict[str, Any], **subjects: models.Model | None) -> None:
+    """The host, endpoint or unmanaged certificate an alert is about, and its link."""
+    pages = {"host": "certificates:host", "endpoint": "certificates:endpoint",
+             "inventory": "certificates:inventory_certificate"}
+    for name, subject in subjects.items():
+        if subject is not None:
+            context.update({name: subject, "link": _absolute(pages[name], subject)})
 
 
 def retry_unsent(*, now: datetime | None = None) -> int:

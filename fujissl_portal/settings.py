@@ -207,6 +207,11 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # How often beat looks for due renewals (an indexed query; cheap).
 RENEWAL_SCAN_SECONDS = env.float("RENEWAL_SCAN_SECONDS", default=60.0)
+# After the portal starts, the dashboard waits this long before it says that no
+# worker runs the scheduler: a worker started at the same time needs its
+# start-up and the next heartbeat (every minute) to report, and the last beat
+# recorded before a restart is old by then.
+SCHEDULER_STARTUP_GRACE_SECONDS = env.float("SCHEDULER_STARTUP_GRACE_SECONDS", default=180.0)
 CELERY_BEAT_SCHEDULE = {
     # `expires` on every entry: a backlog (workers down for an hour) must not
     # replay sixty stale copies when they come back.

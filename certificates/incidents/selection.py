@@ -41,8 +41,9 @@ def pattern_regex(pattern: str) -> str:
 
 
 def matching(organization: Organization, chosen: Filter) -> QuerySet[Certificate]:
-    """The organisation's issued certificates that the filter chooses."""
-    found = Certificate.objects.filter(organization=organization,
+    """The organisation's issued certificates that the filter chooses; archived
+    ones are no longer in service and are left out."""
+    found = Certificate.objects.filter(Certificate.active(), organization=organization,
                                        current_version__isnull=False)
     if chosen.ca_account_id:
         found = found.filter(ca_account_id=chosen.ca_account_id)

@@ -11,6 +11,7 @@ per chunk, never per row.
 import datetime
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from cryptography import x509
 from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Value
@@ -105,9 +106,9 @@ def unified(organization: Organization, *, source: str = "", search: str = "",
 
 
 def counts(organization: Organization, now: datetime.datetime, *, expiring_days: int,
-           horizon_days: int = 365) -> dict[str, int]:
+           horizon: datetime.datetime) -> dict[str, Any]:
     """Unmanaged certificates in all, expired, expiring soon and beyond the
-    timeline's horizon: one query."""
+    timeline's horizon, and the latest expiry: one query."""
     return unmanaged_of(organization).aggregate(
         total=Count("pk"),
         expired=Count("pk", filter=Q(expires_at__lte=now)),
@@ -116,7 +117,8 @@ def counts(organization: Organization, now: datetime.datetime, *, expiring_days:
                                           days=expiring_days))),
         imported=Count("pk", filter=Q(source=Source.IMPORTED)),
         discovered=Count("pk", filter=Q(source=Source.DISCOVERED)),
-        later=Count("pk", filter=Q(expires_at__gt=now + datetime.timedelta(days=horizon_days))),
+        later=Count("pk", filter=Q(expires_at__gt=horizon)),
+        latest=Max("expires_at"),
     )
 
 

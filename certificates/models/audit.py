@@ -62,6 +62,8 @@ class AuditEvent(models.Model):
         CERTIFICATE_CREATED = "certificate_created", _("Certificate added")
         CERTIFICATE_CHANGED = "certificate_changed", _("Certificate changed")
         CERTIFICATE_DELETED = "certificate_deleted", _("Certificate deleted")
+        CERTIFICATE_ARCHIVED = "certificate_archived", _("Certificate archived")
+        CERTIFICATE_RESTORED = "certificate_restored", _("Certificate restored from the archive")
         RENEWAL_FORCED = "renewal_forced", _("Renewal forced before its window")
         CERTIFICATES_IMPORTED = "certificates_imported", _("Certificates imported")
         CERTIFICATE_ADOPTED = "certificate_adopted", _("Certificate adopted")

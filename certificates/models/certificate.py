@@ -134,6 +134,9 @@ class Certificate(models.Model):
     tags = models.CharField(_("tags"), max_length=200, blank=True,
                             help_text=_("Words separated by spaces, to group certificates by "
                                         "(an incident can choose by tag)."))
+    # Archived: kept with its versions, runs and audit trail, but no longer
+    # renewed, alerted on, counted or forecast (``Certificate.active()``).
+    archived_at = models.DateTimeField(_("archived"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
@@ -286,11 +289,22 @@ class Certificate(models.Model):
         return self.renew_after <= (now or timezone.now())
 
     @staticmethod
+    def active() -> Q:
+        """Not archived: the certificates that are renewed, alerted on, counted on
+        the dashboard and in the deposit forecast, and chosen by incidents."""
+        return Q(archived_at__isnull=True)
+
+    @property
+    def is_archived(self) -> bool:
+        return self.archived_at is not None
+
+    @staticmethod
     def due(now) -> Q:
-        """The one rule of "due": renewing automatically, and the next attempt after
-        a failure has come, or (none pending) the renewal time has come or was never
-        set. The beat scan and the dashboard's "due" state both use it."""
-        return Q(auto_renew=True) & (
+        """The one rule of "due": renewing automatically, not archived, and the next
+        attempt after a failure has come, or (none pending) the renewal time has
+        come or was never set. The beat scan and the dashboard's "due" state both
+        use it."""
+        return Q(auto_renew=True, archived_at__isnull=True) & (
             Q(next_attempt_at__lte=now)
             | Q(next_attempt_at__isnull=True, renew_after__lte=now)
             | Q(next_attempt_at__isnull=True, renew_after__isnull=True)

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from certificates.seams.errors import FailureKind
+from fujissl_portal import uptime
 from fujissl_portal.encryption import EncryptedTextField
 
 from ..steps import Step, StepStatus
@@ -383,4 +384,6 @@ class Heartbeat(models.Model):
             # times are then a moment apart, so ours stands for both.
             cls.objects.bulk_create([cls(name=awaited, beat_at=now)], ignore_conflicts=True)
         beat_at = beats.get(name) or beats.get(awaited) or now
-        return beat_at < now - cls.STALE_AFTER
+        # Just started (make run, a restart): the last beat is from before the
+        # restart, and the worker starting alongside has not reported yet.
+        return beat_at < now - cls.STALE_AFTER and not uptime.in_startup_grace(now)

@@ -43,6 +43,7 @@ def periodic_checks(*, now: datetime.datetime | None = None) -> None:
                     "ca_account": ca_account.pk, "name": ca_account.name,
                     "currency": ca_account.currency, **extra})
     expiring = Certificate.objects.filter(
+        Certificate.active(),
         expires_at__lte=now + datetime.timedelta(days=settings.EXPIRY_WARNING_DAYS),
         expires_at__gt=now, renew_after__lte=now,
     ).select_related("current_version", "ca_account")
@@ -93,7 +94,8 @@ def _alert_stuck_runs(now: datetime.datetime) -> None:
 def _alert_expired_and_served(now: datetime.datetime) -> None:
     # The version a host last received has expired, and no TLS check said the
     # host serves something else.
-    expired = Deployment.objects.filter(last_version__not_after__lte=now).exclude(
+    expired = Deployment.objects.filter(last_version__not_after__lte=now,
+                                        certificate__archived_at__isnull=True).exclude(
         served=False).select_related("certificate__ca_account", "certificate__organization",
                                      "host", "last_version").order_by("certificate_id", "pk")
     by_certificate: dict[int, list[Deployment]] = {}

@@ -205,7 +205,7 @@ def release_held_renewals(*, ca_account: CAAccount) -> int:
     if shortfall(ca_account) > 0:
         return 0
     return Certificate.objects.filter(
-        ca_account=ca_account, auto_renew=True, held_for_deposit=True,
+        Certificate.active(), ca_account=ca_account, auto_renew=True, held_for_deposit=True,
     ).update(held_for_deposit=False, next_attempt_at=timezone.now())
 
 
@@ -281,11 +281,21 @@ def _time_of_renewal(renewals: Renewals, index: int,
     return datetime.datetime.fromtimestamp(high, tz=datetime.UTC)
 
 
+def _renewals_key(ca_account_id: int, now: datetime.datetime) -> str:
+    return f"deposit-forecast-renewals:{ca_account_id}:{int(now.timestamp() // 60)}"
+
+
+def forget_renewals(ca_account_id: int) -> None:
+    """Drops this minute's renewals of the CA account, so that the next forecast
+    counts a certificate that was just archived or restored as it now is."""
+    cache.delete(_renewals_key(ca_account_id, timezone.now()))
+
+
 def _renewals_of_this_minute(ca_account: CAAccount, now: datetime.datetime) -> Renewals:
     """The renewals, computed at most once a minute per CA account: the dashboard
     forecasts every CA account on every view, over thousands of certificates.
     The balance they are set against is always current."""
-    key = f"deposit-forecast-renewals:{ca_account.pk}:{int(now.timestamp() // 60)}"
+    key = _renewals_key(ca_account.pk, now)
     renewals = cache.get(key)
     if renewals is None:
         renewals = _renewals(ca_account, now)
@@ -298,7 +308,7 @@ def _renewals(ca_account: CAAccount, now: datetime.datetime) -> Renewals:
     horizon = now + datetime.timedelta(days=max(HORIZONS))
     # Plain columns, not model objects: thousands of rows per CA account.
     rows = (
-        Certificate.objects.filter(ca_account=ca_account, auto_renew=True)
+        Certificate.objects.filter(Certificate.active(), ca_account=ca_account, auto_renew=True)
         .filter(Q(renew_after__lte=horizon) | Q(renew_after__isnull=True)
                 | Q(next_attempt_at__lte=horizon))
         .values_list("next_attempt_at", "renew_after", "current_version__not_before",

@@ -41,6 +41,19 @@ class PaidIssuanceLimit(Exception):
         self.limit = limit
 
 
+class Archived(Exception):
+    """A person asked to renew or deploy an archived certificate: restore it first."""
+
+    def __init__(self, certificate: Certificate) -> None:
+        super().__init__(f"{certificate} is archived")
+        self.certificate = certificate
+
+
+def check_not_archived(certificate: Certificate) -> None:
+    if certificate.is_archived:
+        raise Archived(certificate)
+
+
 def check_window(certificate: Certificate, *, force: bool) -> bool:
     """Whether renewing now is forced (outside the window); NotDue if it would
     be and ``force`` was not given. The caller checks who may force."""

@@ -150,6 +150,7 @@ def _start_by_person(*, certificate_id: int, by: User | None, trigger: str, forc
     """Opens a run a person asked for, past the checks of `renewal_limits`. The
     run carries ``forced`` for the caller's audit."""
     certificate = Certificate.objects.select_related("ca_account").get(pk=certificate_id)
+    renewal_limits.check_not_archived(certificate)
     forced = renewal_limits.check_window(certificate, force=force)
     with transaction.atomic():
         renewal_limits.check_daily_limit(certificate)
@@ -186,7 +187,8 @@ def renew_now(*, certificate_id: int, by: User | None = None,
     already open (None if that one ended between the two looks). Outside the
     renewal window it raises renewal_limits.NotDue unless ``force`` (only
     administrators may force: the caller checks); past the organisation's daily
-    number of paid issuances, PaidIssuanceLimit."""
+    number of paid issuances, PaidIssuanceLimit; for an archived certificate,
+    renewal_limits.Archived."""
     run = _open_run_of(certificate_id)
     if run is None:
         run = _start_by_person(certificate_id=certificate_id, by=by, trigger=trigger,
@@ -215,9 +217,10 @@ def deploy_now(*, certificate_id: int, by: User | None = None,
     """A person's "deploy now" (the UI, the API, `manage.py deploy`): a deploy-only
     run of the current version to the certificate's hosts, or those of
     ``host_ids``, with steps and history like any other run. Returns it, or the
-    run already open (``run.already_open``). Raises NothingToDeploy (never
+    run already open (``run.already_open``). Raises renewal_limits.Archived, NothingToDeploy (never
     issued), NoHosts, or NotAHostOfTheCertificate naming the allowed ids."""
     certificate = Certificate.objects.get(pk=certificate_id)
+    renewal_limits.check_not_archived(certificate)
     if certificate.current_version_id is None:
         raise NothingToDeploy(_("This certificate has no issued version to deploy yet."))
     bound = set(certificate.deployments.values_list("host_id", flat=True))

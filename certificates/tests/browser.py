@@ -80,9 +80,10 @@ def console():
 def open_page(browser, live_server, console):
     contexts = []
 
-    def opener(*, viewport=WIDE, locale="en-US"):
+    def opener(*, viewport=WIDE, locale="en-US", **options):
+        """`options`: more of Playwright's context options (has_touch, java_script_enabled)."""
         context = browser.new_context(viewport=viewport, locale=locale,
-                                      base_url=live_server.url)
+                                      base_url=live_server.url, **options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         return console.watch(context.new_page())

@@ -206,6 +206,8 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
         "common_name": "api.example.test", "sans": "", "ca_account": ca.pk,
         "key_type": "ec-p256", "challenge": "http-01"})
     assert response.status_code == 302, response.context["form"].errors
+    client.post(reverse("certificates:certificate_archive", args=[made.pk]))
+    assert api.post(f"/api/v1/certificates/{made.pk}/restore/").status_code == 200
     assert api.delete(f"/api/v1/certificates/{made.pk}/").status_code == 204
     client.post(reverse("certificates:download_key", args=[cert.pk]))
 

@@ -59,7 +59,7 @@ def test_out_of_range_certificate_filters_show_the_list(signed_in, world, params
 
 # Every GET parameter each page reads, and the pages themselves.
 PAGES = {
-    "certificates:dashboard": [],
+    "certificates:dashboard": ["range"],
     "certificates:certificates": ["q", "state", "ca", "host", "hostname", "expiring", "sort",
                                   "page"],
     "certificates:hosts": ["q", "page"],

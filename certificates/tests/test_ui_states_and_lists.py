@@ -97,9 +97,11 @@ def test_the_timeline_has_a_mark_with_name_and_date_for_each_coming_expiry(
     client.force_login(owner)
     html = page(client, "certificates:dashboard")
     svg = html[html.index("<svg"):html.index("</svg>")]
-    assert svg.count("<circle") == 5  # every state but expired and not-issued
+    # Every state has its mark: expired and not issued ones on the "now" line.
+    assert svg.count("<circle") == 7
     assert made["valid"].common_name in svg and 'class="mark valid"' in svg
-    assert made["expired"].common_name not in svg
+    assert f"{made['new'].common_name} · Not issued yet" in svg
+    assert 'class="mark expired"' in svg and 'class="mark new"' in svg
 
 
 def _svg(html):
@@ -152,7 +154,7 @@ def test_a_large_fleet_has_one_mark_per_week_and_state_naming_them_on_hover(
     client.force_login(owner)
     html = page(client, "certificates:dashboard")
     svg = _svg(html)
-    assert "one mark per week and state" in html
+    assert "One mark per week and state" in html
     # Three marks: the week's valid ones together, the due one, the later one.
     assert svg.count("<circle") == 3 and svg.count('class="mark group') == 3
     assert 'class="mark group valid"' in svg and 'class="mark group due"' in svg

@@ -15,6 +15,7 @@ from .ca_accounts import (
     order_list,
     top_up,
 )
+from .certificate_archive import certificate_archive, certificate_restore
 from .certificate_delete import certificate_delete
 from .certificates import (
     acme_dns_register,
@@ -92,5 +93,5 @@ __all__ = [
     "order_list", "profile", "renew", "require_mfa", "revoke_agent", "revoke_version",
     "run_detail", "run_list", "run_steps", "set_language", "switch_organization",
     "test_connection", "top_up", "webhook_create", "webhook_delete", "webhook_edit",
-    "webhook_list",
+    "webhook_list", "certificate_archive", "certificate_restore",
 ]

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Role
 from accounts.signin import ensure_recent_authentication
 from accounts.tenancy import get_scoped_or_404, scoped
-from certificates import renewal, states
+from certificates import archiving, renewal, states
 from certificates.dns01 import acme_dns_names, publishing
 from certificates.hosts.deployment import NothingToDeploy
 from certificates.renewal import limits as renewal_limits
@@ -44,6 +44,9 @@ SORTS = {
     "-name": ("-common_name",),
 }
 EXPIRING_CHOICES = (7, 14, 30, 60, 90)
+# The list's "State" filter value for archived certificates (not a state: an
+# archived certificate keeps the state it had).
+ARCHIVED = "archived"
 EXPIRING_MAX_DAYS = 3650
 HOST_SUGGESTIONS = 100
 
@@ -62,6 +65,12 @@ def filtered_certificates(request, now):
     if search := text_param(request, "q"):
         certificates = certificates.filter(name_contains(search))
     state = params.get("state", "")
+    # Archived certificates are listed under their own filter only, as the
+    # dashboard leaves them out of its counts that link here.
+    if state == ARCHIVED:
+        certificates = certificates.filter(archived_at__isnull=False)
+    else:
+        certificates = certificates.filter(Certificate.active())
     if state in states.State.values:
         certificates = certificates.filter(state=state)
     if ca_id := int_param(request, "ca"):
@@ -242,6 +251,9 @@ def renew(request, pk):
     issue and charge again for nothing: only an administrator may confirm."""
     certificate = _fetch(request, pk)
     require(request, Role.OPERATOR)
+    if certificate.is_archived:
+        messages.error(request, archiving.archived_message())
+        return redirect("certificates:certificate", certificate.pk)
     now = timezone.now()
     open_run = certificate.runs.filter(status__in=RenewalRun.OPEN).first()
     # With a run under way the renewal is that run: nothing is ordered again.
@@ -301,6 +313,9 @@ def deploy(request, pk):
     try:
         run = renewal.deploy_now(certificate_id=certificate.pk, by=request.user,
                                  host_ids=host_ids)
+    except renewal_limits.Archived:
+        messages.error(request, archiving.archived_message())
+        return redirect("certificates:certificate", certificate.pk)
     except NothingToDeploy:
         messages.error(request, _("There is nothing to deploy yet: the certificate has not "
                                   "been issued. Renew it first."))

@@ -1,12 +1,12 @@
 """The dashboard: counts by state, the expiry timeline, deposits, recent runs and
-the problems that need a person, each with the way to fix it.
+the problems that need a person, each with the way to fix it. An organisation
+without certificates gets the steps to its first one instead (``setup``).
+Archived certificates are left out of all of it.
 
 The number of queries does not grow with the number of certificates: counts are
 one aggregate, the timeline one query (grouped by week in the database for a
 large fleet, see ``timeline``), each list is sliced.
 """
-
-import datetime
 
 from django.db.models import OuterRef, Q, Subquery
 from django.shortcuts import render
@@ -22,12 +22,14 @@ from ..models import (
     CAAccount,
     Certificate,
     Deployment,
+    DNSCredential,
     Heartbeat,
     InventoryCertificate,
     MonitoredEndpoint,
     RenewalRun,
+    TargetHost,
 )
-from . import timeline
+from . import timeline, timeline_range
 from .common import portal_view, roles
 
 PROBLEMS_SHOWN = 5
@@ -58,9 +60,20 @@ def _failing(certificates, now):
     )
 
 
+def setup(organization, ca_accounts: int) -> dict:
+    """What an organisation without certificates has done of the steps to its
+    first one (two queries, only then): a CA account, somewhere to prove the
+    names (a host for HTTP-01, a DNS credential for DNS-01) and the certificate."""
+    hosts = TargetHost.objects.filter(organization=organization).exists()
+    credentials = DNSCredential.objects.filter(organization=organization).exists()
+    return {"ca_account": ca_accounts > 0, "host": hosts, "dns_credential": credentials,
+            "ready": ca_accounts > 0 and (hosts or credentials)}
+
+
 def _not_served(organization):
     return (
-        Deployment.objects.filter(certificate__organization=organization)
+        Deployment.objects.filter(certificate__organization=organization,
+                                  certificate__archived_at__isnull=True)
         .filter(Q(served=False) | Q(last_status__in=[Deployment.Status.FAILED,
                                                       Deployment.Status.ROLLED_BACK]))
         .select_related("certificate", "host")
@@ -72,18 +85,23 @@ def _not_served(organization):
 def dashboard(request):
     now = timezone.now()
     organization = request.organization
-    certificates = scoped(Certificate, request.user).filter(organization=organization)
+    certificates = (scoped(Certificate, request.user).filter(organization=organization)
+                    .filter(Certificate.active()))
     counts = states.counts(certificates, now)
-    horizon = now + datetime.timedelta(days=timeline.DAYS)
+    shown = timeline_range.choose(request.GET.get("range", ""), certificates,
+                                  timezone.localtime(now))
     unmanaged = (scoped(InventoryCertificate, request.user).filter(organization=organization)
                  .filter(InventoryCertificate.unadopted()))
-    marks = timeline.rows(certificates, now=now, unmanaged=unmanaged)
     elsewhere = listing.counts(organization, now, expiring_days=states.EXPIRING_DAYS,
-                               horizon_days=timeline.DAYS)
+                               horizon=shown.end)
+    shown = timeline_range.stretch(shown, elsewhere["latest"])
+    marks = timeline.rows(certificates, now=now, end=shown.end, unmanaged=unmanaged)
     endpoint_problems = MonitoredEndpoint.objects.filter(
         organization=organization, result__in=[MonitoredEndpoint.Result.PROBLEM,
                                                MonitoredEndpoint.Result.UNREACHABLE]).count()
-    cards = deposit_cards(scoped(CAAccount, request.user).filter(organization=organization))
+    ca_accounts = scoped(CAAccount, request.user).filter(organization=organization)
+    cards = deposit_cards(ca_accounts)
+    total = sum(counts.values())
     failing = _failing(certificates, now)
     not_served = _not_served(organization)
     # Told by the periodic checks (and cleared by the agent's next check-in):
@@ -93,13 +111,15 @@ def dashboard(request):
               .select_related("host").order_by("last_seen"))
     return render(request, "certificates/dashboard.html", {
         "scheduler_stale": Heartbeat.is_stale(),
+        "setup": None if total else setup(organization, len(cards)),
         "counts": [(state, counts[state.value]) for state in states.State],
-        "total": sum(counts.values()),
-        "timeline": timeline.render(marks, now=now),
+        "total": total,
+        "timeline": timeline.render(marks, now=now, end=shown.end),
+        "timeline_range": shown,
         "timeline_marks": timeline.count(marks),
         "timeline_grouped": timeline.grouped(marks),
-        "expire_later": certificates.filter(expires_at__gt=horizon).count()
-        + elsewhere["later"],
+        "expire_later": shown.later + (elsewhere["later"] if shown.key != timeline_range.ALL
+                                       else 0),
         "elsewhere": elsewhere,
         "endpoint_problems": endpoint_problems,
         "deposit_cards": cards,

@@ -1,6 +1,7 @@
 """Celery works end to end on whatever broker is configured: the file-system
 broker of the embedded defaults, or Redis in production and CI."""
 
+import datetime
 
 import pytest
 from django.conf import settings
@@ -33,7 +34,8 @@ def test_tasks_travel_as_json_and_are_acknowledged_late():
 
 
 @pytest.mark.django_db
-def test_the_dashboard_warns_when_no_worker_has_answered_the_scheduler(client, owner):
+def test_the_dashboard_warns_when_no_worker_has_answered_the_scheduler(client, owner, settings):
+    settings.SCHEDULER_STARTUP_GRACE_SECONDS = 0  # long after start-up
     client.force_login(owner)
     warning = "id=\"scheduler-warning\""
     # Just started: no worker has had its turn yet, which is no reason to warn.
@@ -44,6 +46,25 @@ def test_the_dashboard_warns_when_no_worker_has_answered_the_scheduler(client, o
     Heartbeat.record()
     assert warning not in client.get(reverse("certificates:dashboard")).content.decode()
     Heartbeat.objects.update(beat_at=timezone.now() - Heartbeat.STALE_AFTER * 2)
+    assert warning in client.get(reverse("certificates:dashboard")).content.decode()
+
+
+@pytest.mark.django_db
+def test_after_a_restart_the_warning_waits_for_the_start_up_grace(client, owner, settings,
+                                                                   monkeypatch):
+    """The last beat is from before the restart: old, but a worker starting with
+    the portal has not had its turn yet."""
+    from fujissl_portal import uptime
+
+    Heartbeat.record()
+    Heartbeat.objects.update(beat_at=timezone.now() - datetime.timedelta(days=1))
+    settings.SCHEDULER_STARTUP_GRACE_SECONDS = 180
+    monkeypatch.setattr(uptime, "STARTED_AT", timezone.now() - datetime.timedelta(seconds=30))
+    client.force_login(owner)
+    warning = 'id="scheduler-warning"'
+    assert warning not in client.get(reverse("certificates:dashboard")).content.decode()
+    # The grace over, still no beat: now it is said.
+    monkeypatch.setattr(uptime, "STARTED_AT", timezone.now() - datetime.timedelta(seconds=181))
     assert warning in client.get(reverse("certificates:dashboard")).content.decode()
 
 

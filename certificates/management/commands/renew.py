@@ -13,7 +13,7 @@ from django.utils import timezone
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
 from certificates.renewal import run_inline
-from certificates.renewal.limits import NotDue, PaidIssuanceLimit, record_forced
+from certificates.renewal.limits import Archived, NotDue, PaidIssuanceLimit, record_forced
 
 
 class Command(BaseCommand):
@@ -54,6 +54,8 @@ class Command(BaseCommand):
                 f"({zone.key}); renewing "
                 f"now issues and charges {account.price} {account.currency} again. "
                 f"Add --force to renew anyway.") from exc
+        except Archived as exc:
+            raise CommandError(f"{target.common_name} is archived: restore it first.") from exc
         except PaidIssuanceLimit as exc:
             raise CommandError(
                 f"This organisation has started {exc.limit} paid renewals in the last 24 "

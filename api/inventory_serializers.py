@@ -131,7 +131,8 @@ class EndpointSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = MonitoredEndpoint
-        fields = ["id", "organization", "address", "port", "sni_name", "result", "problems",
+        fields = ["id", "organization", "address", "port", "sni_name", "protocol", "result",
+                  "problems",
                   "served_fingerprint", "certificate", "managed_certificate",
                   "last_checked_at", "next_check_at", "enabled"]
         read_only_fields = ["result", "served_fingerprint", "certificate",

@@ -156,7 +156,8 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         data = serializer.validated_data
         serializer.instance = monitoring.watch(
             data["organization"], address=data["address"], port=data.get("port", 443),
-            sni_name=data.get("sni_name", ""))
+            sni_name=data.get("sni_name", ""),
+            protocol=data.get("protocol", MonitoredEndpoint.Protocol.TLS))
 
     @extend_schema(request=None, responses={200: s.EndpointCheckSerializer},
                    summary=_("Check the endpoint now"))

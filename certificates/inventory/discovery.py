@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from certificates.models import Certificate, InventoryCertificate, Source, TargetHost
-from certificates.seams import ssh
+from certificates.seams import ssh, starttls
 from certificates.seams.errors import PortalError
 from certificates.seams.ssh_session import Session
 
@@ -42,6 +42,13 @@ class Probe:
     port: int
     sni: str
     observation: monitoring.Observation | None = None
+    protocol: str = starttls.TLS
+
+    def place(self) -> dict:
+        place = {"address": self.address, "port": self.port, "sni": self.sni}
+        if self.protocol != starttls.TLS:
+            place["protocol"] = self.protocol
+        return place
 
 
 @dataclass
@@ -76,16 +83,17 @@ def _probe_all(probes: list[Probe], now: datetime.datetime | None) -> None:
 
     def one(probe: Probe) -> None:
         probe.observation = monitoring.observe(probe.address, probe.port, probe.sni,
-                                               timeout=timeout, now=now, verify=False)
+                                               timeout=timeout, now=now, verify=False,
+                                               protocol=probe.protocol)
 
     with ThreadPoolExecutor(max_workers=settings.DISCOVERY_CONCURRENCY) as pool:
         list(pool.map(one, probes))
 
 
-def plan(addresses: list[str], ports: list[int]) -> list[Probe]:
+def plan(addresses: list[str], ports: list[tuple[int, str]]) -> list[Probe]:
     """First round: each address:port, a name given as a target as its own SNI."""
-    return [Probe(address, port, "" if _is_ip(address) else address)
-            for address in addresses for port in ports]
+    return [Probe(address, port, "" if _is_ip(address) else address, protocol=protocol)
+            for address in addresses for port, protocol in ports]
 
 
 def _is_ip(text: str) -> bool:
@@ -97,9 +105,10 @@ def _is_ip(text: str) -> bool:
 
 
 def _second_round(first: list[Probe], names: list[str]) -> list[Probe]:
-    answered = {(p.address, p.port) for p in first if p.observation and p.observation.chain}
-    return [Probe(address, port, name) for address, port in sorted(answered)
-            for name in names]
+    answered = {(p.address, p.port, p.protocol) for p in first
+                if p.observation and p.observation.chain}
+    return [Probe(address, port, name, protocol=protocol)
+            for address, port, protocol in sorted(answered) for name in names]
 
 
 def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
@@ -111,7 +120,7 @@ def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
     started = timezone.now()
     addresses = targets.expand_targets(targets_text)
     ports = targets.parse_ports(ports_text)
-    refused = targets.refused_addresses(addresses, ports[0])
+    refused = targets.refused_addresses(addresses, ports[0][0])
     if refused:
         raise ValidationError({"targets": [_(
             "Not allowed by the portal's outbound policy, or not resolvable: %(addresses)s.")
@@ -134,7 +143,7 @@ def _store(organization: Organization, probes: list[Probe], *, by: User | None) 
         if leaf is None:
             continue
         found.served += 1
-        place = {"address": probe.address, "port": probe.port, "sni": probe.sni}
+        place = probe.place()
         by_leaf.setdefault(leaf.fingerprint, (leaf, []))[1].append(place)
     if not by_leaf:
         return found
@@ -216,7 +225,8 @@ def accept(rows: Iterable[InventoryCertificate], *, watch: bool = True) -> int:
 def _watch_quietly(organization: Organization, place: dict) -> None:
     try:
         monitoring.watch(organization, address=place["address"], port=int(place["port"]),
-                         sni_name=place.get("sni", ""))
+                         sni_name=place.get("sni", ""),
+                         protocol=place.get("protocol", starttls.TLS))
     except ValidationError:
         pass  # watched already, or no longer allowed: the finding is accepted all the same
 

@@ -29,6 +29,11 @@ class EndpointForm(forms.Form):
         label=gettext_lazy("SNI name"), max_length=253, required=False,
         help_text=gettext_lazy("The name sent in the TLS handshake and checked against the "
                                "certificate; blank: the address."))
+    protocol = forms.ChoiceField(
+        label=gettext_lazy("Protocol"), choices=MonitoredEndpoint.Protocol.choices,
+        initial=MonitoredEndpoint.Protocol.TLS,
+        help_text=gettext_lazy("Mail servers on ports 25, 587, 143 and 110 start in clear "
+                               "and switch to TLS on STARTTLS."))
 
 
 @portal_view

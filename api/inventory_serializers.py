@@ -177,10 +177,3 @@ class DiscoverSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
         if "organization" not in attrs:
             attrs["organization"] = ImportSerializer._only_organization(self)
         return attrs
-
-
-class DiscoverResultSerializer(serializers.Serializer):
-    probes = serializers.IntegerField()
-    served = serializers.IntegerField()
-    found = InventoryCertificateSerializer(many=True)
-    managed = serializers.IntegerField()

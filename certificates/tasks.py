@@ -153,6 +153,15 @@ def check_endpoints() -> None:
     monitoring.check_due()
 
 
+@shared_task(name="certificates.discover", ignore_result=True,
+             soft_time_limit=30 * 60, time_limit=31 * 60)
+def discover(discovery_id: int) -> None:
+    """One discovery (a scan, or a host's files), its progress kept on its row."""
+    from .inventory import discovery_runs  # noqa: PLC0415
+
+    discovery_runs.run(discovery_id)
+
+
 @shared_task(name="certificates.check_endpoint", ignore_result=True)
 def check_endpoint(endpoint_id: int) -> None:
     from .inventory import monitoring  # noqa: PLC0415

@@ -175,6 +175,15 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
             data["organization"], address=data["address"], port=data.get("port", 443),
             sni_name=data.get("sni_name", ""),
             protocol=data.get("protocol", MonitoredEndpoint.Protocol.TLS))
+        AuditEvent.record(self.request, action=AuditEvent.Action.ENDPOINT_WATCHED,
+                          organization=data["organization"], subject=str(serializer.instance),
+                          params={"via": "api"})
+
+    def perform_destroy(self, instance):
+        AuditEvent.record(self.request, action=AuditEvent.Action.ENDPOINT_STOPPED,
+                          organization=instance.organization, subject=str(instance),
+                          params={"via": "api"})
+        super().perform_destroy(instance)
 
     @extend_schema(request=None, responses={200: s.EndpointCheckSerializer},
                    summary=_("Check the endpoint now"))

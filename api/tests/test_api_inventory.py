@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certificates.models import DNSKind, InventoryCertificate, MonitoredEndpoint
+from certificates.models import AuditEvent, DNSKind, InventoryCertificate, MonitoredEndpoint
 from certificates.tests import factories, pki
 
 from .conftest import client_for, make_token
@@ -122,6 +122,10 @@ def test_an_endpoint_is_added_with_its_protocol_and_an_unknown_one_is_a_400(api)
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "protocol"
     assert MonitoredEndpoint.objects.count() == 1
+    assert api.delete(f"/api/v1/endpoints/{MonitoredEndpoint.objects.get().pk}/"
+                      ).status_code == 204
+    assert list(AuditEvent.objects.order_by("pk").values_list("action", flat=True)) == [
+        "endpoint_watched", "endpoint_stopped"]
 
 
 def test_an_imported_certificate_is_adopted_once(api, world):

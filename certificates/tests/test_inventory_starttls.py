@@ -9,7 +9,12 @@ import pytest
 
 from certificates.inventory import discovery, monitoring
 from certificates.inventory.verification import describe
-from certificates.models import EndpointCheck, InventoryCertificate, MonitoredEndpoint
+from certificates.models import (
+    AuditEvent,
+    EndpointCheck,
+    InventoryCertificate,
+    MonitoredEndpoint,
+)
 
 pytestmark = pytest.mark.django_db
 NAME = "mail.example.test"
@@ -135,6 +140,8 @@ def test_the_protocol_is_chosen_in_the_form_and_shown_on_the_list(
     assert response.status_code == 302
     endpoint = MonitoredEndpoint.objects.get(port=exim_smtp.plain_port)
     assert endpoint.protocol == "smtp"
+    assert AuditEvent.objects.filter(action="endpoint_watched", user=operator,
+                                     subject=str(endpoint)).exists()
     page = client.get("/endpoints/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "SMTP with STARTTLS" in page
     detail = client.get(f"/endpoints/{endpoint.pk}/", HTTP_ACCEPT_LANGUAGE="en")

@@ -14,7 +14,7 @@ from accounts.tenancy import get_scoped_or_404, scoped
 from fujissl_portal.params import text_param
 
 from ..inventory import monitoring
-from ..models import MonitoredEndpoint
+from ..models import AuditEvent, MonitoredEndpoint
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 
 HISTORY_SHOWN = 50
@@ -60,6 +60,8 @@ def endpoint_list(request):
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
+                AuditEvent.record(request, action=AuditEvent.Action.ENDPOINT_WATCHED,
+                                  subject=str(endpoint))
                 monitoring.check(endpoint.pk)
                 messages.success(request, _("%(endpoint)s is monitored now.")
                                  % {"endpoint": endpoint})
@@ -108,5 +110,7 @@ def endpoint_stop(request, pk):
     endpoint = _fetch(request, pk)
     require(request, Role.OPERATOR)
     MonitoredEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)
+    AuditEvent.record(request, action=AuditEvent.Action.ENDPOINT_STOPPED,
+                      organization=endpoint.organization, subject=str(endpoint))
     messages.success(request, _("%(endpoint)s is no longer checked.") % {"endpoint": endpoint})
     return redirect("certificates:endpoints")

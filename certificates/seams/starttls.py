@@ -132,7 +132,7 @@ def _smtp(lines: _Lines, client_name: str) -> None:
 
 def _imap_tagged(lines: _Lines, tag: str) -> tuple[str, list[str]]:
     """Untagged lines up to the tagged answer; (its status, the untagged lines)."""
-    untagged = []
+    untagged: list[str] = []
     for _count in range(MAX_LINES):
         line = lines.line()
         if line.startswith(f"{tag} "):

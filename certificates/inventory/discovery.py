@@ -177,11 +177,13 @@ def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
         if progress is not None:
             progress.checked(len(probes), found, new)
 
+    # The names known before this scan: what it stores as it goes is no SNI name to try.
+    sni_names = known_names(organization, list(names))
     first = plan(addresses, ports)
     if progress is not None:
         progress.planned(len(first))
     _probe_all(first, now, batch_done)
-    second = _second_round(first, known_names(organization, list(names)))
+    second = _second_round(first, sni_names)
     if progress is not None and second:
         progress.planned(len(second))
     _probe_all(second, now, batch_done)

@@ -50,6 +50,17 @@ def test_a_mail_endpoint_serves_its_chain_after_starttls_and_it_verifies(
             "protocol": protocol} in endpoint.certificate.seen_at
 
 
+def test_the_scheduled_scan_speaks_each_endpoint_s_protocol(organization, trusted):
+    exim, dovecot = trusted
+    for port, protocol in ((exim.starttls_port, Protocol.SMTP),
+                           (dovecot.pop3_port, Protocol.POP3)):
+        monitoring.watch(organization, address="127.0.0.1", port=port, sni_name=NAME,
+                         protocol=protocol)
+    assert monitoring.check_due() == 2
+    assert set(EndpointCheck.objects.values_list("result", "fingerprint_sha256")) == {
+        ("ok", exim.leaf_sha256), ("ok", dovecot.leaf_sha256)}
+
+
 def test_the_same_port_as_plain_tls_does_not_handshake(organization, exim_smtp):
     """Proof that the protocol is spoken: without it, the SMTP port is no TLS port."""
     endpoint = monitoring.watch(organization, address="127.0.0.1",

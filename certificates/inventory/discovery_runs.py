@@ -130,12 +130,12 @@ def run(discovery_id: int) -> None:
                                    ports_text=row.ports, names=row.names,
                                    by=row.requested_by, progress=tracker)
     except Exception as exc:
-        logger.exception("discovery %s failed", row.pk)
         Discovery.objects.filter(pk=row.pk).update(
             status=Status.FAILED, errors=[*row.errors, _error(exc)],
             finished_at=timezone.now())
         if not isinstance(exc, PortalError | ValidationError | SoftTimeLimitExceeded):
-            raise
+            raise  # a bug: the worker's log has it, the row says it failed
+        logger.info("discovery %s failed: %r", row.pk, exc)
         return
     Discovery.objects.filter(pk=row.pk).update(
         status=Status.DONE, served=found.served, managed=found.managed,

@@ -39,7 +39,9 @@ class ScanForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         allowed = ", ".join(str(p) for p in settings.DISCOVERY_PORTS)
-        self.fields["ports"].help_text = _("Among %(ports)s; blank: all of them.") % {
+        self.fields["ports"].help_text = _(
+            "Among %(ports)s; blank: all of them. 25, 587, 143 and 110 are asked with "
+            "STARTTLS; another port may name its protocol, e.g. 2525/smtp.") % {
             "ports": allowed}
 
 

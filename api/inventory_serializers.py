@@ -131,7 +131,8 @@ class EndpointSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializer):
 
     class Meta:
         model = MonitoredEndpoint
-        fields = ["id", "organization", "address", "port", "sni_name", "result", "problems",
+        fields = ["id", "organization", "address", "port", "sni_name", "protocol", "result",
+                  "problems",
                   "served_fingerprint", "certificate", "managed_certificate",
                   "last_checked_at", "next_check_at", "enabled"]
         read_only_fields = ["result", "served_fingerprint", "certificate",
@@ -176,10 +177,3 @@ class DiscoverSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
         if "organization" not in attrs:
             attrs["organization"] = ImportSerializer._only_organization(self)
         return attrs
-
-
-class DiscoverResultSerializer(serializers.Serializer):
-    probes = serializers.IntegerField()
-    served = serializers.IntegerField()
-    found = InventoryCertificateSerializer(many=True)
-    managed = serializers.IntegerField()

@@ -4,6 +4,7 @@ export of every certificate, discovery, accepting findings) and
 
 from django.db import transaction
 from django.db.models import BooleanField, Case, Value, When
+from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
@@ -12,11 +13,19 @@ from rest_framework.response import Response
 
 from accounts.models import Role
 from accounts.tenancy import organizations_of
-from certificates.inventory import adoption, discovery, importing, listing, monitoring
+from certificates.inventory import (
+    adoption,
+    discovery,
+    discovery_runs,
+    importing,
+    listing,
+    monitoring,
+)
 from certificates.inventory.parsing import ImportRefused
 from certificates.models import AuditEvent, InventoryCertificate, MonitoredEndpoint
 
 from . import inventory_serializers as s
+from .discovery_serializers import DiscoverySerializer
 from .errors import Conflict
 from .serializers import CertificateSerializer
 from .views import CONFLICT, PortalViewSet
@@ -75,19 +84,27 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
                 for row in listing.export_rows(organization)]
         return Response(s.ExportRowSerializer(rows, many=True).data)
 
-    @extend_schema(request=s.DiscoverSerializer, responses={200: s.DiscoverResultSerializer},
-                   summary=_("Scan addresses and ports for TLS certificates"))
+    @extend_schema(request=s.DiscoverSerializer, responses={202: DiscoverySerializer},
+                   summary=_("Scan addresses and ports for TLS certificates"),
+                   description=_("Checks the request (addresses within the outbound policy, "
+                                 "ports among those the portal scans) and queues the scan "
+                                 "for a worker. Poll /api/v1/discoveries/{id}/ until its "
+                                 "status is done or failed."))
     @action(detail=False, methods=["post"])
     def discover(self, request):
         given = s.DiscoverSerializer(data=request.data, context={"request": request})
         given.is_valid(raise_exception=True)
         data = given.validated_data
-        found = discovery.scan(data["organization"], targets_text=data["targets"],
-                               ports_text=data.get("ports", ""), names=data.get("names", []),
-                               by=request.user)
-        return Response(s.DiscoverResultSerializer({
-            "probes": found.probes, "served": found.served, "found": found.rows,
-            "managed": found.managed}).data)
+        with transaction.atomic():
+            started = discovery_runs.start(
+                data["organization"], by=request.user, targets_text=data["targets"],
+                ports_text=data.get("ports", ""), names=data.get("names", []))
+            AuditEvent.record(request, action=AuditEvent.Action.DISCOVERY_STARTED,
+                              organization=data["organization"], subject=str(started),
+                              params={"kind": started.kind, "via": "api"})
+        body = DiscoverySerializer(started).data
+        return Response(body, status=status.HTTP_202_ACCEPTED,
+                        headers={"Location": reverse("api:discovery-detail", args=[started.pk])})
 
     @extend_schema(request=None, responses={200: s.InventoryCertificateSerializer},
                    summary=_("Accept a finding into the inventory"))
@@ -156,7 +173,17 @@ class EndpointViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
         data = serializer.validated_data
         serializer.instance = monitoring.watch(
             data["organization"], address=data["address"], port=data.get("port", 443),
-            sni_name=data.get("sni_name", ""))
+            sni_name=data.get("sni_name", ""),
+            protocol=data.get("protocol", MonitoredEndpoint.Protocol.TLS))
+        AuditEvent.record(self.request, action=AuditEvent.Action.ENDPOINT_WATCHED,
+                          organization=data["organization"], subject=str(serializer.instance),
+                          params={"via": "api"})
+
+    def perform_destroy(self, instance):
+        AuditEvent.record(self.request, action=AuditEvent.Action.ENDPOINT_STOPPED,
+                          organization=instance.organization, subject=str(instance),
+                          params={"via": "api"})
+        super().perform_destroy(instance)
 
     @extend_schema(request=None, responses={200: s.EndpointCheckSerializer},
                    summary=_("Check the endpoint now"))

@@ -2,7 +2,15 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import dns_credential_views, incident_views, inventory_views, settings_views, tokens, views
+from . import (
+    discovery_views,
+    dns_credential_views,
+    incident_views,
+    inventory_views,
+    settings_views,
+    tokens,
+    views,
+)
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -16,6 +24,7 @@ router.register("dns-credentials", dns_credential_views.DNSCredentialViewSet,
                 basename="dns-credential")
 router.register("inventory", inventory_views.InventoryViewSet, basename="inventory")
 router.register("endpoints", inventory_views.EndpointViewSet, basename="endpoint")
+router.register("discoveries", discovery_views.DiscoveryViewSet, basename="discovery")
 router.register("incidents", incident_views.IncidentViewSet, basename="incident")
 router.register("webhooks", settings_views.WebhookViewSet, basename="webhook")
 router.register("invitations", settings_views.InvitationViewSet, basename="invitation")

@@ -21,6 +21,9 @@ logger = logging.getLogger(__name__)
 # fujissl_portal/checks.py hold the settings to that.
 ACME_LIMITS = {"soft_time_limit": 10 * 60, "time_limit": 11 * 60}
 DEPLOY_LIMITS = {"soft_time_limit": 12 * 60, "time_limit": 13 * 60}
+# A discovery of DISCOVERY_MAX_ADDRESSES x DISCOVERY_PORTS, then each SNI name where
+# TLS answered: minutes at the defaults; past the soft limit it ends as failed.
+DISCOVERY_LIMITS = {"soft_time_limit": 30 * 60, "time_limit": 31 * 60}
 
 
 @shared_task(name="certificates.heartbeat", ignore_result=True)
@@ -151,6 +154,14 @@ def check_endpoints() -> None:
     from .inventory import monitoring  # noqa: PLC0415
 
     monitoring.check_due()
+
+
+@shared_task(name="certificates.discover", ignore_result=True, **DISCOVERY_LIMITS)
+def discover(discovery_id: int) -> None:
+    """One discovery (a scan, or a host's files), its progress kept on its row."""
+    from .inventory import discovery_runs  # noqa: PLC0415
+
+    discovery_runs.run(discovery_id)
 
 
 @shared_task(name="certificates.check_endpoint", ignore_result=True)

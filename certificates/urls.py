@@ -26,6 +26,7 @@ urlpatterns = [
     path("inventory/export.csv", views.inventory_export, name="inventory_export"),
     path("inventory/discover/", views.discovery_page, name="discovery"),
     path("inventory/discover/review/", views.discovery_review, name="discovery_review"),
+    path("inventory/discover/<int:pk>/", views.discovery_run, name="discovery_run"),
     path("inventory/<int:pk>/", views.inventory_detail, name="inventory_certificate"),
     path("inventory/<int:pk>/adopt/", views.inventory_adopt, name="inventory_adopt"),
     path("inventory/<int:pk>/remove/", views.inventory_remove, name="inventory_remove"),

@@ -43,7 +43,7 @@ def timings_agree(app_configs, **kwargs):
             id="portal.E001"))
     visibility = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout")
     longest = max(tasks.ACME_LIMITS["time_limit"], tasks.DEPLOY_LIMITS["time_limit"],
-                  settings.RENEWAL_QUEUE_SECONDS)
+                  tasks.DISCOVERY_LIMITS["time_limit"], settings.RENEWAL_QUEUE_SECONDS)
     if visibility is not None and visibility <= longest:
         errors.append(Error(
             f"The broker's visibility timeout ({visibility} s) must be longer than the "

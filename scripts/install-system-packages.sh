@@ -10,7 +10,7 @@ PATH="$PATH:/usr/sbin:/sbin"
 NEEDS="pebble:pebble named:bind9 nsupdate:bind9-dnsutils dig:bind9-dnsutils
 chromium:chromium pdns_server:pdns-server
 sshd:openssh-server nginx:nginx-light msgfmt:gettext
-wrk:wrk"
+wrk:wrk exim4:exim4-daemon-light dovecot:dovecot-imapd"
 
 missing=""
 for need in $NEEDS; do
@@ -21,6 +21,12 @@ for need in $NEEDS; do
         case " $missing " in *" $package "*) ;; *) missing="$missing $package" ;; esac
     fi
 done
+
+# Dovecot's POP3 is a helper of dovecot, not on PATH: look for it.
+if [ ! -x /usr/lib/dovecot/pop3-login ]; then
+    echo "missing: Dovecot's POP3 (Debian package dovecot-pop3d)"
+    missing="$missing dovecot-pop3d"
+fi
 
 # PowerDNS's SQLite backend is no binary either: look for its schema.
 if [ ! -f /usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql ]; then
@@ -52,5 +58,8 @@ apt-get update
 # pages legible in their screenshots; wrk loads the portal in bench/agents.py.
 # pdns-server with its SQLite backend: the DNS provider with an HTTP API (lexicon's
 # powerdns provider); its postinst cannot start a service here, which is fine.
+# Exim and Dovecot: the mail servers whose STARTTLS the endpoint checks speak
+# (the tests start their own, on free ports; the packages' services stay off).
 apt-get install -y --no-install-recommends pebble nginx-light openssh-server bind9 \
-    bind9-dnsutils gettext chromium fonts-ipafont-gothic pdns-server pdns-backend-sqlite3 wrk
+    bind9-dnsutils gettext chromium fonts-ipafont-gothic pdns-server pdns-backend-sqlite3 wrk \
+    exim4-daemon-light dovecot-imapd dovecot-pop3d

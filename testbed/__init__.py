@@ -2,7 +2,8 @@
 
 Each module starts one kind of daemon the portal talks to in production:
 ``bind`` (DNS and RFC 2136 updates), ``pebble`` (ACME CA), ``sshd`` and
-``nginx`` (composed into target hosts by ``hosts``). ``fixtures`` is the
+``nginx`` (composed into target hosts by ``hosts``), ``mail`` (Exim and
+Dovecot, mail servers with STARTTLS). ``fixtures`` is the
 pytest plugin that wires them together; load it from the root conftest with
 ``pytest_plugins = ["testbed.fixtures"]``.
 

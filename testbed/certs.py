@@ -30,6 +30,16 @@ def _certificate(subject: x509.Name, key, issuer: x509.Name, issuer_key, *, ca: 
         .not_valid_before(now - datetime.timedelta(minutes=5))  # tolerate clock skew
         .not_valid_after(now + _VALIDITY)
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        # The key identifiers a verifier of the Web PKI's rules wants (cryptography's,
+        # the portal's endpoint checks), so that a chain of these CAs can verify.
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
+                       critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer_key.public_key()), critical=False)
+        .add_extension(x509.KeyUsage(
+            digital_signature=not ca, key_cert_sign=ca, crl_sign=ca, content_commitment=False,
+            key_encipherment=False, data_encipherment=False, key_agreement=False,
+            encipher_only=False, decipher_only=False), critical=True)
     )
     if sans:
         builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)

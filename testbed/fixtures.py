@@ -10,6 +10,7 @@ import pytest
 
 from .bind import BindServer
 from .hosts import TargetHost, TargetHostFactory
+from .mail import DovecotServer, EximServer
 from .pebble import Pebble, PebbleFactory
 from .ports import free_port
 from .powerdns import PowerDNS
@@ -91,3 +92,24 @@ def target_host(target_host_factory) -> Iterator[TargetHost]:
     host = target_host_factory()
     yield host
     host.stop()
+
+
+@pytest.fixture(scope="session")
+def exim_smtp(request) -> EximServer:
+    """Exim on 127.0.0.1: SMTP with STARTTLS on ``starttls_port``, without it on
+    ``plain_port``; its certificate (``mail.example.test``, 127.0.0.1) is signed
+    by ``ca_pem``, its leaf's fingerprint ``leaf_sha256``."""
+    server = EximServer()
+    request.addfinalizer(server.stop)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def dovecot_mail(request) -> DovecotServer:
+    """Dovecot on 127.0.0.1: IMAP (``imap_port``) and POP3 (``pop3_port``), both
+    with STARTTLS; ``ca_pem`` and ``leaf_sha256`` as for ``exim_smtp``."""
+    server = DovecotServer()
+    request.addfinalizer(server.stop)
+    server.start()
+    return server

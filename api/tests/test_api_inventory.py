@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certificates.models import DNSKind, InventoryCertificate, MonitoredEndpoint
+from certificates.models import AuditEvent, DNSKind, InventoryCertificate, MonitoredEndpoint
 from certificates.tests import factories, pki
 
 from .conftest import client_for, make_token
@@ -108,6 +108,24 @@ def test_an_endpoint_outside_the_policy_is_a_400_naming_it(api, settings):
     assert response.status_code == 400
     assert "127.0.0.1" in response.json()["errors"][0]["message"]
     assert not MonitoredEndpoint.objects.exists()
+
+
+def test_an_endpoint_is_added_with_its_protocol_and_an_unknown_one_is_a_400(api):
+    response = api.post("/api/v1/endpoints/", {"address": "127.0.0.1", "port": 143,
+                                               "protocol": "imap"}, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["protocol"] == "imap"
+    assert MonitoredEndpoint.objects.get().protocol == "imap"
+    assert api.get("/api/v1/endpoints/").json()["results"][0]["protocol"] == "imap"
+    response = api.post("/api/v1/endpoints/", {"address": "127.0.0.1", "port": 25,
+                                               "protocol": "gopher"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "protocol"
+    assert MonitoredEndpoint.objects.count() == 1
+    assert api.delete(f"/api/v1/endpoints/{MonitoredEndpoint.objects.get().pk}/"
+                      ).status_code == 204
+    assert list(AuditEvent.objects.order_by("pk").values_list("action", flat=True)) == [
+        "endpoint_watched", "endpoint_stopped"]
 
 
 def test_an_imported_certificate_is_adopted_once(api, world):

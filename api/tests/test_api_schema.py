@@ -9,7 +9,13 @@ import pytest
 from django.utils import timezone
 
 from api.models import Webhook
-from certificates.models import AgentCredential, Incident, MonitoredEndpoint, TargetHost
+from certificates.models import (
+    AgentCredential,
+    Discovery,
+    Incident,
+    MonitoredEndpoint,
+    TargetHost,
+)
 
 from .conftest import make_token
 
@@ -58,7 +64,7 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "inventory/discover/", "inventory/{id}/accept/", "inventory/{id}/dismiss/",
                    "inventory/{id}/adopt/",
                    "endpoints/", "endpoints/{id}/", "endpoints/{id}/check/",
-                   "endpoints/{id}/checks/",
+                   "endpoints/{id}/checks/", "discoveries/", "discoveries/{id}/",
                    "certificates/{id}/revoke/", "incidents/", "incidents/{id}/",
                    "incidents/preview/", "incidents/{id}/pause/", "incidents/{id}/resume/",
                    "incidents/{id}/report/"]:
@@ -117,7 +123,9 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
                     by=owner, language="en")[0].pk,
                 "incidents": Incident.objects.create(
                     organization=organization, name="CA bug",
-                    deadline=timezone.now() + timedelta(hours=1)).pk}
+                    deadline=timezone.now() + timedelta(hours=1)).pk,
+                "discoveries": Discovery.objects.create(
+                    organization=organization, targets="192.0.2.1", total=1).pk}
     _token, raw = make_token(owner)
     headers = {"Authorization": f"Bearer {raw}"}
     # The agent protocol's endpoints, with an agent's own credential.

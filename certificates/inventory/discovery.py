@@ -14,9 +14,10 @@ dismisses them.
 import datetime
 import ipaddress
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -26,7 +27,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from certificates.models import Certificate, InventoryCertificate, Source, TargetHost
-from certificates.seams import ssh
+from certificates.seams import ssh, starttls
 from certificates.seams.errors import PortalError
 from certificates.seams.ssh_session import Session
 
@@ -42,16 +43,47 @@ class Probe:
     port: int
     sni: str
     observation: monitoring.Observation | None = None
+    protocol: str = starttls.TLS
+
+    def place(self) -> dict:
+        place = {"address": self.address, "port": self.port, "sni": self.sni}
+        if self.protocol != starttls.TLS:
+            place["protocol"] = self.protocol
+        return place
 
 
 @dataclass
 class Found:
+    """What a discovery found so far: each certificate once, however many
+    batches it was seen in."""
+
     probes: int = 0
     served: int = 0
     rows: list[InventoryCertificate] = field(default_factory=list)
-    managed: int = 0
+    managed_prints: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+
+    @property
+    def managed(self) -> int:
+        return len(self.managed_prints)
+
+    def add(self, stored: importing.Imported) -> list[InventoryCertificate]:
+        """Takes in one store's rows; those not found before."""
+        known = {row.pk for row in self.rows}
+        new = [row for row in stored.rows if row.pk not in known]
+        self.rows += new
+        self.managed_prints.update(stored.managed)
+        return new
+
+
+class Progress(Protocol):
+    """Told as a discovery goes: how many more are planned, and each batch done
+    (`new`: the certificates this batch found first)."""
+
+    def planned(self, count: int) -> None: ...
+
+    def checked(self, count: int, found: Found, new: list[InventoryCertificate]) -> None: ...
 
 
 def known_names(organization: Organization, given: list[str]) -> list[str]:
@@ -71,21 +103,34 @@ def known_names(organization: Organization, given: list[str]) -> list[str]:
     return names
 
 
-def _probe_all(probes: list[Probe], now: datetime.datetime | None) -> None:
-    timeout = settings.DISCOVERY_TIMEOUT
+def _probe_all(probes: list[Probe], now: datetime.datetime | None,
+               each_batch: Callable[[list[Probe]], None] | None = None) -> None:
+    """Every probe observed, DISCOVERY_CONCURRENCY at a time; `each_batch` is
+    called in this thread (so it may use the database) with every
+    DISCOVERY_CONCURRENCY probes done, in order, while the others go on."""
+    timeout, width = settings.DISCOVERY_TIMEOUT, settings.DISCOVERY_CONCURRENCY
 
-    def one(probe: Probe) -> None:
+    def one(probe: Probe) -> Probe:
         probe.observation = monitoring.observe(probe.address, probe.port, probe.sni,
-                                               timeout=timeout, now=now, verify=False)
+                                               timeout=timeout, now=now, verify=False,
+                                               protocol=probe.protocol)
+        return probe
 
-    with ThreadPoolExecutor(max_workers=settings.DISCOVERY_CONCURRENCY) as pool:
-        list(pool.map(one, probes))
+    batch: list[Probe] = []
+    with ThreadPoolExecutor(max_workers=width) as pool:
+        for probe in pool.map(one, probes):
+            batch.append(probe)
+            if each_batch is not None and len(batch) >= width:
+                each_batch(batch)
+                batch = []
+    if each_batch is not None and batch:
+        each_batch(batch)
 
 
-def plan(addresses: list[str], ports: list[int]) -> list[Probe]:
+def plan(addresses: list[str], ports: list[tuple[int, str]]) -> list[Probe]:
     """First round: each address:port, a name given as a target as its own SNI."""
-    return [Probe(address, port, "" if _is_ip(address) else address)
-            for address in addresses for port in ports]
+    return [Probe(address, port, "" if _is_ip(address) else address, protocol=protocol)
+            for address in addresses for port, protocol in ports]
 
 
 def _is_ip(text: str) -> bool:
@@ -97,63 +142,89 @@ def _is_ip(text: str) -> bool:
 
 
 def _second_round(first: list[Probe], names: list[str]) -> list[Probe]:
-    answered = {(p.address, p.port) for p in first if p.observation and p.observation.chain}
-    return [Probe(address, port, name) for address, port in sorted(answered)
-            for name in names]
+    answered = {(p.address, p.port, p.protocol) for p in first
+                if p.observation and p.observation.chain}
+    return [Probe(address, port, name, protocol=protocol)
+            for address, port, protocol in sorted(answered) for name in names]
 
 
-def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
-         names: Sequence[str] = (), by: User | None = None,
-         now: datetime.datetime | None = None) -> Found:
-    """Scans, then stores what answered as findings. ValidationError (field
-    "targets" or "ports") before anything is opened when the scan is refused."""
-    now = now or timezone.now()
-    started = timezone.now()
+def check_scan(targets_text: str, ports_text: str) -> tuple[list[str], list[tuple[int, str]]]:
+    """The addresses and (port, protocol)s of a scan; ValidationError (field
+    "targets" or "ports") when the scan is refused, before anything is opened."""
     addresses = targets.expand_targets(targets_text)
     ports = targets.parse_ports(ports_text)
-    refused = targets.refused_addresses(addresses, ports[0])
+    refused = targets.refused_addresses(addresses, ports[0][0])
     if refused:
         raise ValidationError({"targets": [_(
             "Not allowed by the portal's outbound policy, or not resolvable: %(addresses)s.")
             % {"addresses": ", ".join(refused[:20])}]})
+    return addresses, ports
+
+
+def scan(organization: Organization, *, targets_text: str, ports_text: str = "",
+         names: Sequence[str] = (), by: User | None = None,
+         now: datetime.datetime | None = None, progress: Progress | None = None) -> Found:
+    """Scans, storing what answered as findings batch by batch (so that a
+    person following `progress` sees them as they come). ValidationError as
+    `check_scan`."""
+    now = now or timezone.now()
+    started = timezone.now()
+    addresses, ports = check_scan(targets_text, ports_text)
+    found = Found()
+
+    def batch_done(probes: list[Probe]) -> None:
+        new = _store(organization, probes, found, by=by)
+        if progress is not None:
+            progress.checked(len(probes), found, new)
+
+    # The names known before this scan: what it stores as it goes is no SNI name to try.
+    sni_names = known_names(organization, list(names))
     first = plan(addresses, ports)
-    _probe_all(first, now)
-    second = _second_round(first, known_names(organization, list(names)))
-    _probe_all(second, now)
-    found = _store(organization, first + second, by=by)
+    if progress is not None:
+        progress.planned(len(first))
+    _probe_all(first, now, batch_done)
+    second = _second_round(first, sni_names)
+    if progress is not None and second:
+        progress.planned(len(second))
+    _probe_all(second, now, batch_done)
     found.seconds = (timezone.now() - started).total_seconds()
     return found
 
 
-def _store(organization: Organization, probes: list[Probe], *, by: User | None) -> Found:
-    """One write per certificate found, with every place it answered at."""
-    found = Found(probes=len(probes))
+def _store(organization: Organization, probes: list[Probe], found: Found, *,
+           by: User | None) -> list[InventoryCertificate]:
+    """One write per certificate found, with every place it answered at; the
+    rows `found` did not hold yet."""
+    found.probes += len(probes)
     by_leaf: dict[str, tuple[Leaf, list[dict]]] = {}
     for probe in probes:
         leaf = probe.observation.leaf if probe.observation else None
         if leaf is None:
             continue
         found.served += 1
-        place = {"address": probe.address, "port": probe.port, "sni": probe.sni}
+        place = probe.place()
         by_leaf.setdefault(leaf.fingerprint, (leaf, []))[1].append(place)
     if not by_leaf:
-        return found
+        return []
     stored = importing.store(
         organization, [leaf for leaf, _places in by_leaf.values()], by=by,
         source=Source.DISCOVERED, status=Status.FOUND,
         places_of={fingerprint: places for fingerprint, (_leaf, places) in by_leaf.items()})
-    found.managed = len(stored.managed)
-    found.rows = stored.rows
-    return found
+    return found.add(stored)
+
+
+def check_host(host: TargetHost) -> None:
+    """ValidationError naming the host unless its files can be read over SSH."""
+    if host.is_agent or not host.host_key_confirmed:
+        raise ValidationError({"host": [_(
+            "%(host)s is not enrolled over SSH: confirm its host key first.")
+            % {"host": host.name}]})
 
 
 def read_host_files(host: TargetHost, paths: list[str], *, by: User | None = None) -> Found:
     """Certificates in `paths` (files, or folders read one level deep) on an
     enrolled host, read over SSH; a key file next to its certificate comes along."""
-    if host.is_agent or not host.host_key_confirmed:
-        raise ValidationError({"host": [_(
-            "%(host)s is not enrolled over SSH: confirm its host key first.")
-            % {"host": host.name}]})
+    check_host(host)
     files: list[tuple[str, bytes]] = []
     errors: list[str] = []
     with ssh.connect(host) as session:
@@ -186,12 +257,10 @@ def _store_files(host: TargetHost, leaves: list[Leaf], found: Found, *,
     for leaf in leaves:
         for path in leaf.origins or [leaf.origin]:
             place = {"host": host.name, "host_id": host.pk, "path": path}
-            stored = importing.store(host.organization, [leaf], by=by,
-                                     source=Source.DISCOVERED, status=Status.FOUND,
-                                     place=place)
+            found.add(importing.store(host.organization, [leaf], by=by,
+                                      source=Source.DISCOVERED, status=Status.FOUND,
+                                      place=place))
         found.served += 1
-        found.managed += len(stored.managed)
-        found.rows += stored.rows
 
 
 def findings(organization: Organization) -> QuerySet[InventoryCertificate]:
@@ -216,7 +285,8 @@ def accept(rows: Iterable[InventoryCertificate], *, watch: bool = True) -> int:
 def _watch_quietly(organization: Organization, place: dict) -> None:
     try:
         monitoring.watch(organization, address=place["address"], port=int(place["port"]),
-                         sni_name=place.get("sni", ""))
+                         sni_name=place.get("sni", ""),
+                         protocol=place.get("protocol", starttls.TLS))
     except ValidationError:
         pass  # watched already, or no longer allowed: the finding is accepted all the same
 

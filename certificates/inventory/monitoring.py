@@ -31,7 +31,7 @@ from certificates.models import (
     Notification,
     Source,
 )
-from certificates.seams import tls
+from certificates.seams import starttls, tls
 from certificates.signals import announce
 
 from . import importing, targets, verification
@@ -55,11 +55,19 @@ class Observation:
 
 
 def observe(address: str, port: int, sni: str, *, timeout: float,
-            now: datetime.datetime | None = None, verify: bool = True) -> Observation:
-    """What `address:port` serves for `sni`, and its problems (unless not
-    `verify`: discovery only wants the leaf). No database."""
+            now: datetime.datetime | None = None, verify: bool = True,
+            protocol: str = starttls.TLS) -> Observation:
+    """What `address:port` serves for `sni` (after the STARTTLS of a mail
+    `protocol`), and its problems (unless not `verify`: discovery only wants the
+    leaf). No database."""
     try:
-        ders = tls.served_chain(address, port, sni, timeout=timeout)
+        ders = tls.served_chain(address, port, sni, timeout=timeout, protocol=protocol,
+                                client_name=settings.STARTTLS_CLIENT_NAME)
+    except starttls.StartTLSRefused as exc:
+        # Kept as a problem (a code and its words), so that it reads in the
+        # reader's language; no chain, so the endpoint is "unreachable".
+        return Observation(problems=[verification.problem(f"starttls_{exc.code}",
+                                                          **exc.params)])
     except tls.TLSCheckError as exc:
         return Observation(error=str(exc))
     try:
@@ -73,7 +81,10 @@ def observe(address: str, port: int, sni: str, *, timeout: float,
 
 
 def _place(endpoint: MonitoredEndpoint) -> dict:
-    return {"address": endpoint.address, "port": endpoint.port, "sni": endpoint.sni_name}
+    place = {"address": endpoint.address, "port": endpoint.port, "sni": endpoint.sni_name}
+    if endpoint.starttls:
+        place["protocol"] = endpoint.protocol
+    return place
 
 
 def _served(endpoint: MonitoredEndpoint,
@@ -164,23 +175,27 @@ def tell(endpoint: MonitoredEndpoint, kind: str, event: str, check: EndpointChec
                  "problems": [verification.describe(p) for p in check.problems]})
 
 
-def watch(organization: Organization, *, address: str, port: int,
-          sni_name: str = "") -> MonitoredEndpoint:
+def watch(organization: Organization, *, address: str, port: int, sni_name: str = "",
+          protocol: str = MonitoredEndpoint.Protocol.TLS) -> MonitoredEndpoint:
     """A new monitored endpoint, due at once; ValidationError naming the field
-    for an address, port or name that is refused or already watched."""
+    for an address, port, name or protocol that is refused or already watched."""
     address = targets.normalize_address(address)
     if not 1 <= port <= 65535:
         raise ValidationError({"port": [_PORTS]})
+    if protocol not in MonitoredEndpoint.Protocol.values:
+        raise ValidationError({"protocol": [gettext("Choose TLS, SMTP, IMAP or POP3.")]})
     if sni_name:
         sni_name = targets.normalize_address(sni_name, field="sni_name")
     targets.check_allowed(address, port)
     endpoint, created = MonitoredEndpoint.objects.get_or_create(
-        organization=organization, address=address, port=port, sni_name=sni_name)
+        organization=organization, address=address, port=port, sni_name=sni_name,
+        defaults={"protocol": protocol})
     if not created and endpoint.enabled:
         raise ValidationError({"address": [gettext("%(endpoint)s is monitored already.")
                                            % {"endpoint": endpoint}]})
     if not created:
-        MonitoredEndpoint.objects.filter(pk=endpoint.pk).update(enabled=True)
+        MonitoredEndpoint.objects.filter(pk=endpoint.pk).update(enabled=True, protocol=protocol)
+        endpoint.enabled, endpoint.protocol = True, protocol
     return endpoint
 
 
@@ -188,7 +203,8 @@ def check(endpoint_id: int, *, now: datetime.datetime | None = None) -> Endpoint
     """One endpoint checked now (a person's "check now", or a test)."""
     endpoint = MonitoredEndpoint.objects.get(pk=endpoint_id)
     observation = observe(endpoint.address, endpoint.port, endpoint.sni_name,
-                          timeout=settings.ENDPOINT_CHECK_TIMEOUT, now=now)
+                          timeout=settings.ENDPOINT_CHECK_TIMEOUT, now=now,
+                          protocol=endpoint.protocol)
     return record(endpoint_id, observation, now=now)
 
 
@@ -213,7 +229,8 @@ def check_due(*, now: datetime.datetime | None = None) -> int:
     timeout = settings.ENDPOINT_CHECK_TIMEOUT
     with ThreadPoolExecutor(max_workers=settings.ENDPOINT_CHECK_CONCURRENCY) as pool:
         observations = pool.map(
-            lambda e: observe(e.address, e.port, e.sni_name, timeout=timeout, now=now), due)
+            lambda e: observe(e.address, e.port, e.sni_name, timeout=timeout, now=now,
+                              protocol=e.protocol), due)
         for endpoint, observation in zip(due, observations, strict=True):
             record(endpoint.pk, observation, now=now)
     return len(due)

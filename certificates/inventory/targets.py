@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from fujissl_portal import egress
 
 from .. import validators
+from ..seams import starttls
 
 
 def normalize_address(value: str, *, field: str = "address") -> str:
@@ -93,17 +94,24 @@ def expand_targets(text: str) -> list[str]:
     return found
 
 
-def parse_ports(text: str) -> list[int]:
-    """Ports of a scan, each among DISCOVERY_PORTS."""
+def parse_ports(text: str) -> list[tuple[int, str]]:
+    """Ports of a scan, each among DISCOVERY_PORTS, with the protocol spoken
+    before TLS: "587/smtp" names it, a well-known mail port (25, 587, 143, 110)
+    implies it, any other port is plain TLS."""
     allowed = settings.DISCOVERY_PORTS
-    ports: list[int] = []
+    ports: list[tuple[int, str]] = []
     for item in text.replace(",", " ").split() or [str(p) for p in allowed]:
-        if not item.isascii() or not item.isdigit() or int(item) not in allowed:
+        number, _slash, protocol = item.lower().partition("/")
+        if not number.isascii() or not number.isdigit() or int(number) not in allowed:
             raise ValidationError({"ports": [_(
                 "%(port)s is not a port the portal scans; allowed: %(allowed)s.")
                 % {"port": item, "allowed": ", ".join(str(p) for p in allowed)}]})
-        if int(item) not in ports:
-            ports.append(int(item))
+        protocol = protocol or starttls.WELL_KNOWN.get(int(number), starttls.TLS)
+        if protocol not in starttls.PROTOCOLS:
+            raise ValidationError({"ports": [_(
+                "%(port)s: after the slash, name tls, smtp, imap or pop3.") % {"port": item}]})
+        if (int(number), protocol) not in ports:
+            ports.append((int(number), protocol))
     return ports
 
 

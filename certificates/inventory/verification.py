@@ -44,6 +44,13 @@ def describe(item: dict) -> str:
         "weak_key": _("The key is too weak: %(key)s."),
         "weak_signature": _("The certificate is signed with %(algorithm)s, a broken "
                             "algorithm."),
+        # Before TLS: certificates.seams.starttls's refusals.
+        "starttls_not_offered": _("The %(protocol)s server does not offer STARTTLS."),
+        "starttls_bad_greeting": _("The server did not answer as a %(protocol)s server: "
+                                   "%(answer)s"),
+        "starttls_refused": _("The %(protocol)s server refused STARTTLS: %(answer)s"),
+        "starttls_timeout": _("The %(protocol)s server did not answer in time."),
+        "starttls_closed": _("The %(protocol)s server closed the connection before TLS."),
     }
     text = texts.get(item.get("code", ""), "%(code)s")
     try:

@@ -12,6 +12,7 @@ from .certificate import (
     RevocationReason,
 )
 from .channels import NotificationChannel
+from .discovery import Discovery
 from .dns import DNSCredential, DNSKind
 from .hosts import Deployment, DeployRequest, TargetHost
 from .incidents import Incident, IncidentCertificate
@@ -31,6 +32,7 @@ __all__ = [
     "CASwitch",
     "Challenge",
     "Deployment",
+    "Discovery",
     "DNSCredential",
     "DNSKind",
     "DeployRequest",

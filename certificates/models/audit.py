@@ -68,6 +68,9 @@ class AuditEvent(models.Model):
         CERTIFICATES_IMPORTED = "certificates_imported", _("Certificates imported")
         CERTIFICATE_ADOPTED = "certificate_adopted", _("Certificate adopted")
         INVENTORY_DISMISSED = "inventory_dismissed", _("Unmanaged certificate removed")
+        DISCOVERY_STARTED = "discovery_started", _("Discovery started")
+        ENDPOINT_WATCHED = "endpoint_watched", _("Endpoint monitored")
+        ENDPOINT_STOPPED = "endpoint_stopped", _("Endpoint no longer checked")
         CERTIFICATE_REVOKED = "certificate_revoked", _("Certificate version revoked")
         # Incidents
         INCIDENT_STARTED = "incident_started", _("Incident started")

@@ -113,12 +113,21 @@ def place_label(place) -> str:
         return f"{place.get('host', '')}:{place['path']}"
     if "address" in place:
         sni = f" ({place['sni']})" if place.get("sni") else ""
-        return f"{place['address']}:{place.get('port', '')}{sni}"
+        # A mail protocol is named, as in "smtp://192.0.2.1:587".
+        scheme = f"{place['protocol']}://" if place.get("protocol", "tls") != "tls" else ""
+        return f"{scheme}{place['address']}:{place.get('port', '')}{sni}"
     return str(place.get("file", ""))
 
 
 class MonitoredEndpoint(models.Model):
     """A TLS endpoint whose served certificate is checked on a schedule."""
+
+    class Protocol(models.TextChoices):
+        # The values are certificates.seams.starttls's names of the protocols.
+        TLS = "tls", _("TLS")
+        SMTP = "smtp", _("SMTP with STARTTLS")
+        IMAP = "imap", _("IMAP with STARTTLS")
+        POP3 = "pop3", _("POP3 with STARTTLS")
 
     class Result(models.TextChoices):
         PENDING = "pending", _("Not checked yet")
@@ -134,6 +143,9 @@ class MonitoredEndpoint(models.Model):
         MinValueValidator(1, _("Ports are whole numbers from 1 to 65535.")),
         MaxValueValidator(65535, _("Ports are whole numbers from 1 to 65535."))])
     sni_name = models.CharField(_("SNI name"), max_length=253, blank=True)
+    # What is spoken before the TLS handshake (mail servers' STARTTLS).
+    protocol = models.CharField(_("protocol"), max_length=4, choices=Protocol.choices,
+                                default=Protocol.TLS)
     certificate = models.ForeignKey(
         InventoryCertificate, on_delete=models.SET_NULL, null=True, blank=True,
         related_name="endpoints", verbose_name=_("served certificate"),
@@ -174,6 +186,10 @@ class MonitoredEndpoint(models.Model):
     def __str__(self):
         name = f" ({self.sni_name})" if self.sni_name else ""
         return f"{self.address}:{self.port}{name}"
+
+    @property
+    def starttls(self) -> bool:
+        return self.protocol != self.Protocol.TLS
 
 
 class EndpointCheck(models.Model):

@@ -6,6 +6,7 @@ import ssl
 
 from django.utils.translation import gettext as _
 
+from certificates.seams import starttls
 from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
 
@@ -62,18 +63,21 @@ def served_leaf_sha256(address: str, port: int, sni: str, *, timeout: float) -> 
     return hashlib.sha256(der).hexdigest()
 
 
-def served_chain(address: str, port: int, sni: str, *, timeout: float) -> list[bytes]:
+def served_chain(address: str, port: int, sni: str, *, timeout: float,
+                 protocol: str = starttls.TLS, client_name: str = "localhost") -> list[bytes]:
     """The DER certificates served at ``address:port`` for ``sni``, leaf first, as
-    sent (unverified: the caller verifies, and says why a chain fails)."""
+    sent (unverified: the caller verifies, and says why a chain fails). A mail
+    ``protocol`` (starttls.SMTP, IMAP, POP3) is spoken up to its STARTTLS first;
+    its refusals are starttls.StartTLSRefused."""
     try:
-        with (
-            egress.connect(address, port, timeout=timeout) as raw,
-            _client_context().wrap_socket(raw, server_hostname=sni or None) as tls,
-        ):
-            # Python 3.13 has SSLSocket.get_unverified_chain(); before it, the
-            # same method lives on the socket's SSL object.
-            chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]
-            ders = [cert.public_bytes(ssl._ssl.ENCODING_DER) for cert in chain]  # type: ignore[attr-defined]
+        with egress.connect(address, port, timeout=timeout) as raw:
+            starttls.upgrade(raw, protocol, client_name=client_name)
+            with _client_context().wrap_socket(raw, server_hostname=sni or None) as tls:
+                # Python 3.13 has SSLSocket.get_unverified_chain(); before it, the
+                # same method lives on the socket's SSL object.
+                chain = tls._sslobj.get_unverified_chain() or []  # type: ignore[attr-defined]
+                ders = [cert.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                        for cert in chain]
     except egress.Refused as exc:
         raise TLSCheckError(
             _("The address %(address)s is not allowed by the portal's outbound policy.")

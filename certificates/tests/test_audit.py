@@ -224,6 +224,15 @@ def _do_every_action(client, world, owner, django_user_model, tmp_path, ca_direc
     removed = InventoryCertificate.objects.get(common_name="removed.example.test")
     client.post(reverse("certificates:inventory_remove", args=[removed.pk]))
 
+    # Monitored endpoints and discovery
+    response = api.post("/api/v1/endpoints/", {"address": "127.0.0.1", "port": 587,
+                                               "protocol": "smtp"}, format="json")
+    assert response.status_code == 201, response.json()
+    client.post(reverse("certificates:endpoint_stop", args=[response.json()["id"]]))
+    response = client.post(reverse("certificates:discovery"), {
+        "scan": "1", "targets": "127.0.0.1", "ports": "443"})
+    assert response.status_code == 302, response.context["scan_form"].errors
+
     # The API
     client.post(reverse("api:tokens"), {"name": "sync", "scopes": ["read"], "lifetime": 30})
     client.post(reverse("api:revoke-token", args=[APIToken.objects.get(name="sync").pk]))

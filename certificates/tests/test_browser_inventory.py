@@ -7,7 +7,12 @@ import datetime
 import pytest
 from django.utils import timezone
 
-from certificates.models import EndpointCheck, InventoryCertificate, MonitoredEndpoint
+from certificates.models import (
+    Discovery,
+    EndpointCheck,
+    InventoryCertificate,
+    MonitoredEndpoint,
+)
 from certificates.tests import pki
 from certificates.tests.browser import PHONE, WIDE, log_in, shoot
 from certificates.tests.factories import issued_world, unmanaged_rows
@@ -30,7 +35,15 @@ def inventory(organization, owner, tmp_path):
                                  checked_at=timezone.now() - datetime.timedelta(days=1))
     EndpointCheck.objects.create(endpoint=endpoint, result="problem", changed=True,
                                  fingerprint_sha256="ab" * 32, problems=problems)
-    return {**world, "unmanaged": rows[0], "endpoint": endpoint}
+    # A discovery that ended (a running one reloads its page every two seconds).
+    done = Discovery.objects.create(organization=organization, targets="192.0.2.0/28",
+                                    ports="443 587/smtp", status="done", total=32, checked=32,
+                                    served=2, requested_by=owner, finished_at=timezone.now())
+    done.findings.add(rows[1])
+    MonitoredEndpoint.objects.create(organization=organization, address="mail.example.test",
+                                     port=587, protocol="smtp", certificate=rows[2],
+                                     result="ok")
+    return {**world, "unmanaged": rows[0], "endpoint": endpoint, "discovery": done}
 
 
 @pytest.mark.parametrize("language", ["ja", "en"])
@@ -59,6 +72,10 @@ def test_the_inventory_pages_in_each_language(open_page, inventory, owner, langu
 
     page.goto("/")
     assert page.locator("svg.timeline .mark.unmanaged").count() >= 1
+    # The endpoint that does not verify is among the open problems, linking to it.
+    watched = inventory["endpoint"].pk
+    problem = page.locator(f"#problems .endpoint-problem[data-endpoint='{watched}']")
+    assert problem.locator(f"a[href='/endpoints/{watched}/']").count() == 1
     assert page.locator("#count-unmanaged .stat-count").inner_text() != "0"
     shoot(page, f"inventory-dashboard-{language}")
 
@@ -70,6 +87,13 @@ def test_the_inventory_pages_in_each_language(open_page, inventory, owner, langu
     shoot(page, f"inventory-endpoint-{language}")
     page.goto("/inventory/discover/")
     shoot(page, f"inventory-discovery-{language}")
+    page.goto(f"/inventory/discover/{inventory['discovery'].pk}/")
+    assert page.locator("#findings .finding-row").count() == 1
+    shoot(page, f"inventory-discovery-run-{language}")
+    page.goto("/endpoints/")
+    protocols = page.locator("#endpoint-table .endpoint-protocol").all_inner_texts()
+    assert len(protocols) == MonitoredEndpoint.objects.count() and len(set(protocols)) == 2
+    shoot(page, f"inventory-endpoints-{language}")
 
 
 def test_the_inventory_list_on_a_phone(open_page, inventory, owner):

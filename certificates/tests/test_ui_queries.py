@@ -16,8 +16,11 @@ from certificates.models import (
     Certificate,
     Deployment,
     DepositEntry,
+    Discovery,
+    EndpointCheck,
     Heartbeat,
     InventoryCertificate,
+    MonitoredEndpoint,
     Order,
     RenewalRun,
 )
@@ -29,8 +32,9 @@ pytestmark = pytest.mark.django_db
 MANY = 10_000
 # Generous but fixed: a page that ran one query per row would need thousands.
 # The dashboard needs the most: its managed part, and the certificates managed
-# elsewhere (their counts, their timeline lane in two, the endpoints with problems).
-MAX_QUERIES = 28
+# elsewhere (their counts, their timeline lane in two, the endpoints with problems
+# counted, and listed among the open problems with their count).
+MAX_QUERIES = 30
 
 
 def fill(organization, tmp_path, count):
@@ -61,6 +65,16 @@ def fill(organization, tmp_path, count):
         for i, cert in enumerate(certificates[:40])
     ])
     unmanaged = unmanaged_rows(organization, count)
+    # Some endpoints whose certificate changed lately: open problems of the dashboard.
+    EndpointCheck.objects.bulk_create([
+        EndpointCheck(endpoint=endpoint, result="ok", changed=True)
+        for endpoint in MonitoredEndpoint.objects.filter(organization=organization)[
+            :count // 100 + 2]])
+    # A discovery that found a share of them.
+    discovery = Discovery.objects.create(organization=organization, targets="192.0.2.0/24",
+                                         status="running", total=count, checked=count // 2,
+                                         errors=[{"kind": "refused", "detail": "no"}])
+    discovery.findings.add(*unmanaged[:count // 10])
     key_pem, cert_pem = self_signed()
     first = certificates[0]
     version = stored_version(first, key_pem, cert_pem)
@@ -70,6 +84,7 @@ def fill(organization, tmp_path, count):
                          product="single", price=ca.price)
     return {"certificate": first, "host": hosts[0], "ca_account": ca,
             "unmanaged": unmanaged[0], "endpoint": unmanaged[0].endpoints.first(),
+            "discovery": discovery,
             "run": RenewalRun.objects.filter(certificate=first).first()}
 
 
@@ -102,6 +117,7 @@ def pages(world):
         reverse("certificates:endpoints") + "?result=problem",
         reverse("certificates:endpoint", args=[world["endpoint"].pk]),
         reverse("certificates:discovery"),
+        reverse("certificates:discovery_run", args=[world["discovery"].pk]),
     ]
 
 

@@ -29,6 +29,7 @@ from certificates.models import (
     Certificate,
     CertificateVersion,
     DepositEntry,
+    Discovery,
     EndpointCheck,
     Incident,
     IncidentCertificate,
@@ -154,6 +155,20 @@ def everything(world, organization, japanese_owner):
     EndpointCheck.objects.create(endpoint=endpoint, result="problem", changed=True,
                                  fingerprint_sha256="ab" * 32, problems=problems)
     world["unmanaged"], world["endpoint"] = rows[0], endpoint
+    # A running discovery that found a certificate, and one that failed.
+    running = Discovery.objects.create(organization=organization, targets="192.0.2.0/28",
+                                       ports="443 587/smtp", status="running", total=32,
+                                       checked=10, served=1, requested_by=japanese_owner)
+    running.findings.add(rows[1])
+    failed = Discovery.objects.create(organization=organization, targets="192.0.2.1",
+                                      status="failed", finished_at=now,
+                                      errors=[{"kind": "Unreachable", "detail": ""}])
+    world["discovery"], world["failed_discovery"] = running, failed
+    # An endpoint problem on the dashboard: a certificate changed where it is served.
+    changed = MonitoredEndpoint.objects.create(organization=organization, certificate=rows[2],
+                                               address="u2.example.test", result="ok",
+                                               protocol="smtp", port=587)
+    EndpointCheck.objects.create(endpoint=changed, result="ok", changed=True)
     # An incident with a certificate that failed once, and a revoked version.
     incident = Incident.objects.create(organization=organization, name="CA bug",
                                        deadline=now + datetime.timedelta(hours=2),
@@ -198,6 +213,8 @@ def main_pages(world):
         ("certificates:inventory_adopt", [world["unmanaged"].pk]),
         ("certificates:endpoints", []), ("certificates:endpoint", [world["endpoint"].pk]),
         ("certificates:discovery", []),
+        ("certificates:discovery_run", [world["discovery"].pk]),
+        ("certificates:discovery_run", [world["failed_discovery"].pk]),
     ]
 
 

@@ -30,7 +30,7 @@ from .certificates import (
 )
 from .channels import channel_create, channel_delete, channel_edit, channel_list, channel_test
 from .dashboard import dashboard
-from .discovery import discovery_page, discovery_review
+from .discovery import discovery_page, discovery_review, discovery_run
 from .dns_credentials import (
     dns_credential_create,
     dns_credential_edit,
@@ -82,7 +82,8 @@ __all__ = [
     "ca_account_test", "certificate_create", "certificate_delete", "certificate_detail",
     "certificate_edit", "certificate_list", "channel_create", "channel_delete", "channel_edit",
     "channel_list", "channel_test", "confirm_host_key", "dashboard", "deploy",
-    "discovery_page", "discovery_review", "dns_credential_create", "dns_credential_edit",
+    "discovery_page", "discovery_review", "discovery_run", "dns_credential_create",
+    "dns_credential_edit",
     "dns_credential_list", "dns_credential_test", "download", "download_key", "endpoint_check",
     "endpoint_detail", "endpoint_list", "endpoint_stop", "fetch_host_key", "host_create",
     "host_detail", "host_edit", "host_list", "incident_create", "incident_detail",

@@ -17,6 +17,7 @@ from certificates import states
 from certificates.renewal import deposit
 
 from ..inventory import listing
+from ..inventory.endpoint_problems import open_problems
 from ..models import (
     AgentState,
     CAAccount,
@@ -109,6 +110,7 @@ def dashboard(request):
     silent = (AgentState.objects.filter(host__organization=organization,
                                         silence_alerted_at__isnull=False)
               .select_related("host").order_by("last_seen"))
+    endpoints = open_problems(organization, now)
     return render(request, "certificates/dashboard.html", {
         "scheduler_stale": Heartbeat.is_stale(),
         "setup": None if total else setup(organization, len(cards)),
@@ -132,5 +134,7 @@ def dashboard(request):
         "not_served_count": not_served.count(),
         "low_deposits": [card for card in cards if card["low"]],
         "silent_agents": silent[:PROBLEMS_SHOWN],
+        "endpoint_issues": endpoints[:PROBLEMS_SHOWN],
+        "endpoint_issues_count": endpoints.count(),
         **roles(request),
     })

@@ -1,24 +1,26 @@
-"""Discovery: scan addresses and ports, read files on an enrolled host, and
-review the findings (accept into the inventory, or dismiss)."""
+"""Discovery: scan addresses and ports, read files on an enrolled host (each
+queued for a worker, its progress on a page of its own), and review the
+findings (accept into the inventory, or dismiss)."""
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from accounts.models import Role
-from accounts.tenancy import scoped
+from accounts.tenancy import get_scoped_or_404, scoped
 
-from ..inventory import discovery
-from ..models import InventoryCertificate, TargetHost
-from ..seams.errors import PortalError
-from .common import portal_view, require, roles
+from ..inventory import discovery, discovery_runs
+from ..models import AuditEvent, Discovery, InventoryCertificate, TargetHost
+from .common import enter, portal_view, require, roles
 
 FINDINGS_SHOWN = 200
+RECENT_SHOWN = 5
 
 
 class ScanForm(forms.Form):
@@ -37,7 +39,9 @@ class ScanForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         allowed = ", ".join(str(p) for p in settings.DISCOVERY_PORTS)
-        self.fields["ports"].help_text = _("Among %(ports)s; blank: all of them.") % {
+        self.fields["ports"].help_text = _(
+            "Among %(ports)s; blank: all of them. 25, 587, 143 and 110 are asked with "
+            "STARTTLS; another port may name its protocol, e.g. 2525/smtp.") % {
             "ports": allowed}
 
 
@@ -60,38 +64,27 @@ def _add_errors(form, exc: ValidationError) -> None:
         form.add_error(field if field in form.fields else None, errors)
 
 
-def _summary(request, found: discovery.Found) -> None:
-    messages.success(request, _(
-        "%(probes)d connections tried, %(served)d served a certificate; %(rows)d "
-        "certificates found (%(managed)d issued here).")
-        % {"probes": found.probes, "served": found.served, "rows": len(found.rows),
-           "managed": found.managed})
-    for error in found.errors[:5]:
-        messages.warning(request, error)
-
-
-def _run(request, scan_form, files_form) -> bool:
-    """Runs whichever form was posted; True when it succeeded."""
+def _start(request, scan_form, files_form) -> Discovery | None:
+    """Queues whichever discovery was posted; None when its form is refused
+    (nothing is saved then)."""
     try:
         if "scan" in request.POST and scan_form.is_valid():
             data = scan_form.cleaned_data
-            found = discovery.scan(request.organization, targets_text=data["targets"],
-                                   ports_text=data["ports"], names=data["names"].split(),
-                                   by=request.user)
+            started = discovery_runs.start(
+                request.organization, by=request.user, targets_text=data["targets"],
+                ports_text=data["ports"], names=data["names"].split())
         elif "read" in request.POST and files_form.is_valid():
             data = files_form.cleaned_data
-            found = discovery.read_host_files(data["host"], data["paths"].split(),
-                                              by=request.user)
+            started = discovery_runs.start(request.organization, by=request.user,
+                                           host=data["host"], paths=data["paths"].split())
         else:
-            return False
+            return None
     except ValidationError as exc:
         _add_errors(scan_form if "scan" in request.POST else files_form, exc)
-        return False
-    except PortalError as exc:  # the host could not be reached or read
-        files_form.add_error(None, str(exc))
-        return False
-    _summary(request, found)
-    return True
+        return None
+    AuditEvent.record(request, action=AuditEvent.Action.DISCOVERY_STARTED,
+                      subject=str(started), params={"kind": started.kind})
+    return started
 
 
 @portal_view
@@ -103,14 +96,35 @@ def discovery_page(request):
                                organization=organization)
     if posted:
         require(request, Role.OPERATOR)
-        if _run(request, scan_form, files_form):
-            return redirect("certificates:discovery")
+        with transaction.atomic():
+            started = _start(request, scan_form, files_form)
+        if started is not None:
+            return redirect("certificates:discovery_run", started.pk)
     found = scoped(InventoryCertificate, request.user).filter(
         organization=organization, status=InventoryCertificate.Status.FOUND
     ).defer("private_key", "chain_pem").order_by("expires_at")
     return render(request, "certificates/discovery.html", {
         "scan_form": scan_form, "files_form": files_form,
         "findings": found[:FINDINGS_SHOWN], "findings_count": found.count(),
+        "recent": scoped(Discovery, request.user).filter(organization=organization)
+        .select_related("host")[:RECENT_SHOWN],
+        **roles(request),
+    })
+
+
+@portal_view
+def discovery_run(request, pk):
+    """One discovery's progress: found so far, checked of total; the page
+    reloads itself while it runs, and can be left and come back to."""
+    run = get_scoped_or_404(Discovery.objects.select_related("organization", "host",
+                                                             "requested_by"),
+                            request.user, pk=pk)
+    enter(request, run.organization)
+    findings = run.findings.defer("private_key", "chain_pem").order_by("expires_at", "pk")
+    return render(request, "certificates/discovery_run.html", {
+        "run": run, "findings": findings[:FINDINGS_SHOWN],
+        "findings_count": findings.count(),
+        "errors": [discovery_runs.describe_error(error) for error in run.errors],
         **roles(request),
     })
 

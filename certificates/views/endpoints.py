@@ -14,7 +14,7 @@ from accounts.tenancy import get_scoped_or_404, scoped
 from fujissl_portal.params import text_param
 
 from ..inventory import monitoring
-from ..models import MonitoredEndpoint
+from ..models import AuditEvent, MonitoredEndpoint
 from .common import enter, paginate, portal_view, query_without_page, require, roles
 
 HISTORY_SHOWN = 50
@@ -29,6 +29,11 @@ class EndpointForm(forms.Form):
         label=gettext_lazy("SNI name"), max_length=253, required=False,
         help_text=gettext_lazy("The name sent in the TLS handshake and checked against the "
                                "certificate; blank: the address."))
+    protocol = forms.ChoiceField(
+        label=gettext_lazy("Protocol"), choices=MonitoredEndpoint.Protocol.choices,
+        initial=MonitoredEndpoint.Protocol.TLS,
+        help_text=gettext_lazy("Mail servers on ports 25, 587, 143 and 110 start in clear "
+                               "and switch to TLS on STARTTLS."))
 
 
 @portal_view
@@ -55,6 +60,8 @@ def endpoint_list(request):
                 for field, errors in exc.message_dict.items():
                     form.add_error(field if field in form.fields else None, errors)
             else:
+                AuditEvent.record(request, action=AuditEvent.Action.ENDPOINT_WATCHED,
+                                  subject=str(endpoint))
                 monitoring.check(endpoint.pk)
                 messages.success(request, _("%(endpoint)s is monitored now.")
                                  % {"endpoint": endpoint})
@@ -103,5 +110,7 @@ def endpoint_stop(request, pk):
     endpoint = _fetch(request, pk)
     require(request, Role.OPERATOR)
     MonitoredEndpoint.objects.filter(pk=endpoint.pk).update(enabled=False)
+    AuditEvent.record(request, action=AuditEvent.Action.ENDPOINT_STOPPED,
+                      organization=endpoint.organization, subject=str(endpoint))
     messages.success(request, _("%(endpoint)s is no longer checked.") % {"endpoint": endpoint})
     return redirect("certificates:endpoints")

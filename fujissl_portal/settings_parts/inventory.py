@@ -15,12 +15,17 @@ ENDPOINT_SCAN_SECONDS = env.float("ENDPOINT_SCAN_SECONDS", default=60.0)
 ENDPOINT_CHECKS_PER_SCAN = env.int("ENDPOINT_CHECKS_PER_SCAN", default=500)
 ENDPOINT_CHECK_CONCURRENCY = env.int("ENDPOINT_CHECK_CONCURRENCY", default=16)
 ENDPOINT_CHECK_TIMEOUT = env.float("ENDPOINT_CHECK_TIMEOUT", default=5)
+# The name the portal gives in SMTP's EHLO before STARTTLS (mail servers that
+# check it want the portal's own public name): the first of ALLOWED_HOSTS.
+STARTTLS_CLIENT_NAME = env.str("STARTTLS_CLIENT_NAME",
+                               default=(env.list("ALLOWED_HOSTS", default=[]) or ["localhost"])[0])
 # Discovery scans: so that nobody scans what they should not, a scan covers at
 # most DISCOVERY_MAX_ADDRESSES addresses (a /24) and only DISCOVERY_PORTS, every
-# address also passing the outbound policy (OUTBOUND_ALLOW).
+# address also passing the outbound policy (OUTBOUND_ALLOW). The mail ports
+# (25 and 587 SMTP, 143 IMAP, 110 POP3) are asked with STARTTLS.
 DISCOVERY_MAX_ADDRESSES = env.int("DISCOVERY_MAX_ADDRESSES", default=256)
 DISCOVERY_MAX_NAMES = env.int("DISCOVERY_MAX_NAMES", default=100)
 DISCOVERY_PORTS = [int(p) for p in env.list(
-    "DISCOVERY_PORTS", default=["443", "8443", "4443", "9443", "10443"])]
+    "DISCOVERY_PORTS", default=["443", "8443", "4443", "9443", "10443", "25", "587", "143", "110"])]
 DISCOVERY_TIMEOUT = env.float("DISCOVERY_TIMEOUT", default=2)
 DISCOVERY_CONCURRENCY = env.int("DISCOVERY_CONCURRENCY", default=64)

@@ -1,7 +1,14 @@
 """The test bed's promises: each peer is up, reachable and behaves as the real thing."""
 
 import base64
+import hashlib
+import imaplib
 import io
+import poplib
+import pwd
+import smtplib
+import ssl
+from pathlib import Path
 
 import dns.message
 import dns.query
@@ -181,3 +188,50 @@ def test_nginx_reload_over_ssh_serves_a_newly_written_certificate(target_host):
     target_host.wait_for_served_leaf(certs.leaf_sha256(target_host.fullchain_path))
     for _ in range(20):
         assert target_host.served_leaf_sha256() == certs.leaf_sha256(target_host.fullchain_path)
+
+
+def _verifying_context(server) -> ssl.SSLContext:
+    """Trusts only the mail server's own CA, and checks the name (the address,
+    in its certificate too): the handshake proves the served certificate is
+    the testbed's."""
+    return ssl.create_default_context(cadata=server.ca_pem)
+
+
+def _leaf_sha256(sock) -> str:
+    return hashlib.sha256(sock.getpeercert(binary_form=True)).hexdigest()
+
+
+def test_exim_offers_starttls_on_one_port_and_not_on_the_other(exim_smtp):
+    with smtplib.SMTP(exim_smtp.address, exim_smtp.starttls_port, timeout=5) as smtp:
+        smtp.ehlo("client.example.test")
+        assert smtp.has_extn("starttls")
+        smtp.starttls(context=_verifying_context(exim_smtp))
+        assert _leaf_sha256(smtp.sock) == exim_smtp.leaf_sha256
+    with smtplib.SMTP(exim_smtp.address, exim_smtp.plain_port, timeout=5) as smtp:
+        smtp.ehlo("client.example.test")
+        assert not smtp.has_extn("starttls")
+
+
+def test_dovecot_offers_starttls_for_imap_and_pop3(dovecot_mail):
+    context = _verifying_context(dovecot_mail)
+    imap = imaplib.IMAP4(dovecot_mail.address, dovecot_mail.imap_port, timeout=5)
+    try:
+        assert "STARTTLS" in imap.capabilities
+        imap.starttls(ssl_context=context)
+        assert _leaf_sha256(imap.sock) == dovecot_mail.leaf_sha256
+    finally:
+        imap.logout()
+    pop = poplib.POP3(dovecot_mail.address, dovecot_mail.pop3_port, timeout=5)
+    try:
+        assert "STLS" in pop.capa()
+        pop.stls(context=context)
+        assert _leaf_sha256(pop.sock) == dovecot_mail.leaf_sha256
+    finally:
+        pop.quit()
+
+
+def test_the_mail_servers_run_as_their_own_users(exim_smtp, dovecot_mail):
+    for server, user in ((exim_smtp, "Debian-exim"), (dovecot_mail, "dovecot")):
+        status = Path(f"/proc/{server.daemon.proc.pid}/status").read_text()
+        uid = next(line.split()[1] for line in status.splitlines() if line.startswith("Uid:"))
+        assert int(uid) == pwd.getpwnam(user).pw_uid

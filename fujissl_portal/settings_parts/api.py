@@ -33,6 +33,8 @@ SPECTACULAR_SETTINGS = {
         "OrderStatusEnum": "certificates.models.orders.Order.Status",
         "DeploymentStatusEnum": "certificates.models.hosts.Deployment.Status",
         "WebhookEventEnum": "api.models.Event",
+        "DiscoveryKindEnum": "certificates.models.discovery.Discovery.Kind",
+        "DiscoveryStatusEnum": "certificates.models.discovery.Discovery.Status",
     },
     "DESCRIPTION": "Certificates, hosts, deployments, renewal runs, CA accounts and orders "
                    "of the organisations you belong to.",

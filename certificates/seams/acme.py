@@ -35,14 +35,16 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import message
 from certificates.seams.acme_problems import PROBLEM_WORDS as PROBLEM_WORDS
 from certificates.seams.acme_problems import (
     TRANSIENT_CODES,
     problem_dict,
+    problem_error,
     retry_after_seconds,
     validation_problem,
+    words_error,
 )
 from certificates.seams.acme_problems import AcmeError as AcmeError
 from certificates.seams.acme_problems import Problem as Problem
@@ -131,7 +133,7 @@ class CA:
                 verify: bool | str = True, timeout: int | float = 30) -> CA:
         """The CA at ``directory_url``, its directory fetched (the one request)."""
         if not directory_url.lower().startswith("https://"):
-            raise AcmeError(_("The CA's directory URL must start with https://."),
+            raise AcmeError(message("ca.directory_https"),
                             transient=False)
         jwk, alg = _jwk_and_alg(account_key_pem)
         network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT,
@@ -142,8 +144,7 @@ class CA:
                 directory = client.ClientV2.get_directory(directory_url, network)
             except (ValueError, jose.DeserializationError) as exc:
                 # A web page or other JSON at the URL: a typo, said as such.
-                raise AcmeError(_("The directory URL does not answer with an ACME "
-                                  "directory."), transient=False) from exc
+                raise AcmeError(message("ca.not_a_directory"), transient=False) from exc
         return cls(network=network, directory=directory, account_key=jwk,
                    account_url=account_url, contact_email=contact_email,
                    eab=(eab_kid, eab_hmac_key) if eab_kid and eab_hmac_key else None)
@@ -261,8 +262,8 @@ class CA:
             if not matches:
                 name = authzr.body.identifier.value
                 raise AcmeError(
-                    _("The CA offers no %(type)s challenge for %(name)s.")
-                    % {"type": challenge_type, "name": name}, transient=False)
+                    message("ca.no_challenge", type=challenge_type, name=name),
+                    transient=False)
             found.append((authzr, matches[0]))
         return found
 
@@ -335,7 +336,7 @@ class CA:
         the caller may then sign with the certificate's own key instead."""
         cert = x509.load_pem_x509_certificate(certificate_pem.encode())
         if not self.account_url:
-            raise AcmeError(_("The CA account is not registered: it cannot revoke."),
+            raise AcmeError(message("ca.cannot_revoke"),
                             transient=False)
         with self._errors():
             self._client.revoke(cert, reason)
@@ -369,33 +370,32 @@ def _errors_of(network: Network) -> Iterator[None]:
     except errors.IssuanceError as exc:
         raise _from_problem(network, exc.error) from exc
     except errors.ValidationError as exc:
-        problem = validation_problem(exc.failed_authzrs)
-        raise AcmeError(describe_problem(problem), transient=False, problem=problem) from exc
+        raise problem_error(validation_problem(exc.failed_authzrs), transient=False) from exc
     except (errors.TimeoutError, errors.NonceError) as exc:
         code = "timeout" if isinstance(exc, errors.TimeoutError) else "badNonce"
-        raise AcmeError(str(PROBLEM_WORDS[code]), transient=True) from exc
+        raise words_error(code) from exc
     except errors.ClientError as exc:
         response = exc.args[0] if exc.args and hasattr(exc.args[0], "status_code") else None
         status = getattr(response, "status_code", 0)
-        raise AcmeError(_("The CA answered with HTTP %(status)s.") % {"status": status},
+        raise AcmeError(message("ca.http_status", status=status),
                         transient=status >= 500 or status == 0,
                         retry_after=_retry_after(network)) from exc
     except (egress.Refused, egress.ResponseTooLarge) as exc:
-        raise AcmeError(_("%(error)s Check the CA account's directory URL.")
-                        % {"error": exc}, transient=False, kind=exc.kind) from exc
+        raise AcmeError(message("ca.check_directory", error=exc), transient=False,
+                        kind=exc.kind) from exc
     except requests.RequestException as exc:
         # Refused, timed out or dropped: one message, so that a directory URL
         # cannot probe what listens on which port; the log has the detail.
         logger.info("ACME request failed: %r", exc)
-        raise AcmeError(str(PROBLEM_WORDS["network"]), transient=True) from exc
+        raise words_error("network") from exc
 
 
 def _from_problem(network: Network, error: messages.Error) -> AcmeError:
     problem = problem_dict(error)
     status = getattr(network.last_response, "status_code", 0)
     transient = error.code in TRANSIENT_CODES or status >= 500
-    return AcmeError(describe_problem(problem), transient=transient, problem=problem,
-                     retry_after=_retry_after(network) if transient else None)
+    return problem_error(problem, transient=transient,
+                         retry_after=_retry_after(network) if transient else None)
 
 
 def _retry_after(network: Network) -> datetime.datetime | None:
@@ -411,7 +411,7 @@ def revoke_with_certificate_key(*, directory_url: str, certificate_pem: str, key
     JWS carries that key as ``jwk``, no account): for when the account that
     ordered it is gone. RFC 8555 section 7.6 allows either signer."""
     if not directory_url.lower().startswith("https://"):
-        raise AcmeError(_("The CA's directory URL must start with https://."),
+        raise AcmeError(message("ca.directory_https"),
                         transient=False)
     jwk, alg = _jwk_and_alg(key_pem)
     network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT, timeout=timeout)

@@ -321,7 +321,7 @@ def answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
         outcomes.record(request.deployment, request.version, request.run, outcome)
     DeployRequest.objects.filter(pk=request.pk).update(
         finished_at=timezone.now(), status=outcome.status,
-        **stored_fields("error", outcome.error),
+        **stored_fields("error", outcome.message),
         error_kind=outcome.error_kind, transient=outcome.transient,
         served_fingerprint=outcome.served_fingerprint)
     return outcome

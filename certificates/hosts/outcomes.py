@@ -25,13 +25,15 @@ class Outcome:
     host_id: int
     host_name: str
     status: str  # a Deployment.Status value
-    # What went wrong, as a message of the catalogue (str() renders it).
-    error: Message = field(default_factory=lambda: text(""))
+    # What went wrong, in the current language (for logs), and as the message of
+    # the catalogue that is stored (certificates.messages).
+    error: str = ""
     # What went wrong, for code that reacts to it (an errors.FailureKind value).
     error_kind: str = ""
     transient: bool = False
     expected_fingerprint: str = ""
     served_fingerprint: str = ""
+    message: Message = field(default_factory=lambda: text(""))
 
     @property
     def ok(self) -> bool:
@@ -48,7 +50,8 @@ OUTCOME_FIELDS = ("host_id", "host__name", "version_id", "version__fingerprint_s
 def outcome_of(request: DeployRequest) -> Outcome:
     """The Outcome written on an answered request."""
     return Outcome(host_id=request.host_id, host_name=request.host.name, status=request.status,
-                   error=request.error_message, error_kind=request.error_kind,
+                   error=str(request.error_message), message=request.error_message,
+                   error_kind=request.error_kind,
                    transient=request.transient,
                    expected_fingerprint=request.version.fingerprint_sha256,
                    served_fingerprint=request.served_fingerprint)
@@ -58,8 +61,9 @@ def new_outcome(host: TargetHost, version: CertificateVersion, status: str, *,
                 error: object = "", kind: str = "", transient: bool = False,
                 served: str = "") -> Outcome:
     """``error``: a Message, an error that carries one, or text."""
-    return Outcome(host_id=host.pk, host_name=host.name, status=status,
-                   error=as_message(error),
+    said = as_message(error)
+    return Outcome(host_id=host.pk, host_name=host.name, status=status, error=str(said),
+                   message=said,
                    error_kind=kind, transient=transient,
                    expected_fingerprint=version.fingerprint_sha256, served_fingerprint=served)
 
@@ -75,7 +79,7 @@ def _record_deployment(deployment: Deployment, version: CertificateVersion,
                        outcome: Outcome) -> None:
     now = timezone.now()
     fields: dict[str, object] = {"last_status": outcome.status,
-                                 **stored_fields("last_error", outcome.error)}
+                                 **stored_fields("last_error", outcome.message)}
     if outcome.ok:
         fields.update(last_version=version, last_deployed_at=now)
     if outcome.served_fingerprint:  # a TLS check completed a handshake
@@ -91,7 +95,7 @@ def _log_on_run(run: RenewalRun | None, outcome: Outcome) -> None:
     # The log is text: the error in English (its message is on the Deployment row
     # and the run's error, which are read in the reader's language).
     line = f"{outcome.host_name}: {outcome.status}"
-    error = stored_fields("error", outcome.error)["error"]
+    error = stored_fields("error", outcome.message)["error"]
     if error:
         line += f": {error.splitlines()[0]}"
     # Concatenated in SQL: hosts deployed in parallel append without losing lines.

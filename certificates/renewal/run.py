@@ -206,7 +206,7 @@ def _conclude(run: RenewalRun, outcomes: list[Outcome]) -> RenewalRun:
                                           kind=FailureKind.NOTHING_TO_DEPLOY))
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        hosts = [message("run.host_failed", host=o.host_name, error=o.error) for o in failed]
+        hosts = [message("run.host_failed", host=o.host_name, error=o.message) for o in failed]
         cause = ",".join(sorted(f"{o.host_id}:{o.error_kind}" for o in failed))
         ended = fail(run, DeploymentFailed(
             message("run.deploy_failed", count=len(failed), hosts=hosts),

@@ -50,9 +50,9 @@ and its steps)."""
 
     def _reload_restored(self, reload: bool, *, complete: bool) -> Message | None:
         """Reload the restored files where the server had loaded the new ones;
-        empty if that was done or not needed, else why it was not, in words."""
+        None if that was done or not needed, else why it was not, as a message."""
         if not reload:
-            return ""  # the running server never loaded the new files
+            return None  # the running server never loaded the new files
         if not complete:
             # A reload would load the half-restored files of the others.
             return message("rollback.not_reloaded")

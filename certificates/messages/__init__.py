@@ -97,7 +97,7 @@ def as_message(value: object) -> Message:
 def encode(value: Any) -> Any:
     """A parameter as JSON that render() puts into words when read."""
     if isinstance(value, Message) or (isinstance(value, Exception)
-                                      and getattr(value, "key", "")):
+                                      and bool(getattr(value, "key", None))):
         return as_message(value).as_param()
     if isinstance(value, Exception):
         return str(value)

@@ -116,8 +116,9 @@ def charge(run: RenewalRun) -> None:
     entry, created = deposit.charge_for_version(version=version, run=run)
     # A run taken up again finds its charge in the ledger: no second step.
     if created and entry is not None:
+        # A charge is stored as a negative amount; the step says what was paid.
         run.step(Step.CHARGE, StepStatus.DONE, message(
-            "run.charged", amount=amount(entry.amount, run.certificate.ca_account.currency)))
+            "run.charged", amount=amount(-entry.amount, run.certificate.ca_account.currency)))
     _activate_order(run.certificate)
 
 

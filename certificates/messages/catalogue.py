@@ -183,6 +183,73 @@ CATALOGUE: dict[str, Promise] = {
     "tls.outbound_refused_any": _("The address %(address)s is not allowed by the portal's "
                                   "outbound policy."),
     "tls.no_handshake_short": _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s)."),
+    # -- an agent host's report --------------------------------------------------
+    "agent.portal_sees_other": _("The agent installed the new certificate and saw it served, "
+                                 "but the portal sees another certificate at "
+                                 "%(address)s:%(port)s (SHA-256 %(served)s)."),
+    "agent.no_check_address": _("The portal has no TLS check address for this host: the "
+                                "agent's own check is the proof that the new certificate is "
+                                "served."),
+    "agent.portal_unreachable": _("The portal could not reach the server (%(error)s): the "
+                                  "agent's own check is the proof that the new certificate is "
+                                  "served."),
+    "agent.portal_sees_new": _("The portal sees the new certificate served at "
+                               "%(address)s:%(port)s."),
+    "agent.portal_sees_other_step": _("The portal sees another certificate at "
+                                      "%(address)s:%(port)s."),
+    "agent.not_taken_up": _("The agent of %(host)s did not take the new certificate up within "
+                            "%(minutes)d minutes (its last check-in: %(seen)s)."),
+    "agent.failed": _("failed"),
+    # -- DNS, DNS providers, acme-dns, the outbound policy ------------------------
+    "dns.outbound_refused": _("The DNS server %(server)s is not allowed by the portal's "
+                              "outbound policy: enter the zone's public authoritative server."),
+    "dns.unresolvable": _("The DNS server %(server)s cannot be resolved: %(error)s"),
+    "dns.not_authoritative": _("The DNS server %(server)s is not authoritative for %(name)s: "
+                               "check the certificate's DNS server."),
+    "dns.update_refused": _("The DNS server %(server)s refused the update of %(name)s "
+                            "(%(rcode)s): check the TSIG key name, algorithm and secret, and "
+                            "the zone's update policy."),
+    "dns.tsig_rejected": _("The DNS server %(server)s rejected the TSIG signature for %(name)s "
+                           "(%(error)s): check the key name, algorithm and secret."),
+    "dns.unreachable": _("The DNS server %(server)s:%(port)s could not be reached: check its "
+                         "address and port, and that it accepts DNS over TCP from the portal."),
+    "lookup.no_zone": _("No zone holds %(name)s: check the name."),
+    "lookup.zone_failed": _("The zone of %(name)s could not be looked up (%(error)s)."),
+    "lookup.nameservers_failed": _("The name servers of %(zone)s could not be looked up "
+                                   "(%(error)s)."),
+    "lookup.address_failed": _("The address of %(server)s could not be looked up (%(error)s)."),
+    "lookup.no_nameserver_address": _("The zone %(zone)s has no name server with an address."),
+    "lookup.outbound_refused": _("The name server %(server)s is not allowed by the portal's "
+                                 "outbound policy."),
+    "lookup.no_answer": _("The name server %(server)s did not answer for %(name)s (%(error)s)."),
+    "lookup.cname_loop": _("The CNAME chain of %(name)s loops or is longer than %(max)s names: "
+                           "%(chain)s."),
+    "lookup.not_served": _("%(servers)s did not serve the TXT record at %(name)s within "
+                           "%(seconds)s s."),
+    "provider.not_offered": _("The DNS provider %(provider)s is not offered by this portal."),
+    "provider.auth_refused": _("%(provider)s refused the credential's authentication for "
+                               "%(zone)s: check its API key or token (%(detail)s)."),
+    "provider.zone_unknown": _("%(provider)s does not know the zone %(zone)s or refused the "
+                               "record: check the credential's zones (%(detail)s)."),
+    "provider.error": _("%(provider)s answered with an error for %(zone)s (%(detail)s)."),
+    "provider.unreachable": _("%(provider)s could not be reached for %(zone)s (%(detail)s)."),
+    "provider.failed": _("%(provider)s failed for %(zone)s (%(detail)s)."),
+    "provider.url_refused": _("The DNS provider's address %(url)s is refused: use https (plain "
+                              "http only to a host the portal's outbound policy names)."),
+    "acmedns.field_missing": _("The acme-dns server %(server)s answered the registration "
+                               "without %(field)s."),
+    "acmedns.url_refused": _("The acme-dns server %(server)s is refused: use https (plain http "
+                             "only to a host the portal's outbound policy names)."),
+    "acmedns.unreachable": _("The acme-dns server %(server)s could not be reached (%(error)s)."),
+    "acmedns.refused": _("The acme-dns server %(server)s refused the registration's credentials."),
+    "acmedns.status": _("The acme-dns server %(server)s answered %(status)s: %(detail)s"),
+    "acmedns.not_json": _("The acme-dns server %(server)s did not answer with JSON."),
+    "egress.refused": _("The address of %(host)s is not allowed by the portal's outbound policy."),
+    "egress.too_large": _("The answer from %(host)s was larger than %(kb)s KB, more than the "
+                          "portal reads."),
+    "acmedns.not_registered": _("%(name)s is not a name this acme-dns credential registered: "
+                                "point the _acme-challenge CNAME at the name the certificate's "
+                                "page shows."),
 }
 
 

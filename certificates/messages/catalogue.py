@@ -79,6 +79,7 @@ CATALOGUE: dict[str, Promise] = {
     "challenge.agent_too_slow": _("The agent of %(host)s did not write the challenge files in "
                                   "time (its last check-in: %(seen)s)."),
     "never": _("never"),
+    "incident.revocation_failed": _("Revocation: %(error)s"),
     "none": _("none"),
     # -- a host -------------------------------------------------------------------
     "deploy.host_key_matches": _("Host key %(fingerprint)s matches the pinned key."),

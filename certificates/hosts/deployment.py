@@ -32,7 +32,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from certificates import tasks, validators
 from certificates.hosts import leases, outcomes
@@ -89,10 +88,7 @@ def requests_for(run: RenewalRun | None, certificate: Certificate,
     run's move to deploying."""
     version = certificate.current_version
     if version is None:
-        raise NothingToDeploy(
-            _("%(certificate)s has no issued version to deploy yet.")
-            % {"certificate": certificate}
-        )
+        raise NothingToDeploy(message("deploy.no_version", certificate=str(certificate)))
     # A certificate's hosts are its Deployment rows: one query gives both.
     bound = Deployment.objects.filter(certificate=certificate).select_related("host")
     if host_ids is not None:

@@ -83,6 +83,7 @@ CATALOGUE: dict[str, Promise] = {
     "none": _("none"),
     # -- a host -------------------------------------------------------------------
     "deploy.host_key_matches": _("Host key %(fingerprint)s matches the pinned key."),
+    "deploy.no_version": _("%(certificate)s has no issued version to deploy yet."),
     "deploy.superseded": _("A newer version (serial %(serial)s) was deployed instead."),
     "install.retry_alone": _("The config test or reload failed with %(count)d certificates "
                              "installed together; each is now installed on its own to find the "
@@ -251,6 +252,20 @@ CATALOGUE: dict[str, Promise] = {
     "acmedns.not_registered": _("%(name)s is not a name this acme-dns credential registered: "
                                 "point the _acme-challenge CNAME at the name the certificate's "
                                 "page shows."),
+    # -- revocation ---------------------------------------------------------------
+    "revoke.still_served": _("This version is still served by %(hosts)s. Revoke it once its "
+                             "replacement is served, or force it for a key compromise (the "
+                             "replacement then starts at once)."),
+    "revoke.ca_refused": _("The CA did not revoke it: %(error)s"),
+    "revoke.no_key": _("The CA refused the account's request (%(error)s), and this version's "
+                       "key was made on the server by its agent: the portal does not have it, "
+                       "so only the account can sign the revocation."),
+    "revoke.not_registered": _("This version's key was made on the server by its agent and the "
+                               "portal does not have it: only the CA account can sign the "
+                               "revocation, and it is not registered."),
+    "revoke.already": _("This version was revoked already."),
+    "revoke.force_needs_compromise": _("Only a key compromise forces the revocation of a "
+                                       "version that is still served."),
 }
 
 

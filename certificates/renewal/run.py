@@ -137,7 +137,7 @@ def _start_deploying(run: RenewalRun, inline: bool) -> RenewalRun | None:
     try:
         requests = deployment.requests_for(run, certificate, host_ids)
     except NothingToDeploy as exc:
-        return fail(run, DeploymentFailed(str(exc), transient=False, kind=exc.kind))
+        return fail(run, DeploymentFailed(exc, transient=False, kind=exc.kind))
     if not lifecycle.to_deploying(run, requests):
         return run  # a newer attempt holds the run
     if not requests:

@@ -186,3 +186,20 @@ def test_step_names_are_words_in_both_languages():
     assert {"Private key", "Configuration test", "Served certificate check"} <= labels
     with translation.override("ja"):
         assert all(JAPANESE.search(str(label)) for label in Step.labels)
+
+
+def test_the_dashboards_problems_read_in_the_readers_language(client, viewer, organization):
+    cert = certificate(organization, ca_account(organization))
+    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
+                                    status=RenewalRun.Status.RUNNING)
+    with translation.override("ja"):
+        renewal.fail(run, IssuanceFailed(message("ca.http_status", status=404),
+                                         transient=False))
+    client.force_login(viewer)
+    english = client.get(reverse("certificates:dashboard"), HTTP_ACCEPT_LANGUAGE="en")
+    assert "The CA answered with HTTP 404." in english.content.decode()
+    viewer.language = "ja"
+    viewer.save()
+    japanese = client.get(reverse("certificates:dashboard")).content.decode()
+    assert render("ca.http_status", {"status": 404}, "ja") in japanese
+    assert "The CA answered with HTTP 404." not in japanese

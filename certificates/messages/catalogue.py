@@ -79,6 +79,7 @@ CATALOGUE: dict[str, Promise] = {
     "challenge.agent_too_slow": _("The agent of %(host)s did not write the challenge files in "
                                   "time (its last check-in: %(seen)s)."),
     "never": _("never"),
+    "endpoint.unreadable": _("The server sent a certificate that cannot be read."),
     "incident.revocation_failed": _("Revocation: %(error)s"),
     "none": _("none"),
     # -- a host -------------------------------------------------------------------

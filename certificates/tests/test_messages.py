@@ -13,12 +13,14 @@ from accounts.models import Membership, Role
 from api.models import Webhook, WebhookDelivery
 from api.tests.conftest import client_for, make_token
 from certificates import alerts, renewal
+from certificates.inventory import monitoring
 from certificates.messages import Message, message, render
-from certificates.models import Notification, RenewalRun, RenewalStep
+from certificates.models import MonitoredEndpoint, Notification, RenewalRun, RenewalStep
 from certificates.renewal.issuance import IssuanceFailed, run_issuance
 from certificates.steps import Step, StepStatus
 from certificates.tests.factories import ca_account, certificate, http01_certificate, portal_host
 from certificates.tests.pages import page
+from testbed.ports import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -203,3 +205,22 @@ def test_the_dashboards_problems_read_in_the_readers_language(client, viewer, or
     japanese = client.get(reverse("certificates:dashboard")).content.decode()
     assert render("ca.http_status", {"status": 404}, "ja") in japanese
     assert "The CA answered with HTTP 404." not in japanese
+
+
+def test_an_endpoints_failed_check_reads_in_the_readers_language(client, viewer, organization):
+    # Nothing listens on this port of the loopback: no TLS handshake.
+    endpoint = MonitoredEndpoint.objects.create(organization=organization, address="127.0.0.1",
+                                                port=free_port(), sni_name="www.example.test")
+    with translation.override("ja"):
+        check = monitoring.check(endpoint.pk)
+    assert check.error_key == "tls.no_handshake_short"
+    assert check.error.startswith("No TLS handshake with 127.0.0.1")
+    client.force_login(viewer)
+    url = reverse("certificates:endpoint", args=[endpoint.pk])
+    english = client.get(url, HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "No TLS handshake with 127.0.0.1" in english
+    viewer.language = "ja"
+    viewer.save()
+    japanese = client.get(url).content.decode()
+    assert "No TLS handshake" not in japanese
+    assert render(check.error_key, check.error_params, "ja") in japanese

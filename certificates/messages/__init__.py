@@ -10,7 +10,7 @@ and webhooks. Rows written before keys existed have only their text; ``render``
 returns that text when there is no key, or a key it does not know.
 
     message("run.resumed", n=2)                    a Message, to store or raise
-    render("run.resumed", {"n": 2}, "ja")          "再開しました（2 回目）。"
+    render("run.resumed", {"n": 2}, "ja")          "処理を再開しました（2 回目の試行）。"
 
 Parameters are JSON: strings and numbers as they are, and these, put into words
 when read: another message ``{"$message": key, "params": {...}}``, an instant
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -174,17 +174,13 @@ def _value(value: Any) -> Any:
     return value
 
 
-def instant(value: datetime.datetime) -> dict[str, str]:
-    return {"$instant": value.isoformat()}
-
-
 def amount(value: Decimal | int | str, currency: str) -> dict[str, str]:
     return {"$amount": str(value), "currency": currency}
 
 
 def stored(value: object) -> dict[str, Any]:
-    """The three columns a message is stored in, for a model's update():
-    ``{prefix}`` (its text in STORED_LANGUAGE), ``{prefix}_key``, ``{prefix}_params``."""
+    """What a message is stored as: its ``text`` (in STORED_LANGUAGE where it has
+    a key, else the text as given), its ``key`` and its ``params``."""
     msg = as_message(value)
     return {"text": msg.stored_text() if msg.key else msg.text, "key": msg.key,
             "params": msg.params}
@@ -204,7 +200,5 @@ def message_payload(field: str, value: object) -> dict[str, Any]:
             f"{field}_params": msg.params}
 
 
-RendererFn = Callable[[Params, Callable[[Any], Any]], str]
-
-__all__ = ["Message", "message", "text", "as_message", "render", "encode", "instant",
-           "amount", "stored", "stored_fields", "message_payload", "STORED_LANGUAGE", "RendererFn"]
+__all__ = ["Message", "message", "text", "as_message", "render", "encode",
+           "amount", "stored", "stored_fields", "message_payload", "STORED_LANGUAGE"]

@@ -14,11 +14,17 @@ from api.models import Webhook, WebhookDelivery
 from api.tests.conftest import client_for, make_token
 from certificates import alerts, renewal
 from certificates.inventory import monitoring
-from certificates.messages import Message, message, render
-from certificates.models import MonitoredEndpoint, Notification, RenewalRun, RenewalStep
+from certificates.messages import Message, message, render, stored_fields
+from certificates.models import Deployment, MonitoredEndpoint, Notification, RenewalRun, RenewalStep
 from certificates.renewal.issuance import IssuanceFailed, run_issuance
 from certificates.steps import Step, StepStatus
-from certificates.tests.factories import ca_account, certificate, http01_certificate, portal_host
+from certificates.tests.factories import (
+    ca_account,
+    certificate,
+    http01_certificate,
+    one_of_everything,
+    portal_host,
+)
 from certificates.tests.pages import page
 from testbed.ports import free_port
 
@@ -224,3 +230,21 @@ def test_an_endpoints_failed_check_reads_in_the_readers_language(client, viewer,
     japanese = client.get(url).content.decode()
     assert "No TLS handshake" not in japanese
     assert render(check.error_key, check.error_params, "ja") in japanese
+
+
+def test_a_deployments_result_in_the_api_follows_the_accept_language(
+        viewer, organization, tmp_path):
+    deployment = one_of_everything(organization, tmp_path)["deployment"]
+    with translation.override("ja"):  # as a worker in Japanese records it
+        said = message("tls.not_served", address="192.0.2.1", port=443, served="aa" * 32,
+                       expected="bb" * 32, seconds="10")
+        Deployment.objects.filter(pk=deployment.pk).update(
+            last_status=Deployment.Status.ROLLED_BACK, **stored_fields("last_error", said))
+    api = client_for(make_token(viewer, ("read",))[1])
+    url = f"/api/v1/deployments/{deployment.pk}/"
+    english = api.get(url, HTTP_ACCEPT_LANGUAGE="en").json()
+    japanese = api.get(url, HTTP_ACCEPT_LANGUAGE="ja").json()
+    assert english["last_error"].startswith("192.0.2.1:443 still serves the leaf")
+    assert japanese["last_error"] == said.render("ja") and JAPANESE.search(japanese["last_error"])
+    assert english["last_error_key"] == japanese["last_error_key"] == "tls.not_served"
+    assert english["last_error_params"]["served"] == "aa" * 32

@@ -45,6 +45,17 @@ def member_of(django_user_model, organization):
     return make
 
 
+def failed_with_http_404_in_japanese(organization):
+    """A run that a worker running in Japanese ended on the CA's HTTP 404."""
+    cert = certificate(organization, ca_account(organization))
+    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
+                                    status=RenewalRun.Status.RUNNING)
+    with translation.override("ja"):
+        renewal.fail(run, IssuanceFailed(message("ca.http_status", status=404),
+                                         transient=False))
+    return run
+
+
 def html_of(client, run, **headers):
     response = client.get(reverse("certificates:run", args=[run.pk]), **headers)
     assert response.status_code == 200
@@ -137,12 +148,7 @@ def test_each_recipient_reads_the_failure_mail_in_their_own_language(
 def test_a_webhook_gets_english_text_with_the_key_and_parameters(organization):
     Webhook.objects.create(organization=organization, url="http://127.0.0.1:9/hook",
                            secret="s" * 32, events=["renewal.failed"])
-    cert = certificate(organization, ca_account(organization))
-    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
-                                    status=RenewalRun.Status.RUNNING)
-    with translation.override("ja"):
-        renewal.fail(run, IssuanceFailed(message("ca.http_status", status=404),
-                                         transient=False))
+    failed_with_http_404_in_japanese(organization)
     data = WebhookDelivery.objects.get(event="renewal.failed").payload["data"]
     assert data["error"] == "The CA answered with HTTP 404."
     assert data["error_key"] == "ca.http_status" and data["error_params"] == {"status": 404}
@@ -197,12 +203,7 @@ def test_step_names_are_words_in_both_languages():
 
 
 def test_the_dashboards_problems_read_in_the_readers_language(client, viewer, organization):
-    cert = certificate(organization, ca_account(organization))
-    run = RenewalRun.objects.create(certificate=cert, trigger=RenewalRun.Trigger.SCHEDULE,
-                                    status=RenewalRun.Status.RUNNING)
-    with translation.override("ja"):
-        renewal.fail(run, IssuanceFailed(message("ca.http_status", status=404),
-                                         transient=False))
+    failed_with_http_404_in_japanese(organization)
     client.force_login(viewer)
     english = client.get(reverse("certificates:dashboard"), HTTP_ACCEPT_LANGUAGE="en")
     assert "The CA answered with HTTP 404." in english.content.decode()

@@ -50,8 +50,7 @@ def register(server: str, *, timeout: float) -> Registration:
                             str(body["subdomain"]), str(body["fulldomain"]).rstrip(".").lower())
     except (KeyError, TypeError) as exc:
         raise AcmeDNSError(message("acmedns.field_missing", server=server, field=exc),
-                           transient=False
-                           ) from exc
+                           transient=False) from exc
 
 
 def update(server: str, registration: Registration, value: str, *, timeout: float) -> None:

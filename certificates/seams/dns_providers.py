@@ -142,8 +142,7 @@ def _sorted(exc: Exception, account: Account, zone: str) -> PortalError:
                              transient=status == 429 or status >= 500)
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
         return ProviderError(message("provider.unreachable", **params), transient=True)
-    return ProviderError(message("provider.failed", **params),
-                         transient=False)
+    return ProviderError(message("provider.failed", **params), transient=False)
 
 
 def scrub(text: str, secrets: Any) -> str:
@@ -177,8 +176,7 @@ class _PolicyAdapter(egress.Adapter):
         if not egress.scheme_allowed(request.url or ""):
             raise ProviderError(
                 message("provider.url_refused", url=(request.url or "").split("?", 1)[0]),
-                transient=False,
-                kind=FailureKind.OUTBOUND_REFUSED)
+                transient=False, kind=FailureKind.OUTBOUND_REFUSED)
         return super().send(request, stream=stream, timeout=timeout or self.default_timeout,
                             verify=verify, cert=cert, proxies=proxies)
 

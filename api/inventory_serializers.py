@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from accounts.models import Role
+from api.message_fields import message_key, message_params, message_text
 from certificates.inventory import verification
 from certificates.inventory.parsing import MAX_FILE_BYTES
 from certificates.models import EndpointCheck, InventoryCertificate, MonitoredEndpoint, Source
@@ -152,11 +153,14 @@ class EndpointSerializer(RefuseUnknownFieldsMixin, serializers.ModelSerializer):
 
 class EndpointCheckSerializer(serializers.ModelSerializer):
     problems = serializers.SerializerMethodField()
+    error = message_text("error_message")
+    error_key = message_key()
+    error_params = message_params()
 
     class Meta:
         model = EndpointCheck
         fields = ["id", "checked_at", "result", "fingerprint_sha256", "changed", "problems",
-                  "error"]
+                  "error", "error_key", "error_params"]
         read_only_fields = fields
 
     def get_problems(self, check) -> list[str]:

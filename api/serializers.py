@@ -13,6 +13,7 @@ from rest_framework.serializers import as_serializer_error
 
 from accounts.models import Role
 from accounts.tenancy import has_role, organizations_of, scoped
+from api.message_fields import message_key, message_params, message_text
 from certificates.models import (
     CAAccount,
     CASwitch,
@@ -378,19 +379,28 @@ class HostSerializer(PortalModelSerializer):
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
+    last_error = message_text("last_error_message")
+    last_error_key = message_key()
+    last_error_params = message_params()
+
     class Meta:
         model = Deployment
         fields = ["id", "certificate", "host", "last_version", "last_status", "last_error",
-                  "served", "served_fingerprint", "last_deployed_at", "last_checked_at"]
+                  "last_error_key", "last_error_params", "served", "served_fingerprint",
+                  "last_deployed_at", "last_checked_at"]
 
 
 class StepSerializer(serializers.ModelSerializer):
     label = serializers.CharField(source="get_name_display", read_only=True, help_text=_(
         "The step's name in words, in the request's language (Accept-Language)."))
+    detail = message_text("detail_message")
+    detail_key = message_key()
+    detail_params = message_params()
 
     class Meta:
         model = RenewalStep
-        fields = ["id", "name", "label", "status", "host", "detail", "at"]
+        fields = ["id", "name", "label", "status", "host", "detail", "detail_key",
+                  "detail_params", "at"]
 
 
 class RunSerializer(serializers.ModelSerializer):
@@ -400,11 +410,15 @@ class RunSerializer(serializers.ModelSerializer):
         "True when the run's worker is gone and the run waits to be taken up again."))
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True,
                                                 allow_null=True)
+    error = message_text("error_message")
+    error_key = message_key()
+    error_params = message_params()
 
     class Meta:
         model = RenewalRun
         fields = ["id", "certificate", "trigger", "intent", "hosts", "status", "is_open",
-                  "is_stalled", "requested_by", "error", "error_class", "failure_kind",
+                  "is_stalled", "requested_by", "error", "error_key", "error_params",
+                  "error_class", "failure_kind",
                   "problem", "retry_after", "version", "attempts",
                   "created_at", "started_at", "finished_at"]
 

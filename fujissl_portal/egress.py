@@ -31,12 +31,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from django.utils.translation import gettext as _
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.timeout import _DEFAULT_TIMEOUT
+
+from certificates.messages import message
 
 # The error base has no dependencies of its own, so that this module, below
 # every seam, can share it without depending on the portal's models or services.
@@ -64,8 +65,7 @@ class Refused(PortalError):
 
     def __init__(self, host: str, port: int | None, reason: str = "") -> None:
         self.host, self.port, self.reason = host, port, reason
-        super().__init__(_("The address of %(host)s is not allowed by the portal's outbound "
-                           "policy.") % {"host": host})
+        super().__init__(message("egress.refused", host=host))
 
 
 class ResponseTooLarge(PortalError):
@@ -76,9 +76,8 @@ class ResponseTooLarge(PortalError):
 
     def __init__(self, url: str, limit: int) -> None:
         self.url, self.limit = url, limit
-        super().__init__(_("The answer from %(host)s was larger than %(kb)s KB, more than "
-                           "the portal reads.")
-                         % {"host": urlsplit(url).hostname, "kb": limit // 1024})
+        super().__init__(message("egress.too_large", host=urlsplit(url).hostname,
+                                 kb=limit // 1024))
 
 
 @dataclass(frozen=True)

@@ -62,10 +62,10 @@ def _zone(credential: DNSCredential, name: str, outcomes: list[Outcome]) -> bool
         answered = dns_lookup.wait_until_served(where, servers, name, {value},
                                                 timeout=settings.DNS_PROPAGATION_TIMEOUT)
         outcomes.append(Outcome("served", True, _("Served by %(servers)s")
-                                % {"servers": timings(answered)}))
+                                % {"servers": "; ".join(map(str, timings(answered)))}))
     except dns_lookup.NotServed as exc:
         outcomes.append(Outcome("served", False, _("%(error)s Served by: %(served)s") % {
-            "error": exc, "served": timings(exc.answered) or _("none")}))
+            "error": exc, "served": "; ".join(map(str, timings(exc.answered))) or _("none")}))
     except PortalError as exc:
         outcomes.append(Outcome("served", False, str(exc)))
     try:

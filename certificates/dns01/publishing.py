@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.utils.translation import gettext as _
 
+from certificates.messages import Message, message
 from certificates.models import Certificate, DNSCredential, RenewalRun
 from certificates.seams import dns_lookup
 from certificates.seams.errors import FailureKind, PortalError
@@ -52,10 +52,8 @@ def place(certificate: Certificate, name: str,
         credentials = list(certificate.dns_credentials.all())
     credential = best_credential(credentials, chain[-1])
     if credential is None:
-        raise PortalError(
-            _("None of the certificate's DNS credentials may change %(target)s (for "
-              "%(name)s): choose a credential whose zones hold it.")
-            % {"target": chain[-1], "name": name}, transient=False, kind=FailureKind.DNS_ERROR)
+        raise PortalError(message("challenge.no_credential_for", target=chain[-1], name=name),
+                          transient=False, kind=FailureKind.DNS_ERROR)
     return Placement(name, tuple(chain), credential)
 
 
@@ -83,9 +81,9 @@ def publish(run: RenewalRun, certificate: Certificate, records: list[tuple[str, 
             placed(artefact)
             writer(placement.credential).add(placement.target, value)
             added.append(artefact)
-        run.step(Step.CHALLENGE, StepStatus.DONE, _("%(count)d TXT record(s): %(where)s") % {
-            "count": len(added),
-            "where": "; ".join(sorted({p.describe() for p, _v in placements}))})
+        run.step(Step.CHALLENGE, StepStatus.DONE, message(
+            "challenge.txt_placed", count=len(added),
+            where="; ".join(sorted({p.describe() for p, _v in placements}))))
         _await_served(run, added)
         yield
     finally:
@@ -103,36 +101,37 @@ def _await_served(run: RenewalRun, added: list[Artefact]) -> None:
             answered = dns_lookup.wait_until_served(where, servers, record, values,
                                                     timeout=settings.DNS_PROPAGATION_TIMEOUT)
         except dns_lookup.NotServed as exc:
-            run.step(Step.CHALLENGE, StepStatus.FAILED, _("%(error)s Served by: %(served)s") % {
-                "error": exc, "served": timings(exc.answered) or _("none")})
+            run.step(Step.CHALLENGE, StepStatus.FAILED, message(
+                "challenge.txt_not_served", error=exc,
+                served=timings(exc.answered) or message("none")))
             raise
-        run.step(Step.CHALLENGE, StepStatus.DONE, _("%(name)s served by %(servers)s")
-                 % {"name": record, "servers": timings(answered)})
+        run.step(Step.CHALLENGE, StepStatus.DONE, message(
+            "challenge.txt_served", name=record, servers=timings(answered)))
 
 
-def timings(answered: dict[dns_lookup.Nameserver, float]) -> str:
+def timings(answered: dict[dns_lookup.Nameserver, float]) -> list[Message]:
     """Each server with the seconds it took to first serve the value."""
-    return ", ".join(_("%(server)s after %(seconds).1f s") % {"server": s, "seconds": t}
-                     for s, t in sorted(answered.items()))
+    return [message("challenge.server_after", server=str(s), seconds=t)
+            for s, t in sorted(answered.items())]
 
 
 def remove(run: RenewalRun, artefacts: list[Artefact], credentials: dict[int, DNSCredential],
            *, removed: Callable[[list[Artefact]], None]) -> None:
     """Each value deleted exactly (another order's value at the same name stays)."""
-    failures: list[str] = []
+    failures: list[object] = []
     for artefact in artefacts:
         credential = credentials.get(artefact.get("credential", -1)) or best_credential(
             list(credentials.values()), artefact["record"])
         if credential is None:
-            failures.append(_("No DNS credential left for %(name)s") % {
-                "name": artefact["record"]})
+            failures.append(message("challenge.no_credential_left", name=artefact["record"]))
             continue
         try:
             writer(credential).delete(artefact["record"], artefact["value"])
         except PortalError as exc:
-            failures.append(str(exc))
+            failures.append(exc)
         else:
             removed([artefact])
     if artefacts:
         run.step(Step.CLEANUP, StepStatus.FAILED if failures else StepStatus.DONE,
-                 "; ".join(failures) or _("TXT records removed"))
+                 message("lines", lines=failures) if failures
+                 else message("challenge.txt_removed"))

@@ -9,8 +9,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from django.conf import settings
-from django.utils.translation import gettext as _
 
+from certificates.messages import message
 from certificates.models import DNSCredential, DNSKind
 from certificates.seams import acme_dns, dns, dns_lookup, dns_providers
 from certificates.seams.errors import FailureKind, PortalError
@@ -96,9 +96,7 @@ class AcmeDNSWriter:
     def add(self, name: str, value: str) -> None:
         registration = acme_dns_names.registration(self.credential, name)
         if registration is None:
-            raise PortalError(_("%(name)s is not a name this acme-dns credential registered: "
-                                "point the _acme-challenge CNAME at the name the certificate's "
-                                "page shows.") % {"name": name}, transient=False,
+            raise PortalError(message("acmedns.not_registered", name=name), transient=False,
                               kind=FailureKind.DNS_ERROR)
         acme_dns.update(self.credential.server, registration, value,
                         timeout=settings.DNS_UPDATE_TIMEOUT)

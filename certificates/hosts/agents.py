@@ -31,6 +31,7 @@ from django.utils.translation import gettext as _
 
 from certificates.hosts import deployment, outcomes
 from certificates.hosts.items import Report
+from certificates.messages import message
 from certificates.models import (
     AgentChallenge,
     AgentCredential,
@@ -373,16 +374,17 @@ def _outcome(host: TargetHost, request: DeployRequest, report: dict[str, Any],
         kind = (FailureKind.AGENT_NOT_CONFIGURED if report.get("error_kind") == "not_configured"
                 else FailureKind.AGENT_REPORT)
         return outcomes.new_outcome(host, version, status,
-                                    error=str(report.get("error") or _("failed"))[:4000],
+                                    error=str(report.get("error") or "")[:4000]
+                                    or message("agent.failed"),
                                     kind=kind, transient=bool(report.get("transient")),
                                     served=served)
     proof = _portal_check(host, request, record)
     if proof is not None and proof != version.fingerprint_sha256:
-        return outcomes.new_outcome(host, version, Deployment.Status.FAILED, error=_(
-            "The agent installed the new certificate and saw it served, but the portal sees "
-            "another certificate at %(address)s:%(port)s (SHA-256 %(served)s).") % {
-                "address": host.tls_check_address, "port": host.tls_check_port,
-                "served": proof}, kind=FailureKind.NOT_SERVED, transient=True, served=proof)
+        return outcomes.new_outcome(
+            host, version, Deployment.Status.FAILED,
+            error=message("agent.portal_sees_other", address=host.tls_check_address,
+                          port=host.tls_check_port, served=proof),
+            kind=FailureKind.NOT_SERVED, transient=True, served=proof)
     Deployment.objects.filter(pk=request.deployment_id).update(
         served_checked_by="portal" if proof else "agent")
     return outcomes.new_outcome(host, version, status, served=proof or served)
@@ -394,27 +396,23 @@ def _portal_check(host: TargetHost, request: DeployRequest,
     (a TLS check address is set): the served fingerprint, or None when only the
     agent's report can prove it."""
     if not host.tls_check_address:
-        record(Step.TLS_CHECK, StepStatus.SKIPPED, _(
-            "The portal has no TLS check address for this host: the agent's own check is "
-            "the proof that the new certificate is served."))
+        record(Step.TLS_CHECK, StepStatus.SKIPPED, message("agent.no_check_address"))
         return None
     sni = deployment.sni_name(host, request.version.certificate)
     try:
         served = tls.served_leaf_sha256(host.tls_check_address, host.tls_check_port, sni,
                                         timeout=settings.TLS_CHECK_TIMEOUT)
     except tls.TLSCheckError as exc:
-        record(Step.TLS_CHECK, StepStatus.SKIPPED, _(
-            "The portal could not reach the server (%(error)s): the agent's own check is the "
-            "proof that the new certificate is served.") % {"error": exc})
+        record(Step.TLS_CHECK, StepStatus.SKIPPED,
+               message("agent.portal_unreachable", error=exc))
         return None
     if served == request.version.fingerprint_sha256:
-        record(Step.TLS_CHECK, StepStatus.DONE, _(
-            "The portal sees the new certificate served at %(address)s:%(port)s.")
-            % {"address": host.tls_check_address, "port": host.tls_check_port})
+        record(Step.TLS_CHECK, StepStatus.DONE, message(
+            "agent.portal_sees_new", address=host.tls_check_address, port=host.tls_check_port))
     else:
-        record(Step.TLS_CHECK, StepStatus.FAILED, _(
-            "The portal sees another certificate at %(address)s:%(port)s.")
-            % {"address": host.tls_check_address, "port": host.tls_check_port})
+        record(Step.TLS_CHECK, StepStatus.FAILED, message(
+            "agent.portal_sees_other_step", address=host.tls_check_address,
+            port=host.tls_check_port))
     return served
 
 
@@ -439,11 +437,9 @@ def answer_unclaimed(*, now: datetime | None = None) -> int:
         seen = state.last_seen if state and state.last_seen else None
         deployment.answer(request, request.host, outcomes.new_outcome(
             request.host, request.version, Deployment.Status.FAILED, kind=FailureKind.AGENT_SILENT,
-            transient=True, error=_(
-                "The agent of %(host)s did not take the new certificate up within %(minutes)d "
-                "minutes (its last check-in: %(seen)s).") % {
-                    "host": request.host.name, "minutes": allowance // 60,
-                    "seen": seen.isoformat(timespec="seconds") if seen else _("never")}))
+            transient=True, error=message("agent.not_taken_up", host=request.host.name,
+                                         minutes=allowance // 60,
+                                         seen=seen or message("never"))))
         if request.run_id:
             answered.add(request.run_id)
     deployment.enqueue_conclusions(answered)

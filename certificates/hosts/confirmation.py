@@ -5,9 +5,9 @@ on a clock the installer is given (tests give one that only moves when asked).""
 from __future__ import annotations
 
 from django.conf import settings
-from django.utils.translation import gettext as _
 
 from certificates.hosts.items import InstallFailed, Item, OnHost
+from certificates.messages import message
 from certificates.seams import tls
 from certificates.seams.errors import FailureKind
 from certificates.steps import Step, StepStatus
@@ -105,7 +105,7 @@ _report)."""
         for item in rounds.given_up:
             served, error = rounds.last[item]
             item.error = self._not_served(item, served, error, seen=item in rounds.seen)
-            item.report(Step.TLS_CHECK, StepStatus.FAILED, str(item.error))
+            item.report(Step.TLS_CHECK, StepStatus.FAILED, item.error)
 
     def _tls_round(self, rounds: Rounds) -> None:
         for item in list(rounds.waiting):
@@ -131,18 +131,15 @@ _report)."""
                  "expected": item.version.fingerprint_sha256, "served": served,
                  "seconds": f"{settings.DEPLOY_TLS_GRACE_SECONDS:g}"}
         if error is not None:
-            return InstallFailed(str(error), kind=error.kind, transient=error.transient)
+            return InstallFailed(error, kind=error.kind, transient=error.transient)
         if seen:  # but never the times in a row it takes
             return InstallFailed(
-                _("%(address)s:%(port)s served the deployed leaf %(expected)s only now and "
-                  "then in %(seconds)s seconds, and another one in between (%(served)s "
-                  "last).") % where,
+                message("tls.flapping", **where),
                 # No fingerprint: rolled back, the host serves the old leaf again,
                 # and recording this one would mark the deployment as served.
                 kind=FailureKind.NOT_SERVED,
             )
         return InstallFailed(
-            _("%(address)s:%(port)s still serves the leaf %(served)s instead of the "
-              "deployed %(expected)s after %(seconds)s seconds.") % where,
+            message("tls.not_served", **where),
             kind=FailureKind.NOT_SERVED, served_fingerprint=served,
         )

@@ -32,7 +32,6 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from certificates import tasks, validators
 from certificates.hosts import leases, outcomes
@@ -41,6 +40,7 @@ from certificates.hosts.items import Report
 from certificates.hosts.outcomes import OUTCOME_FIELDS as OUTCOME_FIELDS
 from certificates.hosts.outcomes import Outcome as Outcome
 from certificates.hosts.outcomes import outcome_of as outcome_of
+from certificates.messages import message, stored_fields
 from certificates.models import (
     Certificate,
     Deployment,
@@ -88,10 +88,7 @@ def requests_for(run: RenewalRun | None, certificate: Certificate,
     run's move to deploying."""
     version = certificate.current_version
     if version is None:
-        raise NothingToDeploy(
-            _("%(certificate)s has no issued version to deploy yet.")
-            % {"certificate": certificate}
-        )
+        raise NothingToDeploy(message("deploy.no_version", certificate=str(certificate)))
     # A certificate's hosts are its Deployment rows: one query gives both.
     bound = Deployment.objects.filter(certificate=certificate).select_related("host")
     if host_ids is not None:
@@ -245,9 +242,9 @@ def _planned_items(host: TargetHost, requests: Iterable[DeployRequest]) -> dict[
         try:
             files = planned_files(request.version, host)
         except InstallFailed as exc:
-            report(Step.UPLOAD, StepStatus.FAILED, str(exc))
+            report(Step.UPLOAD, StepStatus.FAILED, exc)
             answer(request, host, outcomes.new_outcome(
-                host, request.version, Deployment.Status.FAILED, error=str(exc), kind=exc.kind))
+                host, request.version, Deployment.Status.FAILED, error=exc, kind=exc.kind))
             continue
         items[request.pk] = Item(version=request.version, files=files,
                                  sni=sni_name(host, request.version.certificate),
@@ -264,8 +261,7 @@ def answer_older(request: DeployRequest, host: TargetHost, newest: DeployRequest
         return
     answer(request, host, outcomes.new_outcome(
         host, request.version, Deployment.Status.FAILED, kind=FailureKind.SUPERSEDED,
-        error=_("A newer version (serial %(serial)s) was deployed instead.")
-        % {"serial": newest.version.serial_hex}), record=False)
+        error=message("deploy.superseded", serial=newest.version.serial_hex)), record=False)
 
 
 def _install_items(host: TargetHost, owner: str, items: list[Item]) -> None:
@@ -287,15 +283,15 @@ def _install_items(host: TargetHost, owner: str, items: list[Item]) -> None:
 
         try:
             with ssh.connect(host) as session:
-                detail = _("Host key %(fingerprint)s matches the pinned key.") % {
-                    "fingerprint": host.host_key_fingerprint}
+                detail = message("deploy.host_key_matches",
+                                 fingerprint=host.host_key_fingerprint)
                 for item in items:
                     item.report(Step.CONNECT, StepStatus.DONE, detail)
                 Installer(session, host=host, items=items, heartbeat=heartbeat).install()
         except ssh.SSHError as exc:  # before the installer ran: the login
             for item in items:
                 if item.error is None and not item.served:
-                    item.report(Step.CONNECT, StepStatus.FAILED, str(exc))
+                    item.report(Step.CONNECT, StepStatus.FAILED, exc)
                     item.error = exc
 
 
@@ -310,7 +306,7 @@ def _item_outcome(host: TargetHost, item: Item) -> Outcome:
         rolled_back, served = False, ""
     return outcomes.new_outcome(host, item.version,
                     Deployment.Status.ROLLED_BACK if rolled_back else Deployment.Status.FAILED,
-                    error=str(exc), kind=exc.kind, transient=exc.transient, served=served)
+                    error=exc, kind=exc.kind, transient=exc.transient, served=served)
 
 
 def answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
@@ -320,7 +316,8 @@ def answer(request: DeployRequest, host: TargetHost, outcome: Outcome, *,
     if record:
         outcomes.record(request.deployment, request.version, request.run, outcome)
     DeployRequest.objects.filter(pk=request.pk).update(
-        finished_at=timezone.now(), status=outcome.status, error=outcome.error,
+        finished_at=timezone.now(), status=outcome.status,
+        **stored_fields("error", outcome.message),
         error_kind=outcome.error_kind, transient=outcome.transient,
         served_fingerprint=outcome.served_fingerprint)
     return outcome
@@ -355,7 +352,7 @@ def sni_name(host: TargetHost, certificate: Certificate) -> str:
 
 
 def reporter(run: RenewalRun | None, host: TargetHost) -> Report:
-    def report(name: str, status: str, detail: str = "") -> None:
+    def report(name: str, status: str, detail: object = "") -> None:
         if run is not None:
             run.step(name, status, detail, host=host)
     return report

@@ -28,8 +28,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.utils import timezone
-from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from certificates.hosts.items import Clock, Heartbeat, Item, no_heartbeat
 from certificates.hosts.items import InstallFailed as InstallFailed
@@ -37,6 +35,7 @@ from certificates.hosts.items import Original as Original
 from certificates.hosts.items import PlannedFile as PlannedFile
 from certificates.hosts.items import planned_files as planned_files
 from certificates.hosts.rollback import Rollback
+from certificates.messages import message
 from certificates.seams import ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -135,23 +134,21 @@ class Installer(Rollback):
             # the certificates: trying each alone would only do it again.
             return
         # Which certificate broke the group's config test or reload? Each alone says.
-        detail = _("The config test or reload failed with %(count)d certificates installed "
-                   "together; each is now installed on its own to find the one at fault.") % {
-            "count": len(items)}
+        detail = message("install.retry_alone", count=len(items))
         for item in items:
             item.report(Step.RETRY, StepStatus.STARTED, detail)
             item.reset()
             self._install([item])
 
-    def _step(self, name: Step, items: list[Item], action: Callable[[], str], *,
-              fatal: bool = True, waiting: bool = False) -> str | None:
+    def _step(self, name: Step, items: list[Item], action: Callable[[], object], *,
+              fatal: bool = True, waiting: bool = False) -> object | None:
         if waiting:
             self._report(items, name, StepStatus.STARTED)
         self.heartbeat(waiting=waiting)
         try:
             detail = action()
         except (ssh.SSHError, InstallFailed) as exc:
-            self._report(items, name, StepStatus.FAILED, str(exc))
+            self._report(items, name, StepStatus.FAILED, exc)
             if fatal:
                 raise
             return None
@@ -160,7 +157,7 @@ class Installer(Rollback):
 
     # -- the steps ------------------------------------------------------------
 
-    def backup(self, item: Item) -> str:
+    def backup(self, item: Item) -> object:
         if not self.backup_folder:
             self._check_backup_dir()
             folder = posixpath.join(self.host.backup_dir, timezone.now().strftime(BACKUP_NAME))
@@ -175,8 +172,7 @@ class Installer(Rollback):
             originals.append(self._save_original(planned.path, backup))
         item.originals = originals
         kept = sum(o.existed for o in originals)
-        return ngettext("%(count)s file saved in %(folder)s", "%(count)s files saved in %(folder)s",
-                        kept) % {"count": kept, "folder": folder}
+        return message("install.backup_saved", count=kept, folder=folder)
 
     def _save_original(self, path: str, backup: str) -> Original:
         """Keep the live file at ``path`` as ``backup``: as a second name of the
@@ -202,10 +198,10 @@ class Installer(Rollback):
                                     fresh=True)
         return ", ".join(f.path for f in item.files)
 
-    def rename_into_place(self, item: Item) -> str:
+    def rename_into_place(self, item: Item) -> object:
         for planned in item.files:
             self.session.rename(item.temporary.pop(planned.path), planned.path)
-        return _("Leaf %(fingerprint)s") % {"fingerprint": item.version.fingerprint_sha256}
+        return message("install.leaf", fingerprint=item.version.fingerprint_sha256)
 
     def _check_backup_dir(self) -> None:
         """backup_dir must be a real folder that only its owner may write to:
@@ -213,11 +209,10 @@ class Installer(Rollback):
         try:
             self.session.check_private_folder(self.host.backup_dir)
         except ssh.UnsafePath as exc:
-            raise InstallFailed(
-                _("%(error)s Nothing was deployed; fix the backup folder and deploy again.")
-                % {"error": exc}, kind=FailureKind.UNSAFE_BACKUP_FOLDER) from exc
+            raise InstallFailed(message("install.backup_folder", error=exc),
+                                kind=FailureKind.UNSAFE_BACKUP_FOLDER) from exc
 
-    def cleanup(self) -> str:
+    def cleanup(self) -> object:
         """Keep the newest ``backups_to_keep`` backup folders; remove older ones.
 
         Only real folders with the portal's names count. A link bearing such a
@@ -241,8 +236,7 @@ class Installer(Rollback):
         old = sorted(folders)[:-self.host.backups_to_keep]
         for name in old:
             self._remove_tree(posixpath.join(self.host.backup_dir, name))
-        return ngettext("%(count)s old backup removed", "%(count)s old backups removed",
-                        len(old)) % {"count": len(old)}
+        return message("install.backups_removed", count=len(old))
 
     def _remove_tree(self, folder: str) -> None:
         # lstat, not stat: a link inside is removed itself, never descended.

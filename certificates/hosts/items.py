@@ -9,8 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from django.utils.translation import gettext as _
-
+from certificates.messages import message
 from certificates.seams import ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -18,7 +17,8 @@ from certificates.steps import Step, StepStatus
 if TYPE_CHECKING:
     from certificates.models import CertificateVersion, TargetHost
 
-Report = Callable[[str, str, str], None]
+# A step's name, status and detail (a message of the catalogue, an error, or text).
+Report = Callable[[str, str, object], None]
 
 
 class Heartbeat(Protocol):
@@ -116,11 +116,9 @@ def planned_files(version: CertificateVersion, host: TargetHost) -> list[Planned
              for role, path, text, mode in wanted if path]
     targets = [f.path for f in files]
     if len(set(targets)) != len(targets):
-        raise InstallFailed(
-            _("Two of the host's file paths are the same (%(paths)s): each of private key, "
-              "certificate, CA bundle and full chain needs its own file.")
-            % {"paths": ", ".join(sorted({p for p in targets if targets.count(p) > 1}))}
-        )
+        raise InstallFailed(message(
+            "install.same_paths",
+            paths=", ".join(sorted({p for p in targets if targets.count(p) > 1}))))
     return files
 
 
@@ -143,25 +141,25 @@ class OnHost:
     backup_folder: str
 
     @staticmethod
-    def _report(items: list[Item], name: Step, status: StepStatus, detail: str = "") -> None:
+    def _report(items: list[Item], name: Step, status: StepStatus, detail: object = "") -> None:
         for item in items:
             item.report(name, status, detail)
 
-    def config_test(self) -> str:
-        return self._run_or_fail(self.host.config_test_command, _("The config test"))
+    def config_test(self) -> object:
+        return self._run_or_fail(self.host.config_test_command, "install.config_test_failed")
 
-    def reload(self) -> str:
-        return self._run_or_fail(self.host.reload_command, _("The reload"))
+    def reload(self) -> object:
+        return self._run_or_fail(self.host.reload_command, "install.reload_failed")
 
-    def _run_or_fail(self, command: str, what: str) -> str:
+    def _run_or_fail(self, command: str, failed: str) -> object:
+        """The command's output (or a message that none is configured)."""
         if not command:
-            return _("No command configured.")
+            return message("install.no_command")
         result = self.session.run(command)
         if not result.ok:
             raise ssh.CommandFailed(
-                _("%(what)s “%(command)s” failed with exit status %(status)s:\n%(output)s")
-                % {"what": what, "command": command, "status": result.exit_status,
-                   "output": result.output},
+                message(failed, command=command, status=result.exit_status,
+                        output=result.output),
                 exit_status=result.exit_status, output=result.output,
             )
         return result.output

@@ -9,10 +9,10 @@ import hashlib
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from django.utils.translation import gettext as _
 
 from certificates.hosts.confirmation import TLS_CONFIRMATIONS, TLS_RETRY_FIRST, TLSConfirmation
 from certificates.hosts.items import InstallFailed, Item, Original
+from certificates.messages import Message, message
 from certificates.seams import ssh
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -48,20 +48,19 @@ and its steps)."""
                 self._rolled_back(item)
         return not reason and len(restored) == len(installed)
 
-    def _reload_restored(self, reload: bool, *, complete: bool) -> str:
+    def _reload_restored(self, reload: bool, *, complete: bool) -> Message | None:
         """Reload the restored files where the server had loaded the new ones;
-        empty if that was done or not needed, else why it was not, in words."""
+        None if that was done or not needed, else why it was not, as a message."""
         if not reload:
-            return ""  # the running server never loaded the new files
+            return None  # the running server never loaded the new files
         if not complete:
             # A reload would load the half-restored files of the others.
-            return _("they were not reloaded, since the files of another certificate could "
-                     "not all be put back")
+            return message("rollback.not_reloaded")
         try:
             self.reload()
         except ssh.SSHError as exc:
-            return _("the reload after them failed: %(error)s") % {"error": exc}
-        return ""
+            return message("rollback.reload_failed", error=exc)
+        return None
 
     def _restore_files(self, item: Item) -> list[tuple[str, ssh.SSHError]]:
         """Put each of the item's old files back (or remove a file that was new);
@@ -84,23 +83,22 @@ and its steps)."""
         if original.link:
             if not self.session.hardlink(original.link, temporary):
                 raise ssh.RemoteFileError(
-                    _("Could not link %(backup)s back to %(path)s.")
-                    % {"backup": original.link, "path": original.path})
+                    message("rollback.link_failed", backup=original.link, path=original.path))
         else:
             self.session.write_file(temporary, original.data or b"", mode=original.mode,
                                     owner=str(original.uid), group=str(original.gid),
                                     fresh=True)
         self.session.rename(item.temporary.pop(original.path), original.path)
 
-    def _rolled_back(self, item: Item, caveat: str = "", *, served: str = "") -> None:
+    def _rolled_back(self, item: Item, caveat: Message | None = None, *,
+                     served: str = "") -> None:
         """The item's old files are back and served; ``caveat``: how that came
         about other than as planned, for the item's error as well as the step."""
-        detail = caveat or _("The previous files are back in place (saved in %(folder)s).") % {
-            "folder": self.backup_folder}
+        detail = caveat or message("rollback.done", folder=self.backup_folder)
         item.report(Step.ROLLBACK, StepStatus.DONE, detail)
         error = _failed(item.error, rolled_back=True)
         if caveat:
-            error = InstallFailed(f"{error}\n{caveat}", kind=error.kind,
+            error = InstallFailed(message("lines", lines=[error, caveat]), kind=error.kind,
                                   transient=error.transient, rolled_back=True,
                                   served_fingerprint=served or error.served_fingerprint)
         item.error = error
@@ -109,20 +107,20 @@ and its steps)."""
         """Some of the item's old files are not back: what the host serves now is
         unknown, and a person should look."""
         back = [o.path for o in item.originals if o.path not in dict(missing)]
-        detail = _("%(missing)s could not be put back; %(back)s could. The previous files "
-                   "are saved in %(folder)s.") % {
-            "missing": "; ".join(f"{path} ({error})" for path, error in missing),
-            "back": ", ".join(back) or _("none"), "folder": self.backup_folder}
+        detail = message(
+            "rollback.partial",
+            missing=[message("rollback.path_error", path=path, error=error)
+                     for path, error in missing],
+            back=", ".join(back) or message("none"), folder=self.backup_folder)
         self._rollback_failed(item, detail)
 
-    def _rollback_failed(self, item: Item, detail: str) -> None:
+    def _rollback_failed(self, item: Item, detail: Message) -> None:
         item.report(Step.ROLLBACK, StepStatus.FAILED, detail)
         item.error = InstallFailed(
-            _("%(cause)s\nThe rollback failed: %(detail)s")
-            % {"cause": item.error, "detail": detail},
+            message("rollback.failed", cause=item.error, detail=detail),
             kind=FailureKind.ROLLBACK_FAILED, served_fingerprint=_served_fingerprint(item.error))
 
-    def _confirm_previous_leaf(self, item: Item, reason: str) -> None:
+    def _confirm_previous_leaf(self, item: Item, reason: Message) -> None:
         """The item's old files are back but were not reloaded (``reason``): it is
         rolled back if the host serves its previous leaf, as it does when the
         reload that failed never loaded the new files either."""
@@ -132,19 +130,13 @@ and its steps)."""
         where = {"folder": self.backup_folder, "reason": reason, "previous": previous,
                  "served": served}
         if serving:
-            self._rolled_back(item, _(
-                "The previous files are back in place (saved in %(folder)s), but %(reason)s. "
-                "The host serves the previous certificate (%(previous)s), so nothing changed "
-                "for its clients.") % where, served=previous)
+            self._rolled_back(item, message("rollback.previous_served", **where),
+                              served=previous)
             return
         if not previous:
-            detail = _("The previous files are back in place (saved in %(folder)s), but "
-                       "%(reason)s, and no previous certificate could be read from the backup "
-                       "to check what the host serves.") % where
+            detail = message("rollback.previous_unknown", **where)
         else:
-            detail = _("The previous files are back in place (saved in %(folder)s), but "
-                       "%(reason)s, and the host does not serve the previous certificate "
-                       "(%(previous)s): %(served)s") % where
+            detail = message("rollback.previous_not_served", **where)
         self._rollback_failed(item, detail)
 
     def _previous_leaf(self, item: Item) -> str:
@@ -163,7 +155,7 @@ and its steps)."""
             return ""
         return hashlib.sha256(leaf.public_bytes(Encoding.DER)).hexdigest()
 
-    def _serves(self, item: Item, fingerprint: str) -> tuple[bool, str]:
+    def _serves(self, item: Item, fingerprint: str) -> tuple[bool, object]:
         """Whether the host serves ``fingerprint`` for the item's name, in
         TLS_CONFIRMATIONS handshakes in a row (one alone may meet a worker from
         before a reload); if not, what it serves, in words."""
@@ -172,10 +164,10 @@ and its steps)."""
                 self.clock.sleep(TLS_RETRY_FIRST)
             served, error = self._handshake(item)
             if error is not None:
-                return False, str(error)
+                return False, error
             if served != fingerprint:
-                return False, _("it serves %(fingerprint)s.") % {"fingerprint": served}
-        return True, ""
+                return False, message("rollback.serves", fingerprint=served)
+        return True, None
 
 
 def _served_fingerprint(error: PortalError | None) -> str:
@@ -185,6 +177,6 @@ def _served_fingerprint(error: PortalError | None) -> str:
 def _failed(cause: PortalError | None, *, rolled_back: bool = False) -> InstallFailed:
     """``cause`` (an SSH error or an InstallFailed) as the item's InstallFailed."""
     if cause is None:  # every caller sets the item's error first
-        cause = InstallFailed(FailureKind.INSTALL_FAILED.label)
-    return InstallFailed(cause.message, kind=cause.kind, transient=cause.transient,
+        cause = InstallFailed(message("install.failed"))
+    return InstallFailed(cause, kind=cause.kind, transient=cause.transient,
                          rolled_back=rolled_back, served_fingerprint=_served_fingerprint(cause))

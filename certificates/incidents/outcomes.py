@@ -45,7 +45,9 @@ def failed(run: RenewalRun, *, step: datetime.timedelta,
     IncidentCertificate.objects.filter(
         incident_id=run.incident_id, certificate_id=run.certificate_id,
         replaced_at__isnull=True,
-    ).update(failures=F("failures") + 1, last_error=run.error[:2000], next_try_at=when)
+    ).update(failures=F("failures") + 1, last_error=run.error[:2000],
+             last_error_key=run.error_key, last_error_params=run.error_params,
+             next_try_at=when)
     return when
 
 

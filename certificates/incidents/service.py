@@ -33,6 +33,7 @@ from certificates import tasks
 from certificates.formatting import format_amount
 from certificates.incidents import lifecycle, outcomes
 from certificates.incidents.selection import Filter, matching
+from certificates.messages import Message, message, stored_fields
 from certificates.models import (
     AuditEvent,
     CAAccount,
@@ -279,7 +280,7 @@ def item_replaced(*, item_id: int) -> None:
             pass
         except revocation.RevocationRefused as exc:
             IncidentCertificate.objects.filter(pk=item.pk).update(
-                last_error=_("Revocation: %(error)s") % {"error": exc})
+                **stored_fields("last_error", message("incident.revocation_failed", error=exc)))
             return
         IncidentCertificate.objects.filter(pk=item.pk).update(revoked_at=timezone.now())
     complete_if_done(incident.pk)
@@ -331,8 +332,10 @@ def progress(incident: Incident, *, now: datetime.datetime | None = None) -> Pro
         Exists(open_run))
     failing = failing_items.count()
     reasons: dict[str, int] = {}
-    for error in failing_items.values_list("last_error", flat=True)[:1000]:
-        key = error.split("\n")[0][:200]
+    for text, said, params in failing_items.values_list(
+            "last_error", "last_error_key", "last_error_params")[:1000]:
+        # In the reader's language: the same cause reads the same for every item.
+        key = str(Message(said, params or {}, text)).split("\n")[0][:200]
         reasons[key] = reasons.get(key, 0) + 1
     last = items.aggregate(last=Max("replaced_at"))["last"]
     elapsed = (now - incident.created_at).total_seconds()

@@ -23,6 +23,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from accounts.models import Organization
 from certificates import alerts
+from certificates.messages import message, stored_fields
 from certificates.models import (
     CertificateVersion,
     EndpointCheck,
@@ -45,7 +46,8 @@ _PORTS = gettext_lazy("Ports are whole numbers from 1 to 65535.")
 class Observation:
     chain: list[x509.Certificate] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
-    error: str = ""
+    # Why there is no chain: a message of the catalogue, or an error that carries one.
+    error: object = ""
 
     @property
     def leaf(self) -> Leaf | None:
@@ -69,11 +71,11 @@ def observe(address: str, port: int, sni: str, *, timeout: float,
         return Observation(problems=[verification.problem(f"starttls_{exc.code}",
                                                           **exc.params)])
     except tls.TLSCheckError as exc:
-        return Observation(error=str(exc))
+        return Observation(error=exc)
     try:
         chain = [x509.load_der_x509_certificate(der) for der in ders]
     except ValueError:
-        return Observation(error=gettext("The server sent a certificate that cannot be read."))
+        return Observation(error=message("endpoint.unreadable"))
     if not verify:
         return Observation(chain=chain)
     problems = verification.verify(chain, sni or address, now or timezone.now())
@@ -145,7 +147,8 @@ def _apply(endpoint: MonitoredEndpoint, observation: Observation,
         result = Result.PROBLEM if observation.problems else Result.OK
     check = EndpointCheck.objects.create(
         endpoint=endpoint, checked_at=now, result=result, fingerprint_sha256=fingerprint,
-        changed=changed, problems=observation.problems, error=observation.error[:2000])
+        changed=changed, problems=observation.problems,
+        **stored_fields("error", observation.error))
     events = _events(endpoint, observation, changed, managed is not None, now)
     endpoint.result, endpoint.problems, endpoint.last_checked_at = (
         result, observation.problems, now)

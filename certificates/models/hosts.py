@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from certificates.messages import Message
 from certificates.seams.errors import FailureKind
 from fujissl_portal.encryption import EncryptedTextField
 
@@ -272,7 +273,12 @@ class Deployment(models.Model):
     last_status = models.CharField(
         _("last status"), max_length=12, choices=Status.choices, default=Status.PENDING
     )
+    # The last error as text (in English where it has a key) and as a message of
+    # the catalogue, rendered when read (certificates.messages); rows from
+    # before keys have the text only.
     last_error = models.TextField(_("last error"), blank=True)
+    last_error_key = models.CharField(_("last error's message key"), max_length=80, blank=True)
+    last_error_params = models.JSONField(_("last error's parameters"), default=dict, blank=True)
     # None until the first TLS check; then whether the served leaf is ours.
     served = models.BooleanField(_("served"), null=True, blank=True)
     served_fingerprint = models.CharField(_("served fingerprint"), max_length=64, blank=True)
@@ -295,6 +301,10 @@ class Deployment(models.Model):
 
     def __str__(self):
         return f"{self.certificate} → {self.host}"
+
+    @property
+    def last_error_message(self) -> Message:
+        return Message(self.last_error_key, self.last_error_params or {}, self.last_error)
 
     def clean(self):
         if not (self.certificate_id and self.host_id):
@@ -351,6 +361,8 @@ class DeployRequest(models.Model):
     # The outcome, as deployment.Outcome carries it.
     status = models.CharField(max_length=12, choices=Deployment.Status.choices, blank=True)
     error = models.TextField(blank=True)
+    error_key = models.CharField(max_length=80, blank=True)
+    error_params = models.JSONField(default=dict, blank=True)
     error_kind = models.CharField(max_length=40, blank=True, choices=FailureKind.choices)
     transient = models.BooleanField(default=False)
     served_fingerprint = models.CharField(max_length=64, blank=True)
@@ -367,3 +379,7 @@ class DeployRequest(models.Model):
 
     def __str__(self):
         return f"{self.deployment} ({self.requested_at:%Y-%m-%d %H:%M:%S})"
+
+    @property
+    def error_message(self) -> Message:
+        return Message(self.error_key, self.error_params or {}, self.error)

@@ -13,6 +13,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import Message
+
 from .certificate import KeyType, RevocationReason
 
 
@@ -88,7 +90,10 @@ class IncidentCertificate(models.Model):
         "certificates.CertificateVersion", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", verbose_name=_("replacement"))
     failures = models.PositiveIntegerField(_("failures"), default=0)
+    # As a run's error: the text (in English where it has a key) and the message.
     last_error = models.TextField(_("last error"), blank=True)
+    last_error_key = models.CharField(_("last error's message key"), max_length=80, blank=True)
+    last_error_params = models.JSONField(_("last error's parameters"), default=dict, blank=True)
     # The next try after a failure: the usual backoff, shortened to fit the deadline.
     next_try_at = models.DateTimeField(_("next try"), null=True, blank=True)
     # When every host of the certificate served the replacement.
@@ -108,3 +113,7 @@ class IncidentCertificate(models.Model):
 
     def __str__(self):
         return f"{self.incident} {self.certificate_id}"
+
+    @property
+    def last_error_message(self) -> Message:
+        return Message(self.last_error_key, self.last_error_params or {}, self.last_error)

@@ -15,6 +15,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import Message
 from fujissl_portal.encryption import EncryptedTextField
 
 
@@ -204,7 +205,10 @@ class EndpointCheck(models.Model):
     changed = models.BooleanField(_("certificate changed"), default=False)
     # Message keys with their parameters (DESIGN.md, house style 14).
     problems = models.JSONField(_("problems"), default=list, blank=True)
+    # Why nothing was served: the text (in English where it has a key) and the message.
     error = models.TextField(_("error"), blank=True)
+    error_key = models.CharField(_("error's message key"), max_length=80, blank=True)
+    error_params = models.JSONField(_("error's parameters"), default=dict, blank=True)
 
     tenant_path = "endpoint__organization"
 
@@ -215,3 +219,7 @@ class EndpointCheck(models.Model):
 
     def __str__(self):
         return f"{self.endpoint_id} {self.checked_at:%Y-%m-%d %H:%M} {self.result}"
+
+    @property
+    def error_message(self) -> Message:
+        return Message(self.error_key, self.error_params or {}, self.error)

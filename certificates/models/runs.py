@@ -12,6 +12,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import Message, stored
 from certificates.seams.errors import FailureKind
 from fujissl_portal import uptime
 from fujissl_portal.encryption import EncryptedTextField
@@ -70,7 +71,12 @@ class RenewalRun(models.Model):
         related_name="+", verbose_name=_("requested by"),
     )
     log = models.TextField(_("log"), blank=True)
+    # What went wrong, as text (in English where it has a key) and as a message
+    # of the catalogue, rendered in the reader's language (certificates.messages);
+    # runs from before keys have the text only.
     error = models.TextField(_("error"), blank=True)
+    error_key = models.CharField(_("error's message key"), max_length=80, blank=True)
+    error_params = models.JSONField(_("error's parameters"), default=dict, blank=True)
     # What went wrong, as a kind code reacts to (errors.FailureKind).
     failure_kind = models.CharField(_("kind of failure"), max_length=40, blank=True,
                                     choices=FailureKind.choices)
@@ -164,6 +170,10 @@ class RenewalRun(models.Model):
         return (self.status in self.OPEN and self.lease_until is not None
                 and self.lease_until < timezone.now())
 
+    @property
+    def error_message(self) -> Message:
+        return Message(self.error_key, self.error_params or {}, self.error)
+
     def get_progress_display(self) -> str:
         """The status as a person reads it: a stalled run says it waits."""
         if self.is_stalled:
@@ -175,8 +185,9 @@ class RenewalRun(models.Model):
         prints them through the `step_recorded` signal). A step is also a sign of
         life: it extends a running run's lease. Inside `held_steps()` the step is
         written with the others held there, a moment later."""
-        step = RenewalStep(run=self, name=name, status=status, detail=str(detail)[:4000],
-                           host=host)
+        said = stored(detail)
+        step = RenewalStep(run=self, name=name, status=status, detail=said["text"][:4000],
+                           detail_key=said["key"], detail_params=said["params"], host=host)
         held = getattr(_held, "steps", None)
         if held is not None:
             held.append((self, step))
@@ -256,7 +267,11 @@ class RenewalStep(models.Model):
         "certificates.TargetHost", on_delete=models.SET_NULL, null=True, blank=True,
         related_name="+", verbose_name=_("host"),
     )
+    # The detail as text (in English where it has a key) and as a message of the
+    # catalogue, rendered in the reader's language; older steps have the text only.
     detail = models.TextField(_("detail"), blank=True)
+    detail_key = models.CharField(_("detail's message key"), max_length=80, blank=True)
+    detail_params = models.JSONField(_("detail's parameters"), default=dict, blank=True)
     at = models.DateTimeField(_("at"), default=timezone.now)
 
     tenant_path = "run__certificate__organization"
@@ -268,6 +283,10 @@ class RenewalStep(models.Model):
 
     def __str__(self):
         return f"{self.get_name_display()}: {self.get_status_display()}"
+
+    @property
+    def detail_message(self) -> Message:
+        return Message(self.detail_key, self.detail_params or {}, self.detail)
 
 
 class Notification(models.Model):

@@ -17,8 +17,8 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from certificates.messages import message
 from certificates.models import AgentChallenge, AgentState, Certificate, RenewalRun, TargetHost
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -36,9 +36,9 @@ def budget(host: TargetHost) -> float:
     return state.wait_budget() if state else float(settings.AGENT_WAIT_MAX_SECONDS)
 
 
-def _last_seen(host: TargetHost) -> str:
+def _last_seen(host: TargetHost) -> object:
     seen = AgentState.objects.filter(host=host).values_list("last_seen", flat=True).first()
-    return seen.isoformat(timespec="seconds") if seen else _("never")
+    return seen if seen else message("never")
 
 
 def _until(done: Callable[[], bool], seconds: float) -> bool:
@@ -59,12 +59,9 @@ def server_csr(run: RenewalRun, certificate: Certificate) -> str:
             "pending_csr", flat=True).get()
 
     if not _until(lambda: bool(pending()), budget(host)):
-        raise AgentTooSlow(_(
-            "The agent of %(host)s has not sent the certificate request for the key it makes "
-            "(its last check-in: %(seen)s).") % {"host": host.name, "seen": _last_seen(host)})
-    run.step(Step.KEY, StepStatus.DONE, _(
-        "Made on %(host)s by its agent; the portal holds only its certificate request.")
-        % {"host": host.name})
+        raise AgentTooSlow(message("issue.agent_no_csr", host=host.name,
+                                   seen=_last_seen(host)))
+    run.step(Step.KEY, StepStatus.DONE, message("issue.agent_key", host=host.name))
     return pending()
 
 
@@ -101,15 +98,14 @@ def _wait_written(run: RenewalRun, host: TargetHost, ids: list[int]) -> None:
                      budget(host))
     failed = list(mine.exclude(error="").values_list("error", flat=True))
     if failed:
-        raise PortalError(_("The agent of %(host)s could not write the challenge files: "
-                            "%(error)s") % {"host": host.name, "error": failed[0]},
+        raise PortalError(message("challenge.agent_write_failed", host=host.name,
+                                  error=failed[0]),
                           transient=False, kind=FailureKind.AGENT_REPORT)
     if not written:
-        raise AgentTooSlow(_(
-            "The agent of %(host)s did not write the challenge files in time (its last "
-            "check-in: %(seen)s).") % {"host": host.name, "seen": _last_seen(host)})
-    run.step(Step.CHALLENGE, StepStatus.DONE, _(
-        "%(count)d challenge file(s) written by the agent") % {"count": len(ids)}, host=host)
+        raise AgentTooSlow(message("challenge.agent_too_slow", host=host.name,
+                                   seen=_last_seen(host)))
+    run.step(Step.CHALLENGE, StepStatus.DONE,
+             message("challenge.agent_files", count=len(ids)), host=host)
 
 
 def forget_leftovers(artefacts: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -12,9 +12,9 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from acme import messages
-from django.utils.translation import gettext as _
 
 from certificates.dns01 import publishing
+from certificates.messages import message
 from certificates.models import Certificate, RenewalRun, TargetHost
 from certificates.renewal import agent_wait
 from certificates.seams import acme, ssh
@@ -42,10 +42,8 @@ def publish_http01(run: RenewalRun, certificate: Certificate, ca: acme.CA,
     hosts = [host for host in provers if not host.is_agent]
     agent_hosts = [host for host in provers if host.is_agent]
     if not provers:
-        raise PortalError(
-            _("HTTP-01 needs at least one target host with a document root; add one to "
-              "%(name)s or use DNS-01.") % {"name": certificate.common_name}, transient=False,
-            kind=FailureKind.ISSUANCE_FAILED)
+        raise PortalError(message("challenge.no_document_root", name=certificate.common_name),
+                          transient=False, kind=FailureKind.ISSUANCE_FAILED)
     files = [ca.http01_resource(body) for _authzr, body in pending]
     with ExitStack() as sessions:
         if agent_hosts:  # their agents write the files at their next check-in
@@ -67,9 +65,8 @@ def publish_http01(run: RenewalRun, certificate: Certificate, ca: acme.CA,
                     paths.append(path)
                     _placed(run, {"kind": "http01", "host": host.pk, "path": path})
                     session.write_file(path, content.encode(), mode=0o644)
-                run.step(Step.CHALLENGE, StepStatus.DONE,
-                         _("%(count)d challenge file(s) in %(dir)s")
-                         % {"count": len(files), "dir": directory}, host=host)
+                run.step(Step.CHALLENGE, StepStatus.DONE, message(
+                    "challenge.files", count=len(files), dir=directory), host=host)
             yield
         finally:
             _remove_challenge_files(run, written)
@@ -89,10 +86,11 @@ def _remove_challenge_files(run: RenewalRun, written: Written) -> None:
                     for path in paths:
                         fresh.remove(path, missing_ok=True)
             _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in paths])
-            run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
+            run.step(Step.CLEANUP, StepStatus.DONE, message("challenge.files_removed"),
+                     host=host)
         except ssh.SSHError as exc:
             # Not fatal: a stale token file reveals nothing and proves nothing.
-            run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
+            run.step(Step.CLEANUP, StepStatus.FAILED, exc, host=host)
 
 
 @contextmanager
@@ -152,7 +150,7 @@ def _remove_leftover_files(run: RenewalRun, certificate: Certificate,
                 for path in by_host[host.pk]:
                     session.remove(path, missing_ok=True)
         except ssh.SSHError as exc:
-            run.step(Step.CLEANUP, StepStatus.FAILED, str(exc), host=host)
+            run.step(Step.CLEANUP, StepStatus.FAILED, exc, host=host)
             continue
         _removed(run, [{"kind": "http01", "host": host.pk, "path": p} for p in by_host[host.pk]])
-        run.step(Step.CLEANUP, StepStatus.DONE, _("challenge files removed"), host=host)
+        run.step(Step.CLEANUP, StepStatus.DONE, message("challenge.files_removed"), host=host)

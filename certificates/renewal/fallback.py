@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from accounts.models import User
+from certificates.messages import message
 from certificates.models import AuditEvent, CAAccount, CASwitch, Certificate, RenewalRun
 from certificates.seams.errors import FailureKind, PortalError
 from certificates.steps import Step, StepStatus
@@ -80,9 +80,8 @@ def after_failure(run: RenewalRun, exc: PortalError) -> bool:
         return False
     moved = _move(certificate, fallback, CASwitch.PRIMARY_FAILED)
     if moved:
-        run.step(Step.ORDER, StepStatus.FAILED, _(
-            "Renewals go through the fallback CA account %(to)s from now on, not %(from)s.")
-            % {"to": fallback.name, "from": certificate.ca_account.name})
+        run.step(Step.ORDER, StepStatus.FAILED, message(
+            "run.fallback_used", to=fallback.name, **{"from": certificate.ca_account.name}))
         AuditEvent.record(None, action=AuditEvent.Action.CA_FALLBACK_USED,
                           organization=certificate.organization, certificate=certificate,
                           subject=certificate.common_name,

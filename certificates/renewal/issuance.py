@@ -17,9 +17,9 @@ from acme import messages
 from cryptography import x509
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import gettext as _
 
 from accounts.models import User
+from certificates.messages import message, stored_fields
 from certificates.models import (
     CAAccount,
     Certificate,
@@ -46,7 +46,7 @@ class IssuanceFailed(PortalError):
     @classmethod
     def from_seam(cls, exc: PortalError) -> IssuanceFailed:
         """From an error of the ACME, SSH or DNS seam, keeping its sorting and kind."""
-        return cls(exc.message, transient=exc.transient, problem=exc.problem,
+        return cls(exc, transient=exc.transient, problem=exc.problem,
                    retry_after=exc.retry_after, kind=exc.kind)
 
 
@@ -73,9 +73,10 @@ def remember_account(ca_account: CAAccount, ca: acme.CA,
         return
     CAAccount.objects.filter(pk=ca_account.pk).update(account_url=ca.account_url)
     if run is not None:
-        detail = (_("The CA no longer knew the account; registered again with the same key.")
-                  if ca_account.account_url else _("Account registered."))
-        run.step(Step.ACCOUNT, StepStatus.DONE, f"{detail} {ca.account_url}")
+        what = message("issue.account_registered_again" if ca_account.account_url
+                       else "issue.account_registered")
+        run.step(Step.ACCOUNT, StepStatus.DONE,
+                 message("issue.account", what=what, url=ca.account_url))
     ca_account.account_url = ca.account_url
     # Remembered once: a later call of the same issuance records only a new registration.
     ca.registered = False
@@ -143,7 +144,7 @@ def _place_or_resume_order(run: RenewalRun, certificate: Certificate, ca: acme.C
         order = _with_account_step(run, certificate, ca, lambda: ca.fetch_order(
             run.acme_order_url, csr))
         if order.body.status != messages.STATUS_INVALID:
-            run.step(Step.ORDER, StepStatus.DONE, _("Resumed order %(url)s") % {"url": order.uri})
+            run.step(Step.ORDER, StepStatus.DONE, message("issue.order_resumed", url=order.uri))
             return order
     replaces = None
     if certificate.current_version is not None:  # selected with the certificate
@@ -167,8 +168,7 @@ def _profile_to_order(run: RenewalRun, certificate: Certificate, ca: acme.CA) ->
     if certificate.profile in ca.profiles:
         return certificate.profile
     run.step(Step.ORDER, StepStatus.STARTED,
-             _("The CA lists no profile %(profile)s now; ordering with its default.")
-             % {"profile": certificate.profile})
+             message("issue.profile_missing", profile=certificate.profile))
     return ""
 
 
@@ -210,8 +210,8 @@ def _store_version(run: RenewalRun, certificate: Certificate, fullchain: str, ke
         RenewalRun.objects.filter(pk=run.pk).update(version=version)
     certificate.current_version, certificate.expires_at = version, version.not_after
     run.version = version
-    run.step(Step.STORE, StepStatus.DONE, _("serial %(serial)s, valid until %(until)s")
-             % {"serial": version.serial_hex, "until": version.not_after.isoformat()})
+    run.step(Step.STORE, StepStatus.DONE, message(
+        "issue.stored", serial=version.serial_hex, until=version.not_after))
     return version
 
 
@@ -223,12 +223,11 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str], *, csr_pem: str =
     try:
         leaf = x509.load_pem_x509_certificates(fullchain.encode())[0]
     except (ValueError, IndexError) as exc:
-        raise IssuanceFailed(_("The CA returned no readable certificate: %(error)s")
-                             % {"error": exc}, transient=False, kind=FailureKind.CA_ERROR) from exc
+        raise IssuanceFailed(message("issue.unreadable", error=exc), transient=False,
+                             kind=FailureKind.CA_ERROR) from exc
     if not (keys.public_key_matches(key_pem, leaf) if key_pem
             else keys.certificate_matches_csr(csr_pem, leaf)):
-        raise IssuanceFailed(_("The CA returned a certificate for another key than the "
-                               "order's; it was not stored."), transient=False,
+        raise IssuanceFailed(message("issue.other_key"), transient=False,
                              kind=FailureKind.CA_ERROR)
     try:
         sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -238,10 +237,8 @@ def check_leaf(fullchain: str, key_pem: str, names: list[str], *, csr_pem: str =
     ordered = {name.lower() for name in names}
     if issued != ordered:
         raise IssuanceFailed(
-            _("The CA returned a certificate for other names than the order's "
-              "(ordered: %(ordered)s; issued: %(issued)s); it was not stored.")
-            % {"ordered": ", ".join(sorted(ordered)),
-               "issued": ", ".join(sorted(issued)) or _("none")}, transient=False,
+            message("issue.other_names", ordered=", ".join(sorted(ordered)),
+                    issued=", ".join(sorted(issued)) or message("none")), transient=False,
             kind=FailureKind.CA_ERROR)
 
 
@@ -272,7 +269,7 @@ def failure_fields(exc: PortalError) -> dict[str, Any]:
     problem."""
     return {
         "failure_kind": exc.kind,
-        "error": str(exc), "error_class": "transient" if exc.transient else "permanent",
+        **stored_fields("error", exc), "error_class": "transient" if exc.transient else "permanent",
         "problem": exc.problem,
         "retry_after": exc.retry_after,
     }

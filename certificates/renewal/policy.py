@@ -12,8 +12,8 @@ import logging
 from cryptography import x509
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from certificates.messages import message
 from certificates.models import Certificate, CertificateVersion, RenewalRun
 from certificates.seams import acme
 from certificates.steps import Step, StepStatus
@@ -60,17 +60,16 @@ def schedule_renewal(certificate: Certificate, version: CertificateVersion, *,
     if window is not None:
         renew_after = max(window.random_time(), now)
         next_check = now + datetime.timedelta(seconds=window.retry_after_seconds)
-        how = _("inside the CA's renewal window %(start)s – %(end)s") % {
-            "start": window.start.isoformat(), "end": window.end.isoformat()}
+        how = message("issue.ari_window", start=window.start, end=window.end)
     else:
         renew_after, next_check = renewal_time_by_lifetime(version), None
-        how = _("when a third of the lifetime remains (half for ten days or less)")
+        how = message("issue.by_lifetime")
     Certificate.objects.filter(pk=certificate.pk).update(
         renew_after=renew_after, ari_next_check_at=next_check)
     certificate.renew_after, certificate.ari_next_check_at = renew_after, next_check
     if run is not None:
-        run.step(Step.SCHEDULE, StepStatus.DONE, _("next renewal %(when)s, %(how)s")
-                 % {"when": renew_after.isoformat(), "how": how})
+        run.step(Step.SCHEDULE, StepStatus.DONE,
+                 message("issue.next_renewal", when=renew_after, how=how))
     return renew_after
 
 

@@ -22,9 +22,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from accounts.models import User
+from certificates.messages import as_message, message
 from certificates.models import (
     AuditEvent,
     CertificateVersion,
@@ -47,7 +47,13 @@ ALREADY_REVOKED = "urn:ietf:params:acme:error:alreadyRevoked"
 
 
 class RevocationRefused(Exception):
-    """Not revoked, for a reason a person can read (``str(exc)``)."""
+    """Not revoked, for a reason a person can read (``str(exc)``), with the
+    message's ``key`` and ``params`` for where it is stored (an incident's item)."""
+
+    def __init__(self, reason: object = "") -> None:
+        said = as_message(reason)
+        self.key, self.params = said.key, said.params
+        super().__init__(str(reason))
 
 
 class AlreadyRevoked(RevocationRefused):
@@ -59,18 +65,15 @@ class StillServed(RevocationRefused):
 
     def __init__(self, hosts: list[str]) -> None:
         self.hosts = hosts
-        super().__init__(_(
-            "This version is still served by %(hosts)s. Revoke it once its replacement is "
-            "served, or force it for a key compromise (the replacement then starts at once)."
-        ) % {"hosts": ", ".join(hosts)})
+        super().__init__(message("revoke.still_served", hosts=", ".join(hosts)))
 
 
 class RevocationFailed(RevocationRefused):
     """The CA refused or could not be reached; the error says which."""
 
-    def __init__(self, message: str, *, error: PortalError | None = None) -> None:
+    def __init__(self, reason: object, *, error: PortalError | None = None) -> None:
         self.error = error
-        super().__init__(message)
+        super().__init__(reason)
 
 
 @dataclass
@@ -98,13 +101,12 @@ def revoke_version(*, version_id: int, reason: int = RevocationReason.UNSPECIFIE
     version = CertificateVersion.objects.select_related(
         "certificate__ca_account", "certificate__organization").get(pk=version_id)
     if version.revoked_at is not None:
-        raise AlreadyRevoked(_("This version was revoked already."))
+        raise AlreadyRevoked(message("revoke.already"))
     hosts = serving_hosts(version)
     if hosts and not force:
         raise StillServed(hosts)
     if force and reason != RevocationReason.KEY_COMPROMISE:
-        raise RevocationRefused(_("Only a key compromise forces the revocation of a version "
-                                  "that is still served."))
+        raise RevocationRefused(message("revoke.force_needs_compromise"))
     signed_by = _send(version, reason, with_certificate_key=with_certificate_key)
     now = timezone.now()
     CertificateVersion.objects.filter(pk=version.pk, revoked_at__isnull=True).update(
@@ -147,18 +149,12 @@ def _send(version: CertificateVersion, reason: int, *, with_certificate_key: boo
             if (exc.problem or {}).get("type") == ALREADY_REVOKED:
                 return SignedBy.ACCOUNT  # revoked at the CA before (a call cut short)
             if (exc.problem or {}).get("type") not in ACCOUNT_REFUSED:
-                raise RevocationFailed(_("The CA did not revoke it: %(error)s")
-                                       % {"error": exc}, error=exc) from exc
+                raise RevocationFailed(message("revoke.ca_refused", error=exc), error=exc) from exc
             if not key_pem:
-                raise RevocationFailed(_(
-                    "The CA refused the account's request (%(error)s), and this version's "
-                    "key was made on the server by its agent: the portal does not have it, "
-                    "so only the account can sign the revocation.") % {"error": exc},
+                raise RevocationFailed(message("revoke.no_key", error=exc),
                     error=exc) from exc
     elif not key_pem:
-        raise RevocationFailed(_(
-            "This version's key was made on the server by its agent and the portal does not "
-            "have it: only the CA account can sign the revocation, and it is not registered."))
+        raise RevocationFailed(message("revoke.not_registered"))
     try:
         acme.revoke_with_certificate_key(
             directory_url=account.directory_url, certificate_pem=leaf, key_pem=key_pem,
@@ -166,7 +162,7 @@ def _send(version: CertificateVersion, reason: int, *, with_certificate_key: boo
             timeout=settings.ACME_HTTP_TIMEOUT)
     except acme.AcmeError as exc:
         if (exc.problem or {}).get("type") != ALREADY_REVOKED:
-            raise RevocationFailed(_("The CA did not revoke it: %(error)s") % {"error": exc},
+            raise RevocationFailed(message("revoke.ca_refused", error=exc),
                                    error=exc) from exc
     return SignedBy.CERTIFICATE
 

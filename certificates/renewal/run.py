@@ -28,12 +28,12 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from certificates import alerts, tasks
 from certificates.hosts import deployment
 from certificates.hosts.deployment import NothingToDeploy, Outcome, outcome_of
 from certificates.incidents import outcomes as incident_outcomes
+from certificates.messages import amount, message, message_payload, stored_fields
 from certificates.models import (
     Certificate,
     Deployment,
@@ -91,8 +91,7 @@ def execute(*, run_id: int, inline: bool = False) -> RenewalRun | None:
 
 def _carry(run: RenewalRun, inline: bool) -> RenewalRun | None:
     if run.attempts > 1:
-        run.step(Step.RESUME, StepStatus.DONE,
-                 _("Taken up again (attempt %(n)d).") % {"n": run.attempts})
+        run.step(Step.RESUME, StepStatus.DONE, message("run.resumed", n=run.attempts))
     if run.intent == Intent.ISSUE:
         if run.version_id is None:
             # Held before anything is ordered, released if nothing is issued.
@@ -116,8 +115,9 @@ def charge(run: RenewalRun) -> None:
     entry, created = deposit.charge_for_version(version=version, run=run)
     # A run taken up again finds its charge in the ledger: no second step.
     if created and entry is not None:
-        run.step(Step.CHARGE, StepStatus.DONE,
-                 f"{entry.amount} {run.certificate.ca_account.currency}")
+        # A charge is stored as a negative amount; the step says what was paid.
+        run.step(Step.CHARGE, StepStatus.DONE, message(
+            "run.charged", amount=amount(-entry.amount, run.certificate.ca_account.currency)))
     _activate_order(run.certificate)
 
 
@@ -136,7 +136,7 @@ def _start_deploying(run: RenewalRun, inline: bool) -> RenewalRun | None:
     try:
         requests = deployment.requests_for(run, certificate, host_ids)
     except NothingToDeploy as exc:
-        return fail(run, DeploymentFailed(str(exc), transient=False, kind=exc.kind))
+        return fail(run, DeploymentFailed(exc, transient=False, kind=exc.kind))
     if not lifecycle.to_deploying(run, requests):
         return run  # a newer attempt holds the run
     if not requests:
@@ -200,15 +200,14 @@ def conclude(run_id: int) -> RenewalRun | None:
 
 def _conclude(run: RenewalRun, outcomes: list[Outcome]) -> RenewalRun:
     if not outcomes and run.intent == Intent.DEPLOY:
-        return fail(run, DeploymentFailed(_("There was nothing to deploy."), transient=False,
+        return fail(run, DeploymentFailed(message("run.nothing_to_deploy"), transient=False,
                                           kind=FailureKind.NOTHING_TO_DEPLOY))
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        message = "; ".join(f"{o.host_name}: {o.error}" for o in failed)
+        hosts = [message("run.host_failed", host=o.host_name, error=o.message) for o in failed]
         cause = ",".join(sorted(f"{o.host_id}:{o.error_kind}" for o in failed))
         ended = fail(run, DeploymentFailed(
-            _("Deployment failed on %(count)d host(s): %(hosts)s")
-            % {"count": len(failed), "hosts": message},
+            message("run.deploy_failed", count=len(failed), hosts=hosts),
             transient=all(o.transient for o in failed)),
             cause=f"deploy:{cause}")
     else:
@@ -324,7 +323,8 @@ def fail(run: RenewalRun, exc: PortalError, *, cause: str = "") -> RenewalRun:
     alerts.notify(Notification.Kind.RENEWAL_FAILED, certificate=certificate, run=run,
                   event=_cause_event(cause), extra={"next_attempt_at": next_attempt})
     announce("renewal.failed", organization=certificate.organization, payload={
-        **_about(certificate, run), "error": run.error, "error_class": run.error_class,
+        **_about(certificate, run), **message_payload("error", run.error_message),
+        "error_class": run.error_class,
         "failures": certificate.failure_count, "next_attempt_at": next_attempt})
     return run
 
@@ -342,11 +342,11 @@ def fail_unexpectedly(run: RenewalRun, exc: Exception) -> RenewalRun:
         return run  # it had ended already; the error came after
     if isinstance(exc, SoftTimeLimitExceeded):
         error = PortalError(
-            _("The run took longer than its time limit; it will be tried again."),
+            message("run.time_limit"),
             transient=True, kind=FailureKind.TIME_LIMIT)
     else:
         error = PortalError(
-            _("Unexpected error: %(error)s") % {"error": f"{type(exc).__name__}: {exc}"},
+            message("run.unexpected", error=f"{type(exc).__name__}: {exc}"),
             transient=False, kind=FailureKind.UNEXPECTED)
     try:
         return fail(run, error)
@@ -362,11 +362,11 @@ def fail_unexpectedly(run: RenewalRun, exc: Exception) -> RenewalRun:
 def _hold_for_deposit(run: RenewalRun, certificate: Certificate,
                       missing: Decimal) -> RenewalRun:
     ca_account = certificate.ca_account
-    detail = _("The deposit is short by %(missing)s %(currency)s.") % {
-        "missing": missing, "currency": ca_account.currency}
+    detail = message("run.deposit_short", missing=amount(missing, ca_account.currency))
     run.step(Step.DEPOSIT, StepStatus.FAILED, detail)
     with transaction.atomic():
-        if not lifecycle.finish(run, RenewalRun.Status.INSUFFICIENT_DEPOSIT, error=detail,
+        if not lifecycle.finish(run, RenewalRun.Status.INSUFFICIENT_DEPOSIT,
+                                **stored_fields("error", detail),
                                 error_class="transient", failure_kind=FailureKind.DEPOSIT):
             return run
         Certificate.objects.filter(pk=certificate.pk).update(

@@ -34,8 +34,8 @@ from acme.client import _renewal_info_path_component as ari_certificate_id
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import message
 from certificates.seams.acme_failures import errors_of
 from certificates.seams.acme_problems import PROBLEM_WORDS as PROBLEM_WORDS
 from certificates.seams.acme_problems import AcmeError as AcmeError
@@ -113,7 +113,7 @@ class CA:
                 verify: bool | str = True, timeout: int | float = 30) -> CA:
         """The CA at ``directory_url``, its directory fetched (the one request)."""
         if not directory_url.lower().startswith("https://"):
-            raise AcmeError(_("The CA's directory URL must start with https://."),
+            raise AcmeError(message("ca.directory_https"),
                             transient=False)
         jwk, alg = _jwk_and_alg(account_key_pem)
         network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT,
@@ -124,8 +124,7 @@ class CA:
                 directory = client.ClientV2.get_directory(directory_url, network)
             except (ValueError, jose.DeserializationError) as exc:
                 # A web page or other JSON at the URL: a typo, said as such.
-                raise AcmeError(_("The directory URL does not answer with an ACME "
-                                  "directory."), transient=False) from exc
+                raise AcmeError(message("ca.not_a_directory"), transient=False) from exc
         return cls(network=network, directory=directory, account_key=jwk,
                    account_url=account_url, contact_email=contact_email,
                    eab=(eab_kid, eab_hmac_key) if eab_kid and eab_hmac_key else None)
@@ -243,8 +242,8 @@ class CA:
             if not matches:
                 name = authzr.body.identifier.value
                 raise AcmeError(
-                    _("The CA offers no %(type)s challenge for %(name)s.")
-                    % {"type": challenge_type, "name": name}, transient=False)
+                    message("ca.no_challenge", type=challenge_type, name=name),
+                    transient=False)
             found.append((authzr, matches[0]))
         return found
 
@@ -317,7 +316,7 @@ class CA:
         the caller may then sign with the certificate's own key instead."""
         cert = x509.load_pem_x509_certificate(certificate_pem.encode())
         if not self.account_url:
-            raise AcmeError(_("The CA account is not registered: it cannot revoke."),
+            raise AcmeError(message("ca.cannot_revoke"),
                             transient=False)
         with self._errors():
             self._client.revoke(cert, reason)
@@ -344,7 +343,7 @@ def revoke_with_certificate_key(*, directory_url: str, certificate_pem: str, key
     JWS carries that key as ``jwk``, no account): for when the account that
     ordered it is gone. RFC 8555 section 7.6 allows either signer."""
     if not directory_url.lower().startswith("https://"):
-        raise AcmeError(_("The CA's directory URL must start with https://."),
+        raise AcmeError(message("ca.directory_https"),
                         transient=False)
     jwk, alg = _jwk_and_alg(key_pem)
     network = Network(jwk, alg=alg, verify_ssl=verify, user_agent=USER_AGENT, timeout=timeout)

@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import urljoin
 
 import requests
-from django.utils.translation import gettext as _
 
+from certificates.messages import message
 from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
 
@@ -49,9 +49,8 @@ def register(server: str, *, timeout: float) -> Registration:
         return Registration(str(body["username"]), str(body["password"]),
                             str(body["subdomain"]), str(body["fulldomain"]).rstrip(".").lower())
     except (KeyError, TypeError) as exc:
-        raise AcmeDNSError(_("The acme-dns server %(server)s answered the registration without "
-                             "%(field)s.") % {"server": server, "field": exc}, transient=False
-                           ) from exc
+        raise AcmeDNSError(message("acmedns.field_missing", server=server, field=exc),
+                           transient=False) from exc
 
 
 def update(server: str, registration: Registration, value: str, *, timeout: float) -> None:
@@ -64,29 +63,24 @@ def _call(server: str, path: str, payload: dict[str, str], *, headers: dict[str,
           timeout: float, secrets: tuple[str, ...]) -> Any:
     url = urljoin(server.rstrip("/") + "/", path)
     if not egress.scheme_allowed(url):
-        raise AcmeDNSError(_("The acme-dns server %(server)s is refused: use https (plain http "
-                             "only to a host the portal's outbound policy names).")
-                           % {"server": server}, transient=False,
+        raise AcmeDNSError(message("acmedns.url_refused", server=server), transient=False,
                            kind=FailureKind.OUTBOUND_REFUSED)
     try:
         with egress.session(max_body=MAX_ANSWER_BYTES) as session:
             response = session.post(url, json=payload, headers=headers, timeout=timeout)
     except (requests.ConnectionError, requests.Timeout) as exc:
-        raise AcmeDNSError(_("The acme-dns server %(server)s could not be reached (%(error)s).")
-                           % {"server": server, "error": exc.__class__.__name__},
+        raise AcmeDNSError(message("acmedns.unreachable", server=server,
+                                   error=exc.__class__.__name__),
                            transient=True) from exc
     if response.status_code in (401, 403):
-        raise AcmeDNSError(_("The acme-dns server %(server)s refused the registration's "
-                             "credentials.") % {"server": server}, transient=False)
+        raise AcmeDNSError(message("acmedns.refused", server=server), transient=False)
     if not response.ok:
         detail = response.text[:300]
         for secret in secrets:
             detail = detail.replace(secret, "***")
-        raise AcmeDNSError(_("The acme-dns server %(server)s answered %(status)s: %(detail)s")
-                           % {"server": server, "status": response.status_code,
-                              "detail": detail}, transient=response.status_code >= 500)
+        raise AcmeDNSError(message("acmedns.status", server=server, status=response.status_code,
+                                   detail=detail), transient=response.status_code >= 500)
     try:
         return response.json()
     except ValueError as exc:
-        raise AcmeDNSError(_("The acme-dns server %(server)s did not answer with JSON.")
-                           % {"server": server}, transient=False) from exc
+        raise AcmeDNSError(message("acmedns.not_json", server=server), transient=False) from exc

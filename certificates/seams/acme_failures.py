@@ -12,16 +12,16 @@ from contextlib import contextmanager
 import requests
 from acme import errors, messages
 from django.utils import timezone
-from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import message
 from certificates.seams.acme_problems import (
-    PROBLEM_WORDS,
     TRANSIENT_CODES,
     AcmeError,
-    describe_problem,
     problem_dict,
+    problem_error,
     retry_after_seconds,
     validation_problem,
+    words_error,
 )
 from certificates.seams.acme_protocol import Network
 from fujissl_portal import egress
@@ -42,33 +42,32 @@ def errors_of(network: Network) -> Iterator[None]:
     except errors.IssuanceError as exc:
         raise _from_problem(network, exc.error) from exc
     except errors.ValidationError as exc:
-        problem = validation_problem(exc.failed_authzrs)
-        raise AcmeError(describe_problem(problem), transient=False, problem=problem) from exc
+        raise problem_error(validation_problem(exc.failed_authzrs), transient=False) from exc
     except (errors.TimeoutError, errors.NonceError) as exc:
         code = "timeout" if isinstance(exc, errors.TimeoutError) else "badNonce"
-        raise AcmeError(str(PROBLEM_WORDS[code]), transient=True) from exc
+        raise words_error(code) from exc
     except errors.ClientError as exc:
         response = exc.args[0] if exc.args and hasattr(exc.args[0], "status_code") else None
         status = getattr(response, "status_code", 0)
-        raise AcmeError(_("The CA answered with HTTP %(status)s.") % {"status": status},
+        raise AcmeError(message("ca.http_status", status=status),
                         transient=status >= 500 or status == 0,
                         retry_after=_retry_after(network)) from exc
     except (egress.Refused, egress.ResponseTooLarge) as exc:
-        raise AcmeError(_("%(error)s Check the CA account's directory URL.")
-                        % {"error": exc}, transient=False, kind=exc.kind) from exc
+        raise AcmeError(message("ca.check_directory", error=exc), transient=False,
+                        kind=exc.kind) from exc
     except requests.RequestException as exc:
         # Refused, timed out or dropped: one message, so that a directory URL
         # cannot probe what listens on which port; the log has the detail.
         logger.info("ACME request failed: %r", exc)
-        raise AcmeError(str(PROBLEM_WORDS["network"]), transient=True) from exc
+        raise words_error("network") from exc
 
 
 def _from_problem(network: Network, error: messages.Error) -> AcmeError:
     problem = problem_dict(error)
     status = getattr(network.last_response, "status_code", 0)
     transient = error.code in TRANSIENT_CODES or status >= 500
-    return AcmeError(describe_problem(problem), transient=transient, problem=problem,
-                     retry_after=_retry_after(network) if transient else None)
+    return problem_error(problem, transient=transient,
+                         retry_after=_retry_after(network) if transient else None)
 
 
 def _retry_after(network: Network) -> datetime.datetime | None:

@@ -3,13 +3,18 @@ transient and permanent, and their words for people."""
 
 import datetime
 import email.utils
-import re
 from typing import Any
 
 import requests
 from acme import messages
-from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import message
+from certificates.messages.ca_problems import (  # noqa: F401 - the seam's words, re-exported
+    EAB_REFUSED,
+    PROBLEM_WORDS,
+    is_eab_problem,
+)
+from certificates.messages.ca_problems import describe as describe_problem  # noqa: F401
 from certificates.seams.errors import FailureKind, PortalError
 
 # An RFC 7807 problem document, as the CA sent it (subproblems included).
@@ -18,31 +23,6 @@ Problem = dict[str, Any]
 
 # Retrying can help: the CA was busy or asked us to slow down.
 TRANSIENT_CODES = {"serverInternal", "rateLimited", "badNonce"}
-
-
-# Problem types in words for people (the CA's own detail follows them).
-PROBLEM_WORDS = {
-    "unauthorized": _("The CA could not confirm control of the name: the challenge "
-                      "response was missing or wrong."),
-    "incorrectResponse": _("The challenge response the CA found was not the expected one."),
-    "connection": _("The CA could not connect to the server to check the challenge."),
-    "dns": _("The CA's DNS lookup for the name failed."),
-    "tls": _("A TLS error occurred while the CA checked the challenge."),
-    "caa": _("The domain's CAA records forbid this CA from issuing for it."),
-    "rejectedIdentifier": _("The CA will not issue certificates for this name."),
-    "badCSR": _("The CA refused the certificate request (CSR)."),
-    "rateLimited": _("The CA's rate limit was reached; the portal retries later."),
-    "serverInternal": _("The CA had an internal error; the portal retries later."),
-    "badNonce": _("The CA kept refusing the request's anti-replay nonce; the portal "
-                  "retries later."),
-    "externalAccountRequired": _("The CA requires External Account Binding: enter the EAB "
-                                 "key ID and HMAC key of the CA account."),
-    "unauthorizedAccount": _("The CA refused the account."),
-    "accountDoesNotExist": _("The CA does not know the account."),
-    "malformed": _("The CA found the request malformed."),
-    "timeout": _("The CA did not finish in time; the portal retries later."),
-    "network": _("The CA could not be reached; the portal retries later."),
-}
 
 
 class AcmeError(PortalError):
@@ -60,39 +40,17 @@ class AcmeError(PortalError):
                          retry_after=retry_after, kind=kind)
 
 
-# Said when the CA's detail shows it refused the External Account Binding: CAs
-# send it as unauthorized or malformed, whose own words (a challenge response, a
-# malformed request) would send a person to look in the wrong place.
-EAB_REFUSED = _("The CA refused the External Account Binding: check the EAB key ID "
-                "and HMAC key of the CA account.")
+def problem_error(problem: Problem, *, transient: bool,
+                  retry_after: datetime.datetime | None = None) -> AcmeError:
+    """The CA's problem document as an error: kept whole, put into words when read."""
+    return AcmeError(message("ca.problem", problem=problem), transient=transient,
+                     problem=problem, retry_after=retry_after)
 
 
-def is_eab_problem(problem: Problem | None) -> bool:
-    """Whether the CA's problem is about the External Account Binding."""
-    if not problem:
-        return False
-    code = problem.get("type", "").rsplit(":", 1)[-1]
-    detail = (problem.get("detail") or "").lower()
-    return code == "externalAccountRequired" or (
-        code in {"unauthorized", "malformed", "unauthorizedAccount"}
-        and ("external account" in detail or re.search(r"\beab\b", detail) is not None))
-
-
-def describe_problem(problem: Problem | None) -> str:
-    """The problem document in words: ours for its type, then the CA's detail."""
-    if not problem:
-        return ""
-    code = problem.get("type", "").rsplit(":", 1)[-1]
-    words = PROBLEM_WORDS.get(code, _("The CA reported a problem."))
-    if code != "externalAccountRequired" and is_eab_problem(problem):
-        words = EAB_REFUSED
-    parts = [str(words)]
-    if problem.get("detail"):
-        parts.append(problem["detail"])
-    for sub in problem.get("subproblems") or []:
-        name = (sub.get("identifier") or {}).get("value", "")
-        parts.append(f"{name}: {sub.get('detail', '')}".strip(": "))
-    return " ".join(parts)
+def words_error(code: str) -> AcmeError:
+    """A failure with no problem document, said in the words of a problem type
+    (a timeout, a nonce refused again and again, the network)."""
+    return AcmeError(message("ca.problem_words", code=code), transient=True)
 
 
 def retry_after_seconds(response: requests.Response) -> float | None:
@@ -134,5 +92,6 @@ def validation_problem(failed_authzrs: list[messages.AuthorizationResource]) -> 
                 sub["identifier"] = {"type": "dns", "value": authzr.body.identifier.value}
                 subproblems.append(sub)
     first = subproblems[0] if subproblems else {"type": messages.ERROR_PREFIX + "unauthorized"}
-    return {"type": first["type"], "detail": str(_("Validation failed.")),
-            "subproblems": subproblems}
+    # No detail of our own: the document is the CA's, and the words for its type
+    # are put around it when read, in the reader's language.
+    return {"type": first["type"], "subproblems": subproblems}

@@ -20,8 +20,8 @@ import dns.rdatatype
 import dns.rdtypes.ANY.TXT
 import dns.tsig
 import dns.update
-from django.utils.translation import gettext_lazy as _
 
+from certificates.messages import message
 from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
 
@@ -58,13 +58,12 @@ class Server:
             return egress.checked_address(self.address, self.port)
         except egress.Refused as exc:
             raise DNSUpdateError(
-                _("The DNS server %(server)s is not allowed by the portal's outbound policy: "
-                  "enter the zone's public authoritative server.")
-                % {"server": self.address}, transient=False, kind=exc.kind) from exc
+                message("dns.outbound_refused", server=self.address),
+                transient=False, kind=exc.kind) from exc
         except OSError as exc:
             raise DNSUpdateError(
-                _("The DNS server %(server)s cannot be resolved: %(error)s")
-                % {"server": self.address, "error": exc}, transient=True) from exc
+                message("dns.unresolvable", server=self.address, error=exc),
+                transient=True) from exc
 
     def tsig_key(self) -> dns.tsig.Key:
         return dns.tsig.Key(self.key_name, self.secret, self.algorithm)
@@ -102,8 +101,7 @@ def _zone_of(server: Server, name: str) -> dns.name.Name:
             if rrset.rdtype == dns.rdatatype.SOA:
                 return rrset.name
     raise DNSUpdateError(
-        _("The DNS server %(server)s is not authoritative for %(name)s: check the certificate's "
-          "DNS server.") % {"server": server.address, "name": name}, transient=False)
+        message("dns.not_authoritative", server=server.address, name=name), transient=False)
 
 
 def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
@@ -113,29 +111,25 @@ def _send(server: Server, update: dns.update.UpdateMessage, name: str) -> None:
         return
     # REFUSED and NOTAUTH mean the key or the server's policy: retrying won't help.
     raise DNSUpdateError(
-        _("The DNS server %(server)s refused the update of %(name)s (%(rcode)s): check the TSIG "
-          "key name, algorithm and secret, and the zone's update policy.")
-        % {"server": server.address, "name": name, "rcode": dns.rcode.to_text(rcode)},
+        message("dns.update_refused", server=server.address, name=name,
+                rcode=dns.rcode.to_text(rcode)),
         transient=rcode == dns.rcode.SERVFAIL)
 
 
-def _exchange(server: Server, message: dns.message.Message, name: str) -> dns.message.Message:
+def _exchange(server: Server, query: dns.message.Message, name: str) -> dns.message.Message:
     try:
         # TCP: updates and their answers are small, but TCP gives a clear
         # "connection refused" instead of a UDP timeout when the server is down.
-        return dns.query.tcp(message, server.ip, port=server.port, timeout=server.timeout)
+        return dns.query.tcp(query, server.ip, port=server.port, timeout=server.timeout)
     except dns.tsig.PeerError as exc:
         raise DNSUpdateError(
-            _("The DNS server %(server)s rejected the TSIG signature for %(name)s (%(error)s): "
-              "check the key name, algorithm and secret.")
-            % {"server": server.address, "name": name, "error": exc.__class__.__name__},
+            message("dns.tsig_rejected", server=server.address, name=name,
+                    error=exc.__class__.__name__),
             transient=False) from exc
     except (OSError, dns.exception.Timeout, EOFError) as exc:
         # Refused, timed out or dropped: one message, so that an update cannot tell
         # what listens on which port; the log has the detail.
         logger.info("DNS exchange with %s:%s failed: %r", server.address, server.port, exc)
         raise DNSUpdateError(
-            _("The DNS server %(server)s:%(port)s could not be reached: check its address "
-              "and port, and that it accepts DNS over TCP from the portal.")
-            % {"server": server.address, "port": server.port},
+            message("dns.unreachable", server=server.address, port=server.port),
             transient=True) from exc

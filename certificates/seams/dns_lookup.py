@@ -24,8 +24,8 @@ import dns.nameserver
 import dns.query
 import dns.rdatatype
 import dns.resolver
-from django.utils.translation import gettext as _
 
+from certificates.messages import message
 from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
 
@@ -97,15 +97,14 @@ def zone_for(lookup: Lookup, name: str) -> str:
             return dns.resolver.zone_for_name(current, resolver=resolver).to_text(
                 omit_final_dot=True)
         except dns.resolver.NoRootSOA as exc:
-            raise LookupError(_("No zone holds %(name)s: check the name.") % {"name": name},
+            raise LookupError(message("lookup.no_zone", name=name),
                               transient=False) from exc
         except dns.resolver.NoNameservers as exc:
             failure: dns.exception.DNSException = exc
         except dns.exception.DNSException as exc:
             failure = exc
             break
-    raise LookupError(_("The zone of %(name)s could not be looked up (%(error)s).")
-                      % {"name": name, "error": failure.__class__.__name__},
+    raise LookupError(message("lookup.zone_failed", name=name, error=failure.__class__.__name__),
                       transient=True) from failure
 
 
@@ -116,8 +115,8 @@ def nameservers(lookup: Lookup, zone: str) -> list[Nameserver]:
         names = sorted(r.target.to_text(omit_final_dot=True)
                        for r in resolver.resolve(zone, "NS"))
     except dns.exception.DNSException as exc:
-        raise LookupError(_("The name servers of %(zone)s could not be looked up (%(error)s).")
-                          % {"zone": zone, "error": exc.__class__.__name__},
+        raise LookupError(message("lookup.nameservers_failed", zone=zone,
+                                  error=exc.__class__.__name__),
                           transient=True) from exc
     found: list[Nameserver] = []
     for name in names:
@@ -127,14 +126,12 @@ def nameservers(lookup: Lookup, zone: str) -> list[Nameserver]:
             except (dns.resolver.NoAnswer, dns.resolver.NXDOMAIN):
                 continue
             except dns.exception.DNSException as exc:
-                raise LookupError(_("The address of %(server)s could not be looked up "
-                                    "(%(error)s).") % {"server": name,
-                                                       "error": exc.__class__.__name__},
+                raise LookupError(message("lookup.address_failed", server=name,
+                                          error=exc.__class__.__name__),
                                   transient=True) from exc
             found += [Nameserver(name, r.address) for r in answer]
     if not found:
-        raise LookupError(_("The zone %(zone)s has no name server with an address.")
-                          % {"zone": zone}, transient=False)
+        raise LookupError(message("lookup.no_nameserver_address", zone=zone), transient=False)
     for server in found:
         _check_policy(lookup, server)
     return found
@@ -143,8 +140,8 @@ def nameservers(lookup: Lookup, zone: str) -> list[Nameserver]:
 def _check_policy(lookup: Lookup, server: Nameserver) -> None:
     if not egress.permitted(server.name, lookup.port, ipaddress.ip_address(server.address)):
         raise LookupError(
-            _("The name server %(server)s is not allowed by the portal's outbound policy.")
-            % {"server": server}, transient=False, kind=FailureKind.OUTBOUND_REFUSED)
+            message("lookup.outbound_refused", server=server),
+            transient=False, kind=FailureKind.OUTBOUND_REFUSED)
 
 
 def _ask(lookup: Lookup, server: Nameserver, name: str, rdtype: str) -> dns.message.Message:
@@ -154,9 +151,8 @@ def _ask(lookup: Lookup, server: Nameserver, name: str, rdtype: str) -> dns.mess
         return dns.query.udp(query, server.address, port=lookup.port, timeout=lookup.timeout,
                              ignore_trailing=True)
     except (OSError, dns.exception.DNSException, EOFError) as exc:
-        raise LookupError(_("The name server %(server)s did not answer for %(name)s "
-                            "(%(error)s).") % {"server": server, "name": name,
-                                               "error": exc.__class__.__name__},
+        raise LookupError(message("lookup.no_answer", server=server, name=name,
+                                  error=exc.__class__.__name__),
                           transient=True) from exc
 
 
@@ -174,9 +170,8 @@ def cname_chain(lookup: Lookup, name: str) -> list[str]:
         if not targets:
             return chain
         if targets[0] in chain or len(chain) > MAX_CHAIN:
-            raise LookupError(_("The CNAME chain of %(name)s loops or is longer than %(max)s "
-                                "names: %(chain)s.") % {"name": name, "max": MAX_CHAIN,
-                                                        "chain": " → ".join(chain + targets[:1])},
+            raise LookupError(message("lookup.cname_loop", name=name, max=MAX_CHAIN,
+                                      chain=" → ".join(chain + targets[:1])),
                               transient=False)
         chain.append(targets[0])
 
@@ -210,7 +205,6 @@ def wait_until_served(lookup: Lookup, servers: list[Nameserver], name: str, valu
             return answered
         if clock() - start > timeout:
             raise NotServed(
-                _("%(servers)s did not serve the TXT record at %(name)s within %(seconds)s s.")
-                % {"servers": ", ".join(map(str, laggards)), "name": name,
-                   "seconds": int(timeout)}, laggards=laggards, answered=answered)
+                message("lookup.not_served", servers=", ".join(map(str, laggards)), name=name,
+                        seconds=int(timeout)), laggards=laggards, answered=answered)
         time.sleep(_POLL_SECONDS)

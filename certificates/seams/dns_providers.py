@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from django.utils.translation import gettext as _
 
+from certificates.messages import message
 from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
 
@@ -108,8 +108,8 @@ def _provider(account: Account, zone: str) -> Iterator[Any]:
     from lexicon.config import ConfigResolver  # noqa: PLC0415
 
     if account.provider not in providers():
-        raise ProviderError(_("The DNS provider %(provider)s is not offered by this portal.")
-                            % {"provider": account.provider}, transient=False)
+        raise ProviderError(message("provider.not_offered", provider=account.provider),
+                            transient=False)
     options = {**account.options, **account.secrets}
     config = ConfigResolver().with_dict({
         "provider_name": account.provider, "domain": zone.rstrip("."), "ttl": TTL,
@@ -134,20 +134,14 @@ def _sorted(exc: Exception, account: Account, zone: str) -> PortalError:
     if isinstance(exc, requests.HTTPError) and exc.response is not None:
         status = exc.response.status_code
         if status in (401, 403):
-            return ProviderError(_("%(provider)s refused the credential's authentication for "
-                                   "%(zone)s: check its API key or token (%(detail)s).")
-                                 % params, transient=False)
+            return ProviderError(message("provider.auth_refused", **params), transient=False)
         if status in (404, 422):
-            return ProviderError(_("%(provider)s does not know the zone %(zone)s or refused the "
-                                   "record: check the credential's zones (%(detail)s).")
-                                 % params, transient=False)
-        return ProviderError(_("%(provider)s answered with an error for %(zone)s (%(detail)s).")
-                             % params, transient=status == 429 or status >= 500)
+            return ProviderError(message("provider.zone_unknown", **params), transient=False)
+        return ProviderError(message("provider.error", **params),
+                             transient=status == 429 or status >= 500)
     if isinstance(exc, requests.ConnectionError | requests.Timeout):
-        return ProviderError(_("%(provider)s could not be reached for %(zone)s (%(detail)s).")
-                             % params, transient=True)
-    return ProviderError(_("%(provider)s failed for %(zone)s (%(detail)s).") % params,
-                         transient=False)
+        return ProviderError(message("provider.unreachable", **params), transient=True)
+    return ProviderError(message("provider.failed", **params), transient=False)
 
 
 def scrub(text: str, secrets: Any) -> str:
@@ -177,9 +171,7 @@ class _PolicyAdapter(egress.Adapter):
         # An API key goes over https, or over http only to a host the operator named.
         if not egress.scheme_allowed(request.url or ""):
             raise ProviderError(
-                _("The DNS provider's address %(url)s is refused: use https (plain http only "
-                  "to a host the portal's outbound policy names).")
-                % {"url": (request.url or "").split("?", 1)[0]}, transient=False,
-                kind=FailureKind.OUTBOUND_REFUSED)
+                message("provider.url_refused", url=(request.url or "").split("?", 1)[0]),
+                transient=False, kind=FailureKind.OUTBOUND_REFUSED)
         return super().send(request, stream=stream, timeout=timeout or self.default_timeout,
                             verify=verify, cert=cert, proxies=proxies)

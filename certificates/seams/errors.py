@@ -65,7 +65,11 @@ class FailureKind(models.TextChoices):
 class PortalError(Exception):
     """Something went wrong that the portal knows how to sort.
 
-    ``message`` is for people (``str()`` gives it too). ``transient``: retrying
+    ``message`` is for people (``str()`` gives it too), in the current language.
+    Given a message of the catalogue (certificates.messages.message(...)) or
+    another error that carries one, the error carries its ``key`` and ``params``
+    too, which is what is stored, so that it is read in the reader's language
+    (certificates.messages); given text, ``key`` is empty. ``transient``: retrying
     later can help; otherwise a person must act first. ``retry_after``: not
     before this time (a CA's Retry-After), or None. ``problem``: the CA's
     RFC 7807 problem document, or None. ``kind``: a FailureKind.
@@ -81,7 +85,11 @@ class PortalError(Exception):
                  retry_after: datetime.datetime | None = None,
                  problem: dict[str, Any] | None = None,
                  kind: FailureKind | None = None) -> None:
-        # str(): a lazy translation is rendered now, as it would be when stored.
+        # Read by attribute, not by type: this module imports nothing of the portal.
+        self.key: str = getattr(message, "key", "") or ""
+        self.params: dict[str, Any] = dict(getattr(message, "params", None) or {}
+                                           ) if self.key else {}
+        # str(): a lazy translation is rendered now, for logs and old callers.
         self.message = str(message)
         super().__init__(self.message)
         if transient is not None:

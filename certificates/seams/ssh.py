@@ -23,9 +23,9 @@ from contextlib import contextmanager
 import paramiko
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext as _
 
 from certificates import validators
+from certificates.messages import message
 from certificates.seams.ssh_errors import (
     AuthenticationFailed as AuthenticationFailed,
 )
@@ -103,21 +103,18 @@ def _network_errors(where: str) -> Iterator[None]:
         raise  # the caller knows the host and says what they mean
     except egress.Refused as exc:
         raise OutboundRefused(
-            _("%(where)s is not allowed by the portal's outbound policy: enter the host's "
-              "public address.") % {"where": where}
+            message("ssh.outbound_refused", where=where)
         ) from exc
     except paramiko.ssh_exception.IncompatiblePeer as exc:
         raise SSHError(
-            _("%(where)s offers no SSH algorithm the portal accepts: %(error)s")
-            % {"where": where, "error": exc}
+            message("ssh.incompatible", where=where, error=exc)
         ) from exc
     except (OSError, paramiko.SSHException, EOFError) as exc:
         # The host may be back later.
         logger.info("SSH connection to %s failed: %s: %s", where, type(exc).__name__,
                     describe(exc))
         raise Unreachable(
-            _("Could not reach %(where)s over SSH: check the address and port, and that the "
-              "SSH server runs and accepts connections from the portal.") % {"where": where}
+            message("ssh.unreachable", where=where)
         ) from exc
 
 
@@ -145,9 +142,7 @@ def _client_for(host: Host) -> paramiko.SSHClient:
     """A client that trusts exactly the host's pinned key, and no other."""
     if not host.host_key_confirmed:
         raise HostKeyNotConfirmed(
-            _("The SSH host key of %(host)s has not been confirmed by an administrator, "
-              "so the portal does not connect to it; enrol the host and confirm its "
-              "fingerprint first.") % {"host": host.name}
+            message("ssh.key_not_confirmed", host=host.name)
         )
     client = paramiko.SSHClient()
     # Not load_system_host_keys(): the portal's pin is the only source of trust.
@@ -163,8 +158,7 @@ def _login_key(host: Host) -> paramiko.PKey:
         return validators.validate_ssh_private_key(host.login_key)
     except ValidationError as exc:
         raise AuthenticationFailed(
-            _("The SSH login key of %(host)s cannot be used: %(error)s")
-            % {"host": host.name, "error": " ".join(exc.messages)}
+            message("ssh.login_key_unusable", host=host.name, error=" ".join(exc.messages))
         ) from None
 
 
@@ -300,8 +294,7 @@ def _log_in(client: paramiko.SSHClient, host: Host, *, timeout: float) -> None:
         raise _mismatch(host, exc) from None
     except paramiko.AuthenticationException as exc:
         raise AuthenticationFailed(
-            _("%(where)s refused the login of %(user)s with the portal's key: %(error)s")
-            % {"where": where, "user": host.ssh_user, "error": describe(exc)}
+            message("ssh.login_refused", where=where, user=host.ssh_user, error=describe(exc))
         ) from None
 
 
@@ -309,10 +302,7 @@ def _mismatch(host: Host, exc: paramiko.BadHostKeyException) -> HostKeyMismatch:
     pinned = validators.ssh_fingerprint_sha256(host.host_key)
     presented = exc.key.fingerprint
     return HostKeyMismatch(
-        _("The SSH host key of %(host)s has changed: the pinned key is %(pinned)s, but "
-          "the server presented %(presented)s. Nothing was written. If the change is "
-          "expected, enrol the host again and confirm the new fingerprint.")
-        % {"host": host.name, "pinned": pinned, "presented": presented},
+        message("ssh.host_key_changed", host=host.name, pinned=pinned, presented=presented),
         pinned=pinned, presented=presented,
     )
 

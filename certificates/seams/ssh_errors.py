@@ -19,7 +19,7 @@ class HostKeyNotConfirmed(SSHError):
 class HostKeyMismatch(SSHError):
     kind = FailureKind.HOST_KEY_MISMATCH
 
-    def __init__(self, message: str, *, pinned: str, presented: str) -> None:
+    def __init__(self, message: object, *, pinned: str, presented: str) -> None:
         super().__init__(message)
         self.pinned, self.presented = pinned, presented
 
@@ -36,7 +36,7 @@ class AuthenticationFailed(SSHError):
 class CommandFailed(SSHError):
     kind = FailureKind.COMMAND_FAILED
 
-    def __init__(self, message: str, *, exit_status: int, output: str) -> None:
+    def __init__(self, message: object, *, exit_status: int, output: str) -> None:
         super().__init__(message)
         self.exit_status, self.output = exit_status, output
 

@@ -15,7 +15,6 @@ from typing import NamedTuple, Protocol
 
 import paramiko
 from django.conf import settings
-from django.utils.translation import gettext as _
 from paramiko.sftp import (
     CMD_EXTENDED,
     CMD_HANDLE,
@@ -25,6 +24,7 @@ from paramiko.sftp import (
     SFTP_FLAG_WRITE,
 )
 
+from certificates.messages import message
 from certificates.seams.ssh_errors import (
     OUTPUT_LIMIT,
     CommandFailed,
@@ -116,7 +116,7 @@ class Session:
     @property
     def sftp(self) -> SFTPClient:
         if self._sftp is None:
-            with self._file_errors(_("open SFTP on"), self.host.address):
+            with self._file_errors(message("ssh.do.open_sftp"), self.host.address):
                 transport = self._client.get_transport()
                 if transport is None or not transport.is_active():
                     raise paramiko.SSHException("the connection is closed")
@@ -125,28 +125,25 @@ class Session:
         return self._sftp
 
     @contextmanager
-    def _file_errors(self, action: str, path: str) -> Iterator[None]:
+    def _file_errors(self, action: object, path: str) -> Iterator[None]:
         try:
             yield
         except (TimeoutError, EOFError, paramiko.SSHException) as exc:
             raise Unreachable(
-                _("The SSH connection to %(host)s broke off while trying to %(action)s "
-                  "%(path)s: %(error)s")
-                % {"host": self.host.name, "action": action, "path": path,
-                   "error": describe(exc)}
+                message("ssh.broke_off", host=self.host.name, action=action, path=path,
+                        error=describe(exc))
             ) from exc
         except OSError as exc:
             raise RemoteFileError(
-                _("Could not %(action)s %(path)s on %(host)s: %(error)s")
-                % {"action": action, "path": path, "host": self.host.name,
-                   "error": exc.strerror or exc}
+                message("ssh.file_error", action=action, path=path, host=self.host.name,
+                        error=exc.strerror or exc)
             ) from exc
 
     # -- files ------------------------------------------------------------
 
     def stat(self, path: str) -> paramiko.SFTPAttributes | None:
         """The file's attributes, or None if nothing is there."""
-        with self._file_errors(_("inspect"), path):
+        with self._file_errors(message("ssh.do.inspect"), path):
             try:
                 return self.sftp.stat(path)
             except FileNotFoundError:
@@ -154,7 +151,7 @@ class Session:
 
     def lstat(self, path: str) -> paramiko.SFTPAttributes | None:
         """The attributes of ``path`` itself (a link is a link), or None."""
-        with self._file_errors(_("inspect"), path):
+        with self._file_errors(message("ssh.do.inspect"), path):
             try:
                 return self.sftp.lstat(path)
             except FileNotFoundError:
@@ -168,7 +165,7 @@ class Session:
         return attrs is not None and stat.S_ISDIR(attrs.st_mode)
 
     def listdir(self, path: str) -> list[str]:
-        with self._file_errors(_("list"), path):
+        with self._file_errors(message("ssh.do.list"), path):
             return self.sftp.listdir(path)
 
     def makedirs(self, path: str, mode: int = 0o755) -> None:
@@ -185,7 +182,7 @@ class Session:
                 # may have created it between our look and our mkdir: that is fine.
                 if self.is_dir(folder):
                     continue
-                with self._file_errors(_("create the folder"), folder):
+                with self._file_errors(message("ssh.do.create_folder"), folder):
                     self.sftp.mkdir(folder, mode)
 
     def makedirs_below(self, root: str, relative: str, mode: int = 0o755) -> str:
@@ -208,7 +205,7 @@ class Session:
                     pass  # made meanwhile by another session, or refused: lstat says
             attrs = self.lstat(path)
             if attrs is None:
-                with self._file_errors(_("create the folder"), path):
+                with self._file_errors(message("ssh.do.create_folder"), path):
                     self.sftp.mkdir(path, mode)
                 continue
             self._refuse_link_or_file(path, attrs)
@@ -217,13 +214,10 @@ class Session:
     def _refuse_link_or_file(self, path: str, attrs: paramiko.SFTPAttributes) -> None:
         if stat.S_ISLNK(attrs.st_mode):
             raise UnsafePath(
-                _("%(path)s on %(host)s is a symbolic link, which the portal does not follow: "
-                  "it did not make it, and it may lead out of the folder. Replace the link "
-                  "with a real folder.") % {"path": path, "host": self.host.name})
+                message("ssh.symlink", path=path, host=self.host.name))
         if not stat.S_ISDIR(attrs.st_mode):
             raise UnsafePath(
-                _("%(path)s on %(host)s is not a folder; the portal needs a folder there.")
-                % {"path": path, "host": self.host.name})
+                message("ssh.not_a_folder", path=path, host=self.host.name))
 
     def check_private_folder(self, path: str) -> paramiko.SFTPAttributes | None:
         """Refuse ``path`` if it is a link, not a folder, or writable by group or
@@ -234,14 +228,12 @@ class Session:
         self._refuse_link_or_file(path, attrs)
         if attrs.st_mode & 0o022:
             raise UnsafePath(
-                _("%(path)s on %(host)s may be written by its group or by others (mode "
-                  "%(mode)04o), who could plant links in it; allow writing by its owner only "
-                  "(for example chmod 0700).")
-                % {"path": path, "host": self.host.name, "mode": stat.S_IMODE(attrs.st_mode)})
+                message("ssh.writable", path=path, host=self.host.name,
+                        mode=stat.S_IMODE(attrs.st_mode)))
         return attrs
 
     def read_file(self, path: str) -> bytes:
-        with self._file_errors(_("read"), path), self.sftp.open(path, "rb") as remote:
+        with self._file_errors(message("ssh.do.read"), path), self.sftp.open(path, "rb") as remote:
             return remote.read()
 
     def write_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "",
@@ -259,14 +251,14 @@ class Session:
         """
         if not fresh:
             self.remove(path)  # O_EXCL below, and a stale file's looser mode must not stay
-        with (self._file_errors(_("write"), path),
+        with (self._file_errors(message("ssh.do.write"), path),
               self.sftp.create_exclusive(path, 0o600) as remote):
             remote.write(data)
             if owner or group:
                 self.chown(path, owner=owner, group=group)
             elif mode == 0o600:
                 return  # created so
-            with self._file_errors(_("set the mode of"), path):
+            with self._file_errors(message("ssh.do.chmod"), path):
                 remote.chmod(mode)
 
     def hardlink(self, path: str, link: str) -> bool:
@@ -274,7 +266,7 @@ class Session:
         hardlink@openssh.com): a backup without copying a byte. False if the
         server cannot (another SFTP server; another file system; ``link``
         exists), and the caller copies instead."""
-        with self._file_errors(_("link"), link):
+        with self._file_errors(message("ssh.do.link"), link):
             try:
                 self.sftp._request(CMD_EXTENDED, "hardlink@openssh.com", path, link)
             except OSError:
@@ -288,13 +280,13 @@ class Session:
         result = self.run(f"chown -h -- {shlex.quote(spec)} {shlex.quote(path)}")
         if not result.ok:
             raise CommandFailed(
-                _("Could not give %(path)s on %(host)s the owner %(spec)s: %(output)s")
-                % {"path": path, "host": self.host.name, "spec": spec, "output": result.output},
+                message("ssh.chown_failed", path=path, host=self.host.name, spec=spec,
+                        output=result.output),
                 exit_status=result.exit_status, output=result.output,
             )
 
     def remove(self, path: str, *, missing_ok: bool = True) -> None:
-        with self._file_errors(_("remove"), path):
+        with self._file_errors(message("ssh.do.remove"), path):
             try:
                 self.sftp.remove(path)
             except FileNotFoundError:
@@ -302,12 +294,12 @@ class Session:
                     raise
 
     def rmdir(self, path: str) -> None:
-        with self._file_errors(_("remove the folder"), path):
+        with self._file_errors(message("ssh.do.remove_folder"), path):
             self.sftp.rmdir(path)
 
     def rename(self, src: str, dst: str) -> None:
         """Move ``src`` over ``dst`` in one step: readers see the old file or the new."""
-        with self._file_errors(_("move into place"), dst):
+        with self._file_errors(message("ssh.do.move"), dst):
             self.sftp.posix_rename(src, dst)
 
     def temporary_name(self, path: str) -> str:
@@ -332,14 +324,13 @@ class Session:
                 channel.close()
         except TimeoutError:
             raise CommandTimedOut(
-                _("“%(command)s” on %(host)s did not finish within %(seconds)s seconds.")
-                % {"command": command, "host": self.host.name, "seconds": f"{timeout:g}"}
+                message("ssh.command_timeout", command=command, host=self.host.name,
+                        seconds=f"{timeout:g}")
             ) from None
         except (EOFError, OSError, paramiko.SSHException) as exc:
             raise Unreachable(
-                _("The SSH connection to %(host)s broke off while running “%(command)s”: "
-                  "%(error)s") % {"host": self.host.name, "command": command,
-                                  "error": describe(exc)}
+                message("ssh.broke_off_running", host=self.host.name, command=command,
+                        error=describe(exc))
             ) from exc
         return CommandResult(status, trim(output.decode("utf-8", errors="replace")))
 

@@ -4,8 +4,7 @@ import hashlib
 import logging
 import ssl
 
-from django.utils.translation import gettext as _
-
+from certificates.messages import message
 from certificates.seams import starttls
 from certificates.seams.errors import FailureKind, PortalError
 from fujissl_portal import egress
@@ -41,24 +40,20 @@ def served_leaf_sha256(address: str, port: int, sni: str, *, timeout: float) -> 
             der = tls.getpeercert(binary_form=True)
     except egress.Refused as exc:
         raise TLSCheckError(
-            _("The TLS check address %(address)s is not allowed by the portal's outbound "
-              "policy: enter the server's public address.") % {"address": address},
+            message("tls.outbound_refused", address=address),
             transient=False, kind=exc.kind) from exc
     except (OSError, ValueError) as exc:  # ssl.SSLError and socket timeouts are OSErrors
         # Refused, timed out or not TLS: the tenant sees one message, so that the
         # check cannot tell what listens on which port; the log has the detail.
         logger.info("TLS check of %s:%s (SNI %s) failed: %r", address, port, sni, exc)
         raise TLSCheckError(
-            _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s): check that the "
-              "server listens there and serves this name over TLS.")
-            % {"address": address, "port": port, "sni": sni},
+            message("tls.no_handshake", address=address, port=port, sni=sni),
             # A ValueError is a name that cannot be sent as SNI: waiting will not fix it.
             transient=not isinstance(exc, ValueError),
         ) from exc
     if der is None:  # an anonymous cipher suite: no leaf to compare
         raise TLSCheckError(
-            _("%(address)s:%(port)s (SNI %(sni)s) completed a TLS handshake without a "
-              "certificate.") % {"address": address, "port": port, "sni": sni},
+            message("tls.no_certificate", address=address, port=port, sni=sni),
             transient=False)
     return hashlib.sha256(der).hexdigest()
 
@@ -80,17 +75,15 @@ def served_chain(address: str, port: int, sni: str, *, timeout: float,
                         for cert in chain]
     except egress.Refused as exc:
         raise TLSCheckError(
-            _("The address %(address)s is not allowed by the portal's outbound policy.")
-            % {"address": address}, transient=False, kind=exc.kind) from exc
+            message("tls.outbound_refused_any",
+                    address=address), transient=False, kind=exc.kind) from exc
     except (OSError, ValueError) as exc:
         logger.info("TLS chain of %s:%s (SNI %s) not read: %r", address, port, sni, exc)
         raise TLSCheckError(
-            _("No TLS handshake with %(address)s:%(port)s (SNI %(sni)s).")
-            % {"address": address, "port": port, "sni": sni or "—"},
+            message("tls.no_handshake_short", address=address, port=port, sni=sni or "—"),
             transient=not isinstance(exc, ValueError)) from exc
     if not ders:
         raise TLSCheckError(
-            _("%(address)s:%(port)s (SNI %(sni)s) completed a TLS handshake without a "
-              "certificate.") % {"address": address, "port": port, "sni": sni or "—"},
+            message("tls.no_certificate", address=address, port=port, sni=sni or "—"),
             transient=False)
     return ders

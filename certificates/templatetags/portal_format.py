@@ -10,6 +10,7 @@ its locale formats, so that one language shows one style.
     {{ run.created_at|exact }}         <time datetime=... title=exact>exact</time>
     {{ account.price|money:account.currency }}   ¥1,100 / 1,100円
     {{ step.detail|instants }}         the ISO 8601 instants in a stored text, as above
+    {{ run.error_message|said }}       a stored message in the reader's language
     {{ run.log|run_log }}              a deployment log with its statuses in words
 """
 
@@ -58,6 +59,13 @@ def exact(value):
 @register.filter
 def instants(value):
     return formatting.localize_instants(value)
+
+
+@register.filter
+def said(value):
+    """A stored message (certificates.messages.Message) in the current language;
+    the text of a row from before keys with its instants as above."""
+    return formatting.localize_instants(str(value or ""))
 
 
 @register.filter

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from certificates.models import (
     Deployment,
@@ -183,6 +183,11 @@ def test_it_restores_the_old_files_when_the_config_test_fails(
     row = Deployment.objects.get(certificate=certificate, host=host)
     assert (row.last_status, row.last_version) == (ROLLED_BACK, None)
     assert "key values mismatch" in row.last_error
+    # Stored as a message, read in the reader's language; nginx's words are its parameter.
+    assert row.last_error_key == "install.config_test_failed"
+    assert "key values mismatch" in row.last_error_params["output"]
+    with translation.override("ja"):
+        assert "設定テスト" in str(row.last_error_message)
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.tenancy import scoped
 from certificates import states
+from certificates.messages import Message
 from certificates.renewal import deposit
 
 from ..inventory import listing
@@ -56,7 +57,9 @@ def _failing(certificates, now):
     return (
         states.filter_state(certificates, states.State.FAILING, now)
         .annotate(last_run_id=Subquery(last_failed.values("pk")[:1]),
-                  last_error=Subquery(last_failed.values("error")[:1]))
+                  last_error=Subquery(last_failed.values("error")[:1]),
+                  last_error_key=Subquery(last_failed.values("error_key")[:1]),
+                  last_error_params=Subquery(last_failed.values("error_params")[:1]))
         .order_by("expires_at", "common_name")
     )
 
@@ -69,6 +72,16 @@ def setup(organization, ca_accounts: int) -> dict:
     credentials = DNSCredential.objects.filter(organization=organization).exists()
     return {"ca_account": ca_accounts > 0, "host": hosts, "dns_credential": credentials,
             "ready": ca_accounts > 0 and (hosts or credentials)}
+
+
+def with_error_messages(failing):
+    """Each failing certificate with its last error as a message, read in the
+    reader's language."""
+    for certificate in failing:
+        certificate.last_error_message = Message(
+            certificate.last_error_key or "", certificate.last_error_params or {},
+            certificate.last_error or "")
+    return failing
 
 
 def _not_served(organization):
@@ -128,7 +141,7 @@ def dashboard(request):
         "runs": scoped(RenewalRun, request.user)
         .filter(certificate__organization=organization)
         .select_related("certificate", "requested_by")[:10],
-        "failing": failing[:PROBLEMS_SHOWN],
+        "failing": with_error_messages(list(failing[:PROBLEMS_SHOWN])),
         "failing_count": counts[states.State.FAILING],
         "not_served": not_served[:PROBLEMS_SHOWN],
         "not_served_count": not_served.count(),

@@ -73,7 +73,7 @@ def run_steps(request, pk):
         "status_label": str(run.get_progress_display()),
         "stalled": run.is_stalled,
         "open": run.is_open,
-        "error": run.error,
+        "error": localize_instants(str(run.error_message)),
         "started_at": format_datetime(run.started_at),
         "finished_at": format_datetime(run.finished_at),
         "steps": [{
@@ -83,7 +83,7 @@ def run_steps(request, pk):
             "status": step.status,
             "status_label": str(step.get_status_display()),
             "host": step.host.name if step.host else "",
-            "detail": localize_instants(step.detail),
+            "detail": localize_instants(str(step.detail_message)),
             "at": format_time(step.at),
         } for step in steps],
     })

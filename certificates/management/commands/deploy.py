@@ -52,8 +52,9 @@ class Command(BaseCommand):
             if step.run.certificate_id != certificate.pk or step.host is None:
                 return
             line = f"{step.host.name}  {step.get_name_display()}: {step.get_status_display()}"
-            if step.detail:
-                line += "  " + step.detail.replace("\n", "\n    ")
+            detail = str(step.detail_message)  # in the language the command runs in
+            if detail:
+                line += "  " + detail.replace("\n", "\n    ")
             failed = step.status == RenewalStep.Status.FAILED
             with lock:
                 self.stdout.write(self.style.ERROR(line) if failed else line)

@@ -40,7 +40,7 @@ class Command(BaseCommand):
                 return
             where = f" [{step.host}]" if step.host_id else ""
             self.stdout.write(f"  {local(step.at):%H:%M:%S} {step.get_name_display()}{where}: "
-                              f"{step.get_status_display()} {step.detail}".rstrip())
+                              f"{step.get_status_display()} {step.detail_message}".rstrip())
 
         step_recorded.connect(echo, sender=RenewalStep, weak=False)
         try:

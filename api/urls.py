@@ -2,16 +2,26 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
-from . import dns_credential_views, incident_views, inventory_views, settings_views, tokens, views
+from . import (
+    ca_views,
+    certificate_views,
+    dns_credential_views,
+    host_views,
+    incident_views,
+    inventory_views,
+    settings_views,
+    tokens,
+    views,
+)
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
-router.register("certificates", views.CertificateViewSet, basename="certificate")
-router.register("hosts", views.HostViewSet, basename="host")
+router.register("certificates", certificate_views.CertificateViewSet, basename="certificate")
+router.register("hosts", host_views.HostViewSet, basename="host")
 router.register("deployments", views.DeploymentViewSet, basename="deployment")
 router.register("runs", views.RenewalRunViewSet, basename="run")
-router.register("ca-accounts", views.CAAccountViewSet, basename="ca-account")
-router.register("orders", views.OrderViewSet, basename="order")
+router.register("ca-accounts", ca_views.CAAccountViewSet, basename="ca-account")
+router.register("orders", ca_views.OrderViewSet, basename="order")
 router.register("dns-credentials", dns_credential_views.DNSCredentialViewSet,
                 basename="dns-credential")
 router.register("inventory", inventory_views.InventoryViewSet, basename="inventory")

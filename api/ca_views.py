@@ -29,16 +29,32 @@ from .ca_serializers import (
     OrderSerializer,
     TopUpSerializer,
 )
-from .views import PortalViewSet
+from .views import Audited, PortalViewSet
+
+CA_SAVED = _("Saved only if the CA accepts the settings: its directory is fetched and "
+             "checked to be ACME and an EAB key is checked by registering the account; "
+             "otherwise 400 with the problem under the setting at fault.")
 
 
-@extend_schema_view(list=extend_schema(parameters=[filters.CAAccountFilters]))
-class CAAccountViewSet(CACheckActions, mixins.ListModelMixin, mixins.RetrieveModelMixin,
-                       PortalViewSet):
+@extend_schema_view(list=extend_schema(parameters=[filters.CAAccountFilters]),
+                    create=extend_schema(summary=_("Add a CA account (administrators)"),
+                                         description=CA_SAVED),
+                    update=extend_schema(description=CA_SAVED),
+                    partial_update=extend_schema(description=CA_SAVED))
+class CAAccountViewSet(Audited, CACheckActions, mixins.ListModelMixin,
+                       mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                       mixins.UpdateModelMixin, PortalViewSet):
     model = CAAccount
     serializer_class = CAAccountSerializer
     filter_class = filters.CAAccountFilters
-    roles = {"top_up": Role.ADMIN, "test": Role.ADMIN, "move_away": Role.ADMIN}
+    roles = {name: Role.ADMIN for name in (
+        "create", "update", "partial_update", "top_up", "test", "move_away")}
+    audited = (AuditEvent.Action.CA_ACCOUNT_CREATED, AuditEvent.Action.CA_ACCOUNT_CHANGED,
+               AuditEvent.Action.CA_ACCOUNT_DELETED)
+
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        serializer.instance.ledger_balance = serializer.instance.balance()
 
     def base_queryset(self):
         # Not "balance": that would shadow CAAccount.balance(), which services call.

@@ -104,6 +104,8 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
         if stale:
             raise serializers.ValidationError({k: [v] for k, v in stale.items()},
                                               code="secret_required")
+        # Last, so that nothing reaches an outside system that the row itself refuses.
+        self.check_with_peer(instance, attrs)
         kept = {*plain, *self.filled_by_clean}
         return {**attrs, **{name: getattr(instance, name) for name in kept}}
 
@@ -115,6 +117,11 @@ class PortalModelSerializer(RefuseUnknownFieldsMixin, AllowedChoicesMixin,
     def prepare_instance(self, instance, attrs):
         """Sets on `instance` what its clean() reads besides its own fields; may
         rewrite `attrs` in place."""
+
+    def check_with_peer(self, instance, attrs):
+        """Asks the outside system the row is for (a CA) whether it takes
+        `instance`; raises a ValidationError naming the field at fault. What it
+        learns goes on `instance`, saved when named in `filled_by_clean`."""
 
     def _only_organization(self):
         choices = list(self.fields["organization"].get_queryset()[:2])

@@ -13,7 +13,7 @@ from certificates.models import (
     RenewalStep,
 )
 
-from .ca_serializers import TopUpSerializer
+from .ca_serializers import CAAccountSerializer, TopUpSerializer
 from .certificate_serializers import CertificateSerializer
 from .host_serializers import ConfirmHostKeySerializer, HostSerializer
 from .serializer_base import RefuseUnknownFieldsMixin
@@ -74,7 +74,7 @@ class RenewRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
 
 # What reads a request body; the schema test checks that each refuses unknown keys.
 WRITABLE_SERIALIZERS = (CertificateSerializer, HostSerializer, WebhookSerializer,
-                        TopUpSerializer, DeployRequestSerializer, ConfirmHostKeySerializer,
-                        RenewRequestSerializer, InvitationSerializer)
+                        CAAccountSerializer, TopUpSerializer, DeployRequestSerializer,
+                        ConfirmHostKeySerializer, RenewRequestSerializer, InvitationSerializer)
 # The inventory's (api/inventory_serializers.py) are checked there: ImportSerializer,
 # EndpointSerializer and DiscoverSerializer use RefuseUnknownFieldsMixin too.

@@ -19,6 +19,7 @@ from certificates import renewal
 from certificates.auditing import changed, snapshot
 from certificates.models import (
     AuditEvent,
+    CAAccount,
     Certificate,
     Deployment,
     DNSCredential,
@@ -124,7 +125,8 @@ class Audited:
         self._record(self.audited[1], serializer.instance,
                      **changed(serializer.instance, before))
         # A fix is retried now.
-        if isinstance(serializer.instance, Certificate | TargetHost | DNSCredential):
+        if isinstance(serializer.instance,
+                      Certificate | TargetHost | DNSCredential | CAAccount):
             renewal.retry_after_change(serializer.instance)
 
     def perform_destroy(self, instance):

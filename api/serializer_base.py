@@ -42,11 +42,13 @@ class OrganizationField(serializers.PrimaryKeyRelatedField):
 
 
 class AllowedChoicesMixin:
-    """A refused choice says which values are allowed."""
+    """A refused choice says which values are allowed, also in a list of choices."""
 
     def get_fields(self):
         fields = super().get_fields()
         for field in fields.values():
+            if isinstance(field, serializers.ListField) and not field.read_only:
+                field = field.child
             if isinstance(field, serializers.ChoiceField) and not field.read_only:
                 choices = ", ".join(str(c) for c in field.choices)
                 field.error_messages["invalid_choice"] = str(INVALID_CHOICE) % {

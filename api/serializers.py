@@ -17,7 +17,7 @@ from .ca_serializers import CAAccountSerializer, TopUpSerializer
 from .certificate_serializers import CertificateSerializer
 from .host_serializers import ConfirmHostKeySerializer, HostSerializer
 from .serializer_base import RefuseUnknownFieldsMixin
-from .settings_serializers import InvitationSerializer, WebhookSerializer
+from .settings_serializers import ChannelSerializer, InvitationSerializer, WebhookSerializer
 
 
 class DeploymentSerializer(serializers.ModelSerializer):
@@ -75,6 +75,7 @@ class RenewRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
 # What reads a request body; the schema test checks that each refuses unknown keys.
 WRITABLE_SERIALIZERS = (CertificateSerializer, HostSerializer, WebhookSerializer,
                         CAAccountSerializer, TopUpSerializer, DeployRequestSerializer,
-                        ConfirmHostKeySerializer, RenewRequestSerializer, InvitationSerializer)
+                        ConfirmHostKeySerializer, RenewRequestSerializer, InvitationSerializer,
+                        ChannelSerializer)
 # The inventory's (api/inventory_serializers.py) are checked there: ImportSerializer,
 # EndpointSerializer and DiscoverSerializer use RefuseUnknownFieldsMixin too.

@@ -5,6 +5,7 @@ from rest_framework.routers import DefaultRouter
 from . import (
     ca_views,
     certificate_views,
+    channel_views,
     dns_credential_views,
     host_views,
     incident_views,
@@ -28,6 +29,7 @@ router.register("inventory", inventory_views.InventoryViewSet, basename="invento
 router.register("endpoints", inventory_views.EndpointViewSet, basename="endpoint")
 router.register("incidents", incident_views.IncidentViewSet, basename="incident")
 router.register("webhooks", settings_views.WebhookViewSet, basename="webhook")
+router.register("channels", channel_views.ChannelViewSet, basename="channel")
 router.register("invitations", settings_views.InvitationViewSet, basename="invitation")
 
 app_name = "api"

@@ -19,6 +19,7 @@ FIELD_MODELS = {
     "ca_account_": ("certificates", "CAAccount"),
     "certificate_": ("certificates", "Certificate"),
     "webhook_": ("api", "Webhook"),
+    "channel_": ("certificates", "NotificationChannel"),
 }
 # Also what the portal reads from the CA when a person saves (a CA account's
 # profiles): no one's change.

@@ -13,6 +13,7 @@ from .hosts import TargetHost, TargetHostFactory
 from .pebble import Pebble, PebbleFactory
 from .ports import free_port
 from .powerdns import PowerDNS
+from .receiver import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -91,3 +92,13 @@ def target_host(target_host_factory) -> Iterator[TargetHost]:
     host = target_host_factory()
     yield host
     host.stop()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An HTTP receiver for notification channels (``receiver.url`` is a json://
+    apprise URL with a password; ``receiver.received`` the bodies), stopped
+    when the test ends."""
+    served = Receiver()
+    yield served
+    served.stop()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 # test_api_ca_accounts.py).
 NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create",
               "v1_ca_accounts_create", "v1_ca_accounts_update",
-              "v1_ca_accounts_partial_update",
+              "v1_ca_accounts_partial_update", "v1_channels_test_create",
               "v1_certificates_dns_chains_list",
               "v1_endpoints_create", "v1_endpoints_check_create",
               "v1_inventory_discover_create"}
@@ -65,7 +65,8 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "endpoints/{id}/checks/",
                    "certificates/{id}/revoke/", "incidents/", "incidents/{id}/",
                    "incidents/preview/", "incidents/{id}/pause/", "incidents/{id}/resume/",
-                   "incidents/{id}/report/"]:
+                   "incidents/{id}/report/", "ca-accounts/{id}/test/", "channels/",
+                   "channels/{id}/", "channels/{id}/test/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():

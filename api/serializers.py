@@ -16,6 +16,7 @@ from certificates.models import (
 from .ca_serializers import CAAccountSerializer, TopUpSerializer
 from .certificate_serializers import CertificateSerializer
 from .host_serializers import ConfirmHostKeySerializer, HostSerializer
+from .organization_serializers import MemberSerializer, OrganizationSerializer
 from .serializer_base import RefuseUnknownFieldsMixin
 from .settings_serializers import ChannelSerializer, InvitationSerializer, WebhookSerializer
 
@@ -76,6 +77,6 @@ class RenewRequestSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
 WRITABLE_SERIALIZERS = (CertificateSerializer, HostSerializer, WebhookSerializer,
                         CAAccountSerializer, TopUpSerializer, DeployRequestSerializer,
                         ConfirmHostKeySerializer, RenewRequestSerializer, InvitationSerializer,
-                        ChannelSerializer)
+                        ChannelSerializer, OrganizationSerializer, MemberSerializer)
 # The inventory's (api/inventory_serializers.py) are checked there: ImportSerializer,
 # EndpointSerializer and DiscoverSerializer use RefuseUnknownFieldsMixin too.

@@ -10,6 +10,7 @@ from . import (
     host_views,
     incident_views,
     inventory_views,
+    organization_views,
     settings_views,
     tokens,
     views,
@@ -30,6 +31,9 @@ router.register("endpoints", inventory_views.EndpointViewSet, basename="endpoint
 router.register("incidents", incident_views.IncidentViewSet, basename="incident")
 router.register("webhooks", settings_views.WebhookViewSet, basename="webhook")
 router.register("channels", channel_views.ChannelViewSet, basename="channel")
+router.register("organizations", organization_views.OrganizationViewSet,
+                basename="organization")
+router.register("members", organization_views.MemberViewSet, basename="member")
 router.register("invitations", settings_views.InvitationViewSet, basename="invitation")
 
 app_name = "api"

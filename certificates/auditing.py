@@ -20,6 +20,7 @@ FIELD_MODELS = {
     "certificate_": ("certificates", "Certificate"),
     "webhook_": ("api", "Webhook"),
     "channel_": ("certificates", "NotificationChannel"),
+    "organization_": ("accounts", "Organization"),
 }
 # Also what the portal reads from the CA when a person saves (a CA account's
 # profiles): no one's change.

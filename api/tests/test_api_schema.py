@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 # what they are given over TLS (covered against the testbed's nginx in
 # certificates/tests/test_inventory_end_to_end.py).
 # Saving a CA account asks the CA it names (covered against Pebble in
-# test_api_ca_accounts.py).
+# test_api_ca_accounts.py); a channel's test message goes to the URL it was given.
 NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create",
               "v1_ca_accounts_create", "v1_ca_accounts_update",
               "v1_ca_accounts_partial_update", "v1_channels_test_create",
@@ -66,7 +66,8 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "certificates/{id}/revoke/", "incidents/", "incidents/{id}/",
                    "incidents/preview/", "incidents/{id}/pause/", "incidents/{id}/resume/",
                    "incidents/{id}/report/", "ca-accounts/{id}/test/", "channels/",
-                   "channels/{id}/", "channels/{id}/test/"]:
+                   "channels/{id}/", "channels/{id}/test/", "organizations/",
+                   "organizations/{id}/", "members/", "members/{id}/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():

@@ -39,6 +39,13 @@ class CAAccountSerializer(PortalModelSerializer):
             "External Account Binding HMAC key the CA gave you; never shown again. Leave it "
             "out to keep the stored one (needed again when directory_url changes)."))
     fallback_ca_account = ScopedRelatedField(CAAccount, required=False, allow_null=True)
+    # A string, not a URL: empty until the account is registered at its CA.
+    account_url = serializers.CharField(read_only=True, help_text=_(
+        "The account at the CA; empty until it is registered (with an EAB key, on save)."))
+    caa_identities = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                           help_text=_(
+        "The names the CA goes by in CAA records (its directory's caaIdentities), read "
+        "when the account is saved or tested."))
     balance = serializers.DecimalField(max_digits=14, decimal_places=2, read_only=True,
                                        source="ledger_balance")
     profiles = serializers.DictField(
@@ -51,8 +58,8 @@ class CAAccountSerializer(PortalModelSerializer):
         fields = ["id", "organization", "name", "directory_url", "contact_email", "account_url",
                   "eab_kid", "eab_hmac_key", "price", "currency", "low_balance_threshold",
                   "balance", "created_at", "fallback_ca_account", "profiles",
-                  "profiles_checked_at", "abandoned_at"]
-        read_only_fields = ["account_url", "created_at", "profiles_checked_at", "abandoned_at"]
+                  "profiles_checked_at", "caa_identities", "abandoned_at"]
+        read_only_fields = ["created_at", "profiles_checked_at", "abandoned_at"]
 
     def get_fields(self):
         fields = super().get_fields()

@@ -3,6 +3,7 @@
 import datetime
 
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from accounts.models import Role
@@ -43,6 +44,13 @@ class NamesListField(serializers.ListField):
         return instance.names()
 
 
+class NameWarningSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=["not_resolving", "caa_forbids", "caa_unknown_ca",
+                                            "lookup_failed"])
+    name = serializers.CharField()
+    message = serializers.CharField(help_text=_("In the request's language."))
+
+
 class CertificateSerializer(PortalModelSerializer):
     write_role = Role.OPERATOR
     many_to_many = ("hosts", "dns_credentials")
@@ -73,6 +81,11 @@ class CertificateSerializer(PortalModelSerializer):
         max_length=100,
         help_text=_("DNS-01: ids of the DNS credentials that write the names' TXT records."))
     days_left = serializers.SerializerMethodField()
+    warnings = serializers.SerializerMethodField(help_text=_(
+        "Only in the answer to a create, or to a change of the names, CA account or challenge: "
+        "what DNS shows wrong with the names (a name that does not resolve; CAA records, RFC "
+        "8659, that do not allow the CA account's CA). The certificate is saved all the same; "
+        "fix DNS (or the CA account) before it renews."))
     current_version_revoked_at = serializers.SerializerMethodField(
         help_text=_("When the current version was revoked at its CA; null if it was not."))
 
@@ -85,7 +98,7 @@ class CertificateSerializer(PortalModelSerializer):
             "renew_after",
             "next_attempt_at", "failure_count", "held_for_deposit", "created_at", "updated_at",
             "fallback_ca_account", "profile", "moved_from_ca_account", "ca_switch_reason",
-            "ca_switched_at",
+            "ca_switched_at", "warnings",
         ]
         read_only_fields = [
             "current_version", "expires_at", "renew_after", "next_attempt_at", "failure_count",
@@ -98,6 +111,11 @@ class CertificateSerializer(PortalModelSerializer):
         if self.instance is not None and not isinstance(self.instance, list):
             fields["organization"].read_only = True
         return fields
+
+    @extend_schema_field(NameWarningSerializer(many=True))
+    def get_warnings(self, obj):
+        return [{"code": w.code, "name": w.name, "message": w.message}
+                for w in getattr(obj, "name_warnings", ())]
 
     def get_days_left(self, obj) -> int | None:
         return obj.days_left()

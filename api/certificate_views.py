@@ -22,6 +22,7 @@ from certificates.models import (
     RenewalRun,
 )
 from certificates.renewal import limits as renewal_limits
+from certificates.renewal import name_warnings
 
 from . import filters
 from .certificate_revocation_views import RevocationActions
@@ -56,6 +57,20 @@ class CertificateViewSet(Audited, DNSChainActions, RevocationActions, mixins.Lis
     roles = CERTIFICATE_ROLES
     audited = (AuditEvent.Action.CERTIFICATE_CREATED, AuditEvent.Action.CERTIFICATE_CHANGED,
                AuditEvent.Action.CERTIFICATE_DELETED)
+
+    def perform_create(self, serializer):
+        super().perform_create(serializer)
+        self._warn(serializer)
+
+    def perform_update(self, serializer):
+        super().perform_update(serializer)
+        if set(serializer.validated_data) & set(name_warnings.CHECKED_FIELDS):
+            self._warn(serializer)
+
+    @staticmethod
+    def _warn(serializer):
+        # After the save, outside its transaction: DNS is asked over the network.
+        serializer.instance.name_warnings = name_warnings.warnings_for(serializer.instance)
 
     def base_queryset(self):
         return Certificate.objects.annotate(

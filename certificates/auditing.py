@@ -24,7 +24,8 @@ FIELD_MODELS = {
 }
 # Also what the portal reads from the CA when a person saves (a CA account's
 # profiles): no one's change.
-NOT_CHANGES = {"created_at", "updated_at", "profiles", "profiles_checked_at"}
+NOT_CHANGES = {"created_at", "updated_at", "profiles", "profiles_checked_at",
+               "caa_identities"}
 
 
 def _fields(obj):

@@ -62,11 +62,11 @@ def _list_page(request, form=None, organization_form=None):
     if form is None:
         form = InviteForm(roles=grantable, initial={"role": Role.VIEWER,
                                                     "language": get_language()})
-    members = _members(request).order_by("user__username")
+    people = _members(request).order_by("user__username")
     pending = (Invitation.open(timezone.now()).filter(organization=request.organization)
                .select_related("invited_by") if can(request, Role.ADMIN) else [])
     return render(request, "certificates/member_list.html", {
-        "members": members,
+        "members": people,
         "invitations": pending,
         "form": form,
         "grantable": grantable,

@@ -50,9 +50,9 @@ class OrganizationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin,
 
 @extend_schema_view(
     list=extend_schema(summary=_("Members of your organisations")),
-    update=extend_schema(responses={409: LAST_OWNER}),
+    update=extend_schema(responses={200: MemberSerializer, 409: LAST_OWNER}),
     partial_update=extend_schema(summary=_("Change a member's role (administrators)"),
-                                 responses={409: LAST_OWNER}),
+                                 responses={200: MemberSerializer, 409: LAST_OWNER}),
     destroy=extend_schema(summary=_("Take a person out of the organisation (administrators)"),
                           responses={204: None, 409: LAST_OWNER}),
 )
@@ -72,7 +72,8 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Upd
         return PermissionDenied(refusal.message)
 
     def perform_update(self, serializer):
-        membership, role = serializer.instance, serializer.validated_data["role"]
+        membership = serializer.instance
+        role = serializer.validated_data.get("role", membership.role)  # a PATCH may leave it out
         if role == membership.role:
             return
         try:

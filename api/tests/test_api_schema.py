@@ -8,8 +8,15 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.models import Membership
 from api.models import Webhook
-from certificates.models import AgentCredential, Incident, MonitoredEndpoint, TargetHost
+from certificates.models import (
+    AgentCredential,
+    Incident,
+    MonitoredEndpoint,
+    NotificationChannel,
+    TargetHost,
+)
 
 from .conftest import make_token
 
@@ -123,7 +130,13 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
                     by=owner, language="en")[0].pk,
                 "incidents": Incident.objects.create(
                     organization=organization, name="CA bug",
-                    deadline=timezone.now() + timedelta(hours=1)).pk}
+                    deadline=timezone.now() + timedelta(hours=1)).pk,
+                "channels": NotificationChannel.objects.create(
+                    organization=organization, name="ops", kinds=["expiring"],
+                    url="json://hooks.example.test/portal").pk,
+                "organizations": organization.pk,
+                # The owner's own: every change of it is refused, none takes them out.
+                "members": Membership.objects.get(user=owner).pk}
     _token, raw = make_token(owner)
     headers = {"Authorization": f"Bearer {raw}"}
     # The agent protocol's endpoints, with an agent's own credential.

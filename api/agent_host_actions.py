@@ -1,5 +1,5 @@
 """The agent host's actions in the REST API (for people and their tools):
-an enrolment code, and revoking the agent's credential. Apart from views.py to
+an enrolment code, and revoking the agent's credential. Apart from host_views.py to
 keep that module within its size; the agent's own endpoints are agent_views.py."""
 
 from django.utils.translation import gettext_lazy as _

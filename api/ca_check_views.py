@@ -1,5 +1,5 @@
 """The CA account's "test" and "move away" actions: its settings checked with
-the CA, and its certificates moved to their fallback; apart from views.py to
+the CA, and its certificates moved to their fallback; apart from ca_views.py to
 keep that module within its size."""
 
 from django.utils.translation import gettext_lazy as _

@@ -1,4 +1,4 @@
-"""The certificate's "revoke" action, apart from views.py to keep that module
+"""The certificate's "revoke" action, apart from certificate_views.py to keep that module
 within its size: a version revoked at its CA (certificates/renewal/revocation.py)."""
 
 from django.utils.translation import gettext_lazy as _
@@ -10,9 +10,9 @@ from rest_framework.response import Response
 from certificates.models import CertificateVersion, RevocationReason
 from certificates.renewal import revocation
 
+from .certificate_serializers import VersionSerializer
 from .errors import BadGateway, Conflict
 from .schema import ErrorSerializer
-from .serializers import VersionSerializer
 
 REASONS = {label: value for value, label in (
     (RevocationReason.UNSPECIFIED, "unspecified"),

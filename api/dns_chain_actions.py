@@ -1,5 +1,5 @@
 """A certificate's DNS-01 actions: where each name's TXT record goes, and its
-acme-dns registrations. Apart from views.py to keep that module within its size."""
+acme-dns registrations. Apart from certificate_views.py to keep that module within its size."""
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema

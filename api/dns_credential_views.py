@@ -15,7 +15,7 @@ from certificates.models import AuditEvent, DNSCredential, DNSKind
 from certificates.seams import dns_providers
 
 from .errors import Conflict
-from .serializers import OrganizationField, PortalModelSerializer
+from .serializer_base import OrganizationField, PortalModelSerializer
 from .views import Audited, PortalViewSet
 
 SECRET_HELP = _("Write-only. RFC 2136: {\"tsig_secret\": \"<base64>\"}; a provider: its secret "

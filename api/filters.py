@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from certificates.models import Deployment, Order, RenewalRun
 
-from .serializers import AllowedChoicesMixin
+from .serializer_base import AllowedChoicesMixin
 
 
 class Filters(AllowedChoicesMixin, serializers.Serializer):

@@ -16,7 +16,7 @@ from certificates.models import EndpointCheck, InventoryCertificate, MonitoredEn
 from certificates.models.inventory import place_label
 
 from .filters import ID, Filters
-from .serializers import OrganizationField, RefuseUnknownFieldsMixin
+from .serializer_base import OrganizationField, RefuseUnknownFieldsMixin
 
 
 class InventoryCertificateSerializer(serializers.ModelSerializer):

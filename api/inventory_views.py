@@ -25,9 +25,9 @@ from certificates.inventory.parsing import ImportRefused
 from certificates.models import AuditEvent, InventoryCertificate, MonitoredEndpoint
 
 from . import inventory_serializers as s
+from .certificate_serializers import CertificateSerializer
 from .discovery_serializers import DiscoverySerializer
 from .errors import Conflict
-from .serializers import CertificateSerializer
 from .views import CONFLICT, PortalViewSet
 
 

@@ -14,7 +14,7 @@ from accounts.models import Invitation, Role
 from accounts.tenancy import has_role, scoped
 from certificates.models import AuditEvent
 
-from . import serializers as s
+from . import settings_serializers as s
 from .models import Webhook
 from .views import Audited, PortalViewSet
 

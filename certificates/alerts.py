@@ -48,13 +48,14 @@ made again from the parameters kept on its row: the run's id and ``extra``.
     the problem dicts, rendered per mail) and ``fingerprint`` (changed).
 
 Amounts are Decimals in ``ca_account.currency``; dates are shown in the
-organisation's time zone.
+recipient's own time zone when they chose one, else in the organisation's.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import zoneinfo
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -162,10 +163,12 @@ def notify(kind: str, *, certificate: Certificate | None = None,
     # The organisation's channels hear of an event once, as its first reader does.
     first_time = not earlier.exists()
     rows = []
+    zones = member_zones(organization)
     for address, language in recipients_for(organization, ca_account, kind):
         if earlier.filter(recipient__iexact=address).exists():
             continue
-        rows.append(_mail(kind, address, language, context, event=event, params=params))
+        rows.append(_mail(kind, address, language, context, event=event, params=params,
+                          zone=zones.get(address.lower(), "")))
     if first_time:
         channels.fan_out(kind, organization, lambda language: _for_channel(
             *_render(kind, language, context)[:2]))
@@ -197,8 +200,9 @@ def retry_unsent(*, now: datetime | None = None) -> int:
             "organization", "certificate__ca_account", "ca_account", "host", "endpoint",
             "inventory_certificate").get(pk=pk)
         context = _context_of(row)
+        zone = member_zones(row.organization).get(row.recipient.lower(), "")
         try:
-            _, text, html = _render(row.kind, row.language, context)
+            _, text, html = _render(row.kind, row.language, context, zone=zone)
         except Exception as exc:
             logger.exception("alert %s for %s could not be rendered", row.kind, row.recipient)
             row.error = f"{RENDERING_FAILED}: {type(exc).__name__}: {exc}"
@@ -264,8 +268,30 @@ def _context(kind: str, organization: Organization, certificate: Certificate | N
     return context
 
 
-def _render(kind: str, language: str, context: dict[str, Any]) -> tuple[str, str, str]:
-    with translation.override(language), timezone.override(context["organization"].time_zone):
+def member_zones(organization: Organization) -> dict[str, str]:
+    """The time zones the members of `organization` chose for themselves, by
+    address (lower case); a member without one reads the organisation's."""
+    return {email.lower(): zone for email, zone in Membership.objects.filter(
+        organization=organization, user__is_active=True).exclude(user__email="").exclude(
+        user__time_zone="").values_list("user__email", "user__time_zone")}
+
+
+def _zone(name: str, organization: Organization) -> zoneinfo.ZoneInfo:
+    """`name`, or the organisation's zone when it is empty or unknown here."""
+    for candidate in (name, organization.time_zone, settings.TIME_ZONE):
+        try:
+            return zoneinfo.ZoneInfo(candidate)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            continue
+    return zoneinfo.ZoneInfo("UTC")
+
+
+def _render(kind: str, language: str, context: dict[str, Any],
+            zone: str = "") -> tuple[str, str, str]:
+    """The mail in `language`, its times in `zone` (the recipient's own), else
+    in the organisation's."""
+    with translation.override(language), timezone.override(
+            _zone(zone, context["organization"])):
         context = {**context, "title": Notification.Kind(kind).label}
         if "problems" in context:  # message keys, rendered in the reader's language
             context["problems"] = [verification.describe(p) for p in context["problems"]]
@@ -302,7 +328,7 @@ def _context_of(row: Notification) -> dict[str, Any]:
 
 
 def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
-          event: str, params: dict[str, Any]) -> Notification:
+          event: str, params: dict[str, Any], zone: str = "") -> Notification:
     row = Notification(
         organization=context["organization"], certificate=context["certificate"],
         host=context.get("host") if isinstance(context.get("host"), TargetHost) else None,
@@ -311,7 +337,7 @@ def _mail(kind: str, address: str, language: str, context: dict[str, Any], *,
         language=language, params=params,
     )
     try:
-        row.subject, text, html = _render(kind, language, context)
+        row.subject, text, html = _render(kind, language, context, zone=zone)
     except Exception as exc:
         # A template that cannot render for this data is a bug, but the alert is
         # still recorded, with why it did not go out.

@@ -19,10 +19,13 @@ FIELD_MODELS = {
     "ca_account_": ("certificates", "CAAccount"),
     "certificate_": ("certificates", "Certificate"),
     "webhook_": ("api", "Webhook"),
+    "channel_": ("certificates", "NotificationChannel"),
+    "organization_": ("accounts", "Organization"),
 }
 # Also what the portal reads from the CA when a person saves (a CA account's
 # profiles): no one's change.
-NOT_CHANGES = {"created_at", "updated_at", "profiles", "profiles_checked_at"}
+NOT_CHANGES = {"created_at", "updated_at", "profiles", "profiles_checked_at",
+               "caa_identities"}
 
 
 def _fields(obj):

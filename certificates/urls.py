@@ -87,6 +87,7 @@ urlpatterns = [
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
     path("members/require-mfa/", views.require_mfa, name="member_require_mfa"),
+    path("members/organization/", views.organization_settings, name="organization_settings"),
     path("organization/", views.switch_organization, name="switch_organization"),
     path("language/", views.set_language, name="set_language"),
     path("settings/", views.profile, name="profile"),

@@ -6,6 +6,8 @@ primary server. It is also the resolver of the portal's lookups and of Pebble
 for ``example.net``, which it forwards to PowerDNS (testbed/powerdns.py) at
 127.0.1.1 on the same port: PowerDNS answers DNS there when its fixture runs.
 
+``caa-allow`` and ``caa-deny`` hold CAA records (see zone_text).
+
 Two more names for DNS-01 across servers:
 ``_acme-challenge.delegated.example.test`` is a CNAME to
 ``_acme-challenge.delegated.example.net`` (held by PowerDNS), and the zone
@@ -34,6 +36,8 @@ POWERDNS_ADDRESSES = ("127.0.1.1", "127.0.1.2")
 # hN.example.test and *.hN.example.test -> 127.0.0.N, one address per target
 # host (see hosts.py for why each host needs its own address).
 HOST_NUMBERS = range(2, 61)
+# The CA identity the CAA records of caa-allow.example.test allow.
+CAA_ALLOWED = "ca.fujissl.test"
 
 
 def zone_text() -> str:
@@ -49,6 +53,14 @@ def zone_text() -> str:
         # A CNAME loop, which the portal must refuse rather than follow forever.
         f"_acme-challenge.loop IN CNAME _acme-challenge.loop2.{ZONE}.",
         f"_acme-challenge.loop2 IN CNAME _acme-challenge.loop.{ZONE}.",
+        # CAA (RFC 8659): one name lets only the CA known as CAA_ALLOWED issue,
+        # one only another CA, and wildcards none. The wildcard A above stops at
+        # these names: a name below them does not resolve.
+        "caa-allow IN A 127.0.0.1",
+        f'caa-allow IN CAA 0 issue "{CAA_ALLOWED}"',
+        "caa-deny IN A 127.0.0.1",
+        'caa-deny IN CAA 0 issue "other-ca.example; account=1"',
+        'caa-deny IN CAA 0 issuewild ";"',
     ]
     for n in HOST_NUMBERS:
         lines += [f"h{n} IN A 127.0.0.{n}", f"*.h{n} IN A 127.0.0.{n}"]

@@ -14,6 +14,7 @@ from .mail import DovecotServer, EximServer
 from .pebble import Pebble, PebbleFactory
 from .ports import free_port
 from .powerdns import PowerDNS
+from .receiver import Receiver
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +114,13 @@ def dovecot_mail(request) -> DovecotServer:
     request.addfinalizer(server.stop)
     server.start()
     return server
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """An HTTP receiver for notification channels (``receiver.url`` is a json://
+    apprise URL with a password; ``receiver.received`` the bodies), stopped
+    when the test ends."""
+    served = Receiver()
+    yield served
+    served.stop()

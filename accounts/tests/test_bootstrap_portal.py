@@ -61,3 +61,47 @@ def test_an_existing_administrator_without_an_address_gets_one(monkeypatch):
     # An address set since is a person's choice; a restart leaves it.
     bootstrap("--email", "other@example.org")
     assert first_admin().email == "late@example.org"
+
+
+class Terminal:
+    """Standard input as a person's terminal."""
+
+    @staticmethod
+    def isatty():
+        return True
+
+
+def test_at_a_terminal_it_asks_until_the_address_is_valid(monkeypatch):
+    monkeypatch.delenv("PORTAL_ADMIN_EMAIL", raising=False)
+    answers = iter(["not an address", "first@example.org"])
+    monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
+    err = StringIO()
+
+    out = StringIO()
+    call_command("bootstrap_portal", stdin=Terminal(), stdout=out, stderr=err)
+
+    assert first_admin().email == "first@example.org"
+    assert "'not an address' is not a valid e-mail address" in err.getvalue()
+    assert "no e-mail address" not in out.getvalue()
+
+
+def test_a_blank_answer_leaves_it_for_later_and_says_how(monkeypatch):
+    monkeypatch.delenv("PORTAL_ADMIN_EMAIL", raising=False)
+    monkeypatch.setattr("builtins.input", lambda prompt: "")
+
+    out = StringIO()
+    call_command("bootstrap_portal", stdin=Terminal(), stdout=out)
+
+    assert first_admin().email == ""
+    assert "manage.py bootstrap_portal --email" in out.getvalue()
+
+
+def test_no_input_and_no_terminal_never_ask(monkeypatch):
+    monkeypatch.delenv("PORTAL_ADMIN_EMAIL", raising=False)
+
+    def asked(prompt):
+        raise AssertionError("asked without a terminal")
+
+    monkeypatch.setattr("builtins.input", asked)
+    call_command("bootstrap_portal", "--no-input", stdin=Terminal(), stdout=StringIO())
+    assert first_admin().email == ""

@@ -8,12 +8,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from accounts.models import Membership
 from api.models import Webhook
 from certificates.models import (
     AgentCredential,
     Discovery,
     Incident,
     MonitoredEndpoint,
+    NotificationChannel,
     TargetHost,
 )
 
@@ -26,7 +28,11 @@ pytestmark = pytest.mark.django_db
 # These reach outside: an SSH host, DNS resolvers (the chains' lookups), or
 # what they are given over TLS (covered against the testbed's nginx in
 # certificates/tests/test_inventory_end_to_end.py).
+# Saving a CA account asks the CA it names (covered against Pebble in
+# test_api_ca_accounts.py); a channel's test message goes to the URL it was given.
 NOT_FUZZED = {"v1_hosts_fetch_host_key_create", "v1_hosts_test_connection_create",
+              "v1_ca_accounts_create", "v1_ca_accounts_update",
+              "v1_ca_accounts_partial_update", "v1_channels_test_create",
               "v1_certificates_dns_chains_list",
               "v1_endpoints_create", "v1_endpoints_check_create",
               "v1_inventory_discover_create"}
@@ -67,7 +73,9 @@ def test_the_schema_documents_every_endpoint_and_its_errors(schema_json):
                    "endpoints/{id}/checks/", "discoveries/", "discoveries/{id}/",
                    "certificates/{id}/revoke/", "incidents/", "incidents/{id}/",
                    "incidents/preview/", "incidents/{id}/pause/", "incidents/{id}/resume/",
-                   "incidents/{id}/report/"]:
+                   "incidents/{id}/report/", "ca-accounts/{id}/test/", "channels/",
+                   "channels/{id}/", "channels/{id}/test/", "organizations/",
+                   "organizations/{id}/", "members/", "members/{id}/"]:
         assert f"/api/v1/{suffix}" in paths, suffix
     for path, operations in paths.items():
         for method, operation in operations.items():
@@ -125,7 +133,13 @@ def test_schemathesis_finds_no_server_error_and_no_response_outside_the_schema(
                     organization=organization, name="CA bug",
                     deadline=timezone.now() + timedelta(hours=1)).pk,
                 "discoveries": Discovery.objects.create(
-                    organization=organization, targets="192.0.2.1", total=1).pk}
+                    organization=organization, targets="192.0.2.1", total=1).pk,
+                "channels": NotificationChannel.objects.create(
+                    organization=organization, name="ops", kinds=["expiring"],
+                    url="json://hooks.example.test/portal").pk,
+                "organizations": organization.pk,
+                # The owner's own: every change of it is refused, none takes them out.
+                "members": Membership.objects.get(user=owner).pk}
     _token, raw = make_token(owner)
     headers = {"Authorization": f"Bearer {raw}"}
     # The agent protocol's endpoints, with an agent's own credential.

@@ -40,6 +40,7 @@ class AuditEvent(models.Model):
         MEMBER_REMOVED = "member_removed", _("Member removed")
         MFA_CHANGED = "mfa_changed", _("Sign-in factors changed")
         PROFILE_CHANGED = "profile_changed", _("Own settings changed")
+        ORGANIZATION_CHANGED = "organization_changed", _("Organisation settings changed")
         # Hosts
         HOST_CREATED = "host_created", _("Host added")
         HOST_CHANGED = "host_changed", _("Host changed")

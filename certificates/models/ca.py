@@ -58,6 +58,9 @@ class CAAccount(models.Model):
     # meta.profiles, {name: description}: read when the account is saved or tested.
     profiles = models.JSONField(_("ACME profiles"), default=dict, blank=True)
     profiles_checked_at = models.DateTimeField(_("profiles read"), null=True, blank=True)
+    # The names the CA recognises in CAA records (meta.caaIdentities), read with
+    # the profiles: a certificate's names are checked against them when saved.
+    caa_identities = models.JSONField(_("CAA identities"), default=list, blank=True)
 
     tenant_path = "organization"
 

@@ -19,7 +19,7 @@ REQUIRED_RESOURCES = ("newNonce", "newAccount", "newOrder")
 # The settings the check reads: a change to any other field needs no check.
 CONNECTION_FIELDS = ("directory_url", "contact_email", "eab_kid", "eab_hmac_key")
 # What a check writes on the account besides its registration.
-CHECKED_FIELDS = ("profiles", "profiles_checked_at")
+CHECKED_FIELDS = ("profiles", "profiles_checked_at", "caa_identities")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,7 @@ def check(ca_account: CAAccount) -> list[Problem]:
     # Read at every save and test, so that the choice offered for certificates
     # follows what the CA lists now.
     ca_account.profiles, ca_account.profiles_checked_at = ca.profiles, timezone.now()
+    ca_account.caa_identities = ca.caa_identities
     has_eab = bool(ca_account.eab_kid and ca_account.eab_hmac_key)
     if ca.requires_eab and not has_eab:
         return [Problem("eab_kid", _("The CA requires External Account Binding: enter the "
@@ -88,5 +89,6 @@ def check_stored(ca_account: CAAccount) -> list[Problem]:
             account_key=ca_account.account_key, account_url=ca_account.account_url)
     if ca_account.profiles_checked_at is not None:
         CAAccount.objects.filter(pk=ca_account.pk).update(
-            profiles=ca_account.profiles, profiles_checked_at=ca_account.profiles_checked_at)
+            profiles=ca_account.profiles, profiles_checked_at=ca_account.profiles_checked_at,
+            caa_identities=ca_account.caa_identities)
     return problems

@@ -149,6 +149,16 @@ class CA:
         return {str(name)[:64]: str(text)[:500] for name, text in list(listed.items())[:50]}
 
     @property
+    def caa_identities(self) -> list[str]:
+        """The names the CA recognises in CAA issue records (RFC 8555, 7.1.1,
+        ``meta.caaIdentities``); empty when it lists none."""
+        meta = self._client.directory.meta
+        listed = meta.caa_identities if meta is not None else None
+        if not isinstance(listed, list | tuple):
+            return []
+        return [str(name)[:253] for name in listed[:20] if isinstance(name, str)]
+
+    @property
     def requires_eab(self) -> bool:
         meta = self._client.directory.meta
         return bool(meta is not None and meta.external_account_required)

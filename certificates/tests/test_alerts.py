@@ -160,6 +160,28 @@ def test_dates_are_shown_in_the_organisations_time_zone(organization, certificat
     assert "14 Jan 2030, 22:00 EST" in mail.outbox[0].body
 
 
+def test_dates_are_shown_in_each_recipients_own_time_zone(organization, certificate, member):
+    member("owner", Role.OWNER, "en").__class__.objects.filter(username="owner").update(
+        time_zone="Asia/Tokyo")
+    member("admin", Role.ADMIN, "en")  # none of their own: the organisation's
+    organization.time_zone = "America/New_York"
+    organization.save()
+    certificate.expires_at = datetime(2030, 1, 15, 3, 0, tzinfo=UTC)
+    certificate.save()
+
+    notify("expiring", certificate=certificate, extra={"days": 7})
+
+    bodies = {m.to[0]: m.body for m in mail.outbox}
+    assert "15 Jan 2030, 12:00 JST" in bodies["owner@example.test"]
+    assert "14 Jan 2030, 22:00 EST" in bodies["admin@example.test"]
+    # A mail sent again (after a refusal) is made again in the same zone.
+    mail.outbox.clear()
+    Notification.objects.filter(recipient="owner@example.test").update(
+        sent_at=None, next_attempt_at=timezone.now())
+    assert alerts.retry_unsent() == 1
+    assert "15 Jan 2030, 12:00 JST" in mail.outbox[0].body
+
+
 def test_amounts_and_dates_are_written_in_each_recipients_language(organization, ca, member):
     member("owner", Role.OWNER, "en")
     member("admin", Role.ADMIN, "ja")

@@ -178,8 +178,9 @@ def test_the_api_archives_and_restores_for_administrators_only(organization, ca,
     assert event.params == {"via": "api"} and event.user == admin
     listed = [c["id"] for c in api.get("/api/v1/certificates/").json()["results"]]
     assert cert.pk not in listed
-    listed = [c["id"] for c in api.get("/api/v1/certificates/?archived=true").json()["results"]]
-    assert listed == [cert.pk]
+    listed = api.get("/api/v1/certificates/?archived=true").json()["results"]
+    assert [c["id"] for c in listed] == [cert.pk] and listed[0]["archived_at"]
+    assert api.get(url).json()["archived_at"] == listed[0]["archived_at"]
     renew = api.post(url + "renew/", {}, format="json")
     assert renew.status_code == 409 and renew.json()["errors"][0]["code"] == "archived"
 

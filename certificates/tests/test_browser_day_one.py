@@ -17,7 +17,6 @@ from certificates.models import CAAccount, NotificationChannel, RenewalRun
 from certificates.tests.browser import PHONE, log_in, shoot
 from certificates.tests.factories import ca_account, certificate, issued, portal_host
 from certificates.tests.pki import ssh_keygen_line, ssh_keypair
-from certificates.tests.test_channels import Receiver
 from testbed.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -121,13 +120,6 @@ def test_renew_now_asks_first_with_the_price(open_page, organization, operator, 
     with page.expect_navigation():
         page.click("#renew-confirm-button")
     assert RenewalRun.objects.filter(certificate=cert).count() == 1
-
-
-@pytest.fixture
-def receiver():
-    served = Receiver()
-    yield served
-    served.stop()
 
 
 def test_a_channels_test_message_arrives_through_apprise(open_page, admin, receiver):

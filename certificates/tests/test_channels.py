@@ -2,10 +2,7 @@
 loopback (apprise's JSON webhook target): the test button, alerts of the
 chosen kinds in the channel's language, once per event, and the egress policy."""
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.urls import reverse
@@ -18,39 +15,6 @@ from certificates.notify import channels
 from . import factories
 
 JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 keeping each JSON body posted to it."""
-
-    def __init__(self):
-        received = self.received = []
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                received.append(json.loads(self.rfile.read(length) or b"{}"))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        # With a password, as most services' URLs carry a secret.
-        self.url = f"json://ops:s3cret-pw@127.0.0.1:{self.server.server_port}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def receiver():
-    served = Receiver()
-    yield served
-    served.stop()
 
 
 @pytest.fixture

@@ -70,6 +70,7 @@ from .members import (
     member_list,
     member_remove,
     member_role,
+    organization_settings,
     require_mfa,
 )
 from .revocation import revoke_version
@@ -91,6 +92,7 @@ __all__ = [
     "inventory_detail", "inventory_export", "inventory_import", "inventory_list",
     "inventory_remove", "invitation_accept", "invitation_revoke", "make_enrolment_code",
     "member_invite", "member_list", "member_remove", "member_role", "order_detail",
+    "organization_settings",
     "order_list", "profile", "renew", "require_mfa", "revoke_agent", "revoke_version",
     "run_detail", "run_list", "run_steps", "set_language", "switch_organization",
     "test_connection", "top_up", "webhook_create", "webhook_delete", "webhook_edit",

@@ -18,6 +18,7 @@ from certificates import archiving, renewal, states
 from certificates.dns01 import acme_dns_names, publishing
 from certificates.hosts.deployment import NothingToDeploy
 from certificates.renewal import limits as renewal_limits
+from certificates.renewal import name_warnings
 from certificates.seams.errors import PortalError
 from fujissl_portal.params import int_param, strict_int, text_param
 
@@ -203,9 +204,19 @@ def _dns_chains(certificate):
     return rows
 
 
-def _form_page(request, form, certificate=None):
+def _form_page(request, form, certificate=None, warnings=()):
     return render(request, "certificates/certificate_form.html", {
-        "form": form, "certificate": certificate, **roles(request)})
+        "form": form, "certificate": certificate, "warnings": warnings, **roles(request)})
+
+
+def _unconfirmed_warnings(request, form):
+    """What DNS shows wrong with the names (name_warnings), unless the person
+    confirmed past it; looked up only when the names or the CA changed."""
+    if request.POST.get("acknowledge_warnings") == "1":
+        return []
+    if form.instance.pk and not set(form.changed_data) & set(name_warnings.CHECKED_FIELDS):
+        return []
+    return name_warnings.warnings_for(form.instance)
 
 
 @portal_view
@@ -213,6 +224,8 @@ def certificate_create(request):
     require(request, Role.OPERATOR)
     form = CertificateForm(request.POST or None, organization=request.organization)
     if request.method == "POST" and form.is_valid():
+        if warnings := _unconfirmed_warnings(request, form):
+            return _form_page(request, form, warnings=warnings)
         certificate = form.save()
         AuditEvent.record(request, action=AuditEvent.Action.CERTIFICATE_CREATED,
                           certificate=certificate)
@@ -231,6 +244,8 @@ def certificate_edit(request, pk):
     form = CertificateForm(request.POST or None, instance=certificate,
                            organization=certificate.organization)
     if request.method == "POST" and form.is_valid():
+        if warnings := _unconfirmed_warnings(request, form):
+            return _form_page(request, form, certificate, warnings)
         form.save()
         AuditEvent.record(request, action=AuditEvent.Action.CERTIFICATE_CHANGED,
                           certificate=certificate, params=changed(certificate, before))

@@ -7,6 +7,7 @@ role, and the last owner stays, so an organisation can never lock itself out.
 Every change is in the audit log.
 """
 
+from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -15,8 +16,9 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts import invitations
-from accounts.models import Invitation, Membership, Role
+from accounts import invitations, members
+from accounts.models import Invitation, Membership, Organization, Role
+from accounts.organizations import time_zones
 from accounts.tenancy import scoped
 
 from ..forms import InviteForm
@@ -41,20 +43,36 @@ def member_list(request):
     return _list_page(request)
 
 
-def _list_page(request, form=None):
+class OrganizationForm(forms.ModelForm):
+    """The organisation's name and the time zone its pages and mails are in."""
+
+    class Meta:
+        model = Organization
+        fields = ["name", "time_zone"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["time_zone"] = forms.ChoiceField(
+            label=self.fields["time_zone"].label, help_text=self.fields["time_zone"].help_text,
+            choices=[(zone, zone) for zone in time_zones()])
+
+
+def _list_page(request, form=None, organization_form=None):
     grantable = _grantable(request)
     if form is None:
         form = InviteForm(roles=grantable, initial={"role": Role.VIEWER,
                                                     "language": get_language()})
-    members = _members(request).order_by("user__username")
+    people = _members(request).order_by("user__username")
     pending = (Invitation.open(timezone.now()).filter(organization=request.organization)
                .select_related("invited_by") if can(request, Role.ADMIN) else [])
     return render(request, "certificates/member_list.html", {
-        "members": members,
+        "members": people,
         "invitations": pending,
         "form": form,
         "grantable": grantable,
         "grantable_values": [value for value, _label in grantable],
+        "organization_form": organization_form or OrganizationForm(
+            instance=request.organization),
         **roles(request),
     })
 
@@ -98,52 +116,68 @@ def invitation_revoke(request, pk):
     return redirect("certificates:members")
 
 
-def _editable(request, pk):
+def _member(request, pk):
     require(request, Role.ADMIN)
-    membership = get_object_or_404(_members(request), pk=pk)
-    allowed = [value for value, _label in _grantable(request)]
-    if membership.user_id == request.user.pk or membership.role not in allowed:
+    return get_object_or_404(_members(request), pk=pk)
+
+
+def _refused(request, refusal):
+    """A change the rules refuse: a mistake of the person's said in words, one
+    the page never offers (another's owner, one's own role) a 403."""
+    if refusal.code != "last_owner":
         raise PermissionDenied
-    return membership
-
-
-def _last_owner(membership) -> bool:
-    return membership.role == Role.OWNER and not Membership.objects.filter(
-        organization=membership.organization, role=Role.OWNER).exclude(pk=membership.pk).exists()
+    messages.error(request, refusal.message)
+    return redirect("certificates:members")
 
 
 @require_POST
 @portal_view
 def member_role(request, pk):
-    membership = _editable(request, pk)
+    membership = _member(request, pk)
     role = request.POST.get("role")
-    if role not in [value for value, _label in _grantable(request)]:
-        raise PermissionDenied
-    if _last_owner(membership) and role != Role.OWNER:
-        messages.error(request, _("The last owner cannot be demoted."))
-    else:
-        Membership.objects.filter(pk=membership.pk).update(role=role)
-        AuditEvent.record(request, action=AuditEvent.Action.ROLE_CHANGED,
-                          subject=membership.user.get_username(),
-                          params={"from_role": membership.role, "to_role": role})
-        messages.success(request, _("Role of %(name)s changed.")
-                         % {"name": membership.user.get_username()})
+    try:
+        before = members.change_role(membership=membership, role=role, by=request.user)
+    except members.Refused as refusal:
+        return _refused(request, refusal)
+    AuditEvent.record(request, action=AuditEvent.Action.ROLE_CHANGED,
+                      subject=membership.user.get_username(),
+                      params={"from_role": before, "to_role": role})
+    messages.success(request, _("Role of %(name)s changed.")
+                     % {"name": membership.user.get_username()})
     return redirect("certificates:members")
 
 
 @require_POST
 @portal_view
 def member_remove(request, pk):
-    membership = _editable(request, pk)
-    if _last_owner(membership):
-        messages.error(request, _("The last owner cannot be removed."))
-    else:
-        membership.delete()
-        AuditEvent.record(request, action=AuditEvent.Action.MEMBER_REMOVED,
-                          subject=membership.user.get_username(),
-                          params={"role": membership.role})
-        messages.success(request, _("%(name)s removed from the organisation.")
-                         % {"name": membership.user.get_username()})
+    membership = _member(request, pk)
+    try:
+        members.remove(membership=membership, by=request.user)
+    except members.Refused as refusal:
+        return _refused(request, refusal)
+    AuditEvent.record(request, action=AuditEvent.Action.MEMBER_REMOVED,
+                      subject=membership.user.get_username(),
+                      params={"role": membership.role})
+    messages.success(request, _("%(name)s removed from the organisation.")
+                     % {"name": membership.user.get_username()})
+    return redirect("certificates:members")
+
+
+@require_POST
+@portal_view
+def organization_settings(request):
+    require(request, Role.ADMIN)
+    organization = request.organization
+    before = {"name": organization.name, "time_zone": organization.time_zone}
+    form = OrganizationForm(request.POST, instance=organization)
+    if not form.is_valid():
+        return _list_page(request, organization_form=form)
+    form.save()
+    fields = [name for name, value in before.items() if getattr(organization, name) != value]
+    if fields:
+        AuditEvent.record(request, action=AuditEvent.Action.ORGANIZATION_CHANGED,
+                          subject=organization.name, params={"fields": fields})
+    messages.success(request, _("Changes saved."))
     return redirect("certificates:members")
 
 

@@ -3,14 +3,16 @@
 `make run` calls this on every start; it prints the login only when it creates
 it, so a password appears on the screen once and never again.
 
-Owner alerts go by e-mail, so the first administrator needs an address. `make
-run` is unattended, so it is never asked for: it comes from ``--email`` or
-PORTAL_ADMIN_EMAIL, and while the first administrator has none, every start says
-how to give one.
+Owner alerts go by e-mail, so the first administrator needs an address: it comes
+from ``--email`` or PORTAL_ADMIN_EMAIL, or is asked for when the first
+administrator is created at a terminal (``--no-input`` and anything unattended
+never wait for an answer); while the first administrator has none, every start
+says how to give one.
 """
 
 import os
 import secrets
+import sys
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -26,6 +28,7 @@ EMAIL_VARIABLE = "PORTAL_ADMIN_EMAIL"
 
 class Command(BaseCommand):
     help = "Create the first administrator and organisation if none exist."
+    stealth_options = ("stdin",)  # a terminal stands in for sys.stdin in tests
 
     def add_arguments(self, parser):
         parser.add_argument("--username", default="admin")
@@ -35,6 +38,9 @@ class Command(BaseCommand):
             help=f"The first administrator's e-mail address for alerts "
                  f"(default: ${EMAIL_VARIABLE}); given to an existing first "
                  f"administrator without one.")
+        parser.add_argument(
+            "--no-input", "--noinput", action="store_false", dest="interactive",
+            help="Never ask for the e-mail address, even at a terminal.")
 
     @transaction.atomic
     def handle(self, *args, **options):
@@ -42,6 +48,8 @@ class Command(BaseCommand):
         User = get_user_model()
         first = User.objects.filter(is_superuser=True).order_by("pk").first()
         if first is None:
+            if not email and options.get("interactive", True) and self._at_terminal(options):
+                email = self._ask_email()
             first = self._create(User, options, email)
         else:
             self.stdout.write("An administrator exists already; nothing to create.")
@@ -75,6 +83,26 @@ class Command(BaseCommand):
                     _("%(source)s is not a valid e-mail address: %(email)r.")
                     % {"source": source, "email": email}) from None
         return email
+
+    @staticmethod
+    def _at_terminal(options):
+        stdin = options.get("stdin") or sys.stdin
+        return hasattr(stdin, "isatty") and stdin.isatty()
+
+    def _ask_email(self):
+        """Asks until the answer is an address or blank (to give one later)."""
+        while True:
+            answer = input(_("E-mail address of the first administrator, for alerts "
+                             "(blank to give it later): ")).strip()
+            if not answer:
+                return ""
+            try:
+                validate_email(answer)
+            except ValidationError:
+                self.stderr.write(_("%(email)r is not a valid e-mail address.")
+                                  % {"email": answer})
+                continue
+            return answer
 
     def _create(self, User, options, email):
         password = secrets.token_urlsafe(12)

@@ -12,6 +12,7 @@ from certificates.hosts.deployment import NothingToDeploy
 from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
 
+from ..local_times import organization_zone, step_detail
 from ..lookup import by_id_or_name
 
 
@@ -26,7 +27,7 @@ class Command(BaseCommand):
                                    "default: all of them"))
 
     def handle(self, *args, certificate, hosts, **options):
-        certificate = by_id_or_name(Certificate.objects.all(), certificate,
+        certificate = by_id_or_name(Certificate.objects.select_related("organization"), certificate,
                                     name_field="common_name", kind=_("certificate"))
         host_ids = None
         if hosts:
@@ -47,12 +48,13 @@ class Command(BaseCommand):
 
     def _printer(self, certificate):
         lock = threading.Lock()  # hosts deploy in parallel: one line at a time
+        zone = organization_zone(certificate.organization)
 
         def print_step(sender, step, **kwargs):
             if step.run.certificate_id != certificate.pk or step.host is None:
                 return
             line = f"{step.host.name}  {step.get_name_display()}: {step.get_status_display()}"
-            detail = str(step.detail_message)  # in the language the command runs in
+            detail = step_detail(step.detail_message, zone)  # in the command's language
             if detail:
                 line += "  " + detail.replace("\n", "\n    ")
             failed = step.status == RenewalStep.Status.FAILED

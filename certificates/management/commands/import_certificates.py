@@ -14,6 +14,8 @@ from accounts.models import Organization
 from certificates.inventory import importing
 from certificates.inventory.parsing import MAX_FILE_BYTES, ImportRefused
 
+from ..local_times import local, organization_zone
+
 SUFFIXES = {".pem", ".crt", ".cer", ".key", ".p12", ".pfx"}
 
 
@@ -53,8 +55,10 @@ class Command(BaseCommand):
             result = importing.import_files(target, files, password=password)
         except ImportRefused as exc:
             raise CommandError(exc.message) from exc
+        zone = organization_zone(target)
         for row in result.created:
-            self.stdout.write(f"imported  {row} (expires {row.expires_at:%Y-%m-%d})")
+            self.stdout.write(f"imported  {row} (expires "
+                              f"{local(row.expires_at, zone):%Y-%m-%d} {zone.key})")
         for row in result.updated:
             self.stdout.write(f"known     {row}")
         self.stdout.write(f"{len(result.created)} imported, {len(result.updated)} already "

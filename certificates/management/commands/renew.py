@@ -4,9 +4,6 @@ deployment to every host), printing each step as it happens and the result.
 Before the certificate's renewal window it needs --force, which the audit log
 records."""
 
-import zoneinfo
-
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
@@ -14,6 +11,8 @@ from certificates.models import Certificate, RenewalRun, RenewalStep
 from certificates.models.runs import step_recorded
 from certificates.renewal import run_inline
 from certificates.renewal.limits import Archived, NotDue, PaidIssuanceLimit, record_forced
+
+from ..local_times import organization_zone, step_detail
 
 
 class Command(BaseCommand):
@@ -27,7 +26,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, certificate, force=False, **options):
         target = find_certificate(certificate)
-        zone = organization_zone(target)
+        zone = organization_zone(target.organization)
 
         def local(value):
             return timezone.localtime(value, zone)
@@ -40,7 +39,8 @@ class Command(BaseCommand):
                 return
             where = f" [{step.host}]" if step.host_id else ""
             self.stdout.write(f"  {local(step.at):%H:%M:%S} {step.get_name_display()}{where}: "
-                              f"{step.get_status_display()} {step.detail_message}".rstrip())
+                              f"{step.get_status_display()} "
+                              f"{step_detail(step.detail_message, zone)}".rstrip())
 
         step_recorded.connect(echo, sender=RenewalStep, weak=False)
         try:
@@ -74,15 +74,6 @@ class Command(BaseCommand):
             f"Issued serial {version.serial_hex}, valid {local(version.not_before):%Y-%m-%d} to "
             f"{local(version.not_after):%Y-%m-%d} ({zone.key}); "
             f"SHA-256 {version.fingerprint_sha256}"))
-
-
-def organization_zone(certificate: Certificate) -> zoneinfo.ZoneInfo:
-    """The organisation's time zone, in which the pages show the same times; the
-    portal's own if the stored name is unknown to this system."""
-    try:
-        return zoneinfo.ZoneInfo(certificate.organization.time_zone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo(settings.TIME_ZONE)
 
 
 def find_certificate(ref: str) -> Certificate:

@@ -9,6 +9,10 @@ CPU, for two cases:
 - "polling": a check-in within seconds of the last (serve mode): nothing written.
 
     .venv/bin/python -m bench.agents --hosts 10000 --connections 8 --seconds 20
+
+wrk is closed-loop: with the cores busy, latency grows with --connections
+(bench/README.md, 7, gives 4 and 8). BENCH_DATABASE_URL names the database, so
+that two revisions can be measured one after the other, each on its own.
 """
 
 import argparse

@@ -69,7 +69,7 @@ def observe(address: str, port: int, sni: str, *, timeout: float,
         # Kept as a problem (a code and its words), so that it reads in the
         # reader's language; no chain, so the endpoint is "unreachable".
         return Observation(problems=[verification.problem(f"starttls_{exc.code}",
-                                                          **exc.params)])
+                                                          **exc.details)])
     except tls.TLSCheckError as exc:
         return Observation(error=exc)
     try:

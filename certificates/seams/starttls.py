@@ -32,14 +32,16 @@ MAX_BYTES = 32 * 1024
 
 class StartTLSRefused(PortalError):
     """The server did not let the conversation reach TLS. ``code`` is one of
-    "bad_greeting", "not_offered", "refused", "timeout", "closed"; ``params``
+    "bad_greeting", "not_offered", "refused", "timeout", "closed"; ``details``
     what the message names. Transient for a timeout or a closed connection."""
 
     kind = FailureKind.TLS_CHECK_FAILED
 
-    def __init__(self, code: str, message: str, **params: str) -> None:
-        self.code, self.params = code, params
+    def __init__(self, code: str, message: str, **details: str) -> None:
         super().__init__(message, transient=code in {"timeout", "closed"})
+        # Not PortalError's key and params (a catalogue message's): the inventory
+        # stores these as a problem of its own, with its own words.
+        self.code, self.details = code, details
 
 
 class _Lines:

@@ -109,7 +109,7 @@ def test_the_egress_policy_applies_to_starttls(exim_smtp, settings):
     settings.OUTBOUND_ALLOW = []
     observation = monitoring.observe("127.0.0.1", exim_smtp.starttls_port, NAME, timeout=2,
                                      protocol=Protocol.SMTP)
-    assert not observation.chain and "outbound policy" in observation.error
+    assert not observation.chain and "outbound policy" in str(observation.error)
 
 
 def test_discovery_asks_mail_ports_with_starttls_and_watches_them_on_acceptance(

@@ -193,7 +193,13 @@ def _validate(run: RenewalRun, certificate: Certificate, ca: acme.CA,
             if challenge_body.status == messages.STATUS_PENDING:
                 ca.answer(challenge_body)
         run.step(Step.VALIDATION, StepStatus.STARTED)
-        ca.wait_for_validation(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
+        try:
+            ca.wait_for_validation(order, timeout=settings.ACME_VALIDATION_TIMEOUT)
+        except acme.AcmeError as exc:
+            # Said on the step as well as on the run: otherwise its page shows
+            # the validation as still under way.
+            run.step(Step.VALIDATION, StepStatus.FAILED, exc)
+            raise
         run.step(Step.VALIDATION, StepStatus.DONE)
 
 

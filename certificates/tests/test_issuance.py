@@ -123,6 +123,9 @@ def test_a_validation_that_cannot_succeed_fails_permanently_with_the_cas_detail(
     assert run.problem["subproblems"][0]["identifier"]["value"] == "nowhere.example.test"
     assert run.problem["subproblems"][0]["detail"]
     assert run.problem["subproblems"][0]["detail"] in run.error
+    validation = run.steps.filter(name="validation").order_by("pk")
+    assert [step.status for step in validation] == ["started", "failed"]
+    assert run.problem["subproblems"][0]["detail"] in validation.last().detail
     assert challenge_files(target_host) == []
     assert Certificate.objects.get(pk=cert.pk).current_version is None
 

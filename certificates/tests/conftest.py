@@ -9,7 +9,7 @@ from certificates import renewal
 from certificates.models import TargetHost
 
 from . import factories
-from .factories import make_current, new_version, portal_host
+from .factories import make_current, new_version, portal_host, sites_host
 from .installing import SITES
 
 
@@ -53,16 +53,10 @@ def fast_grace(settings):
 def shared_host(organization, target_host):
     """The testbed host serving SITES, each from files of its own ({name} paths),
     its reloads counted in a file beside it."""
-    target_host.serve_sites(SITES)
     reloads = target_host.backup_dir.parent / "reloads"
     reloads.write_text("")
-    host = portal_host(
-        organization, target_host, tls_sni_name="",  # each certificate's own name
-        private_key_path=target_host.site_path("privkey.pem"),
-        certificate_path=target_host.site_path("cert.pem"),
-        ca_bundle_path=target_host.site_path("chain.pem"),
-        fullchain_path=target_host.site_path("fullchain.pem"),
-        reload_command=f"echo reload >> {reloads} && {target_host.reload_command}")
+    host = sites_host(organization, target_host, SITES,
+                      reload_command=f"echo reload >> {reloads} && {target_host.reload_command}")
     host.reloads = lambda: len(reloads.read_text().splitlines())
     return host
 

@@ -145,6 +145,18 @@ def portal_host(organization, testbed, *, confirmed=True, **fields) -> TargetHos
                 testbed.host_public_key if confirmed else "", **{**defaults, **fields})
 
 
+def sites_host(organization, testbed, names, **fields) -> TargetHost:
+    """The portal's record of ``testbed`` serving each of ``names`` from files of
+    its own ({name} paths), each certificate checked under its own name."""
+    testbed.serve_sites(names)
+    return portal_host(
+        organization, testbed, tls_sni_name="",
+        private_key_path=testbed.site_path("privkey.pem"),
+        certificate_path=testbed.site_path("cert.pem"),
+        ca_bundle_path=testbed.site_path("chain.pem"),
+        fullchain_path=testbed.site_path("fullchain.pem"), **fields)
+
+
 def stored_version(certificate, key_pem, chain_pem) -> CertificateVersion:
     """A version of ``certificate`` made of PEM text, saved."""
     version = CertificateVersion.from_pem(certificate=certificate, chain_pem=chain_pem,

@@ -22,7 +22,7 @@ from certificates import renewal
 from certificates.models import Certificate, DepositEntry, Incident, RenewalRun
 from certificates.renewal import deposit
 from certificates.tests.browser import PHONE, WIDE, log_in, shoot
-from certificates.tests.factories import ca_account, http01_certificate, portal_host
+from certificates.tests.factories import ca_account, http01_certificate, sites_host
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,13 +37,7 @@ def fleet(organization, admin, pebble, target_host, settings):
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     settings.DEPLOY_TLS_GRACE_SECONDS = 10
     names = [f"c{i}.{target_host.name}" for i in range(3)]
-    target_host.serve_sites(names)
-    host = portal_host(
-        organization, target_host, tls_sni_name="",
-        private_key_path=target_host.site_path("privkey.pem"),
-        certificate_path=target_host.site_path("cert.pem"),
-        ca_bundle_path=target_host.site_path("chain.pem"),
-        fullchain_path=target_host.site_path("fullchain.pem"))
+    host = sites_host(organization, target_host, names)
     ca = ca_account(organization, name="Pebble", directory_url=pebble.directory_url,
                     price=Decimal("100"), low_balance_threshold=Decimal("0"))
     deposit.top_up(ca_account=ca, amount=Decimal("500"))

@@ -16,7 +16,7 @@ from certificates.incidents import service
 from certificates.incidents.selection import Filter
 from certificates.models import Certificate, DepositEntry, Incident, RenewalRun
 from certificates.renewal import deposit
-from certificates.tests.factories import ca_account, http01_certificate, portal_host
+from certificates.tests.factories import ca_account, http01_certificate, sites_host
 from certificates.tests.waiting import wait_for
 
 
@@ -26,13 +26,7 @@ def test_an_incident_replaces_every_chosen_certificate_and_revokes_the_old_ones(
     settings.ACME_CA_BUNDLE = str(pebble.ca_bundle)
     settings.DEPLOY_TLS_GRACE_SECONDS = 10
     names = [f"c{i}.{target_host.name}" for i in range(3)]
-    target_host.serve_sites(names)
-    host = portal_host(
-        organization, target_host, tls_sni_name="",
-        private_key_path=target_host.site_path("privkey.pem"),
-        certificate_path=target_host.site_path("cert.pem"),
-        ca_bundle_path=target_host.site_path("chain.pem"),
-        fullchain_path=target_host.site_path("fullchain.pem"))
+    host = sites_host(organization, target_host, names)
     ca = ca_account(organization, directory_url=pebble.directory_url, price=Decimal("100"))
     deposit.top_up(ca_account=ca, amount=Decimal("500"))
     certificates = [http01_certificate(organization, ca, host, [name],

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import AgentError
+from .livefiles import remove_stale_temporaries, write_new
 
 log = logging.getLogger("fujissl_agent")
 
@@ -31,25 +32,8 @@ def now() -> str:
 def write_atomic(path: str, data: bytes, mode: int = 0o600) -> None:
     """Write ``data`` to ``path`` through a new file that has ``mode`` from its
     creation (never wider), synced, then renamed into place."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.fujissl-agent.tmp")
-    try:
-        os.unlink(temporary)  # a leftover of a run that was stopped half-way
-    except FileNotFoundError:
-        pass
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb", closefd=False) as out:
-            out.write(data)
-            out.flush()
-            os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(temporary)
-        raise
-    os.close(fd)
-    os.rename(temporary, path)
+    remove_stale_temporaries(path)  # leftovers of a run that was stopped half-way
+    os.rename(write_new(path, data, mode, (-1, -1)), path)
 
 
 class StateDir:

@@ -56,6 +56,8 @@ def open_problems(organization: Organization, now: datetime.datetime) -> QuerySe
                          default=Value(CHANGED), output_field=IntegerField()),
             changed_at=Subquery(recent_changes.order_by("-checked_at")
                                 .values("checked_at")[:1]))
-        .select_related("certificate", "managed_certificate")
+        # Not the managed certificate: its id says enough, and joining every
+        # certificate of the organisation was most of this query's time.
+        .select_related("certificate")
         .order_by("problem", "certificate__expires_at", "address", "port", "pk")
     )

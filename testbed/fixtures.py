@@ -15,6 +15,7 @@ from .pebble import Pebble, PebbleFactory
 from .ports import free_port
 from .powerdns import PowerDNS
 from .receiver import Receiver
+from .smtp import Inbox
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +125,16 @@ def receiver() -> Iterator[Receiver]:
     served = Receiver()
     yield served
     served.stop()
+
+
+@pytest.fixture
+def smtp_inbox(settings) -> Iterator[Inbox]:
+    """Django's mail sent through SMTP to an aiosmtpd server on loopback;
+    ``smtp_inbox.envelopes`` what it accepted. Stopped when the test ends."""
+    inbox = Inbox()
+    inbox.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = inbox.host, inbox.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    yield inbox
+    inbox.stop()

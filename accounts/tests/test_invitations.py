@@ -7,7 +7,6 @@ import re
 from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
@@ -120,30 +119,10 @@ def test_a_link_opened_by_a_person_of_another_address_is_refused(
     assert Invitation.objects.get().accepted_at is None
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-
-def test_the_mail_goes_through_smtp_in_the_language_chosen_for_it(client, owner, settings):
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
-        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-        client.force_login(owner)
-        invite(client, "newcomer@example.test", language="ja")
-    finally:
-        controller.stop()
-    [envelope] = inbox.envelopes
+def test_the_mail_goes_through_smtp_in_the_language_chosen_for_it(client, owner, smtp_inbox):
+    client.force_login(owner)
+    invite(client, "newcomer@example.test", language="ja")
+    [envelope] = smtp_inbox.envelopes
     assert envelope.rcpt_tos == ["newcomer@example.test"]
     message = message_from_bytes(envelope.content, policy=policy.default)
     body = message.get_body(("plain",)).get_content()

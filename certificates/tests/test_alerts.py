@@ -7,7 +7,6 @@ from decimal import Decimal
 from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 from django.utils import timezone, translation
 
@@ -243,35 +242,15 @@ def test_a_template_that_cannot_render_is_recorded_not_raised(
     assert mail.outbox == []
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-
 def test_alerts_arrive_through_a_real_smtp_server_in_each_persons_language(
-        settings, certificate, run, member):
+        settings, smtp_inbox, certificate, run, member):
     owner = member("owner", Role.OWNER, "ja")
     admin = member("admin", Role.ADMIN, "en")
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
-        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-        rows = notify("renewal_failed", certificate=certificate, run=run, event="first")
-    finally:
-        controller.stop()
+    rows = notify("renewal_failed", certificate=certificate, run=run, event="first")
 
     assert all(row.sent_at and not row.error for row in rows)
     received = {envelope.rcpt_tos[0]: message_from_bytes(envelope.content, policy=policy.default)
-                for envelope in inbox.envelopes}
+                for envelope in smtp_inbox.envelopes}
     assert set(received) == {owner.email, admin.email, certificate.ca_account.contact_email}
     for address, japanese in [(owner.email, True), (admin.email, False)]:
         message = received[address]

@@ -10,14 +10,12 @@ through a real SMTP server. Screenshots of each in test-artifacts/."""
 from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from certificates import alerts
 from certificates.models import CAAccount, NotificationChannel, RenewalRun
 from certificates.tests.browser import PHONE, log_in, shoot
 from certificates.tests.factories import ca_account, certificate, issued, portal_host
 from certificates.tests.pki import ssh_keygen_line, ssh_keypair
-from testbed.ports import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -142,31 +140,8 @@ def test_a_channels_test_message_arrives_through_apprise(open_page, admin, recei
     assert message["title"] == "Test message from the certificate portal"
 
 
-class Inbox:
-    """An aiosmtpd handler that keeps every message it accepts."""
-
-    def __init__(self):
-        self.envelopes = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-
-@pytest.fixture
-def smtp(settings):
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = controller.hostname, controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    yield inbox
-    controller.stop()
-
-
 def test_a_person_sets_their_address_and_the_next_alert_arrives_there(
-        open_page, organization, owner, smtp):
+        open_page, organization, owner, smtp_inbox):
     speaking(owner, "ja")
     page = open_page(locale="ja-JP")
     log_in(page, "owner")
@@ -186,7 +161,7 @@ def test_a_person_sets_their_address_and_the_next_alert_arrives_there(
 
     cert = certificate(organization, ca_account(organization, contact_email=""))
     alerts.notify("renewal_failed", certificate=cert, event="first")
-    [envelope] = smtp.envelopes
+    [envelope] = smtp_inbox.envelopes
     assert envelope.rcpt_tos == ["owner-new@example.test"]
     message = message_from_bytes(envelope.content, policy=policy.default)
     assert cert.common_name in message["Subject"]

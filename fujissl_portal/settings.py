@@ -293,6 +293,10 @@ from .settings_parts.security import *
 from .settings_parts.api import *
 # isort: on
 
+# The name the portal gives in SMTP's EHLO before STARTTLS (mail servers that
+# check it want the portal's own public name): the first of ALLOWED_HOSTS.
+STARTTLS_CLIENT_NAME = env.str("STARTTLS_CLIENT_NAME", default=ALLOWED_HOSTS[0])
+
 CELERY_BEAT_SCHEDULE["check-endpoints"] = {
     "task": "certificates.check_endpoints", "schedule": ENDPOINT_SCAN_SECONDS,
     "options": {"expires": ENDPOINT_SCAN_SECONDS * 0.9}}

@@ -15,10 +15,8 @@ ENDPOINT_SCAN_SECONDS = env.float("ENDPOINT_SCAN_SECONDS", default=60.0)
 ENDPOINT_CHECKS_PER_SCAN = env.int("ENDPOINT_CHECKS_PER_SCAN", default=500)
 ENDPOINT_CHECK_CONCURRENCY = env.int("ENDPOINT_CHECK_CONCURRENCY", default=16)
 ENDPOINT_CHECK_TIMEOUT = env.float("ENDPOINT_CHECK_TIMEOUT", default=5)
-# The name the portal gives in SMTP's EHLO before STARTTLS (mail servers that
-# check it want the portal's own public name): the first of ALLOWED_HOSTS.
-STARTTLS_CLIENT_NAME = env.str("STARTTLS_CLIENT_NAME",
-                               default=(env.list("ALLOWED_HOSTS", default=[]) or ["localhost"])[0])
+# STARTTLS_CLIENT_NAME (the name given in SMTP's EHLO) is set in settings.py,
+# from ALLOWED_HOSTS.
 # Discovery scans: so that nobody scans what they should not, a scan covers at
 # most DISCOVERY_MAX_ADDRESSES addresses (a /24) and only DISCOVERY_PORTS, every
 # address also passing the outbound policy (OUTBOUND_ALLOW). The mail ports

@@ -69,8 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
 def parse_args(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.challenge == "http-01" and not 1 <= args.hosts <= 59:
-        parser.error("--hosts must be 1..59 (BIND's zone has 127.0.0.2..60)")
+    from testbed.bind import HOST_NUMBERS
+
+    if args.challenge == "http-01" and not 1 <= args.hosts <= len(HOST_NUMBERS):
+        parser.error(f"--hosts must be 1..{len(HOST_NUMBERS)} (BIND's zone has "
+                     f"127.0.0.{HOST_NUMBERS[0]}..{HOST_NUMBERS[-1]})")
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args

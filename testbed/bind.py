@@ -35,7 +35,7 @@ LAG_ZONE = "lag.test"
 POWERDNS_ADDRESSES = ("127.0.1.1", "127.0.1.2")
 # hN.example.test and *.hN.example.test -> 127.0.0.N, one address per target
 # host (see hosts.py for why each host needs its own address).
-HOST_NUMBERS = range(2, 61)
+HOST_NUMBERS = range(2, 131)
 # The CA identity the CAA records of caa-allow.example.test allow.
 CAA_ALLOWED = "ca.fujissl.test"
 

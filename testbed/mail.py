@@ -56,12 +56,15 @@ def _sha256(certificate) -> str:
 
 class EximServer(_MailServer):
     """Exim 4 in the foreground (``-bdf``), accepting no mail: ``starttls_port``
-    offers STARTTLS, ``plain_port`` does not (``tls_advertise_hosts`` by port)."""
+    offers STARTTLS, ``plain_port`` does not (``tls_advertise_hosts`` by port),
+    and ``refusing_port`` offers it but answers it with an error, as Exim does
+    when its certificate file cannot be read (``tls_certificate`` by port)."""
 
     def __init__(self, address: str = "127.0.0.1"):
         self.binary = require("exim4", "exim4-daemon-light")
         super().__init__("Debian-exim", address)
         self.starttls_port, self.plain_port = free_port(address), free_port(address)
+        self.refusing_port = free_port(address)
         (self.directory / "spool").mkdir()
         (self.directory / "log").mkdir()
         conf = self.directory / "exim.conf"
@@ -71,9 +74,10 @@ spool_directory = {self.directory}/spool
 log_file_path = {self.directory}/log/%slog
 pid_file_path = {self.directory}/exim.pid
 local_interfaces = {address}
-daemon_smtp_ports = {self.starttls_port} : {self.plain_port}
+daemon_smtp_ports = {self.starttls_port} : {self.plain_port} : {self.refusing_port}
 tls_advertise_hosts = ${{if eq{{$received_port}}{{{self.plain_port}}}{{}}{{*}}}}
-tls_certificate = {self.chain_path}
+tls_certificate = ${{if eq{{$received_port}}{{{self.refusing_port}}}\
+  {{{self.directory}/missing.pem}}{{{self.chain_path}}}}}
 tls_privatekey = {self.key_path}
 acl_smtp_rcpt = refuse_all
 begin acl
@@ -89,7 +93,7 @@ refuse_all:
 
     def start(self) -> None:
         self.daemon.start()
-        for port in (self.starttls_port, self.plain_port):
+        for port in (self.starttls_port, self.plain_port, self.refusing_port):
             self.daemon.wait_until(lambda port=port: self._answers(port, b"220 "),
                                    f"greeting on {self.address}:{port}")
 

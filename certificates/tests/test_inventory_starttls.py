@@ -84,6 +84,18 @@ def test_an_smtp_server_without_starttls_is_reported_as_such(organization, exim_
     assert describe(check.problems[0]) == "The SMTP server does not offer STARTTLS."
 
 
+def test_a_server_that_answers_starttls_with_an_error_is_reported_with_its_answer(
+        organization, exim_smtp):
+    """Exim offers STARTTLS on this port but cannot read its certificate there:
+    it answers the command with a 454, which the stored result quotes."""
+    check = _failed(organization, exim_smtp.refusing_port, Protocol.SMTP)
+    [problem] = check.problems
+    assert problem["code"] == "starttls_refused", problem
+    assert problem["params"]["protocol"] == "SMTP"
+    assert problem["params"]["answer"].startswith("454 "), problem
+    assert describe(problem).startswith("The SMTP server refused STARTTLS: 454 ")
+
+
 def test_a_server_of_another_protocol_is_a_wrong_greeting(organization, exim_smtp,
                                                           dovecot_mail):
     check = _failed(organization, dovecot_mail.imap_port, Protocol.SMTP)

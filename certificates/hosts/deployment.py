@@ -190,13 +190,22 @@ def enqueue_conclusions(run_ids: Iterable[int]) -> None:
     """The runs whose requests are all answered are concluded by a task of their
     own, one message for the batch (each run concluded on its own there). If two
     drains answer a run's last two requests at once, both enqueue it, and the
-    lifecycle's guarded move to the final status lets one of them act."""
+    lifecycle's guarded move to the final status lets one of them act. An
+    incident's runs are concluded in a message of their own at the incident's
+    priority (INCIDENT_TASK_PRIORITY), as their issuance and deployment were:
+    their conclusion marks each replacement done and lets the old version be
+    revoked, and must not wait behind routine work."""
     done = list(RenewalRun.objects.filter(
         pk__in=run_ids, status=RenewalRun.Status.DEPLOYING,
     ).exclude(Exists(DeployRequest.objects.filter(run=OuterRef("pk"), finished_at__isnull=True)))
-        .order_by("pk").values_list("pk", flat=True))
-    if done:
-        transaction.on_commit(partial(tasks.conclude_runs.delay, done))
+        .order_by("pk").values_list("pk", "incident_id"))
+    urgent = [pk for pk, incident_id in done if incident_id is not None]
+    routine = [pk for pk, incident_id in done if incident_id is None]
+    if urgent:
+        transaction.on_commit(partial(tasks.conclude_runs.apply_async, (urgent,),
+                                      priority=settings.INCIDENT_TASK_PRIORITY))
+    if routine:
+        transaction.on_commit(partial(tasks.conclude_runs.delay, routine))
 
 
 def install_queued(host: TargetHost, *, owner: str) -> tuple[int, set[int]]:

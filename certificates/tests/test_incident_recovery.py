@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from certificates import tasks
+from certificates.hosts import deployment
 from certificates.incidents import service
 from certificates.incidents.selection import Filter
 from certificates.models import Deployment, RenewalRun
@@ -25,7 +26,8 @@ HOUR = datetime.timedelta(hours=1)
 
 @pytest.fixture
 def sent(monkeypatch):
-    """(task, run id, priority, queue) of every renew and deploy_run message, the
+    """(task, run id, priority, queue) of every renew, deploy_run and
+    conclude_runs (its run ids) message, the
     queue as Celery's router sends it (CELERY_TASK_ROUTES); nothing reaches the broker."""
     messages = []
 
@@ -36,7 +38,7 @@ def sent(monkeypatch):
                              queue.name))
         return apply_async
 
-    for task in (tasks.renew, tasks.deploy_run):
+    for task in (tasks.renew, tasks.deploy_run, tasks.conclude_runs):
         monkeypatch.setattr(task, "apply_async", capture(task))
     return messages
 
@@ -102,3 +104,17 @@ def test_a_deploying_run_whose_drainer_was_lost_is_drained_again_at_its_priority
     assert sorted(sent) == sorted([
         ("deploy_run", urgent.pk, settings.INCIDENT_TASK_PRIORITY, "deploy"),
         ("deploy_run", routine.pk, None, "deploy")])
+
+
+def test_an_incidents_runs_are_concluded_at_its_priority(runs, sent, settings,
+                                                          django_capture_on_commit_callbacks):
+    urgent, routine = runs
+    for run in runs:
+        assert lifecycle.to_deploying(lifecycle.claim(run.pk))  # no host left to wait for
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deployment.enqueue_conclusions([urgent.pk, routine.pk])
+
+    assert sorted(sent, key=str) == sorted([
+        ("conclude_runs", [urgent.pk], settings.INCIDENT_TASK_PRIORITY, "celery"),
+        ("conclude_runs", [routine.pk], None, "celery")], key=str)

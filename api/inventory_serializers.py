@@ -12,11 +12,17 @@ from accounts.models import Role
 from api.message_fields import message_key, message_params, message_text
 from certificates.inventory import verification
 from certificates.inventory.parsing import MAX_FILE_BYTES
-from certificates.models import EndpointCheck, InventoryCertificate, MonitoredEndpoint, Source
+from certificates.models import (
+    EndpointCheck,
+    InventoryCertificate,
+    MonitoredEndpoint,
+    Source,
+    TargetHost,
+)
 from certificates.models.inventory import place_label
 
 from .filters import ID, Filters
-from .serializer_base import OrganizationField, RefuseUnknownFieldsMixin
+from .serializer_base import OrganizationField, RefuseUnknownFieldsMixin, ScopedRelatedField
 
 
 class InventoryCertificateSerializer(serializers.ModelSerializer):
@@ -168,16 +174,55 @@ class EndpointCheckSerializer(serializers.ModelSerializer):
 
 
 class DiscoverSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
+    """A scan (``targets``, with ``ports`` and ``names``) or a reading of
+    ``paths`` on an enrolled ``host``: one or the other."""
     write_role = Role.OPERATOR
 
     organization = OrganizationField(required=False)
-    targets = serializers.CharField(max_length=4000, help_text=_(
+    targets = serializers.CharField(required=False, max_length=4000, help_text=_(
         "Addresses, names and ranges (a.b.c.d/n, a.b.c.d-a.b.c.e), space-separated."))
     ports = serializers.CharField(required=False, allow_blank=True, max_length=200)
     names = serializers.ListField(child=serializers.CharField(max_length=253), required=False,
                                   max_length=100)
+    host = ScopedRelatedField(TargetHost, required=False, help_text=_(
+        "Id of a host enrolled over SSH whose files to read, instead of a scan."))
+    paths = serializers.ListField(
+        child=serializers.CharField(max_length=1024), required=False, max_length=100,
+        help_text=_("With host: absolute paths of files, or folders read one level deep "
+                    "(.pem, .crt, .cer and .key files)."))
 
     def validate(self, attrs):
+        scan_fields = sorted({"targets", "ports", "names"} & attrs.keys())
+        if "host" in attrs:
+            if scan_fields:
+                raise serializers.ValidationError({scan_fields[0]: [_(
+                    "Give either targets to scan or a host's paths to read, not both.")]})
+            if not attrs.get("paths"):
+                raise serializers.ValidationError({"paths": [_(
+                    "Give the files or folders to read on the host.")]}, code="required")
+            return self._in_hosts_organization(attrs)
+        if "paths" in attrs:
+            raise serializers.ValidationError({"host": [_(
+                "Name the host (its id) whose paths to read.")]}, code="required")
+        if not attrs.get("targets", "").strip():
+            raise serializers.ValidationError({"targets": [_(
+                "Give addresses, names or ranges to scan, or a host and paths to read.")]},
+                code="required")
         if "organization" not in attrs:
             attrs["organization"] = ImportSerializer._only_organization(self)
+        return attrs
+
+    def _in_hosts_organization(self, attrs):
+        """The host's organisation is the discovery's; it must be one where the
+        asker may start discoveries, and the one named, if one is."""
+        host = attrs["host"]
+        allowed = self.fields["organization"].get_queryset()
+        if not allowed.filter(pk=host.organization_id).exists():
+            raise serializers.ValidationError({"host": [_(
+                "You may not start discoveries in this host's organisation.")]})
+        named = attrs.get("organization")
+        if named is not None and named.pk != host.organization_id:
+            raise serializers.ValidationError({"host": [_(
+                "This host belongs to another organisation than the one named.")]})
+        attrs["organization"] = host.organization
         return attrs

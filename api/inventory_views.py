@@ -85,11 +85,13 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
         return Response(s.ExportRowSerializer(rows, many=True).data)
 
     @extend_schema(request=s.DiscoverSerializer, responses={202: DiscoverySerializer},
-                   summary=_("Scan addresses and ports for TLS certificates"),
+                   summary=_("Scan addresses and ports, or read a host's files, for "
+                             "TLS certificates"),
                    description=_("Checks the request (addresses within the outbound policy, "
-                                 "ports among those the portal scans) and queues the scan "
-                                 "for a worker. Poll /api/v1/discoveries/{id}/ until its "
-                                 "status is done or failed."))
+                                 "ports among those the portal scans; or a host enrolled "
+                                 "over SSH and absolute paths on it) and queues the "
+                                 "discovery for a worker. Poll /api/v1/discoveries/{id}/ "
+                                 "until its status is done or failed."))
     @action(detail=False, methods=["post"])
     def discover(self, request):
         given = s.DiscoverSerializer(data=request.data, context={"request": request})
@@ -97,8 +99,9 @@ class InventoryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, PortalV
         data = given.validated_data
         with transaction.atomic():
             started = discovery_runs.start(
-                data["organization"], by=request.user, targets_text=data["targets"],
-                ports_text=data.get("ports", ""), names=data.get("names", []))
+                data["organization"], by=request.user, targets_text=data.get("targets", ""),
+                ports_text=data.get("ports", ""), names=data.get("names", []),
+                host=data.get("host"), paths=data.get("paths", []))
             AuditEvent.record(request, action=AuditEvent.Action.DISCOVERY_STARTED,
                               organization=data["organization"], subject=str(started),
                               params={"kind": started.kind, "via": "api"})

@@ -46,9 +46,12 @@ def scan_due_renewals() -> None:
 
 @shared_task(name="certificates.recover", ignore_result=True)
 def recover_stale_runs() -> None:
+    """Renewal runs and discoveries whose worker or message was lost."""
     from . import renewal  # noqa: PLC0415
+    from .inventory import discovery_runs  # noqa: PLC0415
 
     renewal.recover_stale_runs()
+    discovery_runs.requeue_lost()
 
 
 @shared_task(name="certificates.checks", ignore_result=True)

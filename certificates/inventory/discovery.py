@@ -26,6 +26,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
+from certificates.messages.catalogue import CATALOGUE
 from certificates.models import Certificate, InventoryCertificate, Source, TargetHost
 from certificates.seams import ssh, starttls
 from certificates.seams.errors import PortalError
@@ -33,6 +34,8 @@ from certificates.seams.ssh_session import Session
 
 from . import importing, monitoring, targets
 from .parsing import ImportRefused, Leaf, read_files
+
+REFUSED_ADDRESSES = "discovery.refused_addresses"
 
 Status = InventoryCertificate.Status
 
@@ -61,7 +64,8 @@ class Found:
     served: int = 0
     rows: list[InventoryCertificate] = field(default_factory=list)
     managed_prints: set[str] = field(default_factory=set)
-    errors: list[str] = field(default_factory=list)
+    # Files that could not be read: each error as raised (stored as a message key).
+    errors: list[PortalError] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -155,9 +159,11 @@ def check_scan(targets_text: str, ports_text: str) -> tuple[list[str], list[tupl
     ports = targets.parse_ports(ports_text)
     refused = targets.refused_addresses(addresses, ports[0][0])
     if refused:
-        raise ValidationError({"targets": [_(
-            "Not allowed by the portal's outbound policy, or not resolvable: %(addresses)s.")
-            % {"addresses": ", ".join(refused[:20])}]})
+        # The code names the catalogue's message (discovery.refused_addresses), so
+        # that a discovery refused on its worker stores a key, not words.
+        raise ValidationError({"targets": [ValidationError(
+            str(CATALOGUE[REFUSED_ADDRESSES]), code=REFUSED_ADDRESSES,
+            params={"addresses": ", ".join(refused[:20])})]})
     return addresses, ports
 
 
@@ -221,19 +227,40 @@ def check_host(host: TargetHost) -> None:
             % {"host": host.name}]})
 
 
+MAX_PATHS = 50
+
+
+def check_paths(paths: Sequence[str]) -> list[str]:
+    """The paths to read on a host: absolute, at least one and at most MAX_PATHS
+    (ValidationError naming "paths" otherwise), in the order given, once each."""
+    given = list(dict.fromkeys(path.strip() for path in paths if path.strip()))
+    if not given:
+        raise ValidationError({"paths": [_(
+            "Give at least one file or folder to read, e.g. /etc/nginx/ssl.")]})
+    relative = [path for path in given if not path.startswith("/")]
+    if relative:
+        raise ValidationError({"paths": [_(
+            "Paths must be absolute (start with /): %(paths)s.")
+            % {"paths": ", ".join(relative[:10])}]})
+    if len(given) > MAX_PATHS:
+        raise ValidationError({"paths": [_(
+            "At most %(count)d paths at a time.") % {"count": MAX_PATHS}]})
+    return given
+
+
 def read_host_files(host: TargetHost, paths: list[str], *, by: User | None = None) -> Found:
     """Certificates in `paths` (files, or folders read one level deep) on an
     enrolled host, read over SSH; a key file next to its certificate comes along."""
     check_host(host)
     files: list[tuple[str, bytes]] = []
-    errors: list[str] = []
+    errors: list[PortalError] = []
     with ssh.connect(host) as session:
         for path in paths:
             for name in _files_under(session, path):
                 try:
                     files.append((name, session.read_file(name)))
                 except PortalError as exc:
-                    errors.append(str(exc))
+                    errors.append(exc)
     found = Found(probes=len(files), errors=errors)
     try:
         leaves = read_files(files) if files else []

@@ -8,11 +8,13 @@ field), so nothing half-made stays behind; what goes wrong later (a host that
 cannot be reached) ends the discovery as failed, with the reason kept as data.
 """
 
+import datetime
 import functools
 import logging
 from collections.abc import Sequence
 
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -20,6 +22,8 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from accounts.models import Organization, User
+from certificates.messages import Message, encode, render
+from certificates.messages.catalogue import CATALOGUE
 from certificates.models import Discovery, InventoryCertificate, TargetHost
 from certificates.seams.errors import FailureKind, PortalError
 
@@ -43,15 +47,50 @@ def start(organization: Organization, *, by: User | None, targets_text: str = ""
     if host is not None:
         discovery.check_host(host)
         row = Discovery(organization=organization, kind=Discovery.Kind.FILES, host=host,
-                        paths=list(paths), total=0, requested_by=by)
+                        paths=discovery.check_paths(paths), total=0, requested_by=by)
     else:
         addresses, ports = discovery.check_scan(targets_text, ports_text)
         row = Discovery(organization=organization, kind=Discovery.Kind.SCAN,
                         targets=targets_text.strip(), ports=ports_text.strip(),
                         names=list(names), total=len(addresses) * len(ports), requested_by=by)
+    row.lease_until = timezone.now() + _queue_lease()
     row.save()
     transaction.on_commit(functools.partial(_enqueue, row.pk))
     return row
+
+
+def _queue_lease() -> datetime.timedelta:
+    """How long a message may wait in the queue before it is taken as lost, as
+    for renewal runs."""
+    return datetime.timedelta(seconds=settings.RENEWAL_QUEUE_SECONDS)
+
+
+def _run_lease() -> datetime.timedelta:
+    """A worker stops a discovery at the task's hard time limit: one running
+    past it (and a minute's grace) lost its worker."""
+    from certificates.tasks import DISCOVERY_LIMITS  # noqa: PLC0415 - see _enqueue
+
+    return datetime.timedelta(seconds=DISCOVERY_LIMITS["time_limit"] + 60)
+
+
+def requeue_lost(*, now: datetime.datetime | None = None) -> list[int]:
+    """Open discoveries whose message or worker was lost (their lease ran out)
+    are queued and sent again, once per lease however often this runs; their
+    ids are returned. A message that was only slow finds its discovery taken
+    (``_claim``) and does nothing."""
+    now = now or timezone.now()
+    sent: list[int] = []
+    lost = Discovery.objects.filter(status__in=(Status.QUEUED, Status.RUNNING),
+                                    lease_until__lt=now)
+    for discovery_id, lease_until in lost.values_list("pk", "lease_until"):
+        if Discovery.objects.filter(
+                pk=discovery_id, status__in=(Status.QUEUED, Status.RUNNING),
+                lease_until=lease_until,
+        ).update(status=Status.QUEUED, lease_until=now + _queue_lease()):
+            logger.warning("discovery %s lost its worker or message; sent again", discovery_id)
+            _enqueue(discovery_id)
+            sent.append(discovery_id)
+    return sent
 
 
 class _Tracker:
@@ -79,16 +118,21 @@ class _Tracker:
 
 
 def _claim(discovery_id: int) -> Discovery | None:
-    """The row, now running; None when it ended already (a task delivered
-    twice). A running one is started again: its worker was lost."""
+    """The row, now running; None when it ended, or another worker runs it (a
+    task delivered twice, or sent again while the first message was only slow).
+    A running one whose lease ran out is started again: its worker was lost."""
+    now = timezone.now()
     with transaction.atomic():
         row = (Discovery.objects.select_for_update(of=("self",))
                .select_related("organization", "host", "requested_by")
                .filter(pk=discovery_id).first())
         if row is None or not row.is_open:
             return None
+        if row.status == Status.RUNNING and row.lease_until and row.lease_until > now:
+            return None
         row.status, row.checked, row.served, row.managed = Status.RUNNING, 0, 0, 0
-        row.save(update_fields=["status", "checked", "served", "managed"])
+        row.lease_until = now + _run_lease()
+        row.save(update_fields=["status", "checked", "served", "managed", "lease_until"])
     return row
 
 
@@ -97,14 +141,29 @@ REFUSED = "refused"  # an error kind of discoveries only: the request is no long
 
 def _error(exc: BaseException) -> dict:
     """A failure as data: its kind (a FailureKind, or REFUSED; its label is
-    read in the reader's language) and the words of the service's message."""
+    read in the reader's language), the message's key and parameters where it
+    has them (read in the reader's language too), and its words in
+    STORED_LANGUAGE (or as the service said them, where it has no key)."""
     if isinstance(exc, ValidationError):
+        errors = (sum(exc.error_dict.values(), []) if hasattr(exc, "error_dict")
+                  else exc.error_list)
+        keyed = next((error for error in errors if error.code in CATALOGUE), None)
+        if keyed is not None and keyed.code:
+            return _keyed(REFUSED, keyed.code, keyed.params or {})
         return {"kind": REFUSED, "detail": " ".join(exc.messages)[:500]}
     if isinstance(exc, SoftTimeLimitExceeded):
         return {"kind": FailureKind.TIME_LIMIT.value, "detail": ""}
     if isinstance(exc, PortalError):
+        if exc.key:
+            return _keyed(str(exc.kind), exc.key, exc.params)
         return {"kind": str(exc.kind), "detail": str(exc)[:500]}
     return {"kind": FailureKind.UNEXPECTED.value, "detail": ""}
+
+
+def _keyed(kind: str, key: str, params: dict) -> dict:
+    said = Message(key, {name: encode(value) for name, value in params.items()})
+    return {"kind": kind, "key": said.key, "params": said.params,
+            "detail": said.stored_text()[:500]}
 
 
 def describe_error(error: dict) -> str:
@@ -113,7 +172,7 @@ def describe_error(error: dict) -> str:
     label = (gettext("Refused") if kind == REFUSED
              else FailureKind(kind).label if kind in FailureKind.values
              else FailureKind.UNEXPECTED.label)
-    detail = error.get("detail", "")
+    detail = render(error.get("key", ""), error.get("params"), fallback=error.get("detail", ""))
     return f"{label}: {detail}" if detail else str(label)
 
 
@@ -131,16 +190,15 @@ def run(discovery_id: int) -> None:
                                    by=row.requested_by, progress=tracker)
     except Exception as exc:
         Discovery.objects.filter(pk=row.pk).update(
-            status=Status.FAILED, errors=[*row.errors, _error(exc)],
+            status=Status.FAILED, errors=[*row.errors, _error(exc)], lease_until=None,
             finished_at=timezone.now())
         if not isinstance(exc, PortalError | ValidationError | SoftTimeLimitExceeded):
             raise  # a bug: the worker's log has it, the row says it failed
         logger.info("discovery %s failed: %r", row.pk, exc)
         return
     Discovery.objects.filter(pk=row.pk).update(
-        status=Status.DONE, served=found.served, managed=found.managed,
-        errors=[{"kind": FailureKind.REMOTE_FILE_ERROR.value, "detail": error[:500]}
-                for error in found.errors[:20]],
+        status=Status.DONE, served=found.served, managed=found.managed, lease_until=None,
+        errors=[_error(error) for error in found.errors[:20]],
         finished_at=timezone.now())
 
 

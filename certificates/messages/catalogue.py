@@ -267,6 +267,9 @@ CATALOGUE: dict[str, Promise] = {
     "revoke.already": _("This version was revoked already."),
     "revoke.force_needs_compromise": _("Only a key compromise forces the revocation of a "
                                        "version that is still served."),
+    # -- discovery ----------------------------------------------------------------
+    "discovery.refused_addresses": _("Not allowed by the portal's outbound policy, or not "
+                                     "resolvable: %(addresses)s."),
 }
 
 

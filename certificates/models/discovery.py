@@ -47,6 +47,9 @@ class Discovery(models.Model):
                                      null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(_("started"), default=timezone.now)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # While open: when its message (queued) or its worker (running) is taken as
+    # lost and the discovery is sent again (discovery_runs.requeue_lost).
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     tenant_path = "organization"
 

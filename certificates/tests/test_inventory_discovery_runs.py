@@ -132,6 +132,12 @@ def test_a_scan_no_longer_allowed_when_it_runs_fails_with_the_reason(organizatio
     page = client.get(reverse("certificates:discovery_run", args=[run.pk]),
                       HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Refused: Not allowed by the portal&#x27;s outbound policy" in page
+    # Stored as a key: read in Japanese by a person reading Japanese.
+    assert error["key"] == "discovery.refused_addresses" and error["params"] == {
+        "addresses": "127.0.0.1"}
+    page = client.get(reverse("certificates:discovery_run", args=[run.pk]),
+                      HTTP_ACCEPT_LANGUAGE="ja").content.decode()
+    assert "外部接続ポリシー" in page and "outbound policy" not in page
     # Delivered twice: an ended discovery is not run again.
     discovery_runs.run(run.pk)
     run.refresh_from_db()

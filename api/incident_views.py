@@ -111,6 +111,10 @@ class ProgressSerializer(serializers.Serializer):
 
 class IncidentSerializer(serializers.ModelSerializer):
     progress = serializers.SerializerMethodField()
+    reserved_by_currency = serializers.DictField(
+        child=serializers.DecimalField(max_digits=14, decimal_places=2), read_only=True,
+        help_text=_("What was held on the deposit at the start, by currency code; "
+                    "reserved is their sum."))
     key_type = serializers.CharField(read_only=True,
                                      help_text=_("A key type code; empty: any key type."))
 
@@ -118,7 +122,8 @@ class IncidentSerializer(serializers.ModelSerializer):
         model = Incident
         fields = ["id", "organization", "name", "status", "ca_account", "issuer_contains",
                   "issued_before", "key_type", "name_pattern", "tag", "deadline",
-                  "revoke_old", "revocation_reason", "reserved", "created_by", "created_at",
+                  "revoke_old", "revocation_reason", "reserved", "reserved_by_currency",
+                  "created_by", "created_at",
                   "finished_at", "progress"]
         read_only_fields = fields
 

@@ -51,8 +51,11 @@ class Incident(models.Model):
         default=RevocationReason.SUPERSEDED)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices,
                               default=Status.RUNNING)
-    # The price of every replacement, held on the deposit when the incident started.
+    # The price of every replacement, held on the deposit when the incident started:
+    # the sum, and by currency ({"JPY": "2200", "USD": "10.00"}), since CA accounts
+    # of several currencies give a sum with none (empty on incidents from before).
     reserved = models.DecimalField(_("reserved"), max_digits=14, decimal_places=2, default=0)
+    reserved_by_currency = models.JSONField(default=dict, blank=True, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
                                    null=True, blank=True, related_name="+",
                                    verbose_name=_("started by"))

@@ -4,6 +4,7 @@ are for administrators, after re-authentication for the start (it reserves
 money and orders every replacement)."""
 
 import csv
+from decimal import Decimal
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -83,14 +84,23 @@ def incident_detail(request, pk):
     failing = (IncidentCertificate.objects.filter(incident=incident, replaced_at__isnull=True,
                                                   failures__gt=0)
                .select_related("certificate").order_by("-failures", "pk")[:FAILURES_SHOWN])
-    # The reserved total in its currency when its CA accounts share one (a sum
-    # over currencies would have none).
+    return render(request, "certificates/incident_detail.html", {
+        "incident": incident, "progress": service.progress(incident), "failing": failing,
+        "reserved": _reserved(incident), **roles(request)})
+
+
+def _reserved(incident) -> list[tuple[Decimal, str]]:
+    """What the incident held on the deposit, as (amount, currency) to format
+    each in its currency's way: by currency as recorded at its start, or, for an
+    incident from before that was recorded, its sum in the currency its CA
+    accounts share (a sum over several currencies has none: the bare figure)."""
+    if incident.reserved_by_currency:
+        return [(Decimal(amount), currency)
+                for currency, amount in incident.reserved_by_currency.items()]
     currencies = set(CAAccount.objects.filter(
         certificates__incident_items__incident=incident).values_list("currency", flat=True)
         .distinct()[:2])
-    return render(request, "certificates/incident_detail.html", {
-        "incident": incident, "progress": service.progress(incident), "failing": failing,
-        "currency": currencies.pop() if len(currencies) == 1 else "", **roles(request)})
+    return [(incident.reserved, currencies.pop() if len(currencies) == 1 else "")]
 
 
 @require_POST

@@ -64,8 +64,9 @@ def replaced(incident_id: int, certificate_id: int, version_id: int | None) -> N
                                                certificate_id=certificate_id,
                                                replaced_at__isnull=True)
     item_id = items.values_list("pk", flat=True).first()
-    if item_id is None or not items.update(replaced_at=timezone.now(), new_version_id=version_id,
-                                           next_try_at=None):
+    now = timezone.now()
+    if item_id is None or not items.update(replaced_at=now, new_version_id=version_id,
+                                           next_try_at=None, revoke_sent_at=now):
         return
     urgent = settings.INCIDENT_TASK_PRIORITY
     transaction.on_commit(lambda: tasks.incident_item_replaced.apply_async(

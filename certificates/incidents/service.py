@@ -253,15 +253,27 @@ def _open(incident: Incident, intents: dict[int, str], now: datetime.datetime) -
 
 
 def _revoke_pending(incident: Incident, now: datetime.datetime) -> None:
+    """Revocations to send again: one never tried whose message can be taken as
+    lost (sent longer than RENEWAL_QUEUE_SECONDS ago, as for runs), and one that
+    failed REVOKE_RETRY ago and was not sent since. Each is sent once per such
+    wait, however often the pass runs: a large incident's revocation messages
+    wait in the queue behind its replacements, and sending each again at every
+    pass while it waits only lengthens that queue."""
     if not incident.revoke_old:
         return
+    lost = now - run_lifecycle.queue_lease()
     due = IncidentCertificate.objects.filter(
         incident=incident, replaced_at__isnull=False, revoked_at__isnull=True,
         old_version__isnull=False).filter(
-        Q(revoke_tried_at__isnull=True) | Q(revoke_tried_at__lt=now - REVOKE_RETRY))
-    for item_id in list(due.values_list("pk", flat=True)[:500]):
-        tasks.incident_item_replaced.apply_async((item_id,),
-                                                 priority=settings.INCIDENT_TASK_PRIORITY)
+        Q(revoke_tried_at__isnull=True, revoke_sent_at__isnull=True)
+        | Q(revoke_tried_at__isnull=True, revoke_sent_at__lt=lost)
+        | (Q(revoke_tried_at__lt=now - REVOKE_RETRY)
+           & (Q(revoke_sent_at__isnull=True) | Q(revoke_sent_at__lt=now - REVOKE_RETRY))))
+    for item_id, sent_at in list(due.values_list("pk", "revoke_sent_at")[:500]):
+        if IncidentCertificate.objects.filter(pk=item_id, revoke_sent_at=sent_at).update(
+                revoke_sent_at=now):
+            tasks.incident_item_replaced.apply_async((item_id,),
+                                                     priority=settings.INCIDENT_TASK_PRIORITY)
 
 
 def complete_if_done(incident_id: int) -> bool:

@@ -103,6 +103,9 @@ class IncidentCertificate(models.Model):
     replaced_at = models.DateTimeField(_("replaced"), null=True, blank=True)
     revoked_at = models.DateTimeField(_("old version revoked"), null=True, blank=True)
     revoke_tried_at = models.DateTimeField(_("revocation last tried"), null=True, blank=True)
+    # When the message that revokes it was last sent: the incident's pass sends
+    # it again only once that message can be taken as lost (service._revoke_pending).
+    revoke_sent_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     tenant_path = "incident__organization"
 

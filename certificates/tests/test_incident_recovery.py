@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from certificates import tasks
 from certificates.hosts import deployment
-from certificates.incidents import service
+from certificates.incidents import outcomes, service
 from certificates.incidents.selection import Filter
-from certificates.models import Deployment, RenewalRun
+from certificates.models import Deployment, IncidentCertificate, RenewalRun
 from certificates.renewal import lifecycle, scheduling
 from certificates.tests import factories
 
@@ -118,3 +118,46 @@ def test_an_incidents_runs_are_concluded_at_its_priority(runs, sent, settings,
     assert sorted(sent, key=str) == sorted([
         ("conclude_runs", [urgent.pk], settings.INCIDENT_TASK_PRIORITY, "celery"),
         ("conclude_runs", [routine.pk], None, "celery")], key=str)
+
+
+def test_a_revocation_is_sent_again_only_once_its_message_can_be_taken_as_lost(
+        organization, tmp_path, monkeypatch, settings, django_capture_on_commit_callbacks):
+    """The incident's pass (every RENEWAL_SCAN_SECONDS) sends a replaced item's
+    revocation again when its message was lost or its try failed a while ago,
+    not at every pass while the message waits in a long queue."""
+    revocations = []
+    monkeypatch.setattr(tasks.incident_item_replaced, "apply_async",
+                        lambda args, **options: revocations.append(args[0]))
+    ca = factories.ca_account(organization, price=0)
+    cert = factories.certificate(organization, ca)
+    old = factories.new_version(cert, cert.common_name)
+    factories.make_current(cert, old)
+    incident = service.start(organization=organization, name="CA bug",
+                             chosen=Filter(ca_account_id=ca.pk),
+                             deadline=timezone.now() + HOUR, revoke_old=True)
+    RenewalRun.objects.filter(incident=incident).update(status=RenewalRun.Status.SUCCEEDED)
+    item = incident.items.get()
+    assert item.old_version_id == old.pk
+    new = factories.new_version(cert, cert.common_name)
+    factories.make_current(cert, new)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcomes.replaced(incident.pk, cert.pk, new.pk)
+    assert revocations == [item.pk]  # sent as it was replaced
+
+    now = timezone.now()
+    service.advance(incident, now=now + datetime.timedelta(minutes=5))
+    assert revocations == [item.pk]  # still waiting in the queue: not sent again
+
+    lost = now + datetime.timedelta(seconds=settings.RENEWAL_QUEUE_SECONDS + 1)
+    service.advance(incident, now=lost)
+    service.advance(incident, now=lost + datetime.timedelta(seconds=5))
+    assert revocations == [item.pk, item.pk]  # lost: sent again, once
+
+    # Tried and refused by the CA: sent again once REVOKE_RETRY has passed.
+    IncidentCertificate.objects.filter(pk=item.pk).update(revoke_tried_at=lost)
+    service.advance(incident, now=lost + service.REVOKE_RETRY / 2)
+    assert len(revocations) == 2
+    later = lost + service.REVOKE_RETRY + datetime.timedelta(seconds=1)
+    service.advance(incident, now=later)
+    service.advance(incident, now=later + datetime.timedelta(seconds=5))
+    assert revocations == [item.pk] * 3

@@ -129,9 +129,10 @@ def start(*, organization: Organization, name: str, chosen: Filter,
                        lease_until=now + policy.queue_lease(expires, now))
             for pk, _account, _version, expires in certificates if pk not in busy])
         account_of = {pk: account for pk, account, _v, _e in certificates}
-        held = [(run, account_of[run.certificate_id]) for run in runs]
-        incident.reserved = deposit.reserve_runs(held, prices)
-        incident.reserved_by_currency = _by_currency(held, prices)
+        held = deposit.reserve_runs(
+            [(run, account_of[run.certificate_id]) for run in runs], prices)
+        incident.reserved = sum(held.values(), Decimal("0"))
+        incident.reserved_by_currency = {currency: str(total) for currency, total in held.items()}
         incident.save(update_fields=["reserved", "reserved_by_currency"])
         AuditEvent.record(request, action=AuditEvent.Action.INCIDENT_STARTED,
                           organization=organization, user=by, subject=name, params={
@@ -141,20 +142,6 @@ def start(*, organization: Organization, name: str, chosen: Filter,
         opened = [run.pk for run in runs]
         transaction.on_commit(lambda: _enqueue_all(opened))
     return incident
-
-
-def _by_currency(held: list[tuple[RenewalRun, int]],
-                 prices: dict[int, Decimal]) -> dict[str, str]:
-    """What ``reserve_runs`` held, summed by the CA accounts' currencies (amounts as
-    the deposit stores them, two decimals)."""
-    currency_of = dict(CAAccount.objects.filter(pk__in=prices).values_list("pk", "currency"))
-    totals: dict[str, Decimal] = {}
-    for _run, account_id in held:
-        price = prices.get(account_id, Decimal("0"))
-        if price > 0:
-            currency = currency_of[account_id]
-            totals[currency] = totals.get(currency, Decimal("0")) + price
-    return {currency: str(total) for currency, total in sorted(totals.items())}
 
 
 # -- pause and resume -------------------------------------------------------------------

@@ -101,14 +101,22 @@ def lock_for_many(counts: dict[int, int]) -> tuple[dict[int, Decimal], dict[str,
     return prices, missing
 
 
-def reserve_runs(runs: list[tuple[RenewalRun, int]], prices: dict[int, Decimal]) -> Decimal:
+def reserve_runs(runs: list[tuple[RenewalRun, int]],
+                 prices: dict[int, Decimal]) -> dict[str, Decimal]:
     """Holds the price of each (run, CA account id), inside the transaction of
-    ``lock_for_many`` that found the money there; returns the total held. Each
-    run then finds its reservation, as a run taken up again does."""
+    ``lock_for_many`` that found the money there; returns what it held by the
+    accounts' currencies (a sum over currencies would have none). Each run then
+    finds its reservation, as a run taken up again does."""
     held = [Reservation(ca_account_id=account_id, run_id=run.pk, amount=prices[account_id])
             for run, account_id in runs if prices.get(account_id, Decimal("0")) > 0]
     Reservation.objects.bulk_create(held, batch_size=1000)
-    return sum((r.amount for r in held), Decimal("0"))
+    currency_of = dict(CAAccount.objects.filter(pk__in={r.ca_account_id for r in held})
+                       .values_list("pk", "currency"))
+    totals: dict[str, Decimal] = {}
+    for reservation in held:
+        currency = currency_of[reservation.ca_account_id]
+        totals[currency] = totals.get(currency, Decimal("0")) + reservation.amount
+    return dict(sorted(totals.items()))
 
 
 def charge_for_version(*, version: CertificateVersion,

@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -22,9 +21,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from accounts.models import Organization, User
-from certificates.messages import Message, encode, render
+from certificates.messages import message, render
 from certificates.messages.catalogue import CATALOGUE
 from certificates.models import Discovery, InventoryCertificate, TargetHost
+from certificates.renewal.lifecycle import queue_lease
 from certificates.seams.errors import FailureKind, PortalError
 
 from . import discovery
@@ -53,16 +53,10 @@ def start(organization: Organization, *, by: User | None, targets_text: str = ""
         row = Discovery(organization=organization, kind=Discovery.Kind.SCAN,
                         targets=targets_text.strip(), ports=ports_text.strip(),
                         names=list(names), total=len(addresses) * len(ports), requested_by=by)
-    row.lease_until = timezone.now() + _queue_lease()
+    row.lease_until = timezone.now() + queue_lease()
     row.save()
     transaction.on_commit(functools.partial(_enqueue, row.pk))
     return row
-
-
-def _queue_lease() -> datetime.timedelta:
-    """How long a message may wait in the queue before it is taken as lost, as
-    for renewal runs."""
-    return datetime.timedelta(seconds=settings.RENEWAL_QUEUE_SECONDS)
 
 
 def _run_lease() -> datetime.timedelta:
@@ -86,7 +80,7 @@ def requeue_lost(*, now: datetime.datetime | None = None) -> list[int]:
         if Discovery.objects.filter(
                 pk=discovery_id, status__in=(Status.QUEUED, Status.RUNNING),
                 lease_until=lease_until,
-        ).update(status=Status.QUEUED, lease_until=now + _queue_lease()):
+        ).update(status=Status.QUEUED, lease_until=now + queue_lease()):
             logger.warning("discovery %s lost its worker or message; sent again", discovery_id)
             _enqueue(discovery_id)
             sent.append(discovery_id)
@@ -161,7 +155,7 @@ def _error(exc: BaseException) -> dict:
 
 
 def _keyed(kind: str, key: str, params: dict) -> dict:
-    said = Message(key, {name: encode(value) for name, value in params.items()})
+    said = message(key, **params)
     return {"kind": kind, "key": said.key, "params": said.params,
             "detail": said.stored_text()[:500]}
 

@@ -197,9 +197,7 @@ class DiscoverSerializer(RefuseUnknownFieldsMixin, serializers.Serializer):
             if scan_fields:
                 raise serializers.ValidationError({scan_fields[0]: [_(
                     "Give either targets to scan or a host's paths to read, not both.")]})
-            if not attrs.get("paths"):
-                raise serializers.ValidationError({"paths": [_(
-                    "Give the files or folders to read on the host.")]}, code="required")
+            # The paths themselves are the service's to judge (discovery.check_paths).
             return self._in_hosts_organization(attrs)
         if "paths" in attrs:
             raise serializers.ValidationError({"host": [_(
